@@ -1,0 +1,325 @@
+//! The DAG step (design §3) and the run state machine it drives.
+//!
+//! [`step`] looks at a run's jobs and returns the [`Action`]s that move it forward: skip jobs
+//! whose needs ended the wrong way, queue jobs whose needs ended the right way, dispatch queued
+//! jobs within the free concurrency slots, finish the run when every job has ended. It decides
+//! and does nothing; [`RunState::apply`] performs an action on the in-memory state and returns the
+//! [`Transition`] to persist and audit. Running [`step`] again on the resulting state returns
+//! nothing new: the step is idempotent.
+
+use crate::spec::{JobGraph, RunContext, RunSpec};
+use crate::status::{JobStatus, RunStatus};
+
+/// A job's mutable state within a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobState {
+    pub status: JobStatus,
+    /// 1 for the first attempt; grows with each retry and re-run.
+    pub attempt: u32,
+    /// A retried job waits until then before it is dispatched again.
+    pub not_before_ms: Option<i64>,
+    pub exit_code: Option<i32>,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+}
+
+impl JobState {
+    pub fn new() -> Self {
+        JobState { status: JobStatus::Pending, attempt: 1, not_before_ms: None, exit_code: None, started_at_ms: None, finished_at_ms: None }
+    }
+}
+
+impl Default for JobState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A run's mutable state: what the step reads and what actions change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunState {
+    pub status: RunStatus,
+    pub cancel_requested: bool,
+    pub jobs: Vec<JobState>,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+}
+
+/// What the step decided should happen next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `queued → running` for the run, before its first dispatch.
+    StartRun,
+    /// `pending → skipped`: needs ended so that this job's `when` does not hold.
+    Skip { job: usize, reason: SkipReason },
+    /// `pending → queued`: needs ended and the condition holds.
+    Queue { job: usize },
+    /// `queued → running`: hand the job to its executor now.
+    Dispatch { job: usize },
+    /// `pending/queued → cancelled` because the run is being cancelled.
+    Cancel { job: usize },
+    /// Stop a running job because the run is being cancelled; its result comes back `cancelled`.
+    Kill { job: usize },
+    /// Every job has ended: the run ends with this status.
+    FinishRun { status: RunStatus },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// A need failed (or was skipped) and the job does not run on failure.
+    NeedsNotSucceeded,
+    /// All needs succeeded but the job runs only on failure.
+    NoFailure,
+    /// `when.event` / `when.branch` does not match the run's context.
+    ConditionFalse,
+}
+
+impl SkipReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            SkipReason::NeedsNotSucceeded => "a need did not succeed",
+            SkipReason::NoFailure => "runs only on failure, and nothing failed",
+            SkipReason::ConditionFalse => "`when` condition does not match the run",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    /// The earliest time a queued job waiting for its retry backoff becomes dispatchable.
+    pub wake_at_ms: Option<i64>,
+}
+
+/// A state change, to be persisted and recorded in the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    Run { from: RunStatus, to: RunStatus },
+    Job { job: usize, from: JobStatus, to: JobStatus, attempt: u32, note: Option<String> },
+}
+
+/// How an attempt ended, as its executor reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed { exit_code: Option<i32> },
+    TimedOut,
+    Cancelled,
+    /// The executor lost the attempt (it crashed, or the server restarted under it).
+    Lost,
+}
+
+/// Decides what happens next in a run. Pure and idempotent.
+pub fn step(spec: &RunSpec, graph: &JobGraph, ctx: &RunContext, run: &RunState, now_ms: i64, free_slots: usize) -> Plan {
+    let mut plan = Plan { actions: Vec::new(), wake_at_ms: None };
+    if run.status.is_terminal() {
+        return plan;
+    }
+    let mut status: Vec<JobStatus> = run.jobs.iter().map(|j| j.status).collect();
+
+    if run.cancel_requested {
+        for (i, s) in status.iter_mut().enumerate() {
+            match *s {
+                JobStatus::Pending | JobStatus::Queued => {
+                    plan.actions.push(Action::Cancel { job: i });
+                    *s = JobStatus::Cancelled;
+                }
+                JobStatus::Running => plan.actions.push(Action::Kill { job: i }),
+                _ => {}
+            }
+        }
+    } else {
+        // `failed_upstream[j]`: something failed at or above j (a skip passes failure on).
+        let mut failed_upstream = vec![false; status.len()];
+        for &j in &graph.topo {
+            let needs = &graph.needs[j];
+            let upstream_failure = needs.iter().any(|&d| failed_upstream[d]);
+            if status[j] == JobStatus::Pending && needs.iter().all(|&d| status[d].is_terminal()) {
+                let when = &spec.jobs[j].when;
+                let all_ok = needs.iter().all(|&d| status[d] == JobStatus::Succeeded);
+                let decision = if (all_ok && when.status.success) || (upstream_failure && when.status.failure) {
+                    if when.context_matches(ctx) { None } else { Some(SkipReason::ConditionFalse) }
+                } else if all_ok {
+                    Some(SkipReason::NoFailure)
+                } else {
+                    Some(SkipReason::NeedsNotSucceeded)
+                };
+                match decision {
+                    None => {
+                        plan.actions.push(Action::Queue { job: j });
+                        status[j] = JobStatus::Queued;
+                    }
+                    Some(reason) => {
+                        plan.actions.push(Action::Skip { job: j, reason });
+                        status[j] = JobStatus::Skipped;
+                    }
+                }
+            }
+            failed_upstream[j] = status[j].is_failure() || (status[j] == JobStatus::Skipped && upstream_failure);
+        }
+
+        let mut slots = free_slots;
+        let mut dispatched = false;
+        for &j in &graph.topo {
+            if status[j] != JobStatus::Queued {
+                continue;
+            }
+            match run.jobs[j].not_before_ms {
+                Some(t) if t > now_ms => {
+                    plan.wake_at_ms = Some(plan.wake_at_ms.map_or(t, |w| w.min(t)));
+                }
+                _ if slots > 0 => {
+                    if !dispatched && run.status == RunStatus::Queued {
+                        plan.actions.push(Action::StartRun);
+                    }
+                    dispatched = true;
+                    plan.actions.push(Action::Dispatch { job: j });
+                    status[j] = JobStatus::Running;
+                    slots -= 1;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    if status.iter().all(|s| s.is_terminal()) {
+        let final_status = if run.cancel_requested {
+            RunStatus::Cancelled
+        } else if status.iter().any(|s| s.is_failure()) {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        plan.actions.push(Action::FinishRun { status: final_status });
+    }
+    plan
+}
+
+/// How long a job waits before retry number `attempt` (the attempt that just failed): the
+/// job's base backoff doubled per earlier retry, at most an hour.
+pub fn retry_delay_ms(base_ms: u64, failed_attempt: u32) -> u64 {
+    let shift = failed_attempt.saturating_sub(1).min(20);
+    base_ms.saturating_mul(1u64 << shift).min(3_600_000)
+}
+
+impl RunState {
+    pub fn new(jobs: usize) -> Self {
+        RunState { status: RunStatus::Queued, cancel_requested: false, jobs: vec![JobState::new(); jobs], started_at_ms: None, finished_at_ms: None }
+    }
+
+    fn set_job(&mut self, job: usize, to: JobStatus, note: Option<String>) -> Transition {
+        let j = &mut self.jobs[job];
+        let from = j.status;
+        debug_assert!(from.can_become(to), "illegal job transition {from} -> {to}");
+        j.status = to;
+        Transition::Job { job, from, to, attempt: j.attempt, note }
+    }
+
+    fn set_run(&mut self, to: RunStatus) -> Transition {
+        let from = self.status;
+        debug_assert!(from.can_become(to), "illegal run transition {from} -> {to}");
+        self.status = to;
+        Transition::Run { from, to }
+    }
+
+    /// Performs one action of a [`Plan`]. `Kill` changes nothing here: the job's result does.
+    pub fn apply(&mut self, action: Action, now_ms: i64) -> Option<Transition> {
+        match action {
+            Action::StartRun => {
+                self.started_at_ms.get_or_insert(now_ms);
+                Some(self.set_run(RunStatus::Running))
+            }
+            Action::Skip { job, reason } => {
+                self.jobs[job].finished_at_ms = Some(now_ms);
+                Some(self.set_job(job, JobStatus::Skipped, Some(reason.describe().into())))
+            }
+            Action::Queue { job } => Some(self.set_job(job, JobStatus::Queued, None)),
+            Action::Dispatch { job } => {
+                let j = &mut self.jobs[job];
+                j.started_at_ms = Some(now_ms);
+                j.finished_at_ms = None;
+                j.exit_code = None;
+                j.not_before_ms = None;
+                Some(self.set_job(job, JobStatus::Running, None))
+            }
+            Action::Cancel { job } => {
+                self.jobs[job].finished_at_ms = Some(now_ms);
+                Some(self.set_job(job, JobStatus::Cancelled, Some("run cancelled".into())))
+            }
+            Action::Kill { .. } => None,
+            Action::FinishRun { status } => {
+                self.finished_at_ms = Some(now_ms);
+                Some(self.set_run(status))
+            }
+        }
+    }
+
+    /// Records how attempt `attempt` of `job` ended. Returns `None` (and changes nothing) when
+    /// that attempt is not the one running: a result is written once, later copies are ignored.
+    /// A failure with retries left goes back to `queued` with a backoff.
+    pub fn on_result(&mut self, job: usize, attempt: u32, outcome: Outcome, retries: u32, backoff_ms: u64, now_ms: i64) -> Option<Transition> {
+        let j = &self.jobs[job];
+        if j.status != JobStatus::Running || j.attempt != attempt {
+            return None;
+        }
+        let (to, exit_code, note) = match outcome {
+            Outcome::Succeeded => (JobStatus::Succeeded, Some(0), None),
+            Outcome::Failed { exit_code } => (JobStatus::Failed, exit_code, None),
+            Outcome::TimedOut => (JobStatus::TimedOut, None, Some("timeout reached".to_string())),
+            Outcome::Cancelled => (JobStatus::Cancelled, None, None),
+            Outcome::Lost => (JobStatus::Failed, None, Some("lost: its executor stopped reporting".to_string())),
+        };
+        let retryable = matches!(to, JobStatus::Failed | JobStatus::TimedOut) && !self.cancel_requested;
+        let j = &mut self.jobs[job];
+        j.exit_code = exit_code;
+        j.finished_at_ms = Some(now_ms);
+        if retryable && attempt <= retries {
+            let delay = retry_delay_ms(backoff_ms, attempt);
+            j.attempt += 1;
+            j.not_before_ms = Some(now_ms + delay as i64);
+            let why = note.unwrap_or_else(|| format!("{to}{}", exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default()));
+            let note = format!("attempt {attempt} {why}; retry {} of {retries} in {}", attempt, crate::duration::format_duration_ms(delay));
+            let from = j.status;
+            j.status = JobStatus::Queued;
+            return Some(Transition::Job { job, from, to: JobStatus::Queued, attempt: j.attempt, note: Some(note) });
+        }
+        Some(self.set_job(job, to, note))
+    }
+
+    /// Asks the run to stop. Returns false when it has already finished.
+    pub fn request_cancel(&mut self) -> bool {
+        if self.status.is_terminal() {
+            return false;
+        }
+        self.cancel_requested = true;
+        true
+    }
+
+    /// Re-runs a finished, unsuccessful run: its failed, timed-out, cancelled and skipped jobs
+    /// go back to `pending` as a new attempt; succeeded jobs keep their result.
+    pub fn rerun(&mut self) -> Result<Vec<Transition>, &'static str> {
+        match self.status {
+            RunStatus::Failed | RunStatus::Cancelled => {}
+            RunStatus::Succeeded => return Err("the run succeeded: there is nothing to re-run"),
+            _ => return Err("the run has not finished yet"),
+        }
+        let mut out = vec![self.set_run(RunStatus::Queued)];
+        self.cancel_requested = false;
+        self.finished_at_ms = None;
+        for i in 0..self.jobs.len() {
+            if self.jobs[i].status != JobStatus::Succeeded {
+                let j = &mut self.jobs[i];
+                j.attempt += 1;
+                j.exit_code = None;
+                j.not_before_ms = None;
+                j.started_at_ms = None;
+                j.finished_at_ms = None;
+                out.push(self.set_job(i, JobStatus::Pending, Some("re-run".into())));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,280 @@
+//! The step checked against a brute-force oracle on random DAGs, plus examples.
+
+use super::*;
+use crate::spec::{ExecutorKind, JobSpec, StatusCondition, When};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+struct Case {
+    needs: Vec<Vec<usize>>,
+    status_cond: Vec<(bool, bool)>,
+    on_push_only: Vec<bool>,
+    /// Outcome of each attempt (true = success); retries = len - 1.
+    attempts: Vec<Vec<bool>>,
+    max_parallel: usize,
+    /// Picks which running job finishes next.
+    picks: Vec<usize>,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (1usize..=9).prop_flat_map(|n| {
+        let needs = (0..n)
+            .map(|j| proptest::sample::subsequence((0..j).collect::<Vec<_>>(), 0..=j.min(3)))
+            .collect::<Vec<_>>();
+        let cond = prop::collection::vec(prop_oneof![Just((true, false)), Just((false, true)), Just((true, true))], n);
+        let push = prop::collection::vec(prop::bool::weighted(0.15), n);
+        let attempts = prop::collection::vec(prop::collection::vec(prop::bool::weighted(0.7), 1..=3), n);
+        (needs, cond, push, attempts, 1usize..=3, prop::collection::vec(0usize..100, 64))
+    })
+    .prop_map(|(needs, status_cond, on_push_only, attempts, max_parallel, picks)| Case {
+        needs,
+        status_cond,
+        on_push_only,
+        attempts,
+        max_parallel,
+        picks,
+    })
+}
+
+fn spec_of(c: &Case) -> RunSpec {
+    let jobs = (0..c.needs.len())
+        .map(|j| JobSpec {
+            name: format!("j{j}"),
+            run: vec!["true".into()],
+            needs: c.needs[j].iter().map(|d| format!("j{d}")).collect(),
+            when: When {
+                status: StatusCondition { success: c.status_cond[j].0, failure: c.status_cond[j].1 },
+                event: if c.on_push_only[j] { vec!["push".into()] } else { vec![] },
+                branch: vec![],
+            },
+            timeout_ms: 1000,
+            retries: (c.attempts[j].len() - 1) as u32,
+            retry_backoff_ms: 10,
+            env: Default::default(),
+            secrets: vec![],
+            image: None,
+            executor: ExecutorKind::Local,
+            source: None,
+        })
+        .collect();
+    RunSpec { name: "prop".into(), jobs, on: None, pr: None }
+}
+
+/// What each job must end as, computed directly from the definitions (no stepping).
+fn oracle(c: &Case) -> (Vec<JobStatus>, RunStatus) {
+    let n = c.needs.len();
+    let mut out = vec![JobStatus::Pending; n];
+    let mut fail_flag = vec![false; n];
+    for j in 0..n {
+        let needs = &c.needs[j];
+        let all_ok = needs.iter().all(|&d| out[d] == JobStatus::Succeeded);
+        let upstream = needs.iter().any(|&d| fail_flag[d]);
+        let (s, f) = c.status_cond[j];
+        let runs = ((all_ok && s) || (upstream && f)) && !c.on_push_only[j]; // context: manual
+        out[j] = if !runs {
+            JobStatus::Skipped
+        } else if c.attempts[j].iter().any(|ok| *ok) {
+            JobStatus::Succeeded
+        } else {
+            JobStatus::Failed
+        };
+        fail_flag[j] = out[j].is_failure() || (out[j] == JobStatus::Skipped && upstream);
+    }
+    let run = if out.iter().any(|s| s.is_failure()) { RunStatus::Failed } else { RunStatus::Succeeded };
+    (out, run)
+}
+
+struct Sim {
+    spec: RunSpec,
+    graph: JobGraph,
+    ctx: RunContext,
+    run: RunState,
+    now: i64,
+    history: Vec<Transition>,
+}
+
+impl Sim {
+    fn new(c: &Case) -> Sim {
+        let spec = spec_of(c);
+        let graph = JobGraph::new(&spec);
+        let run = RunState::new(spec.jobs.len());
+        Sim { spec, graph, ctx: RunContext { event: Some("manual".into()), branch: None }, run, now: 0, history: vec![] }
+    }
+
+    fn running(&self) -> Vec<usize> {
+        (0..self.run.jobs.len()).filter(|&j| self.run.jobs[j].status == JobStatus::Running).collect()
+    }
+
+    /// One step, applied, with invariant checks; then the step must be a no-op.
+    fn step(&mut self, max_parallel: usize) -> Plan {
+        let free = max_parallel - self.running().len();
+        let plan = step(&self.spec, &self.graph, &self.ctx, &self.run, self.now, free);
+        for &a in &plan.actions {
+            if let Action::Dispatch { job } = a {
+                for &d in &self.graph.needs[job] {
+                    assert!(self.run.jobs[d].status.is_terminal(), "j{job} dispatched before need j{d} ended");
+                }
+            }
+            if let Some(t) = self.run.apply(a, self.now) {
+                self.history.push(t);
+            }
+        }
+        assert!(self.running().len() <= max_parallel, "more than {max_parallel} running");
+        let again = step(&self.spec, &self.graph, &self.ctx, &self.run, self.now, 0);
+        assert!(
+            again.actions.iter().all(|a| matches!(a, Action::Kill { .. })),
+            "step not idempotent: {again:?}"
+        );
+        plan
+    }
+
+    fn finish(&mut self, job: usize, ok: bool) {
+        let spec = &self.spec.jobs[job];
+        let attempt = self.run.jobs[job].attempt;
+        let outcome = if ok { Outcome::Succeeded } else { Outcome::Failed { exit_code: Some(1) } };
+        let t = self.run.on_result(job, attempt, outcome, spec.retries, spec.retry_backoff_ms, self.now);
+        assert!(t.is_some());
+        // A second copy of the same result is ignored.
+        assert!(self.run.on_result(job, attempt, outcome, spec.retries, spec.retry_backoff_ms, self.now).is_none());
+        self.history.extend(t);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn step_matches_oracle(c in case()) {
+        let mut sim = Sim::new(&c);
+        let mut picks = c.picks.iter().cycle();
+        for _ in 0..10_000 {
+            let plan = sim.step(c.max_parallel);
+            if sim.run.status.is_terminal() {
+                break;
+            }
+            let running = sim.running();
+            if running.is_empty() {
+                // Only a retry backoff can leave nothing running in an unfinished run.
+                let wake = plan.wake_at_ms.expect("stuck: nothing running and nothing to wait for");
+                sim.now = wake;
+                continue;
+            }
+            let job = running[picks.next().unwrap() % running.len()];
+            let attempt = sim.run.jobs[job].attempt as usize;
+            let ok = c.attempts[job][attempt - 1];
+            sim.now += 1;
+            sim.finish(job, ok);
+        }
+        let (want_jobs, want_run) = oracle(&c);
+        let got: Vec<JobStatus> = sim.run.jobs.iter().map(|j| j.status).collect();
+        prop_assert_eq!(got, want_jobs);
+        prop_assert_eq!(sim.run.status, want_run);
+        // Every job reached exactly one terminal state, once.
+        for j in 0..c.needs.len() {
+            let terminal = sim.history.iter().filter(|t| matches!(t, Transition::Job { job, to, .. } if *job == j && to.is_terminal())).count();
+            prop_assert_eq!(terminal, 1, "job j{} ended {} times", j, terminal);
+        }
+    }
+
+    #[test]
+    fn cancel_ends_everything(c in case(), cancel_after in 0usize..6) {
+        let mut sim = Sim::new(&c);
+        let mut picks = c.picks.iter().cycle();
+        let mut steps = 0;
+        while !sim.run.status.is_terminal() && steps < 10_000 {
+            if steps == cancel_after {
+                sim.run.request_cancel();
+            }
+            steps += 1;
+            let plan = sim.step(c.max_parallel);
+            if sim.run.cancel_requested {
+                let moved = plan.actions.iter().any(|a| matches!(a, Action::Queue { .. } | Action::Dispatch { .. }));
+                prop_assert!(!moved, "queued or dispatched after cancel: {:?}", plan);
+            }
+            let running = sim.running();
+            if running.is_empty() {
+                if let Some(w) = plan.wake_at_ms { sim.now = w; }
+                continue;
+            }
+            let job = running[picks.next().unwrap() % running.len()];
+            let attempt = sim.run.jobs[job].attempt;
+            sim.now += 1;
+            let spec = &sim.spec.jobs[job];
+            let outcome = if sim.run.cancel_requested { Outcome::Cancelled } else if c.attempts[job][attempt as usize - 1] { Outcome::Succeeded } else { Outcome::Failed { exit_code: Some(2) } };
+            let t = sim.run.on_result(job, attempt, outcome, spec.retries, spec.retry_backoff_ms, sim.now);
+            sim.history.extend(t);
+        }
+        prop_assert!(sim.run.status.is_terminal());
+        prop_assert!(sim.run.jobs.iter().all(|j| j.status.is_terminal()));
+        if cancel_after < steps && sim.run.cancel_requested {
+            prop_assert_eq!(sim.run.status, RunStatus::Cancelled);
+        }
+    }
+}
+
+fn chain(conds: &[(bool, bool)]) -> Case {
+    let n = conds.len();
+    Case {
+        needs: (0..n).map(|j| if j == 0 { vec![] } else { vec![j - 1] }).collect(),
+        status_cond: conds.to_vec(),
+        on_push_only: vec![false; n],
+        attempts: vec![vec![true]; n],
+        max_parallel: 2,
+        picks: vec![0],
+    }
+}
+
+#[test]
+fn failure_handler_runs_after_a_failed_need_and_run_still_fails() {
+    let mut c = chain(&[(true, false), (true, false), (false, true)]);
+    c.needs[2] = vec![0, 1];
+    c.attempts[0] = vec![false];
+    let (jobs, run) = oracle(&c);
+    assert_eq!(jobs, vec![JobStatus::Failed, JobStatus::Skipped, JobStatus::Succeeded]);
+    assert_eq!(run, RunStatus::Failed);
+}
+
+#[test]
+fn retry_waits_with_exponential_backoff() {
+    assert_eq!(retry_delay_ms(1000, 1), 1000);
+    assert_eq!(retry_delay_ms(1000, 2), 2000);
+    assert_eq!(retry_delay_ms(1000, 4), 8000);
+    assert_eq!(retry_delay_ms(1000, 40), 3_600_000);
+
+    let mut c = chain(&[(true, false)]);
+    c.attempts[0] = vec![false, true];
+    let mut sim = Sim::new(&c);
+    sim.step(1);
+    sim.now = 100;
+    sim.finish(0, false);
+    assert_eq!(sim.run.jobs[0].status, JobStatus::Queued);
+    assert_eq!(sim.run.jobs[0].attempt, 2);
+    let plan = sim.step(1);
+    assert_eq!(plan.actions, vec![]);
+    assert_eq!(plan.wake_at_ms, Some(110));
+    sim.now = 110;
+    let plan = sim.step(1);
+    assert_eq!(plan.actions, vec![Action::Dispatch { job: 0 }]);
+}
+
+#[test]
+fn rerun_keeps_succeeded_jobs() {
+    let mut c = chain(&[(true, false), (true, false), (true, false)]);
+    c.attempts[1] = vec![false];
+    let mut sim = Sim::new(&c);
+    while !sim.run.status.is_terminal() {
+        sim.step(1);
+        if let Some(&j) = sim.running().first() {
+            let ok = c.attempts[j][0];
+            sim.finish(j, ok);
+        }
+    }
+    assert_eq!(sim.run.status, RunStatus::Failed);
+    let t = sim.run.rerun().unwrap();
+    assert_eq!(t.len(), 3, "run + two jobs: {t:?}");
+    assert_eq!(sim.run.jobs[0].status, JobStatus::Succeeded);
+    assert_eq!(sim.run.jobs[1].attempt, 2);
+    let plan = sim.step(2);
+    assert_eq!(plan.actions, vec![Action::Queue { job: 1 }, Action::StartRun, Action::Dispatch { job: 1 }]);
+    assert!(RunState { status: RunStatus::Succeeded, ..RunState::new(1) }.rerun().is_err());
+}

@@ -1,0 +1,12 @@
+//! Gantry's pure core: run specs and their validation, job and run statuses, the DAG step that
+//! decides what happens next in a run, retries and conditions.
+//!
+//! Nothing here does I/O, reads a clock or is async: every function takes what it needs
+//! (including "now") as arguments, so all of it is tested without a database or a process.
+
+pub mod dag;
+pub mod duration;
+pub mod spec;
+pub mod status;
+
+pub use status::{JobStatus, RunStatus};

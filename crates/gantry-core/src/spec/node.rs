@@ -1,0 +1,293 @@
+//! A document tree that remembers where each value came from (line and column for YAML), so
+//! that spec validation can point at the exact place of every problem. JSON and YAML both load
+//! into it; everything after loading is format-agnostic.
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+use std::fmt;
+
+/// 1-based line and column in the source text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pos {
+    pub line: u32,
+    pub column: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub pos: Option<Pos>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Key, Node)>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key {
+    pub name: String,
+    pub pos: Option<Pos>,
+}
+
+/// The document could not be parsed at all (as opposed to parsed but invalid).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntaxError {
+    pub message: String,
+    pub pos: Option<Pos>,
+}
+
+impl Node {
+    pub fn kind(&self) -> &'static str {
+        match self.value {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) | Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Scalars as text (numbers and booleans included), for places that take any scalar.
+    pub fn scalar_text(&self) -> Option<String> {
+        match &self.value {
+            Value::Str(s) => Some(s.clone()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Float(f) => Some(f.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Converts to plain JSON (positions dropped), for values Gantry stores but does not
+    /// interpret here (e.g. a pipeline's `on:`).
+    pub fn to_json(&self) -> serde_json::Value {
+        match &self.value {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => (*b).into(),
+            Value::Int(i) => (*i).into(),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Value::Str(s) => s.clone().into(),
+            Value::Seq(items) => items.iter().map(Node::to_json).collect(),
+            Value::Map(entries) => serde_json::Value::Object(
+                entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect(),
+            ),
+        }
+    }
+
+    pub fn from_json(value: &serde_json::Value) -> Node {
+        let value = match value {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Value::Int(i),
+                None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            serde_json::Value::String(s) => Value::Str(s.clone()),
+            serde_json::Value::Array(items) => Value::Seq(items.iter().map(Node::from_json).collect()),
+            serde_json::Value::Object(map) => Value::Map(
+                map.iter()
+                    .map(|(k, v)| (Key { name: k.clone(), pos: None }, Node::from_json(v)))
+                    .collect(),
+            ),
+        };
+        Node { value, pos: None }
+    }
+}
+
+/// Parses YAML (1.2, with an alias-expansion budget) into a positioned tree.
+pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
+    if text.trim().is_empty() {
+        return Err(SyntaxError { message: "the document is empty".into(), pos: None });
+    }
+    let mut options = serde_saphyr::Options::default();
+    // Repeated keys reach the tree so validation can report each one with its position.
+    options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::PassThrough;
+    // YAML 1.2 core schema: `on`, `y`, `no` stay strings (a pipeline's `on:` key is not `true`).
+    options.strict_booleans = true;
+    options.leading_zero_numbers_as_strings = true;
+    match serde_saphyr::from_str_with_options::<Spanned<Node>>(text, options) {
+        Ok(spanned) => Ok(attach(spanned)),
+        Err(err) => {
+            let pos = err.location().map(|l| Pos { line: l.line() as u32, column: l.column() as u32 });
+            // The crate's Display renders a snippet; the first line is the message itself.
+            let message = err.to_string().lines().next().unwrap_or("invalid YAML").to_string();
+            Err(SyntaxError { message, pos })
+        }
+    }
+}
+
+/// Parses JSON into a tree (positions only in the syntax error).
+pub fn parse_json(text: &str) -> Result<Node, SyntaxError> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) => Ok(Node::from_json(&v)),
+        Err(err) => Err(SyntaxError {
+            message: format!("invalid JSON: {}", strip_json_position(&err.to_string())),
+            pos: Some(Pos { line: err.line() as u32, column: err.column() as u32 }),
+        }),
+    }
+}
+
+fn strip_json_position(msg: &str) -> &str {
+    msg.find(" at line ").map_or(msg, |i| &msg[..i])
+}
+
+fn attach(spanned: Spanned<Node>) -> Node {
+    let mut node = spanned.value;
+    let (line, column) = (spanned.referenced.line(), spanned.referenced.column());
+    if line > 0 {
+        node.pos = Some(Pos { line: line as u32, column: column as u32 });
+    }
+    node
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+fn leaf(value: Value) -> Node {
+    Node { value, pos: None }
+}
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+        Ok(leaf(Value::Null))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+        Ok(leaf(Value::Null))
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        Node::deserialize(d)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+        Ok(leaf(Value::Bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+        Ok(leaf(Value::Int(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+        Ok(leaf(match i64::try_from(v) {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Float(v as f64),
+        }))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        Ok(leaf(Value::Float(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+        Ok(leaf(Value::Str(v.to_string())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
+        Ok(leaf(Value::Str(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<Node>>()? {
+            items.push(attach(item));
+        }
+        Ok(leaf(Value::Seq(items)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<KeyText>>()? {
+            let line = key.referenced.line();
+            let pos = (line > 0).then(|| Pos { line: line as u32, column: key.referenced.column() as u32 });
+            let value = attach(map.next_value::<Spanned<Node>>()?);
+            entries.push((Key { name: key.value.0, pos }, value));
+        }
+        Ok(leaf(Value::Map(entries)))
+    }
+}
+
+/// A mapping key: any scalar, kept as text.
+struct KeyText(String);
+
+impl<'de> Deserialize<'de> for KeyText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = KeyText;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a scalar mapping key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<KeyText, E> {
+                Ok(KeyText("null".into()))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_positions_point_at_values_and_keys() {
+        let doc = parse_yaml("name: x\njobs:\n  a:\n    run: [\"true\"]\n").unwrap();
+        let Value::Map(top) = &doc.value else { panic!("{doc:?}") };
+        assert_eq!(top[1].0.name, "jobs");
+        assert_eq!(top[1].0.pos, Some(Pos { line: 2, column: 1 }));
+        let Value::Map(jobs) = &top[1].1.value else { panic!() };
+        assert_eq!(jobs[0].0.pos, Some(Pos { line: 3, column: 3 }));
+        let Value::Map(job) = &jobs[0].1.value else { panic!() };
+        let Value::Seq(cmds) = &job[0].1.value else { panic!() };
+        assert_eq!(cmds[0].as_str(), Some("true"));
+        assert_eq!(cmds[0].pos.map(|p| p.line), Some(4));
+    }
+
+    #[test]
+    fn yaml_syntax_error_has_a_position() {
+        let err = parse_yaml("jobs:\n  a: [1, 2\n").unwrap_err();
+        assert!(err.pos.is_some(), "{err:?}");
+    }
+
+    #[test]
+    fn json_loads_without_positions() {
+        let doc = parse_json(r#"{"a": [1, "x", null, true, 1.5]}"#).unwrap();
+        assert_eq!(doc.to_json(), serde_json::json!({"a": [1, "x", null, true, 1.5]}));
+        let err = parse_json("{\"a\": }").unwrap_err();
+        assert_eq!(err.pos.map(|p| p.line), Some(1));
+        assert!(err.message.starts_with("invalid JSON"), "{}", err.message);
+    }
+}
