@@ -30,10 +30,20 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
-            "" => return Err(format!("bad duration `{text}`: `{num}` has no unit (ms, s, m, h, d)")),
-            other => return Err(format!("bad duration `{text}`: unknown unit `{other}` (use ms, s, m, h or d)")),
+            "" => {
+                return Err(format!(
+                    "bad duration `{text}`: `{num}` has no unit (ms, s, m, h, d)"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "bad duration `{text}`: unknown unit `{other}` (use ms, s, m, h or d)"
+                ));
+            }
         };
-        let n: u64 = num.parse().map_err(|_| format!("duration `{text}` is too large"))?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("duration `{text}` is too large"))?;
         total = n
             .checked_mul(factor)
             .and_then(|v| total.checked_add(v))
@@ -49,7 +59,11 @@ pub fn format_duration_ms(ms: u64) -> String {
         return "0s".into();
     }
     if ms % 1000 != 0 {
-        return if ms < 1000 { format!("{ms}ms") } else { format!("{:.1}s", ms as f64 / 1000.0) };
+        return if ms < 1000 {
+            format!("{ms}ms")
+        } else {
+            format!("{:.1}s", ms as f64 / 1000.0)
+        };
     }
     let mut secs = ms / 1000;
     let mut out = String::new();
@@ -80,7 +94,16 @@ mod tests {
         for (text, want) in ok {
             assert_eq!(parse_duration_ms(text), Ok(want), "{text}");
         }
-        for bad in ["", "m", "10x", "ten", "5 m", "-1s", "99999999999999999999s", "1.5h"] {
+        for bad in [
+            "",
+            "m",
+            "10x",
+            "ten",
+            "5 m",
+            "-1s",
+            "99999999999999999999s",
+            "1.5h",
+        ] {
             assert!(parse_duration_ms(bad).is_err(), "{bad} should fail");
         }
     }

@@ -55,7 +55,10 @@ impl JobStatus {
 
     /// Failed in a way that makes the run fail and that `when: {status: [failure]}` reacts to.
     pub fn is_failure(self) -> bool {
-        matches!(self, JobStatus::Failed | JobStatus::TimedOut | JobStatus::Cancelled)
+        matches!(
+            self,
+            JobStatus::Failed | JobStatus::TimedOut | JobStatus::Cancelled
+        )
     }
 
     /// Whether `self → to` is a legal transition. Retries go `running → queued` (the attempt
@@ -99,7 +102,10 @@ impl RunStatus {
     ];
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled)
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+        )
     }
 
     /// Whether `self → to` is legal; a re-run takes a finished, unsuccessful run back to `queued`.

@@ -1,1 +1,12 @@
-//! placeholder
+//! Gantry's engine: the ports (traits) through which it reaches the world, and the services
+//! that drive the pure core through them: the orchestrator, the journal (group commit), the
+//! reconcilers (watchdog, janitor) and recovery.
+
+pub mod ids;
+pub mod janitor;
+pub mod journal;
+pub mod layout;
+pub mod orchestrator;
+pub mod ports;
+
+pub use orchestrator::{Engine, EngineConfig, EngineError, Executors, Submitted};

@@ -25,7 +25,14 @@ pub struct JobState {
 
 impl JobState {
     pub fn new() -> Self {
-        JobState { status: JobStatus::Pending, attempt: 1, not_before_ms: None, exit_code: None, started_at_ms: None, finished_at_ms: None }
+        JobState {
+            status: JobStatus::Pending,
+            attempt: 1,
+            not_before_ms: None,
+            exit_code: None,
+            started_at_ms: None,
+            finished_at_ms: None,
+        }
     }
 }
 
@@ -94,15 +101,26 @@ pub struct Plan {
 /// A state change, to be persisted and recorded in the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
-    Run { from: RunStatus, to: RunStatus },
-    Job { job: usize, from: JobStatus, to: JobStatus, attempt: u32, note: Option<String> },
+    Run {
+        from: RunStatus,
+        to: RunStatus,
+    },
+    Job {
+        job: usize,
+        from: JobStatus,
+        to: JobStatus,
+        attempt: u32,
+        note: Option<String>,
+    },
 }
 
 /// How an attempt ended, as its executor reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Succeeded,
-    Failed { exit_code: Option<i32> },
+    Failed {
+        exit_code: Option<i32>,
+    },
     TimedOut,
     Cancelled,
     /// The executor lost the attempt (it crashed, or the server restarted under it).
@@ -110,8 +128,18 @@ pub enum Outcome {
 }
 
 /// Decides what happens next in a run. Pure and idempotent.
-pub fn step(spec: &RunSpec, graph: &JobGraph, ctx: &RunContext, run: &RunState, now_ms: i64, free_slots: usize) -> Plan {
-    let mut plan = Plan { actions: Vec::new(), wake_at_ms: None };
+pub fn step(
+    spec: &RunSpec,
+    graph: &JobGraph,
+    ctx: &RunContext,
+    run: &RunState,
+    now_ms: i64,
+    free_slots: usize,
+) -> Plan {
+    let mut plan = Plan {
+        actions: Vec::new(),
+        wake_at_ms: None,
+    };
     if run.status.is_terminal() {
         return plan;
     }
@@ -137,8 +165,14 @@ pub fn step(spec: &RunSpec, graph: &JobGraph, ctx: &RunContext, run: &RunState, 
             if status[j] == JobStatus::Pending && needs.iter().all(|&d| status[d].is_terminal()) {
                 let when = &spec.jobs[j].when;
                 let all_ok = needs.iter().all(|&d| status[d] == JobStatus::Succeeded);
-                let decision = if (all_ok && when.status.success) || (upstream_failure && when.status.failure) {
-                    if when.context_matches(ctx) { None } else { Some(SkipReason::ConditionFalse) }
+                let decision = if (all_ok && when.status.success)
+                    || (upstream_failure && when.status.failure)
+                {
+                    if when.context_matches(ctx) {
+                        None
+                    } else {
+                        Some(SkipReason::ConditionFalse)
+                    }
                 } else if all_ok {
                     Some(SkipReason::NoFailure)
                 } else {
@@ -155,7 +189,8 @@ pub fn step(spec: &RunSpec, graph: &JobGraph, ctx: &RunContext, run: &RunState, 
                     }
                 }
             }
-            failed_upstream[j] = status[j].is_failure() || (status[j] == JobStatus::Skipped && upstream_failure);
+            failed_upstream[j] =
+                status[j].is_failure() || (status[j] == JobStatus::Skipped && upstream_failure);
         }
 
         let mut slots = free_slots;
@@ -190,7 +225,9 @@ pub fn step(spec: &RunSpec, graph: &JobGraph, ctx: &RunContext, run: &RunState, 
         } else {
             RunStatus::Succeeded
         };
-        plan.actions.push(Action::FinishRun { status: final_status });
+        plan.actions.push(Action::FinishRun {
+            status: final_status,
+        });
     }
     plan
 }
@@ -204,7 +241,13 @@ pub fn retry_delay_ms(base_ms: u64, failed_attempt: u32) -> u64 {
 
 impl RunState {
     pub fn new(jobs: usize) -> Self {
-        RunState { status: RunStatus::Queued, cancel_requested: false, jobs: vec![JobState::new(); jobs], started_at_ms: None, finished_at_ms: None }
+        RunState {
+            status: RunStatus::Queued,
+            cancel_requested: false,
+            jobs: vec![JobState::new(); jobs],
+            started_at_ms: None,
+            finished_at_ms: None,
+        }
     }
 
     fn set_job(&mut self, job: usize, to: JobStatus, note: Option<String>) -> Transition {
@@ -212,7 +255,13 @@ impl RunState {
         let from = j.status;
         debug_assert!(from.can_become(to), "illegal job transition {from} -> {to}");
         j.status = to;
-        Transition::Job { job, from, to, attempt: j.attempt, note }
+        Transition::Job {
+            job,
+            from,
+            to,
+            attempt: j.attempt,
+            note,
+        }
     }
 
     fn set_run(&mut self, to: RunStatus) -> Transition {
@@ -257,7 +306,15 @@ impl RunState {
     /// Records how attempt `attempt` of `job` ended. Returns `None` (and changes nothing) when
     /// that attempt is not the one running: a result is written once, later copies are ignored.
     /// A failure with retries left goes back to `queued` with a backoff.
-    pub fn on_result(&mut self, job: usize, attempt: u32, outcome: Outcome, retries: u32, backoff_ms: u64, now_ms: i64) -> Option<Transition> {
+    pub fn on_result(
+        &mut self,
+        job: usize,
+        attempt: u32,
+        outcome: Outcome,
+        retries: u32,
+        backoff_ms: u64,
+        now_ms: i64,
+    ) -> Option<Transition> {
         let j = &self.jobs[job];
         if j.status != JobStatus::Running || j.attempt != attempt {
             return None;
@@ -265,11 +322,20 @@ impl RunState {
         let (to, exit_code, note) = match outcome {
             Outcome::Succeeded => (JobStatus::Succeeded, Some(0), None),
             Outcome::Failed { exit_code } => (JobStatus::Failed, exit_code, None),
-            Outcome::TimedOut => (JobStatus::TimedOut, None, Some("timeout reached".to_string())),
+            Outcome::TimedOut => (
+                JobStatus::TimedOut,
+                None,
+                Some("timeout reached".to_string()),
+            ),
             Outcome::Cancelled => (JobStatus::Cancelled, None, None),
-            Outcome::Lost => (JobStatus::Failed, None, Some("lost: its executor stopped reporting".to_string())),
+            Outcome::Lost => (
+                JobStatus::Failed,
+                None,
+                Some("lost: its executor stopped reporting".to_string()),
+            ),
         };
-        let retryable = matches!(to, JobStatus::Failed | JobStatus::TimedOut) && !self.cancel_requested;
+        let retryable =
+            matches!(to, JobStatus::Failed | JobStatus::TimedOut) && !self.cancel_requested;
         let j = &mut self.jobs[job];
         j.exit_code = exit_code;
         j.finished_at_ms = Some(now_ms);
@@ -277,11 +343,28 @@ impl RunState {
             let delay = retry_delay_ms(backoff_ms, attempt);
             j.attempt += 1;
             j.not_before_ms = Some(now_ms + delay as i64);
-            let why = note.unwrap_or_else(|| format!("{to}{}", exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default()));
-            let note = format!("attempt {attempt} {why}; retry {} of {retries} in {}", attempt, crate::duration::format_duration_ms(delay));
+            let why = note.unwrap_or_else(|| {
+                format!(
+                    "{to}{}",
+                    exit_code
+                        .map(|c| format!(" (exit {c})"))
+                        .unwrap_or_default()
+                )
+            });
+            let note = format!(
+                "attempt {attempt} {why}; retry {} of {retries} in {}",
+                attempt,
+                crate::duration::format_duration_ms(delay)
+            );
             let from = j.status;
             j.status = JobStatus::Queued;
-            return Some(Transition::Job { job, from, to: JobStatus::Queued, attempt: j.attempt, note: Some(note) });
+            return Some(Transition::Job {
+                job,
+                from,
+                to: JobStatus::Queued,
+                attempt: j.attempt,
+                note: Some(note),
+            });
         }
         Some(self.set_job(job, to, note))
     }

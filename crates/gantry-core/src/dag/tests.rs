@@ -17,23 +17,37 @@ struct Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (1usize..=9).prop_flat_map(|n| {
-        let needs = (0..n)
-            .map(|j| proptest::sample::subsequence((0..j).collect::<Vec<_>>(), 0..=j.min(3)))
-            .collect::<Vec<_>>();
-        let cond = prop::collection::vec(prop_oneof![Just((true, false)), Just((false, true)), Just((true, true))], n);
-        let push = prop::collection::vec(prop::bool::weighted(0.15), n);
-        let attempts = prop::collection::vec(prop::collection::vec(prop::bool::weighted(0.7), 1..=3), n);
-        (needs, cond, push, attempts, 1usize..=3, prop::collection::vec(0usize..100, 64))
-    })
-    .prop_map(|(needs, status_cond, on_push_only, attempts, max_parallel, picks)| Case {
-        needs,
-        status_cond,
-        on_push_only,
-        attempts,
-        max_parallel,
-        picks,
-    })
+    (1usize..=9)
+        .prop_flat_map(|n| {
+            let needs = (0..n)
+                .map(|j| proptest::sample::subsequence((0..j).collect::<Vec<_>>(), 0..=j.min(3)))
+                .collect::<Vec<_>>();
+            let cond = prop::collection::vec(
+                prop_oneof![Just((true, false)), Just((false, true)), Just((true, true))],
+                n,
+            );
+            let push = prop::collection::vec(prop::bool::weighted(0.15), n);
+            let attempts =
+                prop::collection::vec(prop::collection::vec(prop::bool::weighted(0.7), 1..=3), n);
+            (
+                needs,
+                cond,
+                push,
+                attempts,
+                1usize..=3,
+                prop::collection::vec(0usize..100, 64),
+            )
+        })
+        .prop_map(
+            |(needs, status_cond, on_push_only, attempts, max_parallel, picks)| Case {
+                needs,
+                status_cond,
+                on_push_only,
+                attempts,
+                max_parallel,
+                picks,
+            },
+        )
 }
 
 fn spec_of(c: &Case) -> RunSpec {
@@ -43,8 +57,15 @@ fn spec_of(c: &Case) -> RunSpec {
             run: vec!["true".into()],
             needs: c.needs[j].iter().map(|d| format!("j{d}")).collect(),
             when: When {
-                status: StatusCondition { success: c.status_cond[j].0, failure: c.status_cond[j].1 },
-                event: if c.on_push_only[j] { vec!["push".into()] } else { vec![] },
+                status: StatusCondition {
+                    success: c.status_cond[j].0,
+                    failure: c.status_cond[j].1,
+                },
+                event: if c.on_push_only[j] {
+                    vec!["push".into()]
+                } else {
+                    vec![]
+                },
                 branch: vec![],
             },
             timeout_ms: 1000,
@@ -57,7 +78,12 @@ fn spec_of(c: &Case) -> RunSpec {
             source: None,
         })
         .collect();
-    RunSpec { name: "prop".into(), jobs, on: None, pr: None }
+    RunSpec {
+        name: "prop".into(),
+        jobs,
+        on: None,
+        pr: None,
+    }
 }
 
 /// What each job must end as, computed directly from the definitions (no stepping).
@@ -80,7 +106,11 @@ fn oracle(c: &Case) -> (Vec<JobStatus>, RunStatus) {
         };
         fail_flag[j] = out[j].is_failure() || (out[j] == JobStatus::Skipped && upstream);
     }
-    let run = if out.iter().any(|s| s.is_failure()) { RunStatus::Failed } else { RunStatus::Succeeded };
+    let run = if out.iter().any(|s| s.is_failure()) {
+        RunStatus::Failed
+    } else {
+        RunStatus::Succeeded
+    };
     (out, run)
 }
 
@@ -98,31 +128,59 @@ impl Sim {
         let spec = spec_of(c);
         let graph = JobGraph::new(&spec);
         let run = RunState::new(spec.jobs.len());
-        Sim { spec, graph, ctx: RunContext { event: Some("manual".into()), branch: None }, run, now: 0, history: vec![] }
+        Sim {
+            spec,
+            graph,
+            ctx: RunContext {
+                event: Some("manual".into()),
+                branch: None,
+            },
+            run,
+            now: 0,
+            history: vec![],
+        }
     }
 
     fn running(&self) -> Vec<usize> {
-        (0..self.run.jobs.len()).filter(|&j| self.run.jobs[j].status == JobStatus::Running).collect()
+        (0..self.run.jobs.len())
+            .filter(|&j| self.run.jobs[j].status == JobStatus::Running)
+            .collect()
     }
 
     /// One step, applied, with invariant checks; then the step must be a no-op.
     fn step(&mut self, max_parallel: usize) -> Plan {
         let free = max_parallel - self.running().len();
-        let plan = step(&self.spec, &self.graph, &self.ctx, &self.run, self.now, free);
+        let plan = step(
+            &self.spec,
+            &self.graph,
+            &self.ctx,
+            &self.run,
+            self.now,
+            free,
+        );
         for &a in &plan.actions {
             if let Action::Dispatch { job } = a {
                 for &d in &self.graph.needs[job] {
-                    assert!(self.run.jobs[d].status.is_terminal(), "j{job} dispatched before need j{d} ended");
+                    assert!(
+                        self.run.jobs[d].status.is_terminal(),
+                        "j{job} dispatched before need j{d} ended"
+                    );
                 }
             }
             if let Some(t) = self.run.apply(a, self.now) {
                 self.history.push(t);
             }
         }
-        assert!(self.running().len() <= max_parallel, "more than {max_parallel} running");
+        assert!(
+            self.running().len() <= max_parallel,
+            "more than {max_parallel} running"
+        );
         let again = step(&self.spec, &self.graph, &self.ctx, &self.run, self.now, 0);
         assert!(
-            again.actions.iter().all(|a| matches!(a, Action::Kill { .. })),
+            again
+                .actions
+                .iter()
+                .all(|a| matches!(a, Action::Kill { .. })),
             "step not idempotent: {again:?}"
         );
         plan
@@ -131,11 +189,33 @@ impl Sim {
     fn finish(&mut self, job: usize, ok: bool) {
         let spec = &self.spec.jobs[job];
         let attempt = self.run.jobs[job].attempt;
-        let outcome = if ok { Outcome::Succeeded } else { Outcome::Failed { exit_code: Some(1) } };
-        let t = self.run.on_result(job, attempt, outcome, spec.retries, spec.retry_backoff_ms, self.now);
+        let outcome = if ok {
+            Outcome::Succeeded
+        } else {
+            Outcome::Failed { exit_code: Some(1) }
+        };
+        let t = self.run.on_result(
+            job,
+            attempt,
+            outcome,
+            spec.retries,
+            spec.retry_backoff_ms,
+            self.now,
+        );
         assert!(t.is_some());
         // A second copy of the same result is ignored.
-        assert!(self.run.on_result(job, attempt, outcome, spec.retries, spec.retry_backoff_ms, self.now).is_none());
+        assert!(
+            self.run
+                .on_result(
+                    job,
+                    attempt,
+                    outcome,
+                    spec.retries,
+                    spec.retry_backoff_ms,
+                    self.now
+                )
+                .is_none()
+        );
         self.history.extend(t);
     }
 }
@@ -215,7 +295,9 @@ proptest! {
 fn chain(conds: &[(bool, bool)]) -> Case {
     let n = conds.len();
     Case {
-        needs: (0..n).map(|j| if j == 0 { vec![] } else { vec![j - 1] }).collect(),
+        needs: (0..n)
+            .map(|j| if j == 0 { vec![] } else { vec![j - 1] })
+            .collect(),
         status_cond: conds.to_vec(),
         on_push_only: vec![false; n],
         attempts: vec![vec![true]; n],
@@ -230,7 +312,10 @@ fn failure_handler_runs_after_a_failed_need_and_run_still_fails() {
     c.needs[2] = vec![0, 1];
     c.attempts[0] = vec![false];
     let (jobs, run) = oracle(&c);
-    assert_eq!(jobs, vec![JobStatus::Failed, JobStatus::Skipped, JobStatus::Succeeded]);
+    assert_eq!(
+        jobs,
+        vec![JobStatus::Failed, JobStatus::Skipped, JobStatus::Succeeded]
+    );
     assert_eq!(run, RunStatus::Failed);
 }
 
@@ -275,6 +360,20 @@ fn rerun_keeps_succeeded_jobs() {
     assert_eq!(sim.run.jobs[0].status, JobStatus::Succeeded);
     assert_eq!(sim.run.jobs[1].attempt, 2);
     let plan = sim.step(2);
-    assert_eq!(plan.actions, vec![Action::Queue { job: 1 }, Action::StartRun, Action::Dispatch { job: 1 }]);
-    assert!(RunState { status: RunStatus::Succeeded, ..RunState::new(1) }.rerun().is_err());
+    assert_eq!(
+        plan.actions,
+        vec![
+            Action::Queue { job: 1 },
+            Action::StartRun,
+            Action::Dispatch { job: 1 }
+        ]
+    );
+    assert!(
+        RunState {
+            status: RunStatus::Succeeded,
+            ..RunState::new(1)
+        }
+        .rerun()
+        .is_err()
+    );
 }

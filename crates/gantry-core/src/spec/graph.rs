@@ -1,29 +1,53 @@
 //! Graph checks on a built spec: every need names a job, no job needs itself, no cycles (the
 //! cycle's path is printed). Also the job graph in index form that the DAG step walks.
 
-use super::build::{closest, NeedPositions};
+use super::build::{NeedPositions, closest};
 use super::model::RunSpec;
 use super::problem::Problem;
 use std::collections::HashMap;
 
-pub(super) fn check(spec: &RunSpec, need_pos: &NeedPositions, orders: bool, problems: &mut Vec<Problem>) {
-    let index: HashMap<&str, usize> = spec.jobs.iter().enumerate().map(|(i, j)| (j.name.as_str(), i)).collect();
+pub(super) fn check(
+    spec: &RunSpec,
+    need_pos: &NeedPositions,
+    orders: bool,
+    problems: &mut Vec<Problem>,
+) {
+    let index: HashMap<&str, usize> = spec
+        .jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.name.as_str(), i))
+        .collect();
     let needs_key = if orders { "dependencies" } else { "needs" };
     let mut edges_ok = true;
     for (ji, job) in spec.jobs.iter().enumerate() {
-        let base = if orders { format!("orders[{ji}].{needs_key}") } else { format!("jobs.{}.{needs_key}", job.name) };
+        let base = if orders {
+            format!("orders[{ji}].{needs_key}")
+        } else {
+            format!("jobs.{}.{needs_key}", job.name)
+        };
         for (ni, need) in job.needs.iter().enumerate() {
             let pos = need_pos.get(ji).and_then(|p| p.get(ni)).copied().flatten();
             let path = format!("{base}[{ni}]");
             if need == &job.name {
                 edges_ok = false;
-                problems.push(Problem::new(path, Some(&job.name), pos, format!("job `{need}` needs itself")));
+                problems.push(Problem::new(
+                    path,
+                    Some(&job.name),
+                    pos,
+                    format!("job `{need}` needs itself"),
+                ));
             } else if !index.contains_key(need.as_str()) {
                 edges_ok = false;
                 let hint = closest(need, spec.jobs.iter().map(|j| j.name.as_str()))
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
-                problems.push(Problem::new(path, Some(&job.name), pos, format!("unknown job `{need}` in {needs_key}{hint}")));
+                problems.push(Problem::new(
+                    path,
+                    Some(&job.name),
+                    pos,
+                    format!("unknown job `{need}` in {needs_key}{hint}"),
+                ));
             }
         }
     }
@@ -31,11 +55,19 @@ pub(super) fn check(spec: &RunSpec, need_pos: &NeedPositions, orders: bool, prob
         for cycle in cycles(&JobGraph::new(spec)) {
             let names: Vec<&str> = cycle.iter().map(|&i| spec.jobs[i].name.as_str()).collect();
             let first = cycle[0];
-            let path = if orders { format!("orders[{first}].{needs_key}") } else { format!("jobs.{}.{needs_key}", names[0]) };
+            let path = if orders {
+                format!("orders[{first}].{needs_key}")
+            } else {
+                format!("jobs.{}.{needs_key}", names[0])
+            };
             problems.push(Problem::new(
                 path,
                 Some(names[0]),
-                need_pos.get(first).and_then(|p| p.first()).copied().flatten(),
+                need_pos
+                    .get(first)
+                    .and_then(|p| p.first())
+                    .copied()
+                    .flatten(),
                 format!("dependency cycle: {} → {}", names.join(" → "), names[0]),
             ));
         }
@@ -53,11 +85,21 @@ pub struct JobGraph {
 impl JobGraph {
     /// Builds the graph; needs that name no job are dropped (validation reports them).
     pub fn new(spec: &RunSpec) -> JobGraph {
-        let index: HashMap<&str, usize> = spec.jobs.iter().enumerate().map(|(i, j)| (j.name.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = spec
+            .jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (j.name.as_str(), i))
+            .collect();
         let needs: Vec<Vec<usize>> = spec
             .jobs
             .iter()
-            .map(|j| j.needs.iter().filter_map(|n| index.get(n.as_str()).copied()).collect())
+            .map(|j| {
+                j.needs
+                    .iter()
+                    .filter_map(|n| index.get(n.as_str()).copied())
+                    .collect()
+            })
             .collect();
         let topo = kahn(&needs);
         JobGraph { needs, topo }
@@ -74,7 +116,8 @@ fn kahn(needs: &[Vec<usize>]) -> Vec<usize> {
             dependents[d].push(j);
         }
     }
-    let mut ready: std::collections::VecDeque<usize> = (0..n).filter(|&j| missing[j] == 0).collect();
+    let mut ready: std::collections::VecDeque<usize> =
+        (0..n).filter(|&j| missing[j] == 0).collect();
     let mut order = Vec::with_capacity(n);
     while let Some(j) = ready.pop_front() {
         order.push(j);
@@ -108,7 +151,9 @@ fn cycles(graph: &JobGraph) -> Vec<Vec<usize>> {
         on_walk[start] = Some(0);
         let mut cur = start;
         loop {
-            let Some(&next) = graph.needs[cur].iter().find(|&&d| !in_topo[d]) else { break };
+            let Some(&next) = graph.needs[cur].iter().find(|&&d| !in_topo[d]) else {
+                break;
+            };
             if done[next] && on_walk[next].is_none() {
                 break; // downstream of a cycle already reported
             }
@@ -130,7 +175,11 @@ fn cycles(graph: &JobGraph) -> Vec<Vec<usize>> {
         .into_iter()
         .map(|mut c| {
             c.reverse();
-            let first = c.iter().enumerate().min_by_key(|(_, j)| **j).map_or(0, |(i, _)| i);
+            let first = c
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, j)| **j)
+                .map_or(0, |(i, _)| i);
             c.rotate_left(first);
             c
         })

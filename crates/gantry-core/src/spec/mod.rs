@@ -10,8 +10,8 @@ mod problem;
 pub use build::valid_job_name;
 pub use graph::JobGraph;
 pub use model::*;
-pub use node::{parse_json, parse_yaml, Node, Pos, SyntaxError};
-pub use problem::{Problem, Problems};
+pub use node::{Node, Pos, SyntaxError, parse_json, parse_yaml};
+pub use problem::{Problem, Problems, Unreadable};
 
 /// Bounds on what one spec may ask for.
 #[derive(Debug, Clone, Copy)]
@@ -25,7 +25,11 @@ impl Default for Limits {
     fn default() -> Self {
         // 5000 jobs covers the largest monorepo matrices seen in practice with room to spare;
         // 4 MiB of spec is far beyond any hand-written file.
-        Limits { max_bytes: 4 << 20, max_jobs: 5000, max_commands_per_job: 1000 }
+        Limits {
+            max_bytes: 4 << 20,
+            max_jobs: 5000,
+            max_commands_per_job: 1000,
+        }
     }
 }
 
@@ -39,20 +43,45 @@ pub enum Format {
 
 /// Parses and validates a run spec (or seed 1's `orders` payload). On failure, every problem
 /// found is returned, in document order, and nothing else happens.
-pub fn parse_spec(bytes: &[u8], format: Format, default_name: &str, limits: &Limits) -> Result<RunSpec, Problems> {
-    let one = |msg: String, pos: Option<Pos>| Problems(vec![Problem::new("", None, pos, msg)]);
+pub fn parse_spec(
+    bytes: &[u8],
+    format: Format,
+    default_name: &str,
+    limits: &Limits,
+) -> Result<RunSpec, Problems> {
+    let one = |why: Unreadable, msg: String, pos: Option<Pos>| {
+        Problems(vec![Problem::new("", None, pos, msg)], why)
+    };
     if bytes.len() > limits.max_bytes {
-        return Err(one(format!("the spec is {} bytes, more than the limit of {} bytes", bytes.len(), limits.max_bytes), None));
+        return Err(one(
+            Unreadable::TooLarge,
+            format!(
+                "the spec is {} bytes, more than the limit of {} bytes",
+                bytes.len(),
+                limits.max_bytes
+            ),
+            None,
+        ));
     }
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| one(format!("the spec is not valid UTF-8 (at byte {})", e.valid_up_to()), None))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        one(
+            Unreadable::NotUtf8,
+            format!("the spec is not valid UTF-8 (at byte {})", e.valid_up_to()),
+            None,
+        )
+    })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let json = match format {
         Format::Json => true,
         Format::Yaml => false,
         Format::Auto => text.trim_start().starts_with(['{', '[']),
     };
-    let doc = if json { parse_json(text) } else { parse_yaml(text) }.map_err(|e| one(e.message, e.pos))?;
+    let doc = if json {
+        parse_json(text)
+    } else {
+        parse_yaml(text)
+    }
+    .map_err(|e| one(Unreadable::Syntax, e.message, e.pos))?;
     from_node(&doc, default_name, limits)
 }
 
@@ -62,12 +91,13 @@ pub fn from_node(doc: &Node, default_name: &str, limits: &Limits) -> Result<RunS
     let built = builder.run_spec(doc, default_name);
     let mut problems = builder.problems;
     if let Some((spec, need_pos)) = &built {
-        let orders = matches!(&doc.value, node::Value::Map(m) if m.iter().any(|(k, _)| k.name == "orders"));
+        let orders =
+            matches!(&doc.value, node::Value::Map(m) if m.iter().any(|(k, _)| k.name == "orders"));
         graph::check(spec, need_pos, orders, &mut problems);
     }
     match built {
         Some((spec, _)) if problems.is_empty() => Ok(spec),
-        _ => Err(Problems(problems)),
+        _ => Err(Problems(problems, Unreadable::No)),
     }
 }
 

@@ -51,7 +51,7 @@ pub struct JobSpec {
     pub source: Option<Source>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutorKind {
     Local,
@@ -91,7 +91,10 @@ pub struct StatusCondition {
 impl Default for When {
     fn default() -> Self {
         When {
-            status: StatusCondition { success: true, failure: false },
+            status: StatusCondition {
+                success: true,
+                failure: false,
+            },
             event: Vec::new(),
             branch: Vec::new(),
         }
@@ -131,9 +134,15 @@ impl When {
     /// Whether the run's context satisfies the `event` and `branch` keys.
     pub fn context_matches(&self, ctx: &RunContext) -> bool {
         let event_ok = self.event.is_empty()
-            || ctx.event.as_deref().is_some_and(|e| self.event.iter().any(|want| want == e));
+            || ctx
+                .event
+                .as_deref()
+                .is_some_and(|e| self.event.iter().any(|want| want == e));
         let branch_ok = self.branch.is_empty()
-            || ctx.branch.as_deref().is_some_and(|b| self.branch.iter().any(|pat| glob_match(pat, b)));
+            || ctx
+                .branch
+                .as_deref()
+                .is_some_and(|b| self.branch.iter().any(|pat| glob_match(pat, b)));
         event_ok && branch_ok
     }
 }
@@ -187,8 +196,15 @@ mod tests {
 
     #[test]
     fn context_conditions() {
-        let when = When { event: vec!["push".into()], branch: vec!["main".into()], ..When::default() };
-        let ctx = |e: &str, b: &str| RunContext { event: Some(e.into()), branch: Some(b.into()) };
+        let when = When {
+            event: vec!["push".into()],
+            branch: vec!["main".into()],
+            ..When::default()
+        };
+        let ctx = |e: &str, b: &str| RunContext {
+            event: Some(e.into()),
+            branch: Some(b.into()),
+        };
         assert!(when.context_matches(&ctx("push", "main")));
         assert!(!when.context_matches(&ctx("pull_request", "main")));
         assert!(!when.context_matches(&ctx("push", "dev")));

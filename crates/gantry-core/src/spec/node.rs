@@ -86,7 +86,10 @@ impl Node {
             Value::Str(s) => s.clone().into(),
             Value::Seq(items) => items.iter().map(Node::to_json).collect(),
             Value::Map(entries) => serde_json::Value::Object(
-                entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect(),
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.name.clone(), v.to_json()))
+                    .collect(),
             ),
         }
     }
@@ -100,10 +103,20 @@ impl Node {
                 None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             serde_json::Value::String(s) => Value::Str(s.clone()),
-            serde_json::Value::Array(items) => Value::Seq(items.iter().map(Node::from_json).collect()),
+            serde_json::Value::Array(items) => {
+                Value::Seq(items.iter().map(Node::from_json).collect())
+            }
             serde_json::Value::Object(map) => Value::Map(
                 map.iter()
-                    .map(|(k, v)| (Key { name: k.clone(), pos: None }, Node::from_json(v)))
+                    .map(|(k, v)| {
+                        (
+                            Key {
+                                name: k.clone(),
+                                pos: None,
+                            },
+                            Node::from_json(v),
+                        )
+                    })
                     .collect(),
             ),
         };
@@ -114,7 +127,10 @@ impl Node {
 /// Parses YAML (1.2, with an alias-expansion budget) into a positioned tree.
 pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
     if text.trim().is_empty() {
-        return Err(SyntaxError { message: "the document is empty".into(), pos: None });
+        return Err(SyntaxError {
+            message: "the document is empty".into(),
+            pos: None,
+        });
     }
     let mut options = serde_saphyr::Options::default();
     // Repeated keys reach the tree so validation can report each one with its position.
@@ -125,9 +141,17 @@ pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
     match serde_saphyr::from_str_with_options::<Spanned<Node>>(text, options) {
         Ok(spanned) => Ok(attach(spanned)),
         Err(err) => {
-            let pos = err.location().map(|l| Pos { line: l.line() as u32, column: l.column() as u32 });
+            let pos = err.location().map(|l| Pos {
+                line: l.line() as u32,
+                column: l.column() as u32,
+            });
             // The crate's Display renders a snippet; the first line is the message itself.
-            let message = err.to_string().lines().next().unwrap_or("invalid YAML").to_string();
+            let message = err
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("invalid YAML")
+                .to_string();
             Err(SyntaxError { message, pos })
         }
     }
@@ -139,7 +163,10 @@ pub fn parse_json(text: &str) -> Result<Node, SyntaxError> {
         Ok(v) => Ok(Node::from_json(&v)),
         Err(err) => Err(SyntaxError {
             message: format!("invalid JSON: {}", strip_json_position(&err.to_string())),
-            pos: Some(Pos { line: err.line() as u32, column: err.column() as u32 }),
+            pos: Some(Pos {
+                line: err.line() as u32,
+                column: err.column() as u32,
+            }),
         }),
     }
 }
@@ -152,7 +179,10 @@ fn attach(spanned: Spanned<Node>) -> Node {
     let mut node = spanned.value;
     let (line, column) = (spanned.referenced.line(), spanned.referenced.column());
     if line > 0 {
-        node.pos = Some(Pos { line: line as u32, column: column as u32 });
+        node.pos = Some(Pos {
+            line: line as u32,
+            column: column as u32,
+        });
     }
     node
 }
@@ -216,9 +246,18 @@ impl<'de> Visitor<'de> for NodeVisitor {
         let mut entries = Vec::new();
         while let Some(key) = map.next_key::<Spanned<KeyText>>()? {
             let line = key.referenced.line();
-            let pos = (line > 0).then(|| Pos { line: line as u32, column: key.referenced.column() as u32 });
+            let pos = (line > 0).then(|| Pos {
+                line: line as u32,
+                column: key.referenced.column() as u32,
+            });
             let value = attach(map.next_value::<Spanned<Node>>()?);
-            entries.push((Key { name: key.value.0, pos }, value));
+            entries.push((
+                Key {
+                    name: key.value.0,
+                    pos,
+                },
+                value,
+            ));
         }
         Ok(leaf(Value::Map(entries)))
     }
@@ -265,13 +304,21 @@ mod tests {
     #[test]
     fn yaml_positions_point_at_values_and_keys() {
         let doc = parse_yaml("name: x\njobs:\n  a:\n    run: [\"true\"]\n").unwrap();
-        let Value::Map(top) = &doc.value else { panic!("{doc:?}") };
+        let Value::Map(top) = &doc.value else {
+            panic!("{doc:?}")
+        };
         assert_eq!(top[1].0.name, "jobs");
         assert_eq!(top[1].0.pos, Some(Pos { line: 2, column: 1 }));
-        let Value::Map(jobs) = &top[1].1.value else { panic!() };
+        let Value::Map(jobs) = &top[1].1.value else {
+            panic!()
+        };
         assert_eq!(jobs[0].0.pos, Some(Pos { line: 3, column: 3 }));
-        let Value::Map(job) = &jobs[0].1.value else { panic!() };
-        let Value::Seq(cmds) = &job[0].1.value else { panic!() };
+        let Value::Map(job) = &jobs[0].1.value else {
+            panic!()
+        };
+        let Value::Seq(cmds) = &job[0].1.value else {
+            panic!()
+        };
         assert_eq!(cmds[0].as_str(), Some("true"));
         assert_eq!(cmds[0].pos.map(|p| p.line), Some(4));
     }
@@ -285,7 +332,10 @@ mod tests {
     #[test]
     fn json_loads_without_positions() {
         let doc = parse_json(r#"{"a": [1, "x", null, true, 1.5]}"#).unwrap();
-        assert_eq!(doc.to_json(), serde_json::json!({"a": [1, "x", null, true, 1.5]}));
+        assert_eq!(
+            doc.to_json(),
+            serde_json::json!({"a": [1, "x", null, true, 1.5]})
+        );
         let err = parse_json("{\"a\": }").unwrap_err();
         assert_eq!(err.pos.map(|p| p.line), Some(1));
         assert!(err.message.starts_with("invalid JSON"), "{}", err.message);

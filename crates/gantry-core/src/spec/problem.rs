@@ -20,7 +20,12 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(path: impl Into<String>, job: Option<&str>, pos: Option<Pos>, message: impl Into<String>) -> Self {
+    pub fn new(
+        path: impl Into<String>,
+        job: Option<&str>,
+        pos: Option<Pos>,
+        message: impl Into<String>,
+    ) -> Self {
         Problem {
             path: path.into(),
             job: job.map(str::to_string),
@@ -45,12 +50,27 @@ impl fmt::Display for Problem {
 
 /// Every problem of an invalid spec, in document order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Problems(pub Vec<Problem>);
+pub struct Problems(pub Vec<Problem>, #[serde(skip)] pub Unreadable);
+
+/// Whether the document could be read at all: `Yes` for a readable document with problems;
+/// otherwise why not (too large, not UTF-8, not JSON/YAML). HTTP maps these to 413/400/422.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unreadable {
+    #[default]
+    No,
+    TooLarge,
+    NotUtf8,
+    Syntax,
+}
 
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(f, "invalid spec: {n} problem{}", if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "invalid spec: {n} problem{}",
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.0 {
             writeln!(f, "  - {p}")?;
         }

@@ -42,8 +42,12 @@ jobs:
 
 #[test]
 fn json_and_yaml_are_one_schema() {
-    let yaml = parse("name: x\njobs:\n  a: {run: [\"echo hi\"]}\n  b: {run: \"echo b\", needs: a}\n").unwrap();
-    let json = parse(r#"{"name":"x","jobs":{"a":{"run":["echo hi"]},"b":{"run":"echo b","needs":"a"}}}"#).unwrap();
+    let yaml =
+        parse("name: x\njobs:\n  a: {run: [\"echo hi\"]}\n  b: {run: \"echo b\", needs: a}\n")
+            .unwrap();
+    let json =
+        parse(r#"{"name":"x","jobs":{"a":{"run":["echo hi"]},"b":{"run":"echo b","needs":"a"}}}"#)
+            .unwrap();
     assert_eq!(yaml, json);
 }
 
@@ -61,7 +65,16 @@ fn orders_payload_is_another_spelling() {
     assert_eq!(orders.name, "acme/infra#7");
     assert_eq!(orders.pr.as_ref().map(|p| p.number), Some(7));
     assert_eq!(orders.jobs[0].timeout_ms, 600_000);
-    assert_eq!(orders.jobs[0].source.as_ref().unwrap().git.git_ref.as_deref(), Some("main"));
+    assert_eq!(
+        orders.jobs[0]
+            .source
+            .as_ref()
+            .unwrap()
+            .git
+            .git_ref
+            .as_deref(),
+        Some("main")
+    );
     assert_eq!(orders.jobs[1].needs, vec!["plan"]);
     assert_eq!(orders.jobs[1].run, vec!["terraform apply"]);
 }
@@ -93,7 +106,10 @@ jobs:
     ];
     assert_eq!(errs.len(), want.len(), "{errs:#?}");
     for w in want {
-        assert!(errs.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errs:#?}");
+        assert!(
+            errs.iter().any(|e| e.starts_with(w)),
+            "missing {w:?} in {errs:#?}"
+        );
     }
 }
 
@@ -130,20 +146,35 @@ fn bad_documents_say_what_is_wrong() {
     for (input, want) in cases {
         let errs = parse_spec(input, Format::Auto, "run", &Limits::default()).unwrap_err();
         let text = errs.to_string();
-        assert!(text.contains(want), "{:?}: wanted {want:?} in {text}", String::from_utf8_lossy(input));
+        assert!(
+            text.contains(want),
+            "{:?}: wanted {want:?} in {text}",
+            String::from_utf8_lossy(input)
+        );
     }
 }
 
 #[test]
 fn limits_are_enforced() {
-    let limits = Limits { max_bytes: 100, max_jobs: 2, max_commands_per_job: 1 };
+    let limits = Limits {
+        max_bytes: 100,
+        max_jobs: 2,
+        max_commands_per_job: 1,
+    };
     let big = format!("jobs:\n  a: {{run: [\"{}\"]}}\n", "x".repeat(200));
-    let err = parse_spec(big.as_bytes(), Format::Yaml, "r", &limits).unwrap_err().to_string();
+    let err = parse_spec(big.as_bytes(), Format::Yaml, "r", &limits)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("more than the limit of 100 bytes"), "{err}");
     let many = "jobs: {a: {run: [x]}, b: {run: [x]}, c: {run: [x, y]}}";
-    let err = parse_spec(many.as_bytes(), Format::Yaml, "r", &limits).unwrap_err().to_string();
+    let err = parse_spec(many.as_bytes(), Format::Yaml, "r", &limits)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("3 jobs is more than the limit of 2"), "{err}");
-    assert!(err.contains("2 commands is more than the limit of 1"), "{err}");
+    assert!(
+        err.contains("2 commands is more than the limit of 1"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,0 +1,119 @@
+//! The journal: the single, ordered path by which state changes reach the [`Store`].
+//!
+//! Writers append batches without waiting; one writer task takes everything queued since its
+//! last commit and applies it in one transaction (group commit), so N concurrent changes cost
+//! one fsync, not N. Order is kept: what is on disk is always a prefix of what was appended.
+//! Callers that must not answer before their change is durable use [`Journal::append_durable`];
+//! readers that report state (API, progress display) follow [`Journal::subscribe`], which
+//! carries only committed batches.
+
+use crate::ports::{Store, StoreResult, Write};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{error, warn};
+
+/// Most writes in one transaction; bounds the time a single commit holds the write lock.
+const MAX_BATCH: usize = 8192;
+
+struct Entry {
+    writes: Vec<Write>,
+    ack: Option<oneshot::Sender<()>>,
+}
+
+#[derive(Clone)]
+pub struct Journal {
+    tx: mpsc::UnboundedSender<Entry>,
+    committed: broadcast::Sender<Arc<Vec<Write>>>,
+}
+
+impl Journal {
+    pub fn start(store: Arc<dyn Store>) -> (Journal, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (committed, _) = broadcast::channel(4096);
+        let task = tokio::spawn(writer(store, rx, committed.clone()));
+        (Journal { tx, committed }, task)
+    }
+
+    /// Queues writes; they become durable with the next commit, after everything queued before.
+    pub fn append(&self, writes: Vec<Write>) {
+        if writes.is_empty() {
+            return;
+        }
+        if self.tx.send(Entry { writes, ack: None }).is_err() {
+            error!("journal writer has stopped; a state change was not recorded");
+        }
+    }
+
+    /// Queues writes and waits until they (and everything before them) are durable.
+    pub async fn append_durable(&self, writes: Vec<Write>) -> StoreResult<()> {
+        self.append_acked(writes).wait().await
+    }
+
+    /// Queues writes now (keeping their place in the order) and returns a handle that resolves
+    /// once they are durable. For callers that must not block but must not reorder either.
+    pub fn append_acked(&self, writes: Vec<Write>) -> Durable {
+        let (ack, done) = oneshot::channel();
+        let _ = self.tx.send(Entry {
+            writes,
+            ack: Some(ack),
+        });
+        Durable(done)
+    }
+
+    /// Waits until everything appended so far is durable.
+    pub async fn flush(&self) -> StoreResult<()> {
+        self.append_durable(Vec::new()).await
+    }
+
+    /// Committed batches, in commit order.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<Write>>> {
+        self.committed.subscribe()
+    }
+}
+
+/// Resolves when the writes it was returned for are durable.
+pub struct Durable(oneshot::Receiver<()>);
+
+impl Durable {
+    pub async fn wait(self) -> StoreResult<()> {
+        self.0.await.map_err(|_| {
+            crate::ports::StoreError::Database("the journal writer has stopped".into())
+        })
+    }
+}
+
+async fn writer(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<Entry>,
+    committed: broadcast::Sender<Arc<Vec<Write>>>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = first.writes;
+        let mut acks: Vec<oneshot::Sender<()>> = first.ack.into_iter().collect();
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(e) => {
+                    batch.extend(e.writes);
+                    acks.extend(e.ack);
+                }
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            // A failed commit is retried, never skipped: later batches must not overtake it.
+            let mut delay = Duration::from_millis(50);
+            while let Err(err) = store.commit(&batch).await {
+                error!(cause = %err, writes = batch.len(), "commit failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            if committed.receiver_count() > 0 && committed.send(Arc::new(batch)).is_err() {
+                warn!("no journal subscribers");
+            }
+        }
+        for ack in acks {
+            let _ = ack.send(());
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! A run the orchestrator is driving: its spec, graph and state in memory, the cancel handles of
+//! its running attempts, and the conversion of core transitions into store writes.
+
+use crate::ports::{AuditRecord, JobRecord, RunRecord, Write};
+use gantry_core::dag::{JobState, RunState, Transition};
+use gantry_core::spec::{JobGraph, RunContext, RunSpec};
+use std::collections::HashMap;
+use tokio::sync::watch;
+
+pub(crate) struct ActiveRun {
+    pub id: String,
+    pub name: String,
+    pub trace_id: String,
+    pub created_at_ms: i64,
+    pub spec: RunSpec,
+    pub graph: JobGraph,
+    pub ctx: RunContext,
+    pub state: RunState,
+    /// Cancel switches of running attempts, by job index.
+    pub cancels: HashMap<usize, watch::Sender<bool>>,
+    /// The last step left queued jobs waiting for a free slot.
+    pub starved: bool,
+    pub wake_at_ms: Option<i64>,
+}
+
+impl ActiveRun {
+    pub fn from_record(rec: RunRecord) -> ActiveRun {
+        let graph = JobGraph::new(&rec.spec);
+        let jobs = rec
+            .jobs
+            .iter()
+            .map(|j| JobState {
+                status: j.status,
+                attempt: j.attempt,
+                not_before_ms: j.not_before_ms,
+                exit_code: j.exit_code,
+                started_at_ms: j.started_at_ms,
+                finished_at_ms: j.finished_at_ms,
+            })
+            .collect();
+        ActiveRun {
+            id: rec.id,
+            name: rec.name,
+            trace_id: rec.trace_id,
+            created_at_ms: rec.created_at_ms,
+            graph,
+            ctx: rec.context,
+            state: RunState {
+                status: rec.status,
+                cancel_requested: rec.cancel_requested,
+                jobs,
+                started_at_ms: rec.started_at_ms,
+                finished_at_ms: rec.finished_at_ms,
+            },
+            spec: rec.spec,
+            cancels: HashMap::new(),
+            starved: false,
+            wake_at_ms: None,
+        }
+    }
+
+    pub fn job_record(&self, i: usize) -> JobRecord {
+        let j = &self.state.jobs[i];
+        JobRecord {
+            index: i as u32,
+            name: self.spec.jobs[i].name.clone(),
+            status: j.status,
+            attempt: j.attempt,
+            exit_code: j.exit_code,
+            started_at_ms: j.started_at_ms,
+            finished_at_ms: j.finished_at_ms,
+            not_before_ms: j.not_before_ms,
+        }
+    }
+
+    pub fn record(&self) -> RunRecord {
+        RunRecord {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            status: self.state.status,
+            trace_id: self.trace_id.clone(),
+            spec: self.spec.clone(),
+            context: self.ctx.clone(),
+            cancel_requested: self.state.cancel_requested,
+            created_at_ms: self.created_at_ms,
+            started_at_ms: self.state.started_at_ms,
+            finished_at_ms: self.state.finished_at_ms,
+            jobs: (0..self.spec.jobs.len())
+                .map(|i| self.job_record(i))
+                .collect(),
+        }
+    }
+
+    pub fn run_write(&self) -> Write {
+        Write::UpdateRun {
+            id: self.id.clone(),
+            status: self.state.status,
+            cancel_requested: self.state.cancel_requested,
+            started_at_ms: self.state.started_at_ms,
+            finished_at_ms: self.state.finished_at_ms,
+        }
+    }
+
+    /// The writes that persist and audit one transition.
+    pub fn writes_for(&self, t: &Transition, now_ms: i64, out: &mut Vec<Write>) {
+        match t {
+            Transition::Run { from, to } => {
+                out.push(self.run_write());
+                out.push(Write::Audit(AuditRecord {
+                    seq: 0,
+                    at_ms: now_ms,
+                    trace_id: self.trace_id.clone(),
+                    run_id: self.id.clone(),
+                    job: None,
+                    attempt: None,
+                    from: Some(from.to_string()),
+                    to: to.to_string(),
+                    note: None,
+                }));
+            }
+            Transition::Job {
+                job,
+                from,
+                to,
+                attempt,
+                note,
+            } => {
+                out.push(Write::UpdateJob {
+                    run_id: self.id.clone(),
+                    job: self.job_record(*job),
+                });
+                out.push(Write::Audit(AuditRecord {
+                    seq: 0,
+                    at_ms: now_ms,
+                    trace_id: self.trace_id.clone(),
+                    run_id: self.id.clone(),
+                    job: Some(self.spec.jobs[*job].name.clone()),
+                    attempt: Some(*attempt),
+                    from: Some(from.to_string()),
+                    to: to.to_string(),
+                    note: note.clone(),
+                }));
+            }
+        }
+    }
+
+    /// An audit entry that is not a state change (a note about the run).
+    pub fn note(&self, job: Option<usize>, what: &str, note: String, now_ms: i64) -> Write {
+        Write::Audit(AuditRecord {
+            seq: 0,
+            at_ms: now_ms,
+            trace_id: self.trace_id.clone(),
+            run_id: self.id.clone(),
+            job: job.map(|j| self.spec.jobs[j].name.clone()),
+            attempt: job.map(|j| self.state.jobs[j].attempt),
+            from: None,
+            to: what.to_string(),
+            note: Some(note),
+        })
+    }
+}

@@ -1,0 +1,668 @@
+//! The orchestrator (design §3): one task that owns the in-memory state of every active run,
+//! steps runs with the pure [`gantry_core::dag::step`], hands dispatched attempts to executors,
+//! and records every transition through the [`Journal`].
+//!
+//! Ownership of a run is a lease in the store (`run:<id>`), taken when the run is adopted
+//! (submitted, recovered or re-run), renewed by the watchdog tick, released when the run ends;
+//! every step happens while it is held. The step is triggered by each result, by the watchdog
+//! and at start-up (recovery), and is idempotent.
+
+mod active;
+mod recovery;
+
+use crate::ids;
+use crate::journal::Journal;
+use crate::layout::Layout;
+use crate::ports::{CancelSignal, Clock, Executor, Launch, RunRecord, Store, StoreError, Write};
+use active::ActiveRun;
+use gantry_core::RunStatus;
+use gantry_core::dag::{self, Action, Outcome};
+use gantry_core::spec::{ExecutorKind, RunContext, RunSpec};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{Instrument, info, info_span, warn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("run `{0}` not found")]
+    RunNotFound(String),
+    #[error("run `{0}` has already finished")]
+    RunFinished(String),
+    #[error("cannot re-run `{id}`: {why}")]
+    CannotRerun { id: String, why: String },
+    #[error("the engine has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    /// Most attempts running at once, across all runs.
+    pub max_parallel: usize,
+    /// Lease holder name; stable across restarts of the same server so it can re-take its runs.
+    pub owner: String,
+    /// Recover unfinished runs at start (the server), or only drive what is submitted (`gantry run`).
+    pub recover: bool,
+    pub lease_ttl_ms: i64,
+    /// How often the watchdog looks for overdue attempts and stuck runs.
+    pub watchdog_interval: Duration,
+    /// How far past its timeout an attempt may go before the watchdog stops it; the executor
+    /// enforces the timeout itself, so this only catches executors that fail to.
+    pub watchdog_grace_ms: i64,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: PathBuf, max_parallel: usize, owner: String) -> Self {
+        EngineConfig {
+            data_dir,
+            max_parallel: max_parallel.max(1),
+            owner,
+            recover: true,
+            lease_ttl_ms: 30_000,
+            watchdog_interval: Duration::from_secs(1),
+            watchdog_grace_ms: 10_000,
+        }
+    }
+}
+
+/// Which executor runs which kind of job.
+pub type Executors = HashMap<ExecutorKind, Arc<dyn Executor>>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    pub run_id: String,
+    pub trace_id: String,
+}
+
+enum Command {
+    Submit {
+        record: Box<RunRecord>,
+        reply: oneshot::Sender<()>,
+    },
+    Cancel {
+        id: String,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    Adopt {
+        record: Box<RunRecord>,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    Ended {
+        run_id: String,
+        job: usize,
+        attempt: u32,
+        outcome: Outcome,
+    },
+    Watchdog,
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// A handle on the running engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    tx: mpsc::UnboundedSender<Command>,
+    journal: Journal,
+    store: Arc<dyn Store>,
+    layout: Layout,
+    clock: Arc<dyn Clock>,
+}
+
+impl Engine {
+    /// Starts the orchestrator (and recovers unfinished runs when `config.recover`).
+    pub async fn start(
+        config: EngineConfig,
+        store: Arc<dyn Store>,
+        executors: Executors,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, EngineError> {
+        let (journal, _writer) = Journal::start(store.clone());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let layout = Layout::new(&config.data_dir);
+        let mut actor = Actor {
+            config: config.clone(),
+            store: store.clone(),
+            journal: journal.clone(),
+            executors,
+            clock: clock.clone(),
+            layout: layout.clone(),
+            tx: tx.clone(),
+            runs: BTreeMap::new(),
+            running: 0,
+            dirty: Vec::new(),
+        };
+        if config.recover {
+            actor.recover().await?;
+        }
+        tokio::spawn(actor.run(rx));
+        let ticker = tx.clone();
+        let every = config.watchdog_interval;
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if ticker.send(Command::Watchdog).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Engine {
+            tx,
+            journal,
+            store,
+            layout,
+            clock,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Creates a run from a validated spec. Returns once the run is durable.
+    pub async fn submit(
+        &self,
+        spec: RunSpec,
+        context: RunContext,
+        trace_id: Option<String>,
+    ) -> Result<Submitted, EngineError> {
+        let id = ids::new_run_id();
+        let trace_id = trace_id
+            .filter(|t| ids::valid_trace_id(t))
+            .unwrap_or_else(ids::new_trace_id);
+        let record = RunRecord {
+            id: id.clone(),
+            name: spec.name.clone(),
+            status: RunStatus::Queued,
+            trace_id: trace_id.clone(),
+            jobs: spec
+                .jobs
+                .iter()
+                .enumerate()
+                .map(|(i, j)| crate::ports::JobRecord {
+                    index: i as u32,
+                    name: j.name.clone(),
+                    status: gantry_core::JobStatus::Pending,
+                    attempt: 1,
+                    exit_code: None,
+                    started_at_ms: None,
+                    finished_at_ms: None,
+                    not_before_ms: None,
+                })
+                .collect(),
+            spec,
+            context,
+            cancel_requested: false,
+            created_at_ms: self.clock.now_ms(),
+            started_at_ms: None,
+            finished_at_ms: None,
+        };
+        let (reply, durable) = oneshot::channel();
+        self.tx
+            .send(Command::Submit {
+                record: Box::new(record),
+                reply,
+            })
+            .map_err(|_| EngineError::Stopped)?;
+        durable.await.map_err(|_| EngineError::Stopped)?;
+        Ok(Submitted {
+            run_id: id,
+            trace_id,
+        })
+    }
+
+    /// Cancels a run: running attempts are stopped, the rest become `cancelled`.
+    pub async fn cancel(&self, id: &str) -> Result<(), EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Cancel {
+                id: id.to_string(),
+                reply,
+            })
+            .map_err(|_| EngineError::Stopped)?;
+        match rx.await.map_err(|_| EngineError::Stopped)? {
+            Err(EngineError::RunNotFound(id)) => match self.store.get_run(&id).await? {
+                Some(r) if r.status.is_terminal() => Err(EngineError::RunFinished(id)),
+                _ => Err(EngineError::RunNotFound(id)),
+            },
+            other => other,
+        }
+    }
+
+    /// Re-runs a finished run's unsuccessful jobs as a new attempt, keeping succeeded ones.
+    pub async fn rerun(&self, id: &str) -> Result<(), EngineError> {
+        let record = self
+            .store
+            .get_run(id)
+            .await?
+            .ok_or_else(|| EngineError::RunNotFound(id.to_string()))?;
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Adopt {
+                record: Box::new(record),
+                reply,
+            })
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Waits until the run has finished (durably) and returns it.
+    pub async fn wait_finished(&self, id: &str) -> Result<RunRecord, EngineError> {
+        let mut sub = self.journal.subscribe();
+        loop {
+            if let Some(r) = self.store.get_run(id).await? {
+                if r.status.is_terminal() {
+                    return Ok(r);
+                }
+            } else {
+                return Err(EngineError::RunNotFound(id.to_string()));
+            }
+            loop {
+                match sub.recv().await {
+                    Ok(batch) => {
+                        let done = batch.iter().any(|w| matches!(w, Write::UpdateRun { id: rid, status, .. } if rid == id && status.is_terminal()));
+                        if done {
+                            break;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        return Err(EngineError::Stopped);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Asks the watchdog to look now (besides its timer).
+    pub fn poke_watchdog(&self) {
+        let _ = self.tx.send(Command::Watchdog);
+    }
+
+    /// Stops taking work and waits until every recorded change is durable. Running attempts
+    /// are left to recovery.
+    pub async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Shutdown { reply }).is_ok() {
+            let _ = rx.await;
+        }
+        let _ = self.journal.flush().await;
+    }
+}
+
+struct Actor {
+    config: EngineConfig,
+    store: Arc<dyn Store>,
+    journal: Journal,
+    executors: Executors,
+    clock: Arc<dyn Clock>,
+    layout: Layout,
+    tx: mpsc::UnboundedSender<Command>,
+    /// Active runs by id; ULIDs sort by creation, so iteration is oldest first (fair dispatch).
+    runs: BTreeMap<String, ActiveRun>,
+    running: usize,
+    dirty: Vec<String>,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        self.step_dirty();
+        loop {
+            // Sleep until the next command, or until a retry backoff ends.
+            let wake = self.runs.values().filter_map(|r| r.wake_at_ms).min();
+            let wait =
+                wake.map(|at| Duration::from_millis((at - self.clock.now_ms()).max(0) as u64));
+            let cmd = tokio::select! {
+                c = rx.recv() => c,
+                _ = tokio::time::sleep(wait.unwrap_or(Duration::MAX)), if wait.is_some() => {
+                    let now = self.clock.now_ms();
+                    let due = self.runs.values().filter(|r| r.wake_at_ms.is_some_and(|w| w <= now));
+                    self.dirty.extend(due.map(|r| r.id.clone()).collect::<Vec<_>>());
+                    self.step_dirty();
+                    continue;
+                }
+            };
+            let Some(cmd) = cmd else { break };
+            if !self.handle(cmd) {
+                break;
+            }
+            // Take everything already waiting before stepping, so a burst costs one step.
+            while let Ok(cmd) = rx.try_recv() {
+                if !self.handle(cmd) {
+                    return;
+                }
+            }
+            self.step_dirty();
+        }
+    }
+
+    /// Returns false on shutdown.
+    fn handle(&mut self, cmd: Command) -> bool {
+        let now = self.clock.now_ms();
+        match cmd {
+            Command::Submit { record, reply } => {
+                let run = ActiveRun::from_record(*record);
+                let mut writes = vec![
+                    Write::InsertRun(Box::new(run.record())),
+                    self.lease_write(&run.id, now),
+                ];
+                writes.push(run.note(
+                    None,
+                    "created",
+                    format!(
+                        "run `{}` created with {} jobs",
+                        run.name,
+                        run.spec.jobs.len()
+                    ),
+                    now,
+                ));
+                let durable = self.journal.append_acked(writes);
+                let id = run.id.clone();
+                self.dirty.push(id.clone());
+                self.runs.insert(id, run);
+                tokio::spawn(async move {
+                    if durable.wait().await.is_ok() {
+                        let _ = reply.send(());
+                    }
+                });
+            }
+            Command::Cancel { id, reply } => {
+                let result = match self.runs.get_mut(&id) {
+                    None => Err(EngineError::RunNotFound(id)),
+                    Some(run) => {
+                        if run.state.request_cancel() {
+                            let writes = vec![
+                                run.run_write(),
+                                run.note(None, "cancel_requested", "cancel requested".into(), now),
+                            ];
+                            self.journal.append(writes);
+                            self.dirty.push(id);
+                        }
+                        Ok(())
+                    }
+                };
+                let durable = self.journal.append_acked(Vec::new());
+                tokio::spawn(async move {
+                    let _ = durable.wait().await;
+                    let _ = reply.send(result);
+                });
+            }
+            Command::Adopt { record, reply } => {
+                if self.runs.contains_key(&record.id) {
+                    let _ = reply.send(Err(EngineError::CannotRerun {
+                        id: record.id.clone(),
+                        why: "the run has not finished yet".into(),
+                    }));
+                    return true;
+                }
+                let mut run = ActiveRun::from_record(*record);
+                match run.state.rerun() {
+                    Err(why) => {
+                        let _ = reply.send(Err(EngineError::CannotRerun {
+                            id: run.id.clone(),
+                            why: why.into(),
+                        }));
+                    }
+                    Ok(transitions) => {
+                        let mut writes = vec![self.lease_write(&run.id, now)];
+                        for t in &transitions {
+                            run.writes_for(t, now, &mut writes);
+                        }
+                        let durable = self.journal.append_acked(writes);
+                        self.dirty.push(run.id.clone());
+                        self.runs.insert(run.id.clone(), run);
+                        tokio::spawn(async move {
+                            let _ = reply.send(durable.wait().await.map_err(EngineError::from));
+                        });
+                    }
+                }
+            }
+            Command::Ended {
+                run_id,
+                job,
+                attempt,
+                outcome,
+            } => self.on_ended(&run_id, job, attempt, outcome, now),
+            Command::Watchdog => self.watchdog(now),
+            Command::Shutdown { reply } => {
+                let _ = reply.send(());
+                return false;
+            }
+        }
+        true
+    }
+
+    fn lease_write(&self, run_id: &str, now: i64) -> Write {
+        Write::RenewLeases {
+            names: vec![format!("run:{run_id}")],
+            holder: self.config.owner.clone(),
+            expires_at_ms: now + self.config.lease_ttl_ms,
+        }
+    }
+
+    fn on_ended(&mut self, run_id: &str, job: usize, attempt: u32, outcome: Outcome, now: i64) {
+        let Some(run) = self.runs.get_mut(run_id) else {
+            return;
+        };
+        let spec = &run.spec.jobs[job];
+        let (retries, backoff) = (spec.retries, spec.retry_backoff_ms);
+        if run.state.jobs[job].attempt == attempt && run.cancels.remove(&job).is_some() {
+            self.running -= 1;
+            // A freed slot may let other runs' queued jobs go.
+            let starved: Vec<String> = self
+                .runs
+                .values()
+                .filter(|r| r.starved)
+                .map(|r| r.id.clone())
+                .collect();
+            self.dirty.extend(starved);
+        }
+        let Some(run) = self.runs.get_mut(run_id) else {
+            return;
+        };
+        if let Some(t) = run
+            .state
+            .on_result(job, attempt, outcome, retries, backoff, now)
+        {
+            let mut writes = Vec::with_capacity(2);
+            run.writes_for(&t, now, &mut writes);
+            self.journal.append(writes);
+            self.dirty.push(run_id.to_string());
+        }
+    }
+
+    fn watchdog(&mut self, now: i64) {
+        let grace = self.config.watchdog_grace_ms;
+        let mut overdue = Vec::new();
+        for run in self.runs.values() {
+            for (i, j) in run.state.jobs.iter().enumerate() {
+                let limit = run.spec.jobs[i].timeout_ms as i64 + grace;
+                if j.status == gantry_core::JobStatus::Running
+                    && j.started_at_ms.is_some_and(|s| now - s > limit)
+                {
+                    overdue.push((run.id.clone(), i, j.attempt));
+                }
+            }
+        }
+        for (run_id, job, attempt) in overdue {
+            if let Some(run) = self.runs.get_mut(&run_id) {
+                warn!(run_id, trace_id = %run.trace_id, job = %run.spec.jobs[job].name, "attempt is past its timeout and its executor did not stop it; stopping it");
+                if let Some(cancel) = run.cancels.get(&job) {
+                    let _ = cancel.send(true);
+                }
+            }
+            self.on_ended(&run_id, job, attempt, Outcome::TimedOut, now);
+        }
+        let names: Vec<String> = self.runs.keys().map(|id| format!("run:{id}")).collect();
+        if !names.is_empty() {
+            self.journal.append(vec![Write::RenewLeases {
+                names,
+                holder: self.config.owner.clone(),
+                expires_at_ms: now + self.config.lease_ttl_ms,
+            }]);
+        }
+        // Step everything: a run can only be stuck if something above has a bug, and a step of a
+        // healthy run changes nothing.
+        self.dirty.extend(self.runs.keys().cloned());
+    }
+
+    fn step_dirty(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let mut ids = std::mem::take(&mut self.dirty);
+        ids.sort();
+        ids.dedup();
+        let now = self.clock.now_ms();
+        let mut writes = Vec::new();
+        let mut finished = Vec::new();
+        for id in ids {
+            let Some(run) = self.runs.get_mut(&id) else {
+                continue;
+            };
+            let free = self.config.max_parallel.saturating_sub(self.running);
+            let plan = dag::step(&run.spec, &run.graph, &run.ctx, &run.state, now, free);
+            run.wake_at_ms = plan.wake_at_ms;
+            let queued_left = run
+                .state
+                .jobs
+                .iter()
+                .filter(|j| j.status == gantry_core::JobStatus::Queued)
+                .count();
+            let mut dispatched = 0;
+            for action in plan.actions {
+                match action {
+                    Action::Kill { job } => {
+                        if let Some(c) = run.cancels.get(&job) {
+                            let _ = c.send(true);
+                        }
+                    }
+                    Action::Dispatch { job } => {
+                        dispatched += 1;
+                        if let Some(t) = run.state.apply(action, now) {
+                            run.writes_for(&t, now, &mut writes);
+                        }
+                        self.running += 1;
+                        let launch_span = info_span!("job", trace_id = %run.trace_id, run_id = %run.id, job = %run.spec.jobs[job].name);
+                        let (cancel_tx, cancel_rx) = watch::channel(false);
+                        run.cancels.insert(job, cancel_tx);
+                        let attempt = run.state.jobs[job].attempt;
+                        let launch = launch_for(&self.layout, run, job);
+                        let executor = self.executors.get(&run.spec.jobs[job].executor).cloned();
+                        let tx = self.tx.clone();
+                        let run_id = run.id.clone();
+                        tokio::spawn(
+                            async move {
+                                let outcome = match executor {
+                                    Some(ex) => ex.execute(launch, CancelSignal(cancel_rx)).await,
+                                    None => no_executor(&launch).await,
+                                };
+                                let _ = tx.send(Command::Ended {
+                                    run_id,
+                                    job,
+                                    attempt,
+                                    outcome,
+                                });
+                            }
+                            .instrument(launch_span),
+                        );
+                    }
+                    Action::FinishRun { status } => {
+                        if let Some(t) = run.state.apply(action, now) {
+                            run.writes_for(&t, now, &mut writes);
+                        }
+                        writes.push(Write::ReleaseLease {
+                            name: format!("run:{id}"),
+                            holder: self.config.owner.clone(),
+                        });
+                        info!(run_id = %id, trace_id = %run.trace_id, %status, "run finished");
+                        finished.push(id.clone());
+                    }
+                    other => {
+                        if let Some(t) = run.state.apply(other, now) {
+                            run.writes_for(&t, now, &mut writes);
+                        }
+                    }
+                }
+            }
+            let queued_now = run
+                .state
+                .jobs
+                .iter()
+                .filter(|j| j.status == gantry_core::JobStatus::Queued)
+                .count();
+            run.starved = queued_now > 0
+                && (dispatched < queued_left + queued_now)
+                && plan.wake_at_ms.is_none_or(|w| w <= now);
+        }
+        for id in finished {
+            self.runs.remove(&id);
+        }
+        self.journal.append(writes);
+    }
+}
+
+fn launch_for(layout: &Layout, run: &ActiveRun, job: usize) -> Launch {
+    let spec = &run.spec.jobs[job];
+    let attempt = run.state.jobs[job].attempt;
+    let mut env: Vec<(String, String)> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend([
+        ("CI".to_string(), "true".to_string()),
+        ("GANTRY".to_string(), "true".to_string()),
+        ("GANTRY_RUN_ID".to_string(), run.id.clone()),
+        ("GANTRY_RUN_NAME".to_string(), run.name.clone()),
+        ("GANTRY_JOB".to_string(), spec.name.clone()),
+        ("GANTRY_ATTEMPT".to_string(), attempt.to_string()),
+        ("GANTRY_TRACE_ID".to_string(), run.trace_id.clone()),
+    ]);
+    if let Some(e) = &run.ctx.event {
+        env.push(("GANTRY_EVENT".into(), e.clone()));
+    }
+    if let Some(b) = &run.ctx.branch {
+        env.push(("GANTRY_BRANCH".into(), b.clone()));
+    }
+    Launch {
+        run_id: run.id.clone(),
+        job: spec.name.clone(),
+        attempt,
+        trace_id: run.trace_id.clone(),
+        commands: spec.run.clone(),
+        env,
+        timeout_ms: spec.timeout_ms,
+        workspace: layout.workspace(&run.id, &spec.name),
+        log_path: layout.log_path(&run.id, &spec.name, attempt),
+        image: spec.image.clone(),
+    }
+}
+
+/// A job asked for an executor this engine does not have: fail it, saying why in its log.
+async fn no_executor(launch: &Launch) -> Outcome {
+    let msg = format!(
+        "gantry: no executor for this job here (image: {}); this engine runs `local` jobs\n",
+        launch.image.as_deref().unwrap_or("none")
+    );
+    if let Some(dir) = launch.log_path.parent() {
+        let _ = tokio::fs::create_dir_all(dir).await;
+    }
+    let _ = tokio::fs::write(&launch.log_path, msg).await;
+    Outcome::Failed { exit_code: None }
+}

@@ -1,0 +1,74 @@
+//! Recovery at start-up (design §3.8): stop attempts orphaned by a crash, take the lease of each
+//! unfinished run, mark its running attempts lost (retried if the job allows, failed otherwise),
+//! and queue every such run for a step.
+
+use super::active::ActiveRun;
+use super::{Actor, EngineError};
+use gantry_core::JobStatus;
+use gantry_core::dag::Outcome;
+use tracing::{info, warn};
+
+impl Actor {
+    pub(super) async fn recover(&mut self) -> Result<(), EngineError> {
+        // First make sure nothing from the previous life is still running, so that re-running
+        // a lost attempt can never overlap with it.
+        for executor in self.executors.values() {
+            let n = executor.reap_orphans().await;
+            if n > 0 {
+                warn!(
+                    stopped = n,
+                    "stopped attempts orphaned by the previous server"
+                );
+            }
+        }
+        let now = self.clock.now_ms();
+        let expires = now + self.config.lease_ttl_ms;
+        let mut writes = Vec::new();
+        let mut adopted = 0;
+        for record in self.store.unfinished_runs().await? {
+            if !self
+                .store
+                .try_lease(
+                    &format!("run:{}", record.id),
+                    &self.config.owner,
+                    expires,
+                    now,
+                )
+                .await?
+            {
+                continue; // another server is driving it
+            }
+            let mut run = ActiveRun::from_record(record);
+            for i in 0..run.state.jobs.len() {
+                let j = &run.state.jobs[i];
+                if j.status != JobStatus::Running {
+                    continue;
+                }
+                let attempt = j.attempt;
+                let (retries, backoff) =
+                    (run.spec.jobs[i].retries, run.spec.jobs[i].retry_backoff_ms);
+                writes.push(run.note(
+                    Some(i),
+                    "lost",
+                    format!("attempt {attempt} was running when the server stopped"),
+                    now,
+                ));
+                if let Some(t) =
+                    run.state
+                        .on_result(i, attempt, Outcome::Lost, retries, backoff, now)
+                {
+                    run.writes_for(&t, now, &mut writes);
+                }
+            }
+            writes.push(run.note(None, "recovered", "run adopted after a restart".into(), now));
+            self.dirty.push(run.id.clone());
+            self.runs.insert(run.id.clone(), run);
+            adopted += 1;
+        }
+        if adopted > 0 {
+            info!(runs = adopted, "recovered unfinished runs");
+        }
+        self.journal.append_durable(writes).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,54 @@
+//! The `Executor` port: where a job attempt runs. An executor prepares the workspace, runs the
+//! commands, writes the log, enforces the timeout, obeys cancellation and reports one
+//! [`Outcome`].
+
+use async_trait::async_trait;
+use gantry_core::dag::Outcome;
+use std::path::PathBuf;
+use tokio::sync::watch;
+
+/// Everything an executor needs to run one attempt of one job.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub run_id: String,
+    pub job: String,
+    pub attempt: u32,
+    pub trace_id: String,
+    pub commands: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub timeout_ms: u64,
+    pub workspace: PathBuf,
+    pub log_path: PathBuf,
+    pub image: Option<String>,
+}
+
+/// Becomes true when the attempt must stop (run cancelled, or the watchdog gave up on it).
+#[derive(Debug, Clone)]
+pub struct CancelSignal(pub watch::Receiver<bool>);
+
+impl CancelSignal {
+    /// Resolves once cancellation is requested; never resolves if it never is.
+    pub async fn cancelled(&mut self) {
+        loop {
+            if *self.0.borrow() {
+                return;
+            }
+            if self.0.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+#[async_trait]
+pub trait Executor: Send + Sync + 'static {
+    /// Runs one attempt to its end and says how it ended. Never panics on job failure; an
+    /// executor that cannot start the job reports `Failed` and writes why into the log.
+    async fn execute(&self, launch: Launch, cancel: CancelSignal) -> Outcome;
+
+    /// Stops attempts left running by an earlier instance of this owner (after a crash), so no
+    /// attempt runs twice at once. Returns how many it stopped.
+    async fn reap_orphans(&self) -> usize {
+        0
+    }
+}

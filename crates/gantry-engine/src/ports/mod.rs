@@ -1,0 +1,10 @@
+//! Ports: what the engine needs from the world, as traits. Adapters (crates `gantry-store`,
+//! `gantry-exec`, …) implement them; the engine never names a database, a process or a socket.
+
+pub mod clock;
+pub mod executor;
+pub mod store;
+
+pub use clock::{Clock, SystemClock};
+pub use executor::{CancelSignal, Executor, Launch};
+pub use store::*;

@@ -1,0 +1,143 @@
+//! The `Store` port: durable state (runs, jobs, the audit trail, leases, events). Writes come in
+//! ordered batches, each applied in one transaction; see [`crate::journal`] for how batches
+//! are formed.
+
+use async_trait::async_trait;
+use gantry_core::spec::{RunContext, RunSpec};
+use gantry_core::{JobStatus, RunStatus};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A run as stored, with its jobs in spec order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub id: String,
+    pub name: String,
+    pub status: RunStatus,
+    pub trace_id: String,
+    pub spec: RunSpec,
+    pub context: RunContext,
+    pub cancel_requested: bool,
+    pub created_at_ms: i64,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    pub jobs: Vec<JobRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    pub index: u32,
+    pub name: String,
+    pub status: JobStatus,
+    pub attempt: u32,
+    pub exit_code: Option<i32>,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    pub not_before_ms: Option<i64>,
+}
+
+/// One entry of the append-only audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub trace_id: String,
+    pub run_id: String,
+    pub job: Option<String>,
+    pub attempt: Option<u32>,
+    pub from: Option<String>,
+    pub to: String,
+    pub note: Option<String>,
+}
+
+/// A state change to persist. Batches are applied in order, all or nothing.
+#[derive(Debug, Clone)]
+pub enum Write {
+    InsertRun(Box<RunRecord>),
+    UpdateRun {
+        id: String,
+        status: RunStatus,
+        cancel_requested: bool,
+        started_at_ms: Option<i64>,
+        finished_at_ms: Option<i64>,
+    },
+    UpdateJob {
+        run_id: String,
+        job: JobRecord,
+    },
+    Audit(AuditRecord),
+    /// Takes or extends leases for `holder` until `expires_at_ms` (the holder already owns them).
+    RenewLeases {
+        names: Vec<String>,
+        holder: String,
+        expires_at_ms: i64,
+    },
+    ReleaseLease {
+        name: String,
+        holder: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub limit: u32,
+}
+
+/// How long each kind of data is kept (design §3.7).
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Finished runs and their jobs.
+    pub working_ms: i64,
+    pub audit_ms: i64,
+    pub logs_ms: i64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const DAY: i64 = 86_400_000;
+        Retention {
+            working_ms: DAY,
+            audit_ms: 90 * DAY,
+            logs_ms: 7 * DAY,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Expired {
+    pub runs: u64,
+    pub audit_events: u64,
+    pub locks: u64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies a batch in one transaction; durable when this returns `Ok`.
+    async fn commit(&self, batch: &[Write]) -> StoreResult<()>;
+    /// Runs not yet finished, with their jobs (for recovery at start-up).
+    async fn unfinished_runs(&self) -> StoreResult<Vec<RunRecord>>;
+    async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>>;
+    /// Newest first.
+    async fn list_runs(&self, filter: RunFilter) -> StoreResult<Vec<RunRecord>>;
+    async fn audit_trail(&self, run_id: &str) -> StoreResult<Vec<AuditRecord>>;
+    /// Takes the lease `name` for `holder` if it is free, expired, or already `holder`'s.
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Deletes finished runs, audit events and leases older than the retention allows.
+    async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired>;
+}

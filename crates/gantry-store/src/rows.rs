@@ -1,0 +1,54 @@
+//! Conversions between rows and the engine's records.
+
+use gantry_core::{JobStatus, RunStatus};
+use gantry_engine::ports::{JobRecord, RunRecord, StoreError};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+pub(crate) fn db(err: sqlx::Error) -> StoreError {
+    StoreError::Database(err.to_string())
+}
+
+pub(crate) fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
+    let status: String = row.try_get("status").map_err(db)?;
+    let spec: String = row.try_get("spec").map_err(db)?;
+    let context: String = row.try_get("context").map_err(db)?;
+    let id: String = row.try_get("id").map_err(db)?;
+    Ok(RunRecord {
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("run {id}: unknown status `{status}`")))?,
+        spec: serde_json::from_str(&spec)
+            .map_err(|e| StoreError::Corrupt(format!("run {id}: spec: {e}")))?,
+        context: serde_json::from_str(&context)
+            .map_err(|e| StoreError::Corrupt(format!("run {id}: context: {e}")))?,
+        name: row.try_get("name").map_err(db)?,
+        trace_id: row.try_get("trace_id").map_err(db)?,
+        cancel_requested: row.try_get::<i64, _>("cancel_requested").map_err(db)? != 0,
+        created_at_ms: row.try_get("created_at").map_err(db)?,
+        started_at_ms: row.try_get("started_at").map_err(db)?,
+        finished_at_ms: row.try_get("finished_at").map_err(db)?,
+        jobs: Vec::new(),
+        id,
+    })
+}
+
+pub(crate) fn job_from_row(row: &SqliteRow) -> Result<(String, JobRecord), StoreError> {
+    let status: String = row.try_get("status").map_err(db)?;
+    Ok((
+        row.try_get("run_id").map_err(db)?,
+        JobRecord {
+            index: row.try_get::<i64, _>("idx").map_err(db)? as u32,
+            name: row.try_get("name").map_err(db)?,
+            status: JobStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown job status `{status}`")))?,
+            attempt: row.try_get::<i64, _>("attempt").map_err(db)? as u32,
+            exit_code: row
+                .try_get::<Option<i64>, _>("exit_code")
+                .map_err(db)?
+                .map(|c| c as i32),
+            started_at_ms: row.try_get("started_at").map_err(db)?,
+            finished_at_ms: row.try_get("finished_at").map_err(db)?,
+            not_before_ms: row.try_get("not_before").map_err(db)?,
+        },
+    ))
+}

@@ -1,0 +1,385 @@
+//! SQLite adapter: one writer connection (the journal is the only writer, so there is no write
+//! contention to manage) and a small pool of readers; WAL so readers never block the writer;
+//! `synchronous=FULL` so a committed batch survives power loss, not just a crash.
+
+use crate::rows::{db, job_from_row, run_from_row};
+use async_trait::async_trait;
+use gantry_engine::ports::*;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// Rows per multi-row statement; 9 columns each stays well under SQLite's 32766 variables.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Database(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(db)?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&write)
+            .await
+            .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(db)?;
+        Ok(SqliteStore { write, read })
+    }
+
+    async fn jobs_of(&self, runs: &mut [RunRecord]) -> StoreResult<()> {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let mut by_id: HashMap<String, usize> = HashMap::new();
+        for (i, r) in runs.iter().enumerate() {
+            by_id.insert(r.id.clone(), i);
+        }
+        for chunk in runs
+            .iter()
+            .map(|r| r.id.clone())
+            .collect::<Vec<_>>()
+            .chunks(500)
+        {
+            let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM jobs WHERE run_id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.clone());
+            }
+            q.push(") ORDER BY run_id, idx");
+            for row in q.build().fetch_all(&self.read).await.map_err(db)? {
+                let (run_id, job) = job_from_row(&row)?;
+                if let Some(&i) = by_id.get(&run_id) {
+                    runs[i].jobs.push(job);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn commit(&self, batch: &[Write]) -> StoreResult<()> {
+        // Apply in an order that respects foreign keys and gives the same final state as the
+        // batch's own order: inserts first, then the last update of each run and job.
+        let mut inserts = Vec::new();
+        let mut run_updates: HashMap<&str, &Write> = HashMap::new();
+        let mut job_updates: HashMap<(&str, u32), (&str, &JobRecord)> = HashMap::new();
+        let mut job_order = Vec::new();
+        let mut audits = Vec::new();
+        let mut leases = Vec::new();
+        for w in batch {
+            match w {
+                Write::InsertRun(r) => inserts.push(r.as_ref()),
+                Write::UpdateRun { id, .. } => {
+                    run_updates.insert(id.as_str(), w);
+                }
+                Write::UpdateJob { run_id, job } => {
+                    let key = (run_id.as_str(), job.index);
+                    if job_updates.insert(key, (run_id.as_str(), job)).is_none() {
+                        job_order.push(key);
+                    }
+                }
+                Write::Audit(a) => audits.push(a),
+                Write::RenewLeases { .. } | Write::ReleaseLease { .. } => leases.push(w),
+            }
+        }
+        let mut tx = self.write.begin().await.map_err(db)?;
+        for r in &inserts {
+            let spec =
+                serde_json::to_string(&r.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let ctx = serde_json::to_string(&r.context)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO runs (id, name, status, trace_id, spec, context, cancel_requested, created_at, started_at, finished_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&r.id)
+            .bind(&r.name)
+            .bind(r.status.as_str())
+            .bind(&r.trace_id)
+            .bind(spec)
+            .bind(ctx)
+            .bind(i64::from(r.cancel_requested))
+            .bind(r.created_at_ms)
+            .bind(r.started_at_ms)
+            .bind(r.finished_at_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            for chunk in r.jobs.chunks(ROWS_PER_STATEMENT) {
+                push_jobs(&r.id, chunk.iter())
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        for w in run_updates.values() {
+            if let Write::UpdateRun {
+                id,
+                status,
+                cancel_requested,
+                started_at_ms,
+                finished_at_ms,
+            } = w
+            {
+                sqlx::query("UPDATE runs SET status = ?, cancel_requested = ?, started_at = ?, finished_at = ? WHERE id = ?")
+                    .bind(status.as_str())
+                    .bind(i64::from(*cancel_requested))
+                    .bind(started_at_ms)
+                    .bind(finished_at_ms)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        for chunk in job_order.chunks(ROWS_PER_STATEMENT) {
+            let mut by_run: Vec<(&str, &JobRecord)> =
+                chunk.iter().map(|k| job_updates[k]).collect();
+            by_run.sort_by_key(|(r, j)| (*r, j.index));
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO jobs (run_id, idx, name, status, attempt, exit_code, started_at, finished_at, not_before) ",
+            );
+            q.push_values(by_run, |mut b, (run_id, j)| {
+                bind_job(&mut b, run_id, j);
+            });
+            q.push(
+                " ON CONFLICT (run_id, idx) DO UPDATE SET status = excluded.status, attempt = excluded.attempt,
+                  exit_code = excluded.exit_code, started_at = excluded.started_at,
+                  finished_at = excluded.finished_at, not_before = excluded.not_before",
+            );
+            q.build().execute(&mut *tx).await.map_err(db)?;
+        }
+        for chunk in audits.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO audit_events (at, trace_id, run_id, job, attempt, from_status, to_status, note) ",
+            );
+            q.push_values(chunk, |mut b, a| {
+                b.push_bind(a.at_ms)
+                    .push_bind(a.trace_id.clone())
+                    .push_bind(a.run_id.clone())
+                    .push_bind(a.job.clone())
+                    .push_bind(a.attempt.map(i64::from))
+                    .push_bind(a.from.clone())
+                    .push_bind(a.to.clone())
+                    .push_bind(a.note.clone());
+            });
+            q.build().execute(&mut *tx).await.map_err(db)?;
+        }
+        for w in leases {
+            match w {
+                Write::RenewLeases {
+                    names,
+                    holder,
+                    expires_at_ms,
+                } => {
+                    for name in names {
+                        sqlx::query(
+                            "INSERT INTO locks (name, holder, expires_at) VALUES (?, ?, ?)
+                             ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at
+                             WHERE locks.holder = excluded.holder",
+                        )
+                        .bind(name)
+                        .bind(holder)
+                        .bind(expires_at_ms)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    }
+                }
+                Write::ReleaseLease { name, holder } => {
+                    sqlx::query("DELETE FROM locks WHERE name = ? AND holder = ?")
+                        .bind(name)
+                        .bind(holder)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                }
+                _ => {}
+            }
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn unfinished_runs(&self) -> StoreResult<Vec<RunRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY id")
+                .fetch_all(&self.read)
+                .await
+                .map_err(db)?;
+        let mut runs = rows
+            .iter()
+            .map(run_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.jobs_of(&mut runs).await?;
+        Ok(runs)
+    }
+
+    async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>> {
+        let Some(row) = sqlx::query("SELECT * FROM runs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let mut runs = vec![run_from_row(&row)?];
+        self.jobs_of(&mut runs).await?;
+        Ok(runs.pop())
+    }
+
+    async fn list_runs(&self, filter: RunFilter) -> StoreResult<Vec<RunRecord>> {
+        let limit = if filter.limit == 0 {
+            50
+        } else {
+            filter.limit.min(1000)
+        };
+        let rows = match filter.status {
+            Some(s) => sqlx::query("SELECT * FROM runs WHERE status = ? ORDER BY id DESC LIMIT ?")
+                .bind(s.as_str())
+                .bind(limit),
+            None => sqlx::query("SELECT * FROM runs ORDER BY id DESC LIMIT ?").bind(limit),
+        }
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        let mut runs = rows
+            .iter()
+            .map(run_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.jobs_of(&mut runs).await?;
+        Ok(runs)
+    }
+
+    async fn audit_trail(&self, run_id: &str) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query("SELECT * FROM audit_events WHERE run_id = ? ORDER BY seq")
+            .bind(run_id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    seq: r.try_get("seq").map_err(db)?,
+                    at_ms: r.try_get("at").map_err(db)?,
+                    trace_id: r.try_get("trace_id").map_err(db)?,
+                    run_id: r.try_get("run_id").map_err(db)?,
+                    job: r.try_get("job").map_err(db)?,
+                    attempt: r
+                        .try_get::<Option<i64>, _>("attempt")
+                        .map_err(db)?
+                        .map(|a| a as u32),
+                    from: r.try_get("from_status").map_err(db)?,
+                    to: r.try_get("to_status").map_err(db)?,
+                    note: r.try_get("note").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO locks (name, holder, expires_at) VALUES (?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+             WHERE locks.holder = excluded.holder OR locks.expires_at < ?",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(expires_at_ms)
+        .bind(now_ms)
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        let runs =
+            sqlx::query("DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?")
+                .bind(now_ms - retention.working_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+        let audit_events = sqlx::query("DELETE FROM audit_events WHERE at < ?")
+            .bind(now_ms - retention.audit_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        let locks = sqlx::query("DELETE FROM locks WHERE expires_at < ?")
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        tx.commit().await.map_err(db)?;
+        Ok(Expired {
+            runs,
+            audit_events,
+            locks,
+        })
+    }
+}
+
+fn bind_job(
+    b: &mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>,
+    run_id: &str,
+    j: &JobRecord,
+) {
+    b.push_bind(run_id.to_string())
+        .push_bind(i64::from(j.index))
+        .push_bind(j.name.clone())
+        .push_bind(j.status.as_str())
+        .push_bind(i64::from(j.attempt))
+        .push_bind(j.exit_code.map(i64::from))
+        .push_bind(j.started_at_ms)
+        .push_bind(j.finished_at_ms)
+        .push_bind(j.not_before_ms);
+}
+
+fn push_jobs<'a>(run_id: &str, jobs: impl Iterator<Item = &'a JobRecord>) -> QueryBuilder<Sqlite> {
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO jobs (run_id, idx, name, status, attempt, exit_code, started_at, finished_at, not_before) ",
+    );
+    q.push_values(jobs, |mut b, j| bind_job(&mut b, run_id, j));
+    q
+}

@@ -1,0 +1,137 @@
+//! `gantry run FILE`: runs a spec once, locally, with no server: validate, drive the run with the
+//! embedded engine, show progress, print the run object with `--json`. Exit 0 succeeded,
+//! 1 failed or cancelled, 2 invalid spec.
+
+use super::DataDir;
+use super::progress::Progress;
+use crate::view::RunView;
+use crate::wiring;
+use anyhow::Context;
+use gantry_core::RunStatus;
+use gantry_core::spec::{self, Format, Limits, RunContext};
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Run spec or pipeline file (YAML or JSON); `-` reads standard input.
+    pub file: PathBuf,
+    /// Print the run object as JSON on stdout when the run ends (and nothing else).
+    #[arg(long)]
+    pub json: bool,
+    /// Most jobs running at once (default: number of cores).
+    #[arg(long, env = "GANTRY_MAX_PARALLEL")]
+    pub max_parallel: Option<usize>,
+    #[command(flatten)]
+    pub data: DataDir,
+    /// The event this run stands for, for `when: {event: …}` (default: `manual`).
+    #[arg(long, default_value = "manual")]
+    pub event: String,
+    /// The branch this run stands for, for `when: {branch: …}`.
+    #[arg(long)]
+    pub branch: Option<String>,
+}
+
+pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
+    let bytes = if args.file.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .context("cannot read standard input")?;
+        buf
+    } else {
+        std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?
+    };
+    let format = match args.file.extension().and_then(|e| e.to_str()) {
+        Some("json") => Format::Json,
+        Some("yml" | "yaml") => Format::Yaml,
+        _ => Format::Auto,
+    };
+    let default_name = args
+        .file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("run")
+        .trim_start_matches('.')
+        .to_string();
+    let spec = match spec::parse_spec(&bytes, format, &default_name, &Limits::default()) {
+        Ok(s) => s,
+        Err(problems) => {
+            eprint!("{}: {problems}", args.file.display());
+            return Ok(2);
+        }
+    };
+    let names: Vec<String> = spec.jobs.iter().map(|j| j.name.clone()).collect();
+    let store = wiring::open_store(&args.data.data_dir).await?;
+    let owner = format!("run-{}", gantry_engine::ids::new_run_id());
+    let max_parallel = args
+        .max_parallel
+        .unwrap_or_else(wiring::default_parallelism);
+    let engine =
+        wiring::start_engine(&args.data.data_dir, store, max_parallel, &owner, false).await?;
+    let mut committed = engine.journal().subscribe();
+    let context = RunContext {
+        event: Some(args.event.clone()),
+        branch: args.branch.clone(),
+    };
+    let submitted = engine.submit(spec, context, None).await?;
+    let run_id = submitted.run_id.clone();
+
+    let mut progress = Progress::new(&run_id, names);
+    let waiter = {
+        let engine = engine.clone();
+        let id = run_id.clone();
+        tokio::spawn(async move { engine.wait_finished(&id).await })
+    };
+    tokio::pin!(waiter);
+    let mut interrupted = false;
+    let record = loop {
+        tokio::select! {
+            batch = committed.recv() => {
+                if let Ok(batch) = batch {
+                    progress.observe(&batch);
+                }
+            }
+            _ = tokio::signal::ctrl_c(), if !interrupted => {
+                interrupted = true;
+                eprintln!("interrupted: cancelling run {run_id}");
+                let _ = engine.cancel(&run_id).await;
+            }
+            done = &mut waiter => break done.context("waiting for the run")??,
+        }
+    };
+    while let Ok(batch) = committed.try_recv() {
+        progress.observe(&batch);
+    }
+    progress.finish();
+    engine.shutdown().await;
+
+    let view = RunView::from(&record);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        let secs = match (record.started_at_ms, record.finished_at_ms) {
+            (Some(s), Some(f)) => (f - s) as f64 / 1000.0,
+            _ => 0.0,
+        };
+        println!(
+            "run {} ({}) {} in {secs:.2}s",
+            record.name, record.id, record.status
+        );
+        for j in record.jobs.iter().filter(|j| j.status.is_failure()) {
+            let log = engine.layout().log_path(&record.id, &j.name, j.attempt);
+            println!(
+                "  {} {}{} — log: {}",
+                j.name,
+                j.status,
+                j.exit_code
+                    .map(|c| format!(" (exit {c})"))
+                    .unwrap_or_default(),
+                log.display()
+            );
+        }
+    }
+    Ok(if record.status == RunStatus::Succeeded {
+        0
+    } else {
+        1
+    })
+}

@@ -1,0 +1,153 @@
+//! Job logs: the whole log as text, or with `Accept: text/event-stream` a live stream that first
+//! replays what was written before the client connected, then follows until the attempt ends.
+
+use super::{ApiError, AppState};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::Stream;
+use gantry_engine::ports::RunRecord;
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+/// How often a followed log is checked for new output.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Deserialize)]
+pub struct LogQuery {
+    attempt: Option<u32>,
+}
+
+pub async fn log(
+    State(state): State<AppState>,
+    Path((id, job)): Path<(String, String)>,
+    Query(q): Query<LogQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let run = state
+        .engine
+        .store()
+        .get_run(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("run `{id}` not found")))?;
+    let record = run
+        .jobs
+        .iter()
+        .find(|j| j.name == job)
+        .ok_or_else(|| ApiError::not_found(format!("run `{id}` has no job `{job}`")))?;
+    let attempt = q.attempt.unwrap_or(record.attempt);
+    if attempt == 0 || attempt > record.attempt {
+        return Err(ApiError::not_found(format!(
+            "job `{job}` has no attempt {attempt} (latest: {})",
+            record.attempt
+        )));
+    }
+    let path = state.engine.layout().log_path(&id, &job, attempt);
+    let wants_stream = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"));
+    if wants_stream {
+        let stream = follow(state, run, job, attempt, path);
+        return Ok(Sse::new(stream)
+            .keep_alive(KeepAlive::default())
+            .into_response());
+    }
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => {
+            Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            Vec::new(),
+        )
+            .into_response()),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+fn follow(
+    state: AppState,
+    run: RunRecord,
+    job: String,
+    attempt: u32,
+    path: std::path::PathBuf,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    async_stream(move |tx| async move {
+        let mut offset = 0u64;
+        let mut pending = Vec::new();
+        let run_id = run.id.clone();
+        loop {
+            // Read the attempt's state first, then the file: output written before the attempt
+            // ended is then always sent before the end event.
+            let ended = match state.engine.store().get_run(&run_id).await {
+                Ok(Some(r)) => r
+                    .jobs
+                    .iter()
+                    .find(|j| j.name == job)
+                    .is_none_or(|j| j.attempt != attempt || j.status.is_terminal()),
+                _ => true,
+            };
+            if let Ok(mut f) = tokio::fs::File::open(&path).await
+                && f.seek(std::io::SeekFrom::Start(offset)).await.is_ok()
+            {
+                let mut buf = Vec::new();
+                if let Ok(n) = f.read_to_end(&mut buf).await {
+                    offset += n as u64;
+                    pending.extend_from_slice(&buf);
+                }
+            }
+            while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=nl).collect();
+                let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                if tx
+                    .send(Event::default().event("log").data(text))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            if ended {
+                if !pending.is_empty() {
+                    let text = String::from_utf8_lossy(&pending).into_owned();
+                    let _ = tx.send(Event::default().event("log").data(text)).await;
+                }
+                let status = state
+                    .engine
+                    .store()
+                    .get_run(&run_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.jobs.into_iter().find(|j| j.name == job))
+                    .map(|j| j.status.to_string())
+                    .unwrap_or_default();
+                let _ = tx
+                    .send(Event::default().event("end").data(
+                        serde_json::json!({"status": status, "attempt": attempt}).to_string(),
+                    ))
+                    .await;
+                return;
+            }
+            tokio::time::sleep(FOLLOW_POLL).await;
+        }
+    })
+}
+
+/// A stream fed by a task through a channel.
+fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(f(tx));
+    futures_util::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
+}

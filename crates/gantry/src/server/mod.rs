@@ -1,0 +1,127 @@
+//! The HTTP API (design §5 "HTTP"): routes, authentication, body limits. The only module that
+//! knows HTTP; handlers call the engine and the store and nothing else.
+
+mod error;
+mod logs;
+mod metrics;
+mod runs;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gantry_core::spec::Limits;
+use gantry_engine::Engine;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// The OpenAPI document, kept in the repository and checked by a test against [`ROUTES`].
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// Every route, as (method, path template). The router below serves exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+    ("post", "/api/v1/runs"),
+    ("get", "/api/v1/runs"),
+    ("get", "/api/v1/runs/{id}"),
+    ("post", "/api/v1/runs/{id}/cancel"),
+    ("post", "/api/v1/runs/{id}/rerun"),
+    ("get", "/api/v1/runs/{id}/events"),
+    ("get", "/api/v1/runs/{id}/jobs/{job}/log"),
+];
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub token: Option<Arc<str>>,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.limits.max_bytes + 64 * 1024;
+    let api = Router::new()
+        .route("/api/v1/runs", post(runs::submit).get(runs::list))
+        .route("/api/v1/runs/{id}", get(runs::get_one))
+        .route("/api/v1/runs/{id}/cancel", post(runs::cancel))
+        .route("/api/v1/runs/{id}/rerun", post(runs::rerun))
+        .route("/api/v1/runs/{id}/events", get(runs::events))
+        .route("/api/v1/runs/{id}/jobs/{job}/log", get(logs::log))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/metrics", get(metrics_text))
+        .route(
+            "/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
+        .merge(api)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    state.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_none_or(|v| v != "application/json")
+    {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the request body is larger than the limit",
+        )
+        .into_response();
+    }
+    resp
+}
+
+/// With a token configured, every API call must carry `Authorization: Bearer <token>`.
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()));
+        if !ok {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong bearer token",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
