@@ -1,0 +1,149 @@
+//! The local executor against real processes.
+
+use gantry_core::dag::Outcome;
+use gantry_engine::ports::{CancelSignal, Executor, Launch};
+use gantry_exec::LocalExecutor;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+fn launch(dir: &Path, commands: &[&str], timeout_ms: u64) -> Launch {
+    Launch {
+        run_id: "r1".into(),
+        job: "j".into(),
+        attempt: 1,
+        trace_id: "t".into(),
+        commands: commands.iter().map(|c| c.to_string()).collect(),
+        env: vec![("GREETING".into(), "hello".into())],
+        timeout_ms,
+        workspace: dir.join("ws"),
+        log_path: dir.join("logs/j.1.log"),
+        image: None,
+    }
+}
+
+fn no_cancel() -> (watch::Sender<bool>, CancelSignal) {
+    let (tx, rx) = watch::channel(false);
+    (tx, CancelSignal(rx))
+}
+
+fn executor(owner: &str) -> LocalExecutor {
+    LocalExecutor::new(owner, Duration::from_millis(500))
+}
+
+/// Whether any process still carries `marker` in its command line.
+fn alive(marker: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+    })
+}
+
+#[tokio::test]
+async fn runs_commands_in_one_session_with_env_and_interleaved_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, cancel) = no_cancel();
+    let l = launch(
+        dir.path(),
+        &["X=1; echo out $GREETING", "echo err $X >&2", "pwd"],
+        10_000,
+    );
+    let outcome = executor("t1").execute(l.clone(), cancel).await;
+    assert_eq!(outcome, Outcome::Succeeded);
+    let log = std::fs::read_to_string(&l.log_path).unwrap();
+    let ws = std::fs::canonicalize(&l.workspace).unwrap();
+    assert!(
+        log.ends_with(&format!("out hello\nerr 1\n{}\n", ws.display())),
+        "{log}"
+    );
+    assert!(log.starts_with("$ X=1; echo out $GREETING\n"), "{log}");
+}
+
+#[tokio::test]
+async fn first_failing_command_stops_the_session_with_its_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, cancel) = no_cancel();
+    let l = launch(dir.path(), &["echo one", "exit 7", "echo never"], 10_000);
+    assert_eq!(
+        executor("t2").execute(l.clone(), cancel).await,
+        Outcome::Failed { exit_code: Some(7) }
+    );
+    assert!(
+        !std::fs::read_to_string(&l.log_path)
+            .unwrap()
+            .contains("\nnever")
+    );
+}
+
+#[tokio::test]
+async fn timeout_kills_the_whole_group_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, cancel) = no_cancel();
+    let marker = "sleep 3987";
+    // A background child that ignores TERM, and a foreground one.
+    let l = launch(
+        dir.path(),
+        &["trap '' TERM; (trap '' TERM; sleep 3987) & sleep 3987"],
+        300,
+    );
+    let start = Instant::now();
+    let outcome = executor("t4").execute(l.clone(), cancel).await;
+    let took = start.elapsed();
+    assert_eq!(outcome, Outcome::TimedOut);
+    assert!(took < Duration::from_millis(300 + 2000), "took {took:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!alive(marker), "a process of the timed-out job survived");
+    assert!(
+        std::fs::read_to_string(&l.log_path)
+            .unwrap()
+            .contains("timed out after 300ms")
+    );
+}
+
+#[tokio::test]
+async fn cancel_stops_a_running_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, cancel) = no_cancel();
+    let l = launch(dir.path(), &["sleep 3988"], 60_000);
+    let ex = executor("t5");
+    let job = tokio::spawn(async move { ex.execute(l, cancel).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(alive("sleep 3988"));
+    tx.send(true).unwrap();
+    assert_eq!(job.await.unwrap(), Outcome::Cancelled);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!alive("sleep 3988"));
+}
+
+#[tokio::test]
+async fn leftover_background_processes_are_killed_when_the_session_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, cancel) = no_cancel();
+    let l = launch(dir.path(), &["sleep 3989 &", "echo left it"], 10_000);
+    assert_eq!(executor("t6").execute(l, cancel).await, Outcome::Succeeded);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!alive("sleep 3989"));
+}
+
+#[tokio::test]
+async fn orphans_of_a_previous_life_are_reaped_by_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    // Start an attempt and abandon it, as a crashed server would.
+    let (tx, cancel) = no_cancel();
+    let l = launch(dir.path(), &["sleep 3990"], 60_000);
+    let ex = executor("owner-a");
+    let job = tokio::spawn(async move { ex.execute(l, cancel).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    job.abort();
+    drop(tx);
+    assert!(alive("sleep 3990"));
+    assert_eq!(
+        executor("owner-b").reap_orphans().await,
+        0,
+        "another owner's processes are not touched"
+    );
+    assert!(alive("sleep 3990"));
+    assert_eq!(executor("owner-a").reap_orphans().await, 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!alive("sleep 3990"));
+}

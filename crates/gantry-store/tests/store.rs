@@ -1,0 +1,275 @@
+//! The Store contract, checked on a real SQLite database. Written against `dyn Store` so the
+//! PostgreSQL adapter can run the same checks.
+
+use gantry_core::spec::{Format, Limits, RunContext, parse_spec};
+use gantry_core::{JobStatus, RunStatus};
+use gantry_engine::ports::*;
+use gantry_store::SqliteStore;
+use std::sync::Arc;
+
+fn run(id: &str, created: i64) -> RunRecord {
+    let spec = parse_spec(
+        b"jobs: {a: {run: [\"true\"]}, b: {run: [\"true\"], needs: [a]}}",
+        Format::Yaml,
+        "t",
+        &Limits::default(),
+    )
+    .unwrap();
+    RunRecord {
+        id: id.into(),
+        name: "t".into(),
+        status: RunStatus::Queued,
+        trace_id: format!("trace-{id}"),
+        jobs: spec
+            .jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| JobRecord {
+                index: i as u32,
+                name: j.name.clone(),
+                status: JobStatus::Pending,
+                attempt: 1,
+                exit_code: None,
+                started_at_ms: None,
+                finished_at_ms: None,
+                not_before_ms: None,
+            })
+            .collect(),
+        spec,
+        context: RunContext {
+            event: Some("push".into()),
+            branch: Some("main".into()),
+        },
+        cancel_requested: false,
+        created_at_ms: created,
+        started_at_ms: None,
+        finished_at_ms: None,
+    }
+}
+
+fn audit(run: &str, to: &str, at: i64) -> Write {
+    Write::Audit(AuditRecord {
+        seq: 0,
+        at_ms: at,
+        trace_id: format!("trace-{run}"),
+        run_id: run.into(),
+        job: Some("a".into()),
+        attempt: Some(1),
+        from: Some("pending".into()),
+        to: to.into(),
+        note: None,
+    })
+}
+
+async fn open() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
+    (dir, Arc::new(store))
+}
+
+#[tokio::test]
+async fn batch_round_trip_keeps_the_last_state_of_each_row() {
+    let (_d, s) = open().await;
+    let r = run("01A", 1000);
+    let mut job = r.jobs[0].clone();
+    let mut writes = vec![Write::InsertRun(Box::new(r.clone()))];
+    for status in [JobStatus::Queued, JobStatus::Running, JobStatus::Succeeded] {
+        job.status = status;
+        job.exit_code = (status == JobStatus::Succeeded).then_some(0);
+        writes.push(Write::UpdateJob {
+            run_id: "01A".into(),
+            job: job.clone(),
+        });
+        writes.push(audit("01A", status.as_str(), 1001));
+    }
+    writes.push(Write::UpdateRun {
+        id: "01A".into(),
+        status: RunStatus::Running,
+        cancel_requested: false,
+        started_at_ms: Some(1001),
+        finished_at_ms: None,
+    });
+    s.commit(&writes).await.unwrap();
+
+    let got = s.get_run("01A").await.unwrap().unwrap();
+    assert_eq!(got.status, RunStatus::Running);
+    assert_eq!(got.jobs[0].status, JobStatus::Succeeded);
+    assert_eq!(got.jobs[0].exit_code, Some(0));
+    assert_eq!(got.jobs[1].status, JobStatus::Pending);
+    assert_eq!(got.spec, r.spec);
+    assert_eq!(got.context, r.context);
+    let trail = s.audit_trail("01A").await.unwrap();
+    assert_eq!(
+        trail.iter().map(|a| a.to.as_str()).collect::<Vec<_>>(),
+        ["queued", "running", "succeeded"]
+    );
+    assert!(trail.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert!(s.get_run("nope").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn lists_newest_first_with_status_filter_and_unfinished() {
+    let (_d, s) = open().await;
+    s.commit(&[
+        Write::InsertRun(Box::new(run("01A", 1))),
+        Write::InsertRun(Box::new(run("01B", 2))),
+        Write::InsertRun(Box::new(run("01C", 3))),
+    ])
+    .await
+    .unwrap();
+    s.commit(&[Write::UpdateRun {
+        id: "01B".into(),
+        status: RunStatus::Failed,
+        cancel_requested: false,
+        started_at_ms: Some(2),
+        finished_at_ms: Some(5),
+    }])
+    .await
+    .unwrap();
+    let all = s.list_runs(RunFilter::default()).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["01C", "01B", "01A"]
+    );
+    assert_eq!(all[0].jobs.len(), 2);
+    let failed = s
+        .list_runs(RunFilter {
+            status: Some(RunStatus::Failed),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    let open = s.unfinished_runs().await.unwrap();
+    assert_eq!(
+        open.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["01A", "01C"]
+    );
+    let two = s
+        .list_runs(RunFilter {
+            status: None,
+            limit: 2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(two.len(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_batch_leaves_nothing_behind() {
+    let (_d, s) = open().await;
+    s.commit(&[Write::InsertRun(Box::new(run("01A", 1)))])
+        .await
+        .unwrap();
+    // Inserting the same run again violates the primary key: the whole batch must roll back.
+    let err = s
+        .commit(&[
+            audit("01A", "x", 1),
+            Write::InsertRun(Box::new(run("01A", 1))),
+        ])
+        .await;
+    assert!(err.is_err());
+    assert!(s.audit_trail("01A").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn leases_are_exclusive_until_they_expire() {
+    let (_d, s) = open().await;
+    assert!(s.try_lease("run:1", "a", 100, 0).await.unwrap());
+    assert!(
+        !s.try_lease("run:1", "b", 150, 50).await.unwrap(),
+        "held by a"
+    );
+    assert!(
+        s.try_lease("run:1", "a", 200, 60).await.unwrap(),
+        "a renews its own"
+    );
+    assert!(
+        s.try_lease("run:1", "b", 400, 201).await.unwrap(),
+        "expired, b takes it"
+    );
+    s.commit(&[Write::ReleaseLease {
+        name: "run:1".into(),
+        holder: "a".into(),
+    }])
+    .await
+    .unwrap();
+    assert!(
+        !s.try_lease("run:1", "c", 500, 300).await.unwrap(),
+        "a cannot release b's lease"
+    );
+    s.commit(&[Write::ReleaseLease {
+        name: "run:1".into(),
+        holder: "b".into(),
+    }])
+    .await
+    .unwrap();
+    assert!(s.try_lease("run:1", "c", 500, 300).await.unwrap());
+}
+
+#[tokio::test]
+async fn expiry_deletes_only_what_is_old_enough() {
+    let (_d, s) = open().await;
+    let day = 86_400_000;
+    s.commit(&[
+        Write::InsertRun(Box::new(run("01OLD", 0))),
+        Write::InsertRun(Box::new(run("01NEW", 0))),
+        Write::InsertRun(Box::new(run("01RUNNING", 0))),
+    ])
+    .await
+    .unwrap();
+    s.commit(&[
+        Write::UpdateRun {
+            id: "01OLD".into(),
+            status: RunStatus::Succeeded,
+            cancel_requested: false,
+            started_at_ms: Some(0),
+            finished_at_ms: Some(10),
+        },
+        Write::UpdateRun {
+            id: "01NEW".into(),
+            status: RunStatus::Succeeded,
+            cancel_requested: false,
+            started_at_ms: Some(0),
+            finished_at_ms: Some(2 * day),
+        },
+        audit("01OLD", "old", 10),
+        audit("01NEW", "new", 2 * day),
+    ])
+    .await
+    .unwrap();
+    let now = 2 * day + 1000;
+    let retention = Retention {
+        working_ms: day,
+        audit_ms: day,
+        logs_ms: day,
+    };
+    let expired = s.expire(&retention, now).await.unwrap();
+    assert_eq!(expired.runs, 1);
+    assert_eq!(expired.audit_events, 1);
+    assert!(s.get_run("01OLD").await.unwrap().is_none());
+    assert!(s.get_run("01NEW").await.unwrap().is_some());
+    assert!(
+        s.get_run("01RUNNING").await.unwrap().is_some(),
+        "unfinished runs never expire"
+    );
+    assert_eq!(
+        s.expire(&retention, now).await.unwrap(),
+        Expired::default(),
+        "a second sweep finds nothing"
+    );
+}
+
+#[tokio::test]
+async fn reopening_keeps_committed_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    {
+        let s = SqliteStore::open(&path).await.unwrap();
+        s.commit(&[Write::InsertRun(Box::new(run("01A", 1)))])
+            .await
+            .unwrap();
+    }
+    let s = SqliteStore::open(&path).await.unwrap();
+    assert!(s.get_run("01A").await.unwrap().is_some());
+}

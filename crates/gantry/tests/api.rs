@@ -1,0 +1,301 @@
+//! The HTTP API against a real `gantry serve`.
+
+mod common;
+
+use common::{Server, job};
+use futures_util::StreamExt;
+use reqwest::Method;
+
+#[tokio::test]
+async fn submit_get_list_events_and_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    assert_eq!(
+        s.get("/healthz").await,
+        (200, serde_json::json!({"status": "ok"}))
+    );
+
+    let id = s.submit_yaml("name: api\njobs:\n  a: {run: [\"echo from-a\"]}\n  b: {needs: [a], run: [\"echo from-b; exit 5\"]}\n").await;
+    let run = s.wait_finished(&id, 20).await;
+    assert_eq!(run["status"], "failed");
+    assert_eq!(job(&run, "a")["status"], "succeeded");
+    assert_eq!(job(&run, "b")["exit_code"], 5);
+
+    let (st, json_run) = s
+        .post(
+            "/api/v1/runs",
+            "application/json",
+            r#"{"name":"j","jobs":{"x":{"run":["true"]}}}"#,
+        )
+        .await;
+    assert_eq!(st, 202);
+    s.wait_finished(json_run["run_id"].as_str().unwrap(), 20)
+        .await;
+
+    let (_, list) = s.get("/api/v1/runs").await;
+    assert_eq!(list["runs"].as_array().unwrap().len(), 2);
+    let (_, failed) = s.get("/api/v1/runs?status=failed").await;
+    assert_eq!(failed["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(failed["runs"][0]["id"], id.as_str());
+
+    let (_, trail) = s.get(&format!("/api/v1/runs/{id}/events")).await;
+    let events = trail["events"].as_array().unwrap();
+    let b_states: Vec<&str> = events
+        .iter()
+        .filter(|e| e["job"] == "b")
+        .map(|e| e["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(b_states, ["queued", "running", "failed"]);
+    assert!(events.iter().all(|e| e["trace_id"] == run["trace_id"]));
+
+    let log = s
+        .req(Method::GET, &format!("/api/v1/runs/{id}/jobs/b/log"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(log.contains("from-b"), "{log}");
+
+    let metrics = s
+        .req(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gantry_runs_finished_total{status=\"failed\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn live_log_replays_then_follows_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let id = s
+        .submit_yaml("jobs:\n  t: {run: [\"echo early\", \"sleep 0.6\", \"echo late\"]}\n")
+        .await;
+    s.wait_run(&id, 10, |r| r["jobs"][0]["status"] == "running")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let resp = s
+        .req(Method::GET, &format!("/api/v1/runs/{id}/jobs/t/log"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = String::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        body.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        if body.contains("event: end") {
+            break;
+        }
+    }
+    let early = body.find("data: early").expect(&body);
+    let late = body.find("data: late").expect(&body);
+    let end = body.find("event: end").unwrap();
+    assert!(early < late && late < end, "{body}");
+    assert!(body.contains(r#""status":"succeeded""#), "{body}");
+}
+
+#[tokio::test]
+async fn cancel_and_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let id = s
+        .submit_yaml(
+            "jobs:\n  long: {run: [\"sleep 3992\"]}\n  after: {needs: [long], run: [\"true\"]}\n",
+        )
+        .await;
+    s.wait_run(&id, 10, |r| r["jobs"][0]["status"] == "running")
+        .await;
+    let (st, body) = s
+        .post(&format!("/api/v1/runs/{id}/cancel"), "application/json", "")
+        .await;
+    assert_eq!(st, 202, "{body}");
+    let run = s.wait_finished(&id, 10).await;
+    assert_eq!(run["status"], "cancelled");
+    assert_eq!(job(&run, "long")["status"], "cancelled");
+    assert_eq!(job(&run, "after")["status"], "cancelled");
+    assert!(!common::alive("sleep 3992"));
+    let (st, body) = s
+        .post(&format!("/api/v1/runs/{id}/cancel"), "application/json", "")
+        .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (409, Some("conflict"))
+    );
+
+    // Re-run: a fails the first time only (it leaves a marker), b keeps its success.
+    let marker = dir.path().join("ran-once");
+    let spec = format!(
+        "jobs:\n  b: {{run: [\"true\"]}}\n  a: {{needs: [b], run: [\"test -e {m} || {{ touch {m}; exit 1; }}\"]}}\n",
+        m = marker.display()
+    );
+    let id = s.submit_yaml(&spec).await;
+    let run = s.wait_finished(&id, 10).await;
+    assert_eq!(run["status"], "failed");
+    let b_started = job(&run, "b")["started_at"].clone();
+    let (st, _) = s
+        .post(&format!("/api/v1/runs/{id}/rerun"), "application/json", "")
+        .await;
+    assert_eq!(st, 202);
+    let run = s.wait_run(&id, 10, |r| r["status"] == "succeeded").await;
+    assert_eq!(job(&run, "a")["attempt"], 2);
+    assert_eq!(job(&run, "b")["attempt"], 1);
+    assert_eq!(job(&run, "b")["started_at"], b_started);
+    let (st, _) = s
+        .post(&format!("/api/v1/runs/{id}/rerun"), "application/json", "")
+        .await;
+    assert_eq!(st, 409, "a succeeded run has nothing to re-run");
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_right_status_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let (st, body) = s
+        .post(
+            "/api/v1/runs",
+            "application/yaml",
+            "jobs:\n  a: {run: []}\n  b: {needs: [zz], run: [x]}\n",
+        )
+        .await;
+    assert_eq!(st, 422);
+    assert_eq!(body["error"]["code"], "invalid_spec");
+    let problems = body["error"]["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 2, "{body}");
+    assert_eq!(problems[1]["job"], "b");
+    assert_eq!(problems[1]["line"], 3);
+
+    let (st, body) = s
+        .post("/api/v1/runs", "application/json", "{\"jobs\": ")
+        .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (400, Some("invalid_body"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid JSON")
+    );
+    let (st, body) = s
+        .post("/api/v1/runs", "application/yaml", vec![0xffu8, 0xfe, 0x00])
+        .await;
+    assert_eq!(st, 400);
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("UTF-8"),
+        "{body}"
+    );
+    let big = format!("jobs:\n  a: {{run: [\"{}\"]}}\n", "x".repeat(5 << 20));
+    // A fresh client: the server closes a connection whose oversized body it did not read.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/runs", s.url))
+        .header("content-type", "application/yaml")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_large", "{body}");
+
+    assert_eq!(s.get("/api/v1/runs/01NOPE").await.0, 404);
+    assert_eq!(s.get("/api/v1/runs/01NOPE/events").await.0, 404);
+    assert_eq!(
+        s.post("/api/v1/runs/01NOPE/cancel", "application/json", "")
+            .await
+            .0,
+        404
+    );
+    let (st, body) = s.get("/api/v1/runs?status=bogus").await;
+    assert_eq!(st, 400);
+    assert!(body["error"]["message"].as_str().unwrap().contains("bogus"));
+    let (st, body) = s.get("/nowhere").await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+
+    let (_, list) = s.get("/api/v1/runs").await;
+    assert_eq!(
+        list["runs"].as_array().unwrap().len(),
+        0,
+        "nothing stored for rejected input"
+    );
+}
+
+#[tokio::test]
+async fn token_guards_the_api_and_is_required_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start_with(dir.path(), &[("GANTRY_API_TOKEN", "s3cret")]).await;
+    assert_eq!(s.get("/api/v1/runs").await.0, 200);
+    s.token = Some("wrong".into());
+    let (st, body) = s.get("/api/v1/runs").await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    s.token = None;
+    assert_eq!(s.get("/api/v1/runs").await.0, 401);
+    assert_eq!(
+        s.get("/healthz").await.0,
+        200,
+        "health stays open for probes"
+    );
+
+    let out = std::process::Command::new(common::gantry_bin())
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path().join("other"))
+        .env_remove("GANTRY_API_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without GANTRY_API_TOKEN"));
+}
+
+#[tokio::test]
+async fn openapi_document_matches_the_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let (st, doc) = s.get("/openapi.json").await;
+    assert_eq!(st, 200);
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented.push((method.clone(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut routes: Vec<(String, String)> = gantry::server::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    routes.sort();
+    assert_eq!(
+        documented, routes,
+        "openapi.json and server::ROUTES disagree"
+    );
+    // Every documented route is really served (not 404 for the route / 405 for the method).
+    for (method, path) in routes {
+        let url = path.replace("{id}", "01X").replace("{job}", "j");
+        let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let resp = s
+            .req(m, &url)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        assert_ne!(body["error"]["message"], "no such route", "{method} {path}");
+    }
+}

@@ -1,0 +1,157 @@
+//! Test support: start the real `gantry` binary (server or one-shot) on a scratch data dir.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub fn gantry_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gantry")
+}
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub http: reqwest::Client,
+    pub token: Option<String>,
+}
+
+impl Server {
+    pub async fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[]).await
+    }
+
+    pub async fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(gantry_bin());
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-parallel",
+            "4",
+            "--data-dir",
+        ])
+        .arg(data_dir);
+        cmd.env_remove("GANTRY_API_TOKEN");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("start gantry serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("server did not start")
+            .unwrap()
+            .expect("no output");
+        let url = line
+            .strip_prefix("gantry listening on ")
+            .expect(&line)
+            .to_string();
+        let token = env
+            .iter()
+            .find(|(k, _)| *k == "GANTRY_API_TOKEN")
+            .map(|(_, v)| v.to_string());
+        Server {
+            child,
+            url,
+            data_dir: data_dir.to_path_buf(),
+            http: reqwest::Client::new(),
+            token,
+        }
+    }
+
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.url));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self.req(reqwest::Method::GET, path).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let resp = self
+            .req(reqwest::Method::POST, path)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn submit_yaml(&self, yaml: &str) -> String {
+        let (status, body) = self
+            .post("/api/v1/runs", "application/yaml", yaml.to_string())
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body["run_id"].as_str().unwrap().to_string()
+    }
+
+    /// Polls until `pred` holds for the run, or panics after `secs`.
+    pub async fn wait_run(&self, id: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (status, run) = self.get(&format!("/api/v1/runs/{id}")).await;
+            if status == 200 && pred(&run) {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting on run {id}: {run}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_finished(&self, id: &str, secs: u64) -> Value {
+        self.wait_run(id, secs, |r| {
+            matches!(
+                r["status"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            )
+        })
+        .await
+    }
+
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().unwrap();
+        let _ = self.child.wait().await;
+    }
+}
+
+pub fn job<'a>(run: &'a Value, name: &str) -> &'a Value {
+    run["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == name)
+        .unwrap_or_else(|| panic!("no job {name} in {run}"))
+}
+
+/// Whether any process has `marker` in its command line.
+pub fn alive(marker: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+    })
+}
