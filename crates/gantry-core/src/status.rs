@@ -65,13 +65,13 @@ impl JobStatus {
     /// number grows); a re-run goes from a terminal failure back to `pending`.
     pub fn can_become(self, to: JobStatus) -> bool {
         use JobStatus::*;
-        match (self, to) {
-            (Pending, Queued | Skipped | Cancelled) => true,
-            (Queued, Running | Cancelled | Skipped) => true,
-            (Running, Succeeded | Failed | TimedOut | Cancelled | Queued) => true,
-            (Failed | TimedOut | Cancelled | Skipped, Pending) => true,
-            _ => false,
-        }
+        matches!(
+            (self, to),
+            (Pending, Queued | Skipped | Cancelled)
+                | (Queued, Running | Cancelled | Skipped)
+                | (Running, Succeeded | Failed | TimedOut | Cancelled | Queued)
+                | (Failed | TimedOut | Cancelled | Skipped, Pending)
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -111,12 +111,12 @@ impl RunStatus {
     /// Whether `self → to` is legal; a re-run takes a finished, unsuccessful run back to `queued`.
     pub fn can_become(self, to: RunStatus) -> bool {
         use RunStatus::*;
-        match (self, to) {
-            (Queued, Running | Cancelled | Succeeded | Failed) => true,
-            (Running, Succeeded | Failed | Cancelled) => true,
-            (Failed | Cancelled, Queued) => true,
-            _ => false,
-        }
+        matches!(
+            (self, to),
+            (Queued, Running | Cancelled | Succeeded | Failed)
+                | (Running, Succeeded | Failed | Cancelled)
+                | (Failed | Cancelled, Queued)
+        )
     }
 
     pub fn as_str(self) -> &'static str {

@@ -2,6 +2,7 @@
 //! the run object users read (`view`), and the wiring of adapters into an engine (`wiring`).
 
 pub mod cli;
+pub mod lazy_store;
 pub mod server;
 pub mod view;
 pub mod wiring;

@@ -150,10 +150,7 @@ fn cycles(graph: &JobGraph) -> Vec<Vec<usize>> {
         let mut on_walk = vec![None; n];
         on_walk[start] = Some(0);
         let mut cur = start;
-        loop {
-            let Some(&next) = graph.needs[cur].iter().find(|&&d| !in_topo[d]) else {
-                break;
-            };
+        while let Some(&next) = graph.needs[cur].iter().find(|&&d| !in_topo[d]) {
             if done[next] && on_walk[next].is_none() {
                 break; // downstream of a cycle already reported
             }

@@ -3,6 +3,7 @@
 
 use gantry_core::JobStatus;
 use gantry_engine::ports::Write;
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 use std::time::Instant;
 
@@ -38,7 +39,8 @@ impl Progress {
     /// Takes a committed batch; prints the changes that belong to this run.
     pub fn observe(&mut self, batch: &[Write]) {
         let mut changed = false;
-        let mut err = std::io::stderr().lock();
+        // One write per batch: stderr is unbuffered, and a run can have thousands of changes.
+        let mut lines = String::new();
         for w in batch {
             if let Write::UpdateJob { run_id, job } = w
                 && run_id == &self.run_id
@@ -55,7 +57,7 @@ impl Progress {
                             .map(|c| format!(" (exit {c})"))
                             .unwrap_or_default();
                         let _ = writeln!(
-                            err,
+                            lines,
                             "{:>7.2}s {} {}{exit}",
                             self.started.elapsed().as_secs_f64(),
                             job.name,
@@ -65,7 +67,9 @@ impl Progress {
                 }
             }
         }
-        drop(err);
+        if !lines.is_empty() {
+            let _ = std::io::stderr().write_all(lines.as_bytes());
+        }
         if changed && self.tty && self.last_draw.is_none_or(|t| t.elapsed().as_millis() >= 80) {
             self.draw();
         }

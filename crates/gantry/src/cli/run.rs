@@ -60,7 +60,10 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
         }
     };
     let names: Vec<String> = spec.jobs.iter().map(|j| j.name.clone()).collect();
-    let store = wiring::open_store(&args.data.data_dir).await?;
+    // Opened by the journal's first commit, concurrently with the first job's start.
+    let store: std::sync::Arc<dyn gantry_engine::ports::Store> = std::sync::Arc::new(
+        crate::lazy_store::LazySqliteStore::new(args.data.data_dir.join("gantry.db")),
+    );
     let owner = format!("run-{}", gantry_engine::ids::new_run_id());
     let max_parallel = args
         .max_parallel
