@@ -11,6 +11,7 @@ use nix::unistd::Pid;
 use std::fs::File;
 use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::process::{Child, Command};
@@ -22,6 +23,8 @@ const OWNER_ENV: &str = "GANTRY_EXEC_OWNER";
 
 pub struct LocalExecutor {
     owner: String,
+    /// PATH lookups of directly exec'd programs, by (PATH, name).
+    resolved: std::sync::Mutex<std::collections::HashMap<(String, String), PathBuf>>,
     kill_grace: Duration,
     /// The server's own `GANTRY_*` settings (tokens, secrets) are never passed to jobs.
     hidden_env: Vec<String>,
@@ -37,6 +40,7 @@ impl LocalExecutor {
             .collect();
         LocalExecutor {
             owner: owner.into(),
+            resolved: Default::default(),
             kill_grace,
             hidden_env,
         }
@@ -65,10 +69,48 @@ impl LocalExecutor {
         Ok(log)
     }
 
+    /// The absolute path of `program` as the shell would find it (the job's PATH, else ours).
+    /// Spawning by absolute path keeps std on its `posix_spawn` path; a PATH search in a
+    /// changed environment would make it fall back to `fork`, which is far slower. `None`
+    /// when it is not found, so the shell runs it and reports the error.
+    fn resolve(&self, program: &str, launch: &Launch) -> Option<PathBuf> {
+        if program.contains('/') {
+            return Some(launch.workspace.join(program));
+        }
+        let path = launch
+            .env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var("PATH").ok())
+            .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        let key = (path, program.to_string());
+        let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = cache.get(&key) {
+            return Some(found.clone());
+        }
+        let found = std::env::split_paths(&key.0)
+            .map(|dir| dir.join(program))
+            .find(|p| is_executable(p))?;
+        cache.insert(key, found.clone());
+        Some(found)
+    }
+
     fn spawn(&self, launch: &Launch, log: File) -> std::io::Result<Child> {
-        let script = launch.commands.join("\n");
-        let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-e").arg("-c").arg(script);
+        let direct = direct_argv(&launch.commands)
+            .and_then(|argv| Some((self.resolve(argv[0], launch)?, argv)));
+        let mut cmd = match direct {
+            Some((program, argv)) => {
+                let mut c = Command::new(program);
+                c.args(&argv[1..]);
+                c
+            }
+            None => {
+                let mut c = Command::new("/bin/sh");
+                c.arg("-e").arg("-c").arg(launch.commands.join("\n"));
+                c
+            }
+        };
         cmd.current_dir(&launch.workspace);
         for k in &self.hidden_env {
             cmd.env_remove(k);
@@ -97,11 +139,17 @@ impl Executor for LocalExecutor {
         let mut child = match self.spawn(&launch, log) {
             Ok(c) => c,
             Err(e) => {
-                let _ = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&launch.log_path)
-                    .and_then(|mut f| writeln!(f, "gantry: cannot start /bin/sh: {e}"));
-                return Outcome::Failed { exit_code: None };
+                // As the shell would report it: 127 not found, 126 not executable.
+                let program = direct_argv(&launch.commands).map_or("/bin/sh", |a| a[0]);
+                let (code, what) = match e.kind() {
+                    std::io::ErrorKind::NotFound => (127, "command not found".to_string()),
+                    std::io::ErrorKind::PermissionDenied => (126, "permission denied".to_string()),
+                    _ => (126, e.to_string()),
+                };
+                note(&launch, &format!("gantry: {program}: {what}"));
+                return Outcome::Failed {
+                    exit_code: Some(code),
+                };
             }
         };
         let Some(pid) = child.id() else {
@@ -183,6 +231,38 @@ impl LocalExecutor {
     }
 }
 
+/// Shell words that are builtins or keywords: a command starting with one needs the shell.
+const SHELL_WORDS: &[&str] = &[
+    ".", ":", "[", "alias", "bg", "break", "case", "cd", "command", "continue", "do", "done",
+    "echo", "elif", "else", "esac", "eval", "exec", "exit", "export", "false", "fc", "fg", "fi",
+    "for", "getopts", "hash", "if", "in", "jobs", "kill", "local", "printf", "pwd", "read",
+    "readonly", "return", "set", "shift", "test", "then", "times", "trap", "true", "type",
+    "ulimit", "umask", "unalias", "unset", "until", "wait", "while",
+];
+
+/// The argument vector of a job that is one plain command (only words of letters, digits and
+/// `_-./+,:@%=`, not starting with a shell builtin, keyword or variable assignment). Such a
+/// command means the same run directly as through `sh -e -c`, so it is exec'd without the shell
+/// (as make does for simple recipes). Anything else returns `None` and goes through the shell.
+pub fn direct_argv(commands: &[String]) -> Option<Vec<&str>> {
+    let [only] = commands else { return None };
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./+,:@%= ".contains(c);
+    if !only.chars().all(safe) {
+        return None;
+    }
+    let argv: Vec<&str> = only.split(' ').filter(|w| !w.is_empty()).collect();
+    let first = *argv.first()?;
+    if first.contains('=') || SHELL_WORDS.contains(&first) {
+        return None;
+    }
+    Some(argv)
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 fn outcome_of(status: ExitStatus) -> Outcome {
     match (status.code(), status.signal()) {
         (Some(0), _) => Outcome::Succeeded,
@@ -202,5 +282,56 @@ fn note(launch: &Launch, line: &str) {
         .open(&launch.log_path)
     {
         let _ = writeln!(f, "\n{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::direct_argv;
+
+    #[test]
+    fn only_plain_commands_skip_the_shell() {
+        let one = |s: &str| {
+            direct_argv(&[s.to_string()])
+                .map(|v| v.iter().map(|w| w.to_string()).collect::<Vec<_>>())
+        };
+        let words = |ws: &[&str]| Some(ws.iter().map(|w| w.to_string()).collect::<Vec<_>>());
+        assert_eq!(one("make -j2 all"), words(&["make", "-j2", "all"]));
+        assert_eq!(
+            one("/usr/bin/stamp /tmp/x.ns"),
+            words(&["/usr/bin/stamp", "/tmp/x.ns"])
+        );
+        assert_eq!(
+            one("terraform plan -out=plan.tfplan"),
+            words(&["terraform", "plan", "-out=plan.tfplan"])
+        );
+        for shellish in [
+            "echo hi",
+            "true",
+            "cd dir",
+            "exit 3",
+            "X=1 make",
+            "ls *.rs",
+            "a && b",
+            "a; b",
+            "a | b",
+            "a > f",
+            "echo $HOME",
+            "say 'hi'",
+            "say \"hi\"",
+            "a\\ b",
+            "~/bin/x",
+            "cmd # note",
+            "(sub)",
+            "a\nb",
+            "",
+        ] {
+            assert_eq!(one(shellish), None, "{shellish:?}");
+        }
+        assert_eq!(
+            direct_argv(&["make".to_string(), "make".to_string()]),
+            None,
+            "several commands need one session"
+        );
     }
 }

@@ -34,8 +34,11 @@ fn executor(owner: &str) -> LocalExecutor {
 /// Whether any process still carries `marker` in its command line.
 fn alive(marker: &str) -> bool {
     std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+            String::from_utf8_lossy(&c)
+                .replace('\0', " ")
+                .contains(marker)
+        })
     })
 }
 
@@ -146,4 +149,31 @@ async fn orphans_of_a_previous_life_are_reaped_by_owner() {
     assert_eq!(executor("owner-a").reap_orphans().await, 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!alive("sleep 3990"));
+}
+
+#[tokio::test]
+async fn a_plain_command_runs_without_the_shell_and_a_missing_one_exits_127() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, cancel) = no_cancel();
+    let l = launch(dir.path(), &["env"], 10_000);
+    assert_eq!(
+        executor("t7").execute(l.clone(), cancel).await,
+        Outcome::Succeeded
+    );
+    let log = std::fs::read_to_string(&l.log_path).unwrap();
+    assert!(
+        log.contains("GREETING=hello") && log.contains("GANTRY_WORKSPACE="),
+        "{log}"
+    );
+    let (_tx, cancel) = no_cancel();
+    let l = launch(dir.path(), &["no-such-program-xyz --flag"], 10_000);
+    assert_eq!(
+        executor("t8").execute(l.clone(), cancel).await,
+        Outcome::Failed {
+            exit_code: Some(127)
+        }
+    );
+    let log = std::fs::read_to_string(&l.log_path).unwrap();
+    // Not found on PATH: the shell runs it and reports it, as it would for any command.
+    assert!(log.contains("no-such-program-xyz: not found"), "{log}");
 }

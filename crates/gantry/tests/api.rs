@@ -299,3 +299,70 @@ async fn openapi_document_matches_the_routes() {
         assert_ne!(body["error"]["message"], "no such route", "{method} {path}");
     }
 }
+
+async fn cli(s: &Server, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(common::gantry_bin())
+        .args(args)
+        .env("GANTRY_SERVER", &s.url)
+        .env_remove("GANTRY_API_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn client_commands_talk_to_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let ok = dir.path().join("ok.yml");
+    std::fs::write(
+        &ok,
+        "name: cli\njobs:\n  a: {run: [\"echo client-log-line\"]}\n",
+    )
+    .unwrap();
+    let (code, out, err) = cli(&s, &["submit", ok.to_str().unwrap(), "--wait", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let run: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(run["status"], "succeeded");
+    let id = run["id"].as_str().unwrap();
+
+    let (code, out, _) = cli(&s, &["status", "--json"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["id"],
+        id
+    );
+    let (_, out, _) = cli(&s, &["status", id]).await;
+    assert!(out.contains("succeeded") && out.contains(" a "), "{out}");
+    let (code, out, _) = cli(&s, &["logs", id, "a"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("client-log-line"), "{out}");
+    let (code, out, _) = cli(&s, &["logs", id, "a", "-f"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("client-log-line"), "{out}");
+
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "jobs:\n  a: {run: []}\n").unwrap();
+    let (code, _, err) = cli(&s, &["submit", bad.to_str().unwrap()]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("`run` is empty"), "{err}");
+
+    let slow = dir.path().join("slow.yml");
+    std::fs::write(&slow, "jobs:\n  s: {run: [\"sleep 3996\"]}\n").unwrap();
+    let (_, out, _) = cli(&s, &["submit", slow.to_str().unwrap()]).await;
+    let slow_id = out.trim().to_string();
+    s.wait_run(&slow_id, 10, |r| r["jobs"][0]["status"] == "running")
+        .await;
+    let (code, out, _) = cli(&s, &["cancel", &slow_id]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("cancelling"), "{out}");
+    assert_eq!(s.wait_finished(&slow_id, 10).await["status"], "cancelled");
+    let (code, _, err) = cli(&s, &["cancel", "01NOPE"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("not found"), "{err}");
+}

@@ -253,12 +253,13 @@ impl Builder {
         self.check_count(job_entries.len(), jobs_node.pos, "jobs");
         let mut jobs = Vec::new();
         let mut need_pos = Vec::new();
-        for (i, (key, node)) in job_entries.iter().enumerate() {
+        let mut seen = std::collections::HashSet::with_capacity(job_entries.len());
+        for (key, node) in job_entries {
             let path = join("jobs", &key.name);
             if let Err(msg) = valid_job_name(&key.name) {
                 self.err(&path, Some(&key.name), key.pos, msg);
             }
-            if job_entries[..i].iter().any(|(k, _)| k.name == key.name) {
+            if !seen.insert(key.name.as_str()) {
                 self.err(
                     &path,
                     Some(&key.name),
@@ -407,7 +408,7 @@ impl Builder {
         self.check_count(items.len(), orders.pos, "orders");
         let mut jobs = Vec::new();
         let mut need_pos = Vec::new();
-        let mut names: Vec<String> = Vec::new();
+        let mut names = std::collections::HashSet::new();
         for (i, item) in items.iter().enumerate() {
             let path = format!("orders[{i}]");
             let Some(map) = entries(item) else {
@@ -431,7 +432,7 @@ impl Builder {
             if let Err(msg) = valid_job_name(&name) {
                 self.err(&format!("{path}.name"), Some(&name), name_pos, msg);
             }
-            if names.contains(&name) {
+            if !names.insert(name.clone()) {
                 self.err(
                     &format!("{path}.name"),
                     Some(&name),
@@ -439,7 +440,6 @@ impl Builder {
                     format!("duplicate order name `{name}`"),
                 );
             }
-            names.push(name.clone());
             if let Some((job, pos)) = self.job(&name, item, &path, &ORDERS) {
                 jobs.push(job);
                 need_pos.push(pos);

@@ -157,10 +157,10 @@ pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
     }
 }
 
-/// Parses JSON into a tree (positions only in the syntax error).
+/// Parses JSON into a tree (positions only in the syntax error), straight into nodes.
 pub fn parse_json(text: &str) -> Result<Node, SyntaxError> {
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(v) => Ok(Node::from_json(&v)),
+    match serde_json::from_str::<PlainNode>(text) {
+        Ok(v) => Ok(v.0),
         Err(err) => Err(SyntaxError {
             message: format!("invalid JSON: {}", strip_json_position(&err.to_string())),
             pos: Some(Pos {
@@ -258,6 +258,60 @@ impl<'de> Visitor<'de> for NodeVisitor {
                 },
                 value,
             ));
+        }
+        Ok(leaf(Value::Map(entries)))
+    }
+}
+
+/// A node deserialized without positions (from JSON), element by element.
+struct PlainNode(Node);
+
+impl<'de> Deserialize<'de> for PlainNode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(PlainVisitor).map(PlainNode)
+    }
+}
+
+struct PlainVisitor;
+
+impl<'de> Visitor<'de> for PlainVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+        NodeVisitor.visit_unit()
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+        NodeVisitor.visit_bool(v)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+        NodeVisitor.visit_i64(v)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+        NodeVisitor.visit_u64(v)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        NodeVisitor.visit_f64(v)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+        NodeVisitor.visit_str(v)
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
+        NodeVisitor.visit_string(v)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(PlainNode(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(leaf(Value::Seq(items)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some((name, PlainNode(value))) = map.next_entry::<String, PlainNode>()? {
+            entries.push((Key { name, pos: None }, value));
         }
         Ok(leaf(Value::Map(entries)))
     }

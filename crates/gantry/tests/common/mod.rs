@@ -151,7 +151,10 @@ pub fn job<'a>(run: &'a Value, name: &str) -> &'a Value {
 /// Whether any process has `marker` in its command line.
 pub fn alive(marker: &str) -> bool {
     std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+            String::from_utf8_lossy(&c)
+                .replace('\0', " ")
+                .contains(marker)
+        })
     })
 }
