@@ -366,3 +366,63 @@ async fn client_commands_talk_to_the_server() {
     assert_eq!(code, 1);
     assert!(err.contains("not found"), "{err}");
 }
+
+#[tokio::test]
+async fn serve_reads_gantry_toml_and_flags_win() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gantry.toml");
+    let from_file = dir.path().join("from-file");
+    std::fs::write(&cfg, format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nmax_parallel = 1\n[retention]\nlogs = \"3d\"\n", from_file.display())).unwrap();
+    let mut child = tokio::process::Command::new(common::gantry_bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env_remove("GANTRY_API_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next_line().await.unwrap().unwrap();
+    assert!(
+        line.starts_with("gantry listening on http://127.0.0.1:"),
+        "{line}"
+    );
+    assert!(
+        from_file.join("gantry.db").exists(),
+        "data_dir from the file is used"
+    );
+    child.kill().await.unwrap();
+
+    // A flag wins over the file.
+    let from_flag = dir.path().join("from-flag");
+    let mut child = tokio::process::Command::new(common::gantry_bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(&from_flag)
+        .env_remove("GANTRY_API_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    lines.next_line().await.unwrap().unwrap();
+    assert!(from_flag.join("gantry.db").exists());
+    child.kill().await.unwrap();
+
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\nworkers = 4\n").unwrap();
+    let out = std::process::Command::new(common::gantry_bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("workers") && err.contains("gantry.toml"),
+        "{err}"
+    );
+}

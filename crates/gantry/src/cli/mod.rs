@@ -1,6 +1,7 @@
 //! The command line (design §5 "CLI"): argument definitions and dispatch to each command.
 
 pub mod client;
+pub mod config;
 pub mod progress;
 pub mod run;
 pub mod serve;

@@ -1,7 +1,7 @@
 //! `gantry serve`: first-start setup of the data directory, then the HTTP API, the orchestrator
 //! (with recovery), the watchdog and the janitor, in one process, until SIGTERM or Ctrl-C.
 
-use super::DataDir;
+use super::config::FileConfig;
 use crate::server::{self, AppState, Metrics};
 use crate::wiring;
 use anyhow::{Context, bail};
@@ -11,7 +11,7 @@ use gantry_engine::ports::Retention;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -21,48 +21,110 @@ const JANITOR_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "GANTRY_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    #[command(flatten)]
-    pub data: DataDir,
-    /// Most jobs running at once (default: number of cores).
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "GANTRY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Folder for the database, logs and workspaces [default: .gantry].
+    #[arg(long, env = "GANTRY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Settings file (`gantry.toml`); flags and environment variables win over it.
+    #[arg(long, env = "GANTRY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Most jobs running at once [default: number of cores].
     #[arg(long, env = "GANTRY_MAX_PARALLEL")]
     pub max_parallel: Option<usize>,
-    /// Keep finished runs this long (working data).
-    #[arg(long, env = "GANTRY_RETAIN_RUNS", default_value = "1d", value_parser = parse_duration)]
-    pub retain_runs: i64,
-    /// Keep audit events this long.
-    #[arg(long, env = "GANTRY_RETAIN_AUDIT", default_value = "90d", value_parser = parse_duration)]
-    pub retain_audit: i64,
-    /// Keep job logs this long.
-    #[arg(long, env = "GANTRY_RETAIN_LOGS", default_value = "7d", value_parser = parse_duration)]
-    pub retain_logs: i64,
+    /// Keep finished runs this long (working data) [default: 1d].
+    #[arg(long, env = "GANTRY_RETAIN_RUNS")]
+    pub retain_runs: Option<String>,
+    /// Keep audit events this long [default: 90d].
+    #[arg(long, env = "GANTRY_RETAIN_AUDIT")]
+    pub retain_audit: Option<String>,
+    /// Keep job logs this long [default: 7d].
+    #[arg(long, env = "GANTRY_RETAIN_LOGS")]
+    pub retain_logs: Option<String>,
 }
 
-fn parse_duration(s: &str) -> Result<i64, String> {
-    gantry_core::duration::parse_duration_ms(s).map(|ms| ms as i64)
+/// The server's settings after flags, environment, `gantry.toml` and defaults are merged.
+struct Settings {
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    max_parallel: usize,
+    token: Option<String>,
+    retention: Retention,
+}
+
+fn duration(
+    name: &str,
+    given: Option<String>,
+    from_file: Option<String>,
+    default: &str,
+) -> anyhow::Result<i64> {
+    let text = given.or(from_file).unwrap_or_else(|| default.to_string());
+    let ms = gantry_core::duration::parse_duration_ms(&text)
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    Ok(ms as i64)
+}
+
+fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
+    let file = FileConfig::load(args.config.as_deref())?;
+    let listen = match (args.listen, file.listen) {
+        (Some(l), _) => l,
+        (None, Some(text)) => text.parse().with_context(|| {
+            format!("config listen: `{text}` is not an address like 127.0.0.1:8080")
+        })?,
+        (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
+    };
+    let max_parallel = args
+        .max_parallel
+        .or(file.max_parallel)
+        .unwrap_or_else(wiring::default_parallelism);
+    if max_parallel == 0 {
+        bail!("max-parallel must be at least 1");
+    }
+    let token = std::env::var("GANTRY_API_TOKEN")
+        .ok()
+        .or(file.api_token)
+        .filter(|t| !t.is_empty());
+    Ok(Settings {
+        listen,
+        data_dir: args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(".gantry")),
+        max_parallel,
+        token,
+        retention: Retention {
+            working_ms: duration("retain-runs", args.retain_runs, file.retention.runs, "1d")?,
+            audit_ms: duration(
+                "retain-audit",
+                args.retain_audit,
+                file.retention.audit,
+                "90d",
+            )?,
+            logs_ms: duration("retain-logs", args.retain_logs, file.retention.logs, "7d")?,
+        },
+    })
 }
 
 pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
-    let token = std::env::var("GANTRY_API_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty());
-    if token.is_none() && !args.listen.ip().is_loopback() {
+    let Settings {
+        listen,
+        data_dir,
+        max_parallel,
+        token,
+        retention,
+    } = settings(args)?;
+    if token.is_none() && !listen.ip().is_loopback() {
         bail!(
-            "refusing to listen on {} without GANTRY_API_TOKEN: anyone who can reach it could run commands here",
-            args.listen
+            "refusing to listen on {listen} without GANTRY_API_TOKEN: anyone who can reach it could run commands here"
         );
     }
-    let data_dir = &args.data.data_dir;
+    let data_dir = &data_dir;
     let owner = first_start(data_dir)?;
     let store = wiring::open_store(data_dir).await?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let max_parallel = args
-        .max_parallel
-        .unwrap_or_else(wiring::default_parallelism);
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let engine = wiring::start_engine(data_dir, store.clone(), max_parallel, &owner, true).await?;
 
     let metrics = Arc::new(Metrics::default());
@@ -78,11 +140,6 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         }
     });
 
-    let retention = Retention {
-        working_ms: args.retain_runs,
-        audit_ms: args.retain_audit,
-        logs_ms: args.retain_logs,
-    };
     let (sweep_now, mut sweep_rx) = tokio::sync::mpsc::channel::<()>(1);
     {
         let store = store.clone();

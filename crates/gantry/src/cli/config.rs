@@ -1,0 +1,81 @@
+//! `gantry.toml`: the server's settings file. Every setting is also a flag and an environment
+//! variable; a flag or variable wins over the file, the file over the default. The file is
+//! `--config FILE` (or `GANTRY_CONFIG`), else `./gantry.toml` when it exists.
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub max_parallel: Option<usize>,
+    pub api_token: Option<String>,
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    pub runs: Option<String>,
+    pub audit: Option<String>,
+    pub logs: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads `explicit` (which must exist), or `./gantry.toml` if present, or nothing.
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<FileConfig> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None if Path::new("gantry.toml").is_file() => PathBuf::from("gantry.toml"),
+            None => return Ok(FileConfig::default()),
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        match toml::from_str::<FileConfig>(&text) {
+            Ok(c) => {
+                if let Some(n) = c.max_parallel
+                    && n == 0
+                {
+                    bail!("{}: max_parallel must be at least 1", path.display());
+                }
+                Ok(c)
+            }
+            Err(e) => bail!("{}: {}", path.display(), e.to_string().trim_end()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_key_and_rejects_unknown_ones() {
+        let dir = std::env::temp_dir().join(format!("gantry-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = dir.join("ok.toml");
+        std::fs::write(&ok, "listen = \"127.0.0.1:9999\"\ndata_dir = \"/var/lib/gantry\"\nmax_parallel = 3\n[retention]\nruns = \"2d\"\n").unwrap();
+        let c = FileConfig::load(Some(&ok)).unwrap();
+        assert_eq!(c.listen.as_deref(), Some("127.0.0.1:9999"));
+        assert_eq!(c.max_parallel, Some(3));
+        assert_eq!(c.retention.runs.as_deref(), Some("2d"));
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "listen = \"x\"\nlisten_port = 3\n").unwrap();
+        let err = FileConfig::load(Some(&bad)).unwrap_err().to_string();
+        assert!(
+            err.contains("listen_port") && err.contains("bad.toml"),
+            "{err}"
+        );
+        assert!(
+            FileConfig::load(Some(&dir.join("missing.toml")))
+                .unwrap_err()
+                .to_string()
+                .contains("cannot read")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
