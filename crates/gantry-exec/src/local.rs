@@ -47,15 +47,28 @@ impl LocalExecutor {
     }
 
     fn prepare(&self, launch: &Launch) -> std::io::Result<File> {
-        match std::fs::remove_dir_all(&launch.workspace) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+        // The common case costs one mkdir and one create; folders are made and an earlier
+        // attempt's workspace is emptied only when the first try says so.
+        match std::fs::create_dir(&launch.workspace) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::remove_dir_all(&launch.workspace)?;
+                std::fs::create_dir(&launch.workspace)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&launch.workspace)?
+            }
+            Err(e) => return Err(e),
         }
-        std::fs::create_dir_all(&launch.workspace)?;
-        if let Some(dir) = launch.log_path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut log = File::create(&launch.log_path)?;
+        let mut log = match File::create(&launch.log_path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = launch.log_path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                File::create(&launch.log_path)?
+            }
+            other => other?,
+        };
         let mut header = String::new();
         for cmd in &launch.commands {
             header.push_str("$ ");

@@ -177,3 +177,27 @@ async fn a_plain_command_runs_without_the_shell_and_a_missing_one_exits_127() {
     // Not found on PATH: the shell runs it and reports it, as it would for any command.
     assert!(log.contains("no-such-program-xyz: not found"), "{log}");
 }
+
+#[tokio::test]
+async fn a_new_attempt_starts_in_an_empty_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, cancel) = no_cancel();
+    let first = launch(
+        dir.path(),
+        &["touch left-over", "mkdir -p d/e && touch d/e/f"],
+        10_000,
+    );
+    assert_eq!(
+        executor("t9").execute(first.clone(), cancel).await,
+        Outcome::Succeeded
+    );
+    assert!(first.workspace.join("left-over").exists());
+    let (_tx, cancel) = no_cancel();
+    let mut second = launch(dir.path(), &["test ! -e left-over && test ! -e d"], 10_000);
+    second.attempt = 2;
+    second.log_path = dir.path().join("logs/j.2.log");
+    assert_eq!(
+        executor("t9").execute(second, cancel).await,
+        Outcome::Succeeded
+    );
+}

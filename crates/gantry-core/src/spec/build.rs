@@ -115,13 +115,13 @@ impl Builder {
 
     fn check_keys(&mut self, map: &[(Key, Node)], allowed: &[&str], path: &str, job: Option<&str>) {
         for (i, (k, _)) in map.iter().enumerate() {
-            let at = join(path, &k.name);
+            let at = || join(path, &k.name);
             if !allowed.contains(&k.name.as_str()) {
                 let hint = closest(&k.name, allowed.iter().copied())
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
                 self.err(
-                    &at,
+                    &at(),
                     job,
                     k.pos,
                     format!(
@@ -132,7 +132,7 @@ impl Builder {
                 );
             } else if map[..i].iter().any(|(prev, _)| prev.name == k.name) {
                 self.err(
-                    &at,
+                    &at(),
                     job,
                     k.pos,
                     format!("key `{}` appears more than once", k.name),
@@ -157,10 +157,11 @@ impl Builder {
     }
 
     /// A string or a list of strings.
+    /// A string or a list of strings. `path` is only rendered for a problem.
     fn strings(
         &mut self,
         node: &Node,
-        path: &str,
+        path: &dyn Fn() -> String,
         job: Option<&str>,
     ) -> Option<Vec<(String, Option<Pos>)>> {
         match &node.value {
@@ -175,7 +176,7 @@ impl Builder {
                         None => {
                             ok = false;
                             self.err(
-                                &format!("{path}[{i}]"),
+                                &format!("{}[{i}]", path()),
                                 job,
                                 item.pos,
                                 format!("expected a string, found {}", item.kind()),
@@ -187,7 +188,7 @@ impl Builder {
             }
             _ => {
                 self.err(
-                    path,
+                    &path(),
                     job,
                     node.pos,
                     format!(
@@ -479,11 +480,11 @@ impl Builder {
         };
         self.check_keys(map, sp.allowed, path, job);
 
-        let run_path = join(path, sp.run);
+        let run_path = || join(path, sp.run);
         let run = match lookup(map, sp.run) {
             None => {
                 self.err(
-                    &run_path,
+                    &run_path(),
                     job,
                     node.pos,
                     format!("missing `{}`: a job needs at least one command", sp.run),
@@ -494,7 +495,7 @@ impl Builder {
                 let cmds = self.strings(n, &run_path, job).unwrap_or_default();
                 if cmds.is_empty() && matches!(n.value, Value::Seq(_) | Value::Null) {
                     self.err(
-                        &run_path,
+                        &run_path(),
                         job,
                         n.pos,
                         format!("`{}` is empty: a job needs at least one command", sp.run),
@@ -502,12 +503,12 @@ impl Builder {
                 }
                 for (i, (c, p)) in cmds.iter().enumerate() {
                     if c.trim().is_empty() {
-                        self.err(&format!("{run_path}[{i}]"), job, *p, "command is empty");
+                        self.err(&format!("{}[{i}]", run_path()), job, *p, "command is empty");
                     }
                 }
                 if cmds.len() > self.max_commands {
                     self.err(
-                        &run_path,
+                        &run_path(),
                         job,
                         n.pos,
                         format!(
@@ -521,7 +522,7 @@ impl Builder {
             }
         };
 
-        let needs_path = join(path, sp.needs);
+        let needs_path = || join(path, sp.needs);
         let needs_with_pos = match lookup(map, sp.needs) {
             None => Vec::new(),
             Some(n) => self.strings(n, &needs_path, job).unwrap_or_default(),
@@ -529,7 +530,7 @@ impl Builder {
         for (i, (need, p)) in needs_with_pos.iter().enumerate() {
             if needs_with_pos[..i].iter().any(|(prev, _)| prev == need) {
                 self.err(
-                    &format!("{needs_path}[{i}]"),
+                    &format!("{}[{i}]", needs_path()),
                     job,
                     *p,
                     format!("`{need}` is listed twice"),
@@ -558,12 +559,12 @@ impl Builder {
             Some(n) => self.env(n, &join(path, sp.env), job),
         };
 
-        let secrets_path = join(path, "secrets");
+        let secrets_path = || join(path, "secrets");
         let secrets: Vec<String> = match lookup(map, "secrets") {
             None => Vec::new(),
             Some(n) => self.strings(n, &secrets_path, job).unwrap_or_default().into_iter().enumerate().filter_map(|(i, (s, p))| {
                 if valid_env_name(&s) { Some(s) } else {
-                    self.err(&format!("{secrets_path}[{i}]"), job, p, format!("`{s}` is not a valid secret name (letters, digits and `_`, not starting with a digit)"));
+                    self.err(&format!("{}[{i}]", secrets_path()), job, p, format!("`{s}` is not a valid secret name (letters, digits and `_`, not starting with a digit)"));
                     None
                 }
             }).collect(),
@@ -649,7 +650,7 @@ impl Builder {
         self.check_keys(map, &["status", "event", "branch"], path, job);
         if let Some(n) = lookup(map, "status") {
             let sp = join(path, "status");
-            let items = self.strings(n, &sp, job).unwrap_or_default();
+            let items = self.strings(n, &|| sp.clone(), job).unwrap_or_default();
             if items.is_empty() {
                 self.err(
                     &sp,
@@ -675,7 +676,7 @@ impl Builder {
         }
         if let Some(n) = lookup(map, "event") {
             when.event = self
-                .strings(n, &join(path, "event"), job)
+                .strings(n, &|| join(path, "event"), job)
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(s, _)| s)
@@ -683,7 +684,7 @@ impl Builder {
         }
         if let Some(n) = lookup(map, "branch") {
             when.branch = self
-                .strings(n, &join(path, "branch"), job)
+                .strings(n, &|| join(path, "branch"), job)
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(s, _)| s)

@@ -21,18 +21,20 @@ pub(super) fn check(
     let needs_key = if orders { "dependencies" } else { "needs" };
     let mut edges_ok = true;
     for (ji, job) in spec.jobs.iter().enumerate() {
-        let base = if orders {
-            format!("orders[{ji}].{needs_key}")
-        } else {
-            format!("jobs.{}.{needs_key}", job.name)
-        };
         for (ni, need) in job.needs.iter().enumerate() {
             let pos = need_pos.get(ji).and_then(|p| p.get(ni)).copied().flatten();
-            let path = format!("{base}[{ni}]");
+            // Rendered only for a problem: most specs have none.
+            let path = || {
+                if orders {
+                    format!("orders[{ji}].{needs_key}[{ni}]")
+                } else {
+                    format!("jobs.{}.{needs_key}[{ni}]", job.name)
+                }
+            };
             if need == &job.name {
                 edges_ok = false;
                 problems.push(Problem::new(
-                    path,
+                    path(),
                     Some(&job.name),
                     pos,
                     format!("job `{need}` needs itself"),
@@ -43,7 +45,7 @@ pub(super) fn check(
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
                 problems.push(Problem::new(
-                    path,
+                    path(),
                     Some(&job.name),
                     pos,
                     format!("unknown job `{need}` in {needs_key}{hint}"),
