@@ -35,7 +35,7 @@ fn run(id: &str, created: i64) -> RunRecord {
                 not_before_ms: None,
             })
             .collect(),
-        spec,
+        spec: spec.into(),
         context: RunContext {
             event: Some("push".into()),
             branch: Some("main".into()),

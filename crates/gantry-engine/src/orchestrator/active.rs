@@ -12,7 +12,7 @@ pub(crate) struct ActiveRun {
     pub name: String,
     pub trace_id: String,
     pub created_at_ms: i64,
-    pub spec: RunSpec,
+    pub spec: std::sync::Arc<RunSpec>,
     pub graph: JobGraph,
     pub ctx: RunContext,
     pub state: RunState,

@@ -205,7 +205,7 @@ impl Engine {
                     not_before_ms: None,
                 })
                 .collect(),
-            spec,
+            spec: std::sync::Arc::new(spec),
             context,
             cancel_requested: false,
             created_at_ms: self.clock.now_ms(),

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use gantry_core::spec::{RunContext, RunSpec};
 use gantry_core::{JobStatus, RunStatus};
 use serde::Serialize;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -24,7 +25,8 @@ pub struct RunRecord {
     pub name: String,
     pub status: RunStatus,
     pub trace_id: String,
-    pub spec: RunSpec,
+    /// Immutable once the run exists; shared, not copied, between the engine and writes.
+    pub spec: Arc<RunSpec>,
     pub context: RunContext,
     pub cancel_requested: bool,
     pub created_at_ms: i64,
