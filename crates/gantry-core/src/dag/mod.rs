@@ -165,7 +165,10 @@ pub fn step(
             if status[j] == JobStatus::Pending && needs.iter().all(|&d| status[d].is_terminal()) {
                 let when = &spec.jobs[j].when;
                 let all_ok = needs.iter().all(|&d| status[d] == JobStatus::Succeeded);
-                let decision = if (all_ok && when.status.success)
+                // `[success, failure]` means "whatever happened": run once the needs have ended.
+                let always = when.status.success && when.status.failure;
+                let decision = if always
+                    || (all_ok && when.status.success)
                     || (upstream_failure && when.status.failure)
                 {
                     if when.context_matches(ctx) {

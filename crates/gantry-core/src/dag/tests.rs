@@ -96,7 +96,7 @@ fn oracle(c: &Case) -> (Vec<JobStatus>, RunStatus) {
         let all_ok = needs.iter().all(|&d| out[d] == JobStatus::Succeeded);
         let upstream = needs.iter().any(|&d| fail_flag[d]);
         let (s, f) = c.status_cond[j];
-        let runs = ((all_ok && s) || (upstream && f)) && !c.on_push_only[j]; // context: manual
+        let runs = ((s && f) || (all_ok && s) || (upstream && f)) && !c.on_push_only[j]; // context: manual
         out[j] = if !runs {
             JobStatus::Skipped
         } else if c.attempts[j].iter().any(|ok| *ok) {
@@ -317,6 +317,30 @@ fn failure_handler_runs_after_a_failed_need_and_run_still_fails() {
         vec![JobStatus::Failed, JobStatus::Skipped, JobStatus::Succeeded]
     );
     assert_eq!(run, RunStatus::Failed);
+}
+
+#[test]
+fn always_jobs_run_after_a_need_skipped_by_its_condition() {
+    // deploy is skipped by its condition; cleanup ([success, failure]) still runs, notify
+    // ([success]) does not, and the run succeeds.
+    let mut c = chain(&[(true, false), (true, true), (true, false)]);
+    c.on_push_only[0] = true;
+    c.needs[2] = vec![0];
+    let (jobs, run) = oracle(&c);
+    assert_eq!(
+        jobs,
+        vec![JobStatus::Skipped, JobStatus::Succeeded, JobStatus::Skipped]
+    );
+    assert_eq!(run, RunStatus::Succeeded);
+    let mut sim = Sim::new(&c);
+    while !sim.run.status.is_terminal() {
+        sim.step(2);
+        if let Some(&j) = sim.running().first() {
+            sim.finish(j, true);
+        }
+    }
+    let got: Vec<JobStatus> = sim.run.jobs.iter().map(|j| j.status).collect();
+    assert_eq!(got, jobs);
 }
 
 #[test]
