@@ -96,7 +96,13 @@ fn oracle(c: &Case) -> (Vec<JobStatus>, RunStatus) {
         let all_ok = needs.iter().all(|&d| out[d] == JobStatus::Succeeded);
         let upstream = needs.iter().any(|&d| fail_flag[d]);
         let (s, f) = c.status_cond[j];
-        let runs = ((s && f) || (all_ok && s) || (upstream && f)) && !c.on_push_only[j]; // context: manual
+        let by_status = match (s, f) {
+            (true, true) => true, // always
+            (true, false) => all_ok,
+            (false, true) => upstream,
+            (false, false) => unreachable!("validation requires a status"),
+        };
+        let runs = by_status && !c.on_push_only[j]; // the context's event is `manual`
         out[j] = if !runs {
             JobStatus::Skipped
         } else if c.attempts[j].iter().any(|ok| *ok) {
