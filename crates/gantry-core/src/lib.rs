@@ -6,6 +6,7 @@
 
 pub mod dag;
 pub mod duration;
+pub mod forge;
 pub mod spec;
 pub mod status;
 

@@ -1,7 +1,7 @@
 //! Conversions between rows and the engine's records.
 
 use gantry_core::{JobStatus, RunStatus};
-use gantry_engine::ports::{JobRecord, RunRecord, StoreError};
+use gantry_engine::ports::{EventRecord, JobRecord, RunRecord, StoreError};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -51,4 +51,29 @@ pub(crate) fn job_from_row(row: &SqliteRow) -> Result<(String, JobRecord), Store
             not_before_ms: row.try_get("not_before").map_err(db)?,
         },
     ))
+}
+
+pub(crate) fn event_from_row(
+    row: &SqliteRow,
+    with_payload: bool,
+) -> Result<EventRecord, StoreError> {
+    let rules: String = row.try_get("rules_matched").map_err(db)?;
+    Ok(EventRecord {
+        id: row.try_get("id").map_err(db)?,
+        source: row.try_get("source").map_err(db)?,
+        event_type: row.try_get("type").map_err(db)?,
+        delivery_id: row.try_get("delivery_id").map_err(db)?,
+        action: row.try_get("action").map_err(db)?,
+        repository: row.try_get("repository").map_err(db)?,
+        installation_id: row.try_get("installation_id").map_err(db)?,
+        payload: if with_payload {
+            row.try_get("detail").map_err(db)?
+        } else {
+            String::new()
+        },
+        trace_id: row.try_get("trace_id").map_err(db)?,
+        received_at_ms: row.try_get("received_at").map_err(db)?,
+        rules_matched: serde_json::from_str(&rules)
+            .map_err(|e| StoreError::Corrupt(format!("event rules_matched: {e}")))?,
+    })
 }

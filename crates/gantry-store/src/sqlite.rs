@@ -2,7 +2,7 @@
 //! contention to manage) and a small pool of readers; WAL so readers never block the writer;
 //! `synchronous=FULL` so a committed batch survives power loss, not just a crash.
 
-use crate::rows::{db, job_from_row, run_from_row};
+use crate::rows::{db, event_from_row, job_from_row, run_from_row};
 use async_trait::async_trait;
 use gantry_engine::ports::*;
 use sqlx::sqlite::{
@@ -96,6 +96,7 @@ impl Store for SqliteStore {
         let mut job_order = Vec::new();
         let mut audits = Vec::new();
         let mut leases = Vec::new();
+        let mut events = Vec::new();
         for w in batch {
             match w {
                 Write::InsertRun(r) => inserts.push(r.as_ref()),
@@ -109,6 +110,7 @@ impl Store for SqliteStore {
                     }
                 }
                 Write::Audit(a) => audits.push(a),
+                Write::InsertEvent(e) => events.push(e.as_ref()),
                 Write::RenewLeases { .. } | Write::ReleaseLease { .. } => leases.push(w),
             }
         }
@@ -179,6 +181,26 @@ impl Store for SqliteStore {
                   finished_at = excluded.finished_at, not_before = excluded.not_before",
             );
             q.build().execute(&mut *tx).await.map_err(db)?;
+        }
+        for e in &events {
+            sqlx::query(
+                "INSERT INTO events (id, source, type, delivery_id, detail, trace_id, received_at, action, repository, installation_id, rules_matched)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING",
+            )
+            .bind(&e.id)
+            .bind(&e.source)
+            .bind(&e.event_type)
+            .bind(&e.delivery_id)
+            .bind(&e.payload)
+            .bind(&e.trace_id)
+            .bind(e.received_at_ms)
+            .bind(&e.action)
+            .bind(&e.repository)
+            .bind(e.installation_id)
+            .bind(serde_json::to_string(&e.rules_matched).unwrap_or_else(|_| "[]".into()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         }
         for chunk in audits.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<Sqlite>::new(
@@ -308,6 +330,36 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn event_by_delivery(&self, delivery_id: &str) -> StoreResult<Option<EventRecord>> {
+        let row = sqlx::query("SELECT * FROM events WHERE delivery_id = ?")
+            .bind(delivery_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(|r| event_from_row(r, true)).transpose()
+    }
+
+    async fn list_events(&self, filter: EventFilter) -> StoreResult<Vec<EventRecord>> {
+        let limit = if filter.limit == 0 {
+            50
+        } else {
+            filter.limit.min(1000)
+        };
+        let rows = sqlx::query(
+            "SELECT id, source, type, delivery_id, '' AS detail, trace_id, received_at, action,
+                    repository, installation_id, rules_matched
+             FROM events WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR type = ?2)
+             ORDER BY received_at DESC, id DESC LIMIT ?3",
+        )
+        .bind(filter.source)
+        .bind(filter.event_type)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        rows.iter().map(|r| event_from_row(r, false)).collect()
+    }
+
     async fn try_lease(
         &self,
         name: &str,
@@ -345,6 +397,12 @@ impl Store for SqliteStore {
             .await
             .map_err(db)?
             .rows_affected();
+        let events = sqlx::query("DELETE FROM events WHERE received_at < ?")
+            .bind(now_ms - retention.working_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
         let locks = sqlx::query("DELETE FROM locks WHERE expires_at < ?")
             .bind(now_ms)
             .execute(&mut *tx)
@@ -355,6 +413,7 @@ impl Store for SqliteStore {
         Ok(Expired {
             runs,
             audit_events,
+            events,
             locks,
         })
     }

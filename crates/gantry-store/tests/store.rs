@@ -61,6 +61,48 @@ fn audit(run: &str, to: &str, at: i64) -> Write {
     })
 }
 
+fn event(delivery: &str, at: i64) -> Write {
+    Write::InsertEvent(Box::new(EventRecord {
+        id: format!("ev-{delivery}"),
+        source: "github".into(),
+        event_type: "push".into(),
+        delivery_id: Some(delivery.into()),
+        action: None,
+        repository: Some("o/r".into()),
+        installation_id: None,
+        payload: "{}".into(),
+        trace_id: "t".into(),
+        received_at_ms: at,
+        rules_matched: vec![],
+    }))
+}
+
+#[tokio::test]
+async fn events_dedupe_by_delivery_and_list_newest_first() {
+    let (_d, s) = open().await;
+    s.commit(&[event("a", 1), event("b", 2)]).await.unwrap();
+    s.commit(&[event("a", 3)]).await.unwrap(); // same delivery: ignored, not an error
+    let list = s.list_events(EventFilter::default()).await.unwrap();
+    assert_eq!(
+        list.iter()
+            .map(|e| e.delivery_id.as_deref().unwrap())
+            .collect::<Vec<_>>(),
+        ["b", "a"]
+    );
+    assert!(list[0].payload.is_empty(), "listing leaves payloads out");
+    let a = s.event_by_delivery("a").await.unwrap().unwrap();
+    assert_eq!((a.received_at_ms, a.payload.as_str()), (1, "{}"));
+    assert!(s.event_by_delivery("zz").await.unwrap().is_none());
+    let none = s
+        .list_events(EventFilter {
+            source: Some("custom.app".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
 async fn open() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
@@ -234,6 +276,8 @@ async fn expiry_deletes_only_what_is_old_enough() {
             finished_at_ms: Some(2 * day),
         },
         audit("01OLD", "old", 10),
+        event("old-delivery", 10),
+        event("new-delivery", 2 * day),
         audit("01NEW", "new", 2 * day),
     ])
     .await
@@ -247,6 +291,7 @@ async fn expiry_deletes_only_what_is_old_enough() {
     let expired = s.expire(&retention, now).await.unwrap();
     assert_eq!(expired.runs, 1);
     assert_eq!(expired.audit_events, 1);
+    assert_eq!(expired.events, 1);
     assert!(s.get_run("01OLD").await.unwrap().is_none());
     assert!(s.get_run("01NEW").await.unwrap().is_some());
     assert!(

@@ -58,6 +58,12 @@ impl Store for LazySqliteStore {
             .try_lease(name, holder, expires_at_ms, now_ms)
             .await
     }
+    async fn event_by_delivery(&self, delivery_id: &str) -> StoreResult<Option<EventRecord>> {
+        self.get().await?.event_by_delivery(delivery_id).await
+    }
+    async fn list_events(&self, filter: EventFilter) -> StoreResult<Vec<EventRecord>> {
+        self.get().await?.list_events(filter).await
+    }
     async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired> {
         self.get().await?.expire(retention, now_ms).await
     }

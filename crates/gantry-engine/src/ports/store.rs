@@ -61,6 +61,35 @@ pub struct AuditRecord {
     pub note: Option<String>,
 }
 
+/// An event as received and stored before anything acts on it (design §2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRecord {
+    pub id: String,
+    /// `github`, `gantry.webhook`, or an EventBridge-style source such as `custom.app`.
+    pub source: String,
+    /// The event name (`X-GitHub-Event`) or EventBridge `detail-type`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Deduplication key (`X-GitHub-Delivery`); a second delivery with the same key is not stored.
+    pub delivery_id: Option<String>,
+    pub action: Option<String>,
+    pub repository: Option<String>,
+    pub installation_id: Option<i64>,
+    /// The payload as received (JSON text).
+    #[serde(skip)]
+    pub payload: String,
+    pub trace_id: String,
+    pub received_at_ms: i64,
+    pub rules_matched: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub source: Option<String>,
+    pub event_type: Option<String>,
+    pub limit: u32,
+}
+
 /// A state change to persist. Batches are applied in order, all or nothing.
 #[derive(Debug, Clone)]
 pub enum Write {
@@ -77,6 +106,8 @@ pub enum Write {
         job: JobRecord,
     },
     Audit(AuditRecord),
+    /// Stores an event; one whose `delivery_id` is already stored is ignored.
+    InsertEvent(Box<EventRecord>),
     /// Takes or extends leases for `holder` until `expires_at_ms` (the holder already owns them).
     RenewLeases {
         names: Vec<String>,
@@ -119,6 +150,8 @@ impl Default for Retention {
 pub struct Expired {
     pub runs: u64,
     pub audit_events: u64,
+    /// Stored events (working data, like runs).
+    pub events: u64,
     pub locks: u64,
 }
 
@@ -140,6 +173,10 @@ pub trait Store: Send + Sync + 'static {
         expires_at_ms: i64,
         now_ms: i64,
     ) -> StoreResult<bool>;
-    /// Deletes finished runs, audit events and leases older than the retention allows.
+    /// The stored event with this delivery id, if any.
+    async fn event_by_delivery(&self, delivery_id: &str) -> StoreResult<Option<EventRecord>>;
+    /// Stored events, newest first (payloads not included).
+    async fn list_events(&self, filter: EventFilter) -> StoreResult<Vec<EventRecord>>;
+    /// Deletes finished runs, events, audit events and leases older than the retention allows.
     async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired>;
 }

@@ -13,6 +13,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub max_parallel: Option<usize>,
     pub api_token: Option<String>,
+    pub github_webhook_secret: Option<String>,
+    pub webhook_secret: Option<String>,
     #[serde(default)]
     pub retention: Retention,
 }

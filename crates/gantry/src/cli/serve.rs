@@ -2,7 +2,7 @@
 //! (with recovery), the watchdog and the janitor, in one process, until SIGTERM or Ctrl-C.
 
 use super::config::FileConfig;
-use crate::server::{self, AppState, Metrics};
+use crate::server::{self, AppState, Metrics, signature::Secret};
 use crate::wiring;
 use anyhow::{Context, bail};
 use gantry_core::spec::Limits;
@@ -51,6 +51,8 @@ struct Settings {
     max_parallel: usize,
     token: Option<String>,
     retention: Retention,
+    github_secret: Option<String>,
+    webhook_secret: Option<String>,
 }
 
 fn duration(
@@ -85,7 +87,15 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         .ok()
         .or(file.api_token)
         .filter(|t| !t.is_empty());
+    let secret = |var: &str, from_file: Option<String>| {
+        std::env::var(var)
+            .ok()
+            .or(from_file)
+            .filter(|s| !s.is_empty())
+    };
     Ok(Settings {
+        github_secret: secret("GANTRY_GITHUB_WEBHOOK_SECRET", file.github_webhook_secret),
+        webhook_secret: secret("GANTRY_WEBHOOK_SECRET", file.webhook_secret),
         listen,
         data_dir: args
             .data_dir
@@ -113,6 +123,8 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         max_parallel,
         token,
         retention,
+        github_secret,
+        webhook_secret,
     } = settings(args)?;
     if token.is_none() && !listen.ip().is_loopback() {
         bail!(
@@ -186,6 +198,9 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         token: token.map(Arc::from),
         metrics,
         limits: Limits::default(),
+        github_secret: github_secret.as_deref().and_then(Secret::new),
+        webhook_secret: webhook_secret.as_deref().and_then(Secret::new),
+        in_flight: Default::default(),
     };
     let addr = listener.local_addr()?;
     println!("gantry listening on http://{addr}");

@@ -2,9 +2,11 @@
 //! knows HTTP; handlers call the engine and the store and nothing else.
 
 mod error;
+mod intake;
 mod logs;
 mod metrics;
 mod runs;
+pub mod signature;
 
 pub use error::ApiError;
 pub use metrics::Metrics;
@@ -35,6 +37,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/runs/{id}/rerun"),
     ("get", "/api/v1/runs/{id}/events"),
     ("get", "/api/v1/runs/{id}/jobs/{job}/log"),
+    ("post", "/webhooks/github"),
+    ("post", "/webhook"),
+    ("get", "/api/v1/events"),
 ];
 
 #[derive(Clone)]
@@ -43,6 +48,10 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
+    pub github_secret: Option<signature::Secret>,
+    pub webhook_secret: Option<signature::Secret>,
+    /// Delivery ids being stored right now (see `intake::store_once`).
+    pub in_flight: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -54,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/rerun", post(runs::rerun))
         .route("/api/v1/runs/{id}/events", get(runs::events))
         .route("/api/v1/runs/{id}/jobs/{job}/log", get(logs::log))
+        .route("/api/v1/events", get(intake::list))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route(
@@ -65,6 +75,11 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
+        .route(
+            "/webhooks/github",
+            post(intake::github).layer(DefaultBodyLimit::max(intake::GITHUB_BODY_LIMIT)),
+        )
+        .route("/webhook", post(intake::orders))
         .merge(api)
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(body_limit))
@@ -103,23 +118,26 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
 
 /// With a token configured, every API call must carry `Authorization: Bearer <token>`.
 async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()));
-        if !ok {
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or wrong bearer token",
-            )
-            .into_response();
-        }
+    if let Some(token) = &state.token
+        && !bearer_matches(req.headers(), token)
+    {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token",
+        )
+        .into_response();
     }
     next.run(req).await
+}
+
+/// Whether the request carries `Authorization: Bearer <token>` (compared in constant time).
+pub fn bearer_matches(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

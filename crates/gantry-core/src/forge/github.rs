@@ -1,0 +1,315 @@
+//! GitHub webhook deliveries as typed events: `push`, `pull_request`, `workflow_job`,
+//! `issue_comment`, `ping`, `installation`; any other event name is [`GitHubEvent::Other`]
+//! (stored and acknowledged, not acted on). Only the fields Gantry uses are read.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitHubEvent {
+    Ping {
+        zen: Option<String>,
+        hook_id: Option<i64>,
+    },
+    Push {
+        git_ref: String,
+        before: String,
+        after: String,
+        deleted: bool,
+    },
+    PullRequest {
+        action: String,
+        number: u64,
+        head_sha: String,
+        head_ref: String,
+        base_ref: String,
+    },
+    WorkflowJob {
+        action: String,
+        job_id: i64,
+        run_id: i64,
+        name: Option<String>,
+        labels: Vec<String>,
+    },
+    IssueComment {
+        action: String,
+        number: u64,
+        body: String,
+        author: String,
+        on_pull_request: bool,
+    },
+    Installation {
+        action: String,
+    },
+    Other {
+        event: String,
+    },
+}
+
+/// A parsed delivery: the typed event plus what every stored event records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub event: GitHubEvent,
+    pub action: Option<String>,
+    /// `owner/name`.
+    pub repository: Option<String>,
+    pub installation_id: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the `{event}` payload is not what GitHub sends: {reason}")]
+pub struct PayloadError {
+    pub event: String,
+    pub reason: String,
+}
+
+#[derive(Deserialize)]
+struct Common {
+    action: Option<String>,
+    repository: Option<Repo>,
+    installation: Option<Installation>,
+}
+
+#[derive(Deserialize)]
+struct Repo {
+    full_name: String,
+}
+
+#[derive(Deserialize)]
+struct Installation {
+    id: i64,
+}
+
+#[derive(Deserialize)]
+struct PingPayload {
+    zen: Option<String>,
+    hook_id: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct PushPayload {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    before: String,
+    after: String,
+    #[serde(default)]
+    deleted: bool,
+}
+
+#[derive(Deserialize)]
+struct PullRequestPayload {
+    action: String,
+    number: u64,
+    pull_request: PullRequest,
+}
+
+#[derive(Deserialize)]
+struct PullRequest {
+    head: GitRef,
+    base: GitRef,
+}
+
+#[derive(Deserialize)]
+struct GitRef {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    sha: String,
+}
+
+#[derive(Deserialize)]
+struct WorkflowJobPayload {
+    action: String,
+    workflow_job: WorkflowJob,
+}
+
+#[derive(Deserialize)]
+struct WorkflowJob {
+    id: i64,
+    run_id: i64,
+    name: Option<String>,
+    #[serde(default)]
+    labels: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct IssueCommentPayload {
+    action: String,
+    issue: Issue,
+    comment: Comment,
+}
+
+#[derive(Deserialize)]
+struct Issue {
+    number: u64,
+    pull_request: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Comment {
+    body: String,
+    user: User,
+}
+
+#[derive(Deserialize)]
+struct User {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct InstallationPayload {
+    action: String,
+}
+
+/// Parses a delivery of event `name` (the `X-GitHub-Event` header) from its JSON payload.
+pub fn parse(name: &str, payload: &[u8]) -> Result<Delivery, PayloadError> {
+    let fail = |e: serde_json::Error| PayloadError {
+        event: name.to_string(),
+        reason: e.to_string(),
+    };
+    let common: Common = serde_json::from_slice(payload).map_err(fail)?;
+    let event = match name {
+        "ping" => {
+            let p: PingPayload = serde_json::from_slice(payload).map_err(fail)?;
+            GitHubEvent::Ping {
+                zen: p.zen,
+                hook_id: p.hook_id,
+            }
+        }
+        "push" => {
+            let p: PushPayload = serde_json::from_slice(payload).map_err(fail)?;
+            GitHubEvent::Push {
+                git_ref: p.git_ref,
+                before: p.before,
+                after: p.after,
+                deleted: p.deleted,
+            }
+        }
+        "pull_request" => {
+            let p: PullRequestPayload = serde_json::from_slice(payload).map_err(fail)?;
+            GitHubEvent::PullRequest {
+                action: p.action,
+                number: p.number,
+                head_sha: p.pull_request.head.sha,
+                head_ref: p.pull_request.head.git_ref,
+                base_ref: p.pull_request.base.git_ref,
+            }
+        }
+        "workflow_job" => {
+            let p: WorkflowJobPayload = serde_json::from_slice(payload).map_err(fail)?;
+            let j = p.workflow_job;
+            GitHubEvent::WorkflowJob {
+                action: p.action,
+                job_id: j.id,
+                run_id: j.run_id,
+                name: j.name,
+                labels: j.labels,
+            }
+        }
+        "issue_comment" => {
+            let p: IssueCommentPayload = serde_json::from_slice(payload).map_err(fail)?;
+            GitHubEvent::IssueComment {
+                action: p.action,
+                number: p.issue.number,
+                body: p.comment.body,
+                author: p.comment.user.login,
+                on_pull_request: p.issue.pull_request.is_some(),
+            }
+        }
+        "installation" => {
+            let p: InstallationPayload = serde_json::from_slice(payload).map_err(fail)?;
+            GitHubEvent::Installation { action: p.action }
+        }
+        other => GitHubEvent::Other {
+            event: other.to_string(),
+        },
+    };
+    Ok(Delivery {
+        event,
+        action: common.action,
+        repository: common.repository.map(|r| r.full_name),
+        installation_id: common.installation.map(|i| i.id),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/../../fixtures/github/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn real_payloads_parse_into_typed_events() {
+        let d = parse("workflow_job", &fixture("workflow_job.queued.json")).unwrap();
+        let GitHubEvent::WorkflowJob { action, labels, .. } = &d.event else {
+            panic!("{d:?}")
+        };
+        assert_eq!(action, "queued");
+        assert_eq!(labels, &["self-hosted", "k8s"]);
+        assert!(d.repository.is_some() && d.installation_id.is_some());
+
+        let d = parse("push", &fixture("push.json")).unwrap();
+        let GitHubEvent::Push { git_ref, after, .. } = &d.event else {
+            panic!("{d:?}")
+        };
+        assert_eq!(git_ref, "refs/heads/master");
+        assert_eq!(after.len(), 40);
+        assert_eq!(d.action, None);
+
+        for (name, file, action) in [
+            ("pull_request", "pull_request.opened.json", "opened"),
+            (
+                "pull_request",
+                "pull_request.synchronize.json",
+                "synchronize",
+            ),
+            ("pull_request", "pull_request.closed.json", "closed"),
+            ("issue_comment", "issue_comment.created.json", "created"),
+            ("workflow_job", "workflow_job.completed.json", "completed"),
+            (
+                "workflow_job",
+                "workflow_job.in_progress.json",
+                "in_progress",
+            ),
+            ("workflow_job", "workflow_job.waiting.json", "waiting"),
+        ] {
+            let d = parse(name, &fixture(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(d.action.as_deref(), Some(action), "{file}");
+            assert!(!matches!(d.event, GitHubEvent::Other { .. }), "{file}");
+        }
+        let d = parse("ping", &fixture("ping.json")).unwrap();
+        assert!(matches!(
+            d.event,
+            GitHubEvent::Ping {
+                hook_id: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unknown_events_are_other_and_broken_payloads_say_why() {
+        let d = parse(
+            "star",
+            br#"{"action": "created", "repository": {"full_name": "a/b"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            d.event,
+            GitHubEvent::Other {
+                event: "star".into()
+            }
+        );
+        assert_eq!(d.repository.as_deref(), Some("a/b"));
+        let err = parse("push", br#"{"before": "x"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("`push` payload") && err.reason.contains("ref"),
+            "{err}"
+        );
+        assert!(parse("push", b"not json").is_err());
+    }
+}

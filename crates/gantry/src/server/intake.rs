@@ -1,0 +1,298 @@
+//! Intake (design §3.1): `POST /webhooks/github` (GitHub deliveries) and `POST /webhook` (seed
+//! 1's `orders` payload). Authenticate, parse at the edge into typed events, store the event
+//! durably (group commit), and only then answer 2xx. A repeated delivery id is acknowledged and
+//! not stored or processed again. `GET /api/v1/events` lists what was stored.
+
+use super::signature::{self, Secret};
+use super::{ApiError, AppState};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gantry_core::forge::github::{self, GitHubEvent};
+use gantry_core::spec::{self, Format, RunContext};
+use gantry_engine::ports::{Clock, EventFilter, EventRecord, SystemClock, Write};
+use serde::Deserialize;
+use serde_json::json;
+
+/// GitHub caps a delivery at 25 MB.
+pub const GITHUB_BODY_LIMIT: usize = 25 << 20;
+
+pub async fn github(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Some(secret) = &state.github_secret else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_configured",
+            "GANTRY_GITHUB_WEBHOOK_SECRET is not set: this endpoint accepts no deliveries",
+        ));
+    };
+    check_signature(secret, &headers, "x-hub-signature-256", &body)?;
+    let event_name = header_str(&headers, "x-github-event").ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_delivery",
+            "missing X-GitHub-Event header",
+        )
+    })?;
+    let delivery_id = header_str(&headers, "x-github-delivery").ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_delivery",
+            "missing X-GitHub-Delivery header",
+        )
+    })?;
+    let payload = payload_of(&headers, &body)?;
+    let parsed = github::parse(event_name, &payload)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string()))?;
+    let payload = String::from_utf8(payload).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_payload",
+            "the payload is not valid UTF-8",
+        )
+    })?;
+
+    let record = EventRecord {
+        id: gantry_engine::ids::new_run_id(),
+        source: "github".into(),
+        event_type: event_name.to_string(),
+        delivery_id: Some(delivery_id.to_string()),
+        action: parsed.action.clone(),
+        repository: parsed.repository.clone(),
+        installation_id: parsed.installation_id,
+        payload,
+        trace_id: gantry_engine::ids::new_trace_id(),
+        received_at_ms: SystemClock.now_ms(),
+        rules_matched: Vec::new(),
+    };
+    let stored = match store_once(&state, record).await? {
+        Stored::New(r) => r,
+        Stored::Duplicate(r) => return Ok(duplicate(&r)),
+    };
+    let body = match parsed.event {
+        GitHubEvent::Ping { zen, hook_id } => {
+            json!({"event_id": stored.id, "pong": true, "zen": zen, "hook_id": hook_id})
+        }
+        _ => json!({"event_id": stored.id, "trace_id": stored.trace_id}),
+    };
+    let status = if event_name == "ping" {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+/// `POST /webhook`: seed 1's job payload (or any run spec), signed with `X-Gantry-Signature-256`
+/// or carrying the API bearer token.
+pub async fn orders(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let signed = header_str(&headers, "x-gantry-signature-256").is_some();
+    match (&state.webhook_secret, &state.token) {
+        (Some(secret), _) if signed => {
+            check_signature(secret, &headers, "x-gantry-signature-256", &body)?
+        }
+        (_, Some(token)) if super::bearer_matches(&headers, token) => {}
+        (None, None) => {} // open, like the API: `serve` only allows this on loopback
+        (Some(_), _) => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing X-Gantry-Signature-256 header (or a bearer token)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong bearer token",
+            ));
+        }
+    }
+    let spec = spec::parse_spec(&body, Format::Json, "orders", &state.limits)?;
+    let payload = String::from_utf8(body.to_vec()).unwrap_or_default(); // parse_spec checked UTF-8
+    let record = EventRecord {
+        id: gantry_engine::ids::new_run_id(),
+        source: "gantry.webhook".into(),
+        event_type: "orders".into(),
+        delivery_id: header_str(&headers, "x-gantry-delivery").map(str::to_string),
+        action: None,
+        repository: spec.pr.as_ref().map(|p| p.repo.clone()),
+        installation_id: None,
+        payload,
+        trace_id: gantry_engine::ids::new_trace_id(),
+        received_at_ms: SystemClock.now_ms(),
+        rules_matched: Vec::new(),
+    };
+    let event = match store_once(&state, record).await? {
+        Stored::New(r) => r,
+        Stored::Duplicate(r) => return Ok(duplicate(&r)),
+    };
+    let context = RunContext {
+        event: Some("webhook".into()),
+        branch: None,
+    };
+    let submitted = state
+        .engine
+        .submit(spec, context, Some(event.trace_id.clone()))
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"run_id": submitted.run_id, "trace_id": submitted.trace_id, "event_id": event.id}))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    source: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<EventsQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let filter = EventFilter {
+        source: q.source,
+        event_type: q.event_type,
+        limit: q.limit.unwrap_or(50),
+    };
+    let events = state.engine.store().list_events(filter).await?;
+    let events: Vec<_> = events
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.id, "source": e.source, "type": e.event_type, "delivery_id": e.delivery_id,
+                "action": e.action, "repository": e.repository, "installation_id": e.installation_id,
+                "trace_id": e.trace_id, "received_at": crate::view::rfc3339(e.received_at_ms),
+                "rules_matched": e.rules_matched,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "events": events })))
+}
+
+enum Stored {
+    New(EventRecord),
+    Duplicate(EventRecord),
+}
+
+/// Stores an event unless its delivery id was seen. Deliveries in flight are tracked in memory
+/// so two concurrent copies cannot both pass the stored-check before either is written.
+async fn store_once(state: &AppState, record: EventRecord) -> Result<Stored, ApiError> {
+    let Some(delivery) = record.delivery_id.clone() else {
+        state
+            .engine
+            .journal()
+            .append_durable(vec![Write::InsertEvent(Box::new(record.clone()))])
+            .await?;
+        return Ok(Stored::New(record));
+    };
+    let claimed = state
+        .in_flight
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(delivery.clone());
+    if !claimed {
+        return Ok(Stored::Duplicate(record));
+    }
+    let result = async {
+        if let Some(existing) = state.engine.store().event_by_delivery(&delivery).await? {
+            return Ok(Stored::Duplicate(existing));
+        }
+        state
+            .engine
+            .journal()
+            .append_durable(vec![Write::InsertEvent(Box::new(record.clone()))])
+            .await?;
+        Ok(Stored::New(record))
+    }
+    .await;
+    state
+        .in_flight
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&delivery);
+    result
+}
+
+fn duplicate(existing: &EventRecord) -> Response {
+    let body =
+        json!({"event_id": existing.id, "duplicate": true, "delivery_id": existing.delivery_id});
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+}
+
+fn check_signature(
+    secret: &Secret,
+    headers: &HeaderMap,
+    name: &str,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let display = if name == "x-hub-signature-256" {
+        "X-Hub-Signature-256"
+    } else {
+        "X-Gantry-Signature-256"
+    };
+    signature::verify(secret, headers.get(name).map(|v| v.as_bytes()), body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            e.describe(display),
+        )
+    })
+}
+
+/// The JSON payload: the body itself (`application/json`) or its `payload` field
+/// (`application/x-www-form-urlencoded`, which GitHub can be set to send).
+fn payload_of(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    match mime {
+        "application/json" => Ok(body.to_vec()),
+        "application/x-www-form-urlencoded" => {
+            let fields: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(body).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_payload",
+                        format!("the form body cannot be decoded: {e}"),
+                    )
+                })?;
+            fields
+                .into_iter()
+                .find(|(k, _)| k == "payload")
+                .map(|(_, v)| v.into_bytes())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_payload",
+                        "the form body has no `payload` field",
+                    )
+                })
+        }
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "content type `{other}` is not accepted; use application/json or application/x-www-form-urlencoded"
+            ),
+        )),
+    }
+}
