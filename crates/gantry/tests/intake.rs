@@ -198,7 +198,9 @@ async fn rejected_deliveries_say_why_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start_with(dir.path(), &[("GANTRY_GITHUB_WEBHOOK_SECRET", SECRET)]).await;
     let body = fixture("push.json");
-    let cases: Vec<(Option<String>, &str, Vec<u8>, u16, &str)> = vec![
+    /// (signature header, content type, body, expected status, expected words in the error)
+    type Case<'a> = (Option<String>, &'a str, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             None,
             "application/json",
