@@ -7,7 +7,7 @@
 //! readers that report state (API, progress display) follow [`Journal::subscribe`], which
 //! carries only committed batches.
 
-use crate::ports::{Store, StoreResult, Write};
+use crate::ports::{Committed, Store, StoreResult, Write};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -23,7 +23,7 @@ const COMMIT_INTERVAL: Duration = Duration::from_millis(3);
 
 struct Entry {
     writes: Vec<Write>,
-    ack: Option<oneshot::Sender<()>>,
+    ack: Option<oneshot::Sender<Arc<Committed>>>,
 }
 
 #[derive(Clone)]
@@ -51,7 +51,7 @@ impl Journal {
     }
 
     /// Queues writes and waits until they (and everything before them) are durable.
-    pub async fn append_durable(&self, writes: Vec<Write>) -> StoreResult<()> {
+    pub async fn append_durable(&self, writes: Vec<Write>) -> StoreResult<Arc<Committed>> {
         self.append_acked(writes).wait().await
     }
 
@@ -68,7 +68,7 @@ impl Journal {
 
     /// Waits until everything appended so far is durable.
     pub async fn flush(&self) -> StoreResult<()> {
-        self.append_durable(Vec::new()).await
+        self.append_durable(Vec::new()).await.map(|_| ())
     }
 
     /// Committed batches, in commit order.
@@ -78,10 +78,11 @@ impl Journal {
 }
 
 /// Resolves when the writes it was returned for are durable.
-pub struct Durable(oneshot::Receiver<()>);
+pub struct Durable(oneshot::Receiver<Arc<Committed>>);
 
 impl Durable {
-    pub async fn wait(self) -> StoreResult<()> {
+    /// What the commit that carried the writes reported (shared by everything in that batch).
+    pub async fn wait(self) -> StoreResult<Arc<Committed>> {
         self.0.await.map_err(|_| {
             crate::ports::StoreError::Database("the journal writer has stopped".into())
         })
@@ -98,7 +99,7 @@ async fn writer(
         tokio::time::sleep_until(last_commit + COMMIT_INTERVAL).await;
         last_commit = tokio::time::Instant::now();
         let mut batch = first.writes;
-        let mut acks: Vec<oneshot::Sender<()>> = first.ack.into_iter().collect();
+        let mut acks: Vec<oneshot::Sender<Arc<Committed>>> = first.ack.into_iter().collect();
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(e) => {
@@ -108,20 +109,30 @@ async fn writer(
                 Err(_) => break,
             }
         }
+        let mut outcome = Committed::default();
         if !batch.is_empty() {
             // A failed commit is retried, never skipped: later batches must not overtake it.
             let mut delay = Duration::from_millis(50);
-            while let Err(err) = store.commit(&batch).await {
-                error!(cause = %err, writes = batch.len(), "commit failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+            loop {
+                match store.commit(&batch).await {
+                    Ok(c) => {
+                        outcome = c;
+                        break;
+                    }
+                    Err(err) => {
+                        error!(cause = %err, writes = batch.len(), "commit failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                }
             }
             if committed.receiver_count() > 0 && committed.send(Arc::new(batch)).is_err() {
                 warn!("no journal subscribers");
             }
         }
+        let outcome = Arc::new(outcome);
         for ack in acks {
-            let _ = ack.send(());
+            let _ = ack.send(outcome.clone());
         }
     }
 }

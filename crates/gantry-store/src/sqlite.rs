@@ -87,7 +87,7 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn commit(&self, batch: &[Write]) -> StoreResult<()> {
+    async fn commit(&self, batch: &[Write]) -> StoreResult<Committed> {
         // Apply in an order that respects foreign keys and gives the same final state as the
         // batch's own order: inserts first, then the last update of each run and job.
         let mut inserts = Vec::new();
@@ -182,9 +182,11 @@ impl Store for SqliteStore {
             );
             q.build().execute(&mut *tx).await.map_err(db)?;
         }
+        let mut committed = Committed::default();
         for e in &events {
-            sqlx::query(
-                "INSERT INTO events (id, source, type, delivery_id, detail, trace_id, received_at, action, repository, installation_id, rules_matched)
+            let inserted = sqlx::query(
+                "INSERT INTO events (id, source, type, delivery_id, detail, trace_id, received_at,
+                                     action, repository, installation_id, rules_matched)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING",
             )
             .bind(&e.id)
@@ -200,7 +202,11 @@ impl Store for SqliteStore {
             .bind(serde_json::to_string(&e.rules_matched).unwrap_or_else(|_| "[]".into()))
             .execute(&mut *tx)
             .await
-            .map_err(db)?;
+            .map_err(db)?
+            .rows_affected();
+            if inserted == 0 {
+                committed.duplicate_events.insert(e.id.clone());
+            }
         }
         for chunk in audits.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<Sqlite>::new(
@@ -250,7 +256,8 @@ impl Store for SqliteStore {
                 _ => {}
             }
         }
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(db)?;
+        Ok(committed)
     }
 
     async fn unfinished_runs(&self) -> StoreResult<Vec<RunRecord>> {

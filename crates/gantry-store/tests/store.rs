@@ -80,8 +80,18 @@ fn event(delivery: &str, at: i64) -> Write {
 #[tokio::test]
 async fn events_dedupe_by_delivery_and_list_newest_first() {
     let (_d, s) = open().await;
-    s.commit(&[event("a", 1), event("b", 2)]).await.unwrap();
-    s.commit(&[event("a", 3)]).await.unwrap(); // same delivery: ignored, not an error
+    let first = s.commit(&[event("a", 1), event("b", 2)]).await.unwrap();
+    assert!(first.duplicate_events.is_empty());
+    // The same delivery again (a new event id): ignored, reported, not an error.
+    let Write::InsertEvent(mut again) = event("a", 3) else {
+        unreachable!()
+    };
+    again.id = "ev-a-again".into();
+    let second = s.commit(&[Write::InsertEvent(again)]).await.unwrap();
+    assert_eq!(
+        second.duplicate_events.iter().collect::<Vec<_>>(),
+        ["ev-a-again"]
+    );
     let list = s.list_events(EventFilter::default()).await.unwrap();
     assert_eq!(
         list.iter()

@@ -31,7 +31,7 @@ impl LazySqliteStore {
 
 #[async_trait]
 impl Store for LazySqliteStore {
-    async fn commit(&self, batch: &[Write]) -> StoreResult<()> {
+    async fn commit(&self, batch: &[Write]) -> StoreResult<Committed> {
         self.get().await?.commit(batch).await
     }
     async fn unfinished_runs(&self) -> StoreResult<Vec<RunRecord>> {

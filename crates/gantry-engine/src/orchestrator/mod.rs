@@ -427,7 +427,8 @@ impl Actor {
                         self.dirty.push(run.id.clone());
                         self.runs.insert(run.id.clone(), run);
                         tokio::spawn(async move {
-                            let _ = reply.send(durable.wait().await.map_err(EngineError::from));
+                            let _ = reply
+                                .send(durable.wait().await.map(|_| ()).map_err(EngineError::from));
                         });
                     }
                 }

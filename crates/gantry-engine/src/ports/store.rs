@@ -83,6 +83,13 @@ pub struct EventRecord {
     pub rules_matched: Vec<String>,
 }
 
+/// What a commit reports back beyond success.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// Ids of `InsertEvent` records not stored because their delivery id already was.
+    pub duplicate_events: std::collections::HashSet<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     pub source: Option<String>,
@@ -157,8 +164,9 @@ pub struct Expired {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Applies a batch in one transaction; durable when this returns `Ok`.
-    async fn commit(&self, batch: &[Write]) -> StoreResult<()>;
+    /// Applies a batch in one transaction; durable when this returns `Ok`. Says which event
+    /// inserts were no-ops because their delivery id was already stored.
+    async fn commit(&self, batch: &[Write]) -> StoreResult<Committed>;
     /// Runs not yet finished, with their jobs (for recovery at start-up).
     async fn unfinished_runs(&self) -> StoreResult<Vec<RunRecord>>;
     async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>>;

@@ -200,7 +200,6 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         limits: Limits::default(),
         github_secret: github_secret.as_deref().and_then(Secret::new),
         webhook_secret: webhook_secret.as_deref().and_then(Secret::new),
-        in_flight: Default::default(),
     };
     let addr = listener.local_addr()?;
     println!("gantry listening on http://{addr}");

@@ -184,43 +184,20 @@ enum Stored {
     Duplicate(EventRecord),
 }
 
-/// Stores an event unless its delivery id was seen. Deliveries in flight are tracked in memory
-/// so two concurrent copies cannot both pass the stored-check before either is written.
+/// Stores an event unless its delivery id is already stored. The insert itself decides (the
+/// store reports it as a duplicate), so concurrent copies of one delivery cannot both pass.
 async fn store_once(state: &AppState, record: EventRecord) -> Result<Stored, ApiError> {
-    let Some(delivery) = record.delivery_id.clone() else {
-        state
-            .engine
-            .journal()
-            .append_durable(vec![Write::InsertEvent(Box::new(record.clone()))])
-            .await?;
+    let committed = state
+        .engine
+        .journal()
+        .append_durable(vec![Write::InsertEvent(Box::new(record.clone()))])
+        .await?;
+    if !committed.duplicate_events.contains(&record.id) {
         return Ok(Stored::New(record));
-    };
-    let claimed = state
-        .in_flight
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(delivery.clone());
-    if !claimed {
-        return Ok(Stored::Duplicate(record));
     }
-    let result = async {
-        if let Some(existing) = state.engine.store().event_by_delivery(&delivery).await? {
-            return Ok(Stored::Duplicate(existing));
-        }
-        state
-            .engine
-            .journal()
-            .append_durable(vec![Write::InsertEvent(Box::new(record.clone()))])
-            .await?;
-        Ok(Stored::New(record))
-    }
-    .await;
-    state
-        .in_flight
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&delivery);
-    result
+    let delivery = record.delivery_id.as_deref().unwrap_or_default();
+    let existing = state.engine.store().event_by_delivery(delivery).await?;
+    Ok(Stored::Duplicate(existing.unwrap_or(record)))
 }
 
 fn duplicate(existing: &EventRecord) -> Response {

@@ -50,8 +50,6 @@ pub struct AppState {
     pub limits: Limits,
     pub github_secret: Option<signature::Secret>,
     pub webhook_secret: Option<signature::Secret>,
-    /// Delivery ids being stored right now (see `intake::store_once`).
-    pub in_flight: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 pub fn router(state: AppState) -> Router {
