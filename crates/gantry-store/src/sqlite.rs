@@ -15,6 +15,8 @@ use std::time::Duration;
 
 /// Rows per multi-row statement; 9 columns each stays well under SQLite's 32766 variables.
 const ROWS_PER_STATEMENT: usize = 1000;
+/// Events carry whole payloads (GitHub allows 25 MB): fewer per statement.
+const EVENTS_PER_STATEMENT: usize = 64;
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -182,31 +184,45 @@ impl Store for SqliteStore {
             );
             q.build().execute(&mut *tx).await.map_err(db)?;
         }
+        // One statement per chunk of events; the ids it returns are the ones stored, so the
+        // rest were duplicates of a stored delivery.
         let mut committed = Committed::default();
-        for e in &events {
-            let inserted = sqlx::query(
+        for chunk in events.chunks(EVENTS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (id, source, type, delivery_id, detail, trace_id, received_at,
-                                     action, repository, installation_id, rules_matched)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING",
-            )
-            .bind(&e.id)
-            .bind(&e.source)
-            .bind(&e.event_type)
-            .bind(&e.delivery_id)
-            .bind(&e.payload)
-            .bind(&e.trace_id)
-            .bind(e.received_at_ms)
-            .bind(&e.action)
-            .bind(&e.repository)
-            .bind(e.installation_id)
-            .bind(serde_json::to_string(&e.rules_matched).unwrap_or_else(|_| "[]".into()))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-            if inserted == 0 {
-                committed.duplicate_events.insert(e.id.clone());
-            }
+                                     action, repository, installation_id, rules_matched) ",
+            );
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(e.id.clone())
+                    .push_bind(e.source.clone())
+                    .push_bind(e.event_type.clone())
+                    .push_bind(e.delivery_id.clone())
+                    .push_bind(e.payload.clone())
+                    .push_bind(e.trace_id.clone())
+                    .push_bind(e.received_at_ms)
+                    .push_bind(e.action.clone())
+                    .push_bind(e.repository.clone())
+                    .push_bind(e.installation_id)
+                    .push_bind(
+                        serde_json::to_string(&e.rules_matched).unwrap_or_else(|_| "[]".into()),
+                    );
+            });
+            q.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING id");
+            let stored: std::collections::HashSet<String> = q
+                .build()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?
+                .iter()
+                .map(|r| r.try_get::<String, _>("id"))
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+            committed.duplicate_events.extend(
+                chunk
+                    .iter()
+                    .filter(|e| !stored.contains(&e.id))
+                    .map(|e| e.id.clone()),
+            );
         }
         for chunk in audits.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<Sqlite>::new(

@@ -71,14 +71,14 @@ pub async fn github(
         rules_matched: Vec::new(),
     };
     let stored = match store_once(&state, record).await? {
-        Stored::New(r) => r,
-        Stored::Duplicate(r) => return Ok(duplicate(&r)),
+        Stored::New { id, trace_id } => (id, trace_id),
+        Stored::Duplicate { id, delivery } => return Ok(duplicate(&id, delivery.as_deref())),
     };
     let body = match parsed.event {
         GitHubEvent::Ping { zen, hook_id } => {
-            json!({"event_id": stored.id, "pong": true, "zen": zen, "hook_id": hook_id})
+            json!({"event_id": stored.0, "pong": true, "zen": zen, "hook_id": hook_id})
         }
-        _ => json!({"event_id": stored.id, "trace_id": stored.trace_id}),
+        _ => json!({"event_id": stored.0, "trace_id": stored.1}),
     };
     let status = if event_name == "ping" {
         StatusCode::OK
@@ -133,8 +133,8 @@ pub async fn orders(
         rules_matched: Vec::new(),
     };
     let event = match store_once(&state, record).await? {
-        Stored::New(r) => r,
-        Stored::Duplicate(r) => return Ok(duplicate(&r)),
+        Stored::New { id, trace_id } => (id, trace_id),
+        Stored::Duplicate { id, delivery } => return Ok(duplicate(&id, delivery.as_deref())),
     };
     let context = RunContext {
         event: Some("webhook".into()),
@@ -142,9 +142,9 @@ pub async fn orders(
     };
     let submitted = state
         .engine
-        .submit(spec, context, Some(event.trace_id.clone()))
+        .submit(spec, context, Some(event.1.clone()))
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"run_id": submitted.run_id, "trace_id": submitted.trace_id, "event_id": event.id}))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(json!({"run_id": submitted.run_id, "trace_id": submitted.trace_id, "event_id": event.0}))).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,29 +180,44 @@ pub async fn list(
 }
 
 enum Stored {
-    New(EventRecord),
-    Duplicate(EventRecord),
+    New {
+        id: String,
+        trace_id: String,
+    },
+    Duplicate {
+        id: String,
+        delivery: Option<String>,
+    },
 }
 
 /// Stores an event unless its delivery id is already stored. The insert itself decides (the
 /// store reports it as a duplicate), so concurrent copies of one delivery cannot both pass.
 async fn store_once(state: &AppState, record: EventRecord) -> Result<Stored, ApiError> {
+    let (id, trace_id, delivery) = (
+        record.id.clone(),
+        record.trace_id.clone(),
+        record.delivery_id.clone(),
+    );
     let committed = state
         .engine
         .journal()
-        .append_durable(vec![Write::InsertEvent(Box::new(record.clone()))])
+        .append_durable(vec![Write::InsertEvent(Box::new(record))])
         .await?;
-    if !committed.duplicate_events.contains(&record.id) {
-        return Ok(Stored::New(record));
+    if !committed.duplicate_events.contains(&id) {
+        return Ok(Stored::New { id, trace_id });
     }
-    let delivery = record.delivery_id.as_deref().unwrap_or_default();
-    let existing = state.engine.store().event_by_delivery(delivery).await?;
-    Ok(Stored::Duplicate(existing.unwrap_or(record)))
+    let existing = match &delivery {
+        Some(d) => state.engine.store().event_by_delivery(d).await?,
+        None => None,
+    };
+    Ok(Stored::Duplicate {
+        id: existing.map_or(id, |e| e.id),
+        delivery,
+    })
 }
 
-fn duplicate(existing: &EventRecord) -> Response {
-    let body =
-        json!({"event_id": existing.id, "duplicate": true, "delivery_id": existing.delivery_id});
+fn duplicate(id: &str, delivery: Option<&str>) -> Response {
+    let body = json!({"event_id": id, "duplicate": true, "delivery_id": delivery});
     (StatusCode::OK, Json(body)).into_response()
 }
 
