@@ -18,6 +18,11 @@ const ROWS_PER_STATEMENT: usize = 1000;
 /// Events carry whole payloads (GitHub allows 25 MB): fewer per statement.
 const EVENTS_PER_STATEMENT: usize = 64;
 
+/// A list's page size: 50 unless asked, at most 1000.
+fn page_size(asked: u32) -> u32 {
+    if asked == 0 { 50 } else { asked.min(1000) }
+}
+
 #[derive(Clone)]
 pub struct SqliteStore {
     write: SqlitePool,
@@ -54,6 +59,16 @@ impl SqliteStore {
             .await
             .map_err(db)?;
         Ok(SqliteStore { write, read })
+    }
+
+    /// Runs from their rows, each with its jobs (one query for all of them).
+    async fn with_jobs(&self, rows: &[sqlx::sqlite::SqliteRow]) -> StoreResult<Vec<RunRecord>> {
+        let mut runs = rows
+            .iter()
+            .map(run_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.jobs_of(&mut runs).await?;
+        Ok(runs)
     }
 
     async fn jobs_of(&self, runs: &mut [RunRecord]) -> StoreResult<()> {
@@ -282,12 +297,7 @@ impl Store for SqliteStore {
                 .fetch_all(&self.read)
                 .await
                 .map_err(db)?;
-        let mut runs = rows
-            .iter()
-            .map(run_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        self.jobs_of(&mut runs).await?;
-        Ok(runs)
+        self.with_jobs(&rows).await
     }
 
     async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>> {
@@ -299,17 +309,11 @@ impl Store for SqliteStore {
         else {
             return Ok(None);
         };
-        let mut runs = vec![run_from_row(&row)?];
-        self.jobs_of(&mut runs).await?;
-        Ok(runs.pop())
+        Ok(self.with_jobs(std::slice::from_ref(&row)).await?.pop())
     }
 
     async fn list_runs(&self, filter: RunFilter) -> StoreResult<Vec<RunRecord>> {
-        let limit = if filter.limit == 0 {
-            50
-        } else {
-            filter.limit.min(1000)
-        };
+        let limit = page_size(filter.limit);
         let rows = match filter.status {
             Some(s) => sqlx::query("SELECT * FROM runs WHERE status = ? ORDER BY id DESC LIMIT ?")
                 .bind(s.as_str())
@@ -319,12 +323,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.read)
         .await
         .map_err(db)?;
-        let mut runs = rows
-            .iter()
-            .map(run_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        self.jobs_of(&mut runs).await?;
-        Ok(runs)
+        self.with_jobs(&rows).await
     }
 
     async fn audit_trail(&self, run_id: &str) -> StoreResult<Vec<AuditRecord>> {
@@ -363,11 +362,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_events(&self, filter: EventFilter) -> StoreResult<Vec<EventRecord>> {
-        let limit = if filter.limit == 0 {
-            50
-        } else {
-            filter.limit.min(1000)
-        };
+        let limit = page_size(filter.limit);
         let rows = sqlx::query(
             "SELECT id, source, type, delivery_id, '' AS detail, trace_id, received_at, action,
                     repository, installation_id, rules_matched

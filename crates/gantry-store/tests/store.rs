@@ -24,16 +24,7 @@ fn run(id: &str, created: i64) -> RunRecord {
             .jobs
             .iter()
             .enumerate()
-            .map(|(i, j)| JobRecord {
-                index: i as u32,
-                name: j.name.clone(),
-                status: JobStatus::Pending,
-                attempt: 1,
-                exit_code: None,
-                started_at_ms: None,
-                finished_at_ms: None,
-                not_before_ms: None,
-            })
+            .map(|(i, j)| JobRecord::pending(i, &j.name))
             .collect(),
         spec: spec.into(),
         context: RunContext {

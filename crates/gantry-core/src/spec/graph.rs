@@ -12,12 +12,7 @@ pub(super) fn check(
     orders: bool,
     problems: &mut Vec<Problem>,
 ) {
-    let index: HashMap<&str, usize> = spec
-        .jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| (j.name.as_str(), i))
-        .collect();
+    let index = job_index(spec);
     let needs_key = if orders { "dependencies" } else { "needs" };
     let mut edges_ok = true;
     for (ji, job) in spec.jobs.iter().enumerate() {
@@ -87,12 +82,7 @@ pub struct JobGraph {
 impl JobGraph {
     /// Builds the graph; needs that name no job are dropped (validation reports them).
     pub fn new(spec: &RunSpec) -> JobGraph {
-        let index: HashMap<&str, usize> = spec
-            .jobs
-            .iter()
-            .enumerate()
-            .map(|(i, j)| (j.name.as_str(), i))
-            .collect();
+        let index = job_index(spec);
         let needs: Vec<Vec<usize>> = spec
             .jobs
             .iter()
@@ -106,6 +96,15 @@ impl JobGraph {
         let topo = kahn(&needs);
         JobGraph { needs, topo }
     }
+}
+
+/// Job name → position in the spec.
+fn job_index(spec: &RunSpec) -> HashMap<&str, usize> {
+    spec.jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.name.as_str(), i))
+        .collect()
 }
 
 /// Kahn's algorithm, stable in spec order. Jobs on a cycle are left out.

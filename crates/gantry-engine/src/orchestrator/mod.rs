@@ -194,16 +194,7 @@ impl Engine {
                 .jobs
                 .iter()
                 .enumerate()
-                .map(|(i, j)| crate::ports::JobRecord {
-                    index: i as u32,
-                    name: j.name.clone(),
-                    status: gantry_core::JobStatus::Pending,
-                    attempt: 1,
-                    exit_code: None,
-                    started_at_ms: None,
-                    finished_at_ms: None,
-                    not_before_ms: None,
-                })
+                .map(|(i, j)| crate::ports::JobRecord::pending(i, &j.name))
                 .collect(),
             spec: std::sync::Arc::new(spec),
             context,

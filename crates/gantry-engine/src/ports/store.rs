@@ -47,6 +47,22 @@ pub struct JobRecord {
     pub not_before_ms: Option<i64>,
 }
 
+impl JobRecord {
+    /// A job of a new run: pending, first attempt.
+    pub fn pending(index: usize, name: &str) -> JobRecord {
+        JobRecord {
+            index: index as u32,
+            name: name.to_string(),
+            status: JobStatus::Pending,
+            attempt: 1,
+            exit_code: None,
+            started_at_ms: None,
+            finished_at_ms: None,
+            not_before_ms: None,
+        }
+    }
+}
+
 /// One entry of the append-only audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {
