@@ -7,6 +7,7 @@
 pub mod dag;
 pub mod duration;
 pub mod forge;
+pub mod report;
 pub mod spec;
 pub mod status;
 

@@ -1,0 +1,3 @@
+//! What Gantry posts where people look: the text of a run's pull-request comment.
+
+pub mod comment;
