@@ -163,4 +163,18 @@ async fn a_job_for_a_missing_executor_fails_saying_why() {
     assert_eq!(done.jobs[0].status, JobStatus::Failed);
     let log = std::fs::read_to_string(engine.layout().log_path(&run.run_id, "d", 1)).unwrap();
     assert!(log.contains("no executor for this job"), "{log}");
+
+    // Secrets have no store yet: the job fails saying so instead of running without them.
+    let run = engine
+        .submit(
+            spec("jobs:\n  s: {run: [x], secrets: [API_KEY]}\n"),
+            RunContext::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    let done = engine.wait_finished(&run.run_id).await.unwrap();
+    assert_eq!(done.jobs[0].status, JobStatus::Failed);
+    let log = std::fs::read_to_string(engine.layout().log_path(&run.run_id, "s", 1)).unwrap();
+    assert!(log.contains("secrets API_KEY are not available"), "{log}");
 }

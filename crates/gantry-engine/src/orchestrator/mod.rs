@@ -556,13 +556,17 @@ impl Actor {
                         let attempt = run.state.jobs[job].attempt;
                         let launch = launch_for(&self.layout, run, job);
                         let executor = self.executors.get(&run.spec.jobs[job].executor).cloned();
+                        let secrets = run.spec.jobs[job].secrets.clone();
                         let tx = self.tx.clone();
                         let run_id = run.id.clone();
                         tokio::spawn(
                             async move {
                                 let outcome = match executor {
+                                    // No secret store is wired in yet: a job that needs secrets
+                                    // fails saying so rather than running without them.
+                                    _ if !secrets.is_empty() => refuse(&launch, &format!("the secrets {} are not available: no secret store is configured", secrets.join(", "))).await,
                                     Some(ex) => ex.execute(launch, CancelSignal(cancel_rx)).await,
-                                    None => no_executor(&launch).await,
+                                    None => refuse(&launch, &format!("no executor for this job here (image: {}); this engine runs `local` jobs", launch.image.as_deref().unwrap_or("none"))).await,
                                 };
                                 let _ = tx.send(Command::Ended {
                                     run_id,
@@ -646,15 +650,11 @@ fn launch_for(layout: &Layout, run: &ActiveRun, job: usize) -> Launch {
     }
 }
 
-/// A job asked for an executor this engine does not have: fail it, saying why in its log.
-async fn no_executor(launch: &Launch) -> Outcome {
-    let msg = format!(
-        "gantry: no executor for this job here (image: {}); this engine runs `local` jobs\n",
-        launch.image.as_deref().unwrap_or("none")
-    );
+/// Fails an attempt that cannot start here, saying why in its log.
+async fn refuse(launch: &Launch, why: &str) -> Outcome {
     if let Some(dir) = launch.log_path.parent() {
         let _ = tokio::fs::create_dir_all(dir).await;
     }
-    let _ = tokio::fs::write(&launch.log_path, msg).await;
+    let _ = tokio::fs::write(&launch.log_path, format!("gantry: {why}\n")).await;
     Outcome::Failed { exit_code: None }
 }
