@@ -3,8 +3,10 @@
 
 pub mod clock;
 pub mod executor;
+pub mod forge;
 pub mod store;
 
 pub use clock::{Clock, SystemClock};
 pub use executor::{CancelSignal, Executor, Launch};
+pub use forge::{CommitState, CommitStatus, Forge, ForgeError};
 pub use store::*;

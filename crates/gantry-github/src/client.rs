@@ -1,0 +1,242 @@
+//! The GitHub REST client: token auth, a timeout on every call, retries with backoff on network
+//! errors and 5xx, and waits on rate limits (`Retry-After`, or `x-ratelimit-reset` when the
+//! remaining quota is 0) up to a bound.
+
+use async_trait::async_trait;
+use gantry_engine::ports::{CommitStatus, Forge, ForgeError};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tracing::warn;
+
+/// Every call gives up after this long.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts per call (network errors, 5xx and rate limits are retried).
+const ATTEMPTS: u32 = 4;
+/// The longest a single rate-limit wait may be; longer limits fail the call as transient, and
+/// the reporter tries again on its next pass.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+pub struct GitHub {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl std::fmt::Debug for GitHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHub")
+            .field("base", &self.base)
+            .field("token", &"***")
+            .finish()
+    }
+}
+
+impl GitHub {
+    /// `base` is the REST root (`https://api.github.com`, a GitHub Enterprise `…/api/v3`, or a
+    /// fake); `token` a personal access token or installation token.
+    pub fn new(base: &str, token: &str) -> Result<GitHub, ForgeError> {
+        let http = reqwest::Client::builder()
+            .timeout(CALL_TIMEOUT)
+            .user_agent("gantry")
+            .build()
+            .map_err(|e| ForgeError::Permanent(format!("cannot build the HTTP client: {e}")))?;
+        Ok(GitHub {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ForgeError> {
+        let mut backoff = Duration::from_millis(200);
+        let mut last = String::new();
+        for attempt in 1..=ATTEMPTS {
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .header("accept", "application/vnd.github+json")
+                .header("x-github-api-version", "2022-11-28");
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    last = format!("{method} {path}: {}", without_url(&e));
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    continue;
+                }
+            };
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(resp.json::<Value>().await.unwrap_or(Value::Null));
+            }
+            let wait = rate_limit_wait(&resp);
+            let message = resp
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            last = format!("{method} {path}: {status} {message}");
+            match (status, wait) {
+                (StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS, Some(w))
+                    if w <= MAX_RATE_LIMIT_WAIT =>
+                {
+                    warn!(%status, wait_ms = w.as_millis() as u64, attempt, "GitHub rate limit; waiting");
+                    tokio::time::sleep(w).await;
+                }
+                (StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS, Some(_)) => {
+                    return Err(ForgeError::Transient(last));
+                }
+                (s, _) if s.is_server_error() => {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                _ => return Err(ForgeError::Permanent(last)),
+            }
+        }
+        Err(ForgeError::Transient(last))
+    }
+}
+
+/// How long GitHub asks us to wait: `Retry-After` (seconds), or until `x-ratelimit-reset` when
+/// `x-ratelimit-remaining` is 0. `None` when the response is not a rate limit.
+fn rate_limit_wait(resp: &reqwest::Response) -> Option<Duration> {
+    let h = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    if let Some(secs) = h("retry-after") {
+        return Some(Duration::from_secs(secs));
+    }
+    if h("x-ratelimit-remaining") == Some(0) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        return h("x-ratelimit-reset")
+            .map(|reset| Duration::from_secs(reset.saturating_sub(now) + 1));
+    }
+    None
+}
+
+/// reqwest errors print the URL; keep only what went wrong.
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    kind.to_string()
+}
+
+#[async_trait]
+impl Forge for GitHub {
+    async fn find_comment(
+        &self,
+        repo: &str,
+        number: u64,
+        marker: &str,
+    ) -> Result<Option<u64>, ForgeError> {
+        for page in 1..=50 {
+            let list = self
+                .call(
+                    Method::GET,
+                    &format!("/repos/{repo}/issues/{number}/comments?per_page=100&page={page}"),
+                    None,
+                )
+                .await?;
+            let items = list.as_array().cloned().unwrap_or_default();
+            if let Some(c) = items
+                .iter()
+                .find(|c| c["body"].as_str().is_some_and(|b| b.contains(marker)))
+            {
+                return Ok(c["id"].as_u64());
+            }
+            if items.len() < 100 {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    async fn create_comment(&self, repo: &str, number: u64, body: &str) -> Result<u64, ForgeError> {
+        let c = self
+            .call(
+                Method::POST,
+                &format!("/repos/{repo}/issues/{number}/comments"),
+                Some(&json!({"body": body})),
+            )
+            .await?;
+        c["id"]
+            .as_u64()
+            .ok_or_else(|| ForgeError::Permanent("GitHub returned a comment without an id".into()))
+    }
+
+    async fn edit_comment(
+        &self,
+        repo: &str,
+        comment_id: u64,
+        body: &str,
+    ) -> Result<(), ForgeError> {
+        self.call(
+            Method::PATCH,
+            &format!("/repos/{repo}/issues/comments/{comment_id}"),
+            Some(&json!({"body": body})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn set_status(&self, repo: &str, s: &CommitStatus) -> Result<(), ForgeError> {
+        let mut body = json!({"state": s.state.as_str(), "context": s.context, "description": truncate(&s.description, 140)});
+        if let Some(url) = &s.target_url {
+            body["target_url"] = json!(url);
+        }
+        self.call(
+            Method::POST,
+            &format!("/repos/{repo}/statuses/{}", s.sha),
+            Some(&body),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn pr_head_sha(&self, repo: &str, number: u64) -> Result<String, ForgeError> {
+        let pr = self
+            .call(Method::GET, &format!("/repos/{repo}/pulls/{number}"), None)
+            .await?;
+        pr["head"]["sha"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| {
+                ForgeError::Permanent(format!("pull request {repo}#{number} has no head sha"))
+            })
+    }
+}
+
+/// GitHub rejects status descriptions over 140 characters.
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        s.chars()
+            .take(max - 1)
+            .chain(std::iter::once('…'))
+            .collect()
+    }
+}

@@ -1,0 +1,330 @@
+//! A fake GitHub for tests: a real HTTP server that keeps state and answers the REST calls
+//! Gantry makes with GitHub's request and response shapes (comments list/create/edit, commit
+//! statuses, pull requests). It checks the token, records every call, and can be told to fail
+//! the next calls (403 secondary rate limit with `Retry-After`, or a 5xx).
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeComment {
+    pub id: u64,
+    pub repo: String,
+    pub number: u64,
+    pub body: String,
+    /// Every body the comment has had, first to last.
+    pub history: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeStatus {
+    pub repo: String,
+    pub sha: String,
+    pub context: String,
+    pub state: String,
+    pub description: String,
+    pub target_url: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeState {
+    pub comments: Vec<FakeComment>,
+    pub statuses: Vec<FakeStatus>,
+    /// (repo, number) → head sha.
+    pub pulls: HashMap<(String, u64), String>,
+    /// `METHOD path` of every call, in order.
+    pub calls: Vec<String>,
+    /// Failures to answer the next calls with: (status, Retry-After seconds).
+    pub fail_next: VecDeque<(u16, Option<u64>)>,
+    next_id: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeGitHub {
+    pub url: String,
+    pub state: Arc<Mutex<FakeState>>,
+    token: Arc<str>,
+}
+
+impl FakeGitHub {
+    /// Starts the fake on a free loopback port; it accepts only `Bearer <token>`.
+    pub async fn start(token: &str) -> FakeGitHub {
+        let state = Arc::new(Mutex::new(FakeState {
+            next_id: 1000,
+            ..Default::default()
+        }));
+        let fake = FakeGitHub {
+            url: String::new(),
+            state,
+            token: Arc::from(token),
+        };
+        let app = Router::new()
+            .route(
+                "/repos/{owner}/{repo}/issues/{number}/comments",
+                get(list_comments).post(create_comment),
+            )
+            .route(
+                "/repos/{owner}/{repo}/issues/comments/{id}",
+                patch(edit_comment),
+            )
+            .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
+            .route("/repos/{owner}/{repo}/pulls/{number}", get(get_pull))
+            .with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake GitHub");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeGitHub { url, ..fake }
+    }
+
+    pub fn add_pull(&self, repo: &str, number: u64, head_sha: &str) {
+        self.lock()
+            .pulls
+            .insert((repo.to_string(), number), head_sha.to_string());
+    }
+
+    /// The next call is answered with `status` (and `Retry-After`, if given).
+    pub fn fail_next(&self, status: u16, retry_after: Option<u64>) {
+        self.lock().fail_next.push_back((status, retry_after));
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the call; answers it with an injected failure or a token error if due.
+    fn admit(&self, headers: &HeaderMap, call: String) -> Option<Response> {
+        let mut st = self.lock();
+        st.calls.push(call);
+        let expected = format!("Bearer {}", self.token);
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+            return Some(error(StatusCode::UNAUTHORIZED, "Bad credentials", None));
+        }
+        let (code, retry) = st.fail_next.pop_front()?;
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = if code == 403 {
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+        } else {
+            "Server Error"
+        };
+        Some(error(status, message, retry))
+    }
+}
+
+fn error(status: StatusCode, message: &str, retry_after: Option<u64>) -> Response {
+    let body =
+        Json(json!({"message": message, "documentation_url": "https://docs.github.com/rest"}));
+    match retry_after {
+        Some(s) => (status, [("retry-after", s.to_string())], body).into_response(),
+        None => (status, body).into_response(),
+    }
+}
+
+fn comment_json(c: &FakeComment) -> Value {
+    json!({
+        "id": c.id, "node_id": format!("IC_{}", c.id), "body": c.body,
+        "html_url": format!("https://github.com/{}/pull/{}#issuecomment-{}", c.repo, c.number, c.id),
+        "issue_url": format!("https://api.github.com/repos/{}/issues/{}", c.repo, c.number),
+        "user": {"login": "gantry[bot]", "type": "Bot"},
+        "created_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:00:00Z",
+        "author_association": "NONE"
+    })
+}
+
+#[derive(Deserialize)]
+struct Page {
+    per_page: Option<usize>,
+    page: Option<usize>,
+}
+
+async fn list_comments(
+    State(f): State<FakeGitHub>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Query(p): Query<Page>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = f.admit(
+        &headers,
+        format!("GET /repos/{owner}/{repo}/issues/{number}/comments"),
+    ) {
+        return r;
+    }
+    let full = format!("{owner}/{repo}");
+    let per = p.per_page.unwrap_or(30).min(100);
+    let skip = (p.page.unwrap_or(1).max(1) - 1) * per;
+    let st = f.lock();
+    let list: Vec<Value> = st
+        .comments
+        .iter()
+        .filter(|c| c.repo == full && c.number == number)
+        .skip(skip)
+        .take(per)
+        .map(comment_json)
+        .collect();
+    Json(list).into_response()
+}
+
+#[derive(Deserialize)]
+struct Body {
+    body: Option<String>,
+}
+
+async fn create_comment(
+    State(f): State<FakeGitHub>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(b): Json<Body>,
+) -> Response {
+    if let Some(r) = f.admit(
+        &headers,
+        format!("POST /repos/{owner}/{repo}/issues/{number}/comments"),
+    ) {
+        return r;
+    }
+    let Some(body) = b.body else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid request.\n\n\"body\" wasn't supplied.",
+            None,
+        );
+    };
+    if body.chars().count() > 65_536 {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Validation Failed: body is too long (maximum is 65536 characters)",
+            None,
+        );
+    }
+    let mut st = f.lock();
+    st.next_id += 1;
+    let c = FakeComment {
+        id: st.next_id,
+        repo: format!("{owner}/{repo}"),
+        number,
+        body: body.clone(),
+        history: vec![body],
+    };
+    let json = comment_json(&c);
+    st.comments.push(c);
+    (StatusCode::CREATED, Json(json)).into_response()
+}
+
+async fn edit_comment(
+    State(f): State<FakeGitHub>,
+    Path((owner, repo, id)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(b): Json<Body>,
+) -> Response {
+    if let Some(r) = f.admit(
+        &headers,
+        format!("PATCH /repos/{owner}/{repo}/issues/comments/{id}"),
+    ) {
+        return r;
+    }
+    let Some(body) = b.body else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "\"body\" wasn't supplied.",
+            None,
+        );
+    };
+    if body.chars().count() > 65_536 {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Validation Failed: body is too long (maximum is 65536 characters)",
+            None,
+        );
+    }
+    let mut st = f.lock();
+    let full = format!("{owner}/{repo}");
+    match st
+        .comments
+        .iter_mut()
+        .find(|c| c.id == id && c.repo == full)
+    {
+        Some(c) => {
+            c.body = body.clone();
+            c.history.push(body);
+            Json(comment_json(c)).into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "Not Found", None),
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusBody {
+    state: String,
+    context: Option<String>,
+    description: Option<String>,
+    target_url: Option<String>,
+}
+
+async fn create_status(
+    State(f): State<FakeGitHub>,
+    Path((owner, repo, sha)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    Json(b): Json<StatusBody>,
+) -> Response {
+    if let Some(r) = f.admit(
+        &headers,
+        format!("POST /repos/{owner}/{repo}/statuses/{sha}"),
+    ) {
+        return r;
+    }
+    if !["pending", "success", "failure", "error"].contains(&b.state.as_str()) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Validation Failed: state is not included in the list",
+            None,
+        );
+    }
+    if b.description
+        .as_deref()
+        .is_some_and(|d| d.chars().count() > 140)
+    {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Validation Failed: description is too long (maximum is 140 characters)",
+            None,
+        );
+    }
+    let status = FakeStatus {
+        repo: format!("{owner}/{repo}"),
+        sha: sha.clone(),
+        context: b.context.unwrap_or_else(|| "default".into()),
+        state: b.state,
+        description: b.description.unwrap_or_default(),
+        target_url: b.target_url,
+    };
+    let json = json!({"id": 1, "state": status.state, "context": status.context, "description": status.description, "target_url": status.target_url, "url": format!("https://api.github.com/repos/{owner}/{repo}/statuses/{sha}")});
+    f.lock().statuses.push(status);
+    (StatusCode::CREATED, Json(json)).into_response()
+}
+
+async fn get_pull(
+    State(f): State<FakeGitHub>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = f.admit(
+        &headers,
+        format!("GET /repos/{owner}/{repo}/pulls/{number}"),
+    ) {
+        return r;
+    }
+    let full = format!("{owner}/{repo}");
+    match f.lock().pulls.get(&(full, number)) {
+        Some(sha) => Json(json!({"number": number, "state": "open", "head": {"sha": sha, "ref": "feature"}, "base": {"ref": "main"}})).into_response(),
+        None => error(StatusCode::NOT_FOUND, "Not Found", None),
+    }
+}

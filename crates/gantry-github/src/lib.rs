@@ -1,0 +1,9 @@
+//! GitHub behind the `Forge` port: a small REST client for the calls Gantry makes (comments,
+//! statuses, pull requests), and with feature `fake` a stateful fake GitHub server for tests.
+//! The only crate that knows GitHub's REST API.
+
+mod client;
+#[cfg(feature = "fake")]
+pub mod fake;
+
+pub use client::GitHub;

@@ -1,0 +1,86 @@
+//! The GitHub client against the fake GitHub, over HTTP.
+
+use gantry_engine::ports::{CommitState, CommitStatus, Forge, ForgeError};
+use gantry_github::GitHub;
+use gantry_github::fake::FakeGitHub;
+
+#[tokio::test]
+async fn comments_statuses_and_pulls_round_trip() {
+    let fake = FakeGitHub::start("tok").await;
+    fake.add_pull("acme/infra", 7, "abc123");
+    let gh = GitHub::new(&fake.url, "tok").unwrap();
+    assert_eq!(gh.pr_head_sha("acme/infra", 7).await.unwrap(), "abc123");
+    assert_eq!(
+        gh.find_comment("acme/infra", 7, "<!-- m -->")
+            .await
+            .unwrap(),
+        None
+    );
+    let id = gh
+        .create_comment("acme/infra", 7, "hello <!-- m -->")
+        .await
+        .unwrap();
+    assert_eq!(
+        gh.find_comment("acme/infra", 7, "<!-- m -->")
+            .await
+            .unwrap(),
+        Some(id)
+    );
+    gh.edit_comment("acme/infra", id, "edited <!-- m -->")
+        .await
+        .unwrap();
+    let status = CommitStatus {
+        sha: "abc123".into(),
+        context: "gantry/plan".into(),
+        state: CommitState::Success,
+        description: "x".repeat(300),
+        target_url: Some("https://ci/log".into()),
+    };
+    gh.set_status("acme/infra", &status).await.unwrap();
+    let st = fake.lock();
+    assert_eq!(
+        st.comments[0].history,
+        ["hello <!-- m -->", "edited <!-- m -->"]
+    );
+    assert_eq!(st.statuses[0].state, "success");
+    assert_eq!(
+        st.statuses[0].description.chars().count(),
+        140,
+        "descriptions are cut to GitHub's limit"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried_bad_credentials_are_not() {
+    let fake = FakeGitHub::start("tok").await;
+    let gh = GitHub::new(&fake.url, "tok").unwrap();
+    fake.fail_next(403, Some(1)); // secondary rate limit: wait 1 s
+    fake.fail_next(502, None);
+    let start = std::time::Instant::now();
+    gh.create_comment("a/b", 1, "body").await.unwrap();
+    assert!(
+        start.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After is honoured"
+    );
+    assert_eq!(fake.lock().calls.len(), 3);
+    assert_eq!(fake.lock().comments.len(), 1);
+
+    let wrong = GitHub::new(&fake.url, "nope").unwrap();
+    let err = wrong.create_comment("a/b", 1, "body").await.unwrap_err();
+    assert!(
+        matches!(&err, ForgeError::Permanent(m) if m.contains("401") && m.contains("Bad credentials")),
+        "{err}"
+    );
+    assert!(
+        !format!("{wrong:?}").contains("nope"),
+        "the token is never printed"
+    );
+
+    for _ in 0..4 {
+        fake.fail_next(500, None);
+    }
+    assert!(matches!(
+        gh.edit_comment("a/b", 1, "x").await,
+        Err(ForgeError::Transient(_))
+    ));
+}
