@@ -8,5 +8,6 @@ pub mod journal;
 pub mod layout;
 pub mod orchestrator;
 pub mod ports;
+pub mod reporter;
 
 pub use orchestrator::{Engine, EngineConfig, EngineError, Executors, Submitted};

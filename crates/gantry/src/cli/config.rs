@@ -15,6 +15,10 @@ pub struct FileConfig {
     pub api_token: Option<String>,
     pub github_webhook_secret: Option<String>,
     pub webhook_secret: Option<String>,
+    pub github_token: Option<String>,
+    pub github_api_url: Option<String>,
+    pub public_url: Option<String>,
+    pub report_interval: Option<String>,
     #[serde(default)]
     pub retention: Retention,
 }

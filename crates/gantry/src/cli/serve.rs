@@ -53,6 +53,15 @@ struct Settings {
     retention: Retention,
     github_secret: Option<String>,
     webhook_secret: Option<String>,
+    github: Option<GitHubSettings>,
+}
+
+/// Reporting to GitHub: on when a token is set.
+struct GitHubSettings {
+    token: String,
+    api_url: String,
+    public_url: Option<String>,
+    interval_ms: i64,
 }
 
 fn duration(
@@ -93,7 +102,25 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
             .or(from_file)
             .filter(|s| !s.is_empty())
     };
+    let github = match secret("GANTRY_GITHUB_TOKEN", file.github_token) {
+        None => None,
+        Some(token) => Some(GitHubSettings {
+            token,
+            api_url: std::env::var("GANTRY_GITHUB_API_URL")
+                .ok()
+                .or(file.github_api_url)
+                .unwrap_or_else(|| "https://api.github.com".into()),
+            public_url: std::env::var("GANTRY_PUBLIC_URL").ok().or(file.public_url),
+            interval_ms: duration(
+                "report-interval",
+                std::env::var("GANTRY_REPORT_INTERVAL").ok(),
+                file.report_interval,
+                "2s",
+            )?,
+        }),
+    };
     Ok(Settings {
+        github,
         github_secret: secret("GANTRY_GITHUB_WEBHOOK_SECRET", file.github_webhook_secret),
         webhook_secret: secret("GANTRY_WEBHOOK_SECRET", file.webhook_secret),
         listen,
@@ -125,6 +152,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         retention,
         github_secret,
         webhook_secret,
+        github,
     } = settings(args)?;
     if token.is_none() && !listen.ip().is_loopback() {
         bail!(
@@ -138,6 +166,23 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let engine = wiring::start_engine(data_dir, store.clone(), max_parallel, &owner, true).await?;
+
+    if let Some(gh) = github {
+        let forge = gantry_github::GitHub::new(&gh.api_url, &gh.token)
+            .map_err(|e| anyhow::anyhow!("GitHub client: {e}"))?;
+        let config = gantry_engine::reporter::ReporterConfig {
+            public_url: gh.public_url,
+            interval: Duration::from_millis(gh.interval_ms.max(1) as u64),
+        };
+        gantry_engine::reporter::start(
+            store.clone(),
+            engine.journal(),
+            engine.layout().clone(),
+            Arc::new(forge),
+            config,
+        );
+        info!(api = %gh.api_url, "reporting to GitHub");
+    }
 
     let metrics = Arc::new(Metrics::default());
     let mut committed = engine.journal().subscribe();
