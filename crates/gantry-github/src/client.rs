@@ -6,6 +6,8 @@ use async_trait::async_trait;
 use gantry_engine::ports::{CommitStatus, Forge, ForgeError};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
 
@@ -21,8 +23,28 @@ const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 pub struct GitHub {
     http: reqwest::Client,
     base: String,
-    token: String,
+    auth: Arc<Auth>,
 }
+
+enum Auth {
+    /// A personal access token (or any fixed token).
+    Token(String),
+    /// A GitHub App: a JWT signed with its key buys installation tokens, cached per repository.
+    App {
+        app_id: String,
+        key: jsonwebtoken::EncodingKey,
+        cache: tokio::sync::Mutex<HashMap<String, Installation>>,
+    },
+}
+
+#[derive(Clone)]
+struct Installation {
+    id: u64,
+    token: Option<(String, i64)>,
+}
+
+/// An installation token is renewed this long before it expires.
+const TOKEN_RENEW_BEFORE_S: i64 = 300;
 
 impl std::fmt::Debug for GitHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,6 +59,28 @@ impl GitHub {
     /// `base` is the REST root (`https://api.github.com`, a GitHub Enterprise `…/api/v3`, or a
     /// fake); `token` a personal access token or installation token.
     pub fn new(base: &str, token: &str) -> Result<GitHub, ForgeError> {
+        GitHub::build(base, Auth::Token(token.to_string()))
+    }
+
+    /// Authenticates as GitHub App `app_id` with its PEM private key.
+    pub fn with_app(base: &str, app_id: &str, private_key_pem: &str) -> Result<GitHub, ForgeError> {
+        let key =
+            jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.as_bytes()).map_err(|e| {
+                ForgeError::Permanent(format!(
+                    "the GitHub App private key is not an RSA PEM key: {e}"
+                ))
+            })?;
+        GitHub::build(
+            base,
+            Auth::App {
+                app_id: app_id.to_string(),
+                key,
+                cache: Default::default(),
+            },
+        )
+    }
+
+    fn build(base: &str, auth: Auth) -> Result<GitHub, ForgeError> {
         let http = reqwest::Client::builder()
             .timeout(CALL_TIMEOUT)
             .user_agent("gantry")
@@ -45,12 +89,114 @@ impl GitHub {
         Ok(GitHub {
             http,
             base: base.trim_end_matches('/').to_string(),
-            token: token.to_string(),
+            auth: Arc::new(auth),
         })
     }
 
+    /// A JWT for the App itself (valid 9 minutes, back-dated a minute for clock drift).
+    fn app_jwt(app_id: &str, key: &jsonwebtoken::EncodingKey) -> Result<String, ForgeError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = json!({"iat": now - 60, "exp": now + 540, "iss": app_id});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+            &claims,
+            key,
+        )
+        .map_err(|e| ForgeError::Permanent(format!("cannot sign the GitHub App JWT: {e}")))
+    }
+
+    /// The bearer token for calls about `repo`.
+    async fn bearer(&self, repo: &str) -> Result<String, ForgeError> {
+        let (app_id, key, cache) = match &*self.auth {
+            Auth::Token(t) => return Ok(t.clone()),
+            Auth::App { app_id, key, cache } => (app_id, key, cache),
+        };
+        let now = chrono::Utc::now().timestamp();
+        let mut cache = cache.lock().await;
+        if let Some(Installation {
+            token: Some((t, exp)),
+            ..
+        }) = cache.get(repo)
+            && *exp - TOKEN_RENEW_BEFORE_S > now
+        {
+            return Ok(t.clone());
+        }
+        let jwt = GitHub::app_jwt(app_id, key)?;
+        let id = match cache.get(repo) {
+            Some(i) => i.id,
+            None => {
+                let inst = self
+                    .call_as(
+                        &jwt,
+                        Method::GET,
+                        &format!("/repos/{repo}/installation"),
+                        None,
+                    )
+                    .await?;
+                inst["id"].as_u64().ok_or_else(|| {
+                    ForgeError::Permanent(format!("the App is not installed on {repo}"))
+                })?
+            }
+        };
+        let tok = self
+            .call_as(
+                &jwt,
+                Method::POST,
+                &format!("/app/installations/{id}/access_tokens"),
+                None,
+            )
+            .await?;
+        let token = tok["token"]
+            .as_str()
+            .ok_or_else(|| ForgeError::Permanent("GitHub returned no installation token".into()))?
+            .to_string();
+        let expires = tok["expires_at"]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map_or(now + 3600, |t| t.timestamp());
+        cache.insert(
+            repo.to_string(),
+            Installation {
+                id,
+                token: Some((token.clone(), expires)),
+            },
+        );
+        Ok(token)
+    }
+
+    /// Forgets a repository's installation token (after GitHub rejected it).
+    async fn forget(&self, repo: &str) {
+        if let Auth::App { cache, .. } = &*self.auth
+            && let Some(i) = cache.lock().await.get_mut(repo)
+        {
+            i.token = None;
+        }
+    }
+
+    /// A call about `repo`; with App auth, a rejected (401) installation token is renewed once.
     async fn call(
         &self,
+        repo: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ForgeError> {
+        let bearer = self.bearer(repo).await?;
+        match self.call_as(&bearer, method.clone(), path, body).await {
+            Err(ForgeError::Permanent(m))
+                if m.contains(" 401 ") && matches!(*self.auth, Auth::App { .. }) =>
+            {
+                self.forget(repo).await;
+                let bearer = self.bearer(repo).await?;
+                self.call_as(&bearer, method, path, body).await
+            }
+            other => other,
+        }
+    }
+
+    async fn call_as(
+        &self,
+        bearer: &str,
         method: Method,
         path: &str,
         body: Option<&Value>,
@@ -61,7 +207,7 @@ impl GitHub {
             let mut req = self
                 .http
                 .request(method.clone(), format!("{}{path}", self.base))
-                .bearer_auth(&self.token)
+                .bearer_auth(bearer)
                 .header("accept", "application/vnd.github+json")
                 .header("x-github-api-version", "2022-11-28");
             if let Some(b) = body {
@@ -155,6 +301,7 @@ impl Forge for GitHub {
         for page in 1..=50 {
             let list = self
                 .call(
+                    repo,
                     Method::GET,
                     &format!("/repos/{repo}/issues/{number}/comments?per_page=100&page={page}"),
                     None,
@@ -177,6 +324,7 @@ impl Forge for GitHub {
     async fn create_comment(&self, repo: &str, number: u64, body: &str) -> Result<u64, ForgeError> {
         let c = self
             .call(
+                repo,
                 Method::POST,
                 &format!("/repos/{repo}/issues/{number}/comments"),
                 Some(&json!({"body": body})),
@@ -194,6 +342,7 @@ impl Forge for GitHub {
         body: &str,
     ) -> Result<(), ForgeError> {
         self.call(
+            repo,
             Method::PATCH,
             &format!("/repos/{repo}/issues/comments/{comment_id}"),
             Some(&json!({"body": body})),
@@ -208,6 +357,7 @@ impl Forge for GitHub {
             body["target_url"] = json!(url);
         }
         self.call(
+            repo,
             Method::POST,
             &format!("/repos/{repo}/statuses/{}", s.sha),
             Some(&body),
@@ -218,7 +368,12 @@ impl Forge for GitHub {
 
     async fn pr_head_sha(&self, repo: &str, number: u64) -> Result<String, ForgeError> {
         let pr = self
-            .call(Method::GET, &format!("/repos/{repo}/pulls/{number}"), None)
+            .call(
+                repo,
+                Method::GET,
+                &format!("/repos/{repo}/pulls/{number}"),
+                None,
+            )
             .await?;
         pr["head"]["sha"]
             .as_str()

@@ -43,6 +43,10 @@ pub struct FakeState {
     pub calls: Vec<String>,
     /// Failures to answer the next calls with: (status, Retry-After seconds).
     pub fail_next: VecDeque<(u16, Option<u64>)>,
+    /// Installation tokens issued and still valid.
+    pub installation_tokens: Vec<String>,
+    /// GitHub App mode: (app id, RS256 public key, installation id).
+    app: Option<(String, jsonwebtoken::DecodingKey, u64)>,
     next_id: u64,
 }
 
@@ -76,6 +80,11 @@ impl FakeGitHub {
             )
             .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
             .route("/repos/{owner}/{repo}/pulls/{number}", get(get_pull))
+            .route("/repos/{owner}/{repo}/installation", get(get_installation))
+            .route(
+                "/app/installations/{id}/access_tokens",
+                post(create_installation_token),
+            )
             .with_state(fake.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -85,6 +94,44 @@ impl FakeGitHub {
             let _ = axum::serve(listener, app).await;
         });
         FakeGitHub { url, ..fake }
+    }
+
+    /// Also act as GitHub for App `app_id`: JWTs signed with the key whose public half is
+    /// `public_key_pem` buy tokens for installation `installation_id`.
+    pub fn enable_app(&self, app_id: &str, public_key_pem: &str, installation_id: u64) {
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(public_key_pem.as_bytes())
+            .expect("an RSA public key in PEM");
+        self.lock().app = Some((app_id.to_string(), key, installation_id));
+    }
+
+    /// Invalidates every installation token issued so far (as if they expired).
+    pub fn revoke_installation_tokens(&self) {
+        self.lock().installation_tokens.clear();
+    }
+
+    /// Checks an App JWT: RS256 with the App's key, unexpired, issued by the App.
+    fn admit_app(&self, headers: &HeaderMap, call: String) -> Result<u64, Box<Response>> {
+        let mut st = self.lock();
+        st.calls.push(call);
+        let Some((app_id, key, installation)) = &st.app else {
+            return Err(Box::new(error(StatusCode::NOT_FOUND, "Not Found", None)));
+        };
+        let jwt = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_required_spec_claims(&["exp", "iat", "iss"]);
+        validation.set_issuer(&[app_id.as_str()]);
+        match jsonwebtoken::decode::<Value>(jwt, key, &validation) {
+            Ok(_) => Ok(*installation),
+            Err(e) => Err(Box::new(error(
+                StatusCode::UNAUTHORIZED,
+                &format!("A JSON web token could not be decoded ({e})"),
+                None,
+            ))),
+        }
     }
 
     pub fn add_pull(&self, repo: &str, number: u64, head_sha: &str) {
@@ -106,8 +153,13 @@ impl FakeGitHub {
     fn admit(&self, headers: &HeaderMap, call: String) -> Option<Response> {
         let mut st = self.lock();
         st.calls.push(call);
-        let expected = format!("Bearer {}", self.token);
-        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        let given = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let known = given == &*self.token || st.installation_tokens.iter().any(|t| t == given);
+        if !known {
             return Some(error(StatusCode::UNAUTHORIZED, "Bad credentials", None));
         }
         let (code, retry) = st.fail_next.pop_front()?;
@@ -327,4 +379,41 @@ async fn get_pull(
         Some(sha) => Json(json!({"number": number, "state": "open", "head": {"sha": sha, "ref": "feature"}, "base": {"ref": "main"}})).into_response(),
         None => error(StatusCode::NOT_FOUND, "Not Found", None),
     }
+}
+
+async fn get_installation(
+    State(f): State<FakeGitHub>,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    match f.admit_app(&headers, format!("GET /repos/{owner}/{repo}/installation")) {
+        Ok(id) => {
+            Json(json!({"id": id, "account": {"login": owner}, "repository_selection": "all"}))
+                .into_response()
+        }
+        Err(r) => *r,
+    }
+}
+
+async fn create_installation_token(
+    State(f): State<FakeGitHub>,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+) -> Response {
+    let installation = match f.admit_app(
+        &headers,
+        format!("POST /app/installations/{id}/access_tokens"),
+    ) {
+        Ok(i) => i,
+        Err(r) => return *r,
+    };
+    if installation != id {
+        return error(StatusCode::NOT_FOUND, "Not Found", None);
+    }
+    let mut st = f.lock();
+    st.next_id += 1;
+    let token = format!("ghs_fake{}", st.next_id);
+    st.installation_tokens.push(token.clone());
+    let expires = chrono::Utc::now() + chrono::Duration::hours(1);
+    (StatusCode::CREATED, Json(json!({"token": token, "expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "permissions": {"issues": "write", "statuses": "write"}}))).into_response()
 }

@@ -84,3 +84,48 @@ async fn rate_limits_and_server_errors_are_retried_bad_credentials_are_not() {
         Err(ForgeError::Transient(_))
     ));
 }
+
+#[tokio::test]
+async fn a_github_app_buys_installation_tokens_caches_them_and_renews_on_401() {
+    let keys = format!("{}/../../fixtures/keys", env!("CARGO_MANIFEST_DIR"));
+    let private = std::fs::read_to_string(format!("{keys}/test-app.pem")).unwrap();
+    let public = std::fs::read_to_string(format!("{keys}/test-app.pub.pem")).unwrap();
+    let fake = FakeGitHub::start("unused-pat").await;
+    fake.enable_app("4242", &public, 77);
+    let gh = GitHub::with_app(&fake.url, "4242", &private).unwrap();
+    gh.create_comment("acme/infra", 7, "one").await.unwrap();
+    gh.create_comment("acme/infra", 7, "two").await.unwrap();
+    let count = |prefix: &str| {
+        fake.lock()
+            .calls
+            .iter()
+            .filter(|c| c.starts_with(prefix))
+            .count()
+    };
+    assert_eq!(
+        count("POST /app/installations/77/access_tokens"),
+        1,
+        "the token is cached"
+    );
+    assert_eq!(count("GET /repos/acme/infra/installation"), 1);
+
+    fake.revoke_installation_tokens();
+    gh.create_comment("acme/infra", 7, "three").await.unwrap();
+    assert_eq!(
+        count("POST /app/installations/77/access_tokens"),
+        2,
+        "renewed after a 401"
+    );
+    assert_eq!(fake.lock().comments.len(), 3);
+
+    let other_key = GitHub::with_app(&fake.url, "9999", &private).unwrap();
+    let err = other_key
+        .create_comment("acme/infra", 7, "x")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ForgeError::Permanent(m) if m.contains("401")),
+        "a JWT from another App is refused: {err}"
+    );
+    assert!(GitHub::with_app(&fake.url, "1", "not a key").is_err());
+}

@@ -129,3 +129,63 @@ async fn orders_for_a_pull_request_are_reported_on_it() {
         "head sha read from the API"
     );
 }
+
+#[tokio::test]
+async fn a_github_app_reports_with_installation_tokens() {
+    let keys = format!("{}/../../fixtures/keys", env!("CARGO_MANIFEST_DIR"));
+    let github = FakeGitHub::start("no-pat").await;
+    github.enable_app(
+        "4242",
+        &std::fs::read_to_string(format!("{keys}/test-app.pub.pem")).unwrap(),
+        55,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = format!("{keys}/test-app.pem");
+    let s = Server::start_with(
+        dir.path(),
+        &[
+            ("GANTRY_GITHUB_APP_ID", "4242"),
+            ("GANTRY_GITHUB_APP_PRIVATE_KEY", &key_path),
+            ("GANTRY_GITHUB_API_URL", &github.url),
+            ("GANTRY_REPORT_INTERVAL", "100ms"),
+        ],
+    )
+    .await;
+    let orders = r#"{"pr": {"repo": "acme/app", "number": 3, "sha": "givensha"}, "orders": [{"name": "test", "cmds": ["true"]}]}"#;
+    let (st, resp) = s.post("/webhook", "application/json", orders).await;
+    assert_eq!(st, 202, "{resp}");
+    s.wait_finished(resp["run_id"].as_str().unwrap(), 10).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !github
+        .lock()
+        .statuses
+        .iter()
+        .any(|x| x.context == "gantry/test" && x.state == "success")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no status: {:?}",
+            github.lock().calls
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let st = github.lock();
+    assert!(
+        st.comments[0].body.contains("✅ **acme/app#3** succeeded"),
+        "{}",
+        st.comments[0].body
+    );
+    assert!(
+        st.statuses.iter().all(|x| x.sha == "givensha"),
+        "the payload's sha is used"
+    );
+    assert!(
+        st.calls
+            .iter()
+            .any(|c| c == "POST /app/installations/55/access_tokens")
+    );
+    assert!(
+        !st.calls.iter().any(|c| c.contains("/pulls/")),
+        "no PR lookup when the sha is given"
+    );
+}

@@ -16,6 +16,8 @@ pub struct FileConfig {
     pub github_webhook_secret: Option<String>,
     pub webhook_secret: Option<String>,
     pub github_token: Option<String>,
+    pub github_app_id: Option<String>,
+    pub github_app_private_key: Option<String>,
     pub github_api_url: Option<String>,
     pub public_url: Option<String>,
     pub report_interval: Option<String>,

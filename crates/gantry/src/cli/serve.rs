@@ -56,12 +56,17 @@ struct Settings {
     github: Option<GitHubSettings>,
 }
 
-/// Reporting to GitHub: on when a token is set.
+/// Reporting to GitHub: on when a token, or an App id and key, are set.
 struct GitHubSettings {
-    token: String,
+    auth: GitHubAuth,
     api_url: String,
     public_url: Option<String>,
     interval_ms: i64,
+}
+
+enum GitHubAuth {
+    Token(String),
+    App { id: String, private_key_pem: String },
 }
 
 fn duration(
@@ -102,10 +107,37 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
             .or(from_file)
             .filter(|s| !s.is_empty())
     };
-    let github = match secret("GANTRY_GITHUB_TOKEN", file.github_token) {
+    let auth = match (
+        secret("GANTRY_GITHUB_TOKEN", file.github_token),
+        secret("GANTRY_GITHUB_APP_ID", file.github_app_id),
+        secret("GANTRY_GITHUB_APP_PRIVATE_KEY", file.github_app_private_key),
+    ) {
+        (Some(token), _, _) => Some(GitHubAuth::Token(token)),
+        (None, Some(id), Some(key)) => {
+            // The key itself, or the path of a PEM file holding it.
+            let private_key_pem = if key.trim_start().starts_with("-----BEGIN") {
+                key
+            } else {
+                std::fs::read_to_string(&key)
+                    .with_context(|| format!("cannot read the GitHub App private key {key}"))?
+            };
+            Some(GitHubAuth::App {
+                id,
+                private_key_pem,
+            })
+        }
+        (None, Some(_), None) => {
+            bail!("GANTRY_GITHUB_APP_ID is set but GANTRY_GITHUB_APP_PRIVATE_KEY is not")
+        }
+        (None, None, Some(_)) => {
+            bail!("GANTRY_GITHUB_APP_PRIVATE_KEY is set but GANTRY_GITHUB_APP_ID is not")
+        }
+        (None, None, None) => None,
+    };
+    let github = match auth {
         None => None,
-        Some(token) => Some(GitHubSettings {
-            token,
+        Some(auth) => Some(GitHubSettings {
+            auth,
             api_url: std::env::var("GANTRY_GITHUB_API_URL")
                 .ok()
                 .or(file.github_api_url)
@@ -168,8 +200,14 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     let engine = wiring::start_engine(data_dir, store.clone(), max_parallel, &owner, true).await?;
 
     if let Some(gh) = github {
-        let forge = gantry_github::GitHub::new(&gh.api_url, &gh.token)
-            .map_err(|e| anyhow::anyhow!("GitHub client: {e}"))?;
+        let forge = match &gh.auth {
+            GitHubAuth::Token(t) => gantry_github::GitHub::new(&gh.api_url, t),
+            GitHubAuth::App {
+                id,
+                private_key_pem,
+            } => gantry_github::GitHub::with_app(&gh.api_url, id, private_key_pem),
+        }
+        .map_err(|e| anyhow::anyhow!("GitHub client: {e}"))?;
         let config = gantry_engine::reporter::ReporterConfig {
             public_url: gh.public_url,
             interval: Duration::from_millis(gh.interval_ms.max(1) as u64),
