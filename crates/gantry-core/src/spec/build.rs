@@ -2,10 +2,10 @@
 //! the first. Both spellings go through here: the run spec (`jobs:` mapping) and seed 1's
 //! `orders` payload (a list with `cmds`, `dependencies`, `env_vars`, `code`).
 
+use super::fields::closest;
 use super::model::*;
 use super::node::{Key, Node, Pos, Value};
 use super::problem::Problem;
-use crate::duration::parse_duration_ms;
 use std::collections::BTreeMap;
 
 /// Positions of each job's `needs` entries, for graph problems found after building.
@@ -57,14 +57,14 @@ pub(super) struct Builder {
     max_commands: usize,
 }
 
-fn entries(node: &Node) -> Option<&[(Key, Node)]> {
+pub(super) fn entries(node: &Node) -> Option<&[(Key, Node)]> {
     match &node.value {
         Value::Map(e) => Some(e),
         _ => None,
     }
 }
 
-fn lookup<'a>(map: &'a [(Key, Node)], key: &str) -> Option<&'a Node> {
+pub(super) fn lookup<'a>(map: &'a [(Key, Node)], key: &str) -> Option<&'a Node> {
     map.iter().find(|(k, _)| k.name == key).map(|(_, v)| v)
 }
 
@@ -92,7 +92,7 @@ pub fn valid_job_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn valid_env_name(name: &str) -> bool {
+pub(super) fn valid_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
@@ -109,11 +109,23 @@ impl Builder {
         }
     }
 
-    fn err(&mut self, path: &str, job: Option<&str>, pos: Option<Pos>, msg: impl Into<String>) {
+    pub(super) fn err(
+        &mut self,
+        path: &str,
+        job: Option<&str>,
+        pos: Option<Pos>,
+        msg: impl Into<String>,
+    ) {
         self.problems.push(Problem::new(path, job, pos, msg));
     }
 
-    fn check_keys(&mut self, map: &[(Key, Node)], allowed: &[&str], path: &str, job: Option<&str>) {
+    pub(super) fn check_keys(
+        &mut self,
+        map: &[(Key, Node)],
+        allowed: &[&str],
+        path: &str,
+        job: Option<&str>,
+    ) {
         for (i, (k, _)) in map.iter().enumerate() {
             let at = || join(path, &k.name);
             if !allowed.contains(&k.name.as_str()) {
@@ -141,7 +153,7 @@ impl Builder {
         }
     }
 
-    fn string(&mut self, node: &Node, path: &str, job: Option<&str>) -> Option<String> {
+    pub(super) fn string(&mut self, node: &Node, path: &str, job: Option<&str>) -> Option<String> {
         match node.as_str() {
             Some(s) => Some(s.to_string()),
             None => {
@@ -158,7 +170,7 @@ impl Builder {
 
     /// A string or a list of strings.
     /// A string or a list of strings. `path` is only rendered for a problem.
-    fn strings(
+    pub(super) fn strings(
         &mut self,
         node: &Node,
         path: &dyn Fn() -> String,
@@ -632,249 +644,12 @@ impl Builder {
             positions,
         ))
     }
-
-    fn when(&mut self, node: &Node, path: &str, job: Option<&str>) -> When {
-        let mut when = When::default();
-        let Some(map) = entries(node) else {
-            self.err(
-                path,
-                job,
-                node.pos,
-                format!(
-                    "`when` must be a mapping with `status`, `event` or `branch`, found {}",
-                    node.kind()
-                ),
-            );
-            return when;
-        };
-        self.check_keys(map, &["status", "event", "branch"], path, job);
-        if let Some(n) = lookup(map, "status") {
-            let sp = join(path, "status");
-            let items = self.strings(n, &|| sp.clone(), job).unwrap_or_default();
-            if items.is_empty() {
-                self.err(
-                    &sp,
-                    job,
-                    n.pos,
-                    "`status` is empty; use success, failure or both",
-                );
-            } else {
-                when.status.success = false;
-                for (s, p) in items {
-                    match s.as_str() {
-                        "success" => when.status.success = true,
-                        "failure" => when.status.failure = true,
-                        other => self.err(
-                            &sp,
-                            job,
-                            p,
-                            format!("unknown status `{other}`; expected success or failure"),
-                        ),
-                    }
-                }
-            }
-        }
-        if let Some(n) = lookup(map, "event") {
-            when.event = self
-                .strings(n, &|| join(path, "event"), job)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(s, _)| s)
-                .collect();
-        }
-        if let Some(n) = lookup(map, "branch") {
-            when.branch = self
-                .strings(n, &|| join(path, "branch"), job)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(s, _)| s)
-                .collect();
-        }
-        when
-    }
-
-    fn duration(
-        &mut self,
-        node: &Node,
-        path: &str,
-        job: Option<&str>,
-        min: u64,
-        max: u64,
-    ) -> Option<u64> {
-        let parsed = match &node.value {
-            Value::Int(i) if *i >= 0 => parse_duration_ms(&i.to_string()),
-            Value::Str(s) => parse_duration_ms(s),
-            _ => Err(format!(
-                "expected a duration like `10m` or a number of seconds, found {}",
-                node.kind()
-            )),
-        };
-        match parsed {
-            Err(msg) => {
-                self.err(path, job, node.pos, msg);
-                None
-            }
-            Ok(ms) if ms < min => {
-                self.err(path, job, node.pos, "duration must be greater than zero");
-                None
-            }
-            Ok(ms) if ms > max => {
-                self.err(
-                    path,
-                    job,
-                    node.pos,
-                    format!(
-                        "{} is longer than the limit of {}",
-                        crate::duration::format_duration_ms(ms),
-                        crate::duration::format_duration_ms(max)
-                    ),
-                );
-                None
-            }
-            Ok(ms) => Some(ms),
-        }
-    }
-
-    fn retries(&mut self, node: &Node, path: &str, job: Option<&str>) -> (u32, u64) {
-        let count = |b: &mut Self, n: &Node, p: &str| match n.value {
-            Value::Int(i) if (0..=MAX_RETRIES as i64).contains(&i) => i as u32,
-            _ => {
-                b.err(
-                    p,
-                    job,
-                    n.pos,
-                    format!("expected a number of retries from 0 to {MAX_RETRIES}"),
-                );
-                0
-            }
-        };
-        match entries(node) {
-            None => (count(self, node, path), DEFAULT_RETRY_BACKOFF_MS),
-            Some(map) => {
-                self.check_keys(map, &["count", "backoff"], path, job);
-                let c = lookup(map, "count")
-                    .map(|n| count(self, n, &join(path, "count")))
-                    .unwrap_or(1);
-                let b = lookup(map, "backoff")
-                    .and_then(|n| self.duration(n, &join(path, "backoff"), job, 0, 3_600_000))
-                    .unwrap_or(DEFAULT_RETRY_BACKOFF_MS);
-                (c, b)
-            }
-        }
-    }
-
-    fn env(&mut self, node: &Node, path: &str, job: Option<&str>) -> BTreeMap<String, String> {
-        let mut env = BTreeMap::new();
-        let Some(map) = entries(node) else {
-            self.err(
-                path,
-                job,
-                node.pos,
-                format!(
-                    "expected a mapping of variable name to value, found {}",
-                    node.kind()
-                ),
-            );
-            return env;
-        };
-        for (k, v) in map {
-            let at = join(path, &k.name);
-            if !valid_env_name(&k.name) {
-                self.err(
-                    &at,
-                    job,
-                    k.pos,
-                    format!("`{}` is not a valid environment variable name", k.name),
-                );
-            } else if k.name.starts_with("GANTRY_") {
-                self.err(&at, job, k.pos, "names starting with GANTRY_ are reserved");
-            }
-            match v.scalar_text() {
-                Some(text) => {
-                    env.insert(k.name.clone(), text);
-                }
-                None => self.err(
-                    &at,
-                    job,
-                    v.pos,
-                    format!("expected a string, number or boolean, found {}", v.kind()),
-                ),
-            }
-        }
-        env
-    }
-
-    fn source(&mut self, node: &Node, path: &str, job: Option<&str>) -> Option<Source> {
-        let Some(map) = entries(node) else {
-            self.err(
-                path,
-                job,
-                node.pos,
-                format!("expected a mapping with `git`, found {}", node.kind()),
-            );
-            return None;
-        };
-        self.check_keys(map, &["git"], path, job);
-        let git = lookup(map, "git")?;
-        let gp = join(path, "git");
-        let Some(g) = entries(git) else {
-            self.err(
-                &gp,
-                job,
-                git.pos,
-                format!(
-                    "expected a mapping with `url` and `ref`, found {}",
-                    git.kind()
-                ),
-            );
-            return None;
-        };
-        self.check_keys(g, &["url", "ref"], &gp, job);
-        let url = match lookup(g, "url") {
-            Some(n) => self.string(n, &join(&gp, "url"), job)?,
-            None => {
-                self.err(&join(&gp, "url"), job, git.pos, "missing `url`");
-                return None;
-            }
-        };
-        let git_ref = lookup(g, "ref").and_then(|n| self.string(n, &join(&gp, "ref"), job));
-        Some(Source {
-            git: GitSource { url, git_ref },
-        })
-    }
 }
 
-fn join(path: &str, key: &str) -> String {
+pub(super) fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {
         format!("{path}.{key}")
     }
-}
-
-/// The allowed word nearest to a misspelling, if it is near enough to be a likely typo.
-pub(super) fn closest<'a>(
-    word: &str,
-    options: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    options
-        .into_iter()
-        .map(|o| (edit_distance(word, o), o))
-        .filter(|(d, o)| *d <= 2.max(o.len() / 4) && *d < o.len())
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, o)| o)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }

@@ -1,7 +1,8 @@
 //! Graph checks on a built spec: every need names a job, no job needs itself, no cycles (the
 //! cycle's path is printed). Also the job graph in index form that the DAG step walks.
 
-use super::build::{NeedPositions, closest};
+use super::build::NeedPositions;
+use super::fields::closest;
 use super::model::RunSpec;
 use super::problem::Problem;
 use std::collections::HashMap;

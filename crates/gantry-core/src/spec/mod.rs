@@ -2,6 +2,7 @@
 //! and the checks that list every problem at once.
 
 mod build;
+mod fields;
 mod graph;
 mod model;
 mod node;

@@ -1,0 +1,253 @@
+//! Parsers for the fields of a job that need more than "a string or a list": `when`,
+//! durations, `retries`, `env`, `source`; and the "did you mean" suggestion for misspellings.
+//! Each reports problems through the [`Builder`] and returns a usable default.
+
+use super::build::{Builder, entries, join, lookup, valid_env_name};
+use super::model::*;
+use super::node::{Node, Value};
+use crate::duration::parse_duration_ms;
+use std::collections::BTreeMap;
+
+impl Builder {
+    pub(super) fn when(&mut self, node: &Node, path: &str, job: Option<&str>) -> When {
+        let mut when = When::default();
+        let Some(map) = entries(node) else {
+            self.err(
+                path,
+                job,
+                node.pos,
+                format!(
+                    "`when` must be a mapping with `status`, `event` or `branch`, found {}",
+                    node.kind()
+                ),
+            );
+            return when;
+        };
+        self.check_keys(map, &["status", "event", "branch"], path, job);
+        if let Some(n) = lookup(map, "status") {
+            let sp = join(path, "status");
+            let items = self.strings(n, &|| sp.clone(), job).unwrap_or_default();
+            if items.is_empty() {
+                self.err(
+                    &sp,
+                    job,
+                    n.pos,
+                    "`status` is empty; use success, failure or both",
+                );
+            } else {
+                when.status.success = false;
+                for (s, p) in items {
+                    match s.as_str() {
+                        "success" => when.status.success = true,
+                        "failure" => when.status.failure = true,
+                        other => self.err(
+                            &sp,
+                            job,
+                            p,
+                            format!("unknown status `{other}`; expected success or failure"),
+                        ),
+                    }
+                }
+            }
+        }
+        if let Some(n) = lookup(map, "event") {
+            when.event = self
+                .strings(n, &|| join(path, "event"), job)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect();
+        }
+        if let Some(n) = lookup(map, "branch") {
+            when.branch = self
+                .strings(n, &|| join(path, "branch"), job)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect();
+        }
+        when
+    }
+
+    pub(super) fn duration(
+        &mut self,
+        node: &Node,
+        path: &str,
+        job: Option<&str>,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        let parsed = match &node.value {
+            Value::Int(i) if *i >= 0 => parse_duration_ms(&i.to_string()),
+            Value::Str(s) => parse_duration_ms(s),
+            _ => Err(format!(
+                "expected a duration like `10m` or a number of seconds, found {}",
+                node.kind()
+            )),
+        };
+        match parsed {
+            Err(msg) => {
+                self.err(path, job, node.pos, msg);
+                None
+            }
+            Ok(ms) if ms < min => {
+                self.err(path, job, node.pos, "duration must be greater than zero");
+                None
+            }
+            Ok(ms) if ms > max => {
+                self.err(
+                    path,
+                    job,
+                    node.pos,
+                    format!(
+                        "{} is longer than the limit of {}",
+                        crate::duration::format_duration_ms(ms),
+                        crate::duration::format_duration_ms(max)
+                    ),
+                );
+                None
+            }
+            Ok(ms) => Some(ms),
+        }
+    }
+
+    pub(super) fn retries(&mut self, node: &Node, path: &str, job: Option<&str>) -> (u32, u64) {
+        let count = |b: &mut Self, n: &Node, p: &str| match n.value {
+            Value::Int(i) if (0..=MAX_RETRIES as i64).contains(&i) => i as u32,
+            _ => {
+                b.err(
+                    p,
+                    job,
+                    n.pos,
+                    format!("expected a number of retries from 0 to {MAX_RETRIES}"),
+                );
+                0
+            }
+        };
+        match entries(node) {
+            None => (count(self, node, path), DEFAULT_RETRY_BACKOFF_MS),
+            Some(map) => {
+                self.check_keys(map, &["count", "backoff"], path, job);
+                let c = lookup(map, "count")
+                    .map(|n| count(self, n, &join(path, "count")))
+                    .unwrap_or(1);
+                let b = lookup(map, "backoff")
+                    .and_then(|n| self.duration(n, &join(path, "backoff"), job, 0, 3_600_000))
+                    .unwrap_or(DEFAULT_RETRY_BACKOFF_MS);
+                (c, b)
+            }
+        }
+    }
+
+    pub(super) fn env(
+        &mut self,
+        node: &Node,
+        path: &str,
+        job: Option<&str>,
+    ) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        let Some(map) = entries(node) else {
+            self.err(
+                path,
+                job,
+                node.pos,
+                format!(
+                    "expected a mapping of variable name to value, found {}",
+                    node.kind()
+                ),
+            );
+            return env;
+        };
+        for (k, v) in map {
+            let at = join(path, &k.name);
+            if !valid_env_name(&k.name) {
+                self.err(
+                    &at,
+                    job,
+                    k.pos,
+                    format!("`{}` is not a valid environment variable name", k.name),
+                );
+            } else if k.name.starts_with("GANTRY_") {
+                self.err(&at, job, k.pos, "names starting with GANTRY_ are reserved");
+            }
+            match v.scalar_text() {
+                Some(text) => {
+                    env.insert(k.name.clone(), text);
+                }
+                None => self.err(
+                    &at,
+                    job,
+                    v.pos,
+                    format!("expected a string, number or boolean, found {}", v.kind()),
+                ),
+            }
+        }
+        env
+    }
+
+    pub(super) fn source(&mut self, node: &Node, path: &str, job: Option<&str>) -> Option<Source> {
+        let Some(map) = entries(node) else {
+            self.err(
+                path,
+                job,
+                node.pos,
+                format!("expected a mapping with `git`, found {}", node.kind()),
+            );
+            return None;
+        };
+        self.check_keys(map, &["git"], path, job);
+        let git = lookup(map, "git")?;
+        let gp = join(path, "git");
+        let Some(g) = entries(git) else {
+            self.err(
+                &gp,
+                job,
+                git.pos,
+                format!(
+                    "expected a mapping with `url` and `ref`, found {}",
+                    git.kind()
+                ),
+            );
+            return None;
+        };
+        self.check_keys(g, &["url", "ref"], &gp, job);
+        let url = match lookup(g, "url") {
+            Some(n) => self.string(n, &join(&gp, "url"), job)?,
+            None => {
+                self.err(&join(&gp, "url"), job, git.pos, "missing `url`");
+                return None;
+            }
+        };
+        let git_ref = lookup(g, "ref").and_then(|n| self.string(n, &join(&gp, "ref"), job));
+        Some(Source {
+            git: GitSource { url, git_ref },
+        })
+    }
+}
+
+/// The allowed word nearest to a misspelling, if it is near enough to be a likely typo.
+pub(super) fn closest<'a>(
+    word: &str,
+    options: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    options
+        .into_iter()
+        .map(|o| (edit_distance(word, o), o))
+        .filter(|(d, o)| *d <= 2.max(o.len() / 4) && *d < o.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, o)| o)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
