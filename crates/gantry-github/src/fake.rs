@@ -231,6 +231,25 @@ struct Body {
     body: Option<String>,
 }
 
+/// A comment body as GitHub validates it: present, and at most 65,536 characters.
+fn comment_body(b: Body) -> Result<String, Box<Response>> {
+    let Some(body) = b.body else {
+        return Err(Box::new(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid request.\n\n\"body\" wasn't supplied.",
+            None,
+        )));
+    };
+    if body.chars().count() > 65_536 {
+        return Err(Box::new(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Validation Failed: body is too long (maximum is 65536 characters)",
+            None,
+        )));
+    }
+    Ok(body)
+}
+
 async fn create_comment(
     State(f): State<FakeGitHub>,
     Path((owner, repo, number)): Path<(String, String, u64)>,
@@ -243,20 +262,10 @@ async fn create_comment(
     ) {
         return r;
     }
-    let Some(body) = b.body else {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Invalid request.\n\n\"body\" wasn't supplied.",
-            None,
-        );
+    let body = match comment_body(b) {
+        Ok(body) => body,
+        Err(r) => return *r,
     };
-    if body.chars().count() > 65_536 {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Validation Failed: body is too long (maximum is 65536 characters)",
-            None,
-        );
-    }
     let mut st = f.lock();
     st.next_id += 1;
     let c = FakeComment {
@@ -283,20 +292,10 @@ async fn edit_comment(
     ) {
         return r;
     }
-    let Some(body) = b.body else {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "\"body\" wasn't supplied.",
-            None,
-        );
+    let body = match comment_body(b) {
+        Ok(body) => body,
+        Err(r) => return *r,
     };
-    if body.chars().count() > 65_536 {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Validation Failed: body is too long (maximum is 65536 characters)",
-            None,
-        );
-    }
     let mut st = f.lock();
     let full = format!("{owner}/{repo}");
     match st

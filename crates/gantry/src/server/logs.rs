@@ -27,12 +27,7 @@ pub async fn log(
     Query(q): Query<LogQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let run = state
-        .engine
-        .store()
-        .get_run(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("run `{id}` not found")))?;
+    let run = super::runs::find_run(&state, &id).await?;
     let record = run
         .jobs
         .iter()

@@ -81,16 +81,24 @@ pub async fn list(
     Ok(Json(json!({ "runs": runs })))
 }
 
+/// The run `id`, or a 404 that names it.
+pub async fn find_run(
+    state: &AppState,
+    id: &str,
+) -> Result<gantry_engine::ports::RunRecord, ApiError> {
+    state
+        .engine
+        .store()
+        .get_run(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("run `{id}` not found")))
+}
+
 pub async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let run = state
-        .engine
-        .store()
-        .get_run(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("run `{id}` not found")))?;
+    let run = find_run(&state, &id).await?;
     Ok(Json(RunView::from(&run)))
 }
 
@@ -121,9 +129,7 @@ pub async fn events(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let store = state.engine.store();
-    if store.get_run(&id).await?.is_none() {
-        return Err(ApiError::not_found(format!("run `{id}` not found")));
-    }
+    find_run(&state, &id).await?;
     let trail = store.audit_trail(&id).await?;
     let events: Vec<AuditView> = trail.iter().map(AuditView::from).collect();
     Ok(Json(json!({ "events": events })))
