@@ -62,6 +62,33 @@ pub struct PayloadError {
     pub reason: String,
 }
 
+/// Every field Gantry reads from any event, so a payload is parsed once whatever its event.
+#[derive(Deserialize)]
+struct Envelope {
+    action: Option<String>,
+    repository: Option<Repo>,
+    installation: Option<Installation>,
+    // ping
+    zen: Option<String>,
+    hook_id: Option<i64>,
+    // push
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    before: Option<String>,
+    after: Option<String>,
+    deleted: Option<bool>,
+    // pull_request
+    number: Option<u64>,
+    pull_request: Option<PullRequest>,
+    // workflow_job
+    workflow_job: Option<WorkflowJob>,
+    // issue_comment
+    issue: Option<Issue>,
+    comment: Option<Comment>,
+}
+
+/// What every stored event records; all that is read of events Gantry does not act on, so an
+/// unfamiliar payload shape is never rejected.
 #[derive(Deserialize)]
 struct Common {
     action: Option<String>,
@@ -80,29 +107,6 @@ struct Installation {
 }
 
 #[derive(Deserialize)]
-struct PingPayload {
-    zen: Option<String>,
-    hook_id: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct PushPayload {
-    #[serde(rename = "ref")]
-    git_ref: String,
-    before: String,
-    after: String,
-    #[serde(default)]
-    deleted: bool,
-}
-
-#[derive(Deserialize)]
-struct PullRequestPayload {
-    action: String,
-    number: u64,
-    pull_request: PullRequest,
-}
-
-#[derive(Deserialize)]
 struct PullRequest {
     head: GitRef,
     base: GitRef,
@@ -116,12 +120,6 @@ struct GitRef {
 }
 
 #[derive(Deserialize)]
-struct WorkflowJobPayload {
-    action: String,
-    workflow_job: WorkflowJob,
-}
-
-#[derive(Deserialize)]
 struct WorkflowJob {
     id: i64,
     run_id: i64,
@@ -131,16 +129,9 @@ struct WorkflowJob {
 }
 
 #[derive(Deserialize)]
-struct IssueCommentPayload {
-    action: String,
-    issue: Issue,
-    comment: Comment,
-}
-
-#[derive(Deserialize)]
 struct Issue {
     number: u64,
-    pull_request: Option<serde_json::Value>,
+    pull_request: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -154,50 +145,58 @@ struct User {
     login: String,
 }
 
-#[derive(Deserialize)]
-struct InstallationPayload {
-    action: String,
-}
-
 /// Parses a delivery of event `name` (the `X-GitHub-Event` header) from its JSON payload.
 pub fn parse(name: &str, payload: &[u8]) -> Result<Delivery, PayloadError> {
-    let fail = |e: serde_json::Error| PayloadError {
+    let fail = |reason: String| PayloadError {
         event: name.to_string(),
-        reason: e.to_string(),
+        reason,
     };
-    let common: Common = serde_json::from_slice(payload).map_err(fail)?;
+    const KNOWN: [&str; 6] = [
+        "ping",
+        "push",
+        "pull_request",
+        "workflow_job",
+        "issue_comment",
+        "installation",
+    ];
+    if !KNOWN.contains(&name) {
+        let c: Common = serde_json::from_slice(payload).map_err(|err| fail(err.to_string()))?;
+        return Ok(Delivery {
+            event: GitHubEvent::Other {
+                event: name.to_string(),
+            },
+            action: c.action,
+            repository: c.repository.map(|r| r.full_name),
+            installation_id: c.installation.map(|i| i.id),
+        });
+    }
+    let e: Envelope = serde_json::from_slice(payload).map_err(|err| fail(err.to_string()))?;
+    let need = |field: &str| fail(format!("missing field `{field}`"));
     let event = match name {
-        "ping" => {
-            let p: PingPayload = serde_json::from_slice(payload).map_err(fail)?;
-            GitHubEvent::Ping {
-                zen: p.zen,
-                hook_id: p.hook_id,
-            }
-        }
-        "push" => {
-            let p: PushPayload = serde_json::from_slice(payload).map_err(fail)?;
-            GitHubEvent::Push {
-                git_ref: p.git_ref,
-                before: p.before,
-                after: p.after,
-                deleted: p.deleted,
-            }
-        }
+        "ping" => GitHubEvent::Ping {
+            zen: e.zen,
+            hook_id: e.hook_id,
+        },
+        "push" => GitHubEvent::Push {
+            git_ref: e.git_ref.ok_or_else(|| need("ref"))?,
+            before: e.before.ok_or_else(|| need("before"))?,
+            after: e.after.ok_or_else(|| need("after"))?,
+            deleted: e.deleted.unwrap_or(false),
+        },
         "pull_request" => {
-            let p: PullRequestPayload = serde_json::from_slice(payload).map_err(fail)?;
+            let pr = e.pull_request.ok_or_else(|| need("pull_request"))?;
             GitHubEvent::PullRequest {
-                action: p.action,
-                number: p.number,
-                head_sha: p.pull_request.head.sha,
-                head_ref: p.pull_request.head.git_ref,
-                base_ref: p.pull_request.base.git_ref,
+                action: e.action.clone().ok_or_else(|| need("action"))?,
+                number: e.number.ok_or_else(|| need("number"))?,
+                head_sha: pr.head.sha,
+                head_ref: pr.head.git_ref,
+                base_ref: pr.base.git_ref,
             }
         }
         "workflow_job" => {
-            let p: WorkflowJobPayload = serde_json::from_slice(payload).map_err(fail)?;
-            let j = p.workflow_job;
+            let j = e.workflow_job.ok_or_else(|| need("workflow_job"))?;
             GitHubEvent::WorkflowJob {
-                action: p.action,
+                action: e.action.clone().ok_or_else(|| need("action"))?,
                 job_id: j.id,
                 run_id: j.run_id,
                 name: j.name,
@@ -205,28 +204,28 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Delivery, PayloadError> {
             }
         }
         "issue_comment" => {
-            let p: IssueCommentPayload = serde_json::from_slice(payload).map_err(fail)?;
+            let issue = e.issue.ok_or_else(|| need("issue"))?;
+            let comment = e.comment.ok_or_else(|| need("comment"))?;
             GitHubEvent::IssueComment {
-                action: p.action,
-                number: p.issue.number,
-                body: p.comment.body,
-                author: p.comment.user.login,
-                on_pull_request: p.issue.pull_request.is_some(),
+                action: e.action.clone().ok_or_else(|| need("action"))?,
+                number: issue.number,
+                body: comment.body,
+                author: comment.user.login,
+                on_pull_request: issue.pull_request.is_some(),
             }
         }
-        "installation" => {
-            let p: InstallationPayload = serde_json::from_slice(payload).map_err(fail)?;
-            GitHubEvent::Installation { action: p.action }
-        }
+        "installation" => GitHubEvent::Installation {
+            action: e.action.clone().ok_or_else(|| need("action"))?,
+        },
         other => GitHubEvent::Other {
             event: other.to_string(),
         },
     };
     Ok(Delivery {
         event,
-        action: common.action,
-        repository: common.repository.map(|r| r.full_name),
-        installation_id: common.installation.map(|i| i.id),
+        action: e.action,
+        repository: e.repository.map(|r| r.full_name),
+        installation_id: e.installation.map(|i| i.id),
     })
 }
 
