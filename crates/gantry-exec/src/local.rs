@@ -69,16 +69,13 @@ impl LocalExecutor {
             }
             other => other?,
         };
-        let mut header = String::new();
-        for cmd in &launch.commands {
-            header.push_str("$ ");
-            header.push_str(cmd.lines().next().unwrap_or_default());
-            if cmd.lines().nth(1).is_some() {
-                header.push_str(" …");
-            }
-            header.push('\n');
+        // A plain command runs without the shell, so its `$` line is written here; the shell
+        // session echoes each command's line itself, just before running it.
+        if let [only] = launch.commands.as_slice()
+            && direct_argv(&launch.commands).is_some()
+        {
+            log.write_all(format!("{}\n", echo_line(only)).as_bytes())?;
         }
-        log.write_all(header.as_bytes())?;
         Ok(log)
     }
 
@@ -120,7 +117,7 @@ impl LocalExecutor {
             }
             None => {
                 let mut c = Command::new("/bin/sh");
-                c.arg("-e").arg("-c").arg(launch.commands.join("\n"));
+                c.arg("-e").arg("-c").arg(session_script(&launch.commands));
                 c
             }
         };
@@ -242,6 +239,26 @@ impl LocalExecutor {
         }
         let _ = killpg(group, Signal::SIGKILL);
     }
+}
+
+/// How a command is shown in the log: `$ ` and its first line (`…` if it has more).
+fn echo_line(cmd: &str) -> String {
+    let mut line = format!("$ {}", cmd.lines().next().unwrap_or_default());
+    if cmd.lines().nth(1).is_some() {
+        line.push_str(" …");
+    }
+    line
+}
+
+/// The `sh -e` script: each command preceded by a `printf` of its `$` line, so the log reads
+/// command, output, command, output.
+fn session_script(commands: &[String]) -> String {
+    let mut script = String::new();
+    for cmd in commands {
+        let quoted = echo_line(cmd).replace('\'', "'\\''");
+        script.push_str(&format!("printf '%s\\n' '{quoted}'\n{cmd}\n"));
+    }
+    script
 }
 
 /// Shell words that are builtins or keywords: a command starting with one needs the shell.

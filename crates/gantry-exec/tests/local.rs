@@ -55,27 +55,37 @@ async fn runs_commands_in_one_session_with_env_and_interleaved_log() {
     assert_eq!(outcome, Outcome::Succeeded);
     let log = std::fs::read_to_string(&l.log_path).unwrap();
     let ws = std::fs::canonicalize(&l.workspace).unwrap();
-    assert!(
-        log.ends_with(&format!("out hello\nerr 1\n{}\n", ws.display())),
-        "{log}"
+    let want = format!(
+        "$ X=1; echo out $GREETING\nout hello\n$ echo err $X >&2\nerr 1\n$ pwd\n{}\n",
+        ws.display()
     );
-    assert!(log.starts_with("$ X=1; echo out $GREETING\n"), "{log}");
+    assert_eq!(log, want, "each command's line, then its output");
 }
 
 #[tokio::test]
 async fn first_failing_command_stops_the_session_with_its_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let (_tx, cancel) = no_cancel();
-    let l = launch(dir.path(), &["echo one", "exit 7", "echo never"], 10_000);
+    let l = launch(
+        dir.path(),
+        &["echo 'it''s one'", "exit 7", "echo never"],
+        10_000,
+    );
     assert_eq!(
         executor("t2").execute(l.clone(), cancel).await,
         Outcome::Failed { exit_code: Some(7) }
     );
+    let log = std::fs::read_to_string(&l.log_path).unwrap();
     assert!(
-        !std::fs::read_to_string(&l.log_path)
-            .unwrap()
-            .contains("\nnever")
+        log.starts_with(
+            "$ echo 'it''s one'
+its one
+$ exit 7
+"
+        ),
+        "{log}"
     );
+    assert!(!log.contains("never"), "{log}");
 }
 
 #[tokio::test]
