@@ -147,34 +147,27 @@ async fn janitor_removes_only_what_outlived_its_retention() {
     );
 }
 
+/// Runs a one-job spec to its end; the job's final status and its first attempt's log.
+async fn run_one(engine: &Engine, yaml: &str, job: &str) -> (JobStatus, String) {
+    let run = engine
+        .submit(spec(yaml), RunContext::default(), None)
+        .await
+        .unwrap();
+    let done = engine.wait_finished(&run.run_id).await.unwrap();
+    let log = std::fs::read_to_string(engine.layout().log_path(&run.run_id, job, 1)).unwrap();
+    (done.jobs[0].status, log)
+}
+
 #[tokio::test]
 async fn a_job_for_a_missing_executor_fails_saying_why() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, _store) = engine(dir.path(), Arc::new(Instant0), 10_000).await;
-    let run = engine
-        .submit(
-            spec("jobs:\n  d: {run: [x], image: alpine}\n"),
-            RunContext::default(),
-            None,
-        )
-        .await
-        .unwrap();
-    let done = engine.wait_finished(&run.run_id).await.unwrap();
-    assert_eq!(done.jobs[0].status, JobStatus::Failed);
-    let log = std::fs::read_to_string(engine.layout().log_path(&run.run_id, "d", 1)).unwrap();
+    let (status, log) = run_one(&engine, "jobs:\n  d: {run: [x], image: alpine}\n", "d").await;
+    assert_eq!(status, JobStatus::Failed);
     assert!(log.contains("no executor for this job"), "{log}");
 
     // Secrets have no store yet: the job fails saying so instead of running without them.
-    let run = engine
-        .submit(
-            spec("jobs:\n  s: {run: [x], secrets: [API_KEY]}\n"),
-            RunContext::default(),
-            None,
-        )
-        .await
-        .unwrap();
-    let done = engine.wait_finished(&run.run_id).await.unwrap();
-    assert_eq!(done.jobs[0].status, JobStatus::Failed);
-    let log = std::fs::read_to_string(engine.layout().log_path(&run.run_id, "s", 1)).unwrap();
+    let (status, log) = run_one(&engine, "jobs:\n  s: {run: [x], secrets: [API_KEY]}\n", "s").await;
+    assert_eq!(status, JobStatus::Failed);
     assert!(log.contains("secrets API_KEY are not available"), "{log}");
 }

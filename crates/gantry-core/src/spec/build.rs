@@ -119,6 +119,26 @@ impl Builder {
         self.problems.push(Problem::new(path, job, pos, msg));
     }
 
+    /// `node`'s entries if it is a mapping; otherwise reports `<what>, found <its kind>`.
+    pub(super) fn mapping<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        job: Option<&str>,
+        what: &str,
+    ) -> Option<&'n [(Key, Node)]> {
+        let map = entries(node);
+        if map.is_none() {
+            self.err(
+                path,
+                job,
+                node.pos,
+                format!("{what}, found {}", node.kind()),
+            );
+        }
+        map
+    }
+
     pub(super) fn check_keys(
         &mut self,
         map: &[(Key, Node)],
@@ -215,18 +235,12 @@ impl Builder {
 
     /// Builds from a `jobs:`-style run spec or an `orders` payload.
     pub fn run_spec(&mut self, doc: &Node, default_name: &str) -> Option<(RunSpec, NeedPositions)> {
-        let Some(top) = entries(doc) else {
-            self.err(
-                "",
-                None,
-                doc.pos,
-                format!(
-                    "a run spec must be a mapping with a `jobs` key, found {}",
-                    doc.kind()
-                ),
-            );
-            return None;
-        };
+        let top = self.mapping(
+            doc,
+            "",
+            None,
+            "a run spec must be a mapping with a `jobs` key",
+        )?;
         if lookup(top, "orders").is_some() {
             return self.orders(top, doc.pos, default_name);
         }
@@ -243,18 +257,12 @@ impl Builder {
             );
             return None;
         };
-        let Some(job_entries) = entries(jobs_node) else {
-            self.err(
-                "jobs",
-                None,
-                jobs_node.pos,
-                format!(
-                    "`jobs` must be a mapping of job name to job, found {}",
-                    jobs_node.kind()
-                ),
-            );
-            return None;
-        };
+        let job_entries = self.mapping(
+            jobs_node,
+            "jobs",
+            None,
+            "`jobs` must be a mapping of job name to job",
+        )?;
         if job_entries.is_empty() {
             self.err(
                 "jobs",
@@ -326,18 +334,12 @@ impl Builder {
     }
 
     fn pr(&mut self, node: &Node) -> Option<PrRef> {
-        let Some(map) = entries(node) else {
-            self.err(
-                "pr",
-                None,
-                node.pos,
-                format!(
-                    "`pr` must be a mapping with `repo` and `number`, found {}",
-                    node.kind()
-                ),
-            );
-            return None;
-        };
+        let map = self.mapping(
+            node,
+            "pr",
+            None,
+            "`pr` must be a mapping with `repo` and `number`",
+        )?;
         self.check_keys(map, &["repo", "number", "sha"], "pr", None);
         let repo = match lookup(map, "repo") {
             Some(n) => self.string(n, "pr.repo", None),
@@ -424,13 +426,7 @@ impl Builder {
         let mut names = std::collections::HashSet::new();
         for (i, item) in items.iter().enumerate() {
             let path = format!("orders[{i}]");
-            let Some(map) = entries(item) else {
-                self.err(
-                    &path,
-                    None,
-                    item.pos,
-                    format!("an order must be a mapping, found {}", item.kind()),
-                );
+            let Some(map) = self.mapping(item, &path, None, "an order must be a mapping") else {
                 continue;
             };
             let name = match lookup(map, "name") {
@@ -477,19 +473,12 @@ impl Builder {
         sp: &Spelling,
     ) -> Option<(JobSpec, Vec<Option<Pos>>)> {
         let job = Some(name);
-        let Some(map) = entries(node) else {
-            self.err(
-                path,
-                job,
-                node.pos,
-                format!(
-                    "a job must be a mapping with `{}`, found {}",
-                    sp.run,
-                    node.kind()
-                ),
-            );
-            return None;
-        };
+        let map = self.mapping(
+            node,
+            path,
+            job,
+            &format!("a job must be a mapping with `{}`", sp.run),
+        )?;
         self.check_keys(map, sp.allowed, path, job);
 
         let run_path = || join(path, sp.run);

@@ -11,16 +11,12 @@ use std::collections::BTreeMap;
 impl Builder {
     pub(super) fn when(&mut self, node: &Node, path: &str, job: Option<&str>) -> When {
         let mut when = When::default();
-        let Some(map) = entries(node) else {
-            self.err(
-                path,
-                job,
-                node.pos,
-                format!(
-                    "`when` must be a mapping with `status`, `event` or `branch`, found {}",
-                    node.kind()
-                ),
-            );
+        let Some(map) = self.mapping(
+            node,
+            path,
+            job,
+            "`when` must be a mapping with `status`, `event` or `branch`",
+        ) else {
             return when;
         };
         self.check_keys(map, &["status", "event", "branch"], path, job);
@@ -146,16 +142,12 @@ impl Builder {
         job: Option<&str>,
     ) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
-        let Some(map) = entries(node) else {
-            self.err(
-                path,
-                job,
-                node.pos,
-                format!(
-                    "expected a mapping of variable name to value, found {}",
-                    node.kind()
-                ),
-            );
+        let Some(map) = self.mapping(
+            node,
+            path,
+            job,
+            "expected a mapping of variable name to value",
+        ) else {
             return env;
         };
         for (k, v) in map {
@@ -186,30 +178,11 @@ impl Builder {
     }
 
     pub(super) fn source(&mut self, node: &Node, path: &str, job: Option<&str>) -> Option<Source> {
-        let Some(map) = entries(node) else {
-            self.err(
-                path,
-                job,
-                node.pos,
-                format!("expected a mapping with `git`, found {}", node.kind()),
-            );
-            return None;
-        };
+        let map = self.mapping(node, path, job, "expected a mapping with `git`")?;
         self.check_keys(map, &["git"], path, job);
         let git = lookup(map, "git")?;
         let gp = join(path, "git");
-        let Some(g) = entries(git) else {
-            self.err(
-                &gp,
-                job,
-                git.pos,
-                format!(
-                    "expected a mapping with `url` and `ref`, found {}",
-                    git.kind()
-                ),
-            );
-            return None;
-        };
+        let g = self.mapping(git, &gp, job, "expected a mapping with `url` and `ref`")?;
         self.check_keys(g, &["url", "ref"], &gp, job);
         let url = match lookup(g, "url") {
             Some(n) => self.string(n, &join(&gp, "url"), job)?,
