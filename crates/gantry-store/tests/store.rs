@@ -30,6 +30,7 @@ fn run(id: &str, created: i64) -> RunRecord {
         context: RunContext {
             event: Some("push".into()),
             branch: Some("main".into()),
+            ..RunContext::default()
         },
         cancel_requested: false,
         created_at_ms: created,

@@ -163,19 +163,14 @@ pub fn step(
             let needs = &graph.needs[j];
             let upstream_failure = needs.iter().any(|&d| failed_upstream[d]);
             if status[j] == JobStatus::Pending && needs.iter().all(|&d| status[d].is_terminal()) {
-                let when = &spec.jobs[j].when;
+                let any = &spec.jobs[j].when.any;
                 let all_ok = needs.iter().all(|&d| status[d] == JobStatus::Succeeded);
-                // `[success, failure]` means "whatever happened": run once the needs have ended.
-                let always = when.status.success && when.status.failure;
-                let decision = if always
-                    || (all_ok && when.status.success)
-                    || (upstream_failure && when.status.failure)
-                {
-                    if when.context_matches(ctx) {
-                        None
-                    } else {
-                        Some(SkipReason::ConditionFalse)
-                    }
+                let by_status =
+                    |c: &&crate::spec::Condition| c.status_matches(all_ok, upstream_failure);
+                let decision = if any.iter().filter(by_status).any(|c| c.context_matches(ctx)) {
+                    None
+                } else if any.iter().any(|c| by_status(&c)) {
+                    Some(SkipReason::ConditionFalse)
                 } else if all_ok {
                     Some(SkipReason::NoFailure)
                 } else {

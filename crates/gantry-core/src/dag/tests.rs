@@ -1,7 +1,7 @@
 //! The step checked against a brute-force oracle on random DAGs, plus examples.
 
 use super::*;
-use crate::spec::{ExecutorKind, JobSpec, StatusCondition, When};
+use crate::spec::{Condition, ExecutorKind, JobSpec, StatusCondition, When};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -57,16 +57,18 @@ fn spec_of(c: &Case) -> RunSpec {
             run: vec!["true".into()],
             needs: c.needs[j].iter().map(|d| format!("j{d}")).collect(),
             when: When {
-                status: StatusCondition {
-                    success: c.status_cond[j].0,
-                    failure: c.status_cond[j].1,
-                },
-                event: if c.on_push_only[j] {
-                    vec!["push".into()]
-                } else {
-                    vec![]
-                },
-                branch: vec![],
+                any: vec![Condition {
+                    status: StatusCondition {
+                        success: c.status_cond[j].0,
+                        failure: c.status_cond[j].1,
+                    },
+                    event: if c.on_push_only[j] {
+                        vec!["push".into()]
+                    } else {
+                        vec![]
+                    },
+                    ..Condition::default()
+                }],
             },
             timeout_ms: 1000,
             retries: (c.attempts[j].len() - 1) as u32,
@@ -81,8 +83,7 @@ fn spec_of(c: &Case) -> RunSpec {
     RunSpec {
         name: "prop".into(),
         jobs,
-        on: None,
-        pr: None,
+        ..RunSpec::default()
     }
 }
 
@@ -139,7 +140,7 @@ impl Sim {
             graph,
             ctx: RunContext {
                 event: Some("manual".into()),
-                branch: None,
+                ..RunContext::default()
             },
             run,
             now: 0,

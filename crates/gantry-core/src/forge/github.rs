@@ -15,6 +15,11 @@ pub enum GitHubEvent {
         before: String,
         after: String,
         deleted: bool,
+        /// The repository's clone URL (`repository.clone_url`).
+        clone_url: Option<String>,
+        /// Files added, modified or removed by the pushed commits; `None` when the payload
+        /// cannot tell (GitHub lists at most 20 commits).
+        changed_files: Option<Vec<String>>,
     },
     PullRequest {
         action: String,
@@ -22,6 +27,10 @@ pub enum GitHubEvent {
         head_sha: String,
         head_ref: String,
         base_ref: String,
+        /// The base repository's clone URL; the head SHA is fetched from it.
+        clone_url: Option<String>,
+        /// The head branch lives in another repository (or one that was deleted).
+        fork: bool,
     },
     WorkflowJob {
         action: String,
@@ -77,6 +86,7 @@ struct Envelope {
     before: Option<String>,
     after: Option<String>,
     deleted: Option<bool>,
+    commits: Option<Vec<PushCommit>>,
     // pull_request
     number: Option<u64>,
     pull_request: Option<PullRequest>,
@@ -99,7 +109,21 @@ struct Common {
 #[derive(Deserialize)]
 struct Repo {
     full_name: String,
+    clone_url: Option<String>,
 }
+
+#[derive(Deserialize)]
+struct PushCommit {
+    #[serde(default)]
+    added: Vec<String>,
+    #[serde(default)]
+    modified: Vec<String>,
+    #[serde(default)]
+    removed: Vec<String>,
+}
+
+/// GitHub's push payload lists at most this many commits.
+const PUSH_COMMITS_LISTED: usize = 20;
 
 #[derive(Deserialize)]
 struct Installation {
@@ -117,6 +141,7 @@ struct GitRef {
     #[serde(rename = "ref")]
     git_ref: String,
     sha: String,
+    repo: Option<Repo>,
 }
 
 #[derive(Deserialize)]
@@ -182,10 +207,35 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Delivery, PayloadError> {
             before: e.before.ok_or_else(|| need("before"))?,
             after: e.after.ok_or_else(|| need("after"))?,
             deleted: e.deleted.unwrap_or(false),
+            clone_url: e.repository.as_ref().and_then(|r| r.clone_url.clone()),
+            changed_files: e
+                .commits
+                .as_ref()
+                .filter(|c| c.len() < PUSH_COMMITS_LISTED)
+                .map(|commits| {
+                    let mut files: Vec<String> = commits
+                        .iter()
+                        .flat_map(|c| c.added.iter().chain(&c.modified).chain(&c.removed))
+                        .cloned()
+                        .collect();
+                    files.sort();
+                    files.dedup();
+                    files
+                }),
         },
         "pull_request" => {
             let pr = e.pull_request.ok_or_else(|| need("pull_request"))?;
+            let repo_name = |r: &GitRef| r.repo.as_ref().map(|r| r.full_name.clone());
+            let fork = repo_name(&pr.head).is_none() || repo_name(&pr.head) != repo_name(&pr.base);
+            let clone_url = pr
+                .base
+                .repo
+                .as_ref()
+                .and_then(|r| r.clone_url.clone())
+                .or_else(|| e.repository.as_ref().and_then(|r| r.clone_url.clone()));
             GitHubEvent::PullRequest {
+                clone_url,
+                fork,
                 action: e.action.clone().ok_or_else(|| need("action"))?,
                 number: e.number.ok_or_else(|| need("number"))?,
                 head_sha: pr.head.sha,

@@ -2,3 +2,4 @@
 //! behind the intake sees raw payload JSON.
 
 pub mod github;
+pub mod trigger;

@@ -244,10 +244,22 @@ impl Builder {
         if lookup(top, "orders").is_some() {
             return self.orders(top, doc.pos, default_name);
         }
-        self.check_keys(top, &["name", "on", "jobs", "pr"], "", None);
+        self.check_keys(
+            top,
+            &["name", "on", "jobs", "pr", "concurrency", "report"],
+            "",
+            None,
+        );
         let name = self.run_name(top, default_name);
         let pr = lookup(top, "pr").and_then(|n| self.pr(n));
-        let on = lookup(top, "on").map(Node::to_json);
+        let on = lookup(top, "on").map(|n| self.triggers(n));
+        let concurrency = match lookup(top, "concurrency") {
+            Some(n) => self.concurrency(n),
+            None => on.as_ref().map(|_| Default::default()),
+        };
+        let report = lookup(top, "report")
+            .map(|n| self.report(n))
+            .unwrap_or_default();
         let Some(jobs_node) = lookup(top, "jobs") else {
             self.err(
                 "jobs",
@@ -293,7 +305,15 @@ impl Builder {
                 need_pos.push(pos);
             }
         }
-        Some((RunSpec { name, jobs, on, pr }, need_pos))
+        let spec = RunSpec {
+            name,
+            jobs,
+            on,
+            pr,
+            concurrency,
+            report,
+        };
+        Some((spec, need_pos))
     }
 
     fn check_count(&mut self, n: usize, pos: Option<Pos>, path: &str) {
@@ -458,8 +478,8 @@ impl Builder {
             RunSpec {
                 name,
                 jobs,
-                on: None,
                 pr,
+                ..RunSpec::default()
             },
             need_pos,
         ))

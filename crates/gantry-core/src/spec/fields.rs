@@ -9,17 +9,46 @@ use crate::duration::parse_duration_ms;
 use std::collections::BTreeMap;
 
 impl Builder {
+    /// `when:` — a mapping, or a list of mappings of which any one lets the job run.
     pub(super) fn when(&mut self, node: &Node, path: &str, job: Option<&str>) -> When {
-        let mut when = When::default();
+        let Value::Seq(items) = &node.value else {
+            return When {
+                any: vec![self.condition(node, path, job)],
+            };
+        };
+        if items.is_empty() {
+            self.err(
+                path,
+                job,
+                node.pos,
+                "`when` is an empty list; give at least one condition",
+            );
+            return When::default();
+        }
+        let any = items
+            .iter()
+            .enumerate()
+            .map(|(i, n)| self.condition(n, &format!("{path}[{i}]"), job))
+            .collect();
+        When { any }
+    }
+
+    fn condition(&mut self, node: &Node, path: &str, job: Option<&str>) -> Condition {
+        let mut cond = Condition::default();
         let Some(map) = self.mapping(
             node,
             path,
             job,
-            "`when` must be a mapping with `status`, `event` or `branch`",
+            "a `when` condition must be a mapping with `status`, `event`, `branch`, `tag` or `path`",
         ) else {
-            return when;
+            return cond;
         };
-        self.check_keys(map, &["status", "event", "branch"], path, job);
+        self.check_keys(
+            map,
+            &["status", "event", "branch", "tag", "path"],
+            path,
+            job,
+        );
         if let Some(n) = lookup(map, "status") {
             let sp = join(path, "status");
             let items = self.strings(n, &|| sp.clone(), job).unwrap_or_default();
@@ -31,11 +60,11 @@ impl Builder {
                     "`status` is empty; use success, failure or both",
                 );
             } else {
-                when.status.success = false;
+                cond.status.success = false;
                 for (s, p) in items {
                     match s.as_str() {
-                        "success" => when.status.success = true,
-                        "failure" => when.status.failure = true,
+                        "success" => cond.status.success = true,
+                        "failure" => cond.status.failure = true,
                         other => self.err(
                             &sp,
                             job,
@@ -46,23 +75,22 @@ impl Builder {
                 }
             }
         }
-        if let Some(n) = lookup(map, "event") {
-            when.event = self
-                .strings(n, &|| join(path, "event"), job)
+        let list = |b: &mut Self, key: &str| -> Vec<String> {
+            lookup(map, key)
+                .map(|n| {
+                    b.strings(n, &|| join(path, key), job)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(s, _)| s)
+                        .collect()
+                })
                 .unwrap_or_default()
-                .into_iter()
-                .map(|(s, _)| s)
-                .collect();
-        }
-        if let Some(n) = lookup(map, "branch") {
-            when.branch = self
-                .strings(n, &|| join(path, "branch"), job)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(s, _)| s)
-                .collect();
-        }
-        when
+        };
+        cond.event = list(self, "event");
+        cond.branch = list(self, "branch");
+        cond.tag = list(self, "tag");
+        cond.path = list(self, "path");
+        cond
     }
 
     pub(super) fn duration(

@@ -6,12 +6,14 @@ mod fields;
 mod graph;
 mod model;
 mod node;
+mod pipeline;
 mod problem;
 
 pub use build::valid_job_name;
 pub use graph::JobGraph;
 pub use model::*;
 pub use node::{Node, Pos, SyntaxError, parse_json, parse_yaml};
+pub use pipeline::{Concurrency, DEFAULT_PR_TYPES, TriggerFilter, Triggers};
 pub use problem::{Problem, Problems, Unreadable};
 
 /// Bounds on what one spec may ask for.

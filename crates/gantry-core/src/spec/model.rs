@@ -14,13 +14,19 @@ pub const MAX_RETRIES: u32 = 10;
 /// First retry waits this long; each further retry waits twice as long as the one before.
 pub const DEFAULT_RETRY_BACKOFF_MS: u64 = 1000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
     pub name: String,
     pub jobs: Vec<JobSpec>,
-    /// A pipeline file's trigger filter (`on:`), kept as written; used by pipelines.
+    /// A pipeline file's triggers (`on:`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on: Option<serde_json::Value>,
+    pub on: Option<super::pipeline::Triggers>,
+    /// A pipeline's concurrency group; pipelines have one unless `concurrency: false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<super::pipeline::Concurrency>,
+    /// What a pipeline posts besides commit statuses (`comment`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub report: Vec<String>,
     /// The pull request a run reports to (seed 1's `pr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pr: Option<PrRef>,
@@ -69,17 +75,33 @@ impl ExecutorKind {
     }
 }
 
-/// Woodpecker-style condition. Empty lists mean "any".
+/// `when:` (Woodpecker style): one condition, or a list of conditions of which any one lets
+/// the job run. Within a condition every key must hold (AND); across the list, any (OR).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct When {
+    /// Never empty: a job without `when:` has one default condition.
+    pub any: Vec<Condition>,
+}
+
+/// One `when:` condition. Empty lists mean "any".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Condition {
     /// Run when all needs succeeded (`success`), when something upstream failed (`failure`),
     /// or both. Default: `[success]`.
     pub status: StatusCondition,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub event: Vec<String>,
-    /// Branch names or glob patterns (`release/*`).
+    /// Branch names or glob patterns (`release/*`); for pull requests, the base branch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub branch: Vec<String>,
+    /// Tag names or glob patterns (`v*`); holds only for tag pushes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag: Vec<String>,
+    /// Globs over changed files (`src/**`); holds when any changed file matches, or when the
+    /// run's changed files are unknown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,15 +110,25 @@ pub struct StatusCondition {
     pub failure: bool,
 }
 
-impl Default for When {
+impl Default for Condition {
     fn default() -> Self {
-        When {
+        Condition {
             status: StatusCondition {
                 success: true,
                 failure: false,
             },
             event: Vec::new(),
             branch: Vec::new(),
+            tag: Vec::new(),
+            path: Vec::new(),
+        }
+    }
+}
+
+impl Default for When {
+    fn default() -> Self {
+        When {
+            any: vec![Condition::default()],
         }
     }
 }
@@ -121,29 +153,75 @@ pub struct PrRef {
     pub sha: Option<String>,
 }
 
-/// What a run was started from, for `when: {event, branch}`.
+/// What a run was started from: the event and, for pipelines, where in the repository. Jobs
+/// see it as `GANTRY_*` variables; `when:` conditions are evaluated against it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunContext {
+    /// `push`, `pull_request`, `webhook`, `api`, `manual`, or a bus event's detail-type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
+    /// The pushed branch, or a pull request's base branch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// `owner/name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// The commit the run is for (a push's head, a pull request's head).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr: Option<u64>,
+    /// The pull request comes from a fork: its code is not trusted with secrets.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fork: bool,
+    /// Files changed by the push or pull request; `None` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_files: Option<Vec<String>>,
 }
 
-impl When {
-    /// Whether the run's context satisfies the `event` and `branch` keys.
+impl RunContext {
+    /// A context that only names the event (API, CLI and webhook runs).
+    pub fn of_event(event: &str) -> RunContext {
+        RunContext {
+            event: Some(event.to_string()),
+            ..RunContext::default()
+        }
+    }
+}
+
+impl Condition {
+    /// Whether the run's context satisfies the `event`, `branch`, `tag` and `path` keys.
     pub fn context_matches(&self, ctx: &RunContext) -> bool {
-        let event_ok = self.event.is_empty()
-            || ctx
-                .event
-                .as_deref()
-                .is_some_and(|e| self.event.iter().any(|want| want == e));
-        let branch_ok = self.branch.is_empty()
-            || ctx
-                .branch
-                .as_deref()
-                .is_some_and(|b| self.branch.iter().any(|pat| glob_match(pat, b)));
-        event_ok && branch_ok
+        let one_of = |want: &[String], have: Option<&str>, glob: bool| {
+            want.is_empty()
+                || have.is_some_and(|h| {
+                    want.iter()
+                        .any(|w| if glob { glob_match(w, h) } else { w == h })
+                })
+        };
+        let path_ok = self.path.is_empty()
+            || match &ctx.changed_files {
+                None => true,
+                Some(files) => files
+                    .iter()
+                    .any(|f| self.path.iter().any(|p| glob_match(p, f))),
+            };
+        one_of(&self.event, ctx.event.as_deref(), false)
+            && one_of(&self.branch, ctx.branch.as_deref(), true)
+            && one_of(&self.tag, ctx.tag.as_deref(), true)
+            && path_ok
+    }
+
+    /// Whether the status part lets the job run, given how its needs ended.
+    pub fn status_matches(&self, all_needs_ok: bool, upstream_failure: bool) -> bool {
+        let s = self.status;
+        // `[success, failure]` means "whatever happened": run once the needs have ended.
+        if s.success && s.failure {
+            return true;
+        }
+        (all_needs_ok && s.success) || (upstream_failure && s.failure)
     }
 }
 
@@ -196,19 +274,41 @@ mod tests {
 
     #[test]
     fn context_conditions() {
-        let when = When {
+        let cond = Condition {
             event: vec!["push".into()],
             branch: vec!["main".into()],
-            ..When::default()
+            ..Condition::default()
         };
         let ctx = |e: &str, b: &str| RunContext {
             event: Some(e.into()),
             branch: Some(b.into()),
+            ..RunContext::default()
         };
-        assert!(when.context_matches(&ctx("push", "main")));
-        assert!(!when.context_matches(&ctx("pull_request", "main")));
-        assert!(!when.context_matches(&ctx("push", "dev")));
-        assert!(!when.context_matches(&RunContext::default()));
-        assert!(When::default().context_matches(&RunContext::default()));
+        assert!(cond.context_matches(&ctx("push", "main")));
+        assert!(!cond.context_matches(&ctx("pull_request", "main")));
+        assert!(!cond.context_matches(&ctx("push", "dev")));
+        assert!(!cond.context_matches(&RunContext::default()));
+        assert!(Condition::default().context_matches(&RunContext::default()));
+    }
+
+    #[test]
+    fn tag_and_path_conditions() {
+        let tag = Condition {
+            tag: vec!["v*".into()],
+            ..Condition::default()
+        };
+        let mut ctx = RunContext::of_event("push");
+        assert!(!tag.context_matches(&ctx), "a branch push has no tag");
+        ctx.tag = Some("v1.2".into());
+        assert!(tag.context_matches(&ctx));
+        let path = Condition {
+            path: vec!["src/**".into()],
+            ..Condition::default()
+        };
+        assert!(path.context_matches(&ctx), "unknown changed files: holds");
+        ctx.changed_files = Some(vec!["docs/a.md".into()]);
+        assert!(!path.context_matches(&ctx));
+        ctx.changed_files = Some(vec!["docs/a.md".into(), "src/x/y.rs".into()]);
+        assert!(path.context_matches(&ctx));
     }
 }

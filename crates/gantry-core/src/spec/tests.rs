@@ -34,7 +34,7 @@ jobs:
     assert_eq!(test.env.get("N").map(String::as_str), Some("3"));
     let deploy = &spec.jobs[1];
     assert_eq!(deploy.needs, vec!["test"]);
-    assert_eq!(deploy.when.event, vec!["push"]);
+    assert_eq!(deploy.when.any[0].event, vec!["push"]);
     assert_eq!(deploy.retries, 1);
     assert_eq!(deploy.executor, ExecutorKind::Local);
     assert!(spec.on.is_some());
@@ -183,5 +183,5 @@ fn normalized_spec_round_trips_through_json() {
     let stored = serde_json::to_string(&spec).unwrap();
     assert_eq!(serde_json::from_str::<RunSpec>(&stored).unwrap(), spec);
     assert_eq!(spec.jobs[0].retry_backoff_ms, 50);
-    assert!(spec.jobs[0].when.status.failure && spec.jobs[0].when.status.success);
+    assert!(spec.jobs[0].when.any[0].status.failure && spec.jobs[0].when.any[0].status.success);
 }

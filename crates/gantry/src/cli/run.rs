@@ -74,6 +74,7 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
     let context = RunContext {
         event: Some(args.event.clone()),
         branch: args.branch.clone(),
+        ..RunContext::default()
     };
     let submitted = engine.submit(spec, context, None).await?;
     let run_id = submitted.run_id.clone();

@@ -136,10 +136,7 @@ pub async fn orders(
         Stored::New { id, trace_id } => (id, trace_id),
         Stored::Duplicate { id, delivery } => return Ok(duplicate(&id, delivery.as_deref())),
     };
-    let context = RunContext {
-        event: Some("webhook".into()),
-        branch: None,
-    };
+    let context = RunContext::of_event("webhook");
     let submitted = state
         .engine
         .submit(spec, context, Some(event.1.clone()))

@@ -40,6 +40,7 @@ pub async fn submit(
     let context = RunContext {
         event: Some(q.event.unwrap_or_else(|| "api".into())),
         branch: q.branch,
+        ..RunContext::default()
     };
     let trace = headers
         .get("traceparent")
