@@ -8,6 +8,7 @@ pub mod dag;
 pub mod duration;
 pub mod forge;
 pub mod report;
+pub mod secret;
 pub mod spec;
 pub mod status;
 

@@ -1,5 +1,5 @@
-//! The reporter (design §3.6): keeps each pull-request run's comment and commit statuses in step
-//! with the run. It follows committed changes only, edits at most once per interval per run
+//! The reporter (design §3.6): keeps each reporting run's PR comment and commit statuses in step
+//! with the run (seed 1's `pr` runs, and pipeline runs of a repository's commit). It follows committed changes only, edits at most once per interval per run
 //! (debounce), and never blocks or fails a run: a failed call is logged and tried again on the
 //! next pass.
 
@@ -45,7 +45,7 @@ pub fn start(
         let mut runs: BTreeMap<String, Tracked> = BTreeMap::new();
         // Runs a previous life was reporting on.
         if let Ok(open) = store.unfinished_runs().await {
-            for r in open.into_iter().filter(|r| r.spec.pr.is_some()) {
+            for r in open.into_iter().filter(|r| target_of(r).is_some()) {
                 runs.insert(
                     r.id,
                     Tracked {
@@ -74,7 +74,7 @@ pub fn start(
                                 runs.remove(&id);
                             }
                             Ok(false) => t.dirty = false,
-                            Err(ForgeError::Permanent(e)) => {
+                            Err(ForgeError::Permanent(e) | ForgeError::NotFound(e)) => {
                                 warn!(run_id = %id, cause = %e, "reporting to GitHub failed and will not be retried");
                                 runs.remove(&id);
                             }
@@ -90,7 +90,7 @@ pub fn start(
 fn note_changes(batch: &[Write], runs: &mut BTreeMap<String, Tracked>) {
     for w in batch {
         match w {
-            Write::InsertRun(r) if r.spec.pr.is_some() => {
+            Write::InsertRun(r) if target_of(r).is_some() => {
                 runs.entry(r.id.clone()).or_default().dirty = true;
             }
             Write::UpdateJob { run_id: id, .. } | Write::UpdateRun { id, .. } => {
@@ -119,22 +119,29 @@ async fn report(
     else {
         return Ok(true);
     };
-    let Some(pr) = run.spec.pr.clone() else {
+    let Some(target) = target_of(&run) else {
         return Ok(true);
     };
     let finished = run.status.is_terminal();
-    let bodies = comment::render(&report_of(&run, layout, config), GITHUB_COMMENT_LIMIT);
+    let bodies = match target.pr {
+        Some(_) if target.comment => {
+            comment::render(&report_of(&run, layout, config), GITHUB_COMMENT_LIMIT)
+        }
+        _ => Vec::new(),
+    };
+    let repo = target.repo.as_str();
     for (i, body) in bodies.iter().enumerate() {
+        let number = target.pr.unwrap_or_default();
         if t.last_body.get(i) == Some(body) {
             continue;
         }
         if t.comments.len() <= i {
             let found = forge
-                .find_comment(&pr.repo, pr.number, &comment::marker(id, i + 1))
+                .find_comment(repo, number, &comment::marker(id, i + 1))
                 .await?;
             let cid = match found {
                 Some(c) => c,
-                None => forge.create_comment(&pr.repo, pr.number, body).await?,
+                None => forge.create_comment(repo, number, body).await?,
             };
             t.comments.push(cid);
             if found.is_none() {
@@ -142,13 +149,14 @@ async fn report(
                 continue;
             }
         }
-        forge.edit_comment(&pr.repo, t.comments[i], body).await?;
+        forge.edit_comment(repo, t.comments[i], body).await?;
         set_body(t, i, body);
     }
     if t.sha.is_none() {
-        t.sha = Some(match &pr.sha {
-            Some(s) => s.clone(),
-            None => forge.pr_head_sha(&pr.repo, pr.number).await?,
+        t.sha = Some(match (&target.sha, target.pr) {
+            (Some(s), _) => s.clone(),
+            (None, Some(n)) => forge.pr_head_sha(repo, n).await?,
+            (None, None) => return Ok(true),
         });
     }
     let sha = t.sha.clone().unwrap_or_default();
@@ -179,10 +187,37 @@ async fn report(
                 )
             }),
         };
-        forge.set_status(&pr.repo, &status).await?;
+        forge.set_status(repo, &status).await?;
         t.statuses.insert(j.name.clone(), state);
     }
     Ok(finished)
+}
+
+/// Where a run reports: seed 1's `pr` (comment and statuses), or a pipeline's repository and
+/// commit (statuses; a comment on its pull request when the pipeline asks for one).
+struct Target {
+    repo: String,
+    pr: Option<u64>,
+    sha: Option<String>,
+    comment: bool,
+}
+
+fn target_of(run: &RunRecord) -> Option<Target> {
+    if let Some(pr) = &run.spec.pr {
+        return Some(Target {
+            repo: pr.repo.clone(),
+            pr: Some(pr.number),
+            sha: pr.sha.clone(),
+            comment: true,
+        });
+    }
+    let (repo, sha) = (run.context.repo.clone()?, run.context.sha.clone()?);
+    Some(Target {
+        repo,
+        pr: run.context.pr,
+        sha: Some(sha),
+        comment: run.spec.report.iter().any(|r| r == "comment"),
+    })
 }
 
 fn set_body(t: &mut Tracked, i: usize, body: &str) {

@@ -3,8 +3,11 @@
 //! Timeout and cancellation stop the whole group: TERM, then KILL after a grace period.
 //! When the session ends, whatever it left running in its group is killed too.
 
+use crate::git::GitSources;
+use crate::masked_log;
 use async_trait::async_trait;
 use gantry_core::dag::Outcome;
+use gantry_core::secret::Masker;
 use gantry_engine::ports::{CancelSignal, Executor, Launch};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -28,6 +31,8 @@ pub struct LocalExecutor {
     kill_grace: Duration,
     /// The server's own `GANTRY_*` settings (tokens, secrets) are never passed to jobs.
     hidden_env: Vec<String>,
+    /// Puts a job's source into its workspace.
+    git: Option<std::sync::Arc<GitSources>>,
 }
 
 impl LocalExecutor {
@@ -43,7 +48,14 @@ impl LocalExecutor {
             resolved: Default::default(),
             kill_grace,
             hidden_env,
+            git: None,
         }
+    }
+
+    /// Jobs with a `source` are checked out through `git`.
+    pub fn with_git(mut self, git: std::sync::Arc<GitSources>) -> Self {
+        self.git = Some(git);
+        self
     }
 
     fn prepare(&self, launch: &Launch) -> std::io::Result<File> {
@@ -60,7 +72,7 @@ impl LocalExecutor {
             }
             Err(e) => return Err(e),
         }
-        let mut log = match File::create(&launch.log_path) {
+        let log = match File::create(&launch.log_path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(dir) = launch.log_path.parent() {
                     std::fs::create_dir_all(dir)?;
@@ -69,13 +81,6 @@ impl LocalExecutor {
             }
             other => other?,
         };
-        // A plain command runs without the shell, so its `$` line is written here; the shell
-        // session echoes each command's line itself, just before running it.
-        if let [only] = launch.commands.as_slice()
-            && direct_argv(&launch.commands).is_some()
-        {
-            log.write_all(format!("{}\n", echo_line(only)).as_bytes())?;
-        }
         Ok(log)
     }
 
@@ -106,7 +111,36 @@ impl LocalExecutor {
         Some(found)
     }
 
-    fn spawn(&self, launch: &Launch, log: File) -> std::io::Result<Child> {
+    /// Writes the engine's notes and checks out the source, both into the log (masked).
+    async fn before_commands(
+        &self,
+        launch: &Launch,
+        log: &mut File,
+        masker: &Masker,
+    ) -> Result<(), String> {
+        let mut lines = launch.notes.clone();
+        let result = match (&launch.checkout, &self.git) {
+            (None, _) => Ok(()),
+            (Some(_), None) => {
+                Err("this job has a `source` but no git checkout is configured here".to_string())
+            }
+            (Some(c), Some(git)) => git.checkout(c, &launch.workspace, &mut lines).await,
+        };
+        if let Err(why) = &result {
+            lines.push(format!("gantry: {why}"));
+        }
+        for line in lines {
+            let _ = log.write_all(masker.mask(&format!("{line}\n")).as_bytes());
+        }
+        result.map_err(|e| masker.mask(&e))
+    }
+
+    fn spawn(
+        &self,
+        launch: &Launch,
+        log: File,
+        masker: &Masker,
+    ) -> std::io::Result<(Child, Option<tokio::task::JoinHandle<()>>)> {
         let direct = direct_argv(&launch.commands)
             .and_then(|argv| Some((self.resolve(argv[0], launch)?, argv)));
         let mut cmd = match direct {
@@ -128,25 +162,48 @@ impl LocalExecutor {
         cmd.envs(launch.env.iter().map(|(k, v)| (k, v)));
         cmd.env(OWNER_ENV, &self.owner);
         cmd.env("GANTRY_WORKSPACE", &launch.workspace);
+        cmd.envs(launch.secrets.iter().map(|(k, v)| (k, v.expose())));
         cmd.stdin(Stdio::null());
-        cmd.stdout(Stdio::from(log.try_clone()?));
-        cmd.stderr(Stdio::from(log));
+        let copier = if masker.is_empty() {
+            cmd.stdout(Stdio::from(log.try_clone()?));
+            cmd.stderr(Stdio::from(log));
+            None
+        } else {
+            let (pipe, copier) = masked_log::start(log, masker.clone())?;
+            cmd.stdout(Stdio::from(pipe.try_clone()?));
+            cmd.stderr(Stdio::from(pipe));
+            Some(copier)
+        };
         cmd.process_group(0);
-        cmd.spawn()
+        let child = cmd.spawn()?;
+        drop(cmd); // closes our copies of the pipe, so the copier sees the end
+        Ok((child, copier))
     }
 }
 
 #[async_trait]
 impl Executor for LocalExecutor {
     async fn execute(&self, launch: Launch, mut cancel: CancelSignal) -> Outcome {
-        let log = match self.prepare(&launch) {
+        let mut log = match self.prepare(&launch) {
             Ok(log) => log,
             Err(e) => {
                 warn!(cause = %e, "cannot prepare workspace or log");
                 return Outcome::Failed { exit_code: None };
             }
         };
-        let mut child = match self.spawn(&launch, log) {
+        let masker = Masker::new(launch.secrets.iter().map(|(_, v)| v.expose()));
+        if let Err(why) = self.before_commands(&launch, &mut log, &masker).await {
+            warn!(cause = %why, "cannot prepare the job's source");
+            return Outcome::Failed { exit_code: None };
+        }
+        // A plain command runs without the shell, so its `$` line is written here; the shell
+        // session echoes each command's line itself, just before running it.
+        if let [only] = launch.commands.as_slice()
+            && direct_argv(&launch.commands).is_some()
+        {
+            let _ = log.write_all(masker.mask(&format!("{}\n", echo_line(only))).as_bytes());
+        }
+        let (mut child, copier) = match self.spawn(&launch, log, &masker) {
             Ok(c) => c,
             Err(e) => {
                 // As the shell would report it: 127 not found, 126 not executable.
@@ -191,6 +248,10 @@ impl Executor for LocalExecutor {
                 Outcome::Cancelled
             }
         };
+        if let Some(copier) = copier {
+            // The group is gone, so the pipe has no writers left; the log is complete after this.
+            let _ = tokio::time::timeout(Duration::from_secs(5), copier).await;
+        }
         outcome
     }
 

@@ -19,6 +19,9 @@ fn launch(dir: &Path, commands: &[&str], timeout_ms: u64) -> Launch {
         workspace: dir.join("ws"),
         log_path: dir.join("logs/j.1.log"),
         image: None,
+        secrets: vec![],
+        checkout: None,
+        notes: vec![],
     }
 }
 
@@ -210,4 +213,50 @@ async fn a_new_attempt_starts_in_an_empty_workspace() {
         executor("t9").execute(second, cancel).await,
         Outcome::Succeeded
     );
+}
+
+#[tokio::test]
+async fn secrets_reach_the_env_and_every_encoding_is_masked_in_the_log() {
+    use gantry_engine::ports::SecretValue;
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, cancel) = no_cancel();
+    let mut l = launch(
+        dir.path(),
+        &[
+            "echo plain=$API_KEY",
+            "printf %s \"$API_KEY\" | base64",
+            "printf %s \"$API_KEY\" | base64 | tr '+/' '-_' | tr -d =",
+            "echo url=p%40ss%2Fw0rd%20x",
+            "printf '%s\\n' \"$CERT\"",
+            "echo err=$API_KEY >&2",
+            "test \"$API_KEY\" = 'p@ss/w0rd x' && echo env-ok",
+        ],
+        10_000,
+    );
+    l.secrets = vec![
+        ("API_KEY".into(), SecretValue::new("p@ss/w0rd x".into())),
+        (
+            "CERT".into(),
+            SecretValue::new("-----BEGIN-----\nline-two-data\n-----END-----".into()),
+        ),
+    ];
+    l.notes = vec!["gantry: a note about p@ss/w0rd x".into()];
+    let outcome = executor("t-secrets").execute(l.clone(), cancel).await;
+    let log = std::fs::read_to_string(&l.log_path).unwrap();
+    assert_eq!(outcome, Outcome::Succeeded, "{log}");
+    assert!(log.contains("env-ok"), "the job saw the value: {log}");
+    for leaked in [
+        "p@ss/w0rd x",
+        "cEBzcy93MHJkIHg",
+        "p%40ss%2Fw0rd%20x",
+        "line-two-data",
+        "-----BEGIN-----",
+    ] {
+        assert!(!log.contains(leaked), "{leaked} leaked into: {log}");
+    }
+    assert!(
+        log.contains("plain=***") && log.contains("err=***"),
+        "{log}"
+    );
+    assert!(log.contains("a note about ***"), "{log}");
 }

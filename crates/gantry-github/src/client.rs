@@ -248,6 +248,7 @@ impl GitHub {
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
                 }
+                (StatusCode::NOT_FOUND, _) => return Err(ForgeError::NotFound(last)),
                 _ => return Err(ForgeError::Permanent(last)),
             }
         }
@@ -382,7 +383,77 @@ impl Forge for GitHub {
                 ForgeError::Permanent(format!("pull request {repo}#{number} has no head sha"))
             })
     }
+
+    async fn file_at(
+        &self,
+        repo: &str,
+        path: &str,
+        sha: &str,
+    ) -> Result<Option<Vec<u8>>, ForgeError> {
+        use base64::Engine as _;
+        let url = format!("/repos/{repo}/contents/{path}?ref={sha}");
+        let file = match self.call(repo, Method::GET, &url, None).await {
+            Err(ForgeError::NotFound(_)) => return Ok(None),
+            other => other?,
+        };
+        if file["type"].as_str() != Some("file") {
+            return Ok(None);
+        }
+        match file["encoding"].as_str() {
+            Some("base64") => {
+                let text: String = file["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map(Some)
+                    .map_err(|e| {
+                        ForgeError::Permanent(format!("{path}: bad base64 from GitHub: {e}"))
+                    })
+            }
+            other => Err(ForgeError::Permanent(format!(
+                "{path} at {sha} cannot be read through the contents API (encoding {}): is it larger than 1 MB?",
+                other.unwrap_or("none")
+            ))),
+        }
+    }
+
+    async fn pull_request_files(&self, repo: &str, number: u64) -> Result<Vec<String>, ForgeError> {
+        let mut files = Vec::new();
+        for page in 1..=MAX_PR_FILES_PAGES {
+            let list = self
+                .call(
+                    repo,
+                    Method::GET,
+                    &format!("/repos/{repo}/pulls/{number}/files?per_page=100&page={page}"),
+                    None,
+                )
+                .await?;
+            let items = list.as_array().cloned().unwrap_or_default();
+            for f in &items {
+                for key in ["filename", "previous_filename"] {
+                    if let Some(name) = f[key].as_str() {
+                        files.push(name.to_string());
+                    }
+                }
+            }
+            if items.len() < 100 {
+                break;
+            }
+        }
+        Ok(files)
+    }
+
+    async fn git_token(&self, repo: &str) -> Result<Option<String>, ForgeError> {
+        self.bearer(repo).await.map(Some)
+    }
 }
+
+/// The most files GitHub lists for a pull request (30 pages of 100).
+const MAX_PR_FILES_PAGES: u32 = 30;
 
 /// GitHub rejects status descriptions over 140 characters.
 fn truncate(s: &str, max: usize) -> String {

@@ -1,8 +1,11 @@
 //! The [`Store`](gantry_engine::ports::Store) port on SQL databases via sqlx: SQLite, the
 //! embedded default (WAL, `synchronous=FULL`, migrations from `migrations/sqlite`). This crate
-//! is the only place that knows SQL.
+//! is the only place that knows SQL. Secrets live in the same
+//! database, each value encrypted with age (`secrets.rs`).
 
 mod rows;
+mod secrets;
 mod sqlite;
 
+pub use secrets::{SecretKey, SqliteSecrets};
 pub use sqlite::SqliteStore;

@@ -61,6 +61,11 @@ impl SqliteStore {
         Ok(SqliteStore { write, read })
     }
 
+    /// The writer and reader pools, for other adapters on the same database (secrets).
+    pub(crate) fn pools(&self) -> (SqlitePool, SqlitePool) {
+        (self.write.clone(), self.read.clone())
+    }
+
     /// Runs from their rows, each with its jobs (one query for all of them).
     async fn with_jobs(&self, rows: &[sqlx::sqlite::SqliteRow]) -> StoreResult<Vec<RunRecord>> {
         let mut runs = rows

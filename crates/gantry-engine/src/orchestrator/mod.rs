@@ -8,7 +8,10 @@
 //! and at start-up (recovery), and is idempotent.
 
 mod active;
+mod prepare;
 mod recovery;
+
+pub use prepare::Preparation;
 
 use crate::ids;
 use crate::journal::Journal;
@@ -122,6 +125,17 @@ impl Engine {
         executors: Executors,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, EngineError> {
+        Engine::start_with(config, store, executors, clock, Preparation::default()).await
+    }
+
+    /// Starts the engine with the ports jobs are prepared with (secrets).
+    pub async fn start_with(
+        config: EngineConfig,
+        store: Arc<dyn Store>,
+        executors: Executors,
+        clock: Arc<dyn Clock>,
+        preparation: Preparation,
+    ) -> Result<Engine, EngineError> {
         let (journal, _writer) = Journal::start(store.clone());
         let (tx, rx) = mpsc::unbounded_channel();
         let layout = Layout::new(&config.data_dir);
@@ -130,6 +144,7 @@ impl Engine {
             store: store.clone(),
             journal: journal.clone(),
             executors,
+            preparation: Arc::new(preparation),
             clock: clock.clone(),
             layout: layout.clone(),
             tx: tx.clone(),
@@ -301,6 +316,7 @@ struct Actor {
     store: Arc<dyn Store>,
     journal: Journal,
     executors: Executors,
+    preparation: Arc<Preparation>,
     clock: Arc<dyn Clock>,
     layout: Layout,
     tx: mpsc::UnboundedSender<Command>,
@@ -554,19 +570,19 @@ impl Actor {
                         let (cancel_tx, cancel_rx) = watch::channel(false);
                         run.cancels.insert(job, cancel_tx);
                         let attempt = run.state.jobs[job].attempt;
-                        let launch = launch_for(&self.layout, run, job);
+                        let mut launch = launch_for(&self.layout, run, job);
                         let executor = self.executors.get(&run.spec.jobs[job].executor).cloned();
-                        let secrets = run.spec.jobs[job].secrets.clone();
+                        let preparation = self.preparation.clone();
+                        let (spec, ctx) = (run.spec.clone(), run.ctx.clone());
                         let tx = self.tx.clone();
                         let run_id = run.id.clone();
                         tokio::spawn(
                             async move {
-                                let outcome = match executor {
-                                    // No secret store is wired in yet: a job that needs secrets
-                                    // fails saying so rather than running without them.
-                                    _ if !secrets.is_empty() => refuse(&launch, &format!("the secrets {} are not available: no secret store is configured", secrets.join(", "))).await,
-                                    Some(ex) => ex.execute(launch, CancelSignal(cancel_rx)).await,
-                                    None => refuse(&launch, &format!("no executor for this job here (image: {}); this engine runs `local` jobs", launch.image.as_deref().unwrap_or("none"))).await,
+                                let prepared = preparation.prepare(&mut launch, &spec.jobs[job], &ctx).await;
+                                let outcome = match (prepared, executor) {
+                                    (Err(why), _) => refuse(&launch, &why).await,
+                                    (Ok(()), Some(ex)) => ex.execute(launch, CancelSignal(cancel_rx)).await,
+                                    (Ok(()), None) => refuse(&launch, &format!("no executor for this job here (image: {}); this engine runs `local` jobs", launch.image.as_deref().unwrap_or("none"))).await,
                                 };
                                 let _ = tx.send(Command::Ended {
                                     run_id,
@@ -633,8 +649,18 @@ fn launch_for(layout: &Layout, run: &ActiveRun, job: usize) -> Launch {
     if let Some(e) = &run.ctx.event {
         env.push(("GANTRY_EVENT".into(), e.clone()));
     }
-    if let Some(b) = &run.ctx.branch {
-        env.push(("GANTRY_BRANCH".into(), b.clone()));
+    let ctx = &run.ctx;
+    let pr = ctx.pr.map(|n| n.to_string());
+    for (k, v) in [
+        ("GANTRY_BRANCH", &ctx.branch),
+        ("GANTRY_TAG", &ctx.tag),
+        ("GANTRY_REPO", &ctx.repo),
+        ("GANTRY_SHA", &ctx.sha),
+        ("GANTRY_PR", &pr),
+    ] {
+        if let Some(v) = v {
+            env.push((k.to_string(), v.clone()));
+        }
     }
     Launch {
         run_id: run.id.clone(),
@@ -647,6 +673,9 @@ fn launch_for(layout: &Layout, run: &ActiveRun, job: usize) -> Launch {
         workspace: layout.workspace(&run.id, &spec.name),
         log_path: layout.log_path(&run.id, &spec.name, attempt),
         image: spec.image.clone(),
+        secrets: Vec::new(),
+        checkout: None,
+        notes: Vec::new(),
     }
 }
 

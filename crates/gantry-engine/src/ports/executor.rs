@@ -20,6 +20,23 @@ pub struct Launch {
     pub workspace: PathBuf,
     pub log_path: PathBuf,
     pub image: Option<String>,
+    /// Secret values the job named, as environment variables; the executor masks them (and
+    /// their encodings) in the log.
+    pub secrets: Vec<(String, crate::ports::SecretValue)>,
+    /// The repository to put in the workspace before the commands run.
+    pub checkout: Option<Checkout>,
+    /// Lines the engine puts at the top of the log (e.g. which secrets were withheld).
+    pub notes: Vec<String>,
+}
+
+/// A commit to check out into the workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkout {
+    pub url: String,
+    /// A full commit SHA, or a branch or tag name.
+    pub git_ref: String,
+    /// `owner/name`, for credentials.
+    pub repo: Option<String>,
 }
 
 /// Becomes true when the attempt must stop (run cancelled, or the watchdog gave up on it).

@@ -8,9 +8,12 @@ pub enum ForgeError {
     /// Worth trying again later (timeouts, 5xx, rate limits).
     #[error("{0} (will retry)")]
     Transient(String),
-    /// Will not succeed as asked (404, 422, bad credentials).
+    /// Will not succeed as asked (422, bad credentials).
     #[error("{0}")]
     Permanent(String),
+    /// The thing asked for does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
 }
 
 /// `pending`, `success`, `failure` or `error`, as GitHub's commit statuses.
@@ -58,4 +61,15 @@ pub trait Forge: Send + Sync + 'static {
     async fn set_status(&self, repo: &str, status: &CommitStatus) -> Result<(), ForgeError>;
     /// The head commit of PR `number`.
     async fn pr_head_sha(&self, repo: &str, number: u64) -> Result<String, ForgeError>;
+    /// The content of `path` in `repo` at commit `sha`; `None` when there is no such file.
+    async fn file_at(
+        &self,
+        repo: &str,
+        path: &str,
+        sha: &str,
+    ) -> Result<Option<Vec<u8>>, ForgeError>;
+    /// The files a pull request changes (with the old names of renamed files).
+    async fn pull_request_files(&self, repo: &str, number: u64) -> Result<Vec<String>, ForgeError>;
+    /// A token that lets git fetch `repo` over HTTPS (`x-access-token`), if this forge has one.
+    async fn git_token(&self, repo: &str) -> Result<Option<String>, ForgeError>;
 }

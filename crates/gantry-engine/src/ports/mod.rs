@@ -4,9 +4,11 @@
 pub mod clock;
 pub mod executor;
 pub mod forge;
+pub mod secrets;
 pub mod store;
 
 pub use clock::{Clock, SystemClock};
-pub use executor::{CancelSignal, Executor, Launch};
+pub use executor::{CancelSignal, Checkout, Executor, Launch};
 pub use forge::{CommitState, CommitStatus, Forge, ForgeError};
+pub use secrets::{Resolved, SecretError, SecretMeta, SecretStore, SecretValue};
 pub use store::*;

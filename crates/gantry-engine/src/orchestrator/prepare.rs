@@ -1,0 +1,84 @@
+//! What a job needs before its executor starts it: its secrets (resolved from the secret
+//! store, repository scope first; withheld from fork pull requests unless the repository is
+//! allowed them) and the commit to check out. A job whose secrets cannot be had fails saying
+//! which, before anything runs.
+
+use crate::ports::{Checkout, Launch, SecretStore};
+use gantry_core::spec::{JobSpec, RunContext};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// The ports and policy used to prepare jobs.
+#[derive(Clone, Default)]
+pub struct Preparation {
+    pub secrets: Option<Arc<dyn SecretStore>>,
+    /// Repositories (`owner/name`) whose fork pull requests may use secrets.
+    pub fork_secrets: HashSet<String>,
+}
+
+impl std::fmt::Debug for Preparation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Preparation")
+            .field("secrets", &self.secrets.is_some())
+            .field("fork_secrets", &self.fork_secrets)
+            .finish()
+    }
+}
+
+impl Preparation {
+    /// Fills `launch`'s secrets, checkout and notes, or says why the job cannot run.
+    pub async fn prepare(
+        &self,
+        launch: &mut Launch,
+        job: &JobSpec,
+        ctx: &RunContext,
+    ) -> Result<(), String> {
+        if let Some(src) = &job.source {
+            let git_ref = src
+                .git
+                .git_ref
+                .clone()
+                .or_else(|| ctx.sha.clone())
+                .unwrap_or_else(|| "HEAD".into());
+            launch.checkout = Some(Checkout {
+                url: src.git.url.clone(),
+                git_ref,
+                repo: ctx.repo.clone(),
+            });
+        }
+        if job.secrets.is_empty() {
+            return Ok(());
+        }
+        let repo = ctx.repo.as_deref();
+        if ctx.fork && !repo.is_some_and(|r| self.fork_secrets.contains(r)) {
+            launch.notes.push(format!(
+                "gantry: secrets withheld from a pull request from a fork: {}",
+                job.secrets.join(", ")
+            ));
+            return Ok(());
+        }
+        let Some(store) = &self.secrets else {
+            return Err(format!(
+                "the secrets {} are not available: no secret store is configured",
+                job.secrets.join(", ")
+            ));
+        };
+        let resolved = store
+            .resolve(&job.secrets, repo)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resolved.missing.is_empty() {
+            let scopes = match repo {
+                Some(r) => format!("repo:{r} or global"),
+                None => "global".into(),
+            };
+            return Err(format!(
+                "secret{} {} not set (looked in {scopes}); set with `gantry secrets set NAME`",
+                if resolved.missing.len() > 1 { "s" } else { "" },
+                resolved.missing.join(", ")
+            ));
+        }
+        launch.secrets = resolved.values;
+        Ok(())
+    }
+}

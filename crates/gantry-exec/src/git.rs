@@ -1,0 +1,330 @@
+//! Source checkout: puts a repository at exactly one commit into a job's workspace with the git
+//! CLI. Each repository has a bare mirror under the data dir; a commit already in the mirror is
+//! not fetched again, a new one is fetched shallowly (by SHA). The workspace borrows the
+//! mirror's objects (git alternates), so checking out is cheap.
+//!
+//! Clone URLs must start with an allowed prefix, so an event cannot make Gantry read local
+//! files or internal hosts. Credentials go to git through its environment (an HTTP header),
+//! never onto disk or into a log.
+
+use base64::Engine as _;
+use gantry_engine::ports::{Checkout, Forge};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::process::Command;
+use tokio::sync::Mutex;
+
+/// Fetching a commit may take a while on a big repository, but not forever.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(600);
+
+pub struct GitSources {
+    mirrors: PathBuf,
+    allowed: Vec<String>,
+    tokens: Option<Arc<dyn Forge>>,
+    /// One fetch at a time per mirror.
+    locks: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
+}
+
+impl GitSources {
+    /// Mirrors live under `mirrors`; clone URLs must start with one of `allowed`; `tokens`
+    /// (GitHub) supplies credentials for private repositories.
+    pub fn new(mirrors: PathBuf, allowed: Vec<String>, tokens: Option<Arc<dyn Forge>>) -> Self {
+        GitSources {
+            mirrors,
+            allowed,
+            tokens,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `url` may be fetched, or why not.
+    pub fn check_url(&self, url: &str) -> Result<(), String> {
+        check_url(&self.allowed, url)
+    }
+
+    /// Checks out `c` into the (empty) `workspace`. Progress lines go to `log`; the error says
+    /// what failed without any credential in it.
+    pub async fn checkout(
+        &self,
+        c: &Checkout,
+        workspace: &Path,
+        log: &mut Vec<String>,
+    ) -> Result<(), String> {
+        self.check_url(&c.url)?;
+        check_ref(&c.git_ref)?;
+        let mirror = self.mirrors.join(mirror_name(&c.url));
+        let lock = {
+            let mut locks = self.locks.lock().await;
+            locks.entry(mirror.clone()).or_default().clone()
+        };
+        let _held = lock.lock().await;
+        if !mirror.join("HEAD").exists() {
+            std::fs::create_dir_all(&mirror)
+                .map_err(|e| format!("cannot create the mirror {}: {e}", mirror.display()))?;
+            git(&mirror, &["init", "--quiet", "--bare"], &[]).await?;
+            git(&mirror, &["config", "gc.auto", "0"], &[]).await?;
+        }
+        let is_sha = is_full_sha(&c.git_ref);
+        let have = is_sha
+            && git(
+                &mirror,
+                &["cat-file", "-e", &format!("{}^{{commit}}", c.git_ref)],
+                &[],
+            )
+            .await
+            .is_ok();
+        log.push(format!("$ git checkout {} @ {}", c.url, c.git_ref));
+        let sha = if have {
+            log.push("gantry: commit already in the local mirror; nothing to fetch".into());
+            c.git_ref.clone()
+        } else {
+            let auth = self.auth_env(c).await?;
+            let want = if is_sha {
+                c.git_ref.clone()
+            } else {
+                format!("refs/{}", qualify(&c.git_ref))
+            };
+            let fetch = tokio::time::timeout(
+                FETCH_TIMEOUT,
+                git(
+                    &mirror,
+                    &["fetch", "--quiet", "--depth=1", "--no-tags", &c.url, &want],
+                    &auth,
+                ),
+            )
+            .await
+            .map_err(|_| format!("fetching {} timed out", c.url))?;
+            if let Err(e) = fetch {
+                let why = if e.contains("not our ref") || e.contains("couldn't find remote ref") {
+                    format!(
+                        "{} has no commit `{}` (was the branch force-pushed, or the commit never pushed?)",
+                        c.url, c.git_ref
+                    )
+                } else {
+                    format!("fetching {} failed: {e}", c.url)
+                };
+                return Err(why);
+            }
+            log.push("gantry: fetched".into());
+            if is_sha {
+                c.git_ref.clone()
+            } else {
+                git(&mirror, &["rev-parse", "FETCH_HEAD"], &[]).await?
+            }
+        };
+        // The workspace: a repository that borrows the mirror's objects, at exactly `sha`.
+        git(workspace, &["init", "--quiet"], &[]).await?;
+        let objects = mirror.join("objects");
+        std::fs::write(
+            workspace.join(".git/objects/info/alternates"),
+            format!("{}\n", objects.display()),
+        )
+        .map_err(|e| format!("cannot link the mirror: {e}"))?;
+        if let Ok(shallow) = std::fs::read(mirror.join("shallow")) {
+            let _ = std::fs::write(workspace.join(".git/shallow"), shallow);
+        }
+        git(workspace, &["remote", "add", "origin", &c.url], &[]).await?;
+        git(
+            workspace,
+            &[
+                "-c",
+                "advice.detachedHead=false",
+                "checkout",
+                "--quiet",
+                &sha,
+            ],
+            &[],
+        )
+        .await
+        .map_err(|e| format!("cannot check out {sha}: {e}"))?;
+        log.push(format!("gantry: checked out {sha}"));
+        Ok(())
+    }
+
+    /// git's environment for fetching `c`: an `Authorization` header from the forge's token
+    /// (HTTPS only), passed as configuration in the environment, not on disk or the command line.
+    async fn auth_env(&self, c: &Checkout) -> Result<Vec<(String, String)>, String> {
+        let (Some(forge), Some(repo)) = (&self.tokens, &c.repo) else {
+            return Ok(Vec::new());
+        };
+        if !(c.url.starts_with("https://") || c.url.starts_with("http://")) {
+            return Ok(Vec::new());
+        }
+        let token = match forge.git_token(repo).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return Ok(Vec::new()),
+            Err(e) => return Err(format!("cannot get a token to fetch {repo}: {e}")),
+        };
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+        Ok(vec![
+            ("GIT_CONFIG_COUNT".into(), "1".into()),
+            ("GIT_CONFIG_KEY_0".into(), "http.extraHeader".into()),
+            (
+                "GIT_CONFIG_VALUE_0".into(),
+                format!("Authorization: Basic {basic}"),
+            ),
+        ])
+    }
+}
+
+pub fn check_url(allowed: &[String], url: &str) -> Result<(), String> {
+    let shown = without_credentials(url);
+    if url != shown {
+        return Err(format!(
+            "clone URL `{shown}` has credentials in it; give Gantry a token instead"
+        ));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) || url.starts_with('-') {
+        return Err(format!("clone URL `{}` is malformed", url.escape_debug()));
+    }
+    if allowed
+        .iter()
+        .any(|p| !p.is_empty() && url.starts_with(p.as_str()))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "clone URL `{url}` is not allowed: it must start with one of {} (GANTRY_GIT_ALLOWED_URL_PREFIXES)",
+            allowed
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+/// `https://user:pass@host/…` → `https://***@host/…` (a bare ssh user is not a credential).
+fn without_credentials(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let host_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..host_end].rfind('@')
+            && (rest[..at].contains(':') || scheme.starts_with("http"))
+        {
+            return format!("{scheme}://***@{}", &rest[at + 1..]);
+        }
+    }
+    url.to_string()
+}
+
+fn is_full_sha(s: &str) -> bool {
+    (s.len() == 40 || s.len() == 64) && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// A ref must be a full SHA or a plain branch or tag name (no options, no `..`).
+fn check_ref(r: &str) -> Result<(), String> {
+    let ok = !r.is_empty()
+        && !r.starts_with('-')
+        && !r.contains("..")
+        && r.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a commit SHA or a branch or tag name",
+            r.escape_debug()
+        ))
+    }
+}
+
+/// `main` → `heads/main`; `tags/v1` and `heads/x` stay as they are.
+fn qualify(r: &str) -> String {
+    let r = r.strip_prefix("refs/").unwrap_or(r);
+    if r.starts_with("heads/") || r.starts_with("tags/") {
+        r.to_string()
+    } else {
+        format!("heads/{r}")
+    }
+}
+
+/// A folder name for a URL's mirror: readable, and unique by a hash of the whole URL.
+fn mirror_name(url: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325; // FNV-1a
+    for b in url.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+    }
+    let tail: String = url
+        .trim_end_matches(".git")
+        .rsplit('/')
+        .next()
+        .unwrap_or("repo")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(40)
+        .collect();
+    format!("{tail}-{h:016x}.git")
+}
+
+/// Runs git in `dir`; stdout on success, stderr (trimmed) on failure. Never prompts.
+async fn git(dir: &Path, args: &[&str], env: &[(String, String)]) -> Result<String, String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "/bin/false")
+        .env_remove("GIT_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        Err(err
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or("git failed")
+            .trim()
+            .to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_start_with_an_allowed_prefix() {
+        let allowed = vec!["https://github.com/".to_string()];
+        assert!(check_url(&allowed, "https://github.com/o/r.git").is_ok());
+        for bad in [
+            "file:///etc",
+            "/etc/passwd",
+            "https://github.com.evil.com/o/r",
+            "http://169.254.169.254/latest",
+            "ssh://git@github.com/o/r",
+        ] {
+            let err = check_url(&allowed, bad).unwrap_err();
+            assert!(err.contains("is not allowed"), "{bad}: {err}");
+        }
+        let err = check_url(&allowed, "https://x:tok123@github.com/o/r").unwrap_err();
+        assert!(
+            !err.contains("tok123") && err.contains("credentials"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refs_and_mirror_names() {
+        assert!(check_ref("main").is_ok() && check_ref(&"a".repeat(40)).is_ok());
+        for bad in ["", "--upload-pack=x", "a..b", "a b", "x;y"] {
+            assert!(check_ref(bad).is_err(), "{bad}");
+        }
+        assert_eq!(qualify("main"), "heads/main");
+        assert_eq!(qualify("tags/v1"), "tags/v1");
+        let a = mirror_name("https://github.com/o/web.git");
+        assert!(a.starts_with("web-") && a.ends_with(".git"), "{a}");
+        assert_ne!(a, mirror_name("https://github.com/p/web.git"));
+    }
+}
