@@ -7,7 +7,8 @@ pub mod janitor;
 pub mod journal;
 pub mod layout;
 pub mod orchestrator;
+pub mod pipelines;
 pub mod ports;
 pub mod reporter;
 
-pub use orchestrator::{Engine, EngineConfig, EngineError, Executors, Submitted};
+pub use orchestrator::{Engine, EngineConfig, EngineError, Executors, Preparation, Submitted};

@@ -5,5 +5,5 @@ mod git;
 mod local;
 mod masked_log;
 
-pub use git::{GitSources, check_url};
+pub use git::GitSources;
 pub use local::LocalExecutor;

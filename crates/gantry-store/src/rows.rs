@@ -75,5 +75,6 @@ pub(crate) fn event_from_row(
         received_at_ms: row.try_get("received_at").map_err(db)?,
         rules_matched: serde_json::from_str(&rules)
             .map_err(|e| StoreError::Corrupt(format!("event rules_matched: {e}")))?,
+        outcome: row.try_get("outcome").map_err(db)?,
     })
 }

@@ -119,6 +119,7 @@ impl Store for SqliteStore {
         let mut audits = Vec::new();
         let mut leases = Vec::new();
         let mut events = Vec::new();
+        let mut outcomes = Vec::new();
         for w in batch {
             match w {
                 Write::InsertRun(r) => inserts.push(r.as_ref()),
@@ -133,6 +134,7 @@ impl Store for SqliteStore {
                 }
                 Write::Audit(a) => audits.push(a),
                 Write::InsertEvent(e) => events.push(e.as_ref()),
+                Write::SetEventOutcome { id, outcome } => outcomes.push((id, outcome)),
                 Write::RenewLeases { .. } | Write::ReleaseLease { .. } => leases.push(w),
             }
         }
@@ -243,6 +245,14 @@ impl Store for SqliteStore {
                     .filter(|e| !stored.contains(&e.id))
                     .map(|e| e.id.clone()),
             );
+        }
+        for (id, outcome) in outcomes {
+            sqlx::query("UPDATE events SET outcome = ? WHERE id = ?")
+                .bind(outcome)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
         }
         for chunk in audits.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<Sqlite>::new(
@@ -357,6 +367,27 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn undecided_events(
+        &self,
+        source: &str,
+        types: &[&str],
+        limit: u32,
+    ) -> StoreResult<Vec<EventRecord>> {
+        let types = serde_json::to_string(types).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let rows = sqlx::query(
+            "SELECT * FROM events WHERE outcome IS NULL AND source = ?1
+               AND type IN (SELECT value FROM json_each(?2))
+             ORDER BY received_at, id LIMIT ?3",
+        )
+        .bind(source)
+        .bind(types)
+        .bind(page_size(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        rows.iter().map(|r| event_from_row(r, true)).collect()
+    }
+
     async fn event_by_delivery(&self, delivery_id: &str) -> StoreResult<Option<EventRecord>> {
         let row = sqlx::query("SELECT * FROM events WHERE delivery_id = ?")
             .bind(delivery_id)
@@ -370,7 +401,7 @@ impl Store for SqliteStore {
         let limit = page_size(filter.limit);
         let rows = sqlx::query(
             "SELECT id, source, type, delivery_id, '' AS detail, trace_id, received_at, action,
-                    repository, installation_id, rules_matched
+                    repository, installation_id, rules_matched, outcome
              FROM events WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR type = ?2)
              ORDER BY received_at DESC, id DESC LIMIT ?3",
         )

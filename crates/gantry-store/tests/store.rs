@@ -66,6 +66,7 @@ fn event(delivery: &str, at: i64) -> Write {
         trace_id: "t".into(),
         received_at_ms: at,
         rules_matched: vec![],
+        outcome: None,
     }))
 }
 

@@ -61,6 +61,18 @@ impl Store for LazySqliteStore {
     async fn event_by_delivery(&self, delivery_id: &str) -> StoreResult<Option<EventRecord>> {
         self.get().await?.event_by_delivery(delivery_id).await
     }
+    async fn undecided_events(
+        &self,
+        source: &str,
+        types: &[&str],
+        limit: u32,
+    ) -> StoreResult<Vec<EventRecord>> {
+        self.get()
+            .await?
+            .undecided_events(source, types, limit)
+            .await
+    }
+
     async fn list_events(&self, filter: EventFilter) -> StoreResult<Vec<EventRecord>> {
         self.get().await?.list_events(filter).await
     }

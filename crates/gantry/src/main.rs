@@ -39,6 +39,7 @@ fn main() {
             Cmd::Logs(a) => cli::client::logs(a).await,
             Cmd::Cancel(a) => cli::client::cancel(a, false).await,
             Cmd::Rerun(a) => cli::client::cancel(a, true).await,
+            Cmd::Secrets(c) => cli::secrets::main(c).await,
         }
     });
     let code = match code {

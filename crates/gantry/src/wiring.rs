@@ -1,11 +1,11 @@
 //! Assembles an engine from its adapters for a data directory: the SQLite store, the local
-//! executor, the system clock. The only place that picks concrete adapters.
+//! executor (with git checkout), the system clock. The only place that picks concrete adapters.
 
 use anyhow::Context;
 use gantry_core::spec::ExecutorKind;
-use gantry_engine::ports::{Store, SystemClock};
-use gantry_engine::{Engine, EngineConfig, Executors};
-use gantry_exec::LocalExecutor;
+use gantry_engine::ports::{Forge, Store, SystemClock};
+use gantry_engine::{Engine, EngineConfig, Executors, Preparation};
+use gantry_exec::{GitSources, LocalExecutor};
 use gantry_store::SqliteStore;
 use std::path::Path;
 use std::sync::Arc;
@@ -22,11 +22,22 @@ pub fn default_parallelism() -> usize {
 }
 
 pub async fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(Arc::new(open_sqlite(data_dir).await?))
+}
+
+/// The data dir's database (also the home of the secret store).
+pub async fn open_sqlite(data_dir: &Path) -> anyhow::Result<SqliteStore> {
     let path = data_dir.join("gantry.db");
-    let store = SqliteStore::open(&path)
+    SqliteStore::open(&path)
         .await
-        .with_context(|| format!("cannot open the database {}", path.display()))?;
-    Ok(Arc::new(store))
+        .with_context(|| format!("cannot open the database {}", path.display()))
+}
+
+/// What jobs are prepared with besides the engine's basics: secrets, and git checkout.
+#[derive(Default)]
+pub struct JobInputs {
+    pub preparation: Preparation,
+    pub git: Option<Arc<GitSources>>,
 }
 
 pub async fn start_engine(
@@ -35,16 +46,34 @@ pub async fn start_engine(
     max_parallel: usize,
     owner: &str,
     recover: bool,
+    inputs: JobInputs,
 ) -> anyhow::Result<Engine> {
     let mut config = EngineConfig::new(data_dir.to_path_buf(), max_parallel, owner.to_string());
     config.recover = recover;
+    let mut local = LocalExecutor::new(owner, KILL_GRACE);
+    if let Some(git) = inputs.git {
+        local = local.with_git(git);
+    }
     let mut executors: Executors = Executors::new();
-    executors.insert(
-        ExecutorKind::Local,
-        Arc::new(LocalExecutor::new(owner, KILL_GRACE)),
-    );
-    let engine = Engine::start(config, store, executors, Arc::new(SystemClock))
-        .await
-        .context("cannot start the engine")?;
+    executors.insert(ExecutorKind::Local, Arc::new(local));
+    let engine = Engine::start_with(
+        config,
+        store,
+        executors,
+        Arc::new(SystemClock),
+        inputs.preparation,
+    )
+    .await
+    .context("cannot start the engine")?;
     Ok(engine)
+}
+
+/// Git checkout for a data dir: mirrors under `git/`, the allowed URL prefixes, and a forge
+/// for tokens to private repositories.
+pub fn git_sources(
+    data_dir: &Path,
+    allowed: Vec<String>,
+    tokens: Option<Arc<dyn Forge>>,
+) -> Arc<GitSources> {
+    Arc::new(GitSources::new(data_dir.join("git"), allowed, tokens))
 }

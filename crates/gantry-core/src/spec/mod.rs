@@ -8,6 +8,7 @@ mod model;
 mod node;
 mod pipeline;
 mod problem;
+mod source;
 
 pub use build::valid_job_name;
 pub use graph::JobGraph;
@@ -15,6 +16,7 @@ pub use model::*;
 pub use node::{Node, Pos, SyntaxError, parse_json, parse_yaml};
 pub use pipeline::{Concurrency, DEFAULT_PR_TYPES, TriggerFilter, Triggers};
 pub use problem::{Problem, Problems, Unreadable};
+pub use source::check_clone_url;
 
 /// Bounds on what one spec may ask for.
 #[derive(Debug, Clone, Copy)]

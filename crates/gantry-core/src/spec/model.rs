@@ -179,6 +179,9 @@ pub struct RunContext {
     /// Files changed by the push or pull request; `None` when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_files: Option<Vec<String>>,
+    /// A newer run of the same group cancels this one while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_group: Option<String>,
 }
 
 impl RunContext {

@@ -85,6 +85,8 @@ pub struct Submitted {
 enum Command {
     Submit {
         record: Box<RunRecord>,
+        /// Written in the same batch as the run (e.g. the event's outcome).
+        extra: Vec<Write>,
         reply: oneshot::Sender<()>,
     },
     Cancel {
@@ -196,6 +198,18 @@ impl Engine {
         context: RunContext,
         trace_id: Option<String>,
     ) -> Result<Submitted, EngineError> {
+        self.submit_for_event(spec, context, trace_id, None).await
+    }
+
+    /// Creates a run started by stored event `event_id`; the event's outcome (this run) is
+    /// written in the same batch as the run, so a crash leaves neither or both.
+    pub async fn submit_for_event(
+        &self,
+        spec: RunSpec,
+        context: RunContext,
+        trace_id: Option<String>,
+        event_id: Option<&str>,
+    ) -> Result<Submitted, EngineError> {
         let id = ids::new_run_id();
         let trace_id = trace_id
             .filter(|t| ids::valid_trace_id(t))
@@ -218,14 +232,91 @@ impl Engine {
             started_at_ms: None,
             finished_at_ms: None,
         };
+        let extra = event_id
+            .map(|e| Write::SetEventOutcome {
+                id: e.to_string(),
+                outcome: format!("started run {id}"),
+            })
+            .into_iter()
+            .collect();
         let (reply, durable) = oneshot::channel();
         self.tx
             .send(Command::Submit {
                 record: Box::new(record),
+                extra,
                 reply,
             })
             .map_err(|_| EngineError::Stopped)?;
         durable.await.map_err(|_| EngineError::Stopped)?;
+        Ok(Submitted {
+            run_id: id,
+            trace_id,
+        })
+    }
+
+    /// Records a run that failed before any job could start (e.g. an invalid pipeline file):
+    /// one job named `job`, failed, whose log holds `message`. Returns once durable.
+    pub async fn submit_failed(
+        &self,
+        name: &str,
+        job: &str,
+        context: RunContext,
+        trace_id: Option<String>,
+        event_id: Option<&str>,
+        message: &str,
+    ) -> Result<Submitted, EngineError> {
+        let id = ids::new_run_id();
+        let trace_id = trace_id
+            .filter(|t| ids::valid_trace_id(t))
+            .unwrap_or_else(ids::new_trace_id);
+        let now = self.clock.now_ms();
+        let log = self.layout.log_path(&id, job, 1);
+        if let Some(dir) = log.parent() {
+            let _ = tokio::fs::create_dir_all(dir).await;
+        }
+        let _ = tokio::fs::write(&log, format!("gantry: {message}\n")).await;
+        let mut record = crate::ports::JobRecord::pending(0, job);
+        record.status = gantry_core::JobStatus::Failed;
+        record.started_at_ms = Some(now);
+        record.finished_at_ms = Some(now);
+        let spec = RunSpec {
+            name: name.to_string(),
+            ..RunSpec::default()
+        };
+        let run = RunRecord {
+            id: id.clone(),
+            name: name.to_string(),
+            status: RunStatus::Failed,
+            trace_id: trace_id.clone(),
+            spec: Arc::new(spec),
+            context,
+            cancel_requested: false,
+            created_at_ms: now,
+            started_at_ms: Some(now),
+            finished_at_ms: Some(now),
+            jobs: vec![record],
+        };
+        let mut writes = vec![
+            Write::InsertRun(Box::new(run)),
+            Write::Audit(crate::ports::AuditRecord {
+                seq: 0,
+                at_ms: now,
+                trace_id: trace_id.clone(),
+                run_id: id.clone(),
+                job: Some(job.to_string()),
+                attempt: Some(1),
+                from: None,
+                to: "failed".into(),
+                note: Some(message.to_string()),
+            }),
+        ];
+        if let Some(e) = event_id {
+            writes.push(Write::SetEventOutcome {
+                id: e.to_string(),
+                outcome: format!("started run {id}, which failed: {message}"),
+            });
+        }
+        self.journal.append_durable(writes).await?;
         Ok(Submitted {
             run_id: id,
             trace_id,
@@ -362,12 +453,37 @@ impl Actor {
     fn handle(&mut self, cmd: Command) -> bool {
         let now = self.clock.now_ms();
         match cmd {
-            Command::Submit { record, reply } => {
+            Command::Submit {
+                record,
+                extra,
+                reply,
+            } => {
                 let run = ActiveRun::from_record(*record);
                 let mut writes = vec![
                     Write::InsertRun(Box::new(run.record())),
                     self.lease_write(&run.id, now),
                 ];
+                writes.extend(extra);
+                if let Some(group) = &run.ctx.concurrency_group {
+                    // A newer run of the group supersedes the older ones still going.
+                    for older in self.runs.values_mut() {
+                        if older.ctx.concurrency_group.as_ref() == Some(group)
+                            && older.state.request_cancel()
+                        {
+                            writes.push(older.run_write());
+                            writes.push(older.note(
+                                None,
+                                "cancel_requested",
+                                format!(
+                                    "superseded by run {} (concurrency group `{group}`)",
+                                    run.id
+                                ),
+                                now,
+                            ));
+                            self.dirty.push(older.id.clone());
+                        }
+                    }
+                }
                 writes.push(run.note(
                     None,
                     "created",

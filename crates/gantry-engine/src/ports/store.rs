@@ -97,6 +97,8 @@ pub struct EventRecord {
     pub trace_id: String,
     pub received_at_ms: i64,
     pub rules_matched: Vec<String>,
+    /// What became of it: the run it started, or why nothing ran. `None` until decided.
+    pub outcome: Option<String>,
 }
 
 /// What a commit reports back beyond success.
@@ -131,6 +133,11 @@ pub enum Write {
     Audit(AuditRecord),
     /// Stores an event; one whose `delivery_id` is already stored is ignored.
     InsertEvent(Box<EventRecord>),
+    /// Records what became of an event (in the batch that does it, e.g. with the run).
+    SetEventOutcome {
+        id: String,
+        outcome: String,
+    },
     /// Takes or extends leases for `holder` until `expires_at_ms` (the holder already owns them).
     RenewLeases {
         names: Vec<String>,
@@ -201,6 +208,14 @@ pub trait Store: Send + Sync + 'static {
     async fn event_by_delivery(&self, delivery_id: &str) -> StoreResult<Option<EventRecord>>;
     /// Stored events, newest first (payloads not included).
     async fn list_events(&self, filter: EventFilter) -> StoreResult<Vec<EventRecord>>;
+    /// Stored events of `source` and one of `types` that have no outcome yet, oldest first,
+    /// with their payloads (to finish what a crash interrupted).
+    async fn undecided_events(
+        &self,
+        source: &str,
+        types: &[&str],
+        limit: u32,
+    ) -> StoreResult<Vec<EventRecord>>;
     /// Deletes finished runs, events, audit events and leases older than the retention allows.
     async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired>;
 }

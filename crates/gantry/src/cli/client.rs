@@ -58,14 +58,14 @@ pub struct CancelArgs {
     pub server: ServerArgs,
 }
 
-struct Api {
+pub(super) struct Api {
     http: Client,
     base: String,
     token: Option<String>,
 }
 
 impl Api {
-    fn new(args: &ServerArgs) -> anyhow::Result<Api> {
+    pub(super) fn new(args: &ServerArgs) -> anyhow::Result<Api> {
         let http = Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()?;
@@ -78,7 +78,7 @@ impl Api {
         })
     }
 
-    fn req(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+    pub(super) fn req(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
         let r = self.http.request(method, format!("{}{path}", self.base));
         match &self.token {
             Some(t) => r.bearer_auth(t),
@@ -86,7 +86,7 @@ impl Api {
         }
     }
 
-    async fn send(&self, r: RequestBuilder) -> anyhow::Result<Response> {
+    pub(super) async fn send(&self, r: RequestBuilder) -> anyhow::Result<Response> {
         r.send()
             .await
             .with_context(|| format!("cannot reach the Gantry server at {}", self.base))
@@ -101,7 +101,7 @@ impl Api {
 }
 
 /// Turns an API error body into an error message.
-async fn ok(resp: Response) -> anyhow::Result<Response> {
+pub(super) async fn ok(resp: Response) -> anyhow::Result<Response> {
     if resp.status().is_success() {
         return Ok(resp);
     }

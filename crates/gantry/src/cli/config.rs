@@ -21,8 +21,22 @@ pub struct FileConfig {
     pub github_api_url: Option<String>,
     pub public_url: Option<String>,
     pub report_interval: Option<String>,
+    pub secret_key_file: Option<PathBuf>,
+    pub git_allowed_url_prefixes: Option<Vec<String>>,
     #[serde(default)]
     pub retention: Retention,
+    /// Per-repository settings, by `owner/name`.
+    #[serde(default)]
+    pub repos: std::collections::BTreeMap<String, RepoConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    /// Pull requests from forks get the secrets their jobs name (off by default: a fork's
+    /// code could print them).
+    #[serde(default)]
+    pub secrets_for_forks: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,6 +4,7 @@ pub mod client;
 pub mod config;
 pub mod progress;
 pub mod run;
+pub mod secrets;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,9 @@ pub enum Cmd {
     Cancel(client::CancelArgs),
     /// Re-run a finished run's failed and skipped jobs.
     Rerun(client::CancelArgs),
+    /// Manage the server's secrets (values in from stdin, never out).
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCmd),
 }
 
 /// Where state lives; shared by `serve` and `run`.

@@ -68,8 +68,15 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
     let max_parallel = args
         .max_parallel
         .unwrap_or_else(wiring::default_parallelism);
-    let engine =
-        wiring::start_engine(&args.data.data_dir, store, max_parallel, &owner, false).await?;
+    let engine = wiring::start_engine(
+        &args.data.data_dir,
+        store,
+        max_parallel,
+        &owner,
+        false,
+        wiring::JobInputs::default(),
+    )
+    .await?;
     let mut committed = engine.journal().subscribe();
     let context = RunContext {
         event: Some(args.event.clone()),

@@ -6,11 +6,13 @@ use crate::server::{self, AppState, Metrics, signature::Secret};
 use crate::wiring;
 use anyhow::{Context, bail};
 use gantry_core::spec::Limits;
+use gantry_engine::Preparation;
 use gantry_engine::janitor;
-use gantry_engine::ports::Retention;
+use gantry_engine::pipelines::Pipelines;
+use gantry_engine::ports::{Forge, Retention, SecretStore};
+use gantry_store::SecretKey;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +56,9 @@ struct Settings {
     github_secret: Option<String>,
     webhook_secret: Option<String>,
     github: Option<GitHubSettings>,
+    secret_key: SecretKey,
+    git_allowed: Vec<String>,
+    fork_secrets: std::collections::HashSet<String>,
 }
 
 /// Reporting to GitHub: on when a token, or an App id and key, are set.
@@ -151,15 +156,55 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
             )?,
         }),
     };
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from(".gantry"));
+    // The secret store's key: given as text, or a file, or created in the data dir.
+    let secret_key = match (
+        std::env::var("GANTRY_SECRET_KEY")
+            .ok()
+            .filter(|s| !s.is_empty()),
+        std::env::var_os("GANTRY_SECRET_KEY_FILE")
+            .map(PathBuf::from)
+            .or(file.secret_key_file),
+    ) {
+        (Some(text), _) => {
+            SecretKey::parse(&text).map_err(|e| anyhow::anyhow!("GANTRY_SECRET_KEY: {e}"))?
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the secret key file {}", path.display()))?;
+            SecretKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        (None, None) => SecretKey::load_or_create(&data_dir.join("secret.key"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    let git_allowed: Vec<String> = match std::env::var("GANTRY_GIT_ALLOWED_URL_PREFIXES") {
+        Ok(list) => list
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        Err(_) => file
+            .git_allowed_url_prefixes
+            .unwrap_or_else(|| vec!["https://github.com/".into()]),
+    };
+    let fork_secrets = file
+        .repos
+        .iter()
+        .filter(|(_, r)| r.secrets_for_forks)
+        .map(|(name, _)| name.clone())
+        .collect();
     Ok(Settings {
         github,
+        secret_key,
+        git_allowed,
+        fork_secrets,
         github_secret: secret("GANTRY_GITHUB_WEBHOOK_SECRET", file.github_webhook_secret),
         webhook_secret: secret("GANTRY_WEBHOOK_SECRET", file.webhook_secret),
         listen,
-        data_dir: args
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from(".gantry")),
+        data_dir,
         max_parallel,
         token,
         retention: Retention {
@@ -185,6 +230,9 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         github_secret,
         webhook_secret,
         github,
+        secret_key,
+        git_allowed,
+        fork_secrets,
     } = settings(args)?;
     if token.is_none() && !listen.ip().is_loopback() {
         bail!(
@@ -193,21 +241,41 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     }
     let data_dir = &data_dir;
     let owner = first_start(data_dir)?;
-    let store = wiring::open_store(data_dir).await?;
+    let sqlite = wiring::open_sqlite(data_dir).await?;
+    let secrets: Arc<dyn SecretStore> = Arc::new(sqlite.secrets(secret_key));
+    let store: Arc<dyn gantry_engine::ports::Store> = Arc::new(sqlite);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let engine = wiring::start_engine(data_dir, store.clone(), max_parallel, &owner, true).await?;
+    let forge: Option<Arc<dyn Forge>> = match &github {
+        None => None,
+        Some(gh) => Some(Arc::new(
+            match &gh.auth {
+                GitHubAuth::Token(t) => gantry_github::GitHub::new(&gh.api_url, t),
+                GitHubAuth::App {
+                    id,
+                    private_key_pem,
+                } => gantry_github::GitHub::with_app(&gh.api_url, id, private_key_pem),
+            }
+            .map_err(|e| anyhow::anyhow!("GitHub client: {e}"))?,
+        )),
+    };
+    let inputs = wiring::JobInputs {
+        preparation: Preparation {
+            secrets: Some(secrets.clone()),
+            fork_secrets,
+        },
+        git: Some(wiring::git_sources(
+            data_dir,
+            git_allowed.clone(),
+            forge.clone(),
+        )),
+    };
+    let engine =
+        wiring::start_engine(data_dir, store.clone(), max_parallel, &owner, true, inputs).await?;
 
-    if let Some(gh) = github {
-        let forge = match &gh.auth {
-            GitHubAuth::Token(t) => gantry_github::GitHub::new(&gh.api_url, t),
-            GitHubAuth::App {
-                id,
-                private_key_pem,
-            } => gantry_github::GitHub::with_app(&gh.api_url, id, private_key_pem),
-        }
-        .map_err(|e| anyhow::anyhow!("GitHub client: {e}"))?;
+    let mut pipelines = None;
+    if let (Some(gh), Some(forge)) = (github, forge) {
         let config = gantry_engine::reporter::ReporterConfig {
             public_url: gh.public_url,
             interval: Duration::from_millis(gh.interval_ms.max(1) as u64),
@@ -216,10 +284,16 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
             store.clone(),
             engine.journal(),
             engine.layout().clone(),
-            Arc::new(forge),
+            forge.clone(),
             config,
         );
-        info!(api = %gh.api_url, "reporting to GitHub");
+        let p = Pipelines::new(engine.clone(), forge, git_allowed, Limits::default());
+        let resumed = p.resume().await?;
+        if resumed > 0 {
+            info!(resumed, "taking up pipeline events stored before a restart");
+        }
+        pipelines = Some(p);
+        info!(api = %gh.api_url, "reporting to GitHub; pipelines on");
     }
 
     let metrics = Arc::new(Metrics::default());
@@ -283,6 +357,8 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         limits: Limits::default(),
         github_secret: github_secret.as_deref().and_then(Secret::new),
         webhook_secret: webhook_secret.as_deref().and_then(Secret::new),
+        secrets: Some(secrets),
+        pipelines,
     };
     let addr = listener.local_addr()?;
     println!("gantry listening on http://{addr}");
@@ -306,7 +382,8 @@ async fn shutdown_signal() {
 }
 
 /// Creates the data directory on first start: the node id (this server's stable name, used to
-/// hold run leases across restarts), the blob folder and an encryption key. Returns the node id.
+/// hold run leases across restarts) and the blob folder (the secret store's key is made when
+/// settings are read). Returns the node id.
 fn first_start(dir: &Path) -> anyhow::Result<String> {
     std::fs::create_dir_all(dir.join("blobs"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -320,18 +397,5 @@ fn first_start(dir: &Path) -> anyhow::Result<String> {
             id
         }
     };
-    let key_file = dir.join("secret.key");
-    if !key_file.exists() {
-        let mut key = [0u8; 32];
-        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut key)?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&key_file)
-            .with_context(|| format!("cannot create {}", key_file.display()))?;
-        f.write_all(&key)?;
-        f.sync_all()?;
-    }
     Ok(node)
 }

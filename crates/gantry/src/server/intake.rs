@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gantry_core::forge::github::{self, GitHubEvent};
 use gantry_core::spec::{self, Format, RunContext};
+use gantry_engine::pipelines::PIPELINE_EVENTS;
 use gantry_engine::ports::{Clock, EventFilter, EventRecord, SystemClock, Write};
 use serde::Deserialize;
 use serde_json::json;
@@ -69,11 +70,28 @@ pub async fn github(
         trace_id: gantry_engine::ids::new_trace_id(),
         received_at_ms: SystemClock.now_ms(),
         rules_matched: Vec::new(),
+        outcome: None,
     };
+    let pipeline_event = PIPELINE_EVENTS
+        .contains(&event_name)
+        .then(|| record.clone());
     let stored = match store_once(&state, record).await? {
         Stored::New { id, trace_id } => (id, trace_id),
         Stored::Duplicate { id, delivery } => return Ok(duplicate(&id, delivery.as_deref())),
     };
+    if let Some(event) = pipeline_event {
+        match &state.pipelines {
+            Some(p) => p.spawn(event),
+            None => {
+                let why = "ignored: no GitHub credentials are configured (GANTRY_GITHUB_TOKEN or a GitHub App), so .gantry.yml cannot be read";
+                let write = Write::SetEventOutcome {
+                    id: event.id,
+                    outcome: why.into(),
+                };
+                state.engine.journal().append_durable(vec![write]).await?;
+            }
+        }
+    }
     let body = match parsed.event {
         GitHubEvent::Ping { zen, hook_id } => {
             json!({"event_id": stored.0, "pong": true, "zen": zen, "hook_id": hook_id})
@@ -131,6 +149,7 @@ pub async fn orders(
         trace_id: gantry_engine::ids::new_trace_id(),
         received_at_ms: SystemClock.now_ms(),
         rules_matched: Vec::new(),
+        outcome: None,
     };
     let event = match store_once(&state, record).await? {
         Stored::New { id, trace_id } => (id, trace_id),
@@ -169,7 +188,7 @@ pub async fn list(
                 "id": e.id, "source": e.source, "type": e.event_type, "delivery_id": e.delivery_id,
                 "action": e.action, "repository": e.repository, "installation_id": e.installation_id,
                 "trace_id": e.trace_id, "received_at": crate::view::rfc3339(e.received_at_ms),
-                "rules_matched": e.rules_matched,
+                "rules_matched": e.rules_matched, "outcome": e.outcome,
             })
         })
         .collect();

@@ -6,6 +6,7 @@ mod intake;
 mod logs;
 mod metrics;
 mod runs;
+mod secrets;
 pub mod signature;
 
 pub use error::ApiError;
@@ -15,10 +16,12 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use gantry_core::spec::Limits;
 use gantry_engine::Engine;
+use gantry_engine::pipelines::Pipelines;
+use gantry_engine::ports::SecretStore;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -40,6 +43,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/webhooks/github"),
     ("post", "/webhook"),
     ("get", "/api/v1/events"),
+    ("post", "/api/v1/secrets"),
+    ("get", "/api/v1/secrets"),
+    ("delete", "/api/v1/secrets/{scope}/{name}"),
 ];
 
 #[derive(Clone)]
@@ -50,6 +56,9 @@ pub struct AppState {
     pub limits: Limits,
     pub github_secret: Option<signature::Secret>,
     pub webhook_secret: Option<signature::Secret>,
+    pub secrets: Option<Arc<dyn SecretStore>>,
+    /// Push and pull request deliveries start pipelines (when GitHub credentials are set).
+    pub pipelines: Option<Pipelines>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -62,6 +71,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/events", get(runs::events))
         .route("/api/v1/runs/{id}/jobs/{job}/log", get(logs::log))
         .route("/api/v1/events", get(intake::list))
+        .route("/api/v1/secrets", post(secrets::set).get(secrets::list))
+        .route("/api/v1/secrets/{scope}/{name}", delete(secrets::delete))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route(

@@ -1,0 +1,70 @@
+//! Where a job's source may come from: clone URLs must start with an allowed prefix (by default
+//! `https://github.com/`), so an event cannot make Gantry read local files or internal hosts,
+//! and may not carry credentials.
+
+/// Whether `url` may be fetched, or why not (the reason never shows credentials).
+pub fn check_clone_url(allowed: &[String], url: &str) -> Result<(), String> {
+    let shown = without_credentials(url);
+    if url != shown {
+        return Err(format!(
+            "clone URL `{shown}` has credentials in it; give Gantry a token instead"
+        ));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) || url.starts_with('-') {
+        return Err(format!("clone URL `{}` is malformed", url.escape_debug()));
+    }
+    if allowed
+        .iter()
+        .any(|p| !p.is_empty() && url.starts_with(p.as_str()))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "clone URL `{url}` is not allowed: it must start with one of {} (GANTRY_GIT_ALLOWED_URL_PREFIXES)",
+            allowed
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+/// `https://user:pass@host/…` → `https://***@host/…` (a bare ssh user is not a credential).
+fn without_credentials(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let host_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..host_end].rfind('@')
+            && (rest[..at].contains(':') || scheme.starts_with("http"))
+        {
+            return format!("{scheme}://***@{}", &rest[at + 1..]);
+        }
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_start_with_an_allowed_prefix() {
+        let allowed = vec!["https://github.com/".to_string()];
+        assert!(check_clone_url(&allowed, "https://github.com/o/r.git").is_ok());
+        for bad in [
+            "file:///etc",
+            "/etc/passwd",
+            "https://github.com.evil.com/o/r",
+            "http://169.254.169.254/latest",
+            "ssh://git@github.com/o/r",
+        ] {
+            let err = check_clone_url(&allowed, bad).unwrap_err();
+            assert!(err.contains("is not allowed"), "{bad}: {err}");
+        }
+        let err = check_clone_url(&allowed, "https://x:tok123@github.com/o/r").unwrap_err();
+        assert!(
+            !err.contains("tok123") && err.contains("credentials"),
+            "{err}"
+        );
+    }
+}
