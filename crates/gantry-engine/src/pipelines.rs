@@ -129,6 +129,11 @@ impl Pipelines {
         }
         let file = match self.forge.file_at(&repo, PIPELINE_FILE, &sha).await {
             Ok(Some(bytes)) => bytes,
+            Err(ForgeError::NotFound(e)) if e.contains("No commit found") => {
+                return Ok(Some(format!(
+                    "error: {repo} has no commit {sha} (force-pushed away, or never pushed?)"
+                )));
+            }
             Ok(None) | Err(ForgeError::NotFound(_)) => {
                 return Ok(Some(format!(
                     "ignored: {repo} has no {PIPELINE_FILE} at {}",

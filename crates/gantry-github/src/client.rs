@@ -393,7 +393,9 @@ impl Forge for GitHub {
         use base64::Engine as _;
         let url = format!("/repos/{repo}/contents/{path}?ref={sha}");
         let file = match self.call(repo, Method::GET, &url, None).await {
-            Err(ForgeError::NotFound(_)) => return Ok(None),
+            // GitHub answers 404 both for a missing file and for a missing commit; only the
+            // first means "no such file".
+            Err(ForgeError::NotFound(m)) if !m.contains("No commit found") => return Ok(None),
             other => other?,
         };
         if file["type"].as_str() != Some("file") {

@@ -1,7 +1,10 @@
 //! A fake GitHub for tests: a real HTTP server that keeps state and answers the REST calls
 //! Gantry makes with GitHub's request and response shapes (comments list/create/edit, commit
 //! statuses, pull requests). It checks the token, records every call, and can be told to fail
-//! the next calls (403 secondary rate limit with `Retry-After`, or a 5xx).
+//! the next calls (403 secondary rate limit with `Retry-After`, or a 5xx). `git.rs` adds
+//! repositories: git over smart HTTP, the contents API and pull request files.
+
+mod git;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -45,6 +48,14 @@ pub struct FakeState {
     pub fail_next: VecDeque<(u16, Option<u64>)>,
     /// Installation tokens issued and still valid.
     pub installation_tokens: Vec<String>,
+    /// Where bare repositories live (`OWNER/NAME.git`), if git is served.
+    pub git_root: Option<std::path::PathBuf>,
+    /// Repositories whose git wants a token.
+    pub private_repos: std::collections::HashSet<String>,
+    /// (repository, whether the request carried a valid token) of each git request.
+    pub git_requests: Vec<(String, bool)>,
+    /// (repo, number) → files the pull request changes.
+    pub pull_files: HashMap<(String, u64), Vec<String>>,
     /// GitHub App mode: (app id, RS256 public key, installation id).
     app: Option<(String, jsonwebtoken::DecodingKey, u64)>,
     next_id: u64,
@@ -80,6 +91,18 @@ impl FakeGitHub {
             )
             .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
             .route("/repos/{owner}/{repo}/pulls/{number}", get(get_pull))
+            .route(
+                "/repos/{owner}/{repo}/pulls/{number}/files",
+                get(git::list_pull_files),
+            )
+            .route(
+                "/repos/{owner}/{repo}/contents/{*path}",
+                get(git::get_contents),
+            )
+            .route(
+                "/git/{owner}/{repo}/{*rest}",
+                get(git::git_http).post(git::git_http),
+            )
             .route("/repos/{owner}/{repo}/installation", get(get_installation))
             .route(
                 "/app/installations/{id}/access_tokens",
