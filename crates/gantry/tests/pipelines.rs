@@ -345,6 +345,33 @@ async fn push_deploys_pull_request_tests_failures_skip_forks_get_no_secrets() {
         log.contains("secrets withheld") && log.contains("DEPLOY_KEY"),
         "{log}"
     );
+
+    // PR comments are opt-in per pipeline (`report: comment`); statuses always.
+    assert!(w.github.lock().comments.iter().all(|c| c.number != 7));
+    let commenting = format!("report: comment\n{PIPELINE}");
+    let sha9 = w.repo.commit(
+        "feature",
+        &[(".gantry.yml", &commenting), ("app.txt", "ok 9\n")],
+    );
+    let run = w
+        .run_of(
+            &w.deliver("pull_request", &w.pull_request(9, &sha9, REPO))
+                .await,
+        )
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    w.status(&sha9, "gantry/test", "success").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !w
+        .github
+        .lock()
+        .comments
+        .iter()
+        .any(|c| c.number == 9 && c.body.contains("succeeded"))
+    {
+        assert!(Instant::now() < deadline, "no PR comment on #9");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
@@ -395,6 +422,16 @@ async fn bad_files_urls_and_commits_are_clear_errors_and_newer_pushes_cancel_old
         .outcome(&w.deliver("push", &w.push("main", gone)).await)
         .await;
     assert!(outcome.contains("has no commit"), "{outcome}");
+
+    // Runs submitted over the API are held to the same prefixes.
+    let orders = json!({"orders": [{"name": "x", "cmds": ["true"],
+                        "code": {"git": {"url": "file:///etc", "ref": "main"}}}]});
+    let (status, body) = w
+        .server
+        .post("/api/v1/runs", "application/json", orders.to_string())
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("is not allowed"), "{body}");
 
     // Concurrency: a newer push to main cancels the older run still going.
     let slow = w.repo.commit("main", &[("app.txt", "ok slow\n")]);

@@ -16,7 +16,7 @@ pub use model::*;
 pub use node::{Node, Pos, SyntaxError, parse_json, parse_yaml};
 pub use pipeline::{Concurrency, DEFAULT_PR_TYPES, TriggerFilter, Triggers};
 pub use problem::{Problem, Problems, Unreadable};
-pub use source::check_clone_url;
+pub use source::{check_clone_url, check_sources};
 
 /// Bounds on what one spec may ask for.
 #[derive(Debug, Clone, Copy)]

@@ -43,6 +43,25 @@ fn without_credentials(url: &str) -> String {
     url.to_string()
 }
 
+/// Every job's `source` URL checked against the allowed prefixes, as spec problems.
+pub fn check_sources(spec: &super::RunSpec, allowed: &[String]) -> Result<(), super::Problems> {
+    let problems: Vec<super::Problem> = spec
+        .jobs
+        .iter()
+        .filter_map(|j| {
+            let url = &j.source.as_ref()?.git.url;
+            let why = check_clone_url(allowed, url).err()?;
+            let path = format!("jobs.{}.source.git.url", j.name);
+            Some(super::Problem::new(&path, Some(&j.name), None, why))
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(super::Problems(problems, super::Unreadable::No))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,3 +82,98 @@ impl Preparation {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{Resolved, SecretError, SecretMeta, SecretValue};
+    use gantry_core::secret::Scope;
+    use gantry_core::spec::{Format, Limits, parse_spec};
+
+    /// Knows one secret, `TOKEN`, in every scope.
+    struct OneSecret;
+
+    #[async_trait::async_trait]
+    impl SecretStore for OneSecret {
+        async fn set(&self, _: &Scope, _: &str, _: &str) -> Result<(), SecretError> {
+            Ok(())
+        }
+        async fn list(&self) -> Result<Vec<SecretMeta>, SecretError> {
+            Ok(vec![])
+        }
+        async fn delete(&self, _: &Scope, _: &str) -> Result<bool, SecretError> {
+            Ok(false)
+        }
+        async fn resolve(
+            &self,
+            names: &[String],
+            _: Option<&str>,
+        ) -> Result<Resolved, SecretError> {
+            let (found, missing): (Vec<String>, Vec<String>) =
+                names.iter().cloned().partition(|n| n == "TOKEN");
+            let values = found
+                .into_iter()
+                .map(|n| (n, SecretValue::new("value-1".into())))
+                .collect();
+            Ok(Resolved { values, missing })
+        }
+    }
+
+    fn launch() -> Launch {
+        Launch {
+            run_id: "r".into(),
+            job: "j".into(),
+            attempt: 1,
+            trace_id: "t".into(),
+            commands: vec![],
+            env: vec![],
+            timeout_ms: 1,
+            workspace: "/nonexistent".into(),
+            log_path: "/nonexistent/log".into(),
+            image: None,
+            secrets: vec![],
+            checkout: None,
+            notes: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn forks_get_secrets_only_when_their_repository_allows_it() {
+        let yaml =
+            b"jobs: {j: {run: [make], secrets: [TOKEN]}, k: {run: [make], secrets: [TOKEN, NOPE]}}";
+        let spec = parse_spec(yaml, Format::Yaml, "p", &Limits::default()).unwrap();
+        let fork = RunContext {
+            repo: Some("o/r".into()),
+            fork: true,
+            ..RunContext::default()
+        };
+        let mut prep = Preparation {
+            secrets: Some(Arc::new(OneSecret)),
+            fork_secrets: HashSet::new(),
+        };
+        let mut l = launch();
+        prep.prepare(&mut l, &spec.jobs[0], &fork).await.unwrap();
+        assert!(l.secrets.is_empty());
+        assert_eq!(
+            l.notes,
+            ["gantry: secrets withheld from a pull request from a fork: TOKEN"]
+        );
+
+        prep.fork_secrets.insert("o/r".into());
+        let mut l = launch();
+        prep.prepare(&mut l, &spec.jobs[0], &fork).await.unwrap();
+        assert_eq!(l.secrets.len(), 1);
+
+        let err = prep
+            .prepare(&mut launch(), &spec.jobs[1], &RunContext::default())
+            .await
+            .unwrap_err();
+        assert!(err.contains("NOPE not set (looked in global)"), "{err}");
+        let none = Preparation::default();
+        let err = none
+            .prepare(&mut launch(), &spec.jobs[0], &RunContext::default())
+            .await
+            .unwrap_err();
+        assert!(err.contains("no secret store"), "{err}");
+    }
+}

@@ -287,7 +287,12 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
             forge.clone(),
             config,
         );
-        let p = Pipelines::new(engine.clone(), forge, git_allowed, Limits::default());
+        let p = Pipelines::new(
+            engine.clone(),
+            forge,
+            git_allowed.clone(),
+            Limits::default(),
+        );
         let resumed = p.resume().await?;
         if resumed > 0 {
             info!(resumed, "taking up pipeline events stored before a restart");
@@ -359,6 +364,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         webhook_secret: webhook_secret.as_deref().and_then(Secret::new),
         secrets: Some(secrets),
         pipelines,
+        git_allowed: Arc::new(git_allowed),
     };
     let addr = listener.local_addr()?;
     println!("gantry listening on http://{addr}");

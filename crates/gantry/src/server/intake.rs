@@ -136,6 +136,7 @@ pub async fn orders(
         }
     }
     let spec = spec::parse_spec(&body, Format::Json, "orders", &state.limits)?;
+    spec::check_sources(&spec, &state.git_allowed)?;
     let payload = String::from_utf8(body.to_vec()).unwrap_or_default(); // parse_spec checked UTF-8
     let record = EventRecord {
         id: gantry_engine::ids::new_run_id(),

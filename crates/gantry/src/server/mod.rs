@@ -59,6 +59,8 @@ pub struct AppState {
     pub secrets: Option<Arc<dyn SecretStore>>,
     /// Push and pull request deliveries start pipelines (when GitHub credentials are set).
     pub pipelines: Option<Pipelines>,
+    /// Prefixes a job's clone URL must start with (`GANTRY_GIT_ALLOWED_URL_PREFIXES`).
+    pub git_allowed: Arc<Vec<String>>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -37,6 +37,7 @@ pub async fn submit(
         Format::Auto
     };
     let spec = spec::parse_spec(&body, format, "run", &state.limits)?;
+    spec::check_sources(&spec, &state.git_allowed)?;
     let context = RunContext {
         event: Some(q.event.unwrap_or_else(|| "api".into())),
         branch: q.branch,
