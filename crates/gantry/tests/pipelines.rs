@@ -280,6 +280,10 @@ async fn push_deploys_pull_request_tests_failures_skip_forks_get_no_secrets() {
     let deploy = w.log(&run, "deploy").await;
     assert!(deploy.contains("deploying with ***"), "{deploy}");
     assert!(!deploy.contains(SECRET_VALUE), "{deploy}");
+    assert!(
+        deploy.contains("already in the local mirror"),
+        "fetched once: {deploy}"
+    );
     let test = w.log(&run, "test").await;
     assert!(test.contains(&format!("checked out {sha}")), "{test}");
     w.status(&sha, "gantry/test", "success").await;
@@ -458,4 +462,36 @@ async fn bad_files_urls_and_commits_are_clear_errors_and_newer_pushes_cancel_old
         .await;
     assert!(audit.to_string().contains("superseded by run"), "{audit}");
     assert!(!common::alive("sleep 3931"));
+}
+
+#[tokio::test]
+async fn a_delivery_stored_before_a_crash_is_decided_after_the_restart() {
+    let mut w = World::start().await;
+    let sha = w
+        .repo
+        .commit("main", &[(".gantry.yml", PIPELINE), ("app.txt", "ok\n")]);
+    // GitHub is down: the pipeline cannot read the file and keeps retrying.
+    for _ in 0..200 {
+        w.github.fail_next(502, None);
+    }
+    let event = w.deliver("push", &w.push("main", &sha)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.server.kill9().await;
+    w.github.lock().fail_next.clear();
+    let data = w.server.data_dir.clone();
+    w.server = Server::start_with(
+        &data,
+        &[
+            ("GANTRY_GITHUB_WEBHOOK_SECRET", "whsec"),
+            ("GANTRY_GITHUB_TOKEN", "gh-pat"),
+            ("GANTRY_GITHUB_API_URL", &w.github.url),
+            (
+                "GANTRY_GIT_ALLOWED_URL_PREFIXES",
+                &format!("{}/git/", w.github.url),
+            ),
+        ],
+    )
+    .await;
+    let run = w.run_of(&event).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
 }
