@@ -40,6 +40,7 @@ fn main() {
             Cmd::Cancel(a) => cli::client::cancel(a, false).await,
             Cmd::Rerun(a) => cli::client::cancel(a, true).await,
             Cmd::Secrets(c) => cli::secrets::main(c).await,
+            Cmd::Pattern(c) => cli::pattern::main(c),
         }
     });
     let code = match code {

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod config;
+pub mod pattern;
 pub mod progress;
 pub mod run;
 pub mod secrets;
@@ -40,6 +41,9 @@ pub enum Cmd {
     /// Manage the server's secrets (values in from stdin, never out).
     #[command(subcommand)]
     Secrets(secrets::SecretsCmd),
+    /// Try EventBridge event patterns against events.
+    #[command(subcommand)]
+    Pattern(pattern::PatternCmd),
 }
 
 /// Where state lives; shared by `serve` and `run`.

@@ -1,0 +1,94 @@
+//! `gantry pattern match PATTERN EVENT` (exit 0 match, 1 no match, 2 invalid pattern) and
+//! `gantry pattern test FILE.jsonl` (one `{"pattern", "event"}` per line → one
+//! `{"matches": bool}` or `{"error": "…"}` per line, in order). Arguments are JSON text, or
+//! `@FILE` to read it from a file.
+
+use anyhow::Context;
+use gantry_core::bus::Pattern;
+use serde_json::{Value, json};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PatternCmd {
+    /// Does EVENT match PATTERN? Exit 0 yes, 1 no, 2 invalid pattern or event.
+    Match {
+        /// An EventBridge event pattern (JSON, or @FILE).
+        pattern: String,
+        /// An event (JSON, or @FILE).
+        event: String,
+    },
+    /// Checks many pattern/event pairs: one JSON object per line.
+    Test {
+        /// JSON Lines file (`-` for stdin).
+        file: PathBuf,
+    },
+}
+
+fn text(arg: &str) -> anyhow::Result<String> {
+    match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}")),
+        None => Ok(arg.to_string()),
+    }
+}
+
+pub fn main(cmd: PatternCmd) -> anyhow::Result<i32> {
+    match cmd {
+        PatternCmd::Match { pattern, event } => {
+            let pattern = match Pattern::parse(&text(&pattern)?) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(2);
+                }
+            };
+            let event: Value = match serde_json::from_str(&text(&event)?) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("invalid event: not JSON: {e}");
+                    return Ok(2);
+                }
+            };
+            Ok(if pattern.matches_json(&event) { 0 } else { 1 })
+        }
+        PatternCmd::Test { file } => {
+            let input: Box<dyn BufRead> = if file.as_os_str() == "-" {
+                Box::new(std::io::stdin().lock())
+            } else {
+                let f = std::fs::File::open(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                Box::new(std::io::BufReader::new(f))
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for line in input.lines() {
+                let line = line.context("cannot read the input")?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                writeln!(out, "{}", test_line(&line))?;
+            }
+            out.flush()?;
+            Ok(0)
+        }
+    }
+}
+
+/// One line's answer.
+pub fn test_line(line: &str) -> Value {
+    let v: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return json!({"error": format!("the line is not JSON: {e}")}),
+    };
+    let (Some(pattern), Some(event)) = (v.get("pattern"), v.get("event")) else {
+        return json!({"error": "each line needs `pattern` and `event`"});
+    };
+    // A pattern may also be given as a JSON string holding the pattern.
+    let compiled = match pattern {
+        Value::String(s) => Pattern::parse(s),
+        p => Pattern::from_json(p),
+    };
+    match compiled {
+        Ok(p) => json!({"matches": p.matches_json(event)}),
+        Err(e) => json!({"error": e.to_string()}),
+    }
+}

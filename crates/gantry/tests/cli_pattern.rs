@@ -1,0 +1,99 @@
+//! `gantry pattern match` and `gantry pattern test` as design §5 states them.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn gantry(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(common::gantry_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn match_exits_0_1_or_2_with_the_reason() {
+    let pattern = r#"{"source": ["custom.app"], "detail": {"n": [{"numeric": [">", 2]}]}}"#;
+    let (code, _, _) = gantry(&[
+        "pattern",
+        "match",
+        pattern,
+        r#"{"source": "custom.app", "detail": {"n": 3}}"#,
+    ]);
+    assert_eq!(code, 0);
+    let (code, _, _) = gantry(&[
+        "pattern",
+        "match",
+        pattern,
+        r#"{"source": "custom.app", "detail": {"n": 2}}"#,
+    ]);
+    assert_eq!(code, 1);
+    let (code, _, err) = gantry(&[
+        "pattern",
+        "match",
+        r#"{"source": [{"numeric": [">", "x"]}]}"#,
+        "{}",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad numeric range"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.json");
+    std::fs::write(&file, pattern).unwrap();
+    let at = format!("@{}", file.display());
+    let (code, _, _) = gantry(&[
+        "pattern",
+        "match",
+        &at,
+        r#"{"source": "custom.app", "detail": {"n": 9}}"#,
+    ]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn test_answers_each_line_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cases.jsonl");
+    let lines = [
+        r#"{"pattern": {"a": ["x"]}, "event": {"a": "x"}}"#,
+        r#"{"pattern": {"a": ["x"]}, "event": {"a": "y"}}"#,
+        r#"{"pattern": {"a": []}, "event": {"a": "y"}}"#,
+        r#"{"pattern": "{\"a\": [{\"prefix\": \"y\"}]}", "event": {"a": "yes"}}"#,
+    ];
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let (code, out, _) = gantry(&["pattern", "test", file.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let got: Vec<&str> = out.lines().collect();
+    assert_eq!(got[0], r#"{"matches":true}"#);
+    assert_eq!(got[1], r#"{"matches":false}"#);
+    assert!(
+        got[2].starts_with(r#"{"error":"#) && got[2].contains("empty arrays"),
+        "{}",
+        got[2]
+    );
+    assert_eq!(got[3], r#"{"matches":true}"#);
+    assert_eq!(got.len(), 4);
+
+    let mut child = Command::new(common::gantry_bin())
+        .args(["pattern", "test", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines[0].as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"matches":true}"#
+    );
+}
