@@ -41,6 +41,7 @@ fn main() {
             Cmd::Rerun(a) => cli::client::cancel(a, true).await,
             Cmd::Secrets(c) => cli::secrets::main(c).await,
             Cmd::Pattern(c) => cli::pattern::main(c),
+            Cmd::Schedule(c) => cli::schedule::main(c),
         }
     });
     let code = match code {

@@ -97,3 +97,31 @@ fn test_answers_each_line_in_order() {
         r#"{"matches":true}"#
     );
 }
+
+#[test]
+fn schedule_next_prints_rfc3339_utc_times() {
+    let (code, out, _) = gantry(&[
+        "schedule",
+        "next",
+        "cron(0 9 ? * 2#1 *)",
+        "--from",
+        "2026-11-22T00:00:00+02:00",
+        "--count",
+        "2",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(out, "2026-12-07T09:00:00Z\n2027-01-04T09:00:00Z\n");
+    let (code, out, _) = gantry(&[
+        "schedule",
+        "next",
+        "rate(1 hour)",
+        "--from",
+        "2026-11-22T10:30:00Z",
+        "--count",
+        "1",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "2026-11-22T11:30:00Z\n"));
+    let (code, _, err) = gantry(&["schedule", "next", "cron(0 9 * * * *)"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("must be `?`"), "{err}");
+}

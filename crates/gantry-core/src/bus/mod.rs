@@ -4,6 +4,7 @@
 pub mod event;
 pub mod matcher;
 pub mod pattern;
+pub mod schedule;
 
 pub use pattern::{Pattern, PatternError};
 

@@ -5,6 +5,7 @@ pub mod config;
 pub mod pattern;
 pub mod progress;
 pub mod run;
+pub mod schedule;
 pub mod secrets;
 pub mod serve;
 
@@ -44,6 +45,9 @@ pub enum Cmd {
     /// Try EventBridge event patterns against events.
     #[command(subcommand)]
     Pattern(pattern::PatternCmd),
+    /// Work out when EventBridge schedule expressions fire.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCmd),
 }
 
 /// Where state lives; shared by `serve` and `run`.
