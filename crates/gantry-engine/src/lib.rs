@@ -2,6 +2,7 @@
 //! that drive the pure core through them: the orchestrator, the journal (group commit), the
 //! reconcilers (watchdog, janitor) and recovery.
 
+pub mod bus;
 pub mod ids;
 pub mod janitor;
 pub mod journal;

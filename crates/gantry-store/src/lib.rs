@@ -3,6 +3,7 @@
 //! is the only place that knows SQL. Secrets live in the same
 //! database, each value encrypted with age (`secrets.rs`).
 
+mod bus;
 mod rows;
 mod secrets;
 mod sqlite;

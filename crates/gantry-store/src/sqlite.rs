@@ -120,6 +120,7 @@ impl Store for SqliteStore {
         let mut leases = Vec::new();
         let mut events = Vec::new();
         let mut outcomes = Vec::new();
+        let mut bus = Vec::new();
         for w in batch {
             match w {
                 Write::InsertRun(r) => inserts.push(r.as_ref()),
@@ -135,6 +136,10 @@ impl Store for SqliteStore {
                 Write::Audit(a) => audits.push(a),
                 Write::InsertEvent(e) => events.push(e.as_ref()),
                 Write::SetEventOutcome { id, outcome } => outcomes.push((id, outcome)),
+                Write::PutRule(_)
+                | Write::DeleteRule { .. }
+                | Write::PutDelivery(_)
+                | Write::SetScheduleFire { .. } => bus.push(w),
                 Write::RenewLeases { .. } | Write::ReleaseLease { .. } => leases.push(w),
             }
         }
@@ -245,6 +250,9 @@ impl Store for SqliteStore {
                     .filter(|e| !stored.contains(&e.id))
                     .map(|e| e.id.clone()),
             );
+        }
+        for w in bus {
+            crate::bus::apply(&mut tx, w).await?;
         }
         for (id, outcome) in outcomes {
             sqlx::query("UPDATE events SET outcome = ? WHERE id = ?")
@@ -386,6 +394,31 @@ impl Store for SqliteStore {
         .await
         .map_err(db)?;
         rows.iter().map(|r| event_from_row(r, true)).collect()
+    }
+
+    async fn get_event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
+        let row = sqlx::query("SELECT * FROM events WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(|r| event_from_row(r, true)).transpose()
+    }
+
+    async fn list_rules(&self) -> StoreResult<Vec<RuleRecord>> {
+        crate::bus::list_rules(&self.read).await
+    }
+
+    async fn pending_deliveries(&self, limit: u32) -> StoreResult<Vec<DeliveryRecord>> {
+        crate::bus::pending_deliveries(&self.read, page_size(limit)).await
+    }
+
+    async fn deliveries_of(&self, event_id: &str) -> StoreResult<Vec<DeliveryRecord>> {
+        crate::bus::deliveries_of(&self.read, event_id).await
+    }
+
+    async fn schedule_fires(&self) -> StoreResult<Vec<(String, i64)>> {
+        crate::bus::schedule_fires(&self.read).await
     }
 
     async fn event_by_delivery(&self, delivery_id: &str) -> StoreResult<Option<EventRecord>> {

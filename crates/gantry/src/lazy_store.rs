@@ -73,6 +73,21 @@ impl Store for LazySqliteStore {
             .await
     }
 
+    async fn get_event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
+        self.get().await?.get_event(id).await
+    }
+    async fn list_rules(&self) -> StoreResult<Vec<RuleRecord>> {
+        self.get().await?.list_rules().await
+    }
+    async fn pending_deliveries(&self, limit: u32) -> StoreResult<Vec<DeliveryRecord>> {
+        self.get().await?.pending_deliveries(limit).await
+    }
+    async fn deliveries_of(&self, event_id: &str) -> StoreResult<Vec<DeliveryRecord>> {
+        self.get().await?.deliveries_of(event_id).await
+    }
+    async fn schedule_fires(&self) -> StoreResult<Vec<(String, i64)>> {
+        self.get().await?.schedule_fires().await
+    }
     async fn list_events(&self, filter: EventFilter) -> StoreResult<Vec<EventRecord>> {
         self.get().await?.list_events(filter).await
     }

@@ -42,6 +42,7 @@ fn main() {
             Cmd::Secrets(c) => cli::secrets::main(c).await,
             Cmd::Pattern(c) => cli::pattern::main(c),
             Cmd::Schedule(c) => cli::schedule::main(c),
+            Cmd::Events(c) => cli::events::main(c).await,
         }
     });
     let code = match code {

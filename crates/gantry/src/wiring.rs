@@ -68,6 +68,47 @@ pub async fn start_engine(
     Ok(engine)
 }
 
+/// The bus's HTTP target: POSTs events as JSON, signed with `X-Gantry-Signature-256` when a
+/// webhook secret is configured, with a timeout.
+pub struct HttpPoster {
+    client: reqwest::Client,
+    secret: Option<crate::server::signature::Secret>,
+}
+
+impl HttpPoster {
+    pub fn new(secret: Option<&str>) -> anyhow::Result<HttpPoster> {
+        Ok(HttpPoster {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+            secret: secret.and_then(crate::server::signature::Secret::new),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl gantry_engine::ports::HttpTarget for HttpPoster {
+    async fn post(&self, url: &str, body: &[u8]) -> Result<u16, String> {
+        let mut req = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(s) = &self.secret {
+            req = req.header(
+                "x-gantry-signature-256",
+                crate::server::signature::sign(s, body),
+            );
+        }
+        match req.send().await {
+            Ok(r) => Ok(r.status().as_u16()),
+            Err(e) if e.is_timeout() => Err("timed out".into()),
+            Err(e) if e.is_connect() => Err("cannot connect".into()),
+            Err(_) => Err("request failed".into()),
+        }
+    }
+}
+
 /// Git checkout for a data dir: mirrors under `git/`, the allowed URL prefixes, and a forge
 /// for tokens to private repositories.
 pub fn git_sources(

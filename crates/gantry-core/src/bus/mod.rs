@@ -1,9 +1,11 @@
 //! The event bus's pure parts: EventBridge event patterns (`pattern`, `matcher`), events as
 //! the matcher sees them (`event`), and many rules matched together (`ruleset`).
 
+pub mod entry;
 pub mod event;
 pub mod matcher;
 pub mod pattern;
+pub mod rule;
 pub mod schedule;
 
 pub use pattern::{Pattern, PatternError};

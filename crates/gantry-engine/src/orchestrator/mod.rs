@@ -191,6 +191,11 @@ impl Engine {
         &self.layout
     }
 
+    /// The engine's clock, in milliseconds since the epoch.
+    pub fn clock_now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// Creates a run from a validated spec. Returns once the run is durable.
     pub async fn submit(
         &self,
@@ -209,6 +214,27 @@ impl Engine {
         context: RunContext,
         trace_id: Option<String>,
         event_id: Option<&str>,
+    ) -> Result<Submitted, EngineError> {
+        let event_id = event_id.map(str::to_string);
+        self.submit_with(spec, context, trace_id, move |run_id| {
+            event_id
+                .map(|e| Write::SetEventOutcome {
+                    id: e,
+                    outcome: format!("started run {run_id}"),
+                })
+                .into_iter()
+                .collect()
+        })
+        .await
+    }
+
+    /// Creates a run; `extra(run_id)` is written in the same batch as the run.
+    pub async fn submit_with(
+        &self,
+        spec: RunSpec,
+        context: RunContext,
+        trace_id: Option<String>,
+        extra: impl FnOnce(&str) -> Vec<Write>,
     ) -> Result<Submitted, EngineError> {
         let id = ids::new_run_id();
         let trace_id = trace_id
@@ -232,13 +258,7 @@ impl Engine {
             started_at_ms: None,
             finished_at_ms: None,
         };
-        let extra = event_id
-            .map(|e| Write::SetEventOutcome {
-                id: e.to_string(),
-                outcome: format!("started run {id}"),
-            })
-            .into_iter()
-            .collect();
+        let extra = extra(&id);
         let (reply, durable) = oneshot::channel();
         self.tx
             .send(Command::Submit {

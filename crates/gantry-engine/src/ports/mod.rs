@@ -6,9 +6,11 @@ pub mod executor;
 pub mod forge;
 pub mod secrets;
 pub mod store;
+pub mod targets;
 
 pub use clock::{Clock, SystemClock};
 pub use executor::{CancelSignal, Checkout, Executor, Launch};
 pub use forge::{CommitState, CommitStatus, Forge, ForgeError};
 pub use secrets::{Resolved, SecretError, SecretMeta, SecretStore, SecretValue};
 pub use store::*;
+pub use targets::{HttpTarget, Services};

@@ -148,6 +148,43 @@ pub enum Write {
         name: String,
         holder: String,
     },
+    /// Creates or replaces a rule (keeping its creation time).
+    PutRule(RuleRecord),
+    DeleteRule {
+        name: String,
+    },
+    /// Creates or updates one delivery of an event to a rule's target.
+    PutDelivery(DeliveryRecord),
+    /// A schedule rule fired (for the due time `at_ms`).
+    SetScheduleFire {
+        rule: String,
+        at_ms: i64,
+    },
+}
+
+/// A rule as stored: its definition as written (JSON) and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleRecord {
+    pub name: String,
+    pub body: String,
+    /// `config` (gantry.toml) or `api`.
+    pub origin: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// One matched event on its way to one rule's target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryRecord {
+    pub event_id: String,
+    pub rule: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: u32,
+    pub next_at_ms: i64,
+    /// What the target did (`started run …`) or the last error.
+    pub result: Option<String>,
+    pub created_at_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -208,6 +245,14 @@ pub trait Store: Send + Sync + 'static {
     async fn event_by_delivery(&self, delivery_id: &str) -> StoreResult<Option<EventRecord>>;
     /// Stored events, newest first (payloads not included).
     async fn list_events(&self, filter: EventFilter) -> StoreResult<Vec<EventRecord>>;
+    /// One event, with its payload.
+    async fn get_event(&self, id: &str) -> StoreResult<Option<EventRecord>>;
+    async fn list_rules(&self) -> StoreResult<Vec<RuleRecord>>;
+    /// Deliveries still pending, soonest first.
+    async fn pending_deliveries(&self, limit: u32) -> StoreResult<Vec<DeliveryRecord>>;
+    async fn deliveries_of(&self, event_id: &str) -> StoreResult<Vec<DeliveryRecord>>;
+    /// Each schedule rule's last fire time.
+    async fn schedule_fires(&self) -> StoreResult<Vec<(String, i64)>>;
     /// Stored events of `source` and one of `types` that have no outcome yet, oldest first,
     /// with their payloads (to finish what a crash interrupted).
     async fn undecided_events(

@@ -25,6 +25,9 @@ pub struct FileConfig {
     pub git_allowed_url_prefixes: Option<Vec<String>>,
     #[serde(default)]
     pub retention: Retention,
+    /// Event bus rules (`[[rules]]`), in the shapes design §5 shows.
+    #[serde(default)]
+    pub rules: Vec<toml::Value>,
     /// Per-repository settings, by `owner/name`.
     #[serde(default)]
     pub repos: std::collections::BTreeMap<String, RepoConfig>,
@@ -48,6 +51,18 @@ pub struct Retention {
 }
 
 impl FileConfig {
+    /// The `[[rules]]` as rule definitions (their own fields are checked when compiled).
+    pub fn rule_defs(&self) -> anyhow::Result<Vec<gantry_core::bus::rule::RuleDef>> {
+        self.rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let json = serde_json::to_value(r)?;
+                serde_json::from_value(json).map_err(|e| anyhow::anyhow!("rules[{i}]: {e}"))
+            })
+            .collect()
+    }
+
     /// Reads `explicit` (which must exist), or `./gantry.toml` if present, or nothing.
     pub fn load(explicit: Option<&Path>) -> anyhow::Result<FileConfig> {
         let path = match explicit {

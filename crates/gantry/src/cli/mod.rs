@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod config;
+pub mod events;
 pub mod pattern;
 pub mod progress;
 pub mod run;
@@ -45,6 +46,9 @@ pub enum Cmd {
     /// Try EventBridge event patterns against events.
     #[command(subcommand)]
     Pattern(pattern::PatternCmd),
+    /// Put events on the bus (PutEvents).
+    #[command(subcommand)]
+    Events(events::EventsCmd),
     /// Work out when EventBridge schedule expressions fire.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCmd),

@@ -7,6 +7,7 @@ use crate::wiring;
 use anyhow::{Context, bail};
 use gantry_core::spec::Limits;
 use gantry_engine::Preparation;
+use gantry_engine::bus::{Bus, BusPorts};
 use gantry_engine::janitor;
 use gantry_engine::pipelines::Pipelines;
 use gantry_engine::ports::{Forge, Retention, SecretStore};
@@ -59,6 +60,8 @@ struct Settings {
     secret_key: SecretKey,
     git_allowed: Vec<String>,
     fork_secrets: std::collections::HashSet<String>,
+    rules: Vec<gantry_core::bus::rule::RuleDef>,
+    base_dir: PathBuf,
 }
 
 /// Reporting to GitHub: on when a token, or an App id and key, are set.
@@ -88,6 +91,13 @@ fn duration(
 
 fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     let file = FileConfig::load(args.config.as_deref())?;
+    let rules = file.rule_defs()?;
+    // `run = "specs/x.yml"` in a rule is relative to the config file's folder.
+    let base_dir = args
+        .config
+        .as_deref()
+        .and_then(Path::parent)
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let listen = match (args.listen, file.listen) {
         (Some(l), _) => l,
         (None, Some(text)) => text.parse().with_context(|| {
@@ -197,6 +207,8 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         .map(|(name, _)| name.clone())
         .collect();
     Ok(Settings {
+        rules,
+        base_dir,
         github,
         secret_key,
         git_allowed,
@@ -233,6 +245,8 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         secret_key,
         git_allowed,
         fork_secrets,
+        rules,
+        base_dir,
     } = settings(args)?;
     if token.is_none() && !listen.ip().is_loopback() {
         bail!(
@@ -355,6 +369,21 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         });
     }
 
+    let bus = Bus::start(
+        engine.clone(),
+        BusPorts {
+            http: Some(Arc::new(wiring::HttpPoster::new(
+                webhook_secret.as_deref(),
+            )?)),
+            services: None,
+            base_dir,
+            limits: Limits::default(),
+        },
+        rules,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("rules: {e}"))?;
+
     let state = AppState {
         engine: engine.clone(),
         token: token.map(Arc::from),
@@ -365,6 +394,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         secrets: Some(secrets),
         pipelines,
         git_allowed: Arc::new(git_allowed),
+        bus: Some(bus),
     };
     let addr = listener.local_addr()?;
     println!("gantry listening on http://{addr}");

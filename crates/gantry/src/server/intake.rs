@@ -58,7 +58,7 @@ pub async fn github(
         )
     })?;
 
-    let record = EventRecord {
+    let mut record = EventRecord {
         id: gantry_engine::ids::new_run_id(),
         source: "github".into(),
         event_type: event_name.to_string(),
@@ -72,10 +72,24 @@ pub async fn github(
         rules_matched: Vec::new(),
         outcome: None,
     };
+    // On the bus: source `github`, detail-type the event name, detail the payload. Matched
+    // rules' deliveries are written with the event.
+    let mut extra = Vec::new();
+    if let Some(bus) = state.bus.as_ref().filter(|b| b.has_pattern_rules()) {
+        let envelope = json!({
+            "version": "0", "id": record.id, "detail-type": event_name, "source": "github",
+            "account": "000000000000", "region": "local",
+            "time": crate::view::rfc3339(record.received_at_ms),
+            "resources": record.repository.iter().collect::<Vec<_>>(),
+            "detail": serde_json::from_str::<serde_json::Value>(&record.payload).unwrap_or_default(),
+        });
+        record.rules_matched = bus.matching(&envelope);
+        extra = bus.deliveries(&record.id, &record.rules_matched);
+    }
     let pipeline_event = PIPELINE_EVENTS
         .contains(&event_name)
         .then(|| record.clone());
-    let stored = match store_once(&state, record).await? {
+    let stored = match store_once(&state, record, extra).await? {
         Stored::New { id, trace_id } => (id, trace_id),
         Stored::Duplicate { id, delivery } => return Ok(duplicate(&id, delivery.as_deref())),
     };
@@ -152,7 +166,7 @@ pub async fn orders(
         rules_matched: Vec::new(),
         outcome: None,
     };
-    let event = match store_once(&state, record).await? {
+    let event = match store_once(&state, record, Vec::new()).await? {
         Stored::New { id, trace_id } => (id, trace_id),
         Stored::Duplicate { id, delivery } => return Ok(duplicate(&id, delivery.as_deref())),
     };
@@ -209,7 +223,11 @@ enum Stored {
 
 /// Stores an event unless its delivery id is already stored. The insert itself decides (the
 /// store reports it as a duplicate), so concurrent copies of one delivery cannot both pass.
-async fn store_once(state: &AppState, record: EventRecord) -> Result<Stored, ApiError> {
+async fn store_once(
+    state: &AppState,
+    record: EventRecord,
+    extra: Vec<Write>,
+) -> Result<Stored, ApiError> {
     let (id, trace_id, delivery) = (
         record.id.clone(),
         record.trace_id.clone(),
@@ -218,8 +236,15 @@ async fn store_once(state: &AppState, record: EventRecord) -> Result<Stored, Api
     let committed = state
         .engine
         .journal()
-        .append_durable(vec![Write::InsertEvent(Box::new(record))])
+        .append_durable(
+            std::iter::once(Write::InsertEvent(Box::new(record)))
+                .chain(extra)
+                .collect(),
+        )
         .await?;
+    if let Some(bus) = &state.bus {
+        bus.poke();
+    }
     if !committed.duplicate_events.contains(&id) {
         return Ok(Stored::New { id, trace_id });
     }

@@ -1,6 +1,7 @@
 //! The HTTP API (design §5 "HTTP"): routes, authentication, body limits. The only module that
 //! knows HTTP; handlers call the engine and the store and nothing else.
 
+mod bus;
 mod error;
 mod intake;
 mod logs;
@@ -43,6 +44,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/webhooks/github"),
     ("post", "/webhook"),
     ("get", "/api/v1/events"),
+    ("post", "/api/v1/events"),
+    ("get", "/api/v1/events/{id}"),
+    ("get", "/api/v1/rules"),
+    ("post", "/api/v1/rules"),
+    ("get", "/api/v1/rules/{name}"),
+    ("put", "/api/v1/rules/{name}"),
+    ("delete", "/api/v1/rules/{name}"),
     ("post", "/api/v1/secrets"),
     ("get", "/api/v1/secrets"),
     ("delete", "/api/v1/secrets/{scope}/{name}"),
@@ -61,6 +69,7 @@ pub struct AppState {
     pub pipelines: Option<Pipelines>,
     /// Prefixes a job's clone URL must start with (`GANTRY_GIT_ALLOWED_URL_PREFIXES`).
     pub git_allowed: Arc<Vec<String>>,
+    pub bus: Option<gantry_engine::bus::Bus>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -72,7 +81,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/rerun", post(runs::rerun))
         .route("/api/v1/runs/{id}/events", get(runs::events))
         .route("/api/v1/runs/{id}/jobs/{job}/log", get(logs::log))
-        .route("/api/v1/events", get(intake::list))
+        .route("/api/v1/events", get(intake::list).post(bus::put_events))
+        .route("/api/v1/events/{id}", get(bus::get_event))
+        .route("/api/v1/rules", get(bus::list_rules).post(bus::create_rule))
+        .route(
+            "/api/v1/rules/{name}",
+            get(bus::get_rule)
+                .put(bus::update_rule)
+                .delete(bus::delete_rule),
+        )
         .route("/api/v1/secrets", post(secrets::set).get(secrets::list))
         .route("/api/v1/secrets/{scope}/{name}", delete(secrets::delete))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

@@ -1,0 +1,307 @@
+//! The event bus (design §8.5): PutEvents entries, GitHub deliveries, run and job state
+//! changes and schedules all become events; every enabled rule whose pattern matches gets a
+//! delivery, stored in the same batch as the event, and a dispatcher carries deliveries to
+//! their targets (submit a run, POST to a URL, start or stop a service), retrying under the
+//! rule's retry policy. Rules come from `gantry.toml` (kept in step at start) and the API.
+
+mod dispatch;
+mod schedule;
+
+use crate::orchestrator::Engine;
+use crate::ports::{
+    DeliveryRecord, EventRecord, HttpTarget, RuleRecord, Services, StoreError, Write,
+};
+use gantry_core::bus::entry::{self, EntryError};
+use gantry_core::bus::event::Flat;
+use gantry_core::bus::rule::{Rule, RuleDef, Trigger};
+use gantry_core::spec::Limits;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use tokio::sync::Notify;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("rule `{0}` not found")]
+    NotFound(String),
+    #[error("rule `{0}` already exists")]
+    Exists(String),
+    #[error("rule `{0}` is defined in gantry.toml; change it there")]
+    FromConfig(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The bus's outward ports and settings.
+#[derive(Clone, Default)]
+pub struct BusPorts {
+    pub http: Option<Arc<dyn HttpTarget>>,
+    pub services: Option<Arc<dyn Services>>,
+    /// Where `run = "specs/x.yml"` paths of rules are resolved (the config file's folder).
+    pub base_dir: PathBuf,
+    pub limits: Limits,
+}
+
+#[derive(Clone)]
+pub struct Bus {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bus")
+    }
+}
+
+struct Inner {
+    engine: Engine,
+    ports: BusPorts,
+    /// Compiled rules with their stored records, by name.
+    rules: RwLock<Arc<Vec<(Rule, RuleRecord)>>>,
+    wake: Notify,
+}
+
+impl Bus {
+    /// Syncs `gantry.toml`'s rules into the store (adding, replacing, and removing the ones no
+    /// longer there), loads every rule, and starts the dispatcher and the scheduler.
+    pub async fn start(
+        engine: Engine,
+        ports: BusPorts,
+        config_rules: Vec<RuleDef>,
+    ) -> Result<Bus, BusError> {
+        let now = engine.clock_now();
+        let stored = engine.store().list_rules().await?;
+        let mut writes = Vec::new();
+        let mut problems = Vec::new();
+        for def in &config_rules {
+            if let Err(e) = Rule::compile(def.clone()) {
+                problems.push(format!("rule `{}`: {e}", def.name));
+                continue;
+            }
+            let body = serde_json::to_string(def).unwrap_or_default();
+            let existing = stored.iter().find(|r| r.name == def.name);
+            if existing.is_some_and(|r| r.body == body && r.origin == "config") {
+                continue;
+            }
+            writes.push(Write::PutRule(RuleRecord {
+                name: def.name.clone(),
+                body,
+                origin: "config".into(),
+                created_at_ms: existing.map_or(now, |r| r.created_at_ms),
+                updated_at_ms: now,
+            }));
+        }
+        if !problems.is_empty() {
+            return Err(BusError::Invalid(problems.join("\n")));
+        }
+        for r in stored.iter().filter(|r| r.origin == "config") {
+            if !config_rules.iter().any(|d| d.name == r.name) {
+                writes.push(Write::DeleteRule {
+                    name: r.name.clone(),
+                });
+            }
+        }
+        if !writes.is_empty() {
+            engine.journal().append_durable(writes).await?;
+        }
+        let bus = Bus {
+            inner: Arc::new(Inner {
+                engine,
+                ports,
+                rules: RwLock::new(Arc::new(Vec::new())),
+                wake: Notify::new(),
+            }),
+        };
+        bus.reload().await?;
+        tokio::spawn(dispatch::run(bus.clone()));
+        tokio::spawn(schedule::run(bus.clone()));
+        tokio::spawn(dispatch::publish_state_changes(bus.clone()));
+        Ok(bus)
+    }
+
+    /// Recompiles the rules from the store.
+    async fn reload(&self) -> Result<(), BusError> {
+        let records = self.inner.engine.store().list_rules().await?;
+        let mut rules = Vec::new();
+        for r in records {
+            let def: RuleDef = serde_json::from_str(&r.body)
+                .map_err(|e| StoreError::Corrupt(format!("rule {}: {e}", r.name)))?;
+            match Rule::compile(def) {
+                Ok(rule) => rules.push((rule, r)),
+                Err(e) => {
+                    tracing::warn!(rule = %r.name, cause = %e, "stored rule does not compile; skipped")
+                }
+            }
+        }
+        *self.inner.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
+        Ok(())
+    }
+
+    fn rules(&self) -> Arc<Vec<(Rule, RuleRecord)>> {
+        self.inner
+            .rules
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether any enabled rule has a pattern (so events are worth matching at all).
+    pub fn has_pattern_rules(&self) -> bool {
+        self.rules()
+            .iter()
+            .any(|(r, _)| r.def.enabled && matches!(r.trigger, Trigger::Pattern(_)))
+    }
+
+    /// Names of the enabled pattern rules that match `envelope`.
+    pub fn matching(&self, envelope: &Value) -> Vec<String> {
+        let flat = Flat::of(envelope);
+        self.rules()
+            .iter()
+            .filter(|(r, _)| r.def.enabled)
+            .filter(|(r, _)| matches!(&r.trigger, Trigger::Pattern(p) if p.matches(&flat)))
+            .map(|(r, _)| r.def.name.clone())
+            .collect()
+    }
+
+    /// The deliveries for an event matched by `rules` (written with the event).
+    pub fn deliveries(&self, event_id: &str, rules: &[String]) -> Vec<Write> {
+        let now = self.inner.engine.clock_now();
+        rules
+            .iter()
+            .map(|r| {
+                Write::PutDelivery(DeliveryRecord {
+                    event_id: event_id.to_string(),
+                    rule: r.clone(),
+                    status: "pending".into(),
+                    attempts: 0,
+                    next_at_ms: now,
+                    result: None,
+                    created_at_ms: now,
+                })
+            })
+            .collect()
+    }
+
+    /// Lets the dispatcher look for due deliveries now.
+    pub fn poke(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// PutEvents: each entry is checked, stored with its matched rules' deliveries (all in
+    /// one durable batch) and answered in order with its event id or its error.
+    pub async fn put_events(
+        &self,
+        entries: &[Value],
+    ) -> Result<Vec<Result<String, EntryError>>, BusError> {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut answers = Vec::with_capacity(entries.len());
+        let mut writes = Vec::new();
+        for e in entries {
+            let id = crate::ids::new_run_id();
+            match entry::envelope(e, &id, &now) {
+                Err(err) => answers.push(Err(err)),
+                Ok(envelope) => {
+                    let rules = self.matching(&envelope);
+                    writes.push(Write::InsertEvent(Box::new(
+                        self.record(&id, &envelope, &rules),
+                    )));
+                    writes.extend(self.deliveries(&id, &rules));
+                    answers.push(Ok(id));
+                }
+            }
+        }
+        if !writes.is_empty() {
+            self.inner.engine.journal().append_durable(writes).await?;
+            self.poke();
+        }
+        Ok(answers)
+    }
+
+    /// An event record for an envelope.
+    pub fn record(&self, id: &str, envelope: &Value, rules: &[String]) -> EventRecord {
+        EventRecord {
+            id: id.to_string(),
+            source: envelope["source"].as_str().unwrap_or("").to_string(),
+            event_type: envelope["detail-type"].as_str().unwrap_or("").to_string(),
+            delivery_id: None,
+            action: None,
+            repository: None,
+            installation_id: None,
+            payload: envelope.to_string(),
+            trace_id: crate::ids::new_trace_id(),
+            received_at_ms: self.inner.engine.clock_now(),
+            rules_matched: rules.to_vec(),
+            outcome: None,
+        }
+    }
+
+    // ---- rules CRUD (the API) ----
+
+    pub fn list(&self) -> Vec<(RuleDef, RuleRecord)> {
+        self.rules()
+            .iter()
+            .map(|(r, rec)| (r.def.clone(), rec.clone()))
+            .collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<(RuleDef, RuleRecord)> {
+        self.list().into_iter().find(|(d, _)| d.name == name)
+    }
+
+    /// Creates (`create`) or replaces a rule from the API; validated first, durable on return.
+    pub async fn put(&self, def: RuleDef, create: bool) -> Result<RuleDef, BusError> {
+        let existing = self.get(&def.name);
+        match (&existing, create) {
+            (Some(_), true) => return Err(BusError::Exists(def.name)),
+            (None, false) => return Err(BusError::NotFound(def.name)),
+            (Some((_, rec)), _) if rec.origin == "config" => {
+                return Err(BusError::FromConfig(def.name));
+            }
+            _ => {}
+        }
+        Rule::compile(def.clone()).map_err(BusError::Invalid)?;
+        self.check_run_file(&def)?;
+        let now = self.inner.engine.clock_now();
+        let record = RuleRecord {
+            name: def.name.clone(),
+            body: serde_json::to_string(&def).unwrap_or_default(),
+            origin: "api".into(),
+            created_at_ms: existing.map_or(now, |(_, r)| r.created_at_ms),
+            updated_at_ms: now,
+        };
+        self.inner
+            .engine
+            .journal()
+            .append_durable(vec![Write::PutRule(record)])
+            .await?;
+        self.reload().await?;
+        Ok(def)
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<(), BusError> {
+        match self.get(name) {
+            None => return Err(BusError::NotFound(name.into())),
+            Some((_, rec)) if rec.origin == "config" => {
+                return Err(BusError::FromConfig(name.into()));
+            }
+            _ => {}
+        }
+        self.inner
+            .engine
+            .journal()
+            .append_durable(vec![Write::DeleteRule { name: name.into() }])
+            .await?;
+        self.reload().await
+    }
+
+    /// A `run` target naming a spec file must name one that parses.
+    fn check_run_file(&self, def: &RuleDef) -> Result<(), BusError> {
+        if let Some(Value::String(path)) = def.target.get("run") {
+            dispatch::load_spec_file(&self.inner.ports.base_dir, path, &self.inner.ports.limits)
+                .map_err(|e| BusError::Invalid(format!("target: {e}")))?;
+        }
+        Ok(())
+    }
+}
