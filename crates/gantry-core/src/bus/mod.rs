@@ -6,6 +6,8 @@ pub mod event;
 pub mod matcher;
 pub mod pattern;
 pub mod rule;
+pub mod ruleset;
+pub mod scan;
 pub mod schedule;
 
 pub use pattern::{Pattern, PatternError};
