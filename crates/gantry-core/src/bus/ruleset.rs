@@ -25,6 +25,12 @@ pub struct RuleSet {
     by_path: Vec<Vec<u32>>,
     /// Per pattern, per branch: its test ids.
     branches: Vec<Vec<Vec<u32>>>,
+    /// Tests a missing field satisfies (`exists: false`).
+    absent_ok: Vec<u32>,
+    /// Every branch, numbered: its (pattern, branch).
+    branch_of: Vec<(u32, u32)>,
+    /// Per test: the numbered branches it anchors.
+    test_branches: Vec<Vec<u32>>,
 }
 
 /// FNV-1a: the exact-value index is keyed by short strings, where SipHash's setup dominates.
@@ -67,6 +73,8 @@ pub struct Scratch<'a> {
     marked: Vec<bool>,
     seen: Vec<bool>,
     arrayed: Vec<bool>,
+    hits: Vec<u32>,
+    candidates: Vec<u32>,
 }
 
 impl RuleSet {
@@ -81,6 +89,9 @@ impl RuleSet {
             exact_str: Vec::new(),
             by_path: Vec::new(),
             branches: Vec::new(),
+            absent_ok: Vec::new(),
+            branch_of: Vec::new(),
+            test_branches: Vec::new(),
         };
         for p in &patterns {
             let mut branches = Vec::new();
@@ -127,6 +138,30 @@ impl RuleSet {
             }
             set.branches.push(branches);
         }
+        for (pi, branches) in set.branches.iter().enumerate() {
+            for (bi, tests) in branches.iter().enumerate() {
+                let b = set.branch_of.len() as u32;
+                set.branch_of.push((pi as u32, bi as u32));
+                // The branch is looked at only when its anchor is marked: an exact-value test
+                // if it has one (the most selective kind), else its first test.
+                let anchor = tests
+                    .iter()
+                    .copied()
+                    .find(|t| {
+                        let t = &set.tests[*t as usize];
+                        t.rest.is_empty() && !t.absent_ok
+                    })
+                    .unwrap_or(tests[0]);
+                if set.test_branches.len() <= anchor as usize {
+                    set.test_branches.resize(anchor as usize + 1, Vec::new());
+                }
+                set.test_branches[anchor as usize].push(b);
+            }
+        }
+        set.test_branches.resize(set.tests.len(), Vec::new());
+        set.absent_ok = (0..set.tests.len() as u32)
+            .filter(|t| set.tests[*t as usize].absent_ok)
+            .collect();
         set.patterns = patterns;
         set
     }
@@ -156,6 +191,14 @@ impl RuleSet {
         scratch.seen.resize(self.paths.len(), false);
         scratch.arrayed.clear();
         scratch.arrayed.resize(self.paths.len(), false);
+        let hits = &mut scratch.hits;
+        hits.clear();
+        let mut mark = |t: u32, marked: &mut Vec<bool>| {
+            if !marked[t as usize] {
+                marked[t as usize] = true;
+                hits.push(t);
+            }
+        };
         for f in &scratch.found {
             let p = f.path_id as usize;
             scratch.seen[p] = true;
@@ -166,45 +209,62 @@ impl RuleSet {
                 && let Some(tests) = self.exact_str[p].get(s.as_ref())
             {
                 for t in tests {
-                    marked[*t as usize] = true;
+                    mark(*t, marked);
                 }
             }
             for t in &self.by_path[p] {
-                let test = &self.tests[*t as usize];
-                if !marked[*t as usize] && test.rest.iter().any(|m| m.accepts(&f.value)) {
-                    marked[*t as usize] = true;
+                if !marked[*t as usize]
+                    && self.tests[*t as usize]
+                        .rest
+                        .iter()
+                        .any(|m| m.accepts(&f.value))
+                {
+                    mark(*t, marked);
                 }
             }
         }
-        for (i, t) in self.tests.iter().enumerate() {
-            if t.absent_ok && !scratch.seen[t.path as usize] {
-                marked[i] = true;
+        for t in &self.absent_ok {
+            if !scratch.seen[self.tests[*t as usize].path as usize] {
+                mark(*t, marked);
+            }
+        }
+        // A branch matches when all its tests are marked; only branches whose anchor test
+        // is marked are looked at.
+        let candidates = &mut scratch.candidates;
+        candidates.clear();
+        for t in hits.iter() {
+            for b in &self.test_branches[*t as usize] {
+                let (pi, bi) = self.branch_of[*b as usize];
+                if self.branches[pi as usize][bi as usize]
+                    .iter()
+                    .all(|t| marked[*t as usize])
+                {
+                    candidates.push(*b);
+                }
             }
         }
         let any_arrayed = scratch.arrayed.iter().any(|a| *a);
         let mut flat: Option<Flat<'_>> = None;
-        for (pi, branches) in self.branches.iter().enumerate() {
-            let hit = branches.iter().enumerate().any(|(bi, tests)| {
-                if !tests.iter().all(|t| marked[*t as usize]) {
-                    return false;
-                }
-                if !any_arrayed {
-                    return true;
-                }
-                let in_arrays = tests
+        for b in candidates.iter() {
+            let (pi, bi) = self.branch_of[*b as usize];
+            if out.last() == Some(&(pi as usize)) || out.contains(&(pi as usize)) {
+                continue;
+            }
+            let tests = &self.branches[pi as usize][bi as usize];
+            let ok = !any_arrayed
+                || !tests
                     .iter()
-                    .any(|t| scratch.arrayed[self.tests[*t as usize].path as usize]);
-                if !in_arrays {
-                    return true;
-                }
-                // Values from inside arrays: check array consistency exactly.
-                let flat = flat.get_or_insert_with(|| self.flat_of(&scratch.found));
-                branch_matches(&self.patterns[pi].branches[bi], flat)
-            });
-            if hit {
-                out.push(pi);
+                    .any(|t| scratch.arrayed[self.tests[*t as usize].path as usize])
+                || {
+                    // Values from inside arrays: check array consistency exactly.
+                    let flat = flat.get_or_insert_with(|| self.flat_of(&scratch.found));
+                    branch_matches(&self.patterns[pi as usize].branches[bi as usize], flat)
+                };
+            if ok {
+                out.push(pi as usize);
             }
         }
+        out.sort_unstable();
         Ok(())
     }
 

@@ -85,6 +85,33 @@ impl TrieNode {
     }
 }
 
+/// The first `"` or `\\` in `s`. Eight bytes at a time (SWAR) for the short strings that make
+/// up most of an event; long ones go to the vectorised search.
+fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has = |x: u64, c: u8| {
+        let y = x ^ (LO * c as u64);
+        y.wrapping_sub(LO) & !y & HI
+    };
+    let mut i = 0;
+    while i + 8 <= s.len() && i < 64 {
+        let x = u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+        let m = has(x, b'"') | has(x, b'\\');
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    if i < 64 {
+        return s[i..]
+            .iter()
+            .position(|c| *c == b'"' || *c == b'\\')
+            .map(|k| k + i);
+    }
+    memchr::memchr2(b'"', b'\\', &s[i..]).map(|k| k + i)
+}
+
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
@@ -118,7 +145,7 @@ impl<'a> Scanner<'a> {
         let start = self.i;
         let mut escaped = false;
         loop {
-            match memchr::memchr2(b'"', b'\\', &self.b[self.i..]) {
+            match find_quote_or_backslash(&self.b[self.i..]) {
                 None => return Err(ScanError(self.b.len())),
                 Some(k) => {
                     self.i += k;
@@ -316,6 +343,24 @@ impl<'a> Scanner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_quotes_and_backslashes_at_every_offset() {
+        for len in 0..150 {
+            for at in 0..=len {
+                let mut s = vec![b'a'; len];
+                let want = if at < len {
+                    s[at] = if at % 2 == 0 { b'"' } else { b'\\' };
+                    Some(at)
+                } else {
+                    None
+                };
+                assert_eq!(find_quote_or_backslash(&s), want, "len {len} at {at}");
+            }
+        }
+        // A byte above 0x80 next to a match must not be mistaken for one.
+        assert_eq!(find_quote_or_backslash(b"\xa2\xdc\xff\"x"), Some(3));
+    }
 
     #[test]
     fn extracts_only_wanted_leaves_with_trails() {
