@@ -3,7 +3,14 @@
 
 /// A new run id, e.g. `01JD8X3QK4W5T6Y7Z8A9B0C1D2`.
 pub fn new_run_id() -> String {
-    ulid::Ulid::generate().to_string()
+    // Monotonic within a millisecond, so ids made in one process sort in creation order
+    // (oldest-first dispatch, newest-first lists) even when they share a timestamp.
+    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+    let mut g = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+    let g = g.get_or_insert_with(ulid::Generator::new);
+    g.generate()
+        .unwrap_or_else(|_| ulid::Ulid::generate())
+        .to_string()
 }
 
 /// A new trace id, e.g. `4bf92f3577b34da6a3ce929d0e0e4736`.

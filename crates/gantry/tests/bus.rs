@@ -159,8 +159,14 @@ target = { run = "specs/deploy.yml" }
     let alarm = event(&server, &alarm_id).await;
     assert_eq!(alarm["rules_matched"], json!([]), "level 1 < 3, not Deploy");
     let (_, listed) = server.get("/api/v1/events?source=custom.app").await;
+    let listed_deploy = listed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == deploy_id.as_str())
+        .unwrap();
     assert_eq!(
-        listed["events"][1]["rules_matched"],
+        listed_deploy["rules_matched"],
         json!(["deploy-on-request", "notify"])
     );
 
