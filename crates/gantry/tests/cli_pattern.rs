@@ -121,6 +121,18 @@ fn schedule_next_prints_rfc3339_utc_times() {
         "1",
     ]);
     assert_eq!((code, out.as_str()), (0, "2026-11-22T11:30:00Z\n"));
+    let (code, out, _) = gantry(&[
+        "schedule",
+        "next",
+        "cron(0 9 * * ? *)",
+        "--tz",
+        "Europe/Paris",
+        "--from",
+        "2027-03-27T12:00:00Z",
+        "--count",
+        "1",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "2027-03-28T07:00:00Z\n"));
     let (code, _, err) = gantry(&["schedule", "next", "cron(0 9 * * * *)"]);
     assert_eq!(code, 2);
     assert!(err.contains("must be `?`"), "{err}");

@@ -96,3 +96,35 @@ async fn due_times_fire_once_across_restarts_and_downtime() {
     settle().await;
     assert_eq!(fires(&store).await.len(), 3);
 }
+
+#[tokio::test]
+async fn missed_windows_can_be_skipped_or_all_fired() {
+    for (missed, want) in [("skip", 0), ("all", 10)] {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(T0)));
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("g.db")).await.unwrap());
+        let config = EngineConfig::new(dir.path().to_path_buf(), 2, "node".into());
+        let engine = Engine::start(config, store.clone(), Executors::new(), clock.clone())
+            .await
+            .unwrap();
+        let rule: RuleDef = serde_json::from_value(json!({
+            "name": "every-minute", "schedule": "rate(1 minute)", "missed": missed,
+            "target": {"http": "http://127.0.0.1:9/never"}
+        }))
+        .unwrap();
+        let _bus = Bus::start(engine, BusPorts::default(), vec![rule])
+            .await
+            .unwrap();
+        clock.0.store(T0 + 10 * 60_000 + 30_000, Ordering::SeqCst);
+        settle().await;
+        assert_eq!(fires(&store).await.len(), want, "missed = {missed}");
+        clock.0.store(T0 + 11 * 60_000 + 1_000, Ordering::SeqCst);
+        settle().await;
+        assert_eq!(
+            fires(&store).await.len(),
+            want + 1,
+            "then the next tick, missed = {missed}"
+        );
+    }
+}

@@ -18,6 +18,13 @@ pub struct RuleDef {
     pub pattern: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// The schedule's time zone (IANA name); UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// What a schedule does about due times missed while the server was down: `once` (fire
+    /// once, for the latest; the default), `skip` (fire none), `all` (fire each, at most 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub input_paths: BTreeMap<String, String>,
     pub target: Value,
@@ -154,7 +161,7 @@ impl Rule {
                     None
                 }
             },
-            (None, Some(s)) => match Schedule::parse(s) {
+            (None, Some(s)) => match Schedule::parse_in(s, def.timezone.as_deref()) {
                 Ok(s) => Some(Trigger::Schedule(s)),
                 Err(e) => {
                     problems.push(format!("schedule: {}", e.0));
@@ -170,6 +177,19 @@ impl Rule {
                 None
             }
         };
+        if def.timezone.is_some() && def.schedule.is_none() {
+            problems.push("`timezone` only applies to a `schedule`".into());
+        }
+        match def.missed.as_deref() {
+            None => {}
+            Some("once" | "skip" | "all") if def.schedule.is_some() => {}
+            Some("once" | "skip" | "all") => {
+                problems.push("`missed` only applies to a `schedule`".into());
+            }
+            Some(other) => {
+                problems.push(format!("missed: `{other}` is not one of once, skip, all"))
+            }
+        }
         let mut inputs = Vec::new();
         for (name, path) in &def.input_paths {
             if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.is_empty() {
@@ -335,6 +355,20 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.contains("schedule:") && e.contains("http(s) URL"), "{e}");
+        let e = Rule::compile(def(
+            json!({"name": "n", "schedule": "rate(1 day)", "timezone": "Nowhere/X",
+            "missed": "sometimes", "target": {"run": "a.yml"}}),
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("unknown time zone") && e.contains("missed: `sometimes`"),
+            "{e}"
+        );
+        assert!(
+            Rule::compile(def(json!({"name": "n", "schedule": "cron(0 9 * * ? *)",
+            "timezone": "Europe/Paris", "missed": "all", "target": {"run": "a.yml"}})))
+            .is_ok()
+        );
         let e = Rule::compile(def(json!({"name": "n", "target": {"run": "a.yml"}}))).unwrap_err();
         assert!(e.contains("needs a `pattern` or a `schedule`"), "{e}");
         assert!(

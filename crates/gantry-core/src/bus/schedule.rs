@@ -1,8 +1,12 @@
 //! EventBridge schedule expressions: `cron(minutes hours day-of-month month day-of-week year)`
 //! with `*`, `?`, ranges, lists, steps, names, `L`, `W` and `#`, and `rate(N unit)`; and the
-//! fire times they give, in UTC. One of day-of-month and day-of-week must be `?`, as in AWS.
+//! fire times they give. Cron fields are read in UTC unless a time zone (IANA name, as
+//! EventBridge Scheduler takes it) is given; a local time that a DST change skips does not
+//! fire, one it repeats fires once. One of day-of-month and day-of-week must be `?`, as in AWS.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc, Weekday,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Schedule {
@@ -18,6 +22,7 @@ pub struct Cron {
     months: Vec<bool>,  // 1..=12 at index m
     years: Vec<bool>,   // 1970..=2199 at index y - 1970
     day: DayRule,
+    tz: chrono_tz::Tz,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +66,23 @@ const MONTHS: [&str; 12] = [
 const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 impl Schedule {
+    /// Parses an expression whose cron fields are in `timezone` (an IANA name; UTC if `None`).
+    pub fn parse_in(expr: &str, timezone: Option<&str>) -> Result<Schedule, ScheduleError> {
+        let tz: chrono_tz::Tz = match timezone {
+            None => chrono_tz::UTC,
+            Some(name) => name.parse().map_err(|_| {
+                ScheduleError(format!(
+                    "unknown time zone `{name}`; use an IANA name like Europe/Paris"
+                ))
+            })?,
+        };
+        let mut s = Schedule::parse(expr)?;
+        if let Schedule::Cron(c) = &mut s {
+            c.tz = tz;
+        }
+        Ok(s)
+    }
+
     pub fn parse(expr: &str) -> Result<Schedule, ScheduleError> {
         let expr = expr.trim();
         if let Some(body) = expr.strip_prefix("rate(").and_then(|b| b.strip_suffix(')')) {
@@ -147,6 +169,7 @@ fn cron(body: &str) -> Result<Cron, ScheduleError> {
         months: field(month, "month", 1, 12, &MONTHS)?,
         years: field(year, "year", 1970, 2199, &[])?.split_off(1970),
         day,
+        tz: chrono_tz::UTC,
     })
 }
 
@@ -284,10 +307,31 @@ impl Cron {
         }
     }
 
+    /// The first fire time after `after`: the next matching local time in the schedule's
+    /// zone that exists and lies after `after`.
     fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut local = after.with_timezone(&self.tz).naive_local();
+        // Around a DST change local times go back: step back an hour so none is missed,
+        // then keep the first candidate that is really after `after`.
+        local -= Duration::hours(1);
+        for _ in 0..10_000 {
+            let cand = self.next_local(local)?;
+            if let Some(t) = self.tz.from_local_datetime(&cand).earliest() {
+                let t = t.with_timezone(&Utc);
+                if t > after {
+                    return Some(t);
+                }
+            }
+            local = cand;
+        }
+        None
+    }
+
+    /// The first matching local time (whole minutes) strictly after `after`.
+    fn next_local(&self, after: NaiveDateTime) -> Option<NaiveDateTime> {
         // The next whole minute after `after`.
         let start = after.with_second(0)?.with_nanosecond(0)? + Duration::minutes(1);
-        let mut date = start.date_naive();
+        let mut date = start.date();
         let first_day = date;
         let last_year = 2199;
         while date.year() <= last_year {
@@ -320,8 +364,7 @@ impl Cron {
                     }
                     let from = if h == h0 { m0 } else { 0 };
                     if let Some(m) = (from..60).find(|m| self.minutes[*m as usize]) {
-                        let t = date.and_hms_opt(h, m, 0)?;
-                        return Some(Utc.from_utc_datetime(&t));
+                        return date.and_hms_opt(h, m, 0);
                     }
                 }
             }
@@ -435,6 +478,55 @@ mod tests {
             s.next_after(at("2026-01-01T00:00:00Z"), at("2026-01-01T00:00:00Z")),
             None
         );
+    }
+
+    #[test]
+    fn time_zones_and_daylight_saving() {
+        let next_in = |expr: &str, tz: &str, from: &str, n: usize| {
+            let s = Schedule::parse_in(expr, Some(tz)).unwrap();
+            let mut t = at(from);
+            (0..n)
+                .map(|_| {
+                    t = s.next_after(t, at(from)).unwrap();
+                    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+                })
+                .collect::<Vec<_>>()
+        };
+        // 09:00 in Paris: UTC+1 in winter, UTC+2 in summer (DST starts 2027-03-28).
+        assert_eq!(
+            next_in(
+                "cron(0 9 * * ? *)",
+                "Europe/Paris",
+                "2027-03-26T12:00:00Z",
+                3
+            ),
+            [
+                "2027-03-27T08:00:00Z",
+                "2027-03-28T07:00:00Z",
+                "2027-03-29T07:00:00Z"
+            ]
+        );
+        // 02:30 does not exist in New York on 2027-03-14; 01:30 happens twice on 2027-11-07
+        // and fires once.
+        assert_eq!(
+            next_in(
+                "cron(30 2 * * ? *)",
+                "America/New_York",
+                "2027-03-13T12:00:00Z",
+                2
+            ),
+            ["2027-03-15T06:30:00Z", "2027-03-16T06:30:00Z"]
+        );
+        assert_eq!(
+            next_in(
+                "cron(30 1 * * ? *)",
+                "America/New_York",
+                "2027-11-06T12:00:00Z",
+                2
+            ),
+            ["2027-11-07T05:30:00Z", "2027-11-08T06:30:00Z"]
+        );
+        assert!(Schedule::parse_in("cron(0 9 * * ? *)", Some("Mars/Olympus")).is_err());
     }
 
     #[test]

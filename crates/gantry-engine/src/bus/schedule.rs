@@ -1,6 +1,7 @@
 //! Schedule rules: each due time fires once, across restarts (the last fire time is stored
 //! with the event it makes, in one batch). After downtime, the missed window fires once —
-//! for the latest due time — not once per missed tick.
+//! for the latest due time — not once per missed tick, unless the rule says `missed = "skip"`
+//! (none) or `"all"` (each, at most 100).
 
 use super::Bus;
 use crate::ports::Write;
@@ -53,34 +54,54 @@ async fn tick(bus: &Bus) -> Result<(), crate::ports::StoreError> {
         if due.timestamp_millis() > now {
             continue;
         }
-        // Skip to the latest due time not after now: one fire for a missed window.
+        // Every due time not after now: more than one means the server was down.
+        let mut dues = vec![due];
         while let Some(next) = schedule.next_after(due, start) {
             if next.timestamp_millis() > now {
                 break;
             }
             due = next;
+            dues.push(due);
+            if dues.len() > MAX_CATCH_UP {
+                dues.remove(0);
+            }
         }
-        let id = crate::ids::new_run_id();
-        let envelope = json!({
-            "version": "0", "id": id, "detail-type": "Scheduled Event",
-            "source": "gantry.scheduler", "account": "000000000000", "region": "local",
-            "time": due.to_rfc3339_opts(SecondsFormat::Secs, true),
-            "resources": [format!("rule/{}", rule.def.name)], "detail": {},
-        });
-        let names = vec![rule.def.name.clone()];
-        writes.push(Write::InsertEvent(Box::new(
-            bus.record(&id, &envelope, &names),
-        )));
-        writes.extend(bus.deliveries(&id, &names));
+        let fire: Vec<DateTime<Utc>> = match rule.def.missed.as_deref() {
+            Some("all") => dues,
+            Some("skip") if dues.len() > 1 => Vec::new(),
+            _ => vec![due],
+        };
+        for at in fire {
+            fire_at(bus, &rule.def.name, at, &mut writes);
+        }
         writes.push(Write::SetScheduleFire {
             rule: rule.def.name.clone(),
             at_ms: due.timestamp_millis(),
         });
-        info!(rule = %rule.def.name, due = %due, "schedule fired");
     }
     if !writes.is_empty() {
         bus.inner.engine.journal().append_durable(writes).await?;
         bus.poke();
     }
     Ok(())
+}
+
+/// The most missed due times fired at once with `missed = "all"`.
+const MAX_CATCH_UP: usize = 100;
+
+/// The event of one fire, with its delivery.
+fn fire_at(bus: &Bus, rule: &str, due: DateTime<Utc>, writes: &mut Vec<Write>) {
+    let id = crate::ids::new_run_id();
+    let envelope = json!({
+        "version": "0", "id": id, "detail-type": "Scheduled Event",
+        "source": "gantry.scheduler", "account": "000000000000", "region": "local",
+        "time": due.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "resources": [format!("rule/{rule}")], "detail": {},
+    });
+    let names = vec![rule.to_string()];
+    writes.push(Write::InsertEvent(Box::new(
+        bus.record(&id, &envelope, &names),
+    )));
+    writes.extend(bus.deliveries(&id, &names));
+    info!(rule, due = %due, "schedule fired");
 }

@@ -14,6 +14,9 @@ pub enum ScheduleCmd {
         /// Start after this time (RFC 3339) [default: now].
         #[arg(long)]
         from: Option<String>,
+        /// The time zone cron fields are in (IANA name, e.g. Europe/Paris) [default: UTC].
+        #[arg(long)]
+        tz: Option<String>,
         /// How many fire times to print.
         #[arg(long, default_value_t = 5)]
         count: usize,
@@ -21,8 +24,13 @@ pub enum ScheduleCmd {
 }
 
 pub fn main(cmd: ScheduleCmd) -> anyhow::Result<i32> {
-    let ScheduleCmd::Next { expr, from, count } = cmd;
-    let schedule = match Schedule::parse(&expr) {
+    let ScheduleCmd::Next {
+        expr,
+        from,
+        tz,
+        count,
+    } = cmd;
+    let schedule = match Schedule::parse_in(&expr, tz.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
