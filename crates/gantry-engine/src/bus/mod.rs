@@ -12,8 +12,8 @@ use crate::ports::{
     DeliveryRecord, EventRecord, HttpTarget, RuleRecord, Services, StoreError, Write,
 };
 use gantry_core::bus::entry::{self, EntryError};
-use gantry_core::bus::event::Flat;
 use gantry_core::bus::rule::{Rule, RuleDef, Trigger};
+use gantry_core::bus::ruleset::{RuleSet, Scratch};
 use gantry_core::spec::Limits;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -60,6 +60,8 @@ struct Inner {
     ports: BusPorts,
     /// Compiled rules with their stored records, by name.
     rules: RwLock<Arc<Vec<(Rule, RuleRecord)>>>,
+    /// The enabled pattern rules compiled together, with each pattern's rule name.
+    matcher: RwLock<Arc<(RuleSet, Vec<String>)>>,
     wake: Notify,
 }
 
@@ -111,6 +113,7 @@ impl Bus {
                 engine,
                 ports,
                 rules: RwLock::new(Arc::new(Vec::new())),
+                matcher: RwLock::new(Arc::new((RuleSet::new(Vec::new()), Vec::new()))),
                 wake: Notify::new(),
             }),
         };
@@ -135,6 +138,19 @@ impl Bus {
                 }
             }
         }
+        let (patterns, names): (Vec<_>, Vec<_>) = rules
+            .iter()
+            .filter(|(r, _)| r.def.enabled)
+            .filter_map(|(r, _)| match &r.trigger {
+                Trigger::Pattern(p) => Some((p.clone(), r.def.name.clone())),
+                Trigger::Schedule(_) => None,
+            })
+            .unzip();
+        *self
+            .inner
+            .matcher
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new((RuleSet::new(patterns), names));
         *self.inner.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
         Ok(())
     }
@@ -156,13 +172,24 @@ impl Bus {
 
     /// Names of the enabled pattern rules that match `envelope`.
     pub fn matching(&self, envelope: &Value) -> Vec<String> {
-        let flat = Flat::of(envelope);
-        self.rules()
-            .iter()
-            .filter(|(r, _)| r.def.enabled)
-            .filter(|(r, _)| matches!(&r.trigger, Trigger::Pattern(p) if p.matches(&flat)))
-            .map(|(r, _)| r.def.name.clone())
-            .collect()
+        let matcher = self
+            .inner
+            .matcher
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (set, names) = &*matcher;
+        if set.is_empty() {
+            return Vec::new();
+        }
+        // All rules at once, on the event's bytes (only the fields rules mention are read).
+        let bytes = serde_json::to_vec(envelope).unwrap_or_default();
+        let mut scratch = Scratch::default();
+        let mut hits = Vec::new();
+        if let Err(e) = set.matches(&bytes, &mut scratch, &mut hits) {
+            tracing::warn!(cause = %e, "event not matched");
+        }
+        hits.into_iter().map(|i| names[i].clone()).collect()
     }
 
     /// The deliveries for an event matched by `rules` (written with the event).
