@@ -1,9 +1,13 @@
-//! Executors: where a job's commands run. `local` runs them as processes on this machine.
+//! Executors: where a job's commands run. `local` runs them as processes on this machine;
+//! `docker` in containers of the job's image.
 //! `git` puts a job's source into its workspace; `masked_log` writes output with secrets hidden.
 
+mod docker;
 mod git;
 mod local;
 mod masked_log;
+mod workspace;
 
+pub use docker::{DockerExecutor, OWNER_LABEL};
 pub use git::GitSources;
 pub use local::LocalExecutor;

@@ -5,6 +5,7 @@
 
 use crate::git::GitSources;
 use crate::masked_log;
+use crate::workspace;
 use async_trait::async_trait;
 use gantry_core::dag::Outcome;
 use gantry_core::secret::Masker;
@@ -58,32 +59,6 @@ impl LocalExecutor {
         self
     }
 
-    fn prepare(&self, launch: &Launch) -> std::io::Result<File> {
-        // The common case costs one mkdir and one create; folders are made and an earlier
-        // attempt's workspace is emptied only when the first try says so.
-        match std::fs::create_dir(&launch.workspace) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                std::fs::remove_dir_all(&launch.workspace)?;
-                std::fs::create_dir(&launch.workspace)?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&launch.workspace)?
-            }
-            Err(e) => return Err(e),
-        }
-        let log = match File::create(&launch.log_path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(dir) = launch.log_path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                File::create(&launch.log_path)?
-            }
-            other => other?,
-        };
-        Ok(log)
-    }
-
     /// The absolute path of `program` as the shell would find it (the job's PATH, else ours).
     /// Spawning by absolute path keeps std on its `posix_spawn` path; a PATH search in a
     /// changed environment would make it fall back to `fork`, which is far slower. `None`
@@ -109,30 +84,6 @@ impl LocalExecutor {
             .find(|p| is_executable(p))?;
         cache.insert(key, found.clone());
         Some(found)
-    }
-
-    /// Writes the engine's notes and checks out the source, both into the log (masked).
-    async fn before_commands(
-        &self,
-        launch: &Launch,
-        log: &mut File,
-        masker: &Masker,
-    ) -> Result<(), String> {
-        let mut lines = launch.notes.clone();
-        let result = match (&launch.checkout, &self.git) {
-            (None, _) => Ok(()),
-            (Some(_), None) => {
-                Err("this job has a `source` but no git checkout is configured here".to_string())
-            }
-            (Some(c), Some(git)) => git.checkout(c, &launch.workspace, &mut lines).await,
-        };
-        if let Err(why) = &result {
-            lines.push(format!("gantry: {why}"));
-        }
-        for line in lines {
-            let _ = log.write_all(masker.mask(&format!("{line}\n")).as_bytes());
-        }
-        result.map_err(|e| masker.mask(&e))
     }
 
     fn spawn(
@@ -184,7 +135,7 @@ impl LocalExecutor {
 #[async_trait]
 impl Executor for LocalExecutor {
     async fn execute(&self, launch: Launch, mut cancel: CancelSignal) -> Outcome {
-        let mut log = match self.prepare(&launch) {
+        let mut log = match workspace::prepare(&launch) {
             Ok(log) => log,
             Err(e) => {
                 warn!(cause = %e, "cannot prepare workspace or log");
@@ -192,7 +143,9 @@ impl Executor for LocalExecutor {
             }
         };
         let masker = Masker::new(launch.secrets.iter().map(|(_, v)| v.expose()));
-        if let Err(why) = self.before_commands(&launch, &mut log, &masker).await {
+        if let Err(why) =
+            workspace::before_commands(self.git.as_deref(), &launch, &mut log, &masker).await
+        {
             warn!(cause = %why, "cannot prepare the job's source");
             return Outcome::Failed { exit_code: None };
         }
@@ -313,7 +266,7 @@ fn echo_line(cmd: &str) -> String {
 
 /// The `sh -e` script: each command preceded by a `printf` of its `$` line, so the log reads
 /// command, output, command, output.
-fn session_script(commands: &[String]) -> String {
+pub(crate) fn session_script(commands: &[String]) -> String {
     let mut script = String::new();
     for cmd in commands {
         let quoted = echo_line(cmd).replace('\'', "'\\''");
@@ -367,7 +320,7 @@ fn outcome_of(status: ExitStatus) -> Outcome {
     }
 }
 
-fn note(launch: &Launch, line: &str) {
+pub(crate) fn note(launch: &Launch, line: &str) {
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .append(true)
         .open(&launch.log_path)

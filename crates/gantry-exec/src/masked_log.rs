@@ -19,9 +19,9 @@ pub fn start(
     Ok((writer, copier))
 }
 
-fn copy(mut from: impl Read, mut to: File, masker: &Masker) {
+fn copy(mut from: impl Read, to: File, masker: &Masker) {
     let mut buf = vec![0u8; 16 * 1024];
-    let mut pending: Vec<u8> = Vec::new();
+    let mut out = LineMasker::new(to, masker.clone());
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) => break,
@@ -29,17 +29,42 @@ fn copy(mut from: impl Read, mut to: File, masker: &Masker) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
-        pending.extend_from_slice(&buf[..n]);
-        if let Some(end) = pending.iter().rposition(|b| *b == b'\n') {
-            let rest = pending.split_off(end + 1);
-            let _ = to.write_all(&masker.mask_bytes(&pending));
-            pending = rest;
-        } else if pending.len() > MAX_PENDING {
-            let _ = to.write_all(&masker.mask_bytes(&pending));
-            pending.clear();
+        out.write(&buf[..n]);
+    }
+    out.finish();
+}
+
+/// Writes output to a log a line at a time, each line masked.
+pub struct LineMasker {
+    to: File,
+    masker: Masker,
+    pending: Vec<u8>,
+}
+
+impl LineMasker {
+    pub fn new(to: File, masker: Masker) -> LineMasker {
+        LineMasker {
+            to,
+            masker,
+            pending: Vec::new(),
         }
     }
-    let _ = to.write_all(&masker.mask_bytes(&pending));
+
+    pub fn write(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        if let Some(end) = self.pending.iter().rposition(|b| *b == b'\n') {
+            let rest = self.pending.split_off(end + 1);
+            let _ = self.to.write_all(&self.masker.mask_bytes(&self.pending));
+            self.pending = rest;
+        } else if self.pending.len() > MAX_PENDING {
+            let _ = self.to.write_all(&self.masker.mask_bytes(&self.pending));
+            self.pending.clear();
+        }
+    }
+
+    pub fn finish(mut self) {
+        let _ = self.to.write_all(&self.masker.mask_bytes(&self.pending));
+    }
 }
 
 #[cfg(test)]

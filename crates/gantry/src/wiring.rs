@@ -38,6 +38,8 @@ pub async fn open_sqlite(data_dir: &Path) -> anyhow::Result<SqliteStore> {
 pub struct JobInputs {
     pub preparation: Preparation,
     pub git: Option<Arc<GitSources>>,
+    /// Connect to Docker for jobs with `image:` (a server always; `gantry run` when needed).
+    pub docker: bool,
 }
 
 pub async fn start_engine(
@@ -51,11 +53,24 @@ pub async fn start_engine(
     let mut config = EngineConfig::new(data_dir.to_path_buf(), max_parallel, owner.to_string());
     config.recover = recover;
     let mut local = LocalExecutor::new(owner, KILL_GRACE);
-    if let Some(git) = inputs.git {
+    if let Some(git) = inputs.git.clone() {
         local = local.with_git(git);
     }
     let mut executors: Executors = Executors::new();
     executors.insert(ExecutorKind::Local, Arc::new(local));
+    // Jobs with `image:` run in containers when Docker is reachable; otherwise they fail
+    // saying there is no executor for them here.
+    if inputs.docker {
+        match gantry_exec::DockerExecutor::connect(owner).await {
+            Ok(mut docker) => {
+                if let Some(git) = inputs.git {
+                    docker = docker.with_git(git);
+                }
+                executors.insert(ExecutorKind::Docker, Arc::new(docker));
+            }
+            Err(e) => tracing::info!(cause = %e, "no Docker executor"),
+        }
+    }
     let engine = Engine::start_with(
         config,
         store,

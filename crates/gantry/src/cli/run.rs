@@ -74,7 +74,13 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
         max_parallel,
         &owner,
         false,
-        wiring::JobInputs::default(),
+        wiring::JobInputs {
+            docker: spec
+                .jobs
+                .iter()
+                .any(|j| j.executor == gantry_core::spec::ExecutorKind::Docker),
+            ..Default::default()
+        },
     )
     .await?;
     let mut committed = engine.journal().subscribe();

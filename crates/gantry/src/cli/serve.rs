@@ -284,6 +284,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
             git_allowed.clone(),
             forge.clone(),
         )),
+        docker: true,
     };
     let engine =
         wiring::start_engine(data_dir, store.clone(), max_parallel, &owner, true, inputs).await?;

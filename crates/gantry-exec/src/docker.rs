@@ -1,0 +1,259 @@
+//! The Docker executor: a job with `image:` runs its commands in one `sh -e` session in a
+//! container of that image (Docker Engine API over the local socket), with its workspace
+//! mounted at `/workspace`, its env and secrets, and labels naming its run, job, attempt and
+//! this server. The log is streamed live (masked); the exit code recorded; timeout and cancel
+//! stop the container, and it is removed whatever happens. At start-up, containers labelled
+//! as this server's are orphans (no job of this life owns them) and are removed — only those.
+
+use crate::git::GitSources;
+use crate::local::{note, session_script};
+use crate::masked_log::LineMasker;
+use crate::workspace;
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
+    StopContainerOptions,
+};
+use futures_util::StreamExt;
+use gantry_core::dag::Outcome;
+use gantry_core::secret::Masker;
+use gantry_engine::ports::{CancelSignal, Executor, Launch};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::warn;
+
+/// The label holding the owning server's name.
+pub const OWNER_LABEL: &str = "io.gantry.owner";
+
+pub struct DockerExecutor {
+    docker: Docker,
+    owner: String,
+    git: Option<Arc<GitSources>>,
+    /// Seconds between the stop signal and the kill.
+    grace_s: i32,
+}
+
+impl DockerExecutor {
+    /// Connects to the local Docker Engine; an error says why it cannot be reached.
+    pub async fn connect(owner: impl Into<String>) -> Result<DockerExecutor, String> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| format!("cannot reach Docker: {e}"))?;
+        docker
+            .ping()
+            .await
+            .map_err(|e| format!("cannot reach Docker: {e}"))?;
+        Ok(DockerExecutor {
+            docker,
+            owner: owner.into(),
+            git: None,
+            grace_s: 1,
+        })
+    }
+
+    pub fn with_git(mut self, git: Arc<GitSources>) -> Self {
+        self.git = Some(git);
+        self
+    }
+
+    async fn remove(&self, id: &str) {
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        if let Err(e) = self.docker.remove_container(id, Some(opts)).await {
+            warn!(container = id, cause = %e, "cannot remove container");
+        }
+    }
+
+    fn body(&self, launch: &Launch, image: &str) -> ContainerCreateBody {
+        let mut env: Vec<String> = launch.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        env.extend(
+            launch
+                .secrets
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.expose())),
+        );
+        env.push("GANTRY_WORKSPACE=/workspace".into());
+        let labels: HashMap<String, String> = [
+            (OWNER_LABEL, self.owner.clone()),
+            ("io.gantry.run", launch.run_id.clone()),
+            ("io.gantry.job", launch.job.clone()),
+            ("io.gantry.attempt", launch.attempt.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(vec![
+                "/bin/sh".into(),
+                "-e".into(),
+                "-c".into(),
+                session_script(&launch.commands),
+            ]),
+            env: Some(env),
+            working_dir: Some("/workspace".into()),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                binds: Some(vec![format!("{}:/workspace", launch.workspace.display())]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+#[async_trait]
+impl Executor for DockerExecutor {
+    async fn execute(&self, launch: Launch, mut cancel: CancelSignal) -> Outcome {
+        let mut log = match workspace::prepare(&launch) {
+            Ok(log) => log,
+            Err(e) => {
+                warn!(cause = %e, "cannot prepare workspace or log");
+                return Outcome::Failed { exit_code: None };
+            }
+        };
+        let masker = Masker::new(launch.secrets.iter().map(|(_, v)| v.expose()));
+        if workspace::before_commands(self.git.as_deref(), &launch, &mut log, &masker)
+            .await
+            .is_err()
+        {
+            return Outcome::Failed { exit_code: None };
+        }
+        let Some(image) = launch.image.clone() else {
+            note(&launch, "gantry: a docker job needs an `image`");
+            return Outcome::Failed { exit_code: None };
+        };
+        if let Err(e) = self.docker.inspect_image(&image).await {
+            let why = match e {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                } => format!(
+                    "gantry: image `{image}` is not on this Docker host (there is no registry to pull from); build or import it first"
+                ),
+                other => format!("gantry: cannot inspect image `{image}`: {other}"),
+            };
+            note(&launch, &why);
+            return Outcome::Failed { exit_code: None };
+        }
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions::default()),
+                self.body(&launch, &image),
+            )
+            .await;
+        let id = match created {
+            Ok(c) => c.id,
+            Err(e) => {
+                note(
+                    &launch,
+                    &masker.mask(&format!("gantry: cannot create the container: {e}")),
+                );
+                return Outcome::Failed { exit_code: None };
+            }
+        };
+        if let Err(e) = self.docker.start_container(&id, None).await {
+            note(
+                &launch,
+                &masker.mask(&format!("gantry: cannot start the container: {e}")),
+            );
+            self.remove(&id).await;
+            return Outcome::Failed { exit_code: None };
+        }
+        // Stream the log while waiting for the end.
+        let logs = self.docker.logs(
+            &id,
+            Some(LogsOptions {
+                follow: true,
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            }),
+        );
+        let mut out = LineMasker::new(log, masker.clone());
+        let streamer = tokio::spawn(async move {
+            let mut logs = std::pin::pin!(logs);
+            while let Some(Ok(chunk)) = logs.next().await {
+                match chunk {
+                    LogOutput::StdOut { message }
+                    | LogOutput::StdErr { message }
+                    | LogOutput::Console { message } => out.write(&message),
+                    LogOutput::StdIn { .. } => {}
+                }
+            }
+            out.finish();
+        });
+        let wait = async {
+            let mut w = std::pin::pin!(self.docker.wait_container(&id, None));
+            match w.next().await {
+                Some(Ok(r)) => Some(r.status_code),
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    Some(code)
+                }
+                _ => None,
+            }
+        };
+        let timeout = tokio::time::sleep(Duration::from_millis(launch.timeout_ms));
+        let stop = StopContainerOptions {
+            t: Some(self.grace_s),
+            signal: None,
+        };
+        let outcome = tokio::select! {
+            code = wait => match code {
+                Some(0) => Outcome::Succeeded,
+                Some(c) => Outcome::Failed { exit_code: Some(c as i32) },
+                None => Outcome::Lost,
+            },
+            _ = timeout => {
+                let _ = self.docker.stop_container(&id, Some(stop)).await;
+                Outcome::TimedOut
+            }
+            _ = cancel.cancelled() => {
+                let _ = self.docker.stop_container(&id, Some(stop)).await;
+                Outcome::Cancelled
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), streamer).await;
+        match outcome {
+            Outcome::TimedOut => note(
+                &launch,
+                &format!(
+                    "gantry: timed out after {}",
+                    gantry_core::duration::format_duration_ms(launch.timeout_ms)
+                ),
+            ),
+            Outcome::Cancelled => note(&launch, "gantry: cancelled"),
+            _ => {}
+        }
+        self.remove(&id).await;
+        outcome
+    }
+
+    async fn reap_orphans(&self) -> usize {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{OWNER_LABEL}={}", self.owner)],
+        )]);
+        let list = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .unwrap_or_default();
+        for c in &list {
+            if let Some(id) = &c.id {
+                self.remove(id).await;
+            }
+        }
+        list.len()
+    }
+}

@@ -1,0 +1,180 @@
+//! The Docker executor against the real Docker Engine, with the test image built from
+//! Debian's busybox-static by `scripts/test-images` (run here, so the test needs no setup).
+
+use gantry_core::dag::Outcome;
+use gantry_engine::ports::{CancelSignal, Executor, Launch, SecretValue};
+use gantry_exec::{DockerExecutor, OWNER_LABEL};
+use std::path::Path;
+use std::process::Command;
+use tokio::sync::watch;
+
+const IMAGE: &str = "gantry-test/busybox:latest";
+
+fn images() {
+    let script = format!("{}/../../scripts/test-images", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(script)
+        .output()
+        .expect("run scripts/test-images");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn launch(dir: &Path, job: &str, commands: &[&str], timeout_ms: u64) -> Launch {
+    Launch {
+        run_id: "r-docker".into(),
+        job: job.into(),
+        attempt: 1,
+        trace_id: "t".into(),
+        commands: commands.iter().map(|c| c.to_string()).collect(),
+        env: vec![("GREETING".into(), "hello".into())],
+        timeout_ms,
+        workspace: dir.join(job).join("ws"),
+        log_path: dir.join(job).join("log"),
+        image: Some(IMAGE.into()),
+        secrets: vec![],
+        checkout: None,
+        notes: vec![],
+    }
+}
+
+fn containers(label: &str) -> usize {
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={label}")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+fn signal() -> (watch::Sender<bool>, CancelSignal) {
+    let (tx, rx) = watch::channel(false);
+    (tx, CancelSignal(rx))
+}
+
+#[tokio::test]
+async fn jobs_run_in_containers_with_workspace_env_secrets_and_exit_codes() {
+    images();
+    let dir = tempfile::tempdir().unwrap();
+    let owner = format!("docker-test-{}", std::process::id());
+    let ex = DockerExecutor::connect(owner.as_str()).await.unwrap();
+
+    let mut l = launch(
+        dir.path(),
+        "ok",
+        &[
+            "echo out $GREETING from $(pwd)",
+            "echo made > made.txt",
+            "echo token=$TOKEN >&2",
+        ],
+        30_000,
+    );
+    l.secrets = vec![("TOKEN".into(), SecretValue::new("s3cr3t-value".into()))];
+    let (_tx, cancel) = signal();
+    assert_eq!(ex.execute(l.clone(), cancel).await, Outcome::Succeeded);
+    let log = std::fs::read_to_string(&l.log_path).unwrap();
+    assert!(log.contains("$ echo out $GREETING from $(pwd)"), "{log}");
+    assert!(log.contains("out hello from /workspace"), "{log}");
+    assert!(
+        log.contains("token=***") && !log.contains("s3cr3t-value"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(l.workspace.join("made.txt")).unwrap(),
+        "made\n"
+    );
+
+    let l = launch(
+        dir.path(),
+        "fails",
+        &["echo before", "exit 7", "echo never"],
+        30_000,
+    );
+    let (_tx, cancel) = signal();
+    assert_eq!(
+        ex.execute(l.clone(), cancel).await,
+        Outcome::Failed { exit_code: Some(7) }
+    );
+    assert!(
+        !std::fs::read_to_string(&l.log_path)
+            .unwrap()
+            .contains("never")
+    );
+
+    // Timeout stops and removes the container.
+    let l = launch(dir.path(), "slow", &["sleep 3947"], 1_500);
+    let (_tx, cancel) = signal();
+    assert_eq!(ex.execute(l.clone(), cancel).await, Outcome::TimedOut);
+    assert!(
+        std::fs::read_to_string(&l.log_path)
+            .unwrap()
+            .contains("timed out")
+    );
+    assert_eq!(containers(&format!("{OWNER_LABEL}={owner}")), 0, "removed");
+
+    // A missing image is a clear job error, not a hang.
+    let mut l = launch(dir.path(), "noimage", &["true"], 30_000);
+    l.image = Some("gantry-test/does-not-exist:1".into());
+    let (_tx, cancel) = signal();
+    assert_eq!(
+        ex.execute(l.clone(), cancel).await,
+        Outcome::Failed { exit_code: None }
+    );
+    let log = std::fs::read_to_string(&l.log_path).unwrap();
+    assert!(log.contains("is not on this Docker host"), "{log}");
+}
+
+#[tokio::test]
+async fn cancel_stops_the_container_and_orphans_of_this_owner_only_are_reaped() {
+    images();
+    let dir = tempfile::tempdir().unwrap();
+    let owner = format!("docker-reap-{}", std::process::id());
+    let ex = DockerExecutor::connect(owner.as_str()).await.unwrap();
+    let l = launch(dir.path(), "cancelled", &["sleep 3948"], 60_000);
+    let (tx, cancel) = signal();
+    let run = tokio::spawn({
+        let l = l.clone();
+        async move { ex.execute(l, cancel).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    tx.send(true).unwrap();
+    assert_eq!(run.await.unwrap(), Outcome::Cancelled);
+    assert_eq!(containers(&format!("{OWNER_LABEL}={owner}")), 0);
+
+    // Two leftovers: one of ours (a crashed life), one of another server.
+    let other = format!("docker-other-{}", std::process::id());
+    for who in [&owner, &other] {
+        let st = Command::new("docker")
+            .args([
+                "run",
+                "-d",
+                "--label",
+                &format!("{OWNER_LABEL}={who}"),
+                IMAGE,
+                "sleep",
+                "3949",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    }
+    let ex = DockerExecutor::connect(owner.as_str()).await.unwrap();
+    assert_eq!(ex.reap_orphans().await, 1);
+    assert_eq!(containers(&format!("{OWNER_LABEL}={owner}")), 0);
+    assert_eq!(
+        containers(&format!("{OWNER_LABEL}={other}")),
+        1,
+        "not ours: left alone"
+    );
+    let _ = Command::new("sh")
+        .args([
+            "-c",
+            &format!("docker rm -f $(docker ps -aq --filter label={OWNER_LABEL}={other})"),
+        ])
+        .output();
+}
