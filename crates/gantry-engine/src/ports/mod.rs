@@ -6,6 +6,7 @@ pub mod executor;
 pub mod forge;
 pub mod secrets;
 pub mod store;
+pub mod target_groups;
 pub mod targets;
 
 pub use clock::{Clock, SystemClock};
@@ -13,4 +14,5 @@ pub use executor::{CancelSignal, Checkout, Executor, Launch};
 pub use forge::{CommitState, CommitStatus, Forge, ForgeError};
 pub use secrets::{Resolved, SecretError, SecretMeta, SecretStore, SecretValue};
 pub use store::*;
+pub use target_groups::{Target, TargetGroupError, TargetGroups, TargetHealth};
 pub use targets::{HttpTarget, Services};
