@@ -88,8 +88,10 @@ impl DockerExecutor {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        let opts = launch.container.clone().unwrap_or_default();
         ContainerCreateBody {
             image: Some(image.to_string()),
+            user: opts.user,
             cmd: Some(vec![
                 "/bin/sh".into(),
                 "-e".into(),
@@ -101,6 +103,9 @@ impl DockerExecutor {
             labels: Some(labels),
             host_config: Some(HostConfig {
                 binds: Some(vec![format!("{}:/workspace", launch.workspace.display())]),
+                nano_cpus: opts.cpus_milli.map(|m| m as i64 * 1_000_000),
+                memory: opts.memory_bytes.map(|b| b as i64),
+                network_mode: opts.network,
                 ..Default::default()
             }),
             ..Default::default()

@@ -37,6 +37,7 @@ fn launch(dir: &Path, job: &str, commands: &[&str], timeout_ms: u64) -> Launch {
         secrets: vec![],
         checkout: None,
         notes: vec![],
+        container: None,
     }
 }
 
@@ -112,6 +113,32 @@ async fn jobs_run_in_containers_with_workspace_env_secrets_and_exit_codes() {
             .contains("timed out")
     );
     assert_eq!(containers(&format!("{OWNER_LABEL}={owner}")), 0, "removed");
+
+    // User, limits and network reach the container.
+    let mut l = launch(
+        dir.path(),
+        "limited",
+        &[
+            "id -u",
+            "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "ip -o link | grep -c ': '",
+        ],
+        30_000,
+    );
+    l.container = Some(gantry_core::spec::ContainerOpts {
+        user: Some("65534".into()),
+        cpus_milli: Some(500),
+        memory_bytes: Some(64 << 20),
+        network: Some("none".into()),
+    });
+    let (_tx, cancel) = signal();
+    let outcome = ex.execute(l.clone(), cancel).await;
+    let log = std::fs::read_to_string(&l.log_path).unwrap();
+    assert_eq!(outcome, Outcome::Succeeded, "{log}");
+    let lines: Vec<&str> = log.lines().filter(|l| !l.starts_with('$')).collect();
+    assert_eq!(lines[0], "65534", "{log}");
+    assert_eq!(lines[1], (64u64 << 20).to_string(), "{log}");
+    assert_eq!(lines[2], "1", "network none: loopback only: {log}");
 
     // A missing image is a clear job error, not a hang.
     let mut l = launch(dir.path(), "noimage", &["true"], 30_000);

@@ -22,6 +22,7 @@ fn launch(dir: &Path, commands: &[&str], timeout_ms: u64) -> Launch {
         secrets: vec![],
         checkout: None,
         notes: vec![],
+        container: None,
     }
 }
 

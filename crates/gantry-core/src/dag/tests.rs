@@ -78,6 +78,7 @@ fn spec_of(c: &Case) -> RunSpec {
             image: None,
             executor: ExecutorKind::Local,
             source: None,
+            container: None,
         })
         .collect();
     RunSpec {

@@ -26,8 +26,17 @@ const SPEC: Spelling = Spelling {
     env: "env",
     source: "source",
     allowed: &[
-        "run", "needs", "when", "timeout", "retries", "env", "secrets", "image", "executor",
+        "run",
+        "needs",
+        "when",
+        "timeout",
+        "retries",
+        "env",
+        "secrets",
+        "image",
+        "executor",
         "source",
+        "container",
     ],
 };
 
@@ -630,6 +639,17 @@ impl Builder {
         }
         let source =
             lookup(map, sp.source).and_then(|n| self.source(n, &join(path, sp.source), job));
+        let container = lookup(map, "container").map(|n| {
+            if executor != ExecutorKind::Docker {
+                self.err(
+                    &join(path, "container"),
+                    job,
+                    n.pos,
+                    "`container` options need a docker job (give it an `image`)",
+                );
+            }
+            self.container(n, &join(path, "container"), job)
+        });
 
         // A job with problems is still returned so graph checks see its name and needs; the
         // caller rejects the whole spec when any problem was found.
@@ -649,6 +669,7 @@ impl Builder {
                 image,
                 executor,
                 source,
+                container,
             },
             positions,
         ))

@@ -93,6 +93,71 @@ impl Builder {
         cond
     }
 
+    /// `container: {user, cpus, memory, network}`.
+    pub(super) fn container(
+        &mut self,
+        node: &Node,
+        path: &str,
+        job: Option<&str>,
+    ) -> ContainerOpts {
+        let mut c = ContainerOpts::default();
+        let Some(map) = self.mapping(
+            node,
+            path,
+            job,
+            "`container` must be a mapping with `user`, `cpus`, `memory` or `network`",
+        ) else {
+            return c;
+        };
+        self.check_keys(map, &["user", "cpus", "memory", "network"], path, job);
+        if let Some(n) = lookup(map, "user") {
+            c.user = match &n.value {
+                Value::Int(i) if *i >= 0 => Some(i.to_string()),
+                _ => self.string(n, &join(path, "user"), job),
+            };
+        }
+        if let Some(n) = lookup(map, "cpus") {
+            let cpus = match n.value {
+                Value::Int(i) => Some(i as f64),
+                Value::Float(f) => Some(f),
+                _ => None,
+            };
+            match cpus {
+                Some(x) if x > 0.0 && x <= 256.0 => {
+                    c.cpus_milli = Some((x * 1000.0).round() as u32)
+                }
+                _ => self.err(
+                    &join(path, "cpus"),
+                    job,
+                    n.pos,
+                    "`cpus` must be a number of CPUs above 0, like 1.5",
+                ),
+            }
+        }
+        if let Some(n) = lookup(map, "memory") {
+            match n.as_str().map(parse_bytes) {
+                Some(Ok(b)) if b >= 6 << 20 => c.memory_bytes = Some(b),
+                Some(Ok(_)) => self.err(
+                    &join(path, "memory"),
+                    job,
+                    n.pos,
+                    "`memory` must be at least 6m (Docker's minimum)",
+                ),
+                Some(Err(e)) => self.err(&join(path, "memory"), job, n.pos, e),
+                None => self.err(
+                    &join(path, "memory"),
+                    job,
+                    n.pos,
+                    "`memory` must be a size like 512m or 2g",
+                ),
+            }
+        }
+        if let Some(n) = lookup(map, "network") {
+            c.network = self.string(n, &join(path, "network"), job);
+        }
+        c
+    }
+
     pub(super) fn duration(
         &mut self,
         node: &Node,
@@ -251,4 +316,21 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// `512m`, `2g`, `1024k`, `100000` (bytes); binary units.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&s[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&s[..i], 1 << 30),
+        Some((i, 'b' | 'B')) => (&s[..i], 1),
+        _ => (s, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("`{s}` is not a size like 512m or 2g"))
 }

@@ -185,3 +185,26 @@ fn normalized_spec_round_trips_through_json() {
     assert_eq!(spec.jobs[0].retry_backoff_ms, 50);
     assert!(spec.jobs[0].when.any[0].status.failure && spec.jobs[0].when.any[0].status.success);
 }
+
+#[test]
+fn container_options_for_docker_jobs() {
+    let yaml = "jobs:\n  t:\n    image: x\n    run: [make]\n    container: {user: 1000, cpus: 1.5, memory: 512m, network: none}\n";
+    let spec = parse_spec(yaml.as_bytes(), Format::Yaml, "r", &Limits::default()).unwrap();
+    let c = spec.jobs[0].container.clone().unwrap();
+    assert_eq!(c.user.as_deref(), Some("1000"));
+    assert_eq!(c.cpus_milli, Some(1500));
+    assert_eq!(c.memory_bytes, Some(512 << 20));
+    assert_eq!(c.network.as_deref(), Some("none"));
+    let bad = "jobs:\n  t:\n    run: [make]\n    container: {cpus: 0, memory: lots, gpu: 1}\n";
+    let err = parse_spec(bad.as_bytes(), Format::Yaml, "r", &Limits::default())
+        .unwrap_err()
+        .to_string();
+    for part in [
+        "need a docker job",
+        "`cpus` must be",
+        "not a size",
+        "unknown key `gpu`",
+    ] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+}

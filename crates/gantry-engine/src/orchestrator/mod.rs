@@ -664,6 +664,7 @@ fn launch_for(layout: &Layout, run: &ActiveRun, job: usize) -> Launch {
         secrets: Vec::new(),
         checkout: None,
         notes: Vec::new(),
+        container: spec.container.clone(),
     }
 }
 

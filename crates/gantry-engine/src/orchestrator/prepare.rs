@@ -134,6 +134,7 @@ mod tests {
             secrets: vec![],
             checkout: None,
             notes: vec![],
+            container: None,
         }
     }
 

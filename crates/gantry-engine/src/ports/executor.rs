@@ -27,6 +27,8 @@ pub struct Launch {
     pub checkout: Option<Checkout>,
     /// Lines the engine puts at the top of the log (e.g. which secrets were withheld).
     pub notes: Vec<String>,
+    /// User, CPU and memory limits, network (container executors).
+    pub container: Option<gantry_core::spec::ContainerOpts>,
 }
 
 /// A commit to check out into the workspace.
