@@ -10,6 +10,7 @@ pub mod duration;
 pub mod forge;
 pub mod report;
 pub mod secret;
+pub mod services;
 pub mod spec;
 pub mod status;
 

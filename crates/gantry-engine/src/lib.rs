@@ -11,5 +11,6 @@ pub mod orchestrator;
 pub mod pipelines;
 pub mod ports;
 pub mod reporter;
+pub mod services;
 
 pub use orchestrator::{Engine, EngineConfig, EngineError, Executors, Preparation, Submitted};

@@ -262,3 +262,117 @@ impl Executor for DockerExecutor {
         list.len()
     }
 }
+
+/// Service containers on Docker: long-running, labelled, on the service's network.
+pub struct DockerServices {
+    docker: Docker,
+}
+
+impl DockerServices {
+    pub async fn connect() -> Result<DockerServices, String> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| format!("cannot reach Docker: {e}"))?;
+        docker
+            .ping()
+            .await
+            .map_err(|e| format!("cannot reach Docker: {e}"))?;
+        Ok(DockerServices { docker })
+    }
+}
+
+#[async_trait]
+impl gantry_engine::ports::ServiceRuntime for DockerServices {
+    async fn start(&self, c: &gantry_engine::ports::ServiceContainer) -> Result<String, String> {
+        if let Err(e) = self.docker.inspect_image(&c.image).await {
+            return Err(match e {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                } => format!("image `{}` is not on this Docker host", c.image),
+                other => format!("cannot inspect image `{}`: {other}", c.image),
+            });
+        }
+        let body = ContainerCreateBody {
+            image: Some(c.image.clone()),
+            cmd: (!c.command.is_empty()).then(|| c.command.clone()),
+            env: Some(c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(c.labels.iter().cloned().collect()),
+            host_config: Some(HostConfig {
+                network_mode: c.network.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = self
+            .docker
+            .create_container(Some(CreateContainerOptions::default()), body)
+            .await
+            .map_err(|e| format!("cannot create the container: {e}"))?
+            .id;
+        if let Err(e) = self.docker.start_container(&id, None).await {
+            let _ = self
+                .docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+            return Err(format!("cannot start the container: {e}"));
+        }
+        Ok(id)
+    }
+
+    async fn state(&self, id: &str) -> Result<gantry_engine::ports::ContainerState, String> {
+        let c = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| format!("cannot inspect container {id}: {e}"))?;
+        let state = c.state.unwrap_or_default();
+        let ip = c.network_settings.and_then(|n| {
+            n.networks
+                .unwrap_or_default()
+                .values()
+                .filter_map(|e| e.ip_address.clone())
+                .find(|ip| !ip.is_empty())
+        });
+        Ok(gantry_engine::ports::ContainerState {
+            running: state.running.unwrap_or(false),
+            exit_code: state.exit_code,
+            ip,
+        })
+    }
+
+    async fn stop(&self, id: &str) -> Result<(), String> {
+        let _ = self
+            .docker
+            .stop_container(
+                id,
+                Some(StopContainerOptions {
+                    t: Some(2),
+                    signal: None,
+                }),
+            )
+            .await;
+        match self
+            .docker
+            .remove_container(
+                id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(format!("cannot remove container {id}: {e}")),
+        }
+    }
+}

@@ -124,6 +124,38 @@ impl gantry_engine::ports::HttpTarget for HttpPoster {
     }
 }
 
+/// The target groups of `gantry.toml` on their load balancers (HAProxy for now); each
+/// group's health checks follow the first service that uses it.
+pub fn target_groups(
+    services: &std::collections::BTreeMap<String, gantry_core::services::ServiceDef>,
+    groups: &std::collections::BTreeMap<String, gantry_core::services::TargetGroupDef>,
+) -> anyhow::Result<gantry_lb::HaproxyTargetGroups> {
+    let mut out = std::collections::HashMap::new();
+    for (name, g) in groups {
+        if g.provider != "haproxy" {
+            anyhow::bail!(
+                "target_groups.{name}.provider `{}` is not available here; use haproxy (elbv2 comes with the AWS adapters)",
+                g.provider
+            );
+        }
+        let check = services
+            .values()
+            .find(|s| &s.target_group == name)
+            .map(|s| s.health_check.clone())
+            .unwrap_or_default();
+        out.insert(
+            name.clone(),
+            gantry_lb::HaproxyGroup {
+                socket: g.socket.clone().into(),
+                backend: g.backend.clone(),
+                check_interval_ms: gantry_core::services::ms(&check.interval),
+                healthy_threshold: check.healthy_threshold,
+            },
+        );
+    }
+    Ok(gantry_lb::HaproxyTargetGroups::new(out))
+}
+
 /// Git checkout for a data dir: mirrors under `git/`, the allowed URL prefixes, and a forge
 /// for tokens to private repositories.
 pub fn git_sources(

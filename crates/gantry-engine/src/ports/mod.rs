@@ -15,4 +15,4 @@ pub use forge::{CommitState, CommitStatus, Forge, ForgeError};
 pub use secrets::{Resolved, SecretError, SecretMeta, SecretStore, SecretValue};
 pub use store::*;
 pub use target_groups::{Target, TargetGroupError, TargetGroups, TargetHealth};
-pub use targets::{HttpTarget, Services};
+pub use targets::{ContainerState, HttpTarget, ServiceContainer, ServiceRuntime, Services};

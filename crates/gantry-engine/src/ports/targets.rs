@@ -15,3 +15,32 @@ pub trait Services: Send + Sync + 'static {
     async fn start(&self, name: &str, overrides: &serde_json::Value) -> Result<String, String>;
     async fn stop(&self, name: &str) -> Result<String, String>;
 }
+
+/// A long-running service container to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceContainer {
+    pub image: String,
+    pub command: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub network: Option<String>,
+    pub labels: Vec<(String, String)>,
+}
+
+/// What is known of a started container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerState {
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    /// Its private address on its network.
+    pub ip: Option<String>,
+}
+
+/// Where services' containers run (Docker now; ECS later).
+#[async_trait]
+pub trait ServiceRuntime: Send + Sync + 'static {
+    /// Creates and starts the container; its id.
+    async fn start(&self, c: &ServiceContainer) -> Result<String, String>;
+    async fn state(&self, id: &str) -> Result<ContainerState, String>;
+    /// Stops and removes it.
+    async fn stop(&self, id: &str) -> Result<(), String>;
+}

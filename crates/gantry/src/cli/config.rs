@@ -28,6 +28,11 @@ pub struct FileConfig {
     /// Event bus rules (`[[rules]]`), in the shapes design §5 shows.
     #[serde(default)]
     pub rules: Vec<toml::Value>,
+    /// `[services.NAME]`: containers started by events, behind target groups.
+    #[serde(default)]
+    pub services: std::collections::BTreeMap<String, gantry_core::services::ServiceDef>,
+    #[serde(default)]
+    pub target_groups: std::collections::BTreeMap<String, gantry_core::services::TargetGroupDef>,
     /// Per-repository settings, by `owner/name`.
     #[serde(default)]
     pub repos: std::collections::BTreeMap<String, RepoConfig>,

@@ -11,6 +11,7 @@ use gantry_engine::bus::{Bus, BusPorts};
 use gantry_engine::janitor;
 use gantry_engine::pipelines::Pipelines;
 use gantry_engine::ports::{Forge, Retention, SecretStore};
+use gantry_engine::services::ServiceManager;
 use gantry_store::SecretKey;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -62,6 +63,8 @@ struct Settings {
     fork_secrets: std::collections::HashSet<String>,
     rules: Vec<gantry_core::bus::rule::RuleDef>,
     base_dir: PathBuf,
+    services: std::collections::BTreeMap<String, gantry_core::services::ServiceDef>,
+    target_groups: std::collections::BTreeMap<String, gantry_core::services::TargetGroupDef>,
 }
 
 /// Reporting to GitHub: on when a token, or an App id and key, are set.
@@ -90,8 +93,17 @@ fn duration(
 }
 
 fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
-    let file = FileConfig::load(args.config.as_deref())?;
+    let mut file = FileConfig::load(args.config.as_deref())?;
     let rules = file.rule_defs()?;
+    let services = std::mem::take(&mut file.services);
+    let target_groups = std::mem::take(&mut file.target_groups);
+    let problems: Vec<String> = services
+        .iter()
+        .flat_map(|(name, s)| s.check(name, &target_groups))
+        .collect();
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
     // `run = "specs/x.yml"` in a rule is relative to the config file's folder.
     let base_dir = args
         .config
@@ -209,6 +221,8 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     Ok(Settings {
         rules,
         base_dir,
+        services,
+        target_groups,
         github,
         secret_key,
         git_allowed,
@@ -247,6 +261,8 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         fork_secrets,
         rules,
         base_dir,
+        services,
+        target_groups,
     } = settings(args)?;
     if token.is_none() && !listen.ip().is_loopback() {
         bail!(
@@ -370,13 +386,30 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         });
     }
 
+    let services = if services.is_empty() {
+        None
+    } else {
+        let runtime = gantry_exec::DockerServices::connect()
+            .await
+            .map_err(|e| anyhow::anyhow!("[services] need Docker: {e}"))?;
+        let groups = wiring::target_groups(&services, &target_groups)?;
+        Some(Arc::new(ServiceManager::new(
+            services,
+            Arc::new(runtime),
+            Arc::new(groups),
+            engine.journal().clone(),
+            Arc::new(gantry_engine::ports::SystemClock),
+        )))
+    };
     let bus = Bus::start(
         engine.clone(),
         BusPorts {
             http: Some(Arc::new(wiring::HttpPoster::new(
                 webhook_secret.as_deref(),
             )?)),
-            services: None,
+            services: services
+                .clone()
+                .map(|s| s as Arc<dyn gantry_engine::ports::Services>),
             base_dir,
             limits: Limits::default(),
         },
@@ -396,6 +429,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         pipelines,
         git_allowed: Arc::new(git_allowed),
         bus: Some(bus),
+        services,
     };
     let addr = listener.local_addr()?;
     println!("gantry listening on http://{addr}");

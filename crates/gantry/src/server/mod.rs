@@ -8,6 +8,7 @@ mod logs;
 mod metrics;
 mod runs;
 mod secrets;
+mod services;
 pub mod signature;
 
 pub use error::ApiError;
@@ -51,6 +52,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/rules/{name}"),
     ("put", "/api/v1/rules/{name}"),
     ("delete", "/api/v1/rules/{name}"),
+    ("get", "/api/v1/services"),
+    ("post", "/api/v1/services/{name}/start"),
+    ("post", "/api/v1/services/{name}/stop"),
     ("post", "/api/v1/secrets"),
     ("get", "/api/v1/secrets"),
     ("delete", "/api/v1/secrets/{scope}/{name}"),
@@ -70,6 +74,7 @@ pub struct AppState {
     /// Prefixes a job's clone URL must start with (`GANTRY_GIT_ALLOWED_URL_PREFIXES`).
     pub git_allowed: Arc<Vec<String>>,
     pub bus: Option<gantry_engine::bus::Bus>,
+    pub services: Option<Arc<gantry_engine::services::ServiceManager>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -90,6 +95,9 @@ pub fn router(state: AppState) -> Router {
                 .put(bus::update_rule)
                 .delete(bus::delete_rule),
         )
+        .route("/api/v1/services", get(services::list))
+        .route("/api/v1/services/{name}/start", post(services::start))
+        .route("/api/v1/services/{name}/stop", post(services::stop))
         .route("/api/v1/secrets", post(secrets::set).get(secrets::list))
         .route("/api/v1/secrets/{scope}/{name}", delete(secrets::delete))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
