@@ -208,7 +208,11 @@ impl ServiceManager {
             if !st.running {
                 return Err(StepError(
                     "healthy",
-                    format!("the container stopped (exit code {:?})", st.exit_code),
+                    format!(
+                        "the container stopped (exit code {})",
+                        st.exit_code
+                            .map_or("unknown".to_string(), |c| c.to_string())
+                    ),
                 ));
             }
             if Instant::now() > deadline {

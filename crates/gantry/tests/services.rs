@@ -184,11 +184,12 @@ backend = "auth_be"
         .unwrap();
     assert_eq!(resp.status(), 502);
     let err: Value = resp.json().await.unwrap();
+    // It may be caught exiting before registration or while waiting for health.
+    let msg = err["error"]["message"].as_str().unwrap();
     assert!(
-        err["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("failed at step `running`"),
+        (msg.contains("failed at step `running`") || msg.contains("failed at step `healthy`"))
+            && msg.contains("exit")
+            && msg.contains('3'),
         "{err}"
     );
     assert_eq!(containers_of("broken"), 0);
@@ -211,4 +212,26 @@ backend = "auth_be"
     assert_eq!(resp.status(), 200);
     assert_eq!(get(front).await.0, 503);
     assert_eq!(containers_of(&service), 0);
+    let (_, trail) = server
+        .get(&format!("/api/v1/services/{service}/events"))
+        .await;
+    let steps: Vec<&str> = trail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "started",
+            "running",
+            "registered",
+            "healthy",
+            "draining",
+            "deregistered",
+            "stopped"
+        ],
+        "{trail}"
+    );
 }

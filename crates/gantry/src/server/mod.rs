@@ -55,6 +55,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/services"),
     ("post", "/api/v1/services/{name}/start"),
     ("post", "/api/v1/services/{name}/stop"),
+    ("get", "/api/v1/services/{name}/events"),
     ("post", "/api/v1/secrets"),
     ("get", "/api/v1/secrets"),
     ("delete", "/api/v1/secrets/{scope}/{name}"),
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/services", get(services::list))
         .route("/api/v1/services/{name}/start", post(services::start))
         .route("/api/v1/services/{name}/stop", post(services::stop))
+        .route("/api/v1/services/{name}/events", get(services::events))
         .route("/api/v1/secrets", post(secrets::set).get(secrets::list))
         .route("/api/v1/secrets/{scope}/{name}", delete(secrets::delete))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

@@ -62,6 +62,21 @@ pub async fn start(
     }
 }
 
+/// `GET /api/v1/services/{name}/events`: the service's audit trail (every start and stop step).
+pub async fn events(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    known(manager(&state)?, &name)?;
+    let trail = state
+        .engine
+        .store()
+        .audit_trail(&format!("service:{name}"))
+        .await?;
+    let events: Vec<crate::view::AuditView> = trail.iter().map(Into::into).collect();
+    Ok(Json(serde_json::json!({ "events": events })).into_response())
+}
+
 pub async fn stop(
     State(state): State<AppState>,
     Path(name): Path<String>,
