@@ -105,6 +105,71 @@ impl ServiceManager {
         json!({ "services": out })
     }
 
+    /// After a restart: takes back the service containers that still run (registering them
+    /// again if the target group lost them) and removes the ones that exited. Containers of
+    /// services this server does not define are left alone. Returns how many were adopted.
+    pub async fn adopt(&self) -> Result<usize, String> {
+        let found = self.runtime.list(SERVICE_LABEL).await?;
+        let mut adopted = 0;
+        for (id, service, state) in found {
+            let task_id: String = id.chars().take(12).collect();
+            let def = self.defs.get(&service);
+            match (def, state.running, state.ip) {
+                (Some(def), true, Some(ip)) => {
+                    if self
+                        .groups
+                        .health(&def.target_group, &task_id)
+                        .await
+                        .is_err()
+                    {
+                        let target = Target {
+                            id: task_id.clone(),
+                            address: ip.clone(),
+                            port: def.port,
+                        };
+                        self.groups
+                            .register(&def.target_group, &target)
+                            .await
+                            .map_err(|e| format!("cannot register task {task_id} again: {e}"))?;
+                    }
+                    self.audit(
+                        &service,
+                        Some(&task_id),
+                        "adopted",
+                        format!("{ip}:{} after a restart", def.port),
+                    );
+                    self.tasks
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry(service.clone())
+                        .or_default()
+                        .push(Task {
+                            task_id,
+                            container_id: id,
+                            private_ip: ip,
+                            port: def.port,
+                            target_group: def.target_group.clone(),
+                            started_at_ms: self.clock.now_ms(),
+                        });
+                    adopted += 1;
+                }
+                // Not a service of this server: not ours to touch.
+                (None, _, _) => {}
+                (Some(def), _, _) => {
+                    let _ = self.groups.deregister(&def.target_group, &task_id).await;
+                    self.runtime.stop(&id).await?;
+                    self.audit(
+                        &service,
+                        Some(&task_id),
+                        "removed",
+                        "found exited after a restart".into(),
+                    );
+                }
+            }
+        }
+        Ok(adopted)
+    }
+
     pub fn known(&self, name: &str) -> bool {
         self.defs.contains_key(name)
     }

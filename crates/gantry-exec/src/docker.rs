@@ -345,6 +345,32 @@ impl gantry_engine::ports::ServiceRuntime for DockerServices {
         })
     }
 
+    async fn list(
+        &self,
+        label: &str,
+    ) -> Result<Vec<(String, String, gantry_engine::ports::ContainerState)>, String> {
+        let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+        let list = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| format!("cannot list containers: {e}"))?;
+        let mut out = Vec::new();
+        for c in list {
+            let (Some(id), Some(labels)) = (c.id, c.labels) else {
+                continue;
+            };
+            let value = labels.get(label).cloned().unwrap_or_default();
+            let state = gantry_engine::ports::ServiceRuntime::state(self, &id).await?;
+            out.push((id, value, state));
+        }
+        Ok(out)
+    }
+
     async fn stop(&self, id: &str) -> Result<(), String> {
         let _ = self
             .docker

@@ -200,6 +200,21 @@ backend = "auth_be"
         .unwrap();
     assert_eq!(unknown.status(), 404);
 
+    // kill -9 and restart: the running task is taken back, still serving.
+    let data = server.data_dir.clone();
+    let mut server = server;
+    server.kill9().await;
+    let server = Server::start_with(&data, &[("GANTRY_CONFIG", config.to_str().unwrap())]).await;
+    let (_, list) = server.get("/api/v1/services").await;
+    let svc = list["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == service.as_str())
+        .unwrap();
+    assert_eq!(svc["tasks"][0]["private_ip"], ip.as_str(), "{list}");
+    assert_eq!(get(front).await.0, 200);
+
     // Stop: drained, deregistered, the container gone.
     let resp = server
         .req(
@@ -228,6 +243,7 @@ backend = "auth_be"
             "running",
             "registered",
             "healthy",
+            "adopted",
             "draining",
             "deregistered",
             "stopped"

@@ -43,4 +43,7 @@ pub trait ServiceRuntime: Send + Sync + 'static {
     async fn state(&self, id: &str) -> Result<ContainerState, String>;
     /// Stops and removes it.
     async fn stop(&self, id: &str) -> Result<(), String>;
+    /// Every container carrying `label` (`key=value`... any value when only a key is given),
+    /// with the label's value: (id, value, state). How a restarted server finds its tasks.
+    async fn list(&self, label: &str) -> Result<Vec<(String, String, ContainerState)>, String>;
 }

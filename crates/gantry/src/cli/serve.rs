@@ -393,13 +393,19 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
             .await
             .map_err(|e| anyhow::anyhow!("[services] need Docker: {e}"))?;
         let groups = wiring::target_groups(&services, &target_groups)?;
-        Some(Arc::new(ServiceManager::new(
+        let manager = ServiceManager::new(
             services,
             Arc::new(runtime),
             Arc::new(groups),
             engine.journal().clone(),
             Arc::new(gantry_engine::ports::SystemClock),
-        )))
+        );
+        match manager.adopt().await {
+            Ok(0) => {}
+            Ok(n) => info!(tasks = n, "service tasks taken back after a restart"),
+            Err(e) => warn!(cause = %e, "cannot take back service tasks"),
+        }
+        Some(Arc::new(manager))
     };
     let bus = Bus::start(
         engine.clone(),
