@@ -251,3 +251,99 @@ backend = "auth_be"
         "{trail}"
     );
 }
+
+#[tokio::test]
+async fn each_fault_is_named_at_its_step_and_leaves_nothing_behind() {
+    setup_script("test-deps");
+    setup_script("test-images");
+    let dir = tempfile::tempdir().unwrap();
+    let front = free_port();
+    let _lb = haproxy(dir.path(), front);
+    let pid = std::process::id();
+    let config = dir.path().join("gantry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[services.noimage{pid}]
+image = "gantry-test/does-not-exist:1"
+port = 8080
+target_group = "auth"
+
+[services.unhealthy{pid}]
+image = "gantry-test/busybox:latest"
+command = ["httpd", "-f", "-p", "9090", "-h", "/www"]
+port = 8080
+target_group = "auth"
+health_check = {{ interval = "200ms" }}
+start_timeout = "3s"
+
+[services.nolb{pid}]
+image = "gantry-test/busybox:latest"
+command = ["httpd", "-f", "-p", "8080", "-h", "/www"]
+port = 8080
+target_group = "gone"
+
+[target_groups.auth]
+provider = "haproxy"
+socket = "{dir}/admin.sock"
+backend = "auth_be"
+
+[target_groups.gone]
+provider = "haproxy"
+socket = "{dir}/missing.sock"
+backend = "auth_be"
+"#,
+            dir = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[("GANTRY_CONFIG", config.to_str().unwrap())],
+    )
+    .await;
+    for (name, step, why) in [
+        ("noimage", "start", "is not on this Docker host"),
+        ("unhealthy", "healthy", "never became healthy"),
+        ("nolb", "register", "cannot be reached"),
+    ] {
+        let service = format!("{name}{pid}");
+        let resp = server
+            .req(
+                reqwest::Method::POST,
+                &format!("/api/v1/services/{service}/start"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 502, "{service}");
+        let err: Value = resp.json().await.unwrap();
+        let msg = err["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("failed at step `{step}`")) && msg.contains(why),
+            "{service}: {msg}"
+        );
+        assert_eq!(
+            containers_of(&service),
+            0,
+            "{service}: container left behind"
+        );
+    }
+    assert_eq!(get(front).await.0, 503, "nothing left registered");
+
+    // Docker unreachable: a server with services refuses to start, saying why.
+    let out = Command::new(common::gantry_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data2"))
+        .env("GANTRY_CONFIG", &config)
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}/no-docker.sock", dir.path().display()),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[services] need Docker"), "{err}");
+}
