@@ -49,6 +49,11 @@ impl std::fmt::Debug for ServiceManager {
     }
 }
 
+/// A task is named by its container id's first 12 characters, as `docker ps` shows it.
+fn task_id_of(container_id: &str) -> String {
+    container_id.chars().take(12).collect()
+}
+
 /// A failed start: which step, and why.
 struct StepError(&'static str, String);
 
@@ -112,7 +117,7 @@ impl ServiceManager {
         let found = self.runtime.list(SERVICE_LABEL).await?;
         let mut adopted = 0;
         for (id, service, state) in found {
-            let task_id: String = id.chars().take(12).collect();
+            let task_id = task_id_of(&id);
             let def = self.defs.get(&service);
             match (def, state.running, state.ip) {
                 (Some(def), true, Some(ip)) => {
@@ -199,7 +204,7 @@ impl ServiceManager {
             .await
             .map_err(|e| StepError("start", e))?;
         *started = Some(id.clone());
-        let task_id: String = id.chars().take(12).collect();
+        let task_id = task_id_of(&id);
         self.audit(
             name,
             Some(&task_id),
@@ -343,7 +348,7 @@ impl Services for ServiceManager {
                     warn!(service = name, cause = %e, "cannot stop after a failed start");
                 }
                 let msg = format!("start_service `{name}` failed at step `{step}`: {why}");
-                let task: Option<String> = started.map(|id| id.chars().take(12).collect());
+                let task = started.as_deref().map(task_id_of);
                 self.audit(name, task.as_deref(), "failed", msg.clone());
                 Err(msg)
             }

@@ -19,7 +19,6 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use gantry_core::dag::Outcome;
-use gantry_core::secret::Masker;
 use gantry_engine::ports::{CancelSignal, Executor, Launch};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,14 +39,8 @@ pub struct DockerExecutor {
 impl DockerExecutor {
     /// Connects to the local Docker Engine; an error says why it cannot be reached.
     pub async fn connect(owner: impl Into<String>) -> Result<DockerExecutor, String> {
-        let docker = Docker::connect_with_local_defaults()
-            .map_err(|e| format!("cannot reach Docker: {e}"))?;
-        docker
-            .ping()
-            .await
-            .map_err(|e| format!("cannot reach Docker: {e}"))?;
         Ok(DockerExecutor {
-            docker,
+            docker: connect().await?,
             owner: owner.into(),
             git: None,
             grace_s: 1,
@@ -60,12 +53,7 @@ impl DockerExecutor {
     }
 
     async fn remove(&self, id: &str) {
-        let opts = RemoveContainerOptions {
-            force: true,
-            v: true,
-            ..Default::default()
-        };
-        if let Err(e) = self.docker.remove_container(id, Some(opts)).await {
+        if let Err(e) = remove(&self.docker, id).await {
             warn!(container = id, cause = %e, "cannot remove container");
         }
     }
@@ -116,20 +104,9 @@ impl DockerExecutor {
 #[async_trait]
 impl Executor for DockerExecutor {
     async fn execute(&self, launch: Launch, mut cancel: CancelSignal) -> Outcome {
-        let mut log = match workspace::prepare(&launch) {
-            Ok(log) => log,
-            Err(e) => {
-                warn!(cause = %e, "cannot prepare workspace or log");
-                return Outcome::Failed { exit_code: None };
-            }
-        };
-        let masker = Masker::new(launch.secrets.iter().map(|(_, v)| v.expose()));
-        if workspace::before_commands(self.git.as_deref(), &launch, &mut log, &masker)
-            .await
-            .is_err()
-        {
+        let Some((log, masker)) = workspace::start(self.git.as_deref(), &launch).await else {
             return Outcome::Failed { exit_code: None };
-        }
+        };
         let Some(image) = launch.image.clone() else {
             note(&launch, "gantry: a docker job needs an `image`");
             return Outcome::Failed { exit_code: None };
@@ -263,6 +240,32 @@ impl Executor for DockerExecutor {
     }
 }
 
+/// The local Docker Engine, answering.
+async fn connect() -> Result<Docker, String> {
+    let docker =
+        Docker::connect_with_local_defaults().map_err(|e| format!("cannot reach Docker: {e}"))?;
+    docker
+        .ping()
+        .await
+        .map_err(|e| format!("cannot reach Docker: {e}"))?;
+    Ok(docker)
+}
+
+/// Removes a container (and its anonymous volumes), running or not; gone already is fine.
+async fn remove(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+    let opts = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    match docker.remove_container(id, Some(opts)).await {
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        other => other,
+    }
+}
+
 /// Service containers on Docker: long-running, labelled, on the service's network.
 pub struct DockerServices {
     docker: Docker,
@@ -270,13 +273,9 @@ pub struct DockerServices {
 
 impl DockerServices {
     pub async fn connect() -> Result<DockerServices, String> {
-        let docker = Docker::connect_with_local_defaults()
-            .map_err(|e| format!("cannot reach Docker: {e}"))?;
-        docker
-            .ping()
-            .await
-            .map_err(|e| format!("cannot reach Docker: {e}"))?;
-        Ok(DockerServices { docker })
+        Ok(DockerServices {
+            docker: connect().await?,
+        })
     }
 }
 
@@ -309,16 +308,7 @@ impl gantry_engine::ports::ServiceRuntime for DockerServices {
             .map_err(|e| format!("cannot create the container: {e}"))?
             .id;
         if let Err(e) = self.docker.start_container(&id, None).await {
-            let _ = self
-                .docker
-                .remove_container(
-                    &id,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        ..Default::default()
-                    }),
-                )
-                .await;
+            let _ = remove(&self.docker, &id).await;
             return Err(format!("cannot start the container: {e}"));
         }
         Ok(id)
@@ -382,23 +372,8 @@ impl gantry_engine::ports::ServiceRuntime for DockerServices {
                 }),
             )
             .await;
-        match self
-            .docker
-            .remove_container(
-                id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    ..Default::default()
-                }),
-            )
+        remove(&self.docker, id)
             .await
-        {
-            Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(format!("cannot remove container {id}: {e}")),
-        }
+            .map_err(|e| format!("cannot remove container {id}: {e}"))
     }
 }

@@ -135,20 +135,9 @@ impl LocalExecutor {
 #[async_trait]
 impl Executor for LocalExecutor {
     async fn execute(&self, launch: Launch, mut cancel: CancelSignal) -> Outcome {
-        let mut log = match workspace::prepare(&launch) {
-            Ok(log) => log,
-            Err(e) => {
-                warn!(cause = %e, "cannot prepare workspace or log");
-                return Outcome::Failed { exit_code: None };
-            }
-        };
-        let masker = Masker::new(launch.secrets.iter().map(|(_, v)| v.expose()));
-        if let Err(why) =
-            workspace::before_commands(self.git.as_deref(), &launch, &mut log, &masker).await
-        {
-            warn!(cause = %why, "cannot prepare the job's source");
+        let Some((mut log, masker)) = workspace::start(self.git.as_deref(), &launch).await else {
             return Outcome::Failed { exit_code: None };
-        }
+        };
         // A plain command runs without the shell, so its `$` line is written here; the shell
         // session echoes each command's line itself, just before running it.
         if let [only] = launch.commands.as_slice()

@@ -57,3 +57,21 @@ pub(crate) async fn before_commands(
     }
     result.map_err(|e| masker.mask(&e))
 }
+
+/// Everything before the commands, for any executor: the workspace and log, the masker for the
+/// job's secrets, the notes and the checkout. `None` (already logged) when the job cannot start.
+pub(crate) async fn start(git: Option<&GitSources>, launch: &Launch) -> Option<(File, Masker)> {
+    let mut log = match prepare(launch) {
+        Ok(log) => log,
+        Err(e) => {
+            tracing::warn!(cause = %e, "cannot prepare workspace or log");
+            return None;
+        }
+    };
+    let masker = Masker::new(launch.secrets.iter().map(|(_, v)| v.expose()));
+    if let Err(why) = before_commands(git, launch, &mut log, &masker).await {
+        tracing::warn!(cause = %why, "cannot prepare the job's source");
+        return None;
+    }
+    Some((log, masker))
+}

@@ -7,7 +7,9 @@ use crate::sqlite::SqliteStore;
 use age::secrecy::ExposeSecret;
 use async_trait::async_trait;
 use gantry_core::secret::{self, Scope};
-use gantry_engine::ports::{Resolved, SecretError, SecretMeta, SecretStore, SecretValue};
+use gantry_engine::ports::{
+    Clock, Resolved, SecretError, SecretMeta, SecretStore, SecretValue, SystemClock,
+};
 use sqlx::Row;
 use sqlx::sqlite::SqlitePool;
 use std::path::Path;
@@ -121,7 +123,7 @@ impl SecretStore for SqliteSecrets {
         let scope = scope.as_string();
         let ciphertext = age::encrypt(&self.key.0.to_public(), &plaintext(&scope, name, value))
             .map_err(|e| SecretError::Store(format!("cannot encrypt: {e}")))?;
-        let now = chrono_now_ms();
+        let now = SystemClock.now_ms();
         sqlx::query(
             "INSERT INTO secrets (scope, name, ciphertext, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?4)
@@ -191,11 +193,4 @@ impl SecretStore for SqliteSecrets {
         }
         Ok(out)
     }
-}
-
-fn chrono_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

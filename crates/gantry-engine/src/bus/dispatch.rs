@@ -256,7 +256,7 @@ pub(super) async fn publish_state_changes(bus: Bus) {
                 ),
                 _ => continue,
             };
-            if bus.rules().iter().all(|(r, _)| !r.def.enabled) {
+            if !bus.has_pattern_rules() {
                 continue;
             }
             let run = bus

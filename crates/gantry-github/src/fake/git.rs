@@ -3,7 +3,7 @@
 //! `/git/OWNER/NAME.git`, and read through the contents API. Private repositories want
 //! `Authorization: Basic` with `x-access-token:<token>`, as github.com does.
 
-use super::{FakeGitHub, error};
+use super::{FakeGitHub, Page, error};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, RawQuery, State};
@@ -126,12 +126,6 @@ pub(super) async fn get_contents(
     .into_response()
 }
 
-#[derive(Deserialize)]
-pub(super) struct Page {
-    per_page: Option<usize>,
-    page: Option<usize>,
-}
-
 /// `GET /repos/{owner}/{repo}/pulls/{number}/files`, paginated.
 pub(super) async fn list_pull_files(
     State(f): State<FakeGitHub>,
@@ -145,8 +139,7 @@ pub(super) async fn list_pull_files(
     ) {
         return r;
     }
-    let per = p.per_page.unwrap_or(30).min(100);
-    let skip = (p.page.unwrap_or(1).max(1) - 1) * per;
+    let (skip, per) = p.window();
     let st = f.lock();
     let Some(files) = st.pull_files.get(&(format!("{owner}/{repo}"), number)) else {
         return error(StatusCode::NOT_FOUND, "Not Found", None);

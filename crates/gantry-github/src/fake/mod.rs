@@ -222,6 +222,14 @@ struct Page {
     page: Option<usize>,
 }
 
+impl Page {
+    /// (items to skip, page size), as GitHub pages: 30 unless asked, at most 100.
+    fn window(&self) -> (usize, usize) {
+        let per = self.per_page.unwrap_or(30).min(100);
+        ((self.page.unwrap_or(1).max(1) - 1) * per, per)
+    }
+}
+
 async fn list_comments(
     State(f): State<FakeGitHub>,
     Path((owner, repo, number)): Path<(String, String, u64)>,
@@ -235,8 +243,7 @@ async fn list_comments(
         return r;
     }
     let full = format!("{owner}/{repo}");
-    let per = p.per_page.unwrap_or(30).min(100);
-    let skip = (p.page.unwrap_or(1).max(1) - 1) * per;
+    let (skip, per) = p.window();
     let st = f.lock();
     let list: Vec<Value> = st
         .comments
