@@ -90,7 +90,14 @@ impl DockerExecutor {
             working_dir: Some("/workspace".into()),
             labels: Some(labels),
             host_config: Some(HostConfig {
-                binds: Some(vec![format!("{}:/workspace", launch.workspace.display())]),
+                // Docker takes a relative source for a volume name: bind the absolute path
+                // (the default data dir, `.gantry`, is relative).
+                binds: Some(vec![format!(
+                    "{}:/workspace",
+                    std::path::absolute(&launch.workspace)
+                        .unwrap_or_else(|_| launch.workspace.clone())
+                        .display()
+                )]),
                 nano_cpus: opts.cpus_milli.map(|m| m as i64 * 1_000_000),
                 memory: opts.memory_bytes.map(|b| b as i64),
                 network_mode: opts.network,

@@ -86,6 +86,23 @@ async fn jobs_run_in_containers_with_workspace_env_secrets_and_exit_codes() {
         "made\n"
     );
 
+    // A relative workspace (the default data dir is `./.gantry`) is mounted all the same.
+    let here = tempfile::tempdir_in(".").unwrap();
+    let rel = here
+        .path()
+        .strip_prefix(std::env::current_dir().unwrap())
+        .unwrap();
+    let l = launch(rel, "relative", &["echo x > f.txt"], 30_000);
+    assert!(l.workspace.is_relative());
+    let (_tx, cancel) = signal();
+    let outcome = ex.execute(l.clone(), cancel).await;
+    let log = std::fs::read_to_string(&l.log_path).unwrap_or_default();
+    assert_eq!(outcome, Outcome::Succeeded, "{log}");
+    assert_eq!(
+        std::fs::read_to_string(l.workspace.join("f.txt")).unwrap(),
+        "x\n"
+    );
+
     let l = launch(
         dir.path(),
         "fails",
