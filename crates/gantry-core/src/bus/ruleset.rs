@@ -6,7 +6,7 @@
 //! inside arrays, array consistency is checked on the extracted values before it counts.
 
 use super::event::{Flat, Leaf};
-use super::matcher::{Matcher, Scalar};
+use super::matcher::{Matcher, Range, Scalar};
 use super::pattern::{Pattern, branch_matches};
 use super::scan::{Found, PathTrie, ScanError};
 use std::collections::HashMap;
@@ -21,19 +21,23 @@ pub struct RuleSet {
     tests: Vec<Test>,
     /// Per path id: exact string → tests it satisfies.
     exact_str: Vec<HashMap<String, Vec<u32>, FastHash>>,
-    /// Path id → tests with matchers that must be evaluated.
-    by_path: Vec<Vec<u32>>,
-    /// Per pattern, per branch: its test ids.
-    branches: Vec<Vec<Vec<u32>>>,
+    /// Path id → (test, matcher) pairs that must be evaluated, numeric ranges apart (they
+    /// are the common case for numbers and are checked in a tight loop).
+    by_path: Vec<Vec<(u32, Matcher)>>,
+    ranges_by_path: Vec<Vec<(u32, Range)>>,
+    /// Every branch, numbered: its (pattern, branch) and its test ids
+    /// (`branch_tests[branch_start[b]..branch_start[b + 1]]`).
+    branch_of: Vec<(u32, u32)>,
+    branch_start: Vec<u32>,
+    branch_tests: Vec<u32>,
     /// Tests a missing field satisfies (`exists: false`).
     absent_ok: Vec<u32>,
-    /// Every branch, numbered: its (pattern, branch).
-    branch_of: Vec<(u32, u32)>,
     /// Per test: the numbered branches it anchors.
     test_branches: Vec<Vec<u32>>,
 }
 
-/// FNV-1a: the exact-value index is keyed by short strings, where SipHash's setup dominates.
+/// The exact-value index is keyed by short strings, where SipHash's setup dominates: an
+/// FNV-style hash taken a word at a time.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FastHash;
 
@@ -52,17 +56,27 @@ impl std::hash::Hasher for Fnv {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ *b as u64).wrapping_mul(0x100000001b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            self.0 = (self.0 ^ w).wrapping_mul(0x100000001b3).rotate_left(29);
         }
+        let mut tail = [0u8; 8];
+        let rest = chunks.remainder();
+        tail[..rest.len()].copy_from_slice(rest);
+        let w = u64::from_le_bytes(tail) ^ ((rest.len() as u64) << 59);
+        self.0 = (self.0 ^ w).wrapping_mul(0x100000001b3).rotate_left(29);
+    }
+    fn write_u8(&mut self, b: u8) {
+        self.0 = (self.0 ^ b as u64).wrapping_mul(0x100000001b3);
     }
 }
 
 #[derive(Debug, Clone)]
 struct Test {
     path: u32,
-    /// Matchers not served by the exact index.
-    rest: Vec<Matcher>,
+    /// Every matcher is served by the exact index.
+    exact_only: bool,
     absent_ok: bool,
 }
 
@@ -70,6 +84,7 @@ struct Test {
 #[derive(Debug, Default)]
 pub struct Scratch<'a> {
     found: Vec<Found<'a>>,
+    complete: Vec<bool>,
     marked: Vec<bool>,
     seen: Vec<bool>,
     arrayed: Vec<bool>,
@@ -88,11 +103,14 @@ impl RuleSet {
             tests: Vec::new(),
             exact_str: Vec::new(),
             by_path: Vec::new(),
-            branches: Vec::new(),
-            absent_ok: Vec::new(),
+            ranges_by_path: Vec::new(),
             branch_of: Vec::new(),
+            branch_start: vec![0],
+            branch_tests: Vec::new(),
+            absent_ok: Vec::new(),
             test_branches: Vec::new(),
         };
+        let mut branches_of_patterns: Vec<Vec<Vec<u32>>> = Vec::new();
         for p in &patterns {
             let mut branches = Vec::new();
             for b in &p.branches {
@@ -103,6 +121,7 @@ impl RuleSet {
                         set.paths.push(f.path.clone());
                         set.trie.insert(&f.path, id);
                         set.by_path.push(Vec::new());
+                        set.ranges_by_path.push(Vec::new());
                         set.exact_str.push(HashMap::default());
                         id
                     });
@@ -114,34 +133,40 @@ impl RuleSet {
                     }
                     let test = set.tests.len() as u32;
                     dedup.insert(key, test);
-                    let mut rest = Vec::new();
+                    let mut exact_only = true;
                     for m in &f.any {
                         match m {
                             Matcher::Str(s) => set.exact_str[path as usize]
                                 .entry(s.clone())
                                 .or_default()
                                 .push(test),
-                            other => rest.push(other.clone()),
+                            Matcher::Numeric(r) => {
+                                exact_only = false;
+                                set.ranges_by_path[path as usize].push((test, *r));
+                            }
+                            other => {
+                                exact_only = false;
+                                set.by_path[path as usize].push((test, other.clone()));
+                            }
                         }
-                    }
-                    if !rest.is_empty() {
-                        set.by_path[path as usize].push(test);
                     }
                     set.tests.push(Test {
                         path,
                         absent_ok: f.any.contains(&Matcher::Exists(false)),
-                        rest,
+                        exact_only,
                     });
                     ids.push(test);
                 }
                 branches.push(ids);
             }
-            set.branches.push(branches);
+            branches_of_patterns.push(branches);
         }
-        for (pi, branches) in set.branches.iter().enumerate() {
+        for (pi, branches) in branches_of_patterns.iter().enumerate() {
             for (bi, tests) in branches.iter().enumerate() {
                 let b = set.branch_of.len() as u32;
                 set.branch_of.push((pi as u32, bi as u32));
+                set.branch_tests.extend(tests);
+                set.branch_start.push(set.branch_tests.len() as u32);
                 // The branch is looked at only when its anchor is marked: an exact-value test
                 // if it has one (the most selective kind), else its first test.
                 let anchor = tests
@@ -149,7 +174,7 @@ impl RuleSet {
                     .copied()
                     .find(|t| {
                         let t = &set.tests[*t as usize];
-                        t.rest.is_empty() && !t.absent_ok
+                        t.exact_only && !t.absent_ok
                     })
                     .unwrap_or(tests[0]);
                 if set.test_branches.len() <= anchor as usize {
@@ -183,7 +208,8 @@ impl RuleSet {
     ) -> Result<(), ScanError> {
         out.clear();
         scratch.found.clear();
-        self.trie.scan(event, &mut scratch.found)?;
+        self.trie
+            .scan(event, &mut scratch.found, &mut scratch.complete)?;
         let marked = &mut scratch.marked;
         marked.clear();
         marked.resize(self.tests.len(), false);
@@ -212,13 +238,15 @@ impl RuleSet {
                     mark(*t, marked);
                 }
             }
-            for t in &self.by_path[p] {
-                if !marked[*t as usize]
-                    && self.tests[*t as usize]
-                        .rest
-                        .iter()
-                        .any(|m| m.accepts(&f.value))
-                {
+            if let Scalar::Num(x) = f.value {
+                for (t, r) in &self.ranges_by_path[p] {
+                    if r.contains(x) {
+                        mark(*t, marked);
+                    }
+                }
+            }
+            for (t, m) in &self.by_path[p] {
+                if !marked[*t as usize] && m.accepts(&f.value) {
                     mark(*t, marked);
                 }
             }
@@ -234,11 +262,7 @@ impl RuleSet {
         candidates.clear();
         for t in hits.iter() {
             for b in &self.test_branches[*t as usize] {
-                let (pi, bi) = self.branch_of[*b as usize];
-                if self.branches[pi as usize][bi as usize]
-                    .iter()
-                    .all(|t| marked[*t as usize])
-                {
+                if self.tests_of(*b).iter().all(|t| marked[*t as usize]) {
                     candidates.push(*b);
                 }
             }
@@ -250,7 +274,7 @@ impl RuleSet {
             if out.last() == Some(&(pi as usize)) || out.contains(&(pi as usize)) {
                 continue;
             }
-            let tests = &self.branches[pi as usize][bi as usize];
+            let tests = self.tests_of(*b);
             let ok = !any_arrayed
                 || !tests
                     .iter()
@@ -266,6 +290,11 @@ impl RuleSet {
         }
         out.sort_unstable();
         Ok(())
+    }
+
+    fn tests_of(&self, branch: u32) -> &[u32] {
+        let b = branch as usize;
+        &self.branch_tests[self.branch_start[b] as usize..self.branch_start[b + 1] as usize]
     }
 
     fn flat_of<'a>(&self, found: &[Found<'a>]) -> Flat<'a> {

@@ -3,6 +3,10 @@
 //! other value without decoding it (the quamina approach). Leaves it reaches are reported
 //! with their path id and array trail. The skipped parts are only checked for balance, so a
 //! caller that needs a fully valid document validates it elsewhere (PutEvents does).
+//!
+//! Once every wanted path has been found outside any array, nothing later in the document can
+//! add a leaf (only a duplicate key could), so the scan stops there and the rest of the event
+//! is not read at all.
 
 use super::event::Trail;
 use super::matcher::Scalar;
@@ -12,6 +16,8 @@ use std::borrow::Cow;
 #[derive(Debug, Default, Clone)]
 pub struct PathTrie {
     nodes: Vec<TrieNode>,
+    /// How many distinct path ids the trie holds.
+    paths: usize,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -38,6 +44,7 @@ impl PathTrie {
     pub fn new() -> PathTrie {
         PathTrie {
             nodes: vec![TrieNode::default()],
+            paths: 0,
         }
     }
 
@@ -57,15 +64,28 @@ impl PathTrie {
             };
             at = child;
         }
+        if self.nodes[at].path_id.is_none() {
+            self.paths += 1;
+        }
         self.nodes[at].path_id = Some(id);
     }
 
-    /// Every wanted leaf of `json` (an object), in document order.
-    pub fn scan<'a>(&self, json: &'a [u8], out: &mut Vec<Found<'a>>) -> Result<(), ScanError> {
+    /// Every wanted leaf of `json` (an object), in document order. `complete` is scratch space
+    /// (which paths were found outside arrays), reused across calls.
+    pub fn scan<'a>(
+        &self,
+        json: &'a [u8],
+        out: &mut Vec<Found<'a>>,
+        complete: &mut Vec<bool>,
+    ) -> Result<(), ScanError> {
+        complete.clear();
+        complete.resize(self.paths, false);
         let mut s = Scanner {
             b: json,
             i: 0,
             arrays: 0,
+            remaining: self.paths,
+            complete,
         };
         s.ws();
         if s.peek() != Some(b'{') {
@@ -78,9 +98,10 @@ impl PathTrie {
 
 impl TrieNode {
     fn child(&self, key: &[u8]) -> Option<usize> {
+        // Length and first byte first: most keys differ there, which saves a memcmp call.
         self.children
             .iter()
-            .find(|(k, _)| **k == *key)
+            .find(|(k, _)| k.len() == key.len() && k.first() == key.first() && **k == *key)
             .map(|(_, c)| *c)
     }
 }
@@ -112,13 +133,16 @@ fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
     memchr::memchr2(b'"', b'\\', &s[i..]).map(|k| k + i)
 }
 
-struct Scanner<'a> {
+struct Scanner<'a, 'c> {
     b: &'a [u8],
     i: usize,
     arrays: u32,
+    /// Wanted paths not yet found outside an array; at 0 the scan is over.
+    remaining: usize,
+    complete: &'c mut Vec<bool>,
 }
 
-impl<'a> Scanner<'a> {
+impl<'a> Scanner<'a, '_> {
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
@@ -227,6 +251,9 @@ impl<'a> Scanner<'a> {
                         Some(c) => self.value(trie, c, trail, out)?,
                         None => self.skip()?,
                     }
+                    if self.remaining == 0 {
+                        return Ok(());
+                    }
                     self.ws();
                     match self.peek() {
                         Some(b',') => self.i += 1,
@@ -252,6 +279,9 @@ impl<'a> Scanner<'a> {
                     trail.push((id, idx));
                     self.value(trie, node, trail, out)?;
                     trail.pop();
+                    if self.remaining == 0 {
+                        return Ok(());
+                    }
                     idx += 1;
                     self.ws();
                     match self.peek() {
@@ -270,11 +300,7 @@ impl<'a> Scanner<'a> {
                     return Ok(());
                 };
                 let s = self.string()?;
-                out.push(Found {
-                    path_id,
-                    value: Scalar::Str(s),
-                    trail: trail.clone(),
-                });
+                self.found(path_id, Scalar::Str(s), trail, out);
                 Ok(())
             }
             Some(_) => {
@@ -292,16 +318,27 @@ impl<'a> Scanner<'a> {
                     }
                 };
                 if let Some(path_id) = n.path_id {
-                    out.push(Found {
-                        path_id,
-                        value,
-                        trail: trail.clone(),
-                    });
+                    self.found(path_id, value, trail, out);
                 }
                 Ok(())
             }
             None => Err(ScanError(self.i)),
         }
+    }
+
+    fn found(&mut self, path_id: u32, value: Scalar<'a>, trail: &Trail, out: &mut Vec<Found<'a>>) {
+        if trail.is_empty()
+            && let Some(done) = self.complete.get_mut(path_id as usize)
+            && !*done
+        {
+            *done = true;
+            self.remaining -= 1;
+        }
+        out.push(Found {
+            path_id,
+            value,
+            trail: trail.clone(),
+        });
     }
 
     /// Skips one value without decoding it.
@@ -370,8 +407,8 @@ mod tests {
         trie.insert("detail.n", 2);
         let json = br#"{"id": "x", "source": "a\"b", "skip": {"deep": [1, {"x": "}"}]},
             "detail": {"n": -2.5e1, "items": [{"kind": "k1", "other": [true]}, {"kind": "k2"}], "z": null}}"#;
-        let mut out = Vec::new();
-        trie.scan(json, &mut out).unwrap();
+        let (mut out, mut complete) = (Vec::new(), Vec::new());
+        trie.scan(json, &mut out, &mut complete).unwrap();
         let got: Vec<(u32, Scalar<'_>, usize)> = out
             .iter()
             .map(|f| (f.path_id, f.value.clone(), f.trail.len()))
@@ -386,9 +423,39 @@ mod tests {
             ]
         );
         assert_ne!(out[2].trail, out[3].trail);
-        assert!(trie.scan(b"[1]", &mut out).is_err());
+        // Every wanted path found outside arrays: the rest is not read, not even for balance.
+        out.clear();
+        let mut flat = PathTrie::new();
+        flat.insert("source", 0);
+        flat.insert("detail.n", 1);
+        flat.scan(
+            br#"{"source": "s", "detail": {"n": 1, "x": [}"#,
+            &mut out,
+            &mut complete,
+        )
+        .unwrap();
+        assert_eq!(out.len(), 2);
+        // A path still missing (or found only inside an array) keeps the scan going to the end.
+        out.clear();
         assert!(
-            trie.scan(br#"{"source": "unterminated}"#, &mut out)
+            flat.scan(
+                br#"{"source": "s", "detail": {"m": 1, "x": [}"#,
+                &mut out,
+                &mut complete
+            )
+            .is_err()
+        );
+        out.clear();
+        flat.scan(
+            br#"{"detail": [{"n": 1}, {"n": 2}], "source": "s"}"#,
+            &mut out,
+            &mut complete,
+        )
+        .unwrap();
+        assert_eq!(out.len(), 3);
+        assert!(trie.scan(b"[1]", &mut out, &mut complete).is_err());
+        assert!(
+            trie.scan(br#"{"source": "unterminated}"#, &mut out, &mut complete)
                 .is_err()
         );
     }
