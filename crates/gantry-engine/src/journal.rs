@@ -2,7 +2,8 @@
 //!
 //! Writers append batches without waiting; one writer task takes everything queued since its
 //! last commit and applies it in one transaction (group commit), so N concurrent changes cost
-//! one fsync, not N. Order is kept: what is on disk is always a prefix of what was appended.
+//! one fsync, not N. While a batch commits, the next one gathers and is prepared
+//! (`Store::prepare`: e.g. its large payloads written), then commits after it. Order is kept: what is on disk is always a prefix of what was appended.
 //! Callers that must not answer before their change is durable use [`Journal::append_durable`];
 //! readers that report state (API, progress display) follow [`Journal::subscribe`], which
 //! carries only committed batches.
@@ -89,15 +90,41 @@ impl Durable {
     }
 }
 
+/// A batch being committed, with whom to tell.
+struct InFlight {
+    acks: Vec<oneshot::Sender<Arc<Committed>>>,
+    /// Gives the batch back with what its commit reported.
+    task: tokio::task::JoinHandle<(Vec<Write>, Committed)>,
+}
+
 async fn writer(
     store: Arc<dyn Store>,
     mut rx: mpsc::UnboundedReceiver<Entry>,
     committed: broadcast::Sender<Arc<Vec<Write>>>,
 ) {
     let mut last_commit = tokio::time::Instant::now() - COMMIT_INTERVAL;
-    while let Some(first) = rx.recv().await {
-        tokio::time::sleep_until(last_commit + COMMIT_INTERVAL).await;
-        last_commit = tokio::time::Instant::now();
+    // Commits are one at a time and in order, but the next batch is gathered and prepared
+    // (`Store::prepare`) while the one before it commits.
+    let mut in_flight: Option<InFlight> = None;
+    loop {
+        let first = match in_flight.as_mut() {
+            Some(f) => tokio::select! {
+                biased;
+                done = &mut f.task => {
+                    let f = in_flight.take().expect("in flight");
+                    finish(f.acks, done, &committed);
+                    continue;
+                }
+                e = rx.recv() => e,
+            },
+            None => {
+                let e = rx.recv().await;
+                // Alone, wait a little for company; behind a commit, the wait is that commit.
+                tokio::time::sleep_until(last_commit + COMMIT_INTERVAL).await;
+                e
+            }
+        };
+        let Some(first) = first else { break };
         let mut batch = first.writes;
         let mut acks: Vec<oneshot::Sender<Arc<Committed>>> = first.ack.into_iter().collect();
         while batch.len() < MAX_BATCH {
@@ -109,30 +136,69 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        let mut outcome = Committed::default();
-        if !batch.is_empty() {
-            // A failed commit is retried, never skipped: later batches must not overtake it.
-            let mut delay = Duration::from_millis(50);
-            loop {
-                match store.commit(&batch).await {
-                    Ok(c) => {
-                        outcome = c;
-                        break;
-                    }
-                    Err(err) => {
-                        error!(cause = %err, writes = batch.len(), "commit failed; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    }
-                }
-            }
-            if committed.receiver_count() > 0 && committed.send(Arc::new(batch)).is_err() {
-                warn!("no journal subscribers");
+        let prepared = store.prepare(&batch);
+        if let Some(f) = in_flight.take() {
+            let done = f.task.await;
+            finish(f.acks, done, &committed);
+        }
+        last_commit = tokio::time::Instant::now();
+        let store = store.clone();
+        let task = tokio::spawn(async move {
+            let outcome = commit(store.as_ref(), &batch, prepared).await;
+            (batch, outcome)
+        });
+        in_flight = Some(InFlight { acks, task });
+    }
+    if let Some(f) = in_flight.take() {
+        let done = f.task.await;
+        finish(f.acks, done, &committed);
+    }
+}
+
+/// Commits a batch; a failed commit is retried, never skipped: later batches must not
+/// overtake it.
+async fn commit(store: &dyn Store, batch: &[Write], prepared: crate::ports::Prepared) -> Committed {
+    if batch.is_empty() {
+        return Committed::default();
+    }
+    let mut prepared = Some(prepared);
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let p = prepared.take().unwrap_or_else(|| store.prepare(batch));
+        match store.commit_prepared(batch, p).await {
+            Ok(c) => return c,
+            Err(err) => {
+                error!(cause = %err, writes = batch.len(), "commit failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
-        let outcome = Arc::new(outcome);
-        for ack in acks {
-            let _ = ack.send(outcome.clone());
+    }
+}
+
+/// Publishes a committed batch and answers those waiting for it.
+fn finish(
+    acks: Vec<oneshot::Sender<Arc<Committed>>>,
+    done: Result<(Vec<Write>, Committed), tokio::task::JoinError>,
+    committed: &broadcast::Sender<Arc<Vec<Write>>>,
+) {
+    let (batch, outcome) = match done {
+        Ok(c) => c,
+        Err(e) => {
+            // Only a panic in the store gets here; the writes' fate is unknown, so nobody is
+            // told they are durable.
+            error!(cause = %e, "commit task failed");
+            return;
         }
+    };
+    if !batch.is_empty()
+        && committed.receiver_count() > 0
+        && committed.send(Arc::new(batch)).is_err()
+    {
+        warn!("no journal subscribers");
+    }
+    let outcome = Arc::new(outcome);
+    for ack in acks {
+        let _ = ack.send(outcome.clone());
     }
 }

@@ -3,6 +3,7 @@
 //! `synchronous=FULL` so a committed batch survives power loss, not just a crash.
 
 use crate::rows::{db, event_from_row, job_from_row, run_from_row};
+use crate::segments::{self, Location, SEGMENT_MIN_BYTES, Segments};
 use async_trait::async_trait;
 use gantry_engine::ports::*;
 use sqlx::sqlite::{
@@ -11,6 +12,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Rows per multi-row statement; 9 columns each stays well under SQLite's 32766 variables.
@@ -27,6 +29,7 @@ fn page_size(asked: u32) -> u32 {
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    segments: Arc<Segments>,
 }
 
 impl SqliteStore {
@@ -58,7 +61,80 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(db)?;
-        Ok(SqliteStore { write, read })
+        Ok(SqliteStore {
+            write,
+            read,
+            segments: Arc::new(Segments::new(segments::dir_for(path))),
+        })
+    }
+
+    /// Starts writing the batch's large payloads to a segment. Returns each event's location
+    /// (`None`: stored in its row) and the write, which must have finished (durably) before
+    /// the rows that point at them are committed.
+    fn start_payloads(&self, events: &[&EventRecord]) -> PayloadsStarted {
+        let big: Vec<&EventRecord> = events
+            .iter()
+            .copied()
+            .filter(|e| e.payload.len() >= SEGMENT_MIN_BYTES)
+            .collect();
+        if big.is_empty() {
+            return Ok((vec![None; events.len()], None));
+        }
+        let mut buf = Vec::with_capacity(big.iter().map(|e| e.payload.len()).sum());
+        let mut lens = Vec::with_capacity(big.len());
+        for e in &big {
+            buf.extend_from_slice(e.payload.as_bytes());
+            lens.push(e.payload.len());
+        }
+        let first = big
+            .iter()
+            .map(|e| e.received_at_ms)
+            .min()
+            .unwrap_or_default();
+        let last = big
+            .iter()
+            .map(|e| e.received_at_ms)
+            .max()
+            .unwrap_or_default();
+        let (at, reserved) = self
+            .segments
+            .reserve(&lens, (first, last))
+            .map_err(|e| StoreError::Database(format!("cannot open a payload segment: {e}")))?;
+        let write = tokio::task::spawn_blocking(move || reserved.write(&buf));
+        let mut at = at.into_iter();
+        let places = events
+            .iter()
+            .map(|e| {
+                (e.payload.len() >= SEGMENT_MIN_BYTES)
+                    .then(|| at.next())
+                    .flatten()
+            })
+            .collect();
+        Ok((places, Some(write)))
+    }
+
+    /// An event row with its payload, read from its segment when it is not in the row.
+    async fn event_with_payload(&self, row: &sqlx::sqlite::SqliteRow) -> StoreResult<EventRecord> {
+        let mut event = event_from_row(row, true)?;
+        let segment: Option<i64> = row.try_get("payload_segment").map_err(db)?;
+        if let Some(segment) = segment {
+            let at = Location {
+                segment,
+                offset: row.try_get("payload_offset").map_err(db)?,
+                len: row.try_get("payload_len").map_err(db)?,
+            };
+            let segs = self.segments.clone();
+            let bytes = tokio::task::spawn_blocking(move || segs.read(at))
+                .await
+                .map_err(|e| StoreError::Database(format!("payload reader stopped: {e}")))?
+                .map_err(|e| {
+                    StoreError::Corrupt(format!("event {}: payload unreadable: {e}", event.id))
+                })?;
+            event.payload = String::from_utf8(bytes).map_err(|_| {
+                StoreError::Corrupt(format!("event {}: payload is not UTF-8", event.id))
+            })?;
+        }
+        Ok(event)
     }
 
     /// The writer and reader pools, for other adapters on the same database (secrets).
@@ -107,9 +183,36 @@ impl SqliteStore {
     }
 }
 
+/// What `prepare` started: each event's payload location and the segment write.
+type PayloadsStarted = StoreResult<(
+    Vec<Option<Location>>,
+    Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+)>;
+
+fn inserted_events(batch: &[Write]) -> Vec<&EventRecord> {
+    batch
+        .iter()
+        .filter_map(|w| match w {
+            Write::InsertEvent(e) => Some(e.as_ref()),
+            _ => None,
+        })
+        .collect()
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn commit(&self, batch: &[Write]) -> StoreResult<Committed> {
+        let prepared = self.prepare(batch);
+        self.commit_prepared(batch, prepared).await
+    }
+
+    /// Starts writing the batch's large payloads, so that it overlaps the previous commit.
+    fn prepare(&self, batch: &[Write]) -> Prepared {
+        let started: PayloadsStarted = self.start_payloads(&inserted_events(batch));
+        Prepared(Some(Box::new(started)))
+    }
+
+    async fn commit_prepared(&self, batch: &[Write], prepared: Prepared) -> StoreResult<Committed> {
         // Apply in an order that respects foreign keys and gives the same final state as the
         // batch's own order: inserts first, then the last update of each run and job.
         let mut inserts = Vec::new();
@@ -143,6 +246,11 @@ impl Store for SqliteStore {
                 Write::RenewLeases { .. } | Write::ReleaseLease { .. } => leases.push(w),
             }
         }
+        let started = match prepared.0.map(|p| p.downcast::<PayloadsStarted>()) {
+            Some(Ok(started)) => *started,
+            _ => self.start_payloads(&events),
+        };
+        let (locations, payloads_written) = started?;
         let mut tx = self.write.begin().await.map_err(db)?;
         for r in &inserts {
             let spec =
@@ -211,20 +319,64 @@ impl Store for SqliteStore {
             );
             q.build().execute(&mut *tx).await.map_err(db)?;
         }
-        // One statement per chunk of events; the ids it returns are the ones stored, so the
-        // rest were duplicates of a stored delivery.
+        // A delivery already stored, or earlier in this batch, is a duplicate: not inserted,
+        // reported. This transaction is the only writer, so the check cannot race. (One
+        // query per chunk that returns only the duplicates, usually none: cheaper than an
+        // insert returning a row per event.)
         let mut committed = Committed::default();
-        for chunk in events.chunks(EVENTS_PER_STATEMENT) {
+        let mut in_batch: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for (chunk, places) in events
+            .chunks(EVENTS_PER_STATEMENT)
+            .zip(locations.chunks(EVENTS_PER_STATEMENT))
+        {
+            let deliveries: Vec<&str> = chunk
+                .iter()
+                .filter_map(|e| e.delivery_id.as_deref())
+                .collect();
+            let mut stored_before = std::collections::HashSet::new();
+            if !deliveries.is_empty() {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "SELECT delivery_id FROM events WHERE delivery_id IN (",
+                );
+                let mut list = q.separated(", ");
+                for d in &deliveries {
+                    list.push_bind(d.to_string());
+                }
+                q.push(")");
+                for row in q.build().fetch_all(&mut *tx).await.map_err(db)? {
+                    stored_before.insert(row.try_get::<String, _>("delivery_id").map_err(db)?);
+                }
+            }
+            let mut fresh = Vec::with_capacity(chunk.len());
+            for (e, at) in chunk.iter().zip(places) {
+                let duplicate = e
+                    .delivery_id
+                    .as_deref()
+                    .is_some_and(|d| stored_before.contains(d) || !in_batch.insert(d));
+                if duplicate {
+                    committed.duplicate_events.insert(e.id.clone());
+                } else {
+                    fresh.push((e, at));
+                }
+            }
+            if fresh.is_empty() {
+                continue;
+            }
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (id, source, type, delivery_id, detail, trace_id, received_at,
-                                     action, repository, installation_id, rules_matched) ",
+                                     action, repository, installation_id, rules_matched,
+                                     payload_segment, payload_offset, payload_len) ",
             );
-            q.push_values(chunk, |mut b, e| {
+            q.push_values(fresh, |mut b, (e, at)| {
                 b.push_bind(e.id.clone())
                     .push_bind(e.source.clone())
                     .push_bind(e.event_type.clone())
                     .push_bind(e.delivery_id.clone())
-                    .push_bind(e.payload.clone())
+                    .push_bind(if at.is_some() {
+                        String::new()
+                    } else {
+                        e.payload.clone()
+                    })
                     .push_bind(e.trace_id.clone())
                     .push_bind(e.received_at_ms)
                     .push_bind(e.action.clone())
@@ -232,24 +384,12 @@ impl Store for SqliteStore {
                     .push_bind(e.installation_id)
                     .push_bind(
                         serde_json::to_string(&e.rules_matched).unwrap_or_else(|_| "[]".into()),
-                    );
+                    )
+                    .push_bind(at.map(|l| l.segment))
+                    .push_bind(at.map(|l| l.offset))
+                    .push_bind(at.map(|l| l.len));
             });
-            q.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING id");
-            let stored: std::collections::HashSet<String> = q
-                .build()
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?
-                .iter()
-                .map(|r| r.try_get::<String, _>("id"))
-                .collect::<Result<_, _>>()
-                .map_err(db)?;
-            committed.duplicate_events.extend(
-                chunk
-                    .iter()
-                    .filter(|e| !stored.contains(&e.id))
-                    .map(|e| e.id.clone()),
-            );
+            q.build().execute(&mut *tx).await.map_err(db)?;
         }
         for w in bus {
             crate::bus::apply(&mut tx, w).await?;
@@ -309,6 +449,12 @@ impl Store for SqliteStore {
                 }
                 _ => {}
             }
+        }
+        if let Some(write) = payloads_written {
+            write
+                .await
+                .map_err(|e| StoreError::Database(format!("payload writer stopped: {e}")))?
+                .map_err(|e| StoreError::Database(format!("cannot write event payloads: {e}")))?;
         }
         tx.commit().await.map_err(db)?;
         Ok(committed)
@@ -393,7 +539,11 @@ impl Store for SqliteStore {
         .fetch_all(&self.read)
         .await
         .map_err(db)?;
-        rows.iter().map(|r| event_from_row(r, true)).collect()
+        let mut events = Vec::with_capacity(rows.len());
+        for r in &rows {
+            events.push(self.event_with_payload(r).await?);
+        }
+        Ok(events)
     }
 
     async fn get_event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
@@ -402,7 +552,10 @@ impl Store for SqliteStore {
             .fetch_optional(&self.read)
             .await
             .map_err(db)?;
-        row.as_ref().map(|r| event_from_row(r, true)).transpose()
+        match &row {
+            Some(r) => self.event_with_payload(r).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn list_rules(&self) -> StoreResult<Vec<RuleRecord>> {
@@ -427,7 +580,10 @@ impl Store for SqliteStore {
             .fetch_optional(&self.read)
             .await
             .map_err(db)?;
-        row.as_ref().map(|r| event_from_row(r, true)).transpose()
+        match &row {
+            Some(r) => self.event_with_payload(r).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn list_events(&self, filter: EventFilter) -> StoreResult<Vec<EventRecord>> {
@@ -496,7 +652,27 @@ impl Store for SqliteStore {
             .await
             .map_err(db)?
             .rows_affected();
+        // Segments no remaining row points into go, after the commit (a rollback would
+        // bring rows back); what is on disk and being written is noted inside the transaction.
+        let segs = self.segments.clone();
+        let snap = tokio::task::spawn_blocking(move || segs.snapshot())
+            .await
+            .map_err(|e| StoreError::Database(format!("payload janitor stopped: {e}")))?
+            .map_err(|e| StoreError::Database(format!("cannot list payload segments: {e}")))?;
+        let referenced: std::collections::HashSet<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT payload_segment FROM events WHERE payload_segment IS NOT NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .collect();
         tx.commit().await.map_err(db)?;
+        let segs = self.segments.clone();
+        tokio::task::spawn_blocking(move || segs.remove_unreferenced(&snap, &referenced))
+            .await
+            .map_err(|e| StoreError::Database(format!("payload janitor stopped: {e}")))?
+            .map_err(|e| StoreError::Database(format!("cannot delete payload segments: {e}")))?;
         Ok(Expired {
             runs,
             audit_events,

@@ -222,11 +222,30 @@ pub struct Expired {
     pub locks: u64,
 }
 
+/// What [`Store::prepare`] started for a batch, handed back to [`Store::commit_prepared`].
+/// Opaque: only the store that made it knows what is inside.
+#[derive(Default)]
+pub struct Prepared(pub Option<Box<dyn std::any::Any + Send>>);
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies a batch in one transaction; durable when this returns `Ok`. Says which event
     /// inserts were no-ops because their delivery id was already stored.
     async fn commit(&self, batch: &[Write]) -> StoreResult<Committed>;
+    /// Starts the part of committing `batch` that may overlap the commit of the batch before
+    /// it, because nothing can see it until this batch commits (e.g. writing large payloads
+    /// where no row points yet). The default starts nothing.
+    fn prepare(&self, _batch: &[Write]) -> Prepared {
+        Prepared::default()
+    }
+    /// [`Store::commit`], finishing what [`Store::prepare`] started for the same batch.
+    async fn commit_prepared(
+        &self,
+        batch: &[Write],
+        _prepared: Prepared,
+    ) -> StoreResult<Committed> {
+        self.commit(batch).await
+    }
     /// Runs not yet finished, with their jobs (for recovery at start-up).
     async fn unfinished_runs(&self) -> StoreResult<Vec<RunRecord>>;
     async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>>;

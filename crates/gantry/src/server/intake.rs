@@ -233,6 +233,8 @@ async fn store_once(
         record.trace_id.clone(),
         record.delivery_id.clone(),
     );
+    // The dispatcher needs waking only when the event brought rule deliveries with it.
+    let delivers = extra.iter().any(|w| matches!(w, Write::PutDelivery(_)));
     let committed = state
         .engine
         .journal()
@@ -242,7 +244,7 @@ async fn store_once(
                 .collect(),
         )
         .await?;
-    if let Some(bus) = &state.bus {
+    if let Some(bus) = state.bus.as_ref().filter(|_| delivers) {
         bus.poke();
     }
     if !committed.duplicate_events.contains(&id) {
