@@ -131,14 +131,18 @@ impl Segments {
         Ok(buf)
     }
 
-    /// The segments on disk and the one being written, for [`Segments::remove_unreferenced`].
-    pub(crate) fn snapshot(&self) -> std::io::Result<Snapshot> {
-        let current = self
-            .current
+    /// The segment being written, if any.
+    fn current_started(&self) -> Option<i64> {
+        self.current
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .map(|o| o.started_ms);
+            .map(|o| o.started_ms)
+    }
+
+    /// The segments on disk and the one being written, for [`Segments::remove_unreferenced`].
+    pub(crate) fn snapshot(&self) -> std::io::Result<Snapshot> {
+        let current = self.current_started();
         let mut names = Vec::new();
         match std::fs::read_dir(&self.dir) {
             Ok(entries) => {
@@ -168,12 +172,7 @@ impl Segments {
         snap: &Snapshot,
         referenced: &std::collections::HashSet<i64>,
     ) -> std::io::Result<usize> {
-        let now = self
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|o| o.started_ms);
+        let now = self.current_started();
         let mut removed = 0;
         for n in &snap.names {
             if referenced.contains(n) || Some(*n) == snap.current || Some(*n) == now {

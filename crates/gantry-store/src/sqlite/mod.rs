@@ -1,0 +1,367 @@
+//! SQLite adapter: one writer connection (the journal is the only writer, so there is no write
+//! contention to manage) and a small pool of readers; WAL so readers never block the writer;
+//! `synchronous=FULL` so a committed batch survives power loss, not just a crash.
+//! `write.rs` is the write path (one transaction per batch), `payloads.rs` the large event
+//! payloads kept in segments beside the database; reads and expiry are here.
+
+mod payloads;
+mod write;
+
+use crate::rows::{db, event_from_row, job_from_row, run_from_row};
+use crate::segments::{self, Segments};
+use async_trait::async_trait;
+use gantry_engine::ports::*;
+use payloads::Payloads;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A list's page size: 50 unless asked, at most 1000.
+fn page_size(asked: u32) -> u32 {
+    if asked == 0 { 50 } else { asked.min(1000) }
+}
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+    segments: Arc<Segments>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Database(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(db)?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&write)
+            .await
+            .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(db)?;
+        Ok(SqliteStore {
+            write,
+            read,
+            segments: Arc::new(Segments::new(segments::dir_for(path))),
+        })
+    }
+
+    /// The writer and reader pools, for other adapters on the same database (secrets).
+    pub(crate) fn pools(&self) -> (SqlitePool, SqlitePool) {
+        (self.write.clone(), self.read.clone())
+    }
+
+    /// Runs from their rows, each with its jobs (one query for all of them).
+    async fn with_jobs(&self, rows: &[sqlx::sqlite::SqliteRow]) -> StoreResult<Vec<RunRecord>> {
+        let mut runs = rows
+            .iter()
+            .map(run_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.jobs_of(&mut runs).await?;
+        Ok(runs)
+    }
+
+    async fn jobs_of(&self, runs: &mut [RunRecord]) -> StoreResult<()> {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let mut by_id: HashMap<String, usize> = HashMap::new();
+        for (i, r) in runs.iter().enumerate() {
+            by_id.insert(r.id.clone(), i);
+        }
+        for chunk in runs
+            .iter()
+            .map(|r| r.id.clone())
+            .collect::<Vec<_>>()
+            .chunks(500)
+        {
+            let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM jobs WHERE run_id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.clone());
+            }
+            q.push(") ORDER BY run_id, idx");
+            for row in q.build().fetch_all(&self.read).await.map_err(db)? {
+                let (run_id, job) = job_from_row(&row)?;
+                if let Some(&i) = by_id.get(&run_id) {
+                    runs[i].jobs.push(job);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn commit(&self, batch: &[Write]) -> StoreResult<Committed> {
+        let prepared = self.prepare(batch);
+        self.commit_prepared(batch, prepared).await
+    }
+
+    /// Starts writing the batch's large payloads, so that it overlaps the previous commit.
+    /// A failure to start is left for `commit_prepared` to meet again and report.
+    fn prepare(&self, batch: &[Write]) -> Prepared {
+        match Payloads::start(&self.segments, &write::inserted_events(batch)) {
+            Ok(p) => Prepared(Some(Box::new(p))),
+            Err(_) => Prepared::default(),
+        }
+    }
+
+    async fn commit_prepared(&self, batch: &[Write], prepared: Prepared) -> StoreResult<Committed> {
+        let payloads = match prepared.0.map(|p| p.downcast::<Payloads>()) {
+            Some(Ok(started)) => *started,
+            // Prepared by someone else (or not at all): start the payloads here.
+            _ => Payloads::start(&self.segments, &write::inserted_events(batch))?,
+        };
+        write::commit(&self.write, batch, payloads).await
+    }
+
+    async fn unfinished_runs(&self) -> StoreResult<Vec<RunRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY id")
+                .fetch_all(&self.read)
+                .await
+                .map_err(db)?;
+        self.with_jobs(&rows).await
+    }
+
+    async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>> {
+        let Some(row) = sqlx::query("SELECT * FROM runs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        Ok(self.with_jobs(std::slice::from_ref(&row)).await?.pop())
+    }
+
+    async fn list_runs(&self, filter: RunFilter) -> StoreResult<Vec<RunRecord>> {
+        let limit = page_size(filter.limit);
+        let rows = match filter.status {
+            Some(s) => sqlx::query("SELECT * FROM runs WHERE status = ? ORDER BY id DESC LIMIT ?")
+                .bind(s.as_str())
+                .bind(limit),
+            None => sqlx::query("SELECT * FROM runs ORDER BY id DESC LIMIT ?").bind(limit),
+        }
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        self.with_jobs(&rows).await
+    }
+
+    async fn audit_trail(&self, run_id: &str) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query("SELECT * FROM audit_events WHERE run_id = ? ORDER BY seq")
+            .bind(run_id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    seq: r.try_get("seq").map_err(db)?,
+                    at_ms: r.try_get("at").map_err(db)?,
+                    trace_id: r.try_get("trace_id").map_err(db)?,
+                    run_id: r.try_get("run_id").map_err(db)?,
+                    job: r.try_get("job").map_err(db)?,
+                    attempt: r
+                        .try_get::<Option<i64>, _>("attempt")
+                        .map_err(db)?
+                        .map(|a| a as u32),
+                    from: r.try_get("from_status").map_err(db)?,
+                    to: r.try_get("to_status").map_err(db)?,
+                    note: r.try_get("note").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn undecided_events(
+        &self,
+        source: &str,
+        types: &[&str],
+        limit: u32,
+    ) -> StoreResult<Vec<EventRecord>> {
+        let types = serde_json::to_string(types).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let rows = sqlx::query(
+            "SELECT * FROM events WHERE outcome IS NULL AND source = ?1
+               AND type IN (SELECT value FROM json_each(?2))
+             ORDER BY received_at, id LIMIT ?3",
+        )
+        .bind(source)
+        .bind(types)
+        .bind(page_size(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        let mut events = Vec::with_capacity(rows.len());
+        for r in &rows {
+            events.push(payloads::event_with_payload(&self.segments, r).await?);
+        }
+        Ok(events)
+    }
+
+    async fn get_event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
+        let row = sqlx::query("SELECT * FROM events WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?;
+        match &row {
+            Some(r) => payloads::event_with_payload(&self.segments, r)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_rules(&self) -> StoreResult<Vec<RuleRecord>> {
+        crate::bus::list_rules(&self.read).await
+    }
+
+    async fn pending_deliveries(&self, limit: u32) -> StoreResult<Vec<DeliveryRecord>> {
+        crate::bus::pending_deliveries(&self.read, page_size(limit)).await
+    }
+
+    async fn deliveries_of(&self, event_id: &str) -> StoreResult<Vec<DeliveryRecord>> {
+        crate::bus::deliveries_of(&self.read, event_id).await
+    }
+
+    async fn schedule_fires(&self) -> StoreResult<Vec<(String, i64)>> {
+        crate::bus::schedule_fires(&self.read).await
+    }
+
+    async fn event_by_delivery(&self, delivery_id: &str) -> StoreResult<Option<EventRecord>> {
+        let row = sqlx::query("SELECT * FROM events WHERE delivery_id = ?")
+            .bind(delivery_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?;
+        match &row {
+            Some(r) => payloads::event_with_payload(&self.segments, r)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_events(&self, filter: EventFilter) -> StoreResult<Vec<EventRecord>> {
+        let limit = page_size(filter.limit);
+        let rows = sqlx::query(
+            "SELECT id, source, type, delivery_id, '' AS detail, trace_id, received_at, action,
+                    repository, installation_id, rules_matched, outcome
+             FROM events WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR type = ?2)
+             ORDER BY received_at DESC, id DESC LIMIT ?3",
+        )
+        .bind(filter.source)
+        .bind(filter.event_type)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        rows.iter().map(|r| event_from_row(r, false)).collect()
+    }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO locks (name, holder, expires_at) VALUES (?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+             WHERE locks.holder = excluded.holder OR locks.expires_at < ?",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(expires_at_ms)
+        .bind(now_ms)
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        let runs =
+            sqlx::query("DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?")
+                .bind(now_ms - retention.working_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+        let audit_events = sqlx::query("DELETE FROM audit_events WHERE at < ?")
+            .bind(now_ms - retention.audit_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        let events = sqlx::query("DELETE FROM events WHERE received_at < ?")
+            .bind(now_ms - retention.working_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        let locks = sqlx::query("DELETE FROM locks WHERE expires_at < ?")
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        // Segments no remaining row points into go, after the commit (a rollback would
+        // bring rows back); what is on disk and being written is noted inside the transaction.
+        let snap = payloads::blocking("list payload segments", {
+            let segs = self.segments.clone();
+            move || segs.snapshot()
+        })
+        .await?;
+        let referenced: std::collections::HashSet<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT payload_segment FROM events WHERE payload_segment IS NOT NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .collect();
+        tx.commit().await.map_err(db)?;
+        payloads::blocking("delete payload segments", {
+            let segs = self.segments.clone();
+            move || segs.remove_unreferenced(&snap, &referenced)
+        })
+        .await?;
+        Ok(Expired {
+            runs,
+            audit_events,
+            events,
+            locks,
+        })
+    }
+}
