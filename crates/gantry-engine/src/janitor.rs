@@ -12,11 +12,11 @@ use std::time::{Duration, SystemTime};
 pub struct JanitorReport {
     #[serde(flatten)]
     pub store: Expired,
-    pub log_dirs: u64,
+    pub run_logs: u64,
     pub workspaces: u64,
 }
 
-/// One pass: expire stored data, then log folders and workspaces of runs older than allowed.
+/// One pass: expire stored data, then the log files and workspaces of runs older than allowed.
 pub async fn sweep(
     store: &dyn Store,
     layout: &Layout,
@@ -24,11 +24,11 @@ pub async fn sweep(
     now_ms: i64,
 ) -> StoreResult<JanitorReport> {
     let expired = store.expire(retention, now_ms).await?;
-    let log_dirs = remove_older(&layout.logs_dir(), retention.logs_ms).await;
+    let run_logs = remove_older(&layout.logs_dir(), retention.logs_ms).await;
     let workspaces = remove_older(&layout.work_dir(), retention.working_ms).await;
     Ok(JanitorReport {
         store: expired,
-        log_dirs,
+        run_logs,
         workspaces,
     })
 }

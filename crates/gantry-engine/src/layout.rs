@@ -1,4 +1,4 @@
-//! Where the engine keeps files under the data directory: job logs and workspaces.
+//! Where the engine keeps files under the data directory: job logs (see `logs`) and workspaces.
 
 use std::path::{Path, PathBuf};
 
@@ -24,14 +24,6 @@ impl Layout {
 
     pub fn work_dir(&self) -> PathBuf {
         self.root.join("work")
-    }
-
-    /// `logs/<run>/<job>.<attempt>.log`: one file per attempt, so a retry does not overwrite
-    /// the log of the attempt that failed.
-    pub fn log_path(&self, run_id: &str, job: &str, attempt: u32) -> PathBuf {
-        self.logs_dir()
-            .join(run_id)
-            .join(format!("{job}.{attempt}.log"))
     }
 
     /// `work/<run>/<job>`: the job's workspace (emptied before each attempt).

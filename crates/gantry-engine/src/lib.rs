@@ -7,6 +7,7 @@ pub mod ids;
 pub mod janitor;
 pub mod journal;
 pub mod layout;
+pub mod logs;
 pub mod orchestrator;
 pub mod pipelines;
 pub mod ports;

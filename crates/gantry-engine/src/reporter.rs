@@ -4,7 +4,7 @@
 //! next pass.
 
 use crate::journal::Journal;
-use crate::layout::Layout;
+use crate::logs::Logs;
 use crate::ports::{CommitState, CommitStatus, Forge, ForgeError, RunRecord, Store, Write};
 use gantry_core::JobStatus;
 use gantry_core::report::comment::{
@@ -36,7 +36,7 @@ struct Tracked {
 pub fn start(
     store: Arc<dyn Store>,
     journal: &Journal,
-    layout: Layout,
+    logs: Logs,
     forge: Arc<dyn Forge>,
     config: ReporterConfig,
 ) -> tokio::task::JoinHandle<()> {
@@ -68,7 +68,7 @@ pub fn start(
                     let due: Vec<String> = runs.iter().filter(|(_, t)| t.dirty).map(|(id, _)| id.clone()).collect();
                     for id in due {
                         let Some(t) = runs.get_mut(&id) else { continue };
-                        match report(store.as_ref(), forge.as_ref(), &layout, &config, &id, t).await {
+                        match report(store.as_ref(), forge.as_ref(), &logs, &config, &id, t).await {
                             Ok(true) => {
                                 info!(run_id = %id, "final report posted");
                                 runs.remove(&id);
@@ -107,7 +107,7 @@ fn note_changes(batch: &[Write], runs: &mut BTreeMap<String, Tracked>) {
 async fn report(
     store: &dyn Store,
     forge: &dyn Forge,
-    layout: &Layout,
+    logs: &Logs,
     config: &ReporterConfig,
     id: &str,
     t: &mut Tracked,
@@ -125,7 +125,7 @@ async fn report(
     let finished = run.status.is_terminal();
     let bodies = match target.pr {
         Some(_) if target.comment => {
-            comment::render(&report_of(&run, layout, config), GITHUB_COMMENT_LIMIT)
+            comment::render(&report_of(&run, logs, config), GITHUB_COMMENT_LIMIT)
         }
         _ => Vec::new(),
     };
@@ -227,7 +227,7 @@ fn set_body(t: &mut Tracked, i: usize, body: &str) {
     t.last_body[i] = body.to_string();
 }
 
-fn report_of(run: &RunRecord, layout: &Layout, config: &ReporterConfig) -> RunReport {
+fn report_of(run: &RunRecord, logs: &Logs, config: &ReporterConfig) -> RunReport {
     RunReport {
         run_id: run.id.clone(),
         name: run.name.clone(),
@@ -247,23 +247,9 @@ fn report_of(run: &RunRecord, layout: &Layout, config: &ReporterConfig) -> RunRe
                     _ => None,
                 },
                 log_tail: (run.status.is_terminal() && j.status.is_failure())
-                    .then(|| log_tail(&layout.log_path(&run.id, &j.name, j.attempt)))
+                    .then(|| logs.tail(&run.id, &j.name, j.attempt, LOG_TAIL_LINES))
                     .flatten(),
             })
             .collect(),
     }
-}
-
-/// The last lines of a log file (reading at most its last 256 KiB).
-fn log_tail(path: &std::path::Path) -> Option<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path).ok()?;
-    let len = f.metadata().ok()?.len();
-    let from = len.saturating_sub(256 * 1024);
-    f.seek(SeekFrom::Start(from)).ok()?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<&str> = text.lines().collect();
-    Some(lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n"))
 }

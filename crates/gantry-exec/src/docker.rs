@@ -34,6 +34,7 @@ pub struct DockerExecutor {
     git: Option<Arc<GitSources>>,
     /// Seconds between the stop signal and the kill.
     grace_s: i32,
+    workspaces: workspace::WorkspacePool,
 }
 
 impl DockerExecutor {
@@ -44,6 +45,7 @@ impl DockerExecutor {
             owner: owner.into(),
             git: None,
             grace_s: 1,
+            workspaces: Default::default(),
         })
     }
 
@@ -111,7 +113,8 @@ impl DockerExecutor {
 #[async_trait]
 impl Executor for DockerExecutor {
     async fn execute(&self, launch: Launch, mut cancel: CancelSignal) -> Outcome {
-        let Some((log, masker)) = workspace::start(self.git.as_deref(), &launch).await else {
+        let Some(masker) = workspace::start(self.git.as_deref(), &self.workspaces, &launch).await
+        else {
             return Outcome::Failed { exit_code: None };
         };
         let Some(image) = launch.image.clone() else {
@@ -165,7 +168,7 @@ impl Executor for DockerExecutor {
                 ..Default::default()
             }),
         );
-        let mut out = LineMasker::new(log, masker.clone());
+        let mut out = LineMasker::new(launch.log.clone(), masker.clone());
         let streamer = tokio::spawn(async move {
             let mut logs = std::pin::pin!(logs);
             while let Some(Ok(chunk)) = logs.next().await {
@@ -176,7 +179,7 @@ impl Executor for DockerExecutor {
                     LogOutput::StdIn { .. } => {}
                 }
             }
-            out.finish();
+            let _ = out.finish();
         });
         let wait = async {
             let mut w = std::pin::pin!(self.docker.wait_container(&id, None));
@@ -221,6 +224,7 @@ impl Executor for DockerExecutor {
             _ => {}
         }
         self.remove(&id).await;
+        self.workspaces.recycle(&launch.workspace);
         outcome
     }
 

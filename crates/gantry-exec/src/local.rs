@@ -1,5 +1,6 @@
 //! The local executor: each attempt runs its commands in one `sh -e` session, in its own
-//! workspace folder and its own process group, with stdout and stderr going to one log file.
+//! workspace folder and its own process group, with stdout and stderr going through one pipe
+//! into the attempt's log.
 //! Timeout and cancellation stop the whole group: TERM, then KILL after a grace period.
 //! When the session ends, whatever it left running in its group is killed too.
 
@@ -12,8 +13,6 @@ use gantry_core::secret::Masker;
 use gantry_engine::ports::{CancelSignal, Executor, Launch};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use std::fs::File;
-use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -34,6 +33,7 @@ pub struct LocalExecutor {
     hidden_env: Vec<String>,
     /// Puts a job's source into its workspace.
     git: Option<std::sync::Arc<GitSources>>,
+    workspaces: workspace::WorkspacePool,
 }
 
 impl LocalExecutor {
@@ -50,6 +50,7 @@ impl LocalExecutor {
             kill_grace,
             hidden_env,
             git: None,
+            workspaces: Default::default(),
         }
     }
 
@@ -89,9 +90,8 @@ impl LocalExecutor {
     fn spawn(
         &self,
         launch: &Launch,
-        log: File,
         masker: &Masker,
-    ) -> std::io::Result<(Child, Option<tokio::task::JoinHandle<()>>)> {
+    ) -> std::io::Result<(Child, tokio::task::JoinHandle<()>)> {
         let direct = direct_argv(&launch.commands)
             .and_then(|argv| Some((self.resolve(argv[0], launch)?, argv)));
         let mut cmd = match direct {
@@ -115,16 +115,9 @@ impl LocalExecutor {
         cmd.env("GANTRY_WORKSPACE", &launch.workspace);
         cmd.envs(launch.secrets.iter().map(|(k, v)| (k, v.expose())));
         cmd.stdin(Stdio::null());
-        let copier = if masker.is_empty() {
-            cmd.stdout(Stdio::from(log.try_clone()?));
-            cmd.stderr(Stdio::from(log));
-            None
-        } else {
-            let (pipe, copier) = masked_log::start(log, masker.clone())?;
-            cmd.stdout(Stdio::from(pipe.try_clone()?));
-            cmd.stderr(Stdio::from(pipe));
-            Some(copier)
-        };
+        let (pipe, copier) = masked_log::start(launch.log.clone(), masker.clone())?;
+        cmd.stdout(Stdio::from(pipe.try_clone()?));
+        cmd.stderr(Stdio::from(pipe));
         cmd.process_group(0);
         let child = cmd.spawn()?;
         drop(cmd); // closes our copies of the pipe, so the copier sees the end
@@ -135,7 +128,8 @@ impl LocalExecutor {
 #[async_trait]
 impl Executor for LocalExecutor {
     async fn execute(&self, launch: Launch, mut cancel: CancelSignal) -> Outcome {
-        let Some((mut log, masker)) = workspace::start(self.git.as_deref(), &launch).await else {
+        let Some(masker) = workspace::start(self.git.as_deref(), &self.workspaces, &launch).await
+        else {
             return Outcome::Failed { exit_code: None };
         };
         // A plain command runs without the shell, so its `$` line is written here; the shell
@@ -143,9 +137,9 @@ impl Executor for LocalExecutor {
         if let [only] = launch.commands.as_slice()
             && direct_argv(&launch.commands).is_some()
         {
-            let _ = log.write_all(masker.mask(&format!("{}\n", echo_line(only))).as_bytes());
+            launch.log.note(&masker.mask(&echo_line(only)));
         }
-        let (mut child, copier) = match self.spawn(&launch, log, &masker) {
+        let (mut child, copier) = match self.spawn(&launch, &masker) {
             Ok(c) => c,
             Err(e) => {
                 // As the shell would report it: 127 not found, 126 not executable.
@@ -167,6 +161,7 @@ impl Executor for LocalExecutor {
         let group = Pid::from_raw(pid as i32);
         debug!(pid, "started");
         let timeout = tokio::time::sleep(Duration::from_millis(launch.timeout_ms));
+        let mut last_word = None;
         let outcome = tokio::select! {
             status = child.wait() => {
                 // The session is over; anything it left behind in its group goes too.
@@ -181,19 +176,22 @@ impl Executor for LocalExecutor {
             }
             _ = timeout => {
                 self.stop_group(group, &mut child).await;
-                note(&launch, &format!("gantry: timed out after {}", gantry_core::duration::format_duration_ms(launch.timeout_ms)));
+                last_word = Some(format!("gantry: timed out after {}", gantry_core::duration::format_duration_ms(launch.timeout_ms)));
                 Outcome::TimedOut
             }
             _ = cancel.cancelled() => {
                 self.stop_group(group, &mut child).await;
-                note(&launch, "gantry: cancelled");
+                last_word = Some("gantry: cancelled".to_string());
                 Outcome::Cancelled
             }
         };
-        if let Some(copier) = copier {
-            // The group is gone, so the pipe has no writers left; the log is complete after this.
-            let _ = tokio::time::timeout(Duration::from_secs(5), copier).await;
+        // The group is gone, so the pipe has no writers left (unless something escaped the
+        // group): the job's output is all in the log after this, and the engine's word follows.
+        let _ = tokio::time::timeout(Duration::from_secs(5), copier).await;
+        if let Some(line) = last_word {
+            note(&launch, &line);
         }
+        self.workspaces.recycle(&launch.workspace);
         outcome
     }
 
@@ -285,7 +283,10 @@ pub fn direct_argv(commands: &[String]) -> Option<Vec<&str>> {
     }
     let argv: Vec<&str> = only.split(' ').filter(|w| !w.is_empty()).collect();
     let first = *argv.first()?;
-    if first.contains('=') || SHELL_WORDS.contains(&first) {
+    // Alone, `true` and `false` mean the same as a builtin and as a program (with arguments
+    // the programs differ: `--help`).
+    let same_as_program = matches!(argv.as_slice(), ["true"] | ["false"]);
+    if first.contains('=') || (SHELL_WORDS.contains(&first) && !same_as_program) {
         return None;
     }
     Some(argv)
@@ -309,13 +310,9 @@ fn outcome_of(status: ExitStatus) -> Outcome {
     }
 }
 
+/// The engine's word at the end of an attempt's log, after a blank line.
 pub(crate) fn note(launch: &Launch, line: &str) {
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&launch.log_path)
-    {
-        let _ = writeln!(f, "\n{line}");
-    }
+    launch.log.note(&format!("\n{line}"));
 }
 
 #[cfg(test)]
@@ -330,6 +327,8 @@ mod tests {
         };
         let words = |ws: &[&str]| Some(ws.iter().map(|w| w.to_string()).collect::<Vec<_>>());
         assert_eq!(one("make -j2 all"), words(&["make", "-j2", "all"]));
+        assert_eq!(one("true"), words(&["true"]));
+        assert_eq!(one("false"), words(&["false"]));
         assert_eq!(
             one("/usr/bin/stamp /tmp/x.ns"),
             words(&["/usr/bin/stamp", "/tmp/x.ns"])
@@ -340,7 +339,8 @@ mod tests {
         );
         for shellish in [
             "echo hi",
-            "true",
+            "true --help",
+            "false 1",
             "cd dir",
             "exit 3",
             "X=1 make",

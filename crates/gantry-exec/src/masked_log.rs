@@ -1,48 +1,57 @@
-//! A job's output with its secrets hidden: the job writes into a pipe (stdout and stderr share
-//! it, so their lines stay interleaved as written) and a copier masks each line before it
-//! reaches the log file. Only jobs with secrets pay for the copy; others write to the file.
+//! A job's output on its way to the attempt's log: the job writes into a pipe (stdout and
+//! stderr share it, so their lines stay interleaved as written) and a copier task appends what
+//! arrives to the log, masking each line first when the job has secrets.
 
 use gantry_core::secret::Masker;
-use std::fs::File;
-use std::io::{PipeWriter, Read, Write};
+use gantry_engine::logs::AttemptLog;
+use std::io::{PipeWriter, Write};
+use tokio::io::AsyncReadExt;
 
 /// A line longer than this is masked and written without waiting for its end.
 const MAX_PENDING: usize = 64 * 1024;
 
 /// Starts copying from a new pipe into `log`; returns the pipe's write end for the job.
 pub fn start(
-    log: File,
+    log: AttemptLog,
     masker: Masker,
 ) -> std::io::Result<(PipeWriter, tokio::task::JoinHandle<()>)> {
     let (reader, writer) = std::io::pipe()?;
-    let copier = tokio::task::spawn_blocking(move || copy(reader, log, &masker));
+    let from = tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into())?;
+    let copier = tokio::spawn(copy(from, log, masker));
     Ok((writer, copier))
 }
 
-fn copy(mut from: impl Read, to: File, masker: &Masker) {
+async fn copy(mut from: impl tokio::io::AsyncRead + Unpin, mut to: AttemptLog, masker: Masker) {
     let mut buf = vec![0u8; 16 * 1024];
-    let mut out = LineMasker::new(to, masker.clone());
+    let mut out = (!masker.is_empty()).then(|| LineMasker::new(to.clone(), masker));
     loop {
-        let n = match from.read(&mut buf) {
+        let n = match from.read(&mut buf).await {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
-        out.write(&buf[..n]);
+        match out.as_mut() {
+            Some(masked) => masked.write(&buf[..n]),
+            None => {
+                let _ = to.write_all(&buf[..n]);
+            }
+        }
     }
-    out.finish();
+    if let Some(masked) = out {
+        masked.finish();
+    }
 }
 
 /// Writes output to a log a line at a time, each line masked.
-pub struct LineMasker {
-    to: File,
+pub struct LineMasker<W: Write = AttemptLog> {
+    to: W,
     masker: Masker,
     pending: Vec<u8>,
 }
 
-impl LineMasker {
-    pub fn new(to: File, masker: Masker) -> LineMasker {
+impl<W: Write> LineMasker<W> {
+    pub fn new(to: W, masker: Masker) -> LineMasker<W> {
         LineMasker {
             to,
             masker,
@@ -62,8 +71,10 @@ impl LineMasker {
         }
     }
 
-    pub fn finish(mut self) {
+    /// Writes what is left (a last line without its newline); returns the writer.
+    pub fn finish(mut self) -> W {
         let _ = self.to.write_all(&self.masker.mask_bytes(&self.pending));
+        self.to
     }
 }
 
@@ -73,24 +84,13 @@ mod tests {
 
     #[test]
     fn lines_are_masked_even_when_split_across_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
         let masker = Masker::new(["hunter22"]);
-        // A reader that hands out three bytes at a time.
-        struct Slow(Vec<u8>, usize);
-        impl Read for Slow {
-            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-                let n = 3.min(self.0.len() - self.1).min(out.len());
-                out[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
-                self.1 += n;
-                Ok(n)
-            }
+        let mut out = LineMasker::new(Vec::new(), masker);
+        // Three bytes at a time, so the secret is split across writes.
+        for piece in b"pw=hunter22\nagain hunter22 end".chunks(3) {
+            out.write(piece);
         }
-        let input = b"pw=hunter22\nagain hunter22 end".to_vec();
-        copy(Slow(input, 0), File::create(&path).unwrap(), &masker);
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "pw=***\nagain *** end"
-        );
+        assert_eq!(out.to.as_slice(), b"pw=***\n", "whole lines go out at once");
+        assert_eq!(out.finish(), b"pw=***\nagain *** end");
     }
 }

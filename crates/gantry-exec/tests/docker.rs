@@ -2,6 +2,7 @@
 //! Debian's busybox-static by `scripts/test-images` (run here, so the test needs no setup).
 
 use gantry_core::dag::Outcome;
+use gantry_engine::logs::Logs;
 use gantry_engine::ports::{CancelSignal, Executor, Launch, SecretValue};
 use gantry_exec::{DockerExecutor, OWNER_LABEL};
 use std::path::Path;
@@ -22,6 +23,11 @@ fn images() {
     );
 }
 
+/// What the attempt wrote to its log.
+fn log_text(l: &Launch) -> std::io::Result<String> {
+    Ok(String::from_utf8_lossy(&l.log.contents()?).into_owned())
+}
+
 fn launch(dir: &Path, job: &str, commands: &[&str], timeout_ms: u64) -> Launch {
     Launch {
         run_id: "r-docker".into(),
@@ -32,7 +38,7 @@ fn launch(dir: &Path, job: &str, commands: &[&str], timeout_ms: u64) -> Launch {
         env: vec![("GREETING".into(), "hello".into())],
         timeout_ms,
         workspace: dir.join(job).join("ws"),
-        log_path: dir.join(job).join("log"),
+        log: Logs::new(dir.join("logs")).attempt("r-docker", job, 1),
         image: Some(IMAGE.into()),
         secrets: vec![],
         checkout: None,
@@ -74,7 +80,7 @@ async fn jobs_run_in_containers_with_workspace_env_secrets_and_exit_codes() {
     l.secrets = vec![("TOKEN".into(), SecretValue::new("s3cr3t-value".into()))];
     let (_tx, cancel) = signal();
     assert_eq!(ex.execute(l.clone(), cancel).await, Outcome::Succeeded);
-    let log = std::fs::read_to_string(&l.log_path).unwrap();
+    let log = log_text(&l).unwrap();
     assert!(log.contains("$ echo out $GREETING from $(pwd)"), "{log}");
     assert!(log.contains("out hello from /workspace"), "{log}");
     assert!(
@@ -96,7 +102,7 @@ async fn jobs_run_in_containers_with_workspace_env_secrets_and_exit_codes() {
     assert!(l.workspace.is_relative());
     let (_tx, cancel) = signal();
     let outcome = ex.execute(l.clone(), cancel).await;
-    let log = std::fs::read_to_string(&l.log_path).unwrap_or_default();
+    let log = log_text(&l).unwrap_or_default();
     assert_eq!(outcome, Outcome::Succeeded, "{log}");
     assert_eq!(
         std::fs::read_to_string(l.workspace.join("f.txt")).unwrap(),
@@ -114,21 +120,13 @@ async fn jobs_run_in_containers_with_workspace_env_secrets_and_exit_codes() {
         ex.execute(l.clone(), cancel).await,
         Outcome::Failed { exit_code: Some(7) }
     );
-    assert!(
-        !std::fs::read_to_string(&l.log_path)
-            .unwrap()
-            .contains("never")
-    );
+    assert!(!log_text(&l).unwrap().contains("never"));
 
     // Timeout stops and removes the container.
     let l = launch(dir.path(), "slow", &["sleep 3947"], 1_500);
     let (_tx, cancel) = signal();
     assert_eq!(ex.execute(l.clone(), cancel).await, Outcome::TimedOut);
-    assert!(
-        std::fs::read_to_string(&l.log_path)
-            .unwrap()
-            .contains("timed out")
-    );
+    assert!(log_text(&l).unwrap().contains("timed out"));
     assert_eq!(containers(&format!("{OWNER_LABEL}={owner}")), 0, "removed");
 
     // User, limits and network reach the container.
@@ -150,7 +148,7 @@ async fn jobs_run_in_containers_with_workspace_env_secrets_and_exit_codes() {
     });
     let (_tx, cancel) = signal();
     let outcome = ex.execute(l.clone(), cancel).await;
-    let log = std::fs::read_to_string(&l.log_path).unwrap();
+    let log = log_text(&l).unwrap();
     assert_eq!(outcome, Outcome::Succeeded, "{log}");
     let lines: Vec<&str> = log.lines().filter(|l| !l.starts_with('$')).collect();
     assert_eq!(lines[0], "65534", "{log}");
@@ -165,7 +163,7 @@ async fn jobs_run_in_containers_with_workspace_env_secrets_and_exit_codes() {
         ex.execute(l.clone(), cancel).await,
         Outcome::Failed { exit_code: None }
     );
-    let log = std::fs::read_to_string(&l.log_path).unwrap();
+    let log = log_text(&l).unwrap();
     assert!(log.contains("is not on this Docker host"), "{log}");
 }
 

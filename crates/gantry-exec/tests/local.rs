@@ -1,11 +1,17 @@
 //! The local executor against real processes.
 
 use gantry_core::dag::Outcome;
+use gantry_engine::logs::Logs;
 use gantry_engine::ports::{CancelSignal, Executor, Launch};
 use gantry_exec::LocalExecutor;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// What the attempt wrote to its log.
+fn log_text(l: &Launch) -> std::io::Result<String> {
+    Ok(String::from_utf8_lossy(&l.log.contents()?).into_owned())
+}
 
 fn launch(dir: &Path, commands: &[&str], timeout_ms: u64) -> Launch {
     Launch {
@@ -17,7 +23,7 @@ fn launch(dir: &Path, commands: &[&str], timeout_ms: u64) -> Launch {
         env: vec![("GREETING".into(), "hello".into())],
         timeout_ms,
         workspace: dir.join("ws"),
-        log_path: dir.join("logs/j.1.log"),
+        log: Logs::new(dir.join("logs")).attempt("r1", "j", 1),
         image: None,
         secrets: vec![],
         checkout: None,
@@ -57,7 +63,7 @@ async fn runs_commands_in_one_session_with_env_and_interleaved_log() {
     );
     let outcome = executor("t1").execute(l.clone(), cancel).await;
     assert_eq!(outcome, Outcome::Succeeded);
-    let log = std::fs::read_to_string(&l.log_path).unwrap();
+    let log = log_text(&l).unwrap();
     let ws = std::fs::canonicalize(&l.workspace).unwrap();
     let want = format!(
         "$ X=1; echo out $GREETING\nout hello\n$ echo err $X >&2\nerr 1\n$ pwd\n{}\n",
@@ -79,7 +85,7 @@ async fn first_failing_command_stops_the_session_with_its_exit_code() {
         executor("t2").execute(l.clone(), cancel).await,
         Outcome::Failed { exit_code: Some(7) }
     );
-    let log = std::fs::read_to_string(&l.log_path).unwrap();
+    let log = log_text(&l).unwrap();
     assert!(
         log.starts_with(
             "$ echo 'it''s one'
@@ -110,11 +116,7 @@ async fn timeout_kills_the_whole_group_promptly() {
     assert!(took < Duration::from_millis(300 + 2000), "took {took:?}");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!alive(marker), "a process of the timed-out job survived");
-    assert!(
-        std::fs::read_to_string(&l.log_path)
-            .unwrap()
-            .contains("timed out after 300ms")
-    );
+    assert!(log_text(&l).unwrap().contains("timed out after 300ms"));
 }
 
 #[tokio::test]
@@ -174,7 +176,7 @@ async fn a_plain_command_runs_without_the_shell_and_a_missing_one_exits_127() {
         executor("t7").execute(l.clone(), cancel).await,
         Outcome::Succeeded
     );
-    let log = std::fs::read_to_string(&l.log_path).unwrap();
+    let log = log_text(&l).unwrap();
     assert!(
         log.contains("GREETING=hello") && log.contains("GANTRY_WORKSPACE="),
         "{log}"
@@ -187,7 +189,7 @@ async fn a_plain_command_runs_without_the_shell_and_a_missing_one_exits_127() {
             exit_code: Some(127)
         }
     );
-    let log = std::fs::read_to_string(&l.log_path).unwrap();
+    let log = log_text(&l).unwrap();
     // Not found on PATH: the shell runs it and reports it, as it would for any command.
     assert!(log.contains("no-such-program-xyz: not found"), "{log}");
 }
@@ -209,7 +211,7 @@ async fn a_new_attempt_starts_in_an_empty_workspace() {
     let (_tx, cancel) = no_cancel();
     let mut second = launch(dir.path(), &["test ! -e left-over && test ! -e d"], 10_000);
     second.attempt = 2;
-    second.log_path = dir.path().join("logs/j.2.log");
+    second.log = Logs::new(dir.path().join("logs")).attempt("r1", "j", 2);
     assert_eq!(
         executor("t9").execute(second, cancel).await,
         Outcome::Succeeded
@@ -243,7 +245,7 @@ async fn secrets_reach_the_env_and_every_encoding_is_masked_in_the_log() {
     ];
     l.notes = vec!["gantry: a note about p@ss/w0rd x".into()];
     let outcome = executor("t-secrets").execute(l.clone(), cancel).await;
-    let log = std::fs::read_to_string(&l.log_path).unwrap();
+    let log = log_text(&l).unwrap();
     assert_eq!(outcome, Outcome::Succeeded, "{log}");
     assert!(log.contains("env-ok"), "the job saw the value: {log}");
     for leaked in [
@@ -260,4 +262,38 @@ async fn secrets_reach_the_env_and_every_encoding_is_masked_in_the_log() {
         "{log}"
     );
     assert!(log.contains("a note about ***"), "{log}");
+}
+
+#[tokio::test]
+async fn a_workspace_left_empty_becomes_a_later_jobs_and_one_left_with_files_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let exec = executor("t-pool");
+    let at = |ws: &str, cmd: &str| {
+        let mut l = launch(dir.path(), &[cmd], 10_000);
+        l.workspace = dir.path().join(ws);
+        l
+    };
+    let run = |l: Launch| {
+        let exec = &exec;
+        async move {
+            let (_tx, cancel) = no_cancel();
+            exec.execute(l, cancel).await
+        }
+    };
+    assert_eq!(run(at("r1/a", "true")).await, Outcome::Succeeded);
+    assert!(
+        dir.path().join("r1/a").is_dir(),
+        "left in place until needed"
+    );
+    // The next job (of another run, whose folder does not exist yet) gets it, and it is empty.
+    assert_eq!(
+        run(at("r2/b", "test -z \"$(ls -A)\" && touch made")).await,
+        Outcome::Succeeded
+    );
+    assert!(!dir.path().join("r1/a").exists());
+    assert!(dir.path().join("r2/b/made").exists());
+    // b's workspace has a file in it, so it is not reused: c gets a new folder.
+    assert_eq!(run(at("r2/c", "pwd")).await, Outcome::Succeeded);
+    assert!(dir.path().join("r2/b/made").exists());
+    assert!(dir.path().join("r2/c").is_dir());
 }

@@ -32,8 +32,7 @@ struct Instant0;
 #[async_trait]
 impl Executor for Instant0 {
     async fn execute(&self, launch: Launch, _cancel: CancelSignal) -> Outcome {
-        std::fs::create_dir_all(launch.log_path.parent().unwrap()).unwrap();
-        std::fs::write(&launch.log_path, "done\n").unwrap();
+        launch.log.append(b"done\n").unwrap();
         Outcome::Succeeded
     }
 }
@@ -119,7 +118,8 @@ async fn janitor_removes_only_what_outlived_its_retention() {
     let report = janitor::sweep(store.as_ref(), &layout, &keep, now)
         .await
         .unwrap();
-    assert_eq!((report.store.runs, report.log_dirs), (0, 0));
+    assert_eq!((report.store.runs, report.run_logs), (0, 0));
+    assert_eq!(engine.logs().read(&run.run_id, "a", 1).unwrap(), b"done\n");
     assert!(store.get_run(&run.run_id).await.unwrap().is_some());
 
     // An hour from now, with everything kept for a minute: all of it is old enough.
@@ -134,14 +134,14 @@ async fn janitor_removes_only_what_outlived_its_retention() {
         .unwrap();
     assert_eq!(report.store.runs, 1);
     assert!(report.store.audit_events > 0);
-    assert_eq!(report.log_dirs, 1);
+    assert_eq!(report.run_logs, 1);
     assert!(store.get_run(&run.run_id).await.unwrap().is_none());
-    assert!(!layout.log_path(&run.run_id, "a", 1).exists());
+    assert!(!engine.logs().path(&run.run_id).exists());
     let again = janitor::sweep(store.as_ref(), &layout, &short, now + 3_600_000)
         .await
         .unwrap();
     assert_eq!(
-        (again.store.runs, again.store.audit_events, again.log_dirs),
+        (again.store.runs, again.store.audit_events, again.run_logs),
         (0, 0, 0),
         "idempotent"
     );
@@ -154,7 +154,7 @@ async fn run_one(engine: &Engine, yaml: &str, job: &str) -> (JobStatus, String) 
         .await
         .unwrap();
     let done = engine.wait_finished(&run.run_id).await.unwrap();
-    let log = std::fs::read_to_string(engine.layout().log_path(&run.run_id, job, 1)).unwrap();
+    let log = String::from_utf8(engine.logs().read(&run.run_id, job, 1).unwrap()).unwrap();
     (done.jobs[0].status, log)
 }
 

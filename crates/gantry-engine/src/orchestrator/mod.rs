@@ -16,6 +16,7 @@ pub use prepare::Preparation;
 
 use crate::journal::Journal;
 use crate::layout::Layout;
+use crate::logs::Logs;
 use crate::ports::{CancelSignal, Clock, Executor, Launch, RunRecord, Store, StoreError, Write};
 use active::ActiveRun;
 use gantry_core::dag::{self, Action, Outcome};
@@ -115,6 +116,7 @@ pub struct Engine {
     journal: Journal,
     store: Arc<dyn Store>,
     layout: Layout,
+    logs: Logs,
     clock: Arc<dyn Clock>,
 }
 
@@ -140,6 +142,7 @@ impl Engine {
         let (journal, _writer) = Journal::start(store.clone());
         let (tx, rx) = mpsc::unbounded_channel();
         let layout = Layout::new(&config.data_dir);
+        let logs = Logs::new(layout.logs_dir());
         let mut actor = Actor {
             config: config.clone(),
             store: store.clone(),
@@ -148,6 +151,7 @@ impl Engine {
             preparation: Arc::new(preparation),
             clock: clock.clone(),
             layout: layout.clone(),
+            logs: logs.clone(),
             tx: tx.clone(),
             runs: BTreeMap::new(),
             running: 0,
@@ -174,6 +178,7 @@ impl Engine {
             journal,
             store,
             layout,
+            logs,
             clock,
         })
     }
@@ -188,6 +193,11 @@ impl Engine {
 
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// Every run's job logs.
+    pub fn logs(&self) -> &Logs {
+        &self.logs
     }
 
     /// The engine's clock, in milliseconds since the epoch.
@@ -282,6 +292,7 @@ struct Actor {
     preparation: Arc<Preparation>,
     clock: Arc<dyn Clock>,
     layout: Layout,
+    logs: Logs,
     tx: mpsc::UnboundedSender<Command>,
     /// Active runs by id; ULIDs sort by creation, so iteration is oldest first (fair dispatch).
     runs: BTreeMap<String, ActiveRun>,
@@ -558,7 +569,7 @@ impl Actor {
                         let (cancel_tx, cancel_rx) = watch::channel(false);
                         run.cancels.insert(job, cancel_tx);
                         let attempt = run.state.jobs[job].attempt;
-                        let mut launch = launch_for(&self.layout, run, job);
+                        let mut launch = launch_for(&self.layout, &self.logs, run, job);
                         let executor = self.executors.get(&run.spec.jobs[job].executor).cloned();
                         let preparation = self.preparation.clone();
                         let (spec, ctx) = (run.spec.clone(), run.ctx.clone());
@@ -612,12 +623,13 @@ impl Actor {
         }
         for id in finished {
             self.runs.remove(&id);
+            self.logs.release(&id);
         }
         self.journal.append(writes);
     }
 }
 
-fn launch_for(layout: &Layout, run: &ActiveRun, job: usize) -> Launch {
+fn launch_for(layout: &Layout, logs: &Logs, run: &ActiveRun, job: usize) -> Launch {
     let spec = &run.spec.jobs[job];
     let attempt = run.state.jobs[job].attempt;
     let mut env: Vec<(String, String)> = spec
@@ -659,7 +671,7 @@ fn launch_for(layout: &Layout, run: &ActiveRun, job: usize) -> Launch {
         env,
         timeout_ms: spec.timeout_ms,
         workspace: layout.workspace(&run.id, &spec.name),
-        log_path: layout.log_path(&run.id, &spec.name, attempt),
+        log: logs.attempt(&run.id, &spec.name, attempt),
         image: spec.image.clone(),
         secrets: Vec::new(),
         checkout: None,
@@ -670,9 +682,6 @@ fn launch_for(layout: &Layout, run: &ActiveRun, job: usize) -> Launch {
 
 /// Fails an attempt that cannot start here, saying why in its log.
 async fn refuse(launch: &Launch, why: &str) -> Outcome {
-    if let Some(dir) = launch.log_path.parent() {
-        let _ = tokio::fs::create_dir_all(dir).await;
-    }
-    let _ = tokio::fs::write(&launch.log_path, format!("gantry: {why}\n")).await;
+    launch.log.note(&format!("gantry: {why}"));
     Outcome::Failed { exit_code: None }
 }

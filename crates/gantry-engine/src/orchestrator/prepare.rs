@@ -129,7 +129,7 @@ mod tests {
             env: vec![],
             timeout_ms: 1,
             workspace: "/nonexistent".into(),
-            log_path: "/nonexistent/log".into(),
+            log: crate::logs::Logs::new("/nonexistent").attempt("r", "j", 1),
             image: None,
             secrets: vec![],
             checkout: None,

@@ -104,11 +104,10 @@ impl Engine {
             .filter(|t| ids::valid_trace_id(t))
             .unwrap_or_else(ids::new_trace_id);
         let now = self.clock.now_ms();
-        let log = self.layout.log_path(&id, job, 1);
-        if let Some(dir) = log.parent() {
-            let _ = tokio::fs::create_dir_all(dir).await;
-        }
-        let _ = tokio::fs::write(&log, format!("gantry: {message}\n")).await;
+        self.logs
+            .attempt(&id, job, 1)
+            .note(&format!("gantry: {message}"));
+        self.logs.release(&id);
         let mut record = crate::ports::JobRecord::pending(0, job);
         record.status = gantry_core::JobStatus::Failed;
         record.started_at_ms = Some(now);

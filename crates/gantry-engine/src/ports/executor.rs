@@ -18,7 +18,8 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     pub timeout_ms: u64,
     pub workspace: PathBuf,
-    pub log_path: PathBuf,
+    /// Where the attempt's output goes.
+    pub log: crate::logs::AttemptLog,
     pub image: Option<String>,
     /// Secret values the job named, as environment variables; the executor masks them (and
     /// their encodings) in the log.

@@ -31,6 +31,9 @@ pub struct RunArgs {
     pub branch: Option<String>,
 }
 
+/// How much of a failed job's log is shown when the run ends.
+const FAILED_LOG_LINES: usize = 10;
+
 pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
     let bytes = if args.file.as_os_str() == "-" {
         let mut buf = Vec::new();
@@ -134,16 +137,21 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
             record.name, record.id, record.status
         );
         for j in record.jobs.iter().filter(|j| j.status.is_failure()) {
-            let log = engine.layout().log_path(&record.id, &j.name, j.attempt);
             println!(
-                "  {} {}{} — log: {}",
+                "  {} {}{}",
                 j.name,
                 j.status,
                 j.exit_code
                     .map(|c| format!(" (exit {c})"))
                     .unwrap_or_default(),
-                log.display()
             );
+            let tail = engine
+                .logs()
+                .tail(&record.id, &j.name, j.attempt, FAILED_LOG_LINES)
+                .unwrap_or_default();
+            for line in tail.lines() {
+                println!("    | {line}");
+            }
         }
     }
     Ok(if record.status == RunStatus::Succeeded {

@@ -314,7 +314,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         gantry_engine::reporter::start(
             store.clone(),
             engine.journal(),
-            engine.layout().clone(),
+            engine.logs().clone(),
             forge.clone(),
             config,
         );

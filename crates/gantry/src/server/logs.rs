@@ -11,7 +11,6 @@ use gantry_engine::ports::RunRecord;
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// How often a followed log is checked for new output.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
@@ -40,28 +39,35 @@ pub async fn log(
             record.attempt
         )));
     }
-    let path = state.engine.layout().log_path(&id, &job, attempt);
     let wants_stream = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/event-stream"));
     if wants_stream {
-        let stream = follow(state, run, job, attempt, path);
+        let stream = follow(state, run, job, attempt);
         return Ok(Sse::new(stream)
             .keep_alive(KeepAlive::default())
             .into_response());
     }
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => {
-            Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            Vec::new(),
-        )
-            .into_response()),
-        Err(e) => Err(ApiError::internal(e)),
-    }
+    let (bytes, _) = read_from(&state, &id, &job, attempt, 0)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response())
+}
+
+/// The attempt's output from `offset` in the run's log on, read off the async threads.
+async fn read_from(
+    state: &AppState,
+    run_id: &str,
+    job: &str,
+    attempt: u32,
+    offset: u64,
+) -> std::io::Result<(Vec<u8>, u64)> {
+    let logs = state.engine.logs().clone();
+    let (run_id, job) = (run_id.to_string(), job.to_string());
+    tokio::task::spawn_blocking(move || logs.read_from(&run_id, &job, attempt, offset))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 fn follow(
@@ -69,7 +75,6 @@ fn follow(
     run: RunRecord,
     job: String,
     attempt: u32,
-    path: std::path::PathBuf,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     async_stream(move |tx| async move {
         let mut offset = 0u64;
@@ -86,14 +91,9 @@ fn follow(
                     .is_none_or(|j| j.attempt != attempt || j.status.is_terminal()),
                 _ => true,
             };
-            if let Ok(mut f) = tokio::fs::File::open(&path).await
-                && f.seek(std::io::SeekFrom::Start(offset)).await.is_ok()
-            {
-                let mut buf = Vec::new();
-                if let Ok(n) = f.read_to_end(&mut buf).await {
-                    offset += n as u64;
-                    pending.extend_from_slice(&buf);
-                }
+            if let Ok((buf, next)) = read_from(&state, &run_id, &job, attempt, offset).await {
+                offset = next;
+                pending.extend_from_slice(&buf);
             }
             while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=nl).collect();

@@ -1,0 +1,349 @@
+//! Job logs: one append-only file per run (`logs/<run>.log`), holding the output of every
+//! attempt of every job of that run as frames. Appending never creates a file per attempt (on
+//! a busy disk creating inodes is what a small job costs most), and an attempt's log is read
+//! back by walking the frames, skipping other attempts' payloads without reading them.
+//!
+//! A frame is `0xA7, name length (u16 LE), attempt (u32 LE), payload length (u32 LE), name,
+//! payload`. Writers of one run share a lock, so frames never interleave; a frame cut short by
+//! a crash is dropped when the file is next opened for writing in a new process, so later
+//! frames stay readable.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+
+const MAGIC: u8 = 0xA7;
+const HEADER: usize = 11;
+/// Output is cut into frames of at most this many bytes.
+const MAX_FRAME: usize = 64 * 1024;
+
+/// Every run's log file under one folder; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Logs {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    /// Run logs open for writing, by run id: held open while the run is active (`Some`), and
+    /// reachable while any attempt's writer is alive, so there is one writer per file.
+    open: Mutex<HashMap<String, Open>>,
+}
+
+/// A run log any live writer can reach, and the engine's hold on it while the run is active.
+type Open = (Weak<RunLog>, Option<Arc<RunLog>>);
+
+/// Released entries are swept out of the map once it holds this many.
+const SWEEP_AT: usize = 256;
+
+/// One run's log file, open for appending.
+#[derive(Debug)]
+struct RunLog {
+    path: PathBuf,
+    file: Mutex<Option<File>>,
+}
+
+/// Where one attempt writes its output (clones write to the same log).
+#[derive(Debug, Clone)]
+pub struct AttemptLog {
+    run: Arc<RunLog>,
+    job: Arc<str>,
+    attempt: u32,
+}
+
+impl Logs {
+    pub fn new(dir: impl Into<PathBuf>) -> Logs {
+        Logs {
+            inner: Arc::new(Inner {
+                dir: dir.into(),
+                open: Mutex::default(),
+            }),
+        }
+    }
+
+    /// The folder holding every run's log file.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The file holding every attempt's output of the run.
+    pub fn path(&self, run_id: &str) -> PathBuf {
+        self.inner.dir.join(format!("{run_id}.log"))
+    }
+
+    /// The writer for one attempt. The run's file is created by the first write.
+    pub fn attempt(&self, run_id: &str, job: &str, attempt: u32) -> AttemptLog {
+        let mut open = self.inner.open.lock().unwrap_or_else(|e| e.into_inner());
+        let live = open.get(run_id).and_then(|(weak, _)| weak.upgrade());
+        let run = match live {
+            Some(run) => run,
+            None => {
+                if open.len() >= SWEEP_AT {
+                    open.retain(|_, (weak, held)| held.is_some() || weak.strong_count() > 0);
+                }
+                let run = Arc::new(RunLog {
+                    path: self.path(run_id),
+                    file: Mutex::new(None),
+                });
+                open.insert(
+                    run_id.to_string(),
+                    (Arc::downgrade(&run), Some(run.clone())),
+                );
+                run
+            }
+        };
+        AttemptLog {
+            run,
+            job: job.into(),
+            attempt,
+        }
+    }
+
+    /// Closes the run's file once its attempts' writers are gone (a later attempt reopens it).
+    pub fn release(&self, run_id: &str) {
+        let mut open = self.inner.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, held)) = open.get_mut(run_id) {
+            *held = None;
+        }
+    }
+
+    /// An attempt's whole log (empty when it wrote nothing).
+    pub fn read(&self, run_id: &str, job: &str, attempt: u32) -> std::io::Result<Vec<u8>> {
+        Ok(self.read_from(run_id, job, attempt, 0)?.0)
+    }
+
+    /// The attempt's output in the frames from `offset` on, and the offset to continue from
+    /// (for following a live log).
+    pub fn read_from(
+        &self,
+        run_id: &str,
+        job: &str,
+        attempt: u32,
+        offset: u64,
+    ) -> std::io::Result<(Vec<u8>, u64)> {
+        read_attempt(&self.path(run_id), job, attempt, offset)
+    }
+
+    /// The last `lines` lines of an attempt's log (from at most its last 256 KiB).
+    pub fn tail(&self, run_id: &str, job: &str, attempt: u32, lines: usize) -> Option<String> {
+        const WINDOW: usize = 256 * 1024;
+        let file = File::open(self.path(run_id)).ok()?;
+        let mut bytes = Vec::new();
+        walk(file, 0, &mut bytes, WINDOW, |name, at| {
+            name == job.as_bytes() && at == attempt
+        })
+        .ok()?;
+        if bytes.len() > WINDOW {
+            bytes.drain(..bytes.len() - WINDOW);
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let all: Vec<&str> = text.lines().collect();
+        Some(all[all.len().saturating_sub(lines)..].join("\n"))
+    }
+}
+
+impl AttemptLog {
+    /// What this attempt has written so far.
+    pub fn contents(&self) -> std::io::Result<Vec<u8>> {
+        Ok(read_attempt(&self.run.path, &self.job, self.attempt, 0)?.0)
+    }
+
+    /// Appends output to the attempt's log, as one or more whole frames.
+    pub fn append(&self, mut bytes: &[u8]) -> std::io::Result<()> {
+        let mut file = self.run.file.lock().unwrap_or_else(|e| e.into_inner());
+        if file.is_none() {
+            *file = Some(open_for_append(&self.run.path)?);
+        }
+        let Some(f) = file.as_mut() else {
+            unreachable!("opened above")
+        };
+        let mut frame = Vec::with_capacity(HEADER + self.job.len() + bytes.len().min(MAX_FRAME));
+        while !bytes.is_empty() {
+            let (chunk, rest) = bytes.split_at(bytes.len().min(MAX_FRAME));
+            frame.clear();
+            frame.push(MAGIC);
+            frame.extend_from_slice(&(self.job.len() as u16).to_le_bytes());
+            frame.extend_from_slice(&self.attempt.to_le_bytes());
+            frame.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+            frame.extend_from_slice(self.job.as_bytes());
+            frame.extend_from_slice(chunk);
+            f.write_all(&frame)?;
+            bytes = rest;
+        }
+        Ok(())
+    }
+
+    /// Appends a line the engine writes itself (a note, a reason), on a line of its own.
+    pub fn note(&self, line: &str) {
+        let _ = self.append(format!("{line}\n").as_bytes());
+    }
+}
+
+impl Write for AttemptLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.append(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn read_attempt(
+    path: &Path,
+    job: &str,
+    attempt: u32,
+    offset: u64,
+) -> std::io::Result<(Vec<u8>, u64)> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), offset)),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    let end = walk(file, offset, &mut out, usize::MAX, |name, at| {
+        name == job.as_bytes() && at == attempt
+    })?;
+    Ok((out, end))
+}
+
+/// Opens (creating it and its folder if need be) a run's log for appending; a frame left cut
+/// short by an earlier process is dropped first. (No other writer of this process has the
+/// file open: `Logs::attempt` keeps one `RunLog` per file while any writer lives.)
+fn open_for_append(path: &Path) -> std::io::Result<File> {
+    let open = || OpenOptions::new().create(true).append(true).open(path);
+    let file = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            open()?
+        }
+        other => other?,
+    };
+    let len = file.metadata()?.len();
+    if len > 0 {
+        let whole = walk(File::open(path)?, 0, &mut Vec::new(), 0, |_, _| false)?;
+        if whole < len {
+            file.set_len(whole)?;
+        }
+    }
+    Ok(file)
+}
+
+/// Walks the frames from `offset`, appending to `out` the payload of each frame whose job name
+/// and attempt `wanted` accepts (other payloads are skipped unread). Returns the offset just
+/// past the last whole frame. Only about the last `keep` bytes are kept in `out`.
+fn walk(
+    file: File,
+    offset: u64,
+    out: &mut Vec<u8>,
+    keep: usize,
+    wanted: impl Fn(&[u8], u32) -> bool,
+) -> std::io::Result<u64> {
+    let file_len = file.metadata()?.len();
+    let mut r = BufReader::with_capacity(64 * 1024, file);
+    r.seek(SeekFrom::Start(offset))?;
+    let mut pos = offset;
+    let mut header = [0u8; HEADER];
+    let mut name = Vec::new();
+    loop {
+        if !read_full(&mut r, &mut header)? || header[0] != MAGIC {
+            return Ok(pos);
+        }
+        let name_len = u16::from_le_bytes([header[1], header[2]]) as usize;
+        let attempt = u32::from_le_bytes(header[3..7].try_into().expect("4 bytes"));
+        let len = u32::from_le_bytes(header[7..11].try_into().expect("4 bytes"));
+        name.resize(name_len, 0);
+        if !read_full(&mut r, &mut name)? {
+            return Ok(pos);
+        }
+        if wanted(&name, attempt) {
+            let start = out.len();
+            out.resize(start + len as usize, 0);
+            if !read_full(&mut r, &mut out[start..])? {
+                out.truncate(start);
+                return Ok(pos);
+            }
+            if out.len() > keep.saturating_mul(2) {
+                out.drain(..out.len() - keep);
+            }
+        } else {
+            if pos + ((HEADER + name_len) as u64) + u64::from(len) > file_len {
+                return Ok(pos);
+            }
+            r.seek_relative(i64::from(len))?;
+        }
+        pos += (HEADER + name_len) as u64 + u64::from(len);
+    }
+}
+
+/// Fills `buf`; false if the file ends first.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_read_back_apart_and_a_cut_frame_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = Logs::new(dir.path().join("logs"));
+        let a1 = logs.attempt("r1", "a", 1);
+        let b1 = logs.attempt("r1", "b", 1);
+        a1.append(b"one\n").unwrap();
+        b1.append(b"other\n").unwrap();
+        a1.append(b"two\n").unwrap();
+        let big = vec![b'x'; MAX_FRAME * 2 + 5];
+        b1.append(&big).unwrap();
+        logs.attempt("r1", "a", 2).note("retry");
+        assert_eq!(logs.read("r1", "a", 1).unwrap(), b"one\ntwo\n");
+        assert_eq!(logs.read("r1", "a", 2).unwrap(), b"retry\n");
+        let mut want = b"other\n".to_vec();
+        want.extend_from_slice(&big);
+        assert_eq!(logs.read("r1", "b", 1).unwrap(), want);
+        assert_eq!(logs.read("r1", "c", 1).unwrap(), b"");
+        assert_eq!(logs.read("nope", "a", 1).unwrap(), b"");
+
+        // Following: only what came after the offset.
+        let (_, end) = logs.read_from("r1", "a", 1, 0).unwrap();
+        a1.append(b"three\n").unwrap();
+        assert_eq!(logs.read_from("r1", "a", 1, end).unwrap().0, b"three\n");
+
+        // A crash cut the last frame short: readers stop before it; a new process's first
+        // write drops it, and what it writes after is readable.
+        drop((a1, b1));
+        logs.release("r1");
+        let path = logs.path("r1");
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = OpenOptions::new().append(true).open(&path).unwrap();
+        (&f).write_all(&[MAGIC, 1, 0, 1, 0, 0, 0, 9, 0, 0, 0, b'a', b'z'])
+            .unwrap();
+        assert_eq!(logs.read("r1", "a", 1).unwrap(), b"one\ntwo\nthree\n");
+        let again = Logs::new(dir.path().join("logs"));
+        again.attempt("r1", "a", 1).append(b"four\n").unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            len + (HEADER + 1 + 5) as u64
+        );
+        assert_eq!(
+            again.read("r1", "a", 1).unwrap(),
+            b"one\ntwo\nthree\nfour\n"
+        );
+        assert_eq!(again.tail("r1", "a", 1, 2).unwrap(), "three\nfour");
+    }
+}
