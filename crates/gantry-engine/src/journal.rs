@@ -3,7 +3,9 @@
 //! Writers append batches without waiting; one writer task takes everything queued since its
 //! last commit and applies it in one transaction (group commit), so N concurrent changes cost
 //! one fsync, not N. While a batch commits, the next one gathers and is prepared
-//! (`Store::prepare`: e.g. its large payloads written), then commits after it. Order is kept: what is on disk is always a prefix of what was appended.
+//! (`Store::prepare`: e.g. its large payloads written), then commits after it. A batch nobody
+//! waits for lingers a few milliseconds for company. Order is kept: what is on disk is always a
+//! prefix of what was appended.
 //! Callers that must not answer before their change is durable use [`Journal::append_durable`];
 //! readers that report state (API, progress display) follow [`Journal::subscribe`], which
 //! carries only committed batches.
@@ -21,6 +23,11 @@ const MAX_BATCH: usize = 8192;
 /// most) for company makes each fsync and transaction carry many. It bounds the added latency
 /// of an acknowledged write.
 const COMMIT_INTERVAL: Duration = Duration::from_millis(3);
+/// A batch nobody waits for (job transitions, audit records) waits up to this long after the
+/// last commit for more to join it, unless someone starts waiting or it fills: a busy run's
+/// transitions then share one transaction per interval instead of one per commit's length.
+/// Only what is not yet reported waits: readers see committed state only.
+const LINGER: Duration = Duration::from_millis(10);
 
 struct Entry {
     writes: Vec<Write>,
@@ -136,6 +143,31 @@ async fn writer(
                 Err(_) => break,
             }
         }
+        let mut closing = false;
+        let linger_until = last_commit + LINGER;
+        while acks.is_empty() && batch.len() < MAX_BATCH && !closing {
+            let finished = async {
+                match in_flight.as_mut() {
+                    Some(f) => Some((&mut f.task).await),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                done = finished => {
+                    let f = in_flight.take().expect("in flight");
+                    finish(f.acks, done.expect("polled only while in flight"), &committed);
+                }
+                e = rx.recv() => match e {
+                    Some(e) => {
+                        batch.extend(e.writes);
+                        acks.extend(e.ack);
+                    }
+                    None => closing = true,
+                },
+                _ = tokio::time::sleep_until(linger_until) => break,
+            }
+        }
         let prepared = store.prepare(&batch);
         if let Some(f) = in_flight.take() {
             let done = f.task.await;
@@ -148,6 +180,9 @@ async fn writer(
             (batch, outcome)
         });
         in_flight = Some(InFlight { acks, task });
+        if closing {
+            break;
+        }
     }
     if let Some(f) = in_flight.take() {
         let done = f.task.await;
