@@ -4,7 +4,7 @@
 //! last commit and applies it in one transaction (group commit), so N concurrent changes cost
 //! one fsync, not N. While a batch commits, the next one gathers and is prepared
 //! (`Store::prepare`: e.g. its large payloads written), then commits after it. A batch nobody
-//! waits for lingers a few milliseconds for company. Order is kept: what is on disk is always a
+//! waits for and that moves jobs lingers a few milliseconds for company. Order is kept: what is on disk is always a
 //! prefix of what was appended.
 //! Callers that must not answer before their change is durable use [`Journal::append_durable`];
 //! readers that report state (API, progress display) follow [`Journal::subscribe`], which
@@ -23,10 +23,11 @@ const MAX_BATCH: usize = 8192;
 /// most) for company makes each fsync and transaction carry many. It bounds the added latency
 /// of an acknowledged write.
 const COMMIT_INTERVAL: Duration = Duration::from_millis(3);
-/// A batch nobody waits for (job transitions, audit records) waits up to this long after the
-/// last commit for more to join it, unless someone starts waiting or it fills: a busy run's
+/// A batch of job transitions that nobody waits for waits up to this long after the last
+/// commit for more to join it, unless someone starts waiting or it fills: a busy run's
 /// transitions then share one transaction per interval instead of one per commit's length.
-/// Only what is not yet reported waits: readers see committed state only.
+/// Only what is not yet reported waits (readers see committed state only); batches without
+/// job transitions (webhook intake, rules) never wait.
 const LINGER: Duration = Duration::from_millis(10);
 
 struct Entry {
@@ -145,7 +146,8 @@ async fn writer(
         }
         let mut closing = false;
         let linger_until = last_commit + LINGER;
-        while acks.is_empty() && batch.len() < MAX_BATCH && !closing {
+        let transitions = batch.iter().any(|w| matches!(w, Write::UpdateJob { .. }));
+        while transitions && acks.is_empty() && batch.len() < MAX_BATCH && !closing {
             let finished = async {
                 match in_flight.as_mut() {
                     Some(f) => Some((&mut f.task).await),
