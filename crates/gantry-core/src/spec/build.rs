@@ -522,8 +522,12 @@ impl Builder {
                 Vec::new()
             }
             Some(n) => {
-                let cmds = self.strings(n, &run_path, job).unwrap_or_default();
-                if cmds.is_empty() && matches!(n.value, Value::Seq(_) | Value::Null) {
+                // A list whose items are not all strings has been reported item by item.
+                let read = self.strings(n, &run_path, job);
+                let unreadable = read.is_none();
+                let cmds = read.unwrap_or_default();
+                if cmds.is_empty() && !unreadable && matches!(n.value, Value::Seq(_) | Value::Null)
+                {
                     self.err(
                         &run_path(),
                         job,

@@ -80,6 +80,19 @@ fn orders_payload_is_another_spelling() {
 }
 
 #[test]
+fn a_command_that_is_not_a_string_is_the_only_problem_reported() {
+    // YAML reads `echo "warning: x"` as a mapping; the list is not empty, so only the item is
+    // wrong.
+    let errs =
+        parse("jobs:\n  a:\n    run:\n      - echo ok\n      - echo \"warning: x\"\n").unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains("jobs.a.run[1]: expected a string, found a mapping"),
+        "{errs:#?}"
+    );
+}
+
+#[test]
 fn every_problem_is_listed_with_positions() {
     let errs = parse(
         "name: broken
