@@ -64,11 +64,6 @@ impl Logs {
         }
     }
 
-    /// The folder holding every run's log file.
-    pub fn dir(&self) -> &Path {
-        &self.inner.dir
-    }
-
     /// The file holding every attempt's output of the run.
     pub fn path(&self, run_id: &str) -> PathBuf {
         self.inner.dir.join(format!("{run_id}.log"))
@@ -214,7 +209,13 @@ fn read_attempt(
 /// short by an earlier process is dropped first. (No other writer of this process has the
 /// file open: `Logs::attempt` keeps one `RunLog` per file while any writer lives.)
 fn open_for_append(path: &Path) -> std::io::Result<File> {
-    let open = || OpenOptions::new().create(true).append(true).open(path);
+    let open = || {
+        OpenOptions::new()
+            .read(true)
+            .create(true)
+            .append(true)
+            .open(path)
+    };
     let file = match open() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
@@ -226,7 +227,7 @@ fn open_for_append(path: &Path) -> std::io::Result<File> {
     };
     let len = file.metadata()?.len();
     if len > 0 {
-        let whole = walk(File::open(path)?, 0, &mut Vec::new(), 0, |_, _| false)?;
+        let whole = walk(file.try_clone()?, 0, &mut Vec::new(), 0, |_, _| false)?;
         if whole < len {
             file.set_len(whole)?;
         }
@@ -283,16 +284,11 @@ fn walk(
 
 /// Fills `buf`; false if the file ends first.
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => return Ok(false),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    match r.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
     }
-    Ok(true)
 }
 
 #[cfg(test)]

@@ -579,9 +579,9 @@ impl Actor {
                             async move {
                                 let prepared = preparation.prepare(&mut launch, &spec.jobs[job], &ctx).await;
                                 let outcome = match (prepared, executor) {
-                                    (Err(why), _) => refuse(&launch, &why).await,
+                                    (Err(why), _) => refuse(&launch, &why),
                                     (Ok(()), Some(ex)) => ex.execute(launch, CancelSignal(cancel_rx)).await,
-                                    (Ok(()), None) => refuse(&launch, &format!("no executor for this job here (image: {}); this engine runs `local` jobs", launch.image.as_deref().unwrap_or("none"))).await,
+                                    (Ok(()), None) => refuse(&launch, &format!("no executor for this job here (image: {}); this engine runs `local` jobs", launch.image.as_deref().unwrap_or("none"))),
                                 };
                                 let _ = tx.send(Command::Ended {
                                     run_id,
@@ -681,7 +681,7 @@ fn launch_for(layout: &Layout, logs: &Logs, run: &ActiveRun, job: usize) -> Laun
 }
 
 /// Fails an attempt that cannot start here, saying why in its log.
-async fn refuse(launch: &Launch, why: &str) -> Outcome {
+fn refuse(launch: &Launch, why: &str) -> Outcome {
     launch.log.note(&format!("gantry: {why}"));
     Outcome::Failed { exit_code: None }
 }

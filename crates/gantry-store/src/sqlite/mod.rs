@@ -314,31 +314,31 @@ impl Store for SqliteStore {
 
     async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired> {
         let mut tx = self.write.begin().await.map_err(db)?;
-        let runs =
-            sqlx::query("DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?")
-                .bind(now_ms - retention.working_ms)
+        let older = [
+            (
+                "DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?",
+                now_ms - retention.working_ms,
+            ),
+            (
+                "DELETE FROM audit_events WHERE at < ?",
+                now_ms - retention.audit_ms,
+            ),
+            (
+                "DELETE FROM events WHERE received_at < ?",
+                now_ms - retention.working_ms,
+            ),
+            ("DELETE FROM locks WHERE expires_at < ?", now_ms),
+        ];
+        let mut deleted = [0u64; 4];
+        for (n, (sql, cutoff)) in deleted.iter_mut().zip(older) {
+            *n = sqlx::query(sql)
+                .bind(cutoff)
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?
                 .rows_affected();
-        let audit_events = sqlx::query("DELETE FROM audit_events WHERE at < ?")
-            .bind(now_ms - retention.audit_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        let events = sqlx::query("DELETE FROM events WHERE received_at < ?")
-            .bind(now_ms - retention.working_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        let locks = sqlx::query("DELETE FROM locks WHERE expires_at < ?")
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
+        }
+        let [runs, audit_events, events, locks] = deleted;
         // Segments no remaining row points into go, after the commit (a rollback would
         // bring rows back); what is on disk and being written is noted inside the transaction.
         let snap = payloads::blocking("list payload segments", {
