@@ -6,6 +6,7 @@ mod docker;
 mod git;
 mod local;
 mod masked_log;
+mod spawn;
 mod workspace;
 
 pub use docker::{DockerExecutor, DockerServices, OWNER_LABEL};

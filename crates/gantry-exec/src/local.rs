@@ -6,6 +6,7 @@
 
 use crate::git::GitSources;
 use crate::masked_log;
+use crate::spawn::{self, CStrings, Exit, Process, Spawn};
 use crate::workspace;
 use async_trait::async_trait;
 use gantry_core::dag::Outcome;
@@ -13,11 +14,11 @@ use gantry_core::secret::Masker;
 use gantry_engine::ports::{CancelSignal, Executor, Launch};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use std::os::unix::process::ExitStatusExt;
+use std::ffi::CString;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
-use tokio::process::{Child, Command};
 use tracing::{debug, warn};
 
 /// Environment variable that marks every process of an attempt with its owner, so a restarted
@@ -29,8 +30,11 @@ pub struct LocalExecutor {
     /// PATH lookups of directly exec'd programs, by (PATH, name).
     resolved: std::sync::Mutex<std::collections::HashMap<(String, String), PathBuf>>,
     kill_grace: Duration,
-    /// The server's own `GANTRY_*` settings (tokens, secrets) are never passed to jobs.
-    hidden_env: Vec<String>,
+    /// Our environment as jobs inherit it (before their own variables): without the server's
+    /// own `GANTRY_*` settings (tokens, secrets), which are never passed to jobs.
+    base_env: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Every job's standard input.
+    dev_null: Option<std::fs::File>,
     /// Puts a job's source into its workspace.
     git: Option<std::sync::Arc<GitSources>>,
     workspaces: workspace::WorkspacePool,
@@ -40,15 +44,16 @@ impl LocalExecutor {
     /// `owner` names this server's attempts (stable across its restarts); `kill_grace` is the
     /// time between TERM and KILL.
     pub fn new(owner: impl Into<String>, kill_grace: Duration) -> Self {
-        let hidden_env = std::env::vars_os()
-            .filter_map(|(k, _)| k.into_string().ok())
-            .filter(|k| k.starts_with("GANTRY_"))
+        let base_env = std::env::vars_os()
+            .map(|(k, v)| (k.into_vec(), v.into_vec()))
+            .filter(|(k, _)| !k.starts_with(b"GANTRY_"))
             .collect();
         LocalExecutor {
             owner: owner.into(),
             resolved: Default::default(),
             kill_grace,
-            hidden_env,
+            base_env,
+            dev_null: std::fs::File::open("/dev/null").ok(),
             git: None,
             workspaces: Default::default(),
         }
@@ -60,10 +65,9 @@ impl LocalExecutor {
         self
     }
 
-    /// The absolute path of `program` as the shell would find it (the job's PATH, else ours).
-    /// Spawning by absolute path keeps std on its `posix_spawn` path; a PATH search in a
-    /// changed environment would make it fall back to `fork`, which is far slower. `None`
-    /// when it is not found, so the shell runs it and reports the error.
+    /// The absolute path of `program` as the shell would find it (the job's PATH, else ours),
+    /// remembered: `execve` takes a path. `None` when it is not found, so the shell runs it
+    /// and reports the error.
     fn resolve(&self, program: &str, launch: &Launch) -> Option<PathBuf> {
         if program.contains('/') {
             return Some(launch.workspace.join(program));
@@ -87,42 +91,90 @@ impl LocalExecutor {
         Some(found)
     }
 
+    /// The job's environment: ours (see `base_env`), then the job's variables, the owner
+    /// mark, the workspace and the secrets; a later setting of a name wins.
+    fn env_for(&self, launch: &Launch) -> std::io::Result<CStrings> {
+        let workspace = launch.workspace.as_os_str().as_bytes();
+        let mut set: Vec<(&[u8], &[u8])> =
+            Vec::with_capacity(launch.env.len() + launch.secrets.len() + 2);
+        set.extend(launch.env.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
+        set.push((OWNER_ENV.as_bytes(), self.owner.as_bytes()));
+        set.push((b"GANTRY_WORKSPACE", workspace));
+        set.extend(
+            launch
+                .secrets
+                .iter()
+                .map(|(k, v)| (k.as_bytes(), v.expose().as_bytes())),
+        );
+        let mut env = CStrings::default();
+        for (k, v) in &self.base_env {
+            if !set.iter().any(|(name, _)| name == k) {
+                env.push(&[k, b"=", v])?;
+            }
+        }
+        for (i, (k, v)) in set.iter().enumerate() {
+            if !set[i + 1..].iter().any(|(name, _)| name == k) {
+                env.push(&[k, b"=", v])?;
+            }
+        }
+        Ok(env)
+    }
+
     fn spawn(
         &self,
         launch: &Launch,
         masker: &Masker,
-    ) -> std::io::Result<(Child, tokio::task::JoinHandle<()>)> {
+    ) -> std::io::Result<(Process, tokio::task::JoinHandle<()>)> {
         let direct = direct_argv(&launch.commands)
             .and_then(|argv| Some((self.resolve(argv[0], launch)?, argv)));
-        let mut cmd = match direct {
-            Some((program, argv)) => {
-                let mut c = Command::new(program);
-                c.args(&argv[1..]);
-                c
+        let mut argv = CStrings::default();
+        let program = match direct {
+            Some((program, words)) => {
+                for w in words {
+                    argv.push(&[w.as_bytes()])?;
+                }
+                program.into_os_string().into_vec()
             }
             None => {
-                let mut c = Command::new("/bin/sh");
-                c.arg("-e").arg("-c").arg(session_script(&launch.commands));
-                c
+                let script = session_script(&launch.commands);
+                for a in ["sh", "-e", "-c", script.as_str()] {
+                    argv.push(&[a.as_bytes()])?;
+                }
+                b"/bin/sh".to_vec()
             }
         };
-        cmd.current_dir(&launch.workspace);
-        for k in &self.hidden_env {
-            cmd.env_remove(k);
-        }
-        cmd.envs(launch.env.iter().map(|(k, v)| (k, v)));
-        cmd.env(OWNER_ENV, &self.owner);
-        cmd.env("GANTRY_WORKSPACE", &launch.workspace);
-        cmd.envs(launch.secrets.iter().map(|(k, v)| (k, v.expose())));
-        cmd.stdin(Stdio::null());
+        let program = c_string(program)?;
+        let cwd = c_string(launch.workspace.as_os_str().as_bytes().to_vec())?;
+        let env = self.env_for(launch)?;
+        let opened;
+        let stdin = match &self.dev_null {
+            Some(f) => f,
+            None => {
+                opened = std::fs::File::open("/dev/null")?;
+                &opened
+            }
+        };
         let (pipe, copier) = masked_log::start(launch.log.clone(), masker.clone())?;
-        cmd.stdout(Stdio::from(pipe.try_clone()?));
-        cmd.stderr(Stdio::from(pipe));
-        cmd.process_group(0);
-        let child = cmd.spawn()?;
-        drop(cmd); // closes our copies of the pipe, so the copier sees the end
-        Ok((child, copier))
+        let process = spawn::spawn(&Spawn {
+            program: &program,
+            argv: &argv,
+            env: &env,
+            cwd: &cwd,
+            stdin: stdin.as_fd(),
+            output: pipe.as_fd(),
+        })?;
+        drop(pipe); // the job has its copy; the copier sees the end when the job's copies close
+        Ok((process, copier))
     }
+}
+
+fn c_string(bytes: Vec<u8>) -> std::io::Result<CString> {
+    CString::new(bytes).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a path or argument contains a NUL byte",
+        )
+    })
 }
 
 #[async_trait]
@@ -155,10 +207,8 @@ impl Executor for LocalExecutor {
                 };
             }
         };
-        let Some(pid) = child.id() else {
-            return Outcome::Failed { exit_code: None };
-        };
-        let group = Pid::from_raw(pid as i32);
+        let pid = child.id();
+        let group = Pid::from_raw(pid);
         debug!(pid, "started");
         let timeout = tokio::time::sleep(Duration::from_millis(launch.timeout_ms));
         let mut last_word = None;
@@ -229,7 +279,7 @@ impl Executor for LocalExecutor {
 
 impl LocalExecutor {
     /// TERM to the group; KILL to the group if the session has not ended within the grace.
-    async fn stop_group(&self, group: Pid, child: &mut Child) {
+    async fn stop_group(&self, group: Pid, child: &mut Process) {
         let _ = killpg(group, Signal::SIGTERM);
         if tokio::time::timeout(self.kill_grace, child.wait())
             .await
@@ -297,16 +347,15 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-fn outcome_of(status: ExitStatus) -> Outcome {
-    match (status.code(), status.signal()) {
-        (Some(0), _) => Outcome::Succeeded,
-        (Some(code), _) => Outcome::Failed {
+fn outcome_of(exit: Exit) -> Outcome {
+    match exit {
+        Exit::Code(0) => Outcome::Succeeded,
+        Exit::Code(code) => Outcome::Failed {
             exit_code: Some(code),
         },
-        (None, Some(sig)) => Outcome::Failed {
+        Exit::Signal(sig) => Outcome::Failed {
             exit_code: Some(128 + sig),
         },
-        (None, None) => Outcome::Failed { exit_code: None },
     }
 }
 

@@ -16,7 +16,13 @@ pub fn start(
     masker: Masker,
 ) -> std::io::Result<(PipeWriter, tokio::task::JoinHandle<()>)> {
     let (reader, writer) = std::io::pipe()?;
-    let from = tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into())?;
+    // Only our end is non-blocking: the job writes to a blocking pipe, as to a terminal.
+    let reader = std::os::fd::OwnedFd::from(reader);
+    nix::fcntl::fcntl(
+        &reader,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )?;
+    let from = tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(reader)?;
     let copier = tokio::spawn(copy(from, log, masker));
     Ok((writer, copier))
 }

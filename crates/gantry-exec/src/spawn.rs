@@ -1,0 +1,489 @@
+//! Starting a job's process, and waiting for it: the one place in Gantry with `unsafe` code.
+//!
+//! `std::process::Command` (glibc's `posix_spawn` underneath) pays, per process, for an mmap'd
+//! and unmapped child stack (the unmap interrupts every other core running one of our
+//! threads), ~64 `sigaction` calls in the child, a copy of our whole environment into a map,
+//! and a `pidfd_open` after the fact. A DAG of short jobs is bound by exactly that. Here the
+//! child is made with `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)` on a stack each thread
+//! keeps, the argument and environment vectors are built in two buffers, and the kernel hands
+//! back the pidfd with the pid.
+//!
+//! The child shares our memory until it calls `execve`, and we are suspended until then, so it
+//! may only make system calls: new process group, standard streams, working directory, signal
+//! state, exec. A failed step writes the step and `errno` where we read them once we resume.
+//!
+//! Signals: we block every signal around the clone, so none of our handlers can run on the
+//! child's stack while it shares our memory. The child then puts `SIGPIPE` back to its default
+//! (Rust's runtime ignores it; a job expects the default, as `std::process::Command` gives),
+//! resets to default any signal with a handler that arrived for it before it left our process
+//! group (it is delivered after the mask is cleared, as to a freshly forked child), and
+//! clears its mask. From its new group until `execve`, nobody knows its pid.
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+use std::ffi::{CStr, c_char, c_int, c_void};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use tokio::io::unix::AsyncFd;
+
+/// NUL-terminated strings in one buffer: an argument or environment vector.
+#[derive(Debug, Default, Clone)]
+pub struct CStrings {
+    buf: Vec<u8>,
+    starts: Vec<usize>,
+}
+
+impl CStrings {
+    /// Adds one string made of `parts`; an interior NUL is refused (it would cut it short).
+    pub fn push(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        if parts.iter().any(|p| p.contains(&0)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an argument or environment variable contains a NUL byte",
+            ));
+        }
+        self.starts.push(self.buf.len());
+        for p in parts {
+            self.buf.extend_from_slice(p);
+        }
+        self.buf.push(0);
+        Ok(())
+    }
+
+    /// The NULL-terminated pointer array `execve` takes; valid while `self` is not changed.
+    fn pointers(&self) -> Vec<*const c_char> {
+        let base = self.buf.as_ptr();
+        let mut v: Vec<*const c_char> = self
+            .starts
+            .iter()
+            .map(|&s| base.wrapping_add(s).cast())
+            .collect();
+        v.push(std::ptr::null());
+        v
+    }
+}
+
+/// What a new process is started with. Its standard input and output are the given files
+/// (standard error is standard output); it leads a new process group.
+#[derive(Debug)]
+pub struct Spawn<'a> {
+    /// The program's path (not searched in `PATH`).
+    pub program: &'a CStr,
+    pub argv: &'a CStrings,
+    pub env: &'a CStrings,
+    pub cwd: &'a CStr,
+    pub stdin: BorrowedFd<'a>,
+    pub output: BorrowedFd<'a>,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+/// A started process: its pid (also its process group) and a pidfd to wait on.
+#[derive(Debug)]
+pub struct Process {
+    pid: i32,
+    pidfd: AsyncFd<OwnedFd>,
+    exit: Option<Exit>,
+}
+
+/// The step of the child's set-up that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+enum Step {
+    Group = 1,
+    Streams = 2,
+    Cwd = 3,
+    Exec = 4,
+}
+
+/// Everything the child reads (and the one thing it writes), prepared before the clone.
+struct ChildArgs {
+    program: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    cwd: *const c_char,
+    stdin: c_int,
+    output: c_int,
+    failed_step: AtomicI32,
+    errno: AtomicI32,
+}
+
+/// Each thread's stack for its children's first instants (reused: the thread is suspended
+/// while a child runs on it), with an inaccessible page below it.
+struct ChildStack {
+    base: *mut c_void,
+    len: usize,
+}
+
+const GUARD: usize = 4096;
+const STACK: usize = 64 * 1024;
+
+impl ChildStack {
+    fn new() -> io::Result<ChildStack> {
+        let len = GUARD + STACK;
+        // SAFETY: a fresh anonymous mapping; nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the first page of the mapping made above.
+        if unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } != 0 {
+            let e = io::Error::last_os_error();
+            // SAFETY: unmapping what was mapped above, not yet shared.
+            unsafe { libc::munmap(base, len) };
+            return Err(e);
+        }
+        Ok(ChildStack { base, len })
+    }
+
+    /// The top of the stack (stacks grow down on every Linux target we build for), 16-aligned.
+    fn top(&self) -> *mut c_void {
+        let end = self.base as usize + self.len;
+        (end & !15) as *mut c_void
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is this thread's and no child runs on it (we would be suspended).
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+thread_local! {
+    static STACK_OF_THIS_THREAD: RefCell<Option<ChildStack>> = const { RefCell::new(None) };
+}
+
+/// The child: set up, then exec. Only system calls (see the module's doc).
+extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `ChildArgs` the parent keeps alive until we exec or exit (it is
+    // suspended meanwhile); every pointer in it is valid and NUL- or NULL-terminated.
+    unsafe {
+        let a = &*(arg as *const ChildArgs);
+        let fail = |step: Step| -> ! {
+            a.errno.store(*libc::__errno_location(), Ordering::Relaxed);
+            a.failed_step.store(step as i32, Ordering::Relaxed);
+            libc::_exit(127)
+        };
+        if libc::setpgid(0, 0) != 0 {
+            fail(Step::Group);
+        }
+        if libc::dup2(a.stdin, 0) < 0 || libc::dup2(a.output, 1) < 0 || libc::dup2(a.output, 2) < 0
+        {
+            fail(Step::Streams);
+        }
+        if libc::chdir(a.cwd) != 0 {
+            fail(Step::Cwd);
+        }
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGPIPE, &default, std::ptr::null_mut());
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pending);
+        libc::sigpending(&mut pending);
+        for sig in 1..libc::SIGRTMAX() {
+            if libc::sigismember(&pending, sig) == 1 {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(sig, std::ptr::null(), &mut old);
+                if old.sa_sigaction != libc::SIG_IGN {
+                    libc::sigaction(sig, &default, std::ptr::null_mut());
+                }
+            }
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::execve(a.program, a.argv, a.envp);
+        fail(Step::Exec)
+    }
+}
+
+/// Starts a process as `spawn` says. An error names the step that failed; a failed `execve`
+/// keeps its `errno` kind (`NotFound`, `PermissionDenied`, …).
+pub fn spawn(spawn: &Spawn<'_>) -> io::Result<Process> {
+    let argv = spawn.argv.pointers();
+    let envp = spawn.env.pointers();
+    let args = ChildArgs {
+        program: spawn.program.as_ptr(),
+        argv: argv.as_ptr(),
+        envp: envp.as_ptr(),
+        cwd: spawn.cwd.as_ptr(),
+        stdin: spawn.stdin.as_raw_fd(),
+        output: spawn.output.as_raw_fd(),
+        failed_step: AtomicI32::new(0),
+        errno: AtomicI32::new(0),
+    };
+    let (pid, pidfd) = STACK_OF_THIS_THREAD.with(|cell| -> io::Result<(c_int, c_int)> {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(ChildStack::new()?);
+        }
+        let stack = slot
+            .as_ref()
+            .map(ChildStack::top)
+            .unwrap_or(std::ptr::null_mut());
+        let mut pidfd: c_int = -1;
+        // SAFETY: every signal is blocked on this thread while the child shares our memory
+        // (restored right after); the child runs `child_main` on this thread's own stack
+        // (unused until we resume, CLONE_VFORK) with `args`, which outlives the call.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut before: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut before);
+            let pid = libc::clone(
+                child_main,
+                stack,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+                &args as *const ChildArgs as *mut c_void,
+                &mut pidfd as *mut c_int,
+            );
+            let clone_error = io::Error::last_os_error();
+            libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
+            if pid < 0 {
+                return Err(clone_error);
+            }
+            Ok((pid, pidfd))
+        }
+    })?;
+    // SAFETY: CLONE_PIDFD stored a new pidfd (close-on-exec) that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let step = args.failed_step.load(Ordering::Relaxed);
+    if step != 0 {
+        let _ = wait_blocking(&pidfd);
+        let cause = io::Error::from_raw_os_error(args.errno.load(Ordering::Relaxed));
+        let what = match step {
+            s if s == Step::Exec as i32 => return Err(cause),
+            s if s == Step::Cwd as i32 => "cannot enter the workspace",
+            s if s == Step::Streams as i32 => "cannot connect the output",
+            _ => "cannot make a process group",
+        };
+        return Err(io::Error::other(format!("{what}: {cause}")));
+    }
+    Ok(Process {
+        pid,
+        // SAFETY: the AsyncFd owns the pidfd; it is closed only when the AsyncFd is dropped.
+        pidfd: unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)? },
+        exit: None,
+    })
+}
+
+/// `waitid` on a pidfd: `Ok(None)` while the process runs (with `WNOHANG`).
+fn waitid(pidfd: &OwnedFd, flags: c_int) -> io::Result<Option<Exit>> {
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter; the pidfd is open.
+        let (r, info) = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r = libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED | flags,
+            );
+            (r, info)
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: waitid filled in (or left zero) a SIGCHLD siginfo.
+        let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+        if pid == 0 {
+            return Ok(None);
+        }
+        return Ok(Some(match info.si_code {
+            libc::CLD_EXITED => Exit::Code(status),
+            _ => Exit::Signal(status),
+        }));
+    }
+}
+
+fn wait_blocking(pidfd: &OwnedFd) -> io::Result<Option<Exit>> {
+    waitid(pidfd, 0)
+}
+
+impl Process {
+    /// The process id, which is also its process group's.
+    pub fn id(&self) -> i32 {
+        self.pid
+    }
+
+    /// Waits for the process to end (and reaps it); again after that, returns the same.
+    pub async fn wait(&mut self) -> io::Result<Exit> {
+        if let Some(exit) = self.exit {
+            return Ok(exit);
+        }
+        loop {
+            // A pidfd turns readable when its process ends, and registering one that already
+            // has reports it at once: no `waitid` is spent on a process still running.
+            let mut ready = self.pidfd.readable().await?;
+            if let Some(exit) = waitid(ready.get_inner(), libc::WNOHANG)? {
+                self.exit = Some(exit);
+                return Ok(exit);
+            }
+            // Not over after all: wait for the next change (one arriving meanwhile is kept).
+            ready.clear_ready();
+        }
+    }
+
+    pub fn try_wait(&mut self) -> io::Result<Option<Exit>> {
+        if self.exit.is_none() {
+            self.exit = waitid(self.pidfd.get_ref(), libc::WNOHANG)?;
+        }
+        Ok(self.exit)
+    }
+}
+
+impl Drop for Process {
+    /// A process dropped before it was waited for (its task was aborted) is killed with its
+    /// group and reaped if it is already gone; else init reaps it when we exit.
+    fn drop(&mut self) {
+        if self.exit.is_none() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = self.try_wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::io::Read;
+    use std::os::fd::AsFd;
+
+    fn strings(items: &[&str]) -> CStrings {
+        let mut c = CStrings::default();
+        for i in items {
+            c.push(&[i.as_bytes()]).unwrap();
+        }
+        c
+    }
+
+    fn run(program: &str, argv: &[&str], env: &[&str], cwd: &str) -> io::Result<(Exit, String)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (mut reader, writer) = std::io::pipe()?;
+            let null = std::fs::File::open("/dev/null")?;
+            let program = CString::new(program).unwrap();
+            let cwd = CString::new(cwd).unwrap();
+            let (argv, env) = (strings(argv), strings(env));
+            let mut p = spawn(&Spawn {
+                program: &program,
+                argv: &argv,
+                env: &env,
+                cwd: &cwd,
+                stdin: null.as_fd(),
+                output: writer.as_fd(),
+            })?;
+            drop(writer);
+            let exit = p.wait().await?;
+            let mut out = String::new();
+            reader.read_to_string(&mut out)?;
+            Ok((exit, out))
+        })
+    }
+
+    #[test]
+    fn a_process_gets_its_arguments_environment_folder_and_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path().to_str().unwrap();
+        let (exit, out) = run(
+            "/bin/sh",
+            &[
+                "sh",
+                "-c",
+                "echo \"$1 $X $(pwd)\"; echo err >&2; \
+                 set -- $(cat /proc/$$/stat); [ \"$5\" = \"$$\" ] && echo leader; exit 7",
+                "sh",
+                "one",
+            ],
+            &["X=two", "PATH=/usr/bin:/bin"],
+            cwd,
+        )
+        .unwrap();
+        assert_eq!(exit, Exit::Code(7));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], format!("one two {cwd}"));
+        assert_eq!(lines[1], "err", "stderr goes to the same pipe");
+        assert_eq!(lines[2], "leader", "the process leads its own group");
+    }
+
+    #[test]
+    fn sigpipe_is_back_to_default_and_the_mask_is_clear() {
+        // Rust ignores SIGPIPE in its own process; the child must not inherit that.
+        let (exit, out) = run(
+            "/bin/sh",
+            &["sh", "-c", "grep -E '^Sig(Ign|Blk)' /proc/self/status"],
+            &[],
+            "/",
+        )
+        .unwrap();
+        assert_eq!(exit, Exit::Code(0));
+        for line in out.lines() {
+            let mask = u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap();
+            assert_eq!(mask & (1 << (13 - 1)), 0, "SIGPIPE in {line}");
+            if line.starts_with("SigBlk") {
+                assert_eq!(mask, 0, "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_signal_ends_a_process_with_that_signal() {
+        let (exit, _) = run("/bin/sh", &["sh", "-c", "kill -TERM $$"], &[], "/").unwrap();
+        assert_eq!(exit, Exit::Signal(libc::SIGTERM));
+    }
+
+    #[test]
+    fn failures_say_which_step_failed() {
+        let missing = run("/no/such/program", &["x"], &[], "/").unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        let not_exec = run(plain.to_str().unwrap(), &["x"], &[], "/").unwrap_err();
+        assert_eq!(not_exec.kind(), io::ErrorKind::PermissionDenied);
+        let no_dir = run("/bin/true", &["true"], &[], "/no/such/dir").unwrap_err();
+        assert!(
+            no_dir.to_string().starts_with("cannot enter the workspace"),
+            "{no_dir}"
+        );
+    }
+
+    #[test]
+    fn interior_nul_bytes_are_refused() {
+        let mut c = CStrings::default();
+        assert!(c.push(&[b"A=", b"x\0y"]).is_err());
+        assert!(
+            c.starts.is_empty() && c.buf.is_empty(),
+            "nothing half-written"
+        );
+        c.push(&[b"A=", b"xy"]).unwrap();
+        assert_eq!(c.buf, b"A=xy\0");
+    }
+}
