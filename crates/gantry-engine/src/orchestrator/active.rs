@@ -11,7 +11,6 @@ pub(crate) struct ActiveRun {
     pub id: String,
     pub name: String,
     pub trace_id: String,
-    pub created_at_ms: i64,
     pub spec: std::sync::Arc<RunSpec>,
     pub graph: JobGraph,
     pub ctx: RunContext,
@@ -24,7 +23,8 @@ pub(crate) struct ActiveRun {
 }
 
 impl ActiveRun {
-    pub fn from_record(rec: RunRecord) -> ActiveRun {
+    /// The run's in-memory state as `rec` says (the record itself is left to be written).
+    pub fn from_record(rec: &RunRecord) -> ActiveRun {
         let graph = JobGraph::new(&rec.spec);
         let jobs = rec
             .jobs
@@ -39,12 +39,11 @@ impl ActiveRun {
             })
             .collect();
         ActiveRun {
-            id: rec.id,
-            name: rec.name,
-            trace_id: rec.trace_id,
-            created_at_ms: rec.created_at_ms,
+            id: rec.id.clone(),
+            name: rec.name.clone(),
+            trace_id: rec.trace_id.clone(),
             graph,
-            ctx: rec.context,
+            ctx: rec.context.clone(),
             state: RunState {
                 status: rec.status,
                 cancel_requested: rec.cancel_requested,
@@ -52,7 +51,7 @@ impl ActiveRun {
                 started_at_ms: rec.started_at_ms,
                 finished_at_ms: rec.finished_at_ms,
             },
-            spec: rec.spec,
+            spec: rec.spec.clone(),
             cancels: HashMap::new(),
             starved: false,
             wake_at_ms: None,
@@ -70,24 +69,6 @@ impl ActiveRun {
             started_at_ms: j.started_at_ms,
             finished_at_ms: j.finished_at_ms,
             not_before_ms: j.not_before_ms,
-        }
-    }
-
-    pub fn record(&self) -> RunRecord {
-        RunRecord {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            status: self.state.status,
-            trace_id: self.trace_id.clone(),
-            spec: self.spec.clone(),
-            context: self.ctx.clone(),
-            cancel_requested: self.state.cancel_requested,
-            created_at_ms: self.created_at_ms,
-            started_at_ms: self.state.started_at_ms,
-            finished_at_ms: self.state.finished_at_ms,
-            jobs: (0..self.spec.jobs.len())
-                .map(|i| self.job_record(i))
-                .collect(),
         }
     }
 

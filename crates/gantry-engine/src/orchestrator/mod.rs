@@ -341,11 +341,9 @@ impl Actor {
                 extra,
                 reply,
             } => {
-                let run = ActiveRun::from_record(*record);
-                let mut writes = vec![
-                    Write::InsertRun(Box::new(run.record())),
-                    self.lease_write(&run.id, now),
-                ];
+                // A new run's record is its state: it is written as submitted.
+                let run = ActiveRun::from_record(&record);
+                let mut writes = vec![Write::InsertRun(record), self.lease_write(&run.id, now)];
                 writes.extend(extra);
                 if let Some(group) = &run.ctx.concurrency_group {
                     // A newer run of the group supersedes the older ones still going.
@@ -416,7 +414,7 @@ impl Actor {
                     }));
                     return true;
                 }
-                let mut run = ActiveRun::from_record(*record);
+                let mut run = ActiveRun::from_record(&record);
                 match run.state.rerun() {
                     Err(why) => {
                         let _ = reply.send(Err(EngineError::CannotRerun {

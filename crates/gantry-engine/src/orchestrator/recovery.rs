@@ -38,7 +38,7 @@ impl Actor {
             {
                 continue; // another server is driving it
             }
-            let mut run = ActiveRun::from_record(record);
+            let mut run = ActiveRun::from_record(&record);
             for i in 0..run.state.jobs.len() {
                 let j = &run.state.jobs[i];
                 if j.status != JobStatus::Running {
