@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The 1000-job DAG of `true`, make -j2 and `gantry run --max-parallel 2` taking turns, without the
+# shared harness's wrappers, so that a VM whose speed drifts treats both alike. Prints medians and
+# the ratio. Extra binaries to compare (e.g. an older build) can be given as arguments.
+# env: ROUNDS (default 10). Needs bench/dag.sh to have made the DAG first (it builds the binary).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+D=${D:-/tmp/gantry-bench/dag/dag-true}
+[ -f "$D/gantry.json" ] || { echo "run bench/dag.sh first (it writes $D)" >&2; exit 1; }
+BINS=("$ROOT/target/release/gantry" "$@")
+TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
+for _ in $(seq "${ROUNDS:-10}"); do
+  rm -rf "$TMP/make" && mkdir "$TMP/make"
+  s=$EPOCHREALTIME; (cd "$TMP/make" && make -j2 -s -f "$D/Makefile" all >/dev/null 2>&1); e=$EPOCHREALTIME
+  echo "make $s $e"
+  for b in "${BINS[@]}"; do
+    rm -rf "$TMP/state" && mkdir "$TMP/state"
+    s=$EPOCHREALTIME; "$b" run "$D/gantry.json" --max-parallel 2 --data-dir "$TMP/state" >/dev/null 2>&1; e=$EPOCHREALTIME
+    echo "$b $s $e"
+  done
+done > "$TMP/times"
+python3 - "$TMP/times" <<'PY'
+import statistics, sys
+by = {}
+for line in open(sys.argv[1]):
+    name, s, e = line.split()
+    by.setdefault(name, []).append(float(e) - float(s))
+make = statistics.median(by["make"])
+for name, walls in by.items():
+    m = statistics.median(walls)
+    print(f"{name:50} median {m:.3f} s  min {min(walls):.3f} s  {m / make:.2f}x make  n={len(walls)}")
+PY
