@@ -120,13 +120,19 @@ impl LocalExecutor {
         Ok(env)
     }
 
+    /// The program and its arguments when the job runs without the shell: one plain
+    /// command whose program is found (otherwise the shell runs it and reports the error).
+    fn direct<'l>(&self, launch: &'l Launch) -> Option<(PathBuf, Vec<&'l str>)> {
+        let argv = direct_argv(&launch.commands)?;
+        Some((self.resolve(argv[0], launch)?, argv))
+    }
+
     fn spawn(
         &self,
         launch: &Launch,
+        direct: Option<(PathBuf, Vec<&str>)>,
         masker: &Masker,
     ) -> std::io::Result<(Process, tokio::task::JoinHandle<()>)> {
-        let direct = direct_argv(&launch.commands)
-            .and_then(|argv| Some((self.resolve(argv[0], launch)?, argv)));
         let mut argv = CStrings::default();
         let program = match direct {
             Some((program, words)) => {
@@ -186,16 +192,18 @@ impl Executor for LocalExecutor {
         };
         // A plain command runs without the shell, so its `$` line is written here; the shell
         // session echoes each command's line itself, just before running it.
-        if let [only] = launch.commands.as_slice()
-            && direct_argv(&launch.commands).is_some()
-        {
+        let direct = self.direct(&launch);
+        let ran_directly = direct.is_some();
+        if let (Some(_), [only]) = (&direct, launch.commands.as_slice()) {
             launch.log.note(&masker.mask(&echo_line(only)));
         }
-        let (mut child, copier) = match self.spawn(&launch, &masker) {
+        let (mut child, copier) = match self.spawn(&launch, direct, &masker) {
             Ok(c) => c,
             Err(e) => {
                 // As the shell would report it: 127 not found, 126 not executable.
-                let program = direct_argv(&launch.commands).map_or("/bin/sh", |a| a[0]);
+                let program = direct_argv(&launch.commands)
+                    .filter(|_| ran_directly)
+                    .map_or("/bin/sh", |argv| argv[0]);
                 let (code, what) = match e.kind() {
                     std::io::ErrorKind::NotFound => (127, "command not found".to_string()),
                     std::io::ErrorKind::PermissionDenied => (126, "permission denied".to_string()),

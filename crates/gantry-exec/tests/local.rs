@@ -192,6 +192,11 @@ async fn a_plain_command_runs_without_the_shell_and_a_missing_one_exits_127() {
     let log = log_text(&l).unwrap();
     // Not found on PATH: the shell runs it and reports it, as it would for any command.
     assert!(log.contains("no-such-program-xyz: not found"), "{log}");
+    assert_eq!(
+        log.matches("$ no-such-program-xyz --flag").count(),
+        1,
+        "the command's line is written once (by the shell that ran it): {log}"
+    );
 }
 
 #[tokio::test]
