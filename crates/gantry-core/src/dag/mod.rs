@@ -161,8 +161,13 @@ pub fn step(
         let mut failed_upstream = vec![false; status.len()];
         for &j in &graph.topo {
             let needs = &graph.needs[j];
-            let upstream_failure = needs.iter().any(|&d| failed_upstream[d]);
-            if status[j] == JobStatus::Pending && needs.iter().all(|&d| status[d].is_terminal()) {
+            let ready =
+                status[j] == JobStatus::Pending && needs.iter().all(|&d| status[d].is_terminal());
+            // Only a job being decided, or a skipped one passing failure on, looks at its needs'
+            // failures: each step passes over every job, and most have ended or must wait.
+            let upstream_failure = (ready || status[j] == JobStatus::Skipped)
+                && needs.iter().any(|&d| failed_upstream[d]);
+            if ready {
                 let any = &spec.jobs[j].when.any;
                 let all_ok = needs.iter().all(|&d| status[d] == JobStatus::Succeeded);
                 let by_status =
