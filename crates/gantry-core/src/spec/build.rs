@@ -209,7 +209,7 @@ impl Builder {
             Value::Str(s) => Some(vec![(s.clone(), node.pos)]),
             Value::Null => Some(Vec::new()),
             Value::Seq(items) => {
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(items.len());
                 let mut ok = true;
                 for (i, item) in items.iter().enumerate() {
                     match item.as_str() {
@@ -293,8 +293,8 @@ impl Builder {
             );
         }
         self.check_count(job_entries.len(), jobs_node.pos, "jobs");
-        let mut jobs = Vec::new();
-        let mut need_pos = Vec::new();
+        let mut jobs = Vec::with_capacity(job_entries.len());
+        let mut need_pos = Vec::with_capacity(job_entries.len());
         let mut seen = std::collections::HashSet::with_capacity(job_entries.len());
         for (key, node) in job_entries {
             let path = join("jobs", &key.name);

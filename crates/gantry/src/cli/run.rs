@@ -55,13 +55,15 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
         .unwrap_or("run")
         .trim_start_matches('.')
         .to_string();
-    let spec = match spec::parse_spec(&bytes, format, &default_name, &Limits::default()) {
-        Ok(s) => s,
-        Err(problems) => {
-            eprint!("{}: {problems}", args.file.display());
-            return Ok(2);
-        }
-    };
+    // The document tree is freed once the run has started: the first job need not wait.
+    let (spec, tree) =
+        match spec::parse_spec_keeping_tree(&bytes, format, &default_name, &Limits::default()) {
+            Ok(parsed) => parsed,
+            Err(problems) => {
+                eprint!("{}: {problems}", args.file.display());
+                return Ok(2);
+            }
+        };
     let names: Vec<String> = spec.jobs.iter().map(|j| j.name.clone()).collect();
     // Opened by the journal's first commit, concurrently with the first job's start.
     let store: std::sync::Arc<dyn gantry_engine::ports::Store> = std::sync::Arc::new(
@@ -93,6 +95,7 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
         ..RunContext::default()
     };
     let submitted = engine.submit(spec, context, None).await?;
+    drop(tree);
     let run_id = submitted.run_id.clone();
 
     let mut progress = Progress::new(&run_id, names);
