@@ -130,7 +130,7 @@ impl LocalExecutor {
     fn spawn(
         &self,
         launch: &Launch,
-        direct: Option<(PathBuf, Vec<&str>)>,
+        direct: Option<&(PathBuf, Vec<&str>)>,
         masker: &Masker,
     ) -> std::io::Result<(Process, tokio::task::JoinHandle<()>)> {
         let mut argv = CStrings::default();
@@ -139,7 +139,7 @@ impl LocalExecutor {
                 for w in words {
                     argv.push(&[w.as_bytes()])?;
                 }
-                program.into_os_string().into_vec()
+                program.as_os_str().as_bytes().to_vec()
             }
             None => {
                 let script = session_script(&launch.commands);
@@ -193,17 +193,14 @@ impl Executor for LocalExecutor {
         // A plain command runs without the shell, so its `$` line is written here; the shell
         // session echoes each command's line itself, just before running it.
         let direct = self.direct(&launch);
-        let ran_directly = direct.is_some();
         if let (Some(_), [only]) = (&direct, launch.commands.as_slice()) {
             launch.log.note(&masker.mask(&echo_line(only)));
         }
-        let (mut child, copier) = match self.spawn(&launch, direct, &masker) {
+        let (mut child, copier) = match self.spawn(&launch, direct.as_ref(), &masker) {
             Ok(c) => c,
             Err(e) => {
                 // As the shell would report it: 127 not found, 126 not executable.
-                let program = direct_argv(&launch.commands)
-                    .filter(|_| ran_directly)
-                    .map_or("/bin/sh", |argv| argv[0]);
+                let program = direct.as_ref().map_or("/bin/sh", |(_, argv)| argv[0]);
                 let (code, what) = match e.kind() {
                     std::io::ErrorKind::NotFound => (127, "command not found".to_string()),
                     std::io::ErrorKind::PermissionDenied => (126, "permission denied".to_string()),

@@ -230,13 +230,10 @@ pub fn spawn(spawn: &Spawn<'_>) -> io::Result<Process> {
     };
     let (pid, pidfd) = STACK_OF_THIS_THREAD.with(|cell| -> io::Result<(c_int, c_int)> {
         let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(ChildStack::new()?);
-        }
-        let stack = slot
-            .as_ref()
-            .map(ChildStack::top)
-            .unwrap_or(std::ptr::null_mut());
+        let stack = match &mut *slot {
+            Some(stack) => stack.top(),
+            None => slot.insert(ChildStack::new()?).top(),
+        };
         let mut pidfd: c_int = -1;
         // SAFETY: every signal is blocked on this thread while the child shares our memory
         // (restored right after); the child runs `child_main` on this thread's own stack
@@ -265,7 +262,7 @@ pub fn spawn(spawn: &Spawn<'_>) -> io::Result<Process> {
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     let step = args.failed_step.load(Ordering::Relaxed);
     if step != 0 {
-        let _ = wait_blocking(&pidfd);
+        let _ = waitid(&pidfd, 0); // it has exited: reap it
         let cause = io::Error::from_raw_os_error(args.errno.load(Ordering::Relaxed));
         let what = match step {
             s if s == Step::Exec as i32 => return Err(cause),
@@ -316,10 +313,6 @@ fn waitid(pidfd: &OwnedFd, flags: c_int) -> io::Result<Option<Exit>> {
     }
 }
 
-fn wait_blocking(pidfd: &OwnedFd) -> io::Result<Option<Exit>> {
-    waitid(pidfd, 0)
-}
-
 impl Process {
     /// The process id, which is also its process group's.
     pub fn id(&self) -> i32 {
@@ -344,7 +337,7 @@ impl Process {
         }
     }
 
-    pub fn try_wait(&mut self) -> io::Result<Option<Exit>> {
+    fn try_wait(&mut self) -> io::Result<Option<Exit>> {
         if self.exit.is_none() {
             self.exit = waitid(self.pidfd.get_ref(), libc::WNOHANG)?;
         }
