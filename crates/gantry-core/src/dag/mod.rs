@@ -96,6 +96,8 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// The earliest time a queued job waiting for its retry backoff becomes dispatchable.
     pub wake_at_ms: Option<i64>,
+    /// Queued jobs that could go now were left waiting for a free slot.
+    pub starved: bool,
 }
 
 /// A state change, to be persisted and recorded in the audit trail.
@@ -139,6 +141,7 @@ pub fn step(
     let mut plan = Plan {
         actions: Vec::new(),
         wake_at_ms: None,
+        starved: false,
     };
     if run.status.is_terminal() {
         return plan;
@@ -215,7 +218,7 @@ pub fn step(
                     status[j] = JobStatus::Running;
                     slots -= 1;
                 }
-                _ => {}
+                _ => plan.starved = true,
             }
         }
     }

@@ -183,6 +183,13 @@ impl Sim {
             self.running().len() <= max_parallel,
             "more than {max_parallel} running"
         );
+        let due_left = self.run.jobs.iter().any(|j| {
+            j.status == JobStatus::Queued && j.not_before_ms.is_none_or(|t| t <= self.now)
+        });
+        assert_eq!(
+            plan.starved, due_left,
+            "starved must say whether due jobs were left for lack of a slot"
+        );
         let again = step(&self.spec, &self.graph, &self.ctx, &self.run, self.now, 0);
         assert!(
             again

@@ -543,13 +543,7 @@ impl Actor {
             let free = self.config.max_parallel.saturating_sub(self.running);
             let plan = dag::step(&run.spec, &run.graph, &run.ctx, &run.state, now, free);
             run.wake_at_ms = plan.wake_at_ms;
-            let queued_left = run
-                .state
-                .jobs
-                .iter()
-                .filter(|j| j.status == gantry_core::JobStatus::Queued)
-                .count();
-            let mut dispatched = 0;
+            run.starved = plan.starved;
             for action in plan.actions {
                 match action {
                     Action::Kill { job } => {
@@ -558,7 +552,6 @@ impl Actor {
                         }
                     }
                     Action::Dispatch { job } => {
-                        dispatched += 1;
                         if let Some(t) = run.state.apply(action, now) {
                             run.writes_for(&t, now, &mut writes);
                         }
@@ -609,15 +602,6 @@ impl Actor {
                     }
                 }
             }
-            let queued_now = run
-                .state
-                .jobs
-                .iter()
-                .filter(|j| j.status == gantry_core::JobStatus::Queued)
-                .count();
-            run.starved = queued_now > 0
-                && (dispatched < queued_left + queued_now)
-                && plan.wake_at_ms.is_none_or(|w| w <= now);
         }
         for id in finished {
             self.runs.remove(&id);
