@@ -387,3 +387,73 @@ async fn large_payloads_are_written_once_beside_the_database() {
     assert_eq!(segments(), 1);
     assert_eq!(s.get_event("ev-new").await.unwrap().unwrap().payload, big);
 }
+
+/// Job and audit rows travel to SQLite as JSON: every field, NULLs, negative and large numbers,
+/// quotes, backslashes and non-ASCII text come back as written, in order, in batches larger
+/// than any one statement used to take.
+#[tokio::test]
+async fn every_job_and_audit_field_round_trips_in_large_batches() {
+    let (_d, s) = open().await;
+    let mut r = run("01J", 1);
+    let name = |i: usize| format!("j{i} \"q\" \\ é ✓ 'x'");
+    r.jobs = (0..1500).map(|i| JobRecord::pending(i, &name(i))).collect();
+    s.commit(&[Write::InsertRun(Box::new(r.clone()))])
+        .await
+        .unwrap();
+    let mut writes = Vec::new();
+    let mut want = r.jobs.clone();
+    for (i, job) in want.iter_mut().enumerate() {
+        *job = JobRecord {
+            index: i as u32,
+            name: name(i),
+            status: if i % 2 == 0 {
+                JobStatus::Failed
+            } else {
+                JobStatus::Succeeded
+            },
+            attempt: 1 + (i as u32 % 3),
+            exit_code: (i % 3 != 0).then_some(if i % 2 == 0 { -(i as i32) } else { 0 }),
+            started_at_ms: Some(1_700_000_000_000 + i as i64),
+            finished_at_ms: (i % 5 != 0).then_some(i64::MAX - i as i64),
+            not_before_ms: (i % 7 == 0).then_some(42),
+        };
+        writes.push(Write::UpdateJob {
+            run_id: "01J".into(),
+            job: job.clone(),
+        });
+        writes.push(Write::Audit(AuditRecord {
+            seq: 0,
+            at_ms: 1_700_000_000_000 + i as i64,
+            trace_id: "trace-01J".into(),
+            run_id: "01J".into(),
+            job: (i % 4 != 0).then(|| name(i)),
+            attempt: (i % 4 != 1).then_some(i as u32),
+            from: (i % 4 != 2).then(|| "running".to_string()),
+            to: format!("to-{i}"),
+            note: (i % 4 != 3).then(|| format!("note {i}: \"{}\"\n\ttab \\ ü", name(i))),
+        }));
+    }
+    s.commit(&writes).await.unwrap();
+
+    let got = s.get_run("01J").await.unwrap().unwrap();
+    assert_eq!(got.jobs, want);
+    let trail = s.audit_trail("01J").await.unwrap();
+    let sent: Vec<AuditRecord> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Audit(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(trail.len(), sent.len());
+    for (got, sent) in trail.iter().zip(&sent) {
+        assert_eq!(
+            AuditRecord {
+                seq: 0,
+                ..got.clone()
+            },
+            *sent
+        );
+    }
+    assert!(trail.windows(2).all(|w| w[0].seq < w[1].seq));
+}

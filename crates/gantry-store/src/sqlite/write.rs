@@ -1,6 +1,9 @@
 //! The SQLite write path: a batch of [`Write`]s applied in one transaction, in an order that
 //! respects foreign keys and gives the same final state as the batch's own order (inserts
-//! first, then the last update of each run and job), with multi-row statements.
+//! first, then the last update of each run and job). Job and audit rows go in as one JSON
+//! array per statement, read by `jsonb_each` (parsed once into SQLite's binary JSON, so each
+//! column is picked without parsing the row again). The statement's text is the same whatever
+//! the number of rows, so SQLite prepares it once per connection instead of once per batch.
 
 use super::payloads::Payloads;
 use crate::rows::db;
@@ -8,8 +11,6 @@ use gantry_engine::ports::*;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use std::collections::HashMap;
 
-/// Rows per multi-row statement; 9 columns each stays well under SQLite's 32766 variables.
-const ROWS_PER_STATEMENT: usize = 1000;
 /// Events carry whole payloads (GitHub allows 25 MB): fewer per statement.
 const EVENTS_PER_STATEMENT: usize = 64;
 
@@ -108,12 +109,16 @@ async fn insert_runs(tx: &mut SqliteConnection, inserts: &[&RunRecord]) -> Store
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        for chunk in r.jobs.chunks(ROWS_PER_STATEMENT) {
-            push_jobs(&r.id, chunk.iter())
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+        if !r.jobs.is_empty() {
+            sqlx::query(
+                "INSERT INTO jobs (run_id, idx, name, status, attempt, exit_code, started_at, finished_at, not_before)
+                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8
+                 FROM jsonb_each(?)",
+            )
+            .bind(json_rows(r.jobs.iter().map(|j| job_row(&r.id, j)))?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         }
     }
     Ok(())
@@ -151,23 +156,46 @@ async fn upsert_jobs(
     job_order: &[(&str, u32)],
     job_updates: &HashMap<(&str, u32), (&str, &JobRecord)>,
 ) -> StoreResult<()> {
-    for chunk in job_order.chunks(ROWS_PER_STATEMENT) {
-        let mut by_run: Vec<(&str, &JobRecord)> = chunk.iter().map(|k| job_updates[k]).collect();
-        by_run.sort_by_key(|(r, j)| (*r, j.index));
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO jobs (run_id, idx, name, status, attempt, exit_code, started_at, finished_at, not_before) ",
-        );
-        q.push_values(by_run, |mut b, (run_id, j)| {
-            bind_job(&mut b, run_id, j);
-        });
-        q.push(
-                " ON CONFLICT (run_id, idx) DO UPDATE SET status = excluded.status, attempt = excluded.attempt,
-                  exit_code = excluded.exit_code, started_at = excluded.started_at,
-                  finished_at = excluded.finished_at, not_before = excluded.not_before",
-            );
-        q.build().execute(&mut *tx).await.map_err(db)?;
+    if job_order.is_empty() {
+        return Ok(());
     }
+    let mut by_run: Vec<(&str, &JobRecord)> = job_order.iter().map(|k| job_updates[k]).collect();
+    by_run.sort_by_key(|(r, j)| (*r, j.index));
+    // One statement text whatever the number of rows (its prepared form is cached): the rows
+    // travel as one JSON array. (`WHERE true` keeps `ON CONFLICT` from parsing as a join's `ON`.)
+    sqlx::query(
+        "INSERT INTO jobs (run_id, idx, name, status, attempt, exit_code, started_at, finished_at, not_before)
+         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8
+         FROM jsonb_each(?) WHERE true
+         ON CONFLICT (run_id, idx) DO UPDATE SET status = excluded.status, attempt = excluded.attempt,
+           exit_code = excluded.exit_code, started_at = excluded.started_at,
+           finished_at = excluded.finished_at, not_before = excluded.not_before",
+    )
+    .bind(json_rows(by_run.iter().map(|(run_id, j)| job_row(run_id, j)))?)
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
     Ok(())
+}
+
+/// A job's row as the JSON array `upsert_jobs` and `insert_runs` read with `jsonb_each`.
+fn job_row(run_id: &str, j: &JobRecord) -> serde_json::Value {
+    serde_json::json!([
+        run_id,
+        j.index,
+        j.name,
+        j.status.as_str(),
+        j.attempt,
+        j.exit_code,
+        j.started_at_ms,
+        j.finished_at_ms,
+        j.not_before_ms
+    ])
+}
+
+/// Rows as one JSON array text, for a statement that reads them with `jsonb_each(?)`.
+fn json_rows(rows: impl Iterator<Item = serde_json::Value>) -> StoreResult<String> {
+    serde_json::to_string(&rows.collect::<Vec<_>>()).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Inserts the batch's events (each at its payload place); says which were duplicates.
@@ -250,22 +278,24 @@ async fn insert_events(
 }
 
 async fn insert_audits(tx: &mut SqliteConnection, audits: &[&AuditRecord]) -> StoreResult<()> {
-    for chunk in audits.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO audit_events (at, trace_id, run_id, job, attempt, from_status, to_status, note) ",
-        );
-        q.push_values(chunk, |mut b, a| {
-            b.push_bind(a.at_ms)
-                .push_bind(a.trace_id.clone())
-                .push_bind(a.run_id.clone())
-                .push_bind(a.job.clone())
-                .push_bind(a.attempt.map(i64::from))
-                .push_bind(a.from.clone())
-                .push_bind(a.to.clone())
-                .push_bind(a.note.clone());
-        });
-        q.build().execute(&mut *tx).await.map_err(db)?;
+    if audits.is_empty() {
+        return Ok(());
     }
+    // In batch order (jsonb_each reads the array in order, so `seq` follows it).
+    let rows = audits.iter().map(|a| {
+        serde_json::json!([
+            a.at_ms, a.trace_id, a.run_id, a.job, a.attempt, a.from, a.to, a.note
+        ])
+    });
+    sqlx::query(
+        "INSERT INTO audit_events (at, trace_id, run_id, job, attempt, from_status, to_status, note)
+         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7
+         FROM jsonb_each(?)",
+    )
+    .bind(json_rows(rows)?)
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
     Ok(())
 }
 
@@ -303,28 +333,4 @@ async fn apply_leases(tx: &mut SqliteConnection, leases: &[&Write]) -> StoreResu
         }
     }
     Ok(())
-}
-
-fn bind_job(
-    b: &mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>,
-    run_id: &str,
-    j: &JobRecord,
-) {
-    b.push_bind(run_id.to_string())
-        .push_bind(i64::from(j.index))
-        .push_bind(j.name.clone())
-        .push_bind(j.status.as_str())
-        .push_bind(i64::from(j.attempt))
-        .push_bind(j.exit_code.map(i64::from))
-        .push_bind(j.started_at_ms)
-        .push_bind(j.finished_at_ms)
-        .push_bind(j.not_before_ms);
-}
-
-fn push_jobs<'a>(run_id: &str, jobs: impl Iterator<Item = &'a JobRecord>) -> QueryBuilder<Sqlite> {
-    let mut q = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO jobs (run_id, idx, name, status, attempt, exit_code, started_at, finished_at, not_before) ",
-    );
-    q.push_values(jobs, |mut b, j| bind_job(&mut b, run_id, j));
-    q
 }
