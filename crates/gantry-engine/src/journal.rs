@@ -131,7 +131,10 @@ async fn writer(
             None => {
                 let e = rx.recv().await;
                 // Alone, wait a little for company; behind a commit, the wait is that commit.
-                tokio::time::sleep_until(last_commit + COMMIT_INTERVAL).await;
+                // A flush (nothing to write) has nothing to share a commit with.
+                if e.as_ref().is_some_and(|e| !e.writes.is_empty()) {
+                    tokio::time::sleep_until(last_commit + COMMIT_INTERVAL).await;
+                }
                 e
             }
         };

@@ -171,3 +171,62 @@ async fn a_job_for_a_missing_executor_fails_saying_why() {
     assert_eq!(status, JobStatus::Failed);
     assert!(log.contains("secrets API_KEY are not available"), "{log}");
 }
+
+/// Succeeds, except jobs named `bad…`, which fail with exit code 3.
+struct FailsBad;
+
+#[async_trait]
+impl Executor for FailsBad {
+    async fn execute(&self, launch: Launch, _cancel: CancelSignal) -> Outcome {
+        if launch.job.starts_with("bad") {
+            Outcome::Failed { exit_code: Some(3) }
+        } else {
+            Outcome::Succeeded
+        }
+    }
+}
+
+/// A reader of committed batches knows the stored run exactly, by applying each committed
+/// write to the inserted record (what `gantry run` does instead of reading the run back).
+#[tokio::test]
+async fn folding_committed_writes_over_the_inserted_run_gives_the_stored_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, store) = engine(dir.path(), Arc::new(FailsBad), 10_000).await;
+    let mut committed = engine.journal().subscribe();
+    let yaml = "jobs:\n  a: {run: [x]}\n  bad: {run: [x], needs: [a], retries: {count: 1, backoff: 10ms}}\n  \
+                skipped: {run: [x], needs: [bad]}\n  cleanup: {run: [x], needs: [bad], when: {status: [failure]}}\n  \
+                other: {run: [x]}\n";
+    let run = engine
+        .submit(spec(yaml), RunContext::default(), None)
+        .await
+        .unwrap();
+    let mut folded: Option<gantry_engine::ports::RunRecord> = None;
+    let mut applied = 0;
+    let fold = async {
+        while folded.as_ref().is_none_or(|r| !r.status.is_terminal()) {
+            let batch = committed.recv().await.unwrap();
+            for w in batch.iter() {
+                match (w, folded.as_mut()) {
+                    (gantry_engine::ports::Write::InsertRun(r), None) if r.id == run.run_id => {
+                        folded = Some((**r).clone())
+                    }
+                    (w, Some(r)) => applied += usize::from(r.apply(w)),
+                    _ => {}
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), fold)
+        .await
+        .expect("the fold saw the run end");
+    let folded = folded.unwrap();
+    let stored = store.get_run(&run.run_id).await.unwrap().unwrap();
+    assert_eq!(folded, stored);
+    assert_eq!(folded.status, RunStatus::Failed);
+    let by_name = |n: &str| folded.jobs.iter().find(|j| j.name == n).unwrap().clone();
+    assert_eq!(by_name("bad").attempt, 2, "the retry is in the fold");
+    assert_eq!(by_name("bad").exit_code, Some(3));
+    assert_eq!(by_name("skipped").status, JobStatus::Skipped);
+    assert_eq!(by_name("cleanup").status, JobStatus::Succeeded);
+    assert!(applied >= 10, "every job moved at least twice: {applied}");
+}

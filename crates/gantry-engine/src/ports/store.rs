@@ -35,6 +35,37 @@ pub struct RunRecord {
     pub jobs: Vec<JobRecord>,
 }
 
+impl RunRecord {
+    /// Applies one write the way the store does, if it is about this run: what a reader of
+    /// committed batches folds over the inserted record to know the stored run without
+    /// reading it back. Returns whether the write was about this run.
+    pub fn apply(&mut self, write: &Write) -> bool {
+        match write {
+            Write::UpdateRun {
+                id,
+                status,
+                cancel_requested,
+                started_at_ms,
+                finished_at_ms,
+            } if *id == self.id => {
+                self.status = *status;
+                self.cancel_requested = *cancel_requested;
+                self.started_at_ms = *started_at_ms;
+                self.finished_at_ms = *finished_at_ms;
+                true
+            }
+            Write::UpdateJob { run_id, job } if *run_id == self.id => {
+                match self.jobs.get_mut(job.index as usize) {
+                    Some(slot) => *slot = job.clone(),
+                    None => return false,
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRecord {
     pub index: u32,

@@ -9,6 +9,7 @@ use crate::wiring;
 use anyhow::Context;
 use gantry_core::RunStatus;
 use gantry_core::spec::{self, Format, Limits, RunContext};
+use gantry_engine::ports::{RunRecord, Write};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -99,26 +100,41 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
     let run_id = submitted.run_id.clone();
 
     let mut progress = Progress::new(&run_id, names);
-    let waiter = {
-        let engine = engine.clone();
-        let id = run_id.clone();
-        tokio::spawn(async move { engine.wait_finished(&id).await })
-    };
-    tokio::pin!(waiter);
+    // The run as stored, known without reading it back: its inserted record with every later
+    // committed write applied. Only if some batches were missed (a lagging subscriber) is the
+    // finished run read from the store.
+    let mut folded: Option<RunRecord> = None;
     let mut interrupted = false;
     let record = loop {
         tokio::select! {
-            batch = committed.recv() => {
-                if let Ok(batch) = batch {
+            batch = committed.recv() => match batch {
+                Ok(batch) => {
                     progress.observe(&batch);
+                    for w in batch.iter() {
+                        match (w, folded.as_mut()) {
+                            (Write::InsertRun(r), None) if r.id == run_id => folded = Some((**r).clone()),
+                            (w, Some(r)) => {
+                                r.apply(w);
+                            }
+                            _ => {}
+                        }
+                    }
+                    if let Some(r) = folded.take_if(|r| r.status.is_terminal()) {
+                        break r;
+                    }
                 }
-            }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    break engine.wait_finished(&run_id).await.context("waiting for the run")?;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    anyhow::bail!("the engine stopped before run {run_id} finished");
+                }
+            },
             _ = tokio::signal::ctrl_c(), if !interrupted => {
                 interrupted = true;
                 eprintln!("interrupted: cancelling run {run_id}");
                 let _ = engine.cancel(&run_id).await;
             }
-            done = &mut waiter => break done.context("waiting for the run")??,
         }
     };
     while let Ok(batch) = committed.try_recv() {
