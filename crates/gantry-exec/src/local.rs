@@ -220,7 +220,7 @@ impl Executor for LocalExecutor {
         let outcome = tokio::select! {
             status = child.wait() => {
                 // The session is over; anything it left behind in its group goes too.
-                let _ = killpg(group, Signal::SIGKILL);
+                kill_group(group).await;
                 match status {
                     Ok(s) => outcome_of(s),
                     Err(e) => {
@@ -293,8 +293,47 @@ impl LocalExecutor {
             let _ = killpg(group, Signal::SIGKILL);
             let _ = child.wait().await;
         }
-        let _ = killpg(group, Signal::SIGKILL);
+        kill_group(group).await;
     }
+}
+
+/// Longest wait for a killed group's processes to be gone.
+const GROUP_GONE_WITHIN: Duration = Duration::from_secs(2);
+
+/// KILLs whatever is left in the group and waits (up to `GROUP_GONE_WITHIN`) until none of it
+/// is still running, so an attempt is reported ended only once nothing of it runs. An empty
+/// group (the usual case) costs the one `kill`.
+async fn kill_group(group: Pid) {
+    if killpg(group, Signal::SIGKILL).is_err() {
+        return; // no process left in the group
+    }
+    let deadline = tokio::time::Instant::now() + GROUP_GONE_WITHIN;
+    while group_runs(group) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Whether a process of the group is still running (exited ones waiting to be reaped by
+/// whoever inherited them do not count).
+fn group_runs(group: Pid) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        e.file_name()
+            .to_str()
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+            && std::fs::read_to_string(e.path().join("stat")).is_ok_and(|stat| {
+                // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+                fields
+                    .first()
+                    .is_some_and(|state| *state != "Z" && *state != "X")
+                    && fields.get(2) == Some(&group.as_raw().to_string().as_str())
+            })
+    })
 }
 
 /// How a command is shown in the log: `$ ` and its first line (`…` if it has more).

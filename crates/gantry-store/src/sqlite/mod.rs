@@ -60,11 +60,10 @@ impl SqliteStore {
             .run(&write)
             .await
             .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+        // Readers connect when first needed (`gantry run` never reads back what it follows).
         let read = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
-            .await
-            .map_err(db)?;
+            .connect_lazy_with(options.read_only(true));
         Ok(SqliteStore {
             write,
             read,
