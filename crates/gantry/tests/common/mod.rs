@@ -148,13 +148,18 @@ pub fn job<'a>(run: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no job {name} in {run}"))
 }
 
-/// Whether any process has `marker` in its command line.
+/// Whether a process runs exactly the command `marker` (its arguments joined by spaces). Exact,
+/// not a substring: the shell of any job whose script merely mentions the command (in this
+/// test or one running beside it) must not count.
 pub fn alive(marker: &str) -> bool {
     std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
         std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
-            String::from_utf8_lossy(&c)
-                .replace('\0', " ")
-                .contains(marker)
+            let args: Vec<String> = c
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            args.join(" ") == marker
         })
     })
 }
