@@ -319,6 +319,7 @@ fn group_runs(group: Pid) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return false;
     };
+    let group = group.as_raw().to_string();
     entries.flatten().any(|e| {
         e.file_name()
             .to_str()
@@ -331,7 +332,7 @@ fn group_runs(group: Pid) -> bool {
                 fields
                     .first()
                     .is_some_and(|state| *state != "Z" && *state != "X")
-                    && fields.get(2) == Some(&group.as_raw().to_string().as_str())
+                    && fields.get(2) == Some(&group.as_str())
             })
     })
 }

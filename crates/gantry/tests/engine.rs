@@ -205,15 +205,7 @@ async fn folding_committed_writes_over_the_inserted_run_gives_the_stored_run() {
     let fold = async {
         while folded.as_ref().is_none_or(|r| !r.status.is_terminal()) {
             let batch = committed.recv().await.unwrap();
-            for w in batch.iter() {
-                match (w, folded.as_mut()) {
-                    (gantry_engine::ports::Write::InsertRun(r), None) if r.id == run.run_id => {
-                        folded = Some((**r).clone())
-                    }
-                    (w, Some(r)) => applied += usize::from(r.apply(w)),
-                    _ => {}
-                }
-            }
+            applied += gantry_engine::ports::RunRecord::follow(&mut folded, &run.run_id, &batch);
         }
     };
     tokio::time::timeout(Duration::from_secs(20), fold)

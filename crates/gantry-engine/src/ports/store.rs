@@ -36,6 +36,21 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// Follows run `run_id` through one committed batch: `run` becomes the record the batch
+    /// inserts for it, and then takes every later write about it (see [`RunRecord::apply`]).
+    /// Returns how many writes of the batch were applied.
+    pub fn follow(run: &mut Option<RunRecord>, run_id: &str, batch: &[Write]) -> usize {
+        let mut applied = 0;
+        for w in batch {
+            match (w, run.as_mut()) {
+                (Write::InsertRun(r), None) if r.id == run_id => *run = Some((**r).clone()),
+                (w, Some(r)) => applied += usize::from(r.apply(w)),
+                _ => {}
+            }
+        }
+        applied
+    }
+
     /// Applies one write the way the store does, if it is about this run: what a reader of
     /// committed batches folds over the inserted record to know the stored run without
     /// reading it back. Returns whether the write was about this run.

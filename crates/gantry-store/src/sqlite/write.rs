@@ -11,6 +11,15 @@ use gantry_engine::ports::*;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use std::collections::HashMap;
 
+/// Job rows from a JSON array of `job_row`s (`upsert_jobs` adds its conflict clause).
+macro_rules! insert_jobs {
+    () => {
+        "INSERT INTO jobs (run_id, idx, name, status, attempt, exit_code, started_at, finished_at, not_before)
+         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8
+         FROM jsonb_each(?)"
+    };
+}
+
 /// Events carry whole payloads (GitHub allows 25 MB): fewer per statement.
 const EVENTS_PER_STATEMENT: usize = 64;
 
@@ -110,15 +119,11 @@ async fn insert_runs(tx: &mut SqliteConnection, inserts: &[&RunRecord]) -> Store
             .await
             .map_err(db)?;
         if !r.jobs.is_empty() {
-            sqlx::query(
-                "INSERT INTO jobs (run_id, idx, name, status, attempt, exit_code, started_at, finished_at, not_before)
-                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8
-                 FROM jsonb_each(?)",
-            )
-            .bind(json_rows(r.jobs.iter().map(|j| job_row(&r.id, j)))?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            sqlx::query(insert_jobs!())
+                .bind(json_rows(r.jobs.iter().map(|j| job_row(&r.id, j)))?)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
         }
     }
     Ok(())
@@ -163,14 +168,13 @@ async fn upsert_jobs(
     by_run.sort_by_key(|(r, j)| (*r, j.index));
     // One statement text whatever the number of rows (its prepared form is cached): the rows
     // travel as one JSON array. (`WHERE true` keeps `ON CONFLICT` from parsing as a join's `ON`.)
-    sqlx::query(
-        "INSERT INTO jobs (run_id, idx, name, status, attempt, exit_code, started_at, finished_at, not_before)
-         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8
-         FROM jsonb_each(?) WHERE true
+    sqlx::query(concat!(
+        insert_jobs!(),
+        " WHERE true
          ON CONFLICT (run_id, idx) DO UPDATE SET status = excluded.status, attempt = excluded.attempt,
            exit_code = excluded.exit_code, started_at = excluded.started_at,
-           finished_at = excluded.finished_at, not_before = excluded.not_before",
-    )
+           finished_at = excluded.finished_at, not_before = excluded.not_before"
+    ))
     .bind(json_rows(by_run.iter().map(|(run_id, j)| job_row(run_id, j)))?)
     .execute(&mut *tx)
     .await
@@ -178,23 +182,35 @@ async fn upsert_jobs(
     Ok(())
 }
 
-/// A job's row as the JSON array `upsert_jobs` and `insert_runs` read with `jsonb_each`.
-fn job_row(run_id: &str, j: &JobRecord) -> serde_json::Value {
-    serde_json::json!([
+/// A job's row, serialized as the JSON array `insert_jobs!` reads (a tuple is an array).
+type JobRow<'a> = (
+    &'a str,
+    u32,
+    &'a str,
+    &'a str,
+    u32,
+    Option<i32>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn job_row<'a>(run_id: &'a str, j: &'a JobRecord) -> JobRow<'a> {
+    (
         run_id,
         j.index,
-        j.name,
+        &j.name,
         j.status.as_str(),
         j.attempt,
         j.exit_code,
         j.started_at_ms,
         j.finished_at_ms,
-        j.not_before_ms
-    ])
+        j.not_before_ms,
+    )
 }
 
 /// Rows as one JSON array text, for a statement that reads them with `jsonb_each(?)`.
-fn json_rows(rows: impl Iterator<Item = serde_json::Value>) -> StoreResult<String> {
+fn json_rows<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> StoreResult<String> {
     serde_json::to_string(&rows.collect::<Vec<_>>()).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -283,9 +299,16 @@ async fn insert_audits(tx: &mut SqliteConnection, audits: &[&AuditRecord]) -> St
     }
     // In batch order (jsonb_each reads the array in order, so `seq` follows it).
     let rows = audits.iter().map(|a| {
-        serde_json::json!([
-            a.at_ms, a.trace_id, a.run_id, a.job, a.attempt, a.from, a.to, a.note
-        ])
+        (
+            a.at_ms,
+            &a.trace_id,
+            &a.run_id,
+            &a.job,
+            a.attempt,
+            &a.from,
+            &a.to,
+            &a.note,
+        )
     });
     sqlx::query(
         "INSERT INTO audit_events (at, trace_id, run_id, job, attempt, from_status, to_status, note)

@@ -9,7 +9,7 @@ use crate::wiring;
 use anyhow::Context;
 use gantry_core::RunStatus;
 use gantry_core::spec::{self, Format, Limits, RunContext};
-use gantry_engine::ports::{RunRecord, Write};
+use gantry_engine::ports::RunRecord;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -110,15 +110,7 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
             batch = committed.recv() => match batch {
                 Ok(batch) => {
                     progress.observe(&batch);
-                    for w in batch.iter() {
-                        match (w, folded.as_mut()) {
-                            (Write::InsertRun(r), None) if r.id == run_id => folded = Some((**r).clone()),
-                            (w, Some(r)) => {
-                                r.apply(w);
-                            }
-                            _ => {}
-                        }
-                    }
+                    RunRecord::follow(&mut folded, &run_id, &batch);
                     if let Some(r) = folded.take_if(|r| r.status.is_terminal()) {
                         break r;
                     }
