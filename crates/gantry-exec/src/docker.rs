@@ -19,6 +19,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use gantry_core::dag::Outcome;
+use gantry_core::secret::Masker;
 use gantry_engine::ports::{CancelSignal, Executor, Launch};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -112,13 +113,32 @@ impl DockerExecutor {
 
 #[async_trait]
 impl Executor for DockerExecutor {
-    async fn execute(&self, launch: Launch, mut cancel: CancelSignal) -> Outcome {
-        let Some(masker) = workspace::start(self.git.as_deref(), &self.workspaces, &launch).await
+    async fn execute(&self, mut launch: Launch, cancel: CancelSignal) -> Outcome {
+        let Some((masker, workspace)) =
+            workspace::start(self.git.as_deref(), &self.workspaces, &mut launch).await
         else {
             return Outcome::Failed { exit_code: None };
         };
+        let outcome = self.run_in_container(&launch, masker, cancel).await;
+        self.workspaces.give_back(workspace);
+        outcome
+    }
+
+    async fn reap_orphans(&self) -> usize {
+        self.reap_labelled().await
+    }
+}
+
+impl DockerExecutor {
+    /// The job's commands in a container of its image, in the prepared workspace.
+    async fn run_in_container(
+        &self,
+        launch: &Launch,
+        masker: Masker,
+        mut cancel: CancelSignal,
+    ) -> Outcome {
         let Some(image) = launch.image.clone() else {
-            note(&launch, "gantry: a docker job needs an `image`");
+            note(launch, "gantry: a docker job needs an `image`");
             return Outcome::Failed { exit_code: None };
         };
         if let Err(e) = self.docker.inspect_image(&image).await {
@@ -130,21 +150,21 @@ impl Executor for DockerExecutor {
                 ),
                 other => format!("gantry: cannot inspect image `{image}`: {other}"),
             };
-            note(&launch, &why);
+            note(launch, &why);
             return Outcome::Failed { exit_code: None };
         }
         let created = self
             .docker
             .create_container(
                 Some(CreateContainerOptions::default()),
-                self.body(&launch, &image),
+                self.body(launch, &image),
             )
             .await;
         let id = match created {
             Ok(c) => c.id,
             Err(e) => {
                 note(
-                    &launch,
+                    launch,
                     &masker.mask(&format!("gantry: cannot create the container: {e}")),
                 );
                 return Outcome::Failed { exit_code: None };
@@ -152,7 +172,7 @@ impl Executor for DockerExecutor {
         };
         if let Err(e) = self.docker.start_container(&id, None).await {
             note(
-                &launch,
+                launch,
                 &masker.mask(&format!("gantry: cannot start the container: {e}")),
             );
             self.remove(&id).await;
@@ -214,21 +234,21 @@ impl Executor for DockerExecutor {
         let _ = tokio::time::timeout(Duration::from_secs(5), streamer).await;
         match outcome {
             Outcome::TimedOut => note(
-                &launch,
+                launch,
                 &format!(
                     "gantry: timed out after {}",
                     gantry_core::duration::format_duration_ms(launch.timeout_ms)
                 ),
             ),
-            Outcome::Cancelled => note(&launch, "gantry: cancelled"),
+            Outcome::Cancelled => note(launch, "gantry: cancelled"),
             _ => {}
         }
         self.remove(&id).await;
-        self.workspaces.recycle(&launch.workspace);
         outcome
     }
 
-    async fn reap_orphans(&self) -> usize {
+    /// Removes the containers of this owner's attempts (left by an earlier life).
+    async fn reap_labelled(&self) -> usize {
         let filters = HashMap::from([(
             "label".to_string(),
             vec![format!("{OWNER_LABEL}={}", self.owner)],

@@ -7,13 +7,14 @@
 use crate::git::GitSources;
 use crate::masked_log;
 use crate::spawn::{self, CStrings, Exit, Process, Spawn};
-use crate::workspace;
+use crate::workspace::{self, Workspace};
 use async_trait::async_trait;
 use gantry_core::dag::Outcome;
 use gantry_core::secret::Masker;
 use gantry_engine::ports::{CancelSignal, Executor, Launch};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -27,12 +28,17 @@ const OWNER_ENV: &str = "GANTRY_EXEC_OWNER";
 
 pub struct LocalExecutor {
     owner: String,
-    /// PATH lookups of directly exec'd programs, by (PATH, name).
-    resolved: std::sync::Mutex<std::collections::HashMap<(String, String), PathBuf>>,
+    /// PATH lookups of directly exec'd programs, by PATH and then name.
+    resolved: std::sync::Mutex<HashMap<String, HashMap<String, PathBuf>>>,
+    /// Our PATH, for jobs that do not set their own.
+    path: String,
     kill_grace: Duration,
     /// Our environment as jobs inherit it (before their own variables): without the server's
-    /// own `GANTRY_*` settings (tokens, secrets), which are never passed to jobs.
-    base_env: Vec<(Vec<u8>, Vec<u8>)>,
+    /// own `GANTRY_*` settings (tokens, secrets), which are never passed to jobs. Built once;
+    /// a job copies it whole unless it sets one of its names.
+    base_env: CStrings,
+    /// The names in `base_env`, sorted.
+    base_names: Vec<Vec<u8>>,
     /// Every job's standard input.
     dev_null: Option<std::fs::File>,
     /// Puts a job's source into its workspace.
@@ -44,15 +50,24 @@ impl LocalExecutor {
     /// `owner` names this server's attempts (stable across its restarts); `kill_grace` is the
     /// time between TERM and KILL.
     pub fn new(owner: impl Into<String>, kill_grace: Duration) -> Self {
-        let base_env = std::env::vars_os()
-            .map(|(k, v)| (k.into_vec(), v.into_vec()))
-            .filter(|(k, _)| !k.starts_with(b"GANTRY_"))
-            .collect();
+        let mut base_env = CStrings::default();
+        let mut base_names = Vec::new();
+        for (k, v) in std::env::vars_os() {
+            let (k, v) = (k.into_vec(), v.into_vec());
+            // (The environment cannot hold a NUL byte, so every variable is taken.)
+            if !k.starts_with(b"GANTRY_") && base_env.push(&[&k, b"=", &v]).is_ok() {
+                base_names.push(k);
+            }
+        }
+        base_names.sort();
+        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
         LocalExecutor {
             owner: owner.into(),
             resolved: Default::default(),
             kill_grace,
             base_env,
+            base_names,
+            path,
             dev_null: std::fs::File::open("/dev/null").ok(),
             git: None,
             workspaces: Default::default(),
@@ -76,18 +91,18 @@ impl LocalExecutor {
             .env
             .iter()
             .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.clone())
-            .or_else(|| std::env::var("PATH").ok())
-            .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-        let key = (path, program.to_string());
+            .map_or(self.path.as_str(), |(_, v)| v.as_str());
         let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = cache.get(&key) {
+        if let Some(found) = cache.get(path).and_then(|names| names.get(program)) {
             return Some(found.clone());
         }
-        let found = std::env::split_paths(&key.0)
+        let found = std::env::split_paths(path)
             .map(|dir| dir.join(program))
             .find(|p| is_executable(p))?;
-        cache.insert(key, found.clone());
+        cache
+            .entry(path.to_string())
+            .or_default()
+            .insert(program.to_string(), found.clone());
         Some(found)
     }
 
@@ -106,12 +121,19 @@ impl LocalExecutor {
                 .iter()
                 .map(|(k, v)| (k.as_bytes(), v.expose().as_bytes())),
         );
-        let mut env = CStrings::default();
-        for (k, v) in &self.base_env {
-            if !set.iter().any(|(name, _)| name == k) {
-                env.push(&[k, b"=", v])?;
-            }
-        }
+        let overrides_ours = set.iter().any(|(k, _)| {
+            self.base_names
+                .binary_search_by(|n| n.as_slice().cmp(k))
+                .is_ok()
+        });
+        let mut env = if overrides_ours {
+            self.base_env.filtered(|var| {
+                let name = var.split(|b| *b == b'=').next().unwrap_or_default();
+                !set.iter().any(|(k, _)| *k == name)
+            })
+        } else {
+            self.base_env.clone()
+        };
         for (i, (k, v)) in set.iter().enumerate() {
             if !set[i + 1..].iter().any(|(name, _)| name == k) {
                 env.push(&[k, b"=", v])?;
@@ -130,6 +152,7 @@ impl LocalExecutor {
     fn spawn(
         &self,
         launch: &Launch,
+        workspace: &Workspace,
         direct: Option<&(PathBuf, Vec<&str>)>,
         masker: &Masker,
     ) -> std::io::Result<(Process, tokio::task::JoinHandle<()>)> {
@@ -150,7 +173,6 @@ impl LocalExecutor {
             }
         };
         let program = c_string(program)?;
-        let cwd = c_string(launch.workspace.as_os_str().as_bytes().to_vec())?;
         let env = self.env_for(launch)?;
         let opened;
         let stdin = match &self.dev_null {
@@ -165,7 +187,7 @@ impl LocalExecutor {
             program: &program,
             argv: &argv,
             env: &env,
-            cwd: &cwd,
+            cwd: workspace.dir(),
             stdin: stdin.as_fd(),
             output: pipe.as_fd(),
         })?;
@@ -185,8 +207,9 @@ fn c_string(bytes: Vec<u8>) -> std::io::Result<CString> {
 
 #[async_trait]
 impl Executor for LocalExecutor {
-    async fn execute(&self, launch: Launch, mut cancel: CancelSignal) -> Outcome {
-        let Some(masker) = workspace::start(self.git.as_deref(), &self.workspaces, &launch).await
+    async fn execute(&self, mut launch: Launch, mut cancel: CancelSignal) -> Outcome {
+        let Some((masker, workspace)) =
+            workspace::start(self.git.as_deref(), &self.workspaces, &mut launch).await
         else {
             return Outcome::Failed { exit_code: None };
         };
@@ -196,7 +219,7 @@ impl Executor for LocalExecutor {
         if let (Some(_), [only]) = (&direct, launch.commands.as_slice()) {
             launch.log.note(&masker.mask(&echo_line(only)));
         }
-        let (mut child, copier) = match self.spawn(&launch, direct.as_ref(), &masker) {
+        let (mut child, copier) = match self.spawn(&launch, &workspace, direct.as_ref(), &masker) {
             Ok(c) => c,
             Err(e) => {
                 // As the shell would report it: 127 not found, 126 not executable.
@@ -207,6 +230,7 @@ impl Executor for LocalExecutor {
                     _ => (126, e.to_string()),
                 };
                 note(&launch, &format!("gantry: {program}: {what}"));
+                self.workspaces.give_back(workspace);
                 return Outcome::Failed {
                     exit_code: Some(code),
                 };
@@ -246,7 +270,7 @@ impl Executor for LocalExecutor {
         if let Some(line) = last_word {
             note(&launch, &line);
         }
-        self.workspaces.recycle(&launch.workspace);
+        self.workspaces.give_back(workspace);
         outcome
     }
 

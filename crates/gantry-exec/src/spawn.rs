@@ -1,4 +1,5 @@
-//! Starting a job's process, and waiting for it: the one place in Gantry with `unsafe` code.
+//! Starting a job's process, and waiting for it (and reading whether its workspace is still
+//! empty): the one place in Gantry with `unsafe` code.
 //!
 //! `std::process::Command` (glibc's `posix_spawn` underneath) pays, per process, for an mmap'd
 //! and unmapped child stack (the unmap interrupts every other core running one of our
@@ -9,8 +10,8 @@
 //! back the pidfd with the pid.
 //!
 //! The child shares our memory until it calls `execve`, and we are suspended until then, so it
-//! may only make system calls: new process group, standard streams, working directory, signal
-//! state, exec. A failed step writes the step and `errno` where we read them once we resume.
+//! may only make system calls: new process group, standard streams, working directory (entered
+//! through the open folder: no path to look up), signal state, exec. A failed step writes the step and `errno` where we read them once we resume.
 //!
 //! Signals: we block every signal around the clone, so none of our handlers can run on the
 //! child's stack while it shares our memory. The child then puts `SIGPIPE` back to its default
@@ -51,6 +52,21 @@ impl CStrings {
         Ok(())
     }
 
+    /// The strings for which `keep` holds, in order.
+    pub fn filtered(&self, keep: impl Fn(&[u8]) -> bool) -> CStrings {
+        let mut out = CStrings::default();
+        for (i, &start) in self.starts.iter().enumerate() {
+            let end = self.starts.get(i + 1).map_or(self.buf.len(), |&e| e) - 1;
+            let s = &self.buf[start..end];
+            if keep(s) {
+                out.starts.push(out.buf.len());
+                out.buf.extend_from_slice(s);
+                out.buf.push(0);
+            }
+        }
+        out
+    }
+
     /// The NULL-terminated pointer array `execve` takes; valid while `self` is not changed.
     fn pointers(&self) -> Vec<*const c_char> {
         let base = self.buf.as_ptr();
@@ -72,7 +88,8 @@ pub struct Spawn<'a> {
     pub program: &'a CStr,
     pub argv: &'a CStrings,
     pub env: &'a CStrings,
-    pub cwd: &'a CStr,
+    /// The working directory, open.
+    pub cwd: BorrowedFd<'a>,
     pub stdin: BorrowedFd<'a>,
     pub output: BorrowedFd<'a>,
 }
@@ -107,7 +124,7 @@ struct ChildArgs {
     program: *const c_char,
     argv: *const *const c_char,
     envp: *const *const c_char,
-    cwd: *const c_char,
+    cwd: c_int,
     stdin: c_int,
     output: c_int,
     failed_step: AtomicI32,
@@ -187,7 +204,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         {
             fail(Step::Streams);
         }
-        if libc::chdir(a.cwd) != 0 {
+        if libc::fchdir(a.cwd) != 0 {
             fail(Step::Cwd);
         }
         let mut default: libc::sigaction = std::mem::zeroed();
@@ -222,7 +239,7 @@ pub fn spawn(spawn: &Spawn<'_>) -> io::Result<Process> {
         program: spawn.program.as_ptr(),
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
-        cwd: spawn.cwd.as_ptr(),
+        cwd: spawn.cwd.as_raw_fd(),
         stdin: spawn.stdin.as_raw_fd(),
         output: spawn.output.as_raw_fd(),
         failed_step: AtomicI32::new(0),
@@ -278,6 +295,52 @@ pub fn spawn(spawn: &Spawn<'_>) -> io::Result<Process> {
         pidfd: unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)? },
         exit: None,
     })
+}
+
+/// Whether the open folder `dir` has no entries but `.` and `..` (read from its start).
+pub fn dir_is_empty(dir: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: `dir` is open; rewinding it only moves our own offset.
+    if unsafe { libc::lseek(dir.as_raw_fd(), 0, libc::SEEK_SET) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // `linux_dirent64`s: inode (8 bytes), offset (8), record length (2), type (1), name.
+    let mut buf = [0u64; 512];
+    loop {
+        // SAFETY: the buffer is valid for its length in bytes and 8-aligned, as the kernel asks.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                std::mem::size_of_val(&buf),
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+        // SAFETY: the kernel wrote `n` bytes of whole records into the buffer.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize) };
+        let mut at = 0;
+        while at + 19 < bytes.len() {
+            let len = u16::from_ne_bytes([bytes[at + 16], bytes[at + 17]]) as usize;
+            let name = &bytes[at + 19..(at + len).min(bytes.len())];
+            let name = name.split(|b| *b == 0).next().unwrap_or_default();
+            if name != b"." && name != b".." {
+                return Ok(false);
+            }
+            if len == 0 {
+                break;
+            }
+            at += len;
+        }
+    }
 }
 
 /// `waitid` on a pidfd: `Ok(None)` while the process runs (with `WNOHANG`).
@@ -383,13 +446,13 @@ mod tests {
             let (mut reader, writer) = std::io::pipe()?;
             let null = std::fs::File::open("/dev/null")?;
             let program = CString::new(program).unwrap();
-            let cwd = CString::new(cwd).unwrap();
+            let cwd = std::fs::File::open(cwd)?;
             let (argv, env) = (strings(argv), strings(env));
             let mut p = spawn(&Spawn {
                 program: &program,
                 argv: &argv,
                 env: &env,
-                cwd: &cwd,
+                cwd: cwd.as_fd(),
                 stdin: null.as_fd(),
                 output: writer.as_fd(),
             })?;
@@ -461,11 +524,44 @@ mod tests {
         std::fs::write(&plain, "#!/bin/sh\n").unwrap();
         let not_exec = run(plain.to_str().unwrap(), &["x"], &[], "/").unwrap_err();
         assert_eq!(not_exec.kind(), io::ErrorKind::PermissionDenied);
-        let no_dir = run("/bin/true", &["true"], &[], "/no/such/dir").unwrap_err();
+        // The working directory is open but is not a folder.
+        let no_dir = run("/bin/true", &["true"], &[], plain.to_str().unwrap()).unwrap_err();
         assert!(
             no_dir.to_string().starts_with("cannot enter the workspace"),
             "{no_dir}"
         );
+    }
+
+    #[test]
+    fn an_open_folder_is_empty_until_something_is_in_it_and_again_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = std::fs::File::open(dir.path()).unwrap();
+        assert!(dir_is_empty(open.as_fd()).unwrap());
+        assert!(
+            dir_is_empty(open.as_fd()).unwrap(),
+            "read again from the start"
+        );
+        std::fs::write(dir.path().join("f"), "").unwrap();
+        assert!(!dir_is_empty(open.as_fd()).unwrap());
+        std::fs::remove_file(dir.path().join("f")).unwrap();
+        std::fs::create_dir(dir.path().join(".hidden")).unwrap();
+        assert!(
+            !dir_is_empty(open.as_fd()).unwrap(),
+            "a hidden folder counts"
+        );
+        std::fs::remove_dir(dir.path().join(".hidden")).unwrap();
+        // More names than one read returns (4 KiB of records): all are looked at.
+        for i in 0..300 {
+            std::fs::write(dir.path().join(format!("{i:0>40}")), "").unwrap();
+        }
+        assert!(!dir_is_empty(open.as_fd()).unwrap());
+        for i in 0..300 {
+            std::fs::remove_file(dir.path().join(format!("{i:0>40}"))).unwrap();
+        }
+        assert!(dir_is_empty(open.as_fd()).unwrap());
+        let plain = tempfile::NamedTempFile::new().unwrap();
+        let not_a_folder = std::fs::File::open(plain.path()).unwrap();
+        assert!(dir_is_empty(not_a_folder.as_fd()).is_err());
     }
 
     #[test]
@@ -478,5 +574,11 @@ mod tests {
         );
         c.push(&[b"A=", b"xy"]).unwrap();
         assert_eq!(c.buf, b"A=xy\0");
+        c.push(&[b"B=", b""]).unwrap();
+        c.push(&[b"C=", b"z"]).unwrap();
+        let kept = c.filtered(|s| !s.starts_with(b"B="));
+        assert_eq!(kept.buf, b"A=xy\0C=z\0");
+        assert_eq!(kept.starts, [0, 5]);
+        assert_eq!(c.filtered(|_| false).buf, b"");
     }
 }

@@ -1,88 +1,196 @@
 //! What every executor does before a job's commands: an empty workspace, the engine's notes,
-//! and the source checked out — all written to the attempt's log masked. Workspaces that
-//! jobs leave empty are kept in a pool and renamed into place for later jobs: on a busy disk,
-//! creating a folder (a new inode) costs far more than renaming one.
+//! and the source checked out — all written to the attempt's log masked — and what becomes of
+//! the workspace after them.
+//!
+//! A job runs in a *slot*: a folder `.ws-<n>` in its run's work folder, held open. A slot the
+//! job left empty (the usual case for a job that builds nothing in place) goes back to a pool
+//! and is the next job's workspace as it is: no folder is made, renamed or looked up by path,
+//! and checking that it is empty reads the open folder (on a busy disk, a `mkdir` costs ~100 µs,
+//! a `rename` plus an `opendir` ~15 µs, reading the open folder ~2.5 µs). A slot left with
+//! files in it is moved to the job's own place (`work/<run>/<job>`, replacing what an earlier
+//! attempt left there), where people look for them.
 
 use crate::git::GitSources;
+use crate::spawn::dir_is_empty;
 use gantry_core::secret::Masker;
 use gantry_engine::ports::Launch;
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, OFlag, RenameFlags, open, renameat2};
+use nix::sys::stat::Mode;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Empty workspaces kept for reuse; more than this are left where they are.
+/// Empty slots kept for reuse; more than this are closed and left where they are.
 const POOL_SIZE: usize = 64;
 
-/// Empty folders, left behind by finished attempts, to become later attempts' workspaces.
+/// An empty folder, open, in a run's work folder.
+#[derive(Debug)]
+struct Slot {
+    /// The run's work folder it is in.
+    folder: PathBuf,
+    path: PathBuf,
+    dir: OwnedFd,
+}
+
+/// A job's workspace while it runs: the slot, and the job's own place its files go to if it
+/// leaves any.
+#[derive(Debug)]
+pub(crate) struct Workspace {
+    slot: Slot,
+    place: PathBuf,
+}
+
+impl Workspace {
+    /// Where the job runs.
+    pub(crate) fn path(&self) -> &Path {
+        &self.slot.path
+    }
+
+    /// The workspace folder, open (a job's process enters it with `fchdir`).
+    pub(crate) fn dir(&self) -> BorrowedFd<'_> {
+        self.slot.dir.as_fd()
+    }
+}
+
+/// Slots that finished jobs left empty, to be later jobs' workspaces.
 #[derive(Debug, Default)]
 pub(crate) struct WorkspacePool {
-    empty: Mutex<Vec<PathBuf>>,
+    free: Mutex<Vec<Slot>>,
+    /// Numbers slot names; a name taken (by an earlier life of the server) is skipped.
+    next: AtomicU64,
+}
+
+/// The run's work folder a job's place is in.
+fn folder_of(place: &Path) -> PathBuf {
+    match place.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn io(e: Errno) -> std::io::Error {
+    std::io::Error::from(e)
 }
 
 impl WorkspacePool {
-    /// Takes the finished attempt's workspace into the pool if the job left it empty.
-    pub(crate) fn recycle(&self, workspace: &Path) {
-        let empty = std::fs::read_dir(workspace).is_ok_and(|mut d| d.next().is_none());
-        if !empty {
-            return;
+    /// An empty workspace for the job whose own place is `place`: a pooled slot of the same
+    /// run as it is, else a pooled slot of another run moved into this run's folder, else a
+    /// new folder.
+    pub(crate) fn take(&self, place: &Path) -> std::io::Result<Workspace> {
+        let folder = folder_of(place);
+        let mut others = Vec::new();
+        {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = free.iter().rposition(|s| s.folder == folder) {
+                let slot = free.swap_remove(i);
+                return Ok(Workspace {
+                    slot,
+                    place: place.to_path_buf(),
+                });
+            }
+            // Another run's slot, if one is pooled (the most recent first).
+            others.extend(free.pop());
         }
-        let mut pool = self.empty.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < POOL_SIZE {
-            pool.push(workspace.to_path_buf());
+        for slot in others {
+            if let Some(slot) = self.move_into(slot, &folder) {
+                return Ok(Workspace {
+                    slot,
+                    place: place.to_path_buf(),
+                });
+            }
         }
+        Ok(Workspace {
+            slot: self.make(&folder)?,
+            place: place.to_path_buf(),
+        })
     }
 
-    /// Moves a pooled empty folder to `to`; false (and nothing changed at `to`) if there is
-    /// none, or it cannot be moved there (the caller then makes the folder itself).
-    fn take_into(&self, to: &Path) -> bool {
+    /// A free name for a slot in `folder`.
+    fn name_in(&self, folder: &Path) -> PathBuf {
+        folder.join(format!(".ws-{}", self.next.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    /// Moves a pooled slot into `folder`; `None` if it cannot be (its folder was swept, or
+    /// is on another filesystem): it is closed and left.
+    fn move_into(&self, slot: Slot, folder: &Path) -> Option<Slot> {
+        std::fs::create_dir_all(folder).ok()?;
         loop {
-            let Some(from) = self.empty.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
-                return false;
-            };
-            let moved = match std::fs::rename(&from, to) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && from.is_dir() => {
-                    // The new workspace's parent is missing, not the pooled folder.
-                    to.parent()
-                        .is_some_and(|dir| std::fs::create_dir_all(dir).is_ok())
-                        && std::fs::rename(&from, to).is_ok()
+            let path = self.name_in(folder);
+            match renameat2(
+                AT_FDCWD,
+                &slot.path,
+                AT_FDCWD,
+                &path,
+                RenameFlags::RENAME_NOREPLACE,
+            ) {
+                Ok(()) => {
+                    return Some(Slot {
+                        folder: folder.to_path_buf(),
+                        path,
+                        dir: slot.dir,
+                    });
                 }
-                other => other.is_ok(),
-            };
-            if moved {
-                return true;
+                Err(Errno::EEXIST) => continue,
+                Err(_) => return None,
             }
-            if to.exists() {
-                // Something is already there (an earlier attempt's workspace): keep the
-                // pooled folder for another job and let the caller empty this one.
-                self.empty
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(from);
-                return false;
-            }
-            // The pooled folder is gone (swept) or on another filesystem: try the next one.
         }
     }
-}
 
-/// Makes the attempt's workspace (empty).
-pub(crate) fn prepare(launch: &Launch, pool: &WorkspacePool) -> std::io::Result<()> {
-    if pool.take_into(&launch.workspace) {
-        return Ok(());
+    /// A new empty slot in `folder` (made with its parents).
+    fn make(&self, folder: &Path) -> std::io::Result<Slot> {
+        let path = loop {
+            let path = self.name_in(folder);
+            match std::fs::create_dir(&path) {
+                Ok(()) => break path,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(folder)?
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let dir = open(
+            &path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io)?;
+        Ok(Slot {
+            folder: folder.to_path_buf(),
+            path,
+            dir,
+        })
     }
-    // The common case costs one mkdir; folders are made and an earlier attempt's workspace
-    // is emptied only when the first try says so.
-    match std::fs::create_dir(&launch.workspace) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::remove_dir_all(&launch.workspace)?;
-            std::fs::create_dir(&launch.workspace)?;
+
+    /// After the job: a workspace it left empty goes back to the pool; one with files in it
+    /// is moved to the job's place (replacing an earlier attempt's files there). Returns where
+    /// the job's files are, if it left any.
+    pub(crate) fn give_back(&self, ws: Workspace) -> Option<PathBuf> {
+        if dir_is_empty(ws.slot.dir.as_fd()).unwrap_or(false) {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            if free.len() < POOL_SIZE {
+                free.push(ws.slot);
+            }
+            return None;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(&launch.workspace)?
+        let Workspace { slot, place } = ws;
+        drop(slot.dir);
+        let moved = match std::fs::symlink_metadata(&place) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&place),
+            Ok(_) => std::fs::remove_file(&place),
+            Err(_) => Ok(()),
         }
-        Err(e) => return Err(e),
+        .and_then(|()| std::fs::rename(&slot.path, &place));
+        match moved {
+            Ok(()) => Some(place),
+            Err(e) => {
+                tracing::warn!(cause = %e, workspace = %slot.path.display(), place = %place.display(), "cannot move the job's files to its place");
+                Some(slot.path)
+            }
+        }
     }
-    Ok(())
 }
 
 /// Writes the engine's notes and checks out the source, both into the log (masked).
@@ -108,24 +216,38 @@ pub(crate) async fn before_commands(
     result.map_err(|e| masker.mask(&e))
 }
 
-/// Everything before the commands, for any executor: the workspace, the masker for the job's
-/// secrets, the notes and the checkout. `None` (already logged) when the job cannot start.
+/// Everything before the commands, for any executor: the workspace (which `launch.workspace`
+/// then names), the masker for the job's secrets, the notes and the checkout. `None` (already
+/// logged) when the job cannot start.
 pub(crate) async fn start(
     git: Option<&GitSources>,
     pool: &WorkspacePool,
-    launch: &Launch,
-) -> Option<Masker> {
-    if let Err(e) = prepare(launch, pool) {
-        tracing::warn!(cause = %e, "cannot prepare the workspace");
-        launch
-            .log
-            .note(&format!("gantry: cannot prepare the workspace: {e}"));
-        return None;
+    launch: &mut Launch,
+) -> Option<(Masker, Workspace)> {
+    if launch.attempt > 1 {
+        // What an earlier attempt left in the job's place is not this attempt's.
+        let _ = match std::fs::symlink_metadata(&launch.workspace) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&launch.workspace),
+            Ok(_) => std::fs::remove_file(&launch.workspace),
+            Err(_) => Ok(()),
+        };
     }
+    let ws = match pool.take(&launch.workspace) {
+        Ok(ws) => ws,
+        Err(e) => {
+            tracing::warn!(cause = %e, "cannot prepare the workspace");
+            launch
+                .log
+                .note(&format!("gantry: cannot prepare the workspace: {e}"));
+            return None;
+        }
+    };
+    launch.workspace = ws.path().to_path_buf();
     let masker = Masker::new(launch.secrets.iter().map(|(_, v)| v.expose()));
     if let Err(why) = before_commands(git, launch, &masker).await {
         tracing::warn!(cause = %why, "cannot prepare the job's source");
+        pool.give_back(ws);
         return None;
     }
-    Some(masker)
+    Some((masker, ws))
 }

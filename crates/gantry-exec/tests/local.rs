@@ -64,7 +64,19 @@ async fn runs_commands_in_one_session_with_env_and_interleaved_log() {
     let outcome = executor("t1").execute(l.clone(), cancel).await;
     assert_eq!(outcome, Outcome::Succeeded);
     let log = log_text(&l).unwrap();
-    let ws = std::fs::canonicalize(&l.workspace).unwrap();
+    // The job ran in a workspace folder of its run's folder (the parent of its own place).
+    let ws = std::path::PathBuf::from(log.lines().last().unwrap());
+    assert_eq!(
+        ws.parent().unwrap(),
+        std::fs::canonicalize(dir.path()).unwrap()
+    );
+    assert!(
+        ws.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(".ws-")
+    );
     let want = format!(
         "$ X=1; echo out $GREETING\nout hello\n$ echo err $X >&2\nerr 1\n$ pwd\n{}\n",
         ws.display()
@@ -268,35 +280,89 @@ async fn secrets_reach_the_env_and_every_encoding_is_masked_in_the_log() {
 }
 
 #[tokio::test]
-async fn a_workspace_left_empty_becomes_a_later_jobs_and_one_left_with_files_stays() {
+async fn a_workspace_left_empty_is_a_later_jobs_and_one_left_with_files_goes_to_the_jobs_place() {
     let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
     let exec = executor("t-pool");
-    let at = |ws: &str, cmd: &str| {
-        let mut l = launch(dir.path(), &[cmd], 10_000);
-        l.workspace = dir.path().join(ws);
-        l
-    };
-    let run = |l: Launch| {
+    // Each job prints its workspace (and what it finds there) as its last line.
+    let run = |place: &str, cmd: &str| {
+        let mut l = launch(
+            dir.path(),
+            &[cmd, "echo \"$GANTRY_WORKSPACE:$(ls -A)\""],
+            10_000,
+        );
+        l.workspace = dir.path().join(place);
         let exec = &exec;
         async move {
             let (_tx, cancel) = no_cancel();
-            exec.execute(l, cancel).await
+            let outcome = exec.execute(l.clone(), cancel).await;
+            let log = log_text(&l).unwrap();
+            assert_eq!(outcome, Outcome::Succeeded, "{log}");
+            let last = log.lines().last().unwrap().to_string();
+            let (ws, found) = last.split_once(':').unwrap();
+            (
+                std::fs::canonicalize(ws).ok(),
+                ws.to_string(),
+                found.to_string(),
+            )
         }
     };
-    assert_eq!(run(at("r1/a", "true")).await, Outcome::Succeeded);
-    assert!(
-        dir.path().join("r1/a").is_dir(),
-        "left in place until needed"
-    );
-    // The next job (of another run, whose folder does not exist yet) gets it, and it is empty.
+    let (a_ws, a_path, found) = run("r1/a", "true").await;
+    assert_eq!(found, "", "a new workspace is empty");
+    let a_ws = a_ws.expect("the empty workspace is kept for the next job");
     assert_eq!(
-        run(at("r2/b", "test -z \"$(ls -A)\" && touch made")).await,
+        a_ws.parent().unwrap(),
+        root.join("r1"),
+        "in the run's folder"
+    );
+    assert!(!dir.path().join("r1/a").exists(), "a left nothing to keep");
+    // The next job of the run runs in the same folder, still empty; it leaves a file, so the
+    // folder becomes b's own place.
+    let (_, b_path, found) = run("r1/b", "touch made").await;
+    assert_eq!((b_path.as_str(), found.as_str()), (a_path.as_str(), "made"));
+    assert!(dir.path().join("r1/b/made").exists());
+    assert!(!std::path::Path::new(&a_path).exists(), "moved, not copied");
+    // With no empty workspace pooled, another run's job gets a new folder in its own folder;
+    // a job of a third run then gets that one, moved into the third run's folder.
+    let (c_ws, ..) = run("r2/c", "true").await;
+    assert_eq!(c_ws.unwrap().parent().unwrap(), root.join("r2"));
+    let (d_ws, d_path, found) = run("r3/d", "true").await;
+    assert_eq!(found, "");
+    assert_eq!(d_ws.unwrap().parent().unwrap(), root.join("r3"));
+    let left_in_r2: Vec<_> = std::fs::read_dir(dir.path().join("r2")).unwrap().collect();
+    assert!(
+        left_in_r2.is_empty(),
+        "r2's workspace moved to r3 ({d_path})"
+    );
+    // A later attempt of a job finds its place cleared of the earlier attempt's files, and
+    // leaves its own there.
+    let mut again = launch(dir.path(), &["touch second"], 10_000);
+    again.workspace = dir.path().join("r1/b");
+    again.attempt = 2;
+    let (_tx, cancel) = no_cancel();
+    assert_eq!(exec.execute(again, cancel).await, Outcome::Succeeded);
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("r1/b"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["second"]);
+}
+
+#[tokio::test]
+async fn a_job_inherits_our_environment_and_its_own_variables_replace_ours() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, cancel) = no_cancel();
+    let mut l = launch(
+        dir.path(),
+        &["echo \"home=$HOME path=${PATH:+set} $(env | grep -c '^HOME=')\""],
+        10_000,
+    );
+    l.env.push(("HOME".into(), "/job-home".into()));
+    assert!(std::env::var_os("HOME").is_some() && std::env::var_os("PATH").is_some());
+    assert_eq!(
+        executor("t-env").execute(l.clone(), cancel).await,
         Outcome::Succeeded
     );
-    assert!(!dir.path().join("r1/a").exists());
-    assert!(dir.path().join("r2/b/made").exists());
-    // b's workspace has a file in it, so it is not reused: c gets a new folder.
-    assert_eq!(run(at("r2/c", "pwd")).await, Outcome::Succeeded);
-    assert!(dir.path().join("r2/b/made").exists());
-    assert!(dir.path().join("r2/c").is_dir());
+    let log = log_text(&l).unwrap();
+    assert!(log.ends_with("home=/job-home path=set 1\n"), "{log}");
 }
