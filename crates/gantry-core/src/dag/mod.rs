@@ -147,6 +147,7 @@ pub fn step(
         return plan;
     }
     let mut status: Vec<JobStatus> = run.jobs.iter().map(|j| j.status).collect();
+    let mut all_ended = true;
 
     if run.cancel_requested {
         for (i, s) in status.iter_mut().enumerate() {
@@ -159,9 +160,15 @@ pub fn step(
                 _ => {}
             }
         }
+        all_ended = status.iter().all(|s| s.is_terminal());
     } else {
+        // One pass in topological order: a job's needs come before it, so their statuses are
+        // final for this step when it is decided, and a job queued here can be dispatched at
+        // once (dispatch goes in topological order, as it would in a pass of its own).
         // `failed_upstream[j]`: something failed at or above j (a skip passes failure on).
         let mut failed_upstream = vec![false; status.len()];
+        let mut slots = free_slots;
+        let mut dispatched = false;
         for &j in &graph.topo {
             let needs = &graph.needs[j];
             let ready =
@@ -195,35 +202,30 @@ pub fn step(
                     }
                 }
             }
+            if status[j] == JobStatus::Queued {
+                match run.jobs[j].not_before_ms {
+                    Some(t) if t > now_ms => {
+                        plan.wake_at_ms = Some(plan.wake_at_ms.map_or(t, |w| w.min(t)));
+                    }
+                    _ if slots > 0 => {
+                        if !dispatched && run.status == RunStatus::Queued {
+                            plan.actions.push(Action::StartRun);
+                        }
+                        dispatched = true;
+                        plan.actions.push(Action::Dispatch { job: j });
+                        status[j] = JobStatus::Running;
+                        slots -= 1;
+                    }
+                    _ => plan.starved = true,
+                }
+            }
             failed_upstream[j] =
                 status[j].is_failure() || (status[j] == JobStatus::Skipped && upstream_failure);
-        }
-
-        let mut slots = free_slots;
-        let mut dispatched = false;
-        for &j in &graph.topo {
-            if status[j] != JobStatus::Queued {
-                continue;
-            }
-            match run.jobs[j].not_before_ms {
-                Some(t) if t > now_ms => {
-                    plan.wake_at_ms = Some(plan.wake_at_ms.map_or(t, |w| w.min(t)));
-                }
-                _ if slots > 0 => {
-                    if !dispatched && run.status == RunStatus::Queued {
-                        plan.actions.push(Action::StartRun);
-                    }
-                    dispatched = true;
-                    plan.actions.push(Action::Dispatch { job: j });
-                    status[j] = JobStatus::Running;
-                    slots -= 1;
-                }
-                _ => plan.starved = true,
-            }
+            all_ended &= status[j].is_terminal();
         }
     }
 
-    if status.iter().all(|s| s.is_terminal()) {
+    if all_ended {
         let final_status = if run.cancel_requested {
             RunStatus::Cancelled
         } else if status.iter().any(|s| s.is_failure()) {
