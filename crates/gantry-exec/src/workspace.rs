@@ -274,12 +274,7 @@ impl WorkspacePool {
         drop(watches);
         let Workspace { slot, place } = ws;
         drop(slot.dir);
-        let moved = match std::fs::symlink_metadata(&place) {
-            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&place),
-            Ok(_) => std::fs::remove_file(&place),
-            Err(_) => Ok(()),
-        }
-        .and_then(|()| std::fs::rename(&slot.path, &place));
+        let moved = clear(&place).and_then(|()| std::fs::rename(&slot.path, &place));
         match moved {
             Ok(()) => Some(place),
             Err(e) => {
@@ -287,6 +282,15 @@ impl WorkspacePool {
                 Some(slot.path)
             }
         }
+    }
+}
+
+/// Removes whatever is at a job's place (an earlier attempt's files).
+fn clear(place: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(place) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(place),
+        Ok(_) => std::fs::remove_file(place),
+        Err(_) => Ok(()),
     }
 }
 
@@ -323,11 +327,7 @@ pub(crate) async fn start(
 ) -> Option<(Masker, Workspace)> {
     if launch.attempt > 1 {
         // What an earlier attempt left in the job's place is not this attempt's.
-        let _ = match std::fs::symlink_metadata(&launch.workspace) {
-            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&launch.workspace),
-            Ok(_) => std::fs::remove_file(&launch.workspace),
-            Err(_) => Ok(()),
-        };
+        let _ = clear(&launch.workspace);
     }
     let ws = match pool.take(&launch.workspace) {
         Ok(ws) => ws,
