@@ -163,17 +163,23 @@ impl WorkspacePool {
     pub(crate) fn take(&self, place: &Path) -> std::io::Result<Workspace> {
         let folder = folder_of(place);
         let mut others = Vec::new();
-        {
+        loop {
             let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(i) = free.iter().rposition(|s| s.folder == folder) {
-                let slot = free.swap_remove(i);
+            let Some(i) = free.iter().rposition(|s| s.folder == folder) else {
+                // Another run's slot, if one is pooled (the most recent first).
+                others.extend(free.pop());
+                break;
+            };
+            let slot = free.swap_remove(i);
+            drop(free);
+            // A folder removed meanwhile (its run's files expired) is still open, but gone.
+            if nix::sys::stat::fstat(&slot.dir).is_ok_and(|st| st.st_nlink > 0) {
                 return Ok(Workspace {
                     slot,
                     place: place.to_path_buf(),
                 });
             }
-            // Another run's slot, if one is pooled (the most recent first).
-            others.extend(free.pop());
+            self.lock_watches().unwatch(slot.watch);
         }
         for slot in others {
             if let Some(slot) = self.move_into(slot, &folder) {
@@ -384,6 +390,20 @@ mod tests {
         assert_eq!(pool.give_back(ws), Some(place.clone()));
         assert_eq!(names(&place), ["moved-in"]);
         assert!(!first.exists());
+    }
+
+    #[test]
+    fn a_pooled_slot_whose_folder_was_removed_is_not_handed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = WorkspacePool::default();
+        let place = dir.path().join("r1/a");
+        let ws = pool.take(&place).unwrap();
+        assert_eq!(pool.give_back(ws), None);
+        // The janitor expires the run's files while the slot is pooled; the run is re-run.
+        std::fs::remove_dir_all(dir.path().join("r1")).unwrap();
+        let ws = pool.take(&place).unwrap();
+        assert!(ws.path().is_dir(), "a new folder: {}", ws.path().display());
+        std::fs::write(ws.path().join("f"), "").unwrap();
     }
 
     #[test]
