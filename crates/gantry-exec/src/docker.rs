@@ -125,7 +125,25 @@ impl Executor for DockerExecutor {
     }
 
     async fn reap_orphans(&self) -> usize {
-        self.reap_labelled().await
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{OWNER_LABEL}={}", self.owner)],
+        )]);
+        let list = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .unwrap_or_default();
+        for c in &list {
+            if let Some(id) = &c.id {
+                self.remove(id).await;
+            }
+        }
+        list.len()
     }
 }
 
@@ -245,29 +263,6 @@ impl DockerExecutor {
         }
         self.remove(&id).await;
         outcome
-    }
-
-    /// Removes the containers of this owner's attempts (left by an earlier life).
-    async fn reap_labelled(&self) -> usize {
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{OWNER_LABEL}={}", self.owner)],
-        )]);
-        let list = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters),
-                ..Default::default()
-            }))
-            .await
-            .unwrap_or_default();
-        for c in &list {
-            if let Some(id) = &c.id {
-                self.remove(id).await;
-            }
-        }
-        list.len()
     }
 }
 

@@ -4,24 +4,23 @@
 //!
 //! A job runs in a *slot*: a folder `.ws-<n>` in its run's work folder, held open. A slot the
 //! job left empty (the usual case for a job that builds nothing in place) goes back to a pool
-//! and is the next job's workspace as it is: no folder is made, renamed or looked up by path,
-//! and checking that it is empty reads the open folder (on a busy disk, a `mkdir` costs ~100 µs,
-//! a `rename` plus an `opendir` ~15 µs). Whether a job left its slot empty is known from an
-//! inotify watch on each slot (anything made or moved into it is an event): only a slot with
-//! events since it was last found empty has its folder read (which on ext4 reads and checksums
-//! the folder's block, ~10 µs), and a job that made nothing costs one empty `read` of the
-//! inotify queue (~0.4 µs). A slot left with files in it is moved to the job's own place
+//! and is the next job's workspace as it is: no folder is made or renamed (on a busy disk, a
+//! `mkdir` costs ~100 µs, a `rename` plus an `opendir` ~15 µs). Whether a job left its slot
+//! empty is known from an inotify watch on each slot (anything made or moved into it is an
+//! event): only a slot with events since it was last found empty has its folder read (which on
+//! ext4 reads and checksums the folder's block, ~10 µs), and a job that made nothing costs one
+//! empty `read` of the inotify queue (~0.4 µs). A slot left with files in it is moved to the job's own place
 //! (`work/<run>/<job>`, replacing what an earlier attempt left there), where people look for
 //! them.
 
 use crate::git::GitSources;
-use crate::spawn::dir_is_empty;
 use gantry_core::secret::Masker;
 use gantry_engine::ports::Launch;
 use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, OFlag, RenameFlags, open, renameat2};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use nix::sys::stat::Mode;
+use nix::sys::stat::fstat;
 use std::collections::HashSet;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -31,11 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Empty slots kept for reuse; more than this are closed and left where they are.
 const POOL_SIZE: usize = 64;
 
-/// An empty folder, open, in a run's work folder.
+/// An empty folder, open, in a run's work folder (its parent).
 #[derive(Debug)]
 struct Slot {
-    /// The run's work folder it is in.
-    folder: PathBuf,
     path: PathBuf,
     dir: OwnedFd,
     /// Its inotify watch (none if it could not be made: then its folder is always read).
@@ -132,15 +129,12 @@ impl Watches {
     /// into it since. Its folder is read only if something was.
     fn still_empty(&mut self, slot: &Slot) -> bool {
         self.drain();
-        match slot.watch {
-            Some(wd) if !self.touched.contains(&wd) => true,
-            wd => {
-                if let Some(wd) = wd {
-                    self.touched.remove(&wd);
-                }
-                dir_is_empty(slot.dir.as_fd()).unwrap_or(false)
-            }
+        if let Some(wd) = slot.watch
+            && !self.touched.remove(&wd)
+        {
+            return true;
         }
+        std::fs::read_dir(&slot.path).is_ok_and(|mut d| d.next().is_none())
     }
 }
 
@@ -152,47 +146,43 @@ fn folder_of(place: &Path) -> PathBuf {
     }
 }
 
-fn io(e: Errno) -> std::io::Error {
-    std::io::Error::from(e)
-}
-
 impl WorkspacePool {
     /// An empty workspace for the job whose own place is `place`: a pooled slot of the same
     /// run as it is, else a pooled slot of another run moved into this run's folder, else a
     /// new folder.
     pub(crate) fn take(&self, place: &Path) -> std::io::Result<Workspace> {
         let folder = folder_of(place);
-        let mut others = Vec::new();
+        let slot = match self.pooled_in(&folder) {
+            Some(slot) => slot,
+            None => match self.pop().and_then(|other| self.move_into(other, &folder)) {
+                Some(slot) => slot,
+                None => self.make(&folder)?,
+            },
+        };
+        Ok(Workspace {
+            slot,
+            place: place.to_path_buf(),
+        })
+    }
+
+    /// A pooled slot in `folder` whose folder still exists (a run's files can expire while
+    /// its slot waits, and the run be re-run).
+    fn pooled_in(&self, folder: &Path) -> Option<Slot> {
         loop {
             let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(i) = free.iter().rposition(|s| s.folder == folder) else {
-                // Another run's slot, if one is pooled (the most recent first).
-                others.extend(free.pop());
-                break;
-            };
+            let i = free.iter().rposition(|s| s.path.parent() == Some(folder))?;
             let slot = free.swap_remove(i);
             drop(free);
-            // A folder removed meanwhile (its run's files expired) is still open, but gone.
-            if nix::sys::stat::fstat(&slot.dir).is_ok_and(|st| st.st_nlink > 0) {
-                return Ok(Workspace {
-                    slot,
-                    place: place.to_path_buf(),
-                });
+            if fstat(&slot.dir).is_ok_and(|st| st.st_nlink > 0) {
+                return Some(slot);
             }
             self.lock_watches().unwatch(slot.watch);
         }
-        for slot in others {
-            if let Some(slot) = self.move_into(slot, &folder) {
-                return Ok(Workspace {
-                    slot,
-                    place: place.to_path_buf(),
-                });
-            }
-        }
-        Ok(Workspace {
-            slot: self.make(&folder)?,
-            place: place.to_path_buf(),
-        })
+    }
+
+    /// The most recently pooled slot, of any run.
+    fn pop(&self) -> Option<Slot> {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
     fn lock_watches(&self) -> std::sync::MutexGuard<'_, Watches> {
@@ -217,13 +207,7 @@ impl WorkspacePool {
                 &path,
                 RenameFlags::RENAME_NOREPLACE,
             ) {
-                Ok(()) => {
-                    return Some(Slot {
-                        folder: folder.to_path_buf(),
-                        path,
-                        ..slot
-                    });
-                }
+                Ok(()) => return Some(Slot { path, ..slot }),
                 Err(Errno::EEXIST) => continue,
                 Err(_) => {
                     self.lock_watches().unwatch(slot.watch);
@@ -250,16 +234,10 @@ impl WorkspacePool {
             &path,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
-        )
-        .map_err(io)?;
+        )?;
         // Watched from its making, when it is empty.
         let watch = self.lock_watches().watch(&path);
-        Ok(Slot {
-            folder: folder.to_path_buf(),
-            path,
-            dir,
-            watch,
-        })
+        Ok(Slot { path, dir, watch })
     }
 
     /// After the job: a workspace it left empty goes back to the pool; one with files in it
