@@ -1,4 +1,5 @@
-//! Starting a job's process, and waiting for it: the one place in Gantry with `unsafe` code.
+//! Starting a job's process, and waiting for it (and reading whether its workspace is still
+//! empty): the one place in Gantry with `unsafe` code.
 //!
 //! `std::process::Command` (glibc's `posix_spawn` underneath) pays, per process, for an mmap'd
 //! and unmapped child stack (the unmap interrupts every other core running one of our
@@ -297,6 +298,52 @@ pub fn spawn(spawn: &Spawn<'_>) -> io::Result<Process> {
     })
 }
 
+/// Whether the open folder `dir` has no entries but `.` and `..` (read from its start).
+pub fn dir_is_empty(dir: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: `dir` is open; rewinding it only moves our own offset.
+    if unsafe { libc::lseek(dir.as_raw_fd(), 0, libc::SEEK_SET) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // `linux_dirent64`s: inode (8 bytes), offset (8), record length (2), type (1), name.
+    let mut buf = [0u64; 512];
+    loop {
+        // SAFETY: the buffer is valid for its length in bytes and 8-aligned, as the kernel asks.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                std::mem::size_of_val(&buf),
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+        // SAFETY: the kernel wrote `n` bytes of whole records into the buffer.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize) };
+        let mut at = 0;
+        while at + 19 < bytes.len() {
+            let len = u16::from_ne_bytes([bytes[at + 16], bytes[at + 17]]) as usize;
+            let name = &bytes[at + 19..(at + len).min(bytes.len())];
+            let name = name.split(|b| *b == 0).next().unwrap_or_default();
+            if name != b"." && name != b".." {
+                return Ok(false);
+            }
+            if len == 0 {
+                break;
+            }
+            at += len;
+        }
+    }
+}
+
 /// `waitid` on a pidfd: `Ok(None)` while the process runs (with `WNOHANG`).
 fn waitid(pidfd: &OwnedFd, flags: c_int) -> io::Result<Option<Exit>> {
     loop {
@@ -484,6 +531,38 @@ mod tests {
             no_dir.to_string().starts_with("cannot enter the workspace"),
             "{no_dir}"
         );
+    }
+
+    #[test]
+    fn an_open_folder_is_empty_until_something_is_in_it_and_again_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = std::fs::File::open(dir.path()).unwrap();
+        assert!(dir_is_empty(open.as_fd()).unwrap());
+        assert!(
+            dir_is_empty(open.as_fd()).unwrap(),
+            "read again from the start"
+        );
+        std::fs::write(dir.path().join("f"), "").unwrap();
+        assert!(!dir_is_empty(open.as_fd()).unwrap());
+        std::fs::remove_file(dir.path().join("f")).unwrap();
+        std::fs::create_dir(dir.path().join(".hidden")).unwrap();
+        assert!(
+            !dir_is_empty(open.as_fd()).unwrap(),
+            "a hidden folder counts"
+        );
+        std::fs::remove_dir(dir.path().join(".hidden")).unwrap();
+        // More names than one read returns (4 KiB of records): all are looked at.
+        for i in 0..300 {
+            std::fs::write(dir.path().join(format!("{i:0>40}")), "").unwrap();
+        }
+        assert!(!dir_is_empty(open.as_fd()).unwrap());
+        for i in 0..300 {
+            std::fs::remove_file(dir.path().join(format!("{i:0>40}"))).unwrap();
+        }
+        assert!(dir_is_empty(open.as_fd()).unwrap());
+        let plain = tempfile::NamedTempFile::new().unwrap();
+        let not_a_folder = std::fs::File::open(plain.path()).unwrap();
+        assert!(dir_is_empty(not_a_folder.as_fd()).is_err());
     }
 
     #[test]
