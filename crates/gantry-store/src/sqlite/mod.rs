@@ -4,6 +4,13 @@
 //! `write.rs` is the write path (one transaction per batch), `payloads.rs` the large event
 //! payloads kept in segments beside the database; reads and expiry are here.
 
+/// A run's row with its spec and context (kept apart: see the `run_specs` migration).
+macro_rules! run_select {
+    () => {
+        "SELECT r.*, s.spec, s.context FROM runs r JOIN run_specs s ON s.run_id = r.id"
+    };
+}
+
 mod payloads;
 mod write;
 
@@ -154,16 +161,18 @@ impl Store for SqliteStore {
     }
 
     async fn unfinished_runs(&self) -> StoreResult<Vec<RunRecord>> {
-        let rows =
-            sqlx::query("SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY id")
-                .fetch_all(&self.read)
-                .await
-                .map_err(db)?;
+        let rows = sqlx::query(concat!(
+            run_select!(),
+            " WHERE r.status IN ('queued', 'running') ORDER BY r.id"
+        ))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
         self.with_jobs(&rows).await
     }
 
     async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>> {
-        let Some(row) = sqlx::query("SELECT * FROM runs WHERE id = ?")
+        let Some(row) = sqlx::query(concat!(run_select!(), " WHERE r.id = ?"))
             .bind(id)
             .fetch_optional(&self.read)
             .await
@@ -177,10 +186,13 @@ impl Store for SqliteStore {
     async fn list_runs(&self, filter: RunFilter) -> StoreResult<Vec<RunRecord>> {
         let limit = page_size(filter.limit);
         let rows = match filter.status {
-            Some(s) => sqlx::query("SELECT * FROM runs WHERE status = ? ORDER BY id DESC LIMIT ?")
-                .bind(s.as_str())
-                .bind(limit),
-            None => sqlx::query("SELECT * FROM runs ORDER BY id DESC LIMIT ?").bind(limit),
+            Some(s) => sqlx::query(concat!(
+                run_select!(),
+                " WHERE r.status = ? ORDER BY r.id DESC LIMIT ?"
+            ))
+            .bind(s.as_str())
+            .bind(limit),
+            None => sqlx::query(concat!(run_select!(), " ORDER BY r.id DESC LIMIT ?")).bind(limit),
         }
         .fetch_all(&self.read)
         .await
@@ -406,5 +418,60 @@ mod tests {
         drop(new);
         let again = SqliteStore::open(&path).await.unwrap();
         assert_eq!(synchronous(&again).await, 2);
+    }
+
+    #[tokio::test]
+    async fn runs_stored_before_specs_moved_to_their_own_table_keep_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gantry.db");
+        {
+            // A database as the release before made it: every migration up to the one that
+            // moved specs out of `runs`, and a run stored the old way.
+            let mut before = sqlx::migrate!("migrations/sqlite");
+            let moved = 20261203000000;
+            before.migrations = before
+                .migrations
+                .iter()
+                .filter(|m| m.version < moved)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into();
+            let options = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true);
+            let pool = SqlitePool::connect_with(options).await.unwrap();
+            before.run(&pool).await.unwrap();
+            sqlx::query(
+                "INSERT INTO runs (id, name, status, trace_id, spec, context, created_at)
+                 VALUES ('01OLD', 'old', 'succeeded', 't', ?, '{\"event\":\"push\"}', 1)",
+            )
+            .bind(r#"{"name":"old","jobs":[]}"#)
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let store = SqliteStore::open(&path).await.unwrap();
+        let run = store.get_run("01OLD").await.unwrap().expect("the old run");
+        assert_eq!(run.spec.name, "old");
+        assert_eq!(run.context.event.as_deref(), Some("push"));
+        let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('runs')")
+            .fetch_all(&store.write)
+            .await
+            .unwrap();
+        assert!(
+            !columns.iter().any(|c| c == "spec" || c == "context"),
+            "{columns:?}"
+        );
+        // The janitor deletes runs; their specs go with them.
+        sqlx::query("DELETE FROM runs WHERE id = '01OLD'")
+            .execute(&store.write)
+            .await
+            .unwrap();
+        let specs: i64 = sqlx::query_scalar("SELECT count(*) FROM run_specs")
+            .fetch_one(&store.write)
+            .await
+            .unwrap();
+        assert_eq!(specs, 0);
     }
 }

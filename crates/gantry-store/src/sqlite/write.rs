@@ -102,19 +102,24 @@ async fn insert_runs(tx: &mut SqliteConnection, inserts: &[&RunRecord]) -> Store
         let ctx =
             serde_json::to_string(&r.context).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
-                "INSERT INTO runs (id, name, status, trace_id, spec, context, cancel_requested, created_at, started_at, finished_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, name, status, trace_id, cancel_requested, created_at, started_at, finished_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&r.id)
             .bind(&r.name)
             .bind(r.status.as_str())
             .bind(&r.trace_id)
-            .bind(spec)
-            .bind(ctx)
             .bind(i64::from(r.cancel_requested))
             .bind(r.created_at_ms)
             .bind(r.started_at_ms)
             .bind(r.finished_at_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("INSERT INTO run_specs (run_id, spec, context) VALUES (?, ?, ?)")
+            .bind(&r.id)
+            .bind(spec)
+            .bind(ctx)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
