@@ -5,12 +5,17 @@
 //! A job runs in a *slot*: a folder `.ws-<n>` in its run's work folder, held open. A slot the
 //! job left empty (the usual case for a job that builds nothing in place) goes back to a pool
 //! and is the next job's workspace as it is: no folder is made or renamed (on a busy disk, a
-//! `mkdir` costs ~100 µs, a `rename` ~15 µs). Whether the job left it empty is read from the
-//! open folder (a rewind and two `getdents`, ~2 µs). An inotify watch per slot was tried
-//! instead: it saves ~1 µs per job, but closing the inotify instance waits for the kernel's
-//! SRCU grace period (~16 ms here), which `gantry run` pays on every exit. A slot left with
-//! files in it is moved to the job's own place (`work/<run>/<job>`, replacing what an earlier
-//! attempt left there), where people look for them.
+//! `mkdir` costs ~100 µs, a `rename` ~15 µs). Whether the job left it empty: a folder's change
+//! time moves whenever a name is made, removed or moved in it, so a slot whose change time is
+//! still the one it had when it was last read empty is empty (one `fstat`). Otherwise the open
+//! folder is read (a rewind and two `getdents`: on ext4 ~2-6 µs, as a one-block folder is read
+//! through its hash tree). A change time is trusted only when a later change is sure to give
+//! another one: it is older than the kernel's coarse clock (which stamps changes) by more than
+//! the filesystem's granularity could hide, and that granularity is finer than a millisecond.
+//! (An inotify watch per slot did the same; but closing the inotify instance waits for the
+//! kernel's SRCU grace period, ~16 ms here, which `gantry run` paid on every exit.) A slot left
+//! with files in it is moved to the job's own place (`work/<run>/<job>`, replacing what an
+//! earlier attempt left there), where people look for them.
 
 use crate::git::GitSources;
 use gantry_core::secret::Masker;
@@ -32,6 +37,31 @@ const POOL_SIZE: usize = 64;
 struct Slot {
     path: PathBuf,
     dir: OwnedFd,
+    /// Its change time when it was last read empty, if a later change is sure to move it.
+    empty_as_of: Option<ChangeTime>,
+}
+
+/// A folder's change time (`st_ctime`), seconds and nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct ChangeTime(i64, i64);
+
+impl ChangeTime {
+    fn of(st: &nix::sys::stat::FileStat) -> ChangeTime {
+        ChangeTime(st.st_ctime, st.st_ctime_nsec)
+    }
+
+    /// This change time, if any change made from now on is sure to get another one: it has
+    /// nanoseconds that are not whole milliseconds (the filesystem stamps finer than 1 ms), and
+    /// it is more than 2 ms older than the coarse clock the kernel stamps changes with.
+    fn trusted(self) -> Option<ChangeTime> {
+        use nix::time::{ClockId, clock_gettime};
+        let now = clock_gettime(ClockId::CLOCK_REALTIME_COARSE).ok()?;
+        let as_ns = |s: i64, ns: i64| i128::from(s) * 1_000_000_000 + i128::from(ns);
+        let margin = 2_000_000;
+        let fine = self.1 % 1_000_000 != 0;
+        let old = as_ns(self.0, self.1) + margin < as_ns(now.tv_sec(), now.tv_nsec());
+        (fine && old).then_some(self)
+    }
 }
 
 /// A job's workspace while it runs: the slot, and the job's own place its files go to if it
@@ -126,7 +156,13 @@ impl WorkspacePool {
                 &path,
                 RenameFlags::RENAME_NOREPLACE,
             ) {
-                Ok(()) => return Some(Slot { path, ..slot }),
+                Ok(()) => {
+                    return Some(Slot {
+                        path,
+                        empty_as_of: None,
+                        ..slot
+                    });
+                }
                 Err(Errno::EEXIST) => continue,
                 Err(_) => return None,
             }
@@ -151,14 +187,19 @@ impl WorkspacePool {
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(Slot { path, dir })
+        Ok(Slot {
+            path,
+            dir,
+            empty_as_of: None,
+        })
     }
 
     /// After the job: a workspace it left empty goes back to the pool; one with files in it
     /// is moved to the job's place (replacing an earlier attempt's files there). Returns where
     /// the job's files are, if it left any.
-    pub(crate) fn give_back(&self, ws: Workspace) -> Option<PathBuf> {
-        if crate::spawn::dir_is_empty(ws.slot.dir.as_fd()).unwrap_or(false) {
+    pub(crate) fn give_back(&self, mut ws: Workspace) -> Option<PathBuf> {
+        if let Some(empty_as_of) = still_empty(&ws.slot) {
+            ws.slot.empty_as_of = empty_as_of;
             let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
             if free.len() < POOL_SIZE {
                 free.push(ws.slot);
@@ -176,6 +217,19 @@ impl WorkspacePool {
             }
         }
     }
+}
+
+/// `Some` if the slot is empty, with the change time to trust next time (see the module's doc).
+fn still_empty(slot: &Slot) -> Option<Option<ChangeTime>> {
+    let changed = fstat(&slot.dir).ok().map(|st| ChangeTime::of(&st));
+    if changed.is_some() && changed == slot.empty_as_of {
+        return Some(slot.empty_as_of);
+    }
+    // Read after the change time was taken: a change made meanwhile is either seen here or
+    // moves the change time away from the one kept.
+    crate::spawn::dir_is_empty(slot.dir.as_fd())
+        .unwrap_or(false)
+        .then(|| changed.and_then(ChangeTime::trusted))
 }
 
 /// Removes whatever is at a job's place (an earlier attempt's files).
@@ -291,5 +345,60 @@ mod tests {
         let ws = pool.take(&place).unwrap();
         assert!(ws.path().is_dir(), "a new folder: {}", ws.path().display());
         std::fs::write(ws.path().join("f"), "").unwrap();
+    }
+
+    #[test]
+    fn a_slot_whose_change_time_is_trusted_is_still_read_once_anything_changes_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = WorkspacePool::default();
+        let place = dir.path().join("r1/a");
+        let ws = pool.take(&place).unwrap();
+        let slot = ws.path().to_path_buf();
+        // Made long enough ago for its change time to be trusted once it is read empty.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(pool.give_back(ws), None);
+        let trusted = pool.free.lock().unwrap()[0].empty_as_of;
+        assert!(trusted.is_some(), "ext4 and tmpfs stamp in nanoseconds");
+        // Nothing changed: empty without reading it, and still trusted.
+        let ws = pool.take(&place).unwrap();
+        assert_eq!(pool.give_back(ws), None);
+        assert_eq!(pool.free.lock().unwrap()[0].empty_as_of, trusted);
+        // A file made at once after it was handed out moves the change time: it is read.
+        let ws = pool.take(&place).unwrap();
+        std::fs::write(slot.join("left"), "x").unwrap();
+        assert_eq!(pool.give_back(ws), Some(place.clone()));
+        assert_eq!(names(&place), ["left"]);
+        // Made and removed: read, found empty, and its new change time too recent to trust.
+        let ws = pool.take(&dir.path().join("r1/b")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(pool.give_back(ws), None);
+        let ws = pool.take(&dir.path().join("r1/b")).unwrap();
+        std::fs::write(ws.path().join("tmp"), "").unwrap();
+        std::fs::remove_file(ws.path().join("tmp")).unwrap();
+        assert_eq!(pool.give_back(ws), None);
+        assert_eq!(pool.free.lock().unwrap()[0].empty_as_of, None);
+    }
+
+    #[test]
+    fn change_times_are_trusted_only_when_fine_grained_and_old_enough() {
+        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME_COARSE).unwrap();
+        let ago = |ms: i64| {
+            let ns = now.tv_sec() * 1_000_000_000 + now.tv_nsec() - ms * 1_000_000 + 123;
+            ChangeTime(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000))
+        };
+        assert!(ago(1000).trusted().is_some());
+        assert!(ago(0).trusted().is_none(), "changes this tick can share it");
+        assert!(
+            ago(1).trusted().is_none(),
+            "within the margin of the coarse clock"
+        );
+        assert!(
+            ChangeTime(ago(1000).0, 0).trusted().is_none(),
+            "stamped in whole seconds"
+        );
+        assert!(
+            ChangeTime(ago(1000).0, 7_000_000).trusted().is_none(),
+            "stamped in whole milliseconds"
+        );
     }
 }

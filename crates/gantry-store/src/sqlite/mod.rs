@@ -61,6 +61,9 @@ impl SqliteStore {
             .pragma("temp_store", "memory");
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            // A SQLite connection cannot be cut as a network one can: pinging it before each
+            // transaction (the default) was one more round trip to SQLite's thread per commit.
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(db)?;
