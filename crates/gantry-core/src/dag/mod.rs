@@ -178,19 +178,8 @@ pub fn step(
             let upstream_failure = (ready || status[j] == JobStatus::Skipped)
                 && needs.iter().any(|&d| failed_upstream[d]);
             if ready {
-                let any = &spec.jobs[j].when.any;
                 let all_ok = needs.iter().all(|&d| status[d] == JobStatus::Succeeded);
-                let by_status =
-                    |c: &&crate::spec::Condition| c.status_matches(all_ok, upstream_failure);
-                let decision = if any.iter().filter(by_status).any(|c| c.context_matches(ctx)) {
-                    None
-                } else if any.iter().any(|c| by_status(&c)) {
-                    Some(SkipReason::ConditionFalse)
-                } else if all_ok {
-                    Some(SkipReason::NoFailure)
-                } else {
-                    Some(SkipReason::NeedsNotSucceeded)
-                };
+                let decision = decide(&spec.jobs[j].when.any, all_ok, upstream_failure, ctx);
                 match decision {
                     None => {
                         plan.actions.push(Action::Queue { job: j });
@@ -238,6 +227,26 @@ pub fn step(
         });
     }
     plan
+}
+
+/// Whether a pending job whose needs have all ended runs (`None`) or is skipped, and why: its
+/// `when` conditions (any one suffices) against how its needs ended and the run's context.
+fn decide(
+    any: &[crate::spec::Condition],
+    all_ok: bool,
+    upstream_failure: bool,
+    ctx: &RunContext,
+) -> Option<SkipReason> {
+    let by_status = |c: &&crate::spec::Condition| c.status_matches(all_ok, upstream_failure);
+    if any.iter().filter(by_status).any(|c| c.context_matches(ctx)) {
+        None
+    } else if any.iter().any(|c| by_status(&c)) {
+        Some(SkipReason::ConditionFalse)
+    } else if all_ok {
+        Some(SkipReason::NoFailure)
+    } else {
+        Some(SkipReason::NeedsNotSucceeded)
+    }
 }
 
 /// How long a job waits before retry number `attempt` (the attempt that just failed): the
@@ -411,6 +420,9 @@ impl RunState {
         Ok(out)
     }
 }
+
+mod stepper;
+pub use stepper::Stepper;
 
 #[cfg(test)]
 mod tests;

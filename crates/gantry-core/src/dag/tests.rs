@@ -129,6 +129,8 @@ struct Sim {
     run: RunState,
     now: i64,
     history: Vec<Transition>,
+    /// Stepped side by side with `step`: every plan must be the same.
+    stepper: Stepper,
 }
 
 impl Sim {
@@ -137,6 +139,7 @@ impl Sim {
         let graph = JobGraph::new(&spec);
         let run = RunState::new(spec.jobs.len());
         Sim {
+            stepper: Stepper::new(&graph, &run),
             spec,
             graph,
             ctx: RunContext {
@@ -166,6 +169,15 @@ impl Sim {
             self.now,
             free,
         );
+        let kept = self.stepper.step(
+            &self.spec,
+            &self.graph,
+            &self.ctx,
+            &self.run,
+            self.now,
+            free,
+        );
+        assert_eq!(kept, plan, "the stepper's plan differs from the step's");
         for &a in &plan.actions {
             if let Action::Dispatch { job } = a {
                 for &d in &self.graph.needs[job] {
@@ -191,6 +203,10 @@ impl Sim {
             "starved must say whether due jobs were left for lack of a slot"
         );
         let again = step(&self.spec, &self.graph, &self.ctx, &self.run, self.now, 0);
+        let kept = self
+            .stepper
+            .step(&self.spec, &self.graph, &self.ctx, &self.run, self.now, 0);
+        assert_eq!(kept, again, "the stepper's plan differs from the step's");
         assert!(
             again
                 .actions
@@ -260,6 +276,7 @@ proptest! {
             sim.now += 1;
             sim.finish(job, ok);
         }
+        prop_assert_eq!(sim.stepper.starts_over, 0, "the stepper followed the run without starting over");
         let (want_jobs, want_run) = oracle(&c);
         let got: Vec<JobStatus> = sim.run.jobs.iter().map(|j| j.status).collect();
         prop_assert_eq!(got, want_jobs);

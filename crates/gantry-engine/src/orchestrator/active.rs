@@ -2,7 +2,7 @@
 //! its running attempts, and the conversion of core transitions into store writes.
 
 use crate::ports::{AuditRecord, JobRecord, RunRecord, Write};
-use gantry_core::dag::{JobState, RunState, Transition};
+use gantry_core::dag::{JobState, RunState, Stepper, Transition};
 use gantry_core::spec::{JobGraph, RunContext, RunSpec};
 use std::collections::HashMap;
 use tokio::sync::watch;
@@ -15,6 +15,8 @@ pub(crate) struct ActiveRun {
     pub graph: JobGraph,
     pub ctx: RunContext,
     pub state: RunState,
+    /// Steps the run, remembering what lets a step look only at the jobs that can move.
+    pub stepper: Stepper,
     /// Cancel switches of running attempts, by job index.
     pub cancels: HashMap<usize, watch::Sender<bool>>,
     /// The last step left queued jobs waiting for a free slot.
@@ -26,7 +28,7 @@ impl ActiveRun {
     /// The run's in-memory state as `rec` says (the record itself is left to be written).
     pub fn from_record(rec: &RunRecord) -> ActiveRun {
         let graph = JobGraph::new(&rec.spec);
-        let jobs = rec
+        let jobs: Vec<JobState> = rec
             .jobs
             .iter()
             .map(|j| JobState {
@@ -38,19 +40,21 @@ impl ActiveRun {
                 finished_at_ms: j.finished_at_ms,
             })
             .collect();
+        let state = RunState {
+            status: rec.status,
+            cancel_requested: rec.cancel_requested,
+            jobs,
+            started_at_ms: rec.started_at_ms,
+            finished_at_ms: rec.finished_at_ms,
+        };
         ActiveRun {
             id: rec.id.clone(),
             name: rec.name.clone(),
             trace_id: rec.trace_id.clone(),
+            stepper: Stepper::new(&graph, &state),
             graph,
             ctx: rec.context.clone(),
-            state: RunState {
-                status: rec.status,
-                cancel_requested: rec.cancel_requested,
-                jobs,
-                started_at_ms: rec.started_at_ms,
-                finished_at_ms: rec.finished_at_ms,
-            },
+            state,
             spec: rec.spec.clone(),
             cancels: HashMap::new(),
             starved: false,

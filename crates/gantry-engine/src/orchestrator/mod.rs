@@ -19,7 +19,7 @@ use crate::layout::Layout;
 use crate::logs::Logs;
 use crate::ports::{CancelSignal, Clock, Executor, Launch, RunRecord, Store, StoreError, Write};
 use active::ActiveRun;
-use gantry_core::dag::{self, Action, Outcome};
+use gantry_core::dag::{Action, Outcome};
 use gantry_core::spec::ExecutorKind;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -541,7 +541,9 @@ impl Actor {
                 continue;
             };
             let free = self.config.max_parallel.saturating_sub(self.running);
-            let plan = dag::step(&run.spec, &run.graph, &run.ctx, &run.state, now, free);
+            let plan = run
+                .stepper
+                .step(&run.spec, &run.graph, &run.ctx, &run.state, now, free);
             run.wake_at_ms = plan.wake_at_ms;
             run.starved = plan.starved;
             for action in plan.actions {
