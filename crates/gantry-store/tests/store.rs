@@ -218,6 +218,42 @@ async fn a_failed_batch_leaves_nothing_behind() {
 }
 
 #[tokio::test]
+async fn a_failed_batch_of_job_moves_leaves_nothing_and_the_next_commits() {
+    let (_d, s) = open().await;
+    s.commit(&[Write::InsertRun(Box::new(run("01A", 1)))])
+        .await
+        .unwrap();
+    let mut job = JobRecord::pending(0, "a");
+    job.status = JobStatus::Running;
+    let moved = |run_id: &str| Write::UpdateJob {
+        run_id: run_id.into(),
+        job: job.clone(),
+    };
+    // Only job moves and audit records (the batches of a busy run), one of them for a run
+    // that does not exist: the whole batch rolls back.
+    let err = s
+        .commit(&[moved("01A"), audit("01A", "running", 2), moved("nope")])
+        .await;
+    assert!(err.is_err());
+    assert!(s.audit_trail("01A").await.unwrap().is_empty());
+    let got = s.get_run("01A").await.unwrap().unwrap();
+    assert_eq!(got.jobs[0].status, JobStatus::Pending);
+    // The store goes on: audit records alone, job moves alone, then both.
+    s.commit(&[audit("01A", "queued", 3)]).await.unwrap();
+    s.commit(&[moved("01A")]).await.unwrap();
+    s.commit(&[moved("01A"), audit("01A", "running", 4)])
+        .await
+        .unwrap();
+    let trail = s.audit_trail("01A").await.unwrap();
+    assert_eq!(
+        trail.iter().map(|a| a.to.as_str()).collect::<Vec<_>>(),
+        ["queued", "running"]
+    );
+    let got = s.get_run("01A").await.unwrap().unwrap();
+    assert_eq!(got.jobs[0].status, JobStatus::Running);
+}
+
+#[tokio::test]
 async fn leases_are_exclusive_until_they_expire() {
     let (_d, s) = open().await;
     assert!(s.try_lease("run:1", "a", 100, 0).await.unwrap());

@@ -3,7 +3,9 @@
 //! first, then the last update of each run and job). Job and audit rows go in as one JSON
 //! array per statement, read by `jsonb_each` (parsed once into SQLite's binary JSON, so each
 //! column is picked without parsing the row again). The statement's text is the same whatever
-//! the number of rows, so SQLite prepares it once per connection instead of once per batch.
+//! the number of rows, so SQLite prepares it once per connection instead of once per batch. A
+//! batch that only moves jobs (most of a busy run's commits) goes to SQLite's thread as one
+//! statement text, its transaction included: one round trip instead of four.
 
 use super::payloads::Payloads;
 use crate::rows::db;
@@ -16,6 +18,29 @@ macro_rules! insert_jobs {
     () => {
         "INSERT INTO jobs (run_id, idx, name, status, attempt, exit_code, started_at, finished_at, not_before)
          SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8
+         FROM jsonb_each(?)"
+    };
+}
+
+/// Job rows from a JSON array, each replacing the job's row if it has one.
+/// (`WHERE true` keeps `ON CONFLICT` from parsing as a join's `ON`.)
+macro_rules! upsert_jobs {
+    () => {
+        concat!(
+            insert_jobs!(),
+            " WHERE true
+         ON CONFLICT (run_id, idx) DO UPDATE SET status = excluded.status, attempt = excluded.attempt,
+           exit_code = excluded.exit_code, started_at = excluded.started_at,
+           finished_at = excluded.finished_at, not_before = excluded.not_before"
+        )
+    };
+}
+
+/// Audit rows from a JSON array, in its order (so `seq` follows it).
+macro_rules! insert_audits {
+    () => {
+        "INSERT INTO audit_events (at, trace_id, run_id, job, attempt, from_status, to_status, note)
+         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7
          FROM jsonb_each(?)"
     };
 }
@@ -72,10 +97,27 @@ pub(super) async fn commit(
             Write::RenewLeases { .. } | Write::ReleaseLease { .. } => leases.push(w),
         }
     }
+    let jobs = job_rows(&job_order, &job_updates)?;
+    let audits = audit_rows(&audits)?;
+    let moves_only = inserts.is_empty()
+        && run_updates.is_empty()
+        && events.is_empty()
+        && outcomes.is_empty()
+        && bus.is_empty()
+        && leases.is_empty();
+    if moves_only {
+        return commit_moves(pool, jobs, audits).await;
+    }
     let mut tx = pool.begin().await.map_err(db)?;
     insert_runs(&mut tx, &inserts).await?;
     update_runs(&mut tx, run_updates.values().copied()).await?;
-    upsert_jobs(&mut tx, &job_order, &job_updates).await?;
+    if let Some(rows) = jobs {
+        sqlx::query(upsert_jobs!())
+            .bind(rows)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+    }
     let committed = insert_events(&mut tx, &events, &payloads.places).await?;
     for w in bus {
         crate::bus::apply(&mut tx, w).await?;
@@ -88,7 +130,13 @@ pub(super) async fn commit(
             .await
             .map_err(db)?;
     }
-    insert_audits(&mut tx, &audits).await?;
+    if let Some(rows) = audits {
+        sqlx::query(insert_audits!())
+            .bind(rows)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+    }
     apply_leases(&mut tx, &leases).await?;
     payloads.durable().await?;
     tx.commit().await.map_err(db)?;
@@ -161,30 +209,53 @@ async fn update_runs(
     Ok(())
 }
 
-async fn upsert_jobs(
-    tx: &mut SqliteConnection,
+/// A batch that only moves jobs (the bulk of a busy run's commits), in one statement: its
+/// transaction, rows and commit go to SQLite's thread in one round trip instead of four. The
+/// text is one of three, so its prepared form is cached like any other statement's.
+async fn commit_moves(
+    pool: &sqlx::SqlitePool,
+    jobs: Option<String>,
+    audits: Option<String>,
+) -> StoreResult<Committed> {
+    let query = match (&jobs, &audits) {
+        (Some(_), Some(_)) => sqlx::query(concat!(
+            "BEGIN IMMEDIATE; ",
+            upsert_jobs!(),
+            "; ",
+            insert_audits!(),
+            "; COMMIT"
+        )),
+        (Some(_), None) => sqlx::query(concat!("BEGIN IMMEDIATE; ", upsert_jobs!(), "; COMMIT")),
+        (None, Some(_)) => sqlx::query(concat!("BEGIN IMMEDIATE; ", insert_audits!(), "; COMMIT")),
+        (None, None) => return Ok(Committed::default()),
+    };
+    let query = jobs
+        .into_iter()
+        .chain(audits)
+        .fold(query, |q, rows| q.bind(rows));
+    let mut conn = pool.acquire().await.map_err(db)?;
+    match query.execute(&mut *conn).await {
+        Ok(_) => Ok(Committed::default()),
+        Err(e) => {
+            // A statement failed: nothing of the batch is kept (its transaction may still be
+            // open, and is rolled back; if it is not open, this fails harmlessly).
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err(db(e))
+        }
+    }
+}
+
+/// The job rows a batch leaves (each job's last update), as one JSON array; `None` if none.
+fn job_rows(
     job_order: &[(&str, u32)],
     job_updates: &HashMap<(&str, u32), (&str, &JobRecord)>,
-) -> StoreResult<()> {
+) -> StoreResult<Option<String>> {
     if job_order.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let mut by_run: Vec<(&str, &JobRecord)> = job_order.iter().map(|k| job_updates[k]).collect();
     by_run.sort_by_key(|(r, j)| (*r, j.index));
-    // One statement text whatever the number of rows (its prepared form is cached): the rows
-    // travel as one JSON array. (`WHERE true` keeps `ON CONFLICT` from parsing as a join's `ON`.)
-    sqlx::query(concat!(
-        insert_jobs!(),
-        " WHERE true
-         ON CONFLICT (run_id, idx) DO UPDATE SET status = excluded.status, attempt = excluded.attempt,
-           exit_code = excluded.exit_code, started_at = excluded.started_at,
-           finished_at = excluded.finished_at, not_before = excluded.not_before"
-    ))
-    .bind(json_rows(by_run.iter().map(|(run_id, j)| job_row(run_id, j)))?)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    Ok(())
+    json_rows(by_run.iter().map(|(run_id, j)| job_row(run_id, j))).map(Some)
 }
 
 /// A job's row, serialized as the JSON array `insert_jobs!` reads (a tuple is an array).
@@ -298,11 +369,11 @@ async fn insert_events(
     Ok(committed)
 }
 
-async fn insert_audits(tx: &mut SqliteConnection, audits: &[&AuditRecord]) -> StoreResult<()> {
+/// The batch's audit records, in batch order, as one JSON array; `None` if none.
+fn audit_rows(audits: &[&AuditRecord]) -> StoreResult<Option<String>> {
     if audits.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    // In batch order (jsonb_each reads the array in order, so `seq` follows it).
     let rows = audits.iter().map(|a| {
         (
             a.at_ms,
@@ -315,16 +386,7 @@ async fn insert_audits(tx: &mut SqliteConnection, audits: &[&AuditRecord]) -> St
             &a.note,
         )
     });
-    sqlx::query(
-        "INSERT INTO audit_events (at, trace_id, run_id, job, attempt, from_status, to_status, note)
-         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7
-         FROM jsonb_each(?)",
-    )
-    .bind(json_rows(rows)?)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    Ok(())
+    json_rows(rows).map(Some)
 }
 
 async fn apply_leases(tx: &mut SqliteConnection, leases: &[&Write]) -> StoreResult<()> {
