@@ -28,19 +28,21 @@ pub fn start(
 }
 
 async fn copy(mut from: impl tokio::io::AsyncRead + Unpin, mut to: AttemptLog, masker: Masker) {
-    let mut buf = vec![0u8; 16 * 1024];
+    // Read into spare capacity: nothing to zero first (most jobs of a big DAG write nothing).
+    let mut buf = Vec::with_capacity(16 * 1024);
     let mut out = (!masker.is_empty()).then(|| LineMasker::new(to.clone(), masker));
     loop {
-        let n = match from.read(&mut buf).await {
+        buf.clear();
+        match from.read_buf(&mut buf).await {
             Ok(0) => break,
-            Ok(n) => n,
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
         match out.as_mut() {
-            Some(masked) => masked.write(&buf[..n]),
+            Some(masked) => masked.write(&buf),
             None => {
-                let _ = to.write_all(&buf[..n]);
+                let _ = to.write_all(&buf);
             }
         }
     }

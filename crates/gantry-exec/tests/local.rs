@@ -85,6 +85,24 @@ async fn runs_commands_in_one_session_with_env_and_interleaved_log() {
 }
 
 #[tokio::test]
+async fn output_larger_than_a_read_reaches_the_log_whole_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, cancel) = no_cancel();
+    // ~190 KB, more than the pipe holds and many reads' worth: nothing lost, nothing reordered.
+    let l = launch(dir.path(), &["seq 1 30000"], 10_000);
+    let outcome = executor("t-big").execute(l.clone(), cancel).await;
+    assert_eq!(outcome, Outcome::Succeeded);
+    let mut want = String::from("$ seq 1 30000\n");
+    for i in 1..=30000 {
+        want.push_str(&format!("{i}\n"));
+    }
+    assert!(
+        log_text(&l).unwrap() == want,
+        "the log is the output, byte for byte"
+    );
+}
+
+#[tokio::test]
 async fn first_failing_command_stops_the_session_with_its_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let (_tx, cancel) = no_cancel();
