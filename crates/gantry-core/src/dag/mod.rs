@@ -100,6 +100,39 @@ pub struct Plan {
     pub starved: bool,
 }
 
+impl Plan {
+    /// A queued job the step comes to: it waits for its retry time (the plan wakes for the
+    /// earliest), or goes if a slot is free (the run starts with its first dispatch), or is left
+    /// for lack of one. True if it was dispatched.
+    fn visit_queued(
+        &mut self,
+        job: usize,
+        not_before_ms: Option<i64>,
+        now_ms: i64,
+        slots: &mut usize,
+        run: RunStatus,
+    ) -> bool {
+        match not_before_ms {
+            Some(t) if t > now_ms => {
+                self.wake_at_ms = Some(self.wake_at_ms.map_or(t, |w| w.min(t)));
+                false
+            }
+            _ if *slots > 0 => {
+                if run == RunStatus::Queued && !self.actions.contains(&Action::StartRun) {
+                    self.actions.push(Action::StartRun);
+                }
+                self.actions.push(Action::Dispatch { job });
+                *slots -= 1;
+                true
+            }
+            _ => {
+                self.starved = true;
+                false
+            }
+        }
+    }
+}
+
 /// A state change, to be persisted and recorded in the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
@@ -168,7 +201,6 @@ pub fn step(
         // `failed_upstream[j]`: something failed at or above j (a skip passes failure on).
         let mut failed_upstream = vec![false; status.len()];
         let mut slots = free_slots;
-        let mut dispatched = false;
         for &j in &graph.topo {
             let needs = &graph.needs[j];
             let ready =
@@ -191,22 +223,10 @@ pub fn step(
                     }
                 }
             }
-            if status[j] == JobStatus::Queued {
-                match run.jobs[j].not_before_ms {
-                    Some(t) if t > now_ms => {
-                        plan.wake_at_ms = Some(plan.wake_at_ms.map_or(t, |w| w.min(t)));
-                    }
-                    _ if slots > 0 => {
-                        if !dispatched && run.status == RunStatus::Queued {
-                            plan.actions.push(Action::StartRun);
-                        }
-                        dispatched = true;
-                        plan.actions.push(Action::Dispatch { job: j });
-                        status[j] = JobStatus::Running;
-                        slots -= 1;
-                    }
-                    _ => plan.starved = true,
-                }
+            if status[j] == JobStatus::Queued
+                && plan.visit_queued(j, run.jobs[j].not_before_ms, now_ms, &mut slots, run.status)
+            {
+                status[j] = JobStatus::Running;
             }
             failed_upstream[j] =
                 status[j].is_failure() || (status[j] == JobStatus::Skipped && upstream_failure);

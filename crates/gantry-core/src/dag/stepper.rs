@@ -179,7 +179,6 @@ impl Stepper {
             starved: false,
         };
         let mut slots = free_slots;
-        let mut dispatched = false;
         let mut cursor = 0;
         // Where the slots ran out: queued jobs from there on are summed up, not visited.
         let mut out_of_slots_at = None;
@@ -203,25 +202,13 @@ impl Stepper {
             if self.ready.remove(&p) {
                 self.decide(spec, graph, ctx, run, j, &mut plan);
             }
-            if self.status[j] == JobStatus::Queued {
-                match run.jobs[j].not_before_ms {
-                    Some(t) if t > now_ms => {
-                        plan.wake_at_ms = Some(plan.wake_at_ms.map_or(t, |w| w.min(t)));
-                    }
-                    _ if slots > 0 => {
-                        if !dispatched && run.status == RunStatus::Queued {
-                            plan.actions.push(Action::StartRun);
-                        }
-                        dispatched = true;
-                        plan.actions.push(Action::Dispatch { job: j });
-                        self.queued.remove(&p);
-                        self.backing_off.remove(&p);
-                        self.status[j] = JobStatus::Running;
-                        self.running.push(j);
-                        slots -= 1;
-                    }
-                    _ => plan.starved = true,
-                }
+            if self.status[j] == JobStatus::Queued
+                && plan.visit_queued(j, run.jobs[j].not_before_ms, now_ms, &mut slots, run.status)
+            {
+                self.queued.remove(&p);
+                self.backing_off.remove(&p);
+                self.status[j] = JobStatus::Running;
+                self.running.push(j);
             }
         }
         if let Some(from) = out_of_slots_at {
@@ -230,12 +217,8 @@ impl Stepper {
                 plan.starved = true;
             }
             for &p in self.backing_off.range(from..) {
-                match run.jobs[graph.topo[p]].not_before_ms {
-                    Some(t) if t > now_ms => {
-                        plan.wake_at_ms = Some(plan.wake_at_ms.map_or(t, |w| w.min(t)));
-                    }
-                    _ => plan.starved = true,
-                }
+                let j = graph.topo[p];
+                plan.visit_queued(j, run.jobs[j].not_before_ms, now_ms, &mut 0, run.status);
             }
         }
         if self.unended == 0 {
