@@ -254,6 +254,60 @@ async fn a_failed_batch_of_job_moves_leaves_nothing_and_the_next_commits() {
 }
 
 #[tokio::test]
+async fn job_moves_of_several_runs_keep_each_runs_audit_trail() {
+    let (_d, s) = open().await;
+    for id in ["01A", "01B"] {
+        s.commit(&[Write::InsertRun(Box::new(run(id, 1)))])
+            .await
+            .unwrap();
+    }
+    let mut job = JobRecord::pending(1, "b");
+    job.status = JobStatus::Queued;
+    let moved = |run_id: &str| Write::UpdateJob {
+        run_id: run_id.into(),
+        job: job.clone(),
+    };
+    // Audit records of two runs in one batch of moves, then of one run only.
+    s.commit(&[
+        moved("01A"),
+        audit("01A", "queued", 2),
+        moved("01B"),
+        audit("01B", "queued", 3),
+    ])
+    .await
+    .unwrap();
+    s.commit(&[audit("01B", "running", 4), audit("01B", "succeeded", 5)])
+        .await
+        .unwrap();
+    let trail = |id: &'static str| {
+        let s = s.clone();
+        async move {
+            s.audit_trail(id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|a| (a.trace_id, a.run_id, a.to, a.at_ms))
+                .collect::<Vec<_>>()
+        }
+    };
+    let a =
+        |id: &str, to: &str, at: i64| (format!("trace-{id}"), id.to_string(), to.to_string(), at);
+    assert_eq!(trail("01A").await, [a("01A", "queued", 2)]);
+    assert_eq!(
+        trail("01B").await,
+        [
+            a("01B", "queued", 3),
+            a("01B", "running", 4),
+            a("01B", "succeeded", 5)
+        ]
+    );
+    for id in ["01A", "01B"] {
+        let got = s.get_run(id).await.unwrap().unwrap();
+        assert_eq!(got.jobs[1].status, JobStatus::Queued);
+    }
+}
+
+#[tokio::test]
 async fn leases_are_exclusive_until_they_expire() {
     let (_d, s) = open().await;
     assert!(s.try_lease("run:1", "a", 100, 0).await.unwrap());
