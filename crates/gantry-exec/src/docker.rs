@@ -125,17 +125,7 @@ impl Executor for DockerExecutor {
     }
 
     async fn reap_orphans(&self) -> usize {
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{OWNER_LABEL}={}", self.owner)],
-        )]);
-        let list = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters),
-                ..Default::default()
-            }))
+        let list = labelled(&self.docker, &format!("{OWNER_LABEL}={}", self.owner))
             .await
             .unwrap_or_default();
         for c in &list {
@@ -145,6 +135,21 @@ impl Executor for DockerExecutor {
         }
         list.len()
     }
+}
+
+/// Every container, running or not, with `label` (a name, or `name=value`).
+async fn labelled(
+    docker: &Docker,
+    label: &str,
+) -> Result<Vec<bollard::models::ContainerSummary>, bollard::errors::Error> {
+    let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+    docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
 }
 
 impl DockerExecutor {
@@ -365,14 +370,7 @@ impl gantry_engine::ports::ServiceRuntime for DockerServices {
         &self,
         label: &str,
     ) -> Result<Vec<(String, String, gantry_engine::ports::ContainerState)>, String> {
-        let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
-        let list = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters),
-                ..Default::default()
-            }))
+        let list = labelled(&self.docker, label)
             .await
             .map_err(|e| format!("cannot list containers: {e}"))?;
         let mut out = Vec::new();

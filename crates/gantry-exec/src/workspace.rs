@@ -42,7 +42,7 @@ struct Slot {
 }
 
 /// A folder's change time (`st_ctime`), seconds and nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ChangeTime(i64, i64);
 
 impl ChangeTime {
