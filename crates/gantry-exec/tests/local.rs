@@ -52,6 +52,16 @@ fn alive(marker: &str) -> bool {
     })
 }
 
+/// Polls `cond` until it holds, or panics after 10 s: a process starts (or dies) some time
+/// after the call that asked for it, later on a loaded machine.
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn runs_commands_in_one_session_with_env_and_interleaved_log() {
     let dir = tempfile::tempdir().unwrap();
@@ -156,8 +166,7 @@ async fn cancel_stops_a_running_job() {
     let l = launch(dir.path(), &["sleep 3988"], 60_000);
     let ex = executor("t5");
     let job = tokio::spawn(async move { ex.execute(l, cancel).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(alive("sleep 3988"));
+    until("the job runs", || alive("sleep 3988")).await;
     tx.send(true).unwrap();
     assert_eq!(job.await.unwrap(), Outcome::Cancelled);
     assert!(!alive("sleep 3988"), "ended means nothing of it runs");
@@ -180,7 +189,7 @@ async fn orphans_of_a_previous_life_are_reaped_by_owner() {
     let l = launch(dir.path(), &["sleep 3990"], 60_000);
     let ex = executor("owner-a");
     let job = tokio::spawn(async move { ex.execute(l, cancel).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until("the attempt runs", || alive("sleep 3990")).await;
     job.abort();
     drop(tx);
     assert!(alive("sleep 3990"));
@@ -191,8 +200,7 @@ async fn orphans_of_a_previous_life_are_reaped_by_owner() {
     );
     assert!(alive("sleep 3990"));
     assert_eq!(executor("owner-a").reap_orphans().await, 1);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!alive("sleep 3990"));
+    until("the orphan is gone", || !alive("sleep 3990")).await;
 }
 
 #[tokio::test]

@@ -28,6 +28,16 @@ async fn a_killed_server_finishes_every_run_after_restart() {
         s.wait_run(id, 10, |r| r["jobs"][0]["status"] == "running")
             .await;
     }
+    // `running` means the process exists; wait for its commands to have started too.
+    let lines = || {
+        std::fs::read_to_string(&marker)
+            .map(|l| l.lines().count())
+            .unwrap_or(0)
+    };
+    for sleep in ["sleep 3993", "sleep 3994", "sleep 3995"] {
+        common::wait_until(10, sleep, || common::alive(sleep)).await;
+    }
+    assert_eq!(lines(), 1, "the first attempt wrote its line");
     s.kill9().await;
     // The attempts outlive the server in their own process groups...
     assert!(common::alive("sleep 3993"));
@@ -47,13 +57,16 @@ async fn a_killed_server_finishes_every_run_after_restart() {
         })
         .await;
     assert_eq!(job(&run, "then")["status"], "pending");
-    let lines = std::fs::read_to_string(&marker).unwrap();
+    common::wait_until(10, "the retry runs its commands", || {
+        common::alive("sleep 3993")
+    })
+    .await;
+    assert_eq!(lines(), 2, "one line per attempt");
     assert_eq!(
-        lines.lines().count(),
-        2,
-        "one line per attempt, never concurrent"
+        common::processes("sleep 3993"),
+        1,
+        "the first attempt was reaped before the retry started: never two at once"
     );
-    assert!(common::alive("sleep 3993"), "the retry is running");
 
     let run = s.wait_finished(&no_retry, 10).await;
     assert_eq!(run["status"], "failed");

@@ -152,14 +152,34 @@ pub fn job<'a>(run: &'a Value, name: &str) -> &'a Value {
 /// not a substring: the shell of any job whose script merely mentions the command (in this
 /// test or one running beside it) must not count.
 pub fn alive(marker: &str) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
-            let args: Vec<String> = c
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            args.join(" ") == marker
+    processes(marker) > 0
+}
+
+/// How many processes run exactly the command `marker` (see [`alive`]).
+pub fn processes(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                let args: Vec<String> = c
+                    .split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                args.join(" ") == marker
+            })
         })
-    })
+        .count()
+}
+
+/// Polls `cond` every 20 ms until it holds, or panics with `what` after `secs`. For what a job's
+/// shell does after the job is reported `running`: the process exists then, its commands may
+/// not have run yet.
+pub async fn wait_until(secs: u64, what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
