@@ -5,12 +5,11 @@
 //! When the session ends, whatever it left running in its group is killed too.
 
 use crate::git::GitSources;
-use crate::masked_log;
+use crate::masked_log::Pipe;
 use crate::spawn::{self, CStrings, Exit, Process, Spawn};
 use crate::workspace::{self, Workspace};
 use async_trait::async_trait;
 use gantry_core::dag::Outcome;
-use gantry_core::secret::Masker;
 use gantry_engine::ports::{CancelSignal, Executor, Launch};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -44,6 +43,8 @@ pub struct LocalExecutor {
     /// Puts a job's source into its workspace.
     git: Option<std::sync::Arc<GitSources>>,
     workspaces: workspace::WorkspacePool,
+    /// The output pipe for the next job, made after the last one started.
+    spare: std::sync::Mutex<Option<Pipe>>,
 }
 
 impl LocalExecutor {
@@ -71,6 +72,7 @@ impl LocalExecutor {
             dev_null: std::fs::File::open("/dev/null").ok(),
             git: None,
             workspaces: Default::default(),
+            spare: Default::default(),
         }
     }
 
@@ -149,13 +151,15 @@ impl LocalExecutor {
         Some((self.resolve(argv[0], launch)?, argv))
     }
 
+    /// Starts the job writing into a pipe (the spare one, if there is one). The pipe comes
+    /// back with our copy of its write end still open: the caller notes what comes before the
+    /// job's output, then starts copying.
     fn spawn(
         &self,
         launch: &Launch,
         workspace: &Workspace,
         direct: Option<&(PathBuf, Vec<&str>)>,
-        masker: &Masker,
-    ) -> std::io::Result<(Process, tokio::task::JoinHandle<()>)> {
+    ) -> std::io::Result<(Process, Pipe)> {
         let mut argv = CStrings::default();
         let program = match direct {
             Some((program, words)) => {
@@ -182,17 +186,29 @@ impl LocalExecutor {
                 &opened
             }
         };
-        let (pipe, copier) = masked_log::start(launch.log.clone(), masker.clone())?;
+        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let pipe = match spare {
+            Some(pipe) => pipe,
+            None => Pipe::new()?,
+        };
         let process = spawn::spawn(&Spawn {
             program: &program,
             argv: &argv,
             env: &env,
             cwd: workspace.dir(),
             stdin: stdin.as_fd(),
-            output: pipe.as_fd(),
+            output: pipe.writer.as_fd(),
         })?;
-        drop(pipe); // the job has its copy; the copier sees the end when the job's copies close
-        Ok((process, copier))
+        Ok((process, pipe))
+    }
+
+    /// Makes the pipe the next job will write to, if there is none yet: called once a job has
+    /// started, so that the next start (while a slot stands empty) does not wait for it.
+    fn make_spare(&self) {
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.is_none() {
+            *spare = Pipe::new().ok();
+        }
     }
 }
 
@@ -213,15 +229,24 @@ impl Executor for LocalExecutor {
         else {
             return Outcome::Failed { exit_code: None };
         };
-        // A plain command runs without the shell, so its `$` line is written here; the shell
-        // session echoes each command's line itself, just before running it.
+        // A plain command runs without the shell, so its `$` line is written here (once it
+        // has started, but before anything it writes is copied); the shell session echoes
+        // each command's line itself, just before running it.
         let direct = self.direct(&launch);
-        if let (Some(_), [only]) = (&direct, launch.commands.as_slice()) {
-            launch.log.note(&masker.mask(&echo_line(only)));
-        }
-        let (mut child, copier) = match self.spawn(&launch, &workspace, direct.as_ref(), &masker) {
-            Ok(c) => c,
+        let echo = |launch: &Launch| {
+            if let (Some(_), [only]) = (&direct, launch.commands.as_slice()) {
+                launch.log.note(&masker.mask(&echo_line(only)));
+            }
+        };
+        let (mut child, mut copier) = match self.spawn(&launch, &workspace, direct.as_ref()) {
+            Ok((child, pipe)) => {
+                echo(&launch);
+                let copier = pipe.copy_into(launch.log.clone(), masker.clone());
+                self.make_spare();
+                (child, copier)
+            }
             Err(e) => {
+                echo(&launch);
                 // As the shell would report it: 127 not found, 126 not executable.
                 let program = direct.as_ref().map_or("/bin/sh", |(_, argv)| argv[0]);
                 let (code, what) = match e.kind() {
@@ -241,8 +266,20 @@ impl Executor for LocalExecutor {
         debug!(pid, "started");
         let timeout = tokio::time::sleep(Duration::from_millis(launch.timeout_ms));
         let mut last_word = None;
+        let mut copied = false;
+        let ended = async {
+            // A job's output usually ends as the job exits, and the exit is then there to
+            // collect without watching the process (see `Process::wait`). Until then, or
+            // for a job that runs a while, or whose output outlives it, the process is watched.
+            tokio::select! {
+                biased;
+                _ = &mut copier => copied = true,
+                _ = tokio::time::sleep(WATCH_AFTER) => {}
+            }
+            child.wait().await
+        };
         let outcome = tokio::select! {
-            status = child.wait() => {
+            status = ended => {
                 // The session is over; anything it left behind in its group goes too.
                 kill_group(group).await;
                 match status {
@@ -266,7 +303,9 @@ impl Executor for LocalExecutor {
         };
         // The group is gone, so the pipe has no writers left (unless something escaped the
         // group): the job's output is all in the log after this, and the engine's word follows.
-        let _ = tokio::time::timeout(Duration::from_secs(5), copier).await;
+        if !copied {
+            let _ = tokio::time::timeout(Duration::from_secs(5), copier).await;
+        }
         if let Some(line) = last_word {
             note(&launch, &line);
         }
@@ -320,6 +359,9 @@ impl LocalExecutor {
         kill_group(group).await;
     }
 }
+
+/// How long a job's output may run before its process is watched for its end as well.
+const WATCH_AFTER: Duration = Duration::from_millis(10);
 
 /// Longest wait for a killed group's processes to be gone.
 const GROUP_GONE_WITHIN: Duration = Duration::from_secs(2);

@@ -10,21 +10,32 @@ use tokio::io::AsyncReadExt;
 /// A line longer than this is masked and written without waiting for its end.
 const MAX_PENDING: usize = 64 * 1024;
 
-/// Starts copying from a new pipe into `log`; returns the pipe's write end for the job.
-pub fn start(
-    log: AttemptLog,
-    masker: Masker,
-) -> std::io::Result<(PipeWriter, tokio::task::JoinHandle<()>)> {
-    let (reader, writer) = std::io::pipe()?;
-    // Only our end is non-blocking: the job writes to a blocking pipe, as to a terminal.
-    let reader = std::os::fd::OwnedFd::from(reader);
-    nix::fcntl::fcntl(
-        &reader,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    )?;
-    let from = tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(reader)?;
-    let copier = tokio::spawn(copy(from, log, masker));
-    Ok((writer, copier))
+/// A job's output pipe before the job: the write end to hand it, and our end, non-blocking and
+/// already known to the reactor. Made ahead of need (see `LocalExecutor`), so a job's start
+/// does not wait for it.
+pub struct Pipe {
+    pub writer: PipeWriter,
+    reader: tokio::net::unix::pipe::Receiver,
+}
+
+impl Pipe {
+    pub fn new() -> std::io::Result<Pipe> {
+        let (reader, writer) = std::io::pipe()?;
+        // Only our end is non-blocking: the job writes to a blocking pipe, as to a terminal.
+        let reader = std::os::fd::OwnedFd::from(reader);
+        nix::fcntl::fcntl(
+            &reader,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )?;
+        let reader = tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(reader)?;
+        Ok(Pipe { writer, reader })
+    }
+
+    /// Starts copying what arrives into `log`; the copy ends when every write end is closed.
+    pub fn copy_into(self, log: AttemptLog, masker: Masker) -> tokio::task::JoinHandle<()> {
+        drop(self.writer);
+        tokio::spawn(copy(self.reader, log, masker))
+    }
 }
 
 async fn copy(mut from: impl tokio::io::AsyncRead + Unpin, mut to: AttemptLog, masker: Masker) {

@@ -106,8 +106,23 @@ pub enum Exit {
 #[derive(Debug)]
 pub struct Process {
     pid: i32,
-    pidfd: AsyncFd<OwnedFd>,
+    /// The pidfd as the reactor knows it, registered only once a wait finds the process still
+    /// running: most jobs of a big DAG have ended by the time anyone waits (their output's end
+    /// comes first), and are reaped without adding it and removing it again (two
+    /// `epoll_ctl`s). Declared before `pidfd`, so it is removed before that is closed.
+    watched: Option<AsyncFd<RawPidfd>>,
+    pidfd: OwnedFd,
     exit: Option<Exit>,
+}
+
+/// The raw pidfd for the reactor; `Process::pidfd` owns it.
+#[derive(Debug)]
+struct RawPidfd(c_int);
+
+impl AsRawFd for RawPidfd {
+    fn as_raw_fd(&self) -> c_int {
+        self.0
+    }
 }
 
 /// The step of the child's set-up that failed.
@@ -292,8 +307,8 @@ pub fn spawn(spawn: &Spawn<'_>) -> io::Result<Process> {
     }
     Ok(Process {
         pid,
-        // SAFETY: the AsyncFd owns the pidfd; it is closed only when the AsyncFd is dropped.
-        pidfd: unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)? },
+        watched: None,
+        pidfd,
         exit: None,
     })
 }
@@ -385,14 +400,24 @@ impl Process {
 
     /// Waits for the process to end (and reaps it); again after that, returns the same.
     pub async fn wait(&mut self) -> io::Result<Exit> {
-        if let Some(exit) = self.exit {
+        if let Some(exit) = self.try_wait()? {
             return Ok(exit);
         }
+        let watched = match &mut self.watched {
+            Some(watched) => watched,
+            // SAFETY: `pidfd` stays open while `watched` exists: it is dropped first.
+            none => none.insert(unsafe {
+                AsyncFd::register_with_interest(
+                    RawPidfd(self.pidfd.as_raw_fd()),
+                    tokio::io::Interest::READABLE,
+                )?
+            }),
+        };
         loop {
             // A pidfd turns readable when its process ends, and registering one that already
-            // has reports it at once: no `waitid` is spent on a process still running.
-            let mut ready = self.pidfd.readable().await?;
-            if let Some(exit) = waitid(ready.get_inner(), libc::WNOHANG)? {
+            // has reports it at once.
+            let mut ready = watched.readable().await?;
+            if let Some(exit) = waitid(&self.pidfd, libc::WNOHANG)? {
                 self.exit = Some(exit);
                 return Ok(exit);
             }
@@ -403,7 +428,7 @@ impl Process {
 
     fn try_wait(&mut self) -> io::Result<Option<Exit>> {
         if self.exit.is_none() {
-            self.exit = waitid(self.pidfd.get_ref(), libc::WNOHANG)?;
+            self.exit = waitid(&self.pidfd, libc::WNOHANG)?;
         }
         Ok(self.exit)
     }

@@ -156,6 +156,7 @@ impl Engine {
             runs: BTreeMap::new(),
             running: 0,
             dirty: Vec::new(),
+            results: Vec::new(),
         };
         if config.recover {
             actor.recover().await?;
@@ -298,6 +299,9 @@ struct Actor {
     runs: BTreeMap<String, ActiveRun>,
     running: usize,
     dirty: Vec<String>,
+    /// Writes of results taken since the last step, appended with the step's own: the step
+    /// starts the jobs it dispatches first, so those go before the journal gets this thread.
+    results: Vec<Write>,
 }
 
 impl Actor {
@@ -375,7 +379,7 @@ impl Actor {
                     ),
                     now,
                 ));
-                let durable = self.journal.append_acked(writes);
+                let durable = self.append_acked(writes);
                 let id = run.id.clone();
                 self.dirty.push(id.clone());
                 self.runs.insert(id, run);
@@ -394,13 +398,13 @@ impl Actor {
                                 run.run_write(),
                                 run.note(None, "cancel_requested", "cancel requested".into(), now),
                             ];
-                            self.journal.append(writes);
+                            self.append(writes);
                             self.dirty.push(id);
                         }
                         Ok(())
                     }
                 };
-                let durable = self.journal.append_acked(Vec::new());
+                let durable = self.append_acked(Vec::new());
                 tokio::spawn(async move {
                     let _ = durable.wait().await;
                     let _ = reply.send(result);
@@ -427,7 +431,7 @@ impl Actor {
                         for t in &transitions {
                             run.writes_for(t, now, &mut writes);
                         }
-                        let durable = self.journal.append_acked(writes);
+                        let durable = self.append_acked(writes);
                         self.dirty.push(run.id.clone());
                         self.runs.insert(run.id.clone(), run);
                         tokio::spawn(async move {
@@ -445,11 +449,25 @@ impl Actor {
             } => self.on_ended(&run_id, job, attempt, outcome, now),
             Command::Watchdog => self.watchdog(now),
             Command::Shutdown { reply } => {
+                self.append(Vec::new());
                 let _ = reply.send(());
                 return false;
             }
         }
         true
+    }
+
+    /// Appends `writes` to the journal, after the results waiting for the next step.
+    fn append(&mut self, writes: Vec<Write>) {
+        let mut all = std::mem::take(&mut self.results);
+        all.extend(writes);
+        self.journal.append(all);
+    }
+
+    /// [`Actor::append`], acknowledged once durable.
+    fn append_acked(&mut self, writes: Vec<Write>) -> crate::journal::Durable {
+        self.append(Vec::new());
+        self.journal.append_acked(writes)
     }
 
     fn lease_write(&self, run_id: &str, now: i64) -> Write {
@@ -484,9 +502,7 @@ impl Actor {
             .state
             .on_result(job, attempt, outcome, retries, backoff, now)
         {
-            let mut writes = Vec::with_capacity(2);
-            run.writes_for(&t, now, &mut writes);
-            self.journal.append(writes);
+            run.writes_for(&t, now, &mut self.results);
             self.dirty.push(run_id.to_string());
         }
     }
@@ -515,7 +531,7 @@ impl Actor {
         }
         let names: Vec<String> = self.runs.keys().map(|id| format!("run:{id}")).collect();
         if !names.is_empty() {
-            self.journal.append(vec![Write::RenewLeases {
+            self.append(vec![Write::RenewLeases {
                 names,
                 holder: self.config.owner.clone(),
                 expires_at_ms: now + self.config.lease_ttl_ms,
@@ -528,6 +544,7 @@ impl Actor {
 
     fn step_dirty(&mut self) {
         if self.dirty.is_empty() {
+            self.append(Vec::new());
             return;
         }
         let mut ids = std::mem::take(&mut self.dirty);
@@ -609,7 +626,7 @@ impl Actor {
             self.runs.remove(&id);
             self.logs.release(&id);
         }
-        self.journal.append(writes);
+        self.append(writes);
     }
 }
 
