@@ -95,6 +95,57 @@ async fn runs_commands_in_one_session_with_env_and_interleaved_log() {
 }
 
 #[tokio::test]
+async fn each_job_gets_only_its_own_output_though_pipes_are_made_ahead() {
+    // The executor makes the next job's pipe once a job has started: jobs one after another,
+    // and two at once, must each find only their own output in their log, after their `$` line.
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, cancel) = no_cancel();
+    let ex = executor("t-pipes");
+    let logs = Logs::new(dir.path().join("logs"));
+    let job = |name: &str, command: &str| {
+        let mut l = launch(dir.path(), &[command], 10_000);
+        l.job = name.into();
+        l.log = logs.attempt("r1", name, 1);
+        l
+    };
+    for i in 0..3 {
+        let l = job(&format!("seq{i}"), &format!("echo job {i}"));
+        assert_eq!(
+            ex.execute(l.clone(), cancel.clone()).await,
+            Outcome::Succeeded
+        );
+        assert_eq!(log_text(&l).unwrap(), format!("$ echo job {i}\njob {i}\n"));
+    }
+    let a = job("a", "sleep 0.2; echo from a");
+    let b = job("b", "echo from b; sleep 0.1");
+    let (ra, rb) = tokio::join!(
+        ex.execute(a.clone(), cancel.clone()),
+        ex.execute(b.clone(), cancel.clone())
+    );
+    assert_eq!((ra, rb), (Outcome::Succeeded, Outcome::Succeeded));
+    assert_eq!(log_text(&a).unwrap(), "$ sleep 0.2; echo from a\nfrom a\n");
+    assert_eq!(log_text(&b).unwrap(), "$ echo from b; sleep 0.1\nfrom b\n");
+}
+
+#[tokio::test]
+async fn a_job_that_closes_its_output_early_is_waited_for_to_its_end() {
+    // The end of a job's output usually comes with its exit, and is then the cue to reap it;
+    // here it comes first, and must not be taken for the end of the job.
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, cancel) = no_cancel();
+    let l = launch(
+        dir.path(),
+        &["echo before", "exec >/dev/null 2>&1", "sleep 0.3", "exit 3"],
+        10_000,
+    );
+    let started = Instant::now();
+    let outcome = executor("t-early").execute(l.clone(), cancel).await;
+    assert_eq!(outcome, Outcome::Failed { exit_code: Some(3) });
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(log_text(&l).unwrap().contains("before\n"));
+}
+
+#[tokio::test]
 async fn output_larger_than_a_read_reaches_the_log_whole_and_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let (_tx, cancel) = no_cancel();
