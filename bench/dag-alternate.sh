@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The 1000-job DAG of `true`, make -j2 and `gantry run --max-parallel 2` taking turns, without the
 # shared harness's wrappers, so that a VM whose speed drifts treats both alike. Prints medians and
-# the ratio. Extra binaries to compare (e.g. an older build) can be given as arguments.
+# the ratios (of medians, and the median of per-round ratios). Extra binaries to compare (e.g.
+# an older build) can be given as arguments.
 # env: ROUNDS (default 10). Needs bench/dag.sh to have made the DAG first (it builds the binary).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,4 +30,11 @@ make = statistics.median(by["make"])
 for name, walls in by.items():
     m = statistics.median(walls)
     print(f"{name:50} median {m:.3f} s  min {min(walls):.3f} s  {m / make:.2f}x make  n={len(walls)}")
+# Each round runs make and then every build: the median of per-round ratios is steadier than a
+# ratio of medians while the VM's speed drifts.
+names = [n for n in by if n != "make"]
+for name in names:
+    vs_make = statistics.median(a / b for a, b in zip(by[name], by["make"]))
+    vs_first = statistics.median(a / b for a, b in zip(by[name], by[names[0]]))
+    print(f"{name:50} paired: {vs_make:.3f}x make, {vs_first:.3f}x the first build")
 PY
