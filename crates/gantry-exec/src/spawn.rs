@@ -19,8 +19,8 @@
 //! for the child (it has no children before it execs), and ours is ignored unless blocked: a
 //! job that ended while we blocked it (~200 µs per clone, until the child execs) had its
 //! `SIGCHLD` queued for another of our threads (SQLite's), woken for nothing, ~450 times in
-//! the 1000-job DAG. The child then puts `SIGPIPE` back to its default
-//! (Rust's runtime ignores it; a job expects the default, as `std::process::Command` gives),
+//! the 1000-job DAG. The child then puts `SIGPIPE` back to its default (Rust's runtime
+//! ignores it; a job expects the default, as `std::process::Command` gives),
 //! resets to default any signal with a handler that arrived for it before it left our process
 //! group (it is delivered after the mask is cleared, as to a freshly forked child), and
 //! clears its mask. From its new group until `execve`, nobody knows its pid.
@@ -272,10 +272,10 @@ pub fn spawn(spawn: &Spawn<'_>) -> io::Result<Process> {
             None => slot.insert(ChildStack::new()?).top(),
         };
         let mut pidfd: c_int = -1;
-        // SAFETY: every signal but SIGCHLD is blocked on this thread while the child shares our
-        // memory (SIGCHLD cannot reach the child: it has no children of its own yet)
-        // (restored right after); the child runs `child_main` on this thread's own stack
-        // (unused until we resume, CLONE_VFORK) with `args`, which outlives the call.
+        // SAFETY: every signal but SIGCHLD (which nothing sends the child: it has no children
+        // yet) is blocked on this thread while the child shares our memory (restored right
+        // after); the child runs `child_main` on this thread's own stack (unused until we
+        // resume, CLONE_VFORK) with `args`, which outlives the call.
         unsafe {
             let mut all: libc::sigset_t = std::mem::zeroed();
             let mut before: libc::sigset_t = std::mem::zeroed();
