@@ -459,15 +459,21 @@ impl Actor {
 
     /// Appends `writes` to the journal, after the results waiting for the next step.
     fn append(&mut self, writes: Vec<Write>) {
-        let mut all = std::mem::take(&mut self.results);
-        all.extend(writes);
+        let all = self.after_results(writes);
         self.journal.append(all);
     }
 
     /// [`Actor::append`], acknowledged once durable.
     fn append_acked(&mut self, writes: Vec<Write>) -> crate::journal::Durable {
-        self.append(Vec::new());
-        self.journal.append_acked(writes)
+        let all = self.after_results(writes);
+        self.journal.append_acked(all)
+    }
+
+    /// The results waiting for the next step, then `writes`.
+    fn after_results(&mut self, writes: Vec<Write>) -> Vec<Write> {
+        let mut all = std::mem::take(&mut self.results);
+        all.extend(writes);
+        all
     }
 
     fn lease_write(&self, run_id: &str, now: i64) -> Write {
