@@ -26,20 +26,6 @@ CREATE TABLE jobs (
     not_before  BIGINT,
     PRIMARY KEY (run_id, idx)
 );
-CREATE TABLE audit_events (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-    at          BIGINT NOT NULL,
-    trace_id    TEXT NOT NULL,
-    run_id      TEXT NOT NULL,
-    job         TEXT,
-    attempt     INTEGER,
-    from_status TEXT,
-    to_status   TEXT NOT NULL,
-    note        TEXT
-);
-CREATE INDEX audit_by_run ON audit_events (run_id, seq);
-CREATE INDEX audit_by_trace ON audit_events (trace_id, seq);
-CREATE INDEX audit_by_time ON audit_events (at);
 CREATE TABLE locks (
     name       TEXT PRIMARY KEY,
     holder     TEXT NOT NULL,
@@ -92,3 +78,13 @@ CREATE TABLE run_specs (
     spec    TEXT NOT NULL,             -- the validated spec, as JSON
     context TEXT NOT NULL              -- what started the run (event, branch), as JSON
 );
+CREATE TABLE audit_chunks (
+    last_seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+    n         INTEGER NOT NULL,        -- how many records
+    run_id    TEXT    NOT NULL,
+    trace_id  TEXT    NOT NULL,
+    last_at   BIGINT  NOT NULL,        -- the newest record's time: the chunk expires after it
+    records   TEXT    NOT NULL         -- [[at, job, attempt, from, to, note], ...], in seq order
+);
+CREATE INDEX audit_chunks_by_run ON audit_chunks (run_id, last_seq);
+CREATE INDEX audit_chunks_by_time ON audit_chunks (last_at);

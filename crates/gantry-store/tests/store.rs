@@ -547,3 +547,69 @@ async fn every_job_and_audit_field_round_trips_in_large_batches() {
     }
     assert!(trail.windows(2).all(|w| w[0].seq < w[1].seq));
 }
+
+#[tokio::test]
+async fn audit_seqs_follow_commit_order_and_are_never_handed_out_twice() {
+    let (_d, s) = open().await;
+    let day = 86_400_000;
+    for id in ["01A", "01B"] {
+        s.commit(&[Write::InsertRun(Box::new(run(id, 1)))])
+            .await
+            .unwrap();
+    }
+    s.commit(&[
+        audit("01A", "queued", 1),
+        audit("01A", "running", 2),
+        audit("01A", "succeeded", 3),
+    ])
+    .await
+    .unwrap();
+    // Two runs' records interleaved in one batch.
+    s.commit(&[
+        audit("01B", "queued", 4),
+        audit("01A", "cancelled", 5),
+        audit("01B", "running", 6),
+    ])
+    .await
+    .unwrap();
+    let seqs = |id: &'static str| {
+        let s = s.clone();
+        async move {
+            s.audit_trail(id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|a| (a.seq, a.to))
+                .collect::<Vec<_>>()
+        }
+    };
+    let a = seqs("01A").await;
+    let b = seqs("01B").await;
+    let tos = |v: &[(i64, String)]| v.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>();
+    assert_eq!(tos(&a), ["queued", "running", "succeeded", "cancelled"]);
+    assert_eq!(tos(&b), ["queued", "running"]);
+    let mut all: Vec<i64> = a.iter().chain(&b).map(|(seq, _)| *seq).collect();
+    assert!(a.windows(2).all(|w| w[0].0 < w[1].0), "{a:?}");
+    assert!(b.windows(2).all(|w| w[0].0 < w[1].0), "{b:?}");
+    assert!(
+        a[..3].iter().all(|x| b.iter().all(|y| x.0 < y.0)),
+        "a later commit's records come after an earlier one's: {a:?} {b:?}"
+    );
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 6, "each record has its own seq");
+
+    // Everything expires; the next record still gets a seq never seen before.
+    let retention = Retention {
+        working_ms: day,
+        audit_ms: day,
+        logs_ms: day,
+    };
+    let expired = s.expire(&retention, 2 * day).await.unwrap();
+    assert_eq!(expired.audit_events, 6);
+    assert!(seqs("01A").await.is_empty());
+    s.commit(&[audit("01A", "again", 3 * day)]).await.unwrap();
+    let again = seqs("01A").await;
+    assert_eq!(again.len(), 1);
+    assert!(again[0].0 > *all.last().unwrap(), "{again:?} after {all:?}");
+}

@@ -63,7 +63,7 @@ use payloads::Payloads;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -247,29 +247,41 @@ impl Store for SqliteStore {
     }
 
     async fn audit_trail(&self, run_id: &str) -> StoreResult<Vec<AuditRecord>> {
-        let rows = sqlx::query("SELECT * FROM audit_events WHERE run_id = ? ORDER BY seq")
-            .bind(run_id)
-            .fetch_all(&self.read)
-            .await
-            .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    seq: r.try_get("seq").map_err(db)?,
-                    at_ms: r.try_get("at").map_err(db)?,
-                    trace_id: r.try_get("trace_id").map_err(db)?,
-                    run_id: r.try_get("run_id").map_err(db)?,
-                    job: r.try_get("job").map_err(db)?,
-                    attempt: r
-                        .try_get::<Option<i64>, _>("attempt")
-                        .map_err(db)?
-                        .map(|a| a as u32),
-                    from: r.try_get("from_status").map_err(db)?,
-                    to: r.try_get("to_status").map_err(db)?,
-                    note: r.try_get("note").map_err(db)?,
-                })
-            })
-            .collect()
+        let chunks: Vec<(i64, i64, String, String)> = sqlx::query_as(
+            "SELECT last_seq, n, trace_id, records FROM audit_chunks
+             WHERE run_id = ? ORDER BY last_seq",
+        )
+        .bind(run_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        let mut trail = Vec::new();
+        for (last_seq, n, trace_id, records) in chunks {
+            let rows: Vec<write::AuditRow> = serde_json::from_str(&records).map_err(|e| {
+                StoreError::Corrupt(format!("audit chunk {last_seq} of run {run_id}: {e}"))
+            })?;
+            if rows.len() as i64 != n {
+                return Err(StoreError::Corrupt(format!(
+                    "audit chunk {last_seq} of run {run_id} holds {} records, not {n}",
+                    rows.len()
+                )));
+            }
+            let first_seq = last_seq - n + 1;
+            trail.extend(rows.into_iter().zip(first_seq..).map(
+                |((at_ms, job, attempt, from, to, note), seq)| AuditRecord {
+                    seq,
+                    at_ms,
+                    trace_id: trace_id.clone(),
+                    run_id: run_id.to_string(),
+                    job,
+                    attempt,
+                    from,
+                    to,
+                    note,
+                },
+            ));
+        }
+        Ok(trail)
     }
 
     async fn undecided_events(
@@ -388,16 +400,12 @@ impl Store for SqliteStore {
                 now_ms - retention.working_ms,
             ),
             (
-                "DELETE FROM audit_events WHERE at < ?",
-                now_ms - retention.audit_ms,
-            ),
-            (
                 "DELETE FROM events WHERE received_at < ?",
                 now_ms - retention.working_ms,
             ),
             ("DELETE FROM locks WHERE expires_at < ?", now_ms),
         ];
-        let mut deleted = [0u64; 4];
+        let mut deleted = [0u64; 3];
         for (n, (sql, cutoff)) in deleted.iter_mut().zip(older) {
             *n = sqlx::query(sql)
                 .bind(cutoff)
@@ -406,7 +414,16 @@ impl Store for SqliteStore {
                 .map_err(db)?
                 .rows_affected();
         }
-        let [runs, audit_events, events, locks] = deleted;
+        let [runs, events, locks] = deleted;
+        // A chunk goes once its newest record is past the retention (its records are at most
+        // one commit apart); what is counted is records.
+        let audit_events: Vec<i64> =
+            sqlx::query_scalar("DELETE FROM audit_chunks WHERE last_at < ? RETURNING n")
+                .bind(now_ms - retention.audit_ms)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+        let audit_events = audit_events.iter().sum::<i64>() as u64;
         // Segments no remaining row points into go, after the commit (a rollback would
         // bring rows back); what is on disk and being written is noted inside the transaction.
         let snap = payloads::blocking("list payload segments", {
@@ -455,7 +472,7 @@ mod tests {
         let new = SqliteStore::open(&path).await.unwrap();
         assert_eq!(synchronous(&new).await, 2, "FULL after making the database");
         let tables: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('runs', 'jobs', 'audit_events')",
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('runs', 'jobs', 'audit_chunks')",
         )
         .fetch_one(&new.write)
         .await
@@ -519,6 +536,86 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(specs, 0);
+    }
+
+    #[tokio::test]
+    async fn audit_records_stored_one_per_row_move_into_chunks_keeping_their_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gantry.db");
+        {
+            // A database as the release before made it: a record per row, the newest of
+            // which (seq 3) has been expired.
+            let mut before = sqlx::migrate!("migrations/sqlite");
+            before.migrations = before
+                .migrations
+                .iter()
+                .filter(|m| m.version < 20261204000000)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into();
+            let options = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true);
+            let pool = SqlitePool::connect_with(options).await.unwrap();
+            before.run(&pool).await.unwrap();
+            sqlx::raw_sql(
+                r#"INSERT INTO audit_events (at, trace_id, run_id, job, attempt, from_status, to_status, note) VALUES
+                     (10, 't1', '01A', NULL, NULL, NULL, 'queued', NULL),
+                     (11, 't1', '01A', 'build', 2, 'queued', 'failed', 'exit "1"'),
+                     (12, 't1', '01A', NULL, NULL, 'running', 'failed', NULL);
+                   DELETE FROM audit_events WHERE seq = 3;"#,
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let store = SqliteStore::open(&path).await.unwrap();
+        let record = |seq,
+                      at_ms,
+                      job: Option<&str>,
+                      attempt,
+                      from: Option<&str>,
+                      to: &str,
+                      note: Option<&str>| AuditRecord {
+            seq,
+            at_ms,
+            trace_id: "t1".into(),
+            run_id: "01A".into(),
+            job: job.map(Into::into),
+            attempt,
+            from: from.map(Into::into),
+            to: to.into(),
+            note: note.map(Into::into),
+        };
+        let old = [
+            record(1, 10, None, None, None, "queued", None),
+            record(
+                2,
+                11,
+                Some("build"),
+                Some(2),
+                Some("queued"),
+                "failed",
+                Some("exit \"1\""),
+            ),
+        ];
+        assert_eq!(store.audit_trail("01A").await.unwrap(), old);
+        let next = record(0, 13, None, None, Some("failed"), "queued", Some("rerun"));
+        store.commit(&[Write::Audit(next.clone())]).await.unwrap();
+        let trail = store.audit_trail("01A").await.unwrap();
+        assert_eq!(trail[..2], old);
+        assert_eq!(
+            trail[2],
+            AuditRecord { seq: 4, ..next },
+            "seq 3 was handed out before"
+        );
+        let tables: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = 'audit_events'")
+                .fetch_one(&store.write)
+                .await
+                .unwrap();
+        assert_eq!(tables, 0);
     }
 
     /// Every table, index and trigger of a database, with the SQL that makes it.

@@ -1,11 +1,12 @@
 //! The SQLite write path: a batch of [`Write`]s applied in one transaction, in an order that
 //! respects foreign keys and gives the same final state as the batch's own order (inserts
-//! first, then the last update of each run and job). Job and audit rows go in as one JSON
-//! array per statement, read by `jsonb_each` (parsed once into SQLite's binary JSON, so each
-//! column is picked without parsing the row again). The statement's text is the same whatever
-//! the number of rows, so SQLite prepares it once per connection instead of once per batch. A
-//! batch that only moves jobs (most of a busy run's commits) goes to SQLite's thread as one
-//! statement text, its transaction included: one round trip instead of four.
+//! first, then the last update of each run and job). Job rows go in as one JSON array per
+//! statement, read by `jsonb_each` (parsed once into SQLite's binary JSON, so each column is
+//! picked without parsing the row again); the statement's text is the same whatever the number
+//! of rows, so SQLite prepares it once per connection instead of once per batch. A run's audit
+//! records go in as one `audit_chunks` row per batch, their JSON kept as text. A batch that
+//! only moves jobs (most of a busy run's commits) goes to SQLite's thread as one statement
+//! text, its transaction included: one round trip instead of four.
 
 use super::payloads::Payloads;
 use crate::rows::db;
@@ -36,22 +37,14 @@ macro_rules! upsert_jobs {
     };
 }
 
-/// Audit rows from a JSON array, in its order (so `seq` follows it).
-macro_rules! insert_audits {
+/// One chunk of a run's audit records (see the `audit_chunks` migration): its key is the seq of
+/// its last record, the sequence's last value plus its size. Parameters: n, n, run, trace,
+/// last time, records.
+macro_rules! insert_audit_chunk {
     () => {
-        "INSERT INTO audit_events (at, trace_id, run_id, job, attempt, from_status, to_status, note)
-         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7
-         FROM jsonb_each(?)"
-    };
-}
-
-/// Audit rows of one run from a JSON array of `run_audit_row`s: the run's trace and id are
-/// bound once (the first two parameters), not carried in every row.
-macro_rules! insert_run_audits {
-    () => {
-        "INSERT INTO audit_events (at, trace_id, run_id, job, attempt, from_status, to_status, note)
-         SELECT value->>0, ?, ?, value->>1, value->>2, value->>3, value->>4, value->>5
-         FROM jsonb_each(?)"
+        "INSERT INTO audit_chunks (last_seq, n, run_id, trace_id, last_at, records)
+         VALUES (coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'audit_chunks'), 0) + ?,
+                 ?, ?, ?, ?, ?)"
     };
 }
 
@@ -108,16 +101,17 @@ pub(super) async fn commit(
         }
     }
     let jobs = job_rows(&job_order, &job_updates)?;
+    let chunks = audit_chunks(&audits)?;
     let moves_only = inserts.is_empty()
         && run_updates.is_empty()
         && events.is_empty()
         && outcomes.is_empty()
         && bus.is_empty()
-        && leases.is_empty();
+        && leases.is_empty()
+        && chunks.len() <= 1;
     if moves_only {
-        return commit_moves(pool, jobs, &audits).await;
+        return commit_moves(pool, jobs, chunks.first()).await;
     }
-    let audits = audit_rows(&audits)?;
     let mut tx = pool.begin().await.map_err(db)?;
     insert_runs(&mut tx, &inserts).await?;
     update_runs(&mut tx, run_updates.values().copied()).await?;
@@ -140,9 +134,9 @@ pub(super) async fn commit(
             .await
             .map_err(db)?;
     }
-    if let Some(rows) = audits {
-        sqlx::query(insert_audits!())
-            .bind(rows)
+    for chunk in &chunks {
+        chunk
+            .bind(sqlx::query(insert_audit_chunk!()))
             .execute(&mut *tx)
             .await
             .map_err(db)?;
@@ -221,51 +215,31 @@ async fn update_runs(
 
 /// A batch that only moves jobs (the bulk of a busy run's commits), in one statement: its
 /// transaction, rows and commit go to SQLite's thread in one round trip instead of four. The
-/// text is one of five, so its prepared form is cached like any other statement's. Audit
-/// records all of one run (the usual case) carry its trace and id once, not in every row:
-/// about half the JSON SQLite reads.
+/// text is one of three, so its prepared form is cached like any other statement's.
 async fn commit_moves(
     pool: &sqlx::SqlitePool,
     jobs: Option<String>,
-    audits: &[&AuditRecord],
+    chunk: Option<&Chunk<'_>>,
 ) -> StoreResult<Committed> {
-    let one_run = audits.first().filter(|first| {
-        audits
-            .iter()
-            .all(|a| a.trace_id == first.trace_id && a.run_id == first.run_id)
-    });
-    let text = match (jobs.is_some(), audits.is_empty(), one_run.is_some()) {
-        (false, true, _) => return Ok(Committed::default()),
-        (true, true, _) => concat!("BEGIN IMMEDIATE; ", upsert_jobs!(), "; COMMIT"),
-        (true, false, true) => concat!(
+    let text = match (jobs.is_some(), chunk.is_some()) {
+        (false, false) => return Ok(Committed::default()),
+        (true, false) => concat!("BEGIN IMMEDIATE; ", upsert_jobs!(), "; COMMIT"),
+        (true, true) => concat!(
             "BEGIN IMMEDIATE; ",
             upsert_jobs!(),
             "; ",
-            insert_run_audits!(),
+            insert_audit_chunk!(),
             "; COMMIT"
         ),
-        (true, false, false) => concat!(
-            "BEGIN IMMEDIATE; ",
-            upsert_jobs!(),
-            "; ",
-            insert_audits!(),
-            "; COMMIT"
-        ),
-        (false, false, true) => concat!("BEGIN IMMEDIATE; ", insert_run_audits!(), "; COMMIT"),
-        (false, false, false) => concat!("BEGIN IMMEDIATE; ", insert_audits!(), "; COMMIT"),
+        (false, true) => concat!("BEGIN IMMEDIATE; ", insert_audit_chunk!(), "; COMMIT"),
     };
     // Parameters in the order they appear in the text.
     let mut query = sqlx::query(text);
     if let Some(rows) = jobs {
         query = query.bind(rows);
     }
-    if let Some(run) = one_run {
-        query = query
-            .bind(&run.trace_id)
-            .bind(&run.run_id)
-            .bind(run_audit_rows(audits)?);
-    } else if let Some(rows) = audit_rows(audits)? {
-        query = query.bind(rows);
+    if let Some(chunk) = chunk {
+        query = chunk.bind(query);
     }
     let mut conn = pool.acquire().await.map_err(db)?;
     match query.execute(&mut *conn).await {
@@ -403,34 +377,68 @@ async fn insert_events(
     Ok(committed)
 }
 
-/// Audit records of one run, in batch order, as one JSON array without the run's trace and id
-/// (`insert_run_audits!` binds those once).
-fn run_audit_rows(audits: &[&AuditRecord]) -> StoreResult<String> {
-    json_rows(
-        audits
-            .iter()
-            .map(|a| (a.at_ms, &a.job, a.attempt, &a.from, &a.to, &a.note)),
-    )
+/// A run's audit records in one batch, to be stored as one `audit_chunks` row.
+pub(super) struct Chunk<'a> {
+    run_id: &'a str,
+    trace_id: &'a str,
+    n: i64,
+    last_at_ms: i64,
+    /// The records as the JSON array `audit_chunks.records` holds, in batch order.
+    records: String,
 }
 
-/// The batch's audit records, in batch order, as one JSON array; `None` if none.
-fn audit_rows(audits: &[&AuditRecord]) -> StoreResult<Option<String>> {
-    if audits.is_empty() {
-        return Ok(None);
+impl Chunk<'_> {
+    /// Binds the chunk's parameters, in the order `insert_audit_chunk!` takes them.
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
+        query
+            .bind(self.n)
+            .bind(self.n)
+            .bind(self.run_id)
+            .bind(self.trace_id)
+            .bind(self.last_at_ms)
+            .bind(self.records.as_str())
     }
-    let rows = audits.iter().map(|a| {
-        (
-            a.at_ms,
-            &a.trace_id,
-            &a.run_id,
-            &a.job,
-            a.attempt,
-            &a.from,
-            &a.to,
-            &a.note,
-        )
-    });
-    json_rows(rows).map(Some)
+}
+
+/// One audit record as `audit_chunks.records` holds it (read back by `AuditRow`).
+pub(super) type AuditRow = (
+    i64,
+    Option<String>,
+    Option<u32>,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+/// The batch's audit records as one chunk per run (and trace), in the order the runs first
+/// appear; each chunk keeps its records in batch order.
+fn audit_chunks<'a>(audits: &[&'a AuditRecord]) -> StoreResult<Vec<Chunk<'a>>> {
+    let mut runs: Vec<(&str, &str, Vec<&AuditRecord>)> = Vec::new();
+    for a in audits.iter().copied() {
+        let key = (a.run_id.as_str(), a.trace_id.as_str());
+        match runs.iter_mut().find(|(r, t, _)| (*r, *t) == key) {
+            Some((_, _, records)) => records.push(a),
+            None => runs.push((key.0, key.1, vec![a])),
+        }
+    }
+    runs.into_iter()
+        .map(|(run_id, trace_id, records)| {
+            Ok(Chunk {
+                run_id,
+                trace_id,
+                n: records.len() as i64,
+                last_at_ms: records.iter().map(|a| a.at_ms).max().unwrap_or(0),
+                records: json_rows(
+                    records
+                        .iter()
+                        .map(|a| (a.at_ms, &a.job, a.attempt, &a.from, &a.to, &a.note)),
+                )?,
+            })
+        })
+        .collect()
 }
 
 async fn apply_leases(tx: &mut SqliteConnection, leases: &[&Write]) -> StoreResult<()> {
