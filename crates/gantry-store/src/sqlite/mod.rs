@@ -93,13 +93,21 @@ impl SqliteStore {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             // Statement journals and sort spills in memory: a multi-row insert would otherwise
             // create, unlink and write a temporary file every few commits.
             .pragma("temp_store", "memory");
+        // WAL mode is kept in the file, so it is set once, when the file is made (see below);
+        // a database made otherwise is switched when opened. (Connect options run
+        // `journal_mode` before `synchronous`: on a new file the switch would be a
+        // rollback-journal transaction with three fsyncs and a directory sync.)
+        let options = if new {
+            options
+        } else {
+            options.journal_mode(SqliteJournalMode::Wal)
+        };
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             // A SQLite connection cannot be cut as a network one can: pinging it before each
@@ -115,6 +123,17 @@ impl SqliteStore {
         let migrator = sqlx::migrate!("migrations/sqlite");
         if new {
             pragma("PRAGMA synchronous = OFF").await.map_err(db)?;
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
+                .fetch_one(&write)
+                .await
+                .map_err(db)?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::Database(format!(
+                    "{} cannot be used in WAL mode (SQLite kept it in {mode} mode); \
+                     is it on a network file system?",
+                    path.display()
+                )));
+            }
             make_schema(&write, &migrator).await?;
         }
         migrator
@@ -465,12 +484,20 @@ mod tests {
             .unwrap()
     }
 
+    async fn journal_mode(pool: &SqlitePool) -> String {
+        sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn commits_wait_for_the_disk_whether_the_database_is_new_or_not() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gantry.db");
         let new = SqliteStore::open(&path).await.unwrap();
         assert_eq!(synchronous(&new).await, 2, "FULL after making the database");
+        assert_eq!(journal_mode(&new.write).await, "wal");
         let tables: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('runs', 'jobs', 'audit_chunks')",
         )
@@ -481,6 +508,30 @@ mod tests {
         drop(new);
         let again = SqliteStore::open(&path).await.unwrap();
         assert_eq!(synchronous(&again).await, 2);
+        assert_eq!(journal_mode(&again.write).await, "wal");
+        assert_eq!(journal_mode(&again.read).await, "wal");
+    }
+
+    #[tokio::test]
+    async fn a_database_made_in_rollback_mode_is_switched_to_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gantry.db");
+        let plain = SqlitePool::connect_with(
+            SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Delete),
+        )
+        .await
+        .unwrap();
+        sqlx::query("CREATE TABLE t (x)")
+            .execute(&plain)
+            .await
+            .unwrap();
+        assert_eq!(journal_mode(&plain).await, "delete");
+        plain.close().await;
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(journal_mode(&store.write).await, "wal");
     }
 
     #[tokio::test]
