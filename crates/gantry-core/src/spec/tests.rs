@@ -191,6 +191,65 @@ fn limits_are_enforced() {
 }
 
 #[test]
+fn a_stored_job_leaves_its_defaults_out_and_gets_them_back() {
+    let spec = parse(
+        r#"
+jobs:
+  plain: {run: ["true"]}
+  every:
+    run: [make]
+    needs: [plain]
+    when: {status: [failure], branch: main}
+    timeout: 5m
+    retries: {count: 2, backoff: 3s}
+    env: {A: "1"}
+    secrets: [TOKEN]
+    image: alpine:3
+    executor: docker
+"#,
+    )
+    .unwrap();
+    let stored = serde_json::to_value(&spec).unwrap();
+    assert_eq!(
+        stored["jobs"][0],
+        serde_json::json!({"name": "plain", "run": ["true"]}),
+        "a job at its defaults is its name and commands"
+    );
+    let every = stored["jobs"][1].as_object().unwrap();
+    for key in [
+        "needs",
+        "when",
+        "timeout_ms",
+        "retries",
+        "retry_backoff_ms",
+        "env",
+        "secrets",
+        "image",
+        "executor",
+    ] {
+        assert!(
+            every.contains_key(key),
+            "{key} is kept when not the default"
+        );
+    }
+    assert_eq!(serde_json::from_value::<RunSpec>(stored).unwrap(), spec);
+    // Specs stored before defaults were left out read back the same.
+    let mut full = serde_json::to_value(&spec.jobs[0]).unwrap();
+    let extra = serde_json::json!({
+        "needs": [], "when": [{"status": {"success": true, "failure": false}}],
+        "timeout_ms": DEFAULT_TIMEOUT_MS, "retries": 0, "retry_backoff_ms": DEFAULT_RETRY_BACKOFF_MS,
+        "env": {}, "secrets": [], "executor": "local"
+    });
+    full.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    assert_eq!(
+        serde_json::from_value::<JobSpec>(full).unwrap(),
+        spec.jobs[0]
+    );
+}
+
+#[test]
 fn normalized_spec_round_trips_through_json() {
     let spec = parse("jobs:\n  a: {run: [x], when: {status: [success, failure]}, retries: {count: 2, backoff: 50ms}}\n").unwrap();
     let stored = serde_json::to_string(&spec).unwrap();
