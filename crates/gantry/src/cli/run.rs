@@ -135,9 +135,8 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
     progress.finish();
     engine.shutdown().await;
 
-    let view = RunView::from(&record);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        println!("{}", serde_json::to_string_pretty(&RunView::from(&record))?);
     } else {
         let secs = match (record.started_at_ms, record.finished_at_ms) {
             (Some(s), Some(f)) => (f - s) as f64 / 1000.0,
@@ -165,9 +164,14 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    Ok(if record.status == RunStatus::Succeeded {
+    let code = if record.status == RunStatus::Succeeded {
         0
     } else {
         1
-    })
+    };
+    // Everything is durable (the engine has shut down and its journal is flushed; logs are
+    // written unbuffered) and reported. Returning would free the run's structures and stop the
+    // engine's tasks one by one, for nothing: the process ends here.
+    std::io::Write::flush(&mut std::io::stdout()).context("cannot write to standard output")?;
+    std::process::exit(code)
 }
