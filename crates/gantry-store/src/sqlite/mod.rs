@@ -512,6 +512,24 @@ mod tests {
         assert_eq!(journal_mode(&again.read).await, "wal");
     }
 
+    /// A database at `path` as a release made it that had every migration before `version`.
+    async fn migrated_before(path: &Path, version: i64) -> SqlitePool {
+        let mut before = sqlx::migrate!("migrations/sqlite");
+        before.migrations = before
+            .migrations
+            .iter()
+            .filter(|m| m.version < version)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        before.run(&pool).await.unwrap();
+        pool
+    }
+
     #[tokio::test]
     async fn a_database_made_in_rollback_mode_is_switched_to_wal() {
         let dir = tempfile::tempdir().unwrap();
@@ -541,20 +559,7 @@ mod tests {
         {
             // A database as the release before made it: every migration up to the one that
             // moved specs out of `runs`, and a run stored the old way.
-            let mut before = sqlx::migrate!("migrations/sqlite");
-            let moved = 20261203000000;
-            before.migrations = before
-                .migrations
-                .iter()
-                .filter(|m| m.version < moved)
-                .cloned()
-                .collect::<Vec<_>>()
-                .into();
-            let options = SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true);
-            let pool = SqlitePool::connect_with(options).await.unwrap();
-            before.run(&pool).await.unwrap();
+            let pool = migrated_before(&path, 20261203000000).await;
             sqlx::query(
                 "INSERT INTO runs (id, name, status, trace_id, spec, context, created_at)
                  VALUES ('01OLD', 'old', 'succeeded', 't', ?, '{\"event\":\"push\"}', 1)",
@@ -596,19 +601,7 @@ mod tests {
         {
             // A database as the release before made it: a record per row, the newest of
             // which (seq 3) has been expired.
-            let mut before = sqlx::migrate!("migrations/sqlite");
-            before.migrations = before
-                .migrations
-                .iter()
-                .filter(|m| m.version < 20261204000000)
-                .cloned()
-                .collect::<Vec<_>>()
-                .into();
-            let options = SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true);
-            let pool = SqlitePool::connect_with(options).await.unwrap();
-            before.run(&pool).await.unwrap();
+            let pool = migrated_before(&path, 20261204000000).await;
             sqlx::raw_sql(
                 r#"INSERT INTO audit_events (at, trace_id, run_id, job, attempt, from_status, to_status, note) VALUES
                      (10, 't1', '01A', NULL, NULL, NULL, 'queued', NULL),
