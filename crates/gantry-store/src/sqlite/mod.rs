@@ -434,8 +434,8 @@ impl Store for SqliteStore {
                 .rows_affected();
         }
         let [runs, events, locks] = deleted;
-        // A chunk goes once its newest record is past the retention (its records are at most
-        // one commit apart); what is counted is records.
+        // A chunk goes once its newest record is past the retention (a chunk's records are
+        // one commit's, at most the journal's linger apart); what is counted is records.
         let audit_events: Vec<i64> =
             sqlx::query_scalar("DELETE FROM audit_chunks WHERE last_at < ? RETURNING n")
                 .bind(now_ms - retention.audit_ms)

@@ -378,7 +378,7 @@ async fn insert_events(
 }
 
 /// A run's audit records in one batch, to be stored as one `audit_chunks` row.
-pub(super) struct Chunk<'a> {
+struct Chunk<'a> {
     run_id: &'a str,
     trace_id: &'a str,
     n: i64,
@@ -403,7 +403,8 @@ impl Chunk<'_> {
     }
 }
 
-/// One audit record as `audit_chunks.records` holds it (read back by `AuditRow`).
+/// One audit record as `audit_chunks.records` holds it: at, job, attempt, from, to, note
+/// (written by `audit_chunks`, read back by `audit_trail`).
 pub(super) type AuditRow = (
     i64,
     Option<String>,
