@@ -15,11 +15,13 @@ fn record(run: usize, k: usize) -> AuditRecord {
         at_ms: k as i64,
         trace_id: format!("trace-{run}"),
         run_id: format!("run-{run}"),
-        job: (k % 4 != 0).then(|| format!("job-{k}")),
-        attempt: (k % 3 != 0).then_some(k as u32),
-        from: (k % 2 == 0).then(|| "queued".to_string()),
+        job: (!k.is_multiple_of(4)).then(|| format!("job-{k}")),
+        attempt: (!k.is_multiple_of(3)).then_some(k as u32),
+        from: k.is_multiple_of(2).then(|| "queued".to_string()),
         to: "running".into(),
-        note: (k % 5 == 0).then(|| format!("note {k}: \"quoted\"\n")),
+        note: k
+            .is_multiple_of(5)
+            .then(|| format!("note {k}: \"quoted\"\n")),
     }
 }
 
