@@ -8,6 +8,7 @@
 //! only moves jobs (most of a busy run's commits) goes to SQLite's thread as one statement
 //! text, its transaction included: one round trip instead of four.
 
+use super::audit::{Chunk, audit_chunks};
 use super::payloads::Payloads;
 use crate::rows::db;
 use gantry_engine::ports::*;
@@ -294,7 +295,7 @@ fn job_row<'a>(run_id: &'a str, j: &'a JobRecord) -> JobRow<'a> {
 }
 
 /// Rows as one JSON array text, for a statement that reads them with `jsonb_each(?)`.
-fn json_rows<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> StoreResult<String> {
+pub(super) fn json_rows<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> StoreResult<String> {
     serde_json::to_string(&rows.collect::<Vec<_>>()).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -375,71 +376,6 @@ async fn insert_events(
         q.build().execute(&mut *tx).await.map_err(db)?;
     }
     Ok(committed)
-}
-
-/// A run's audit records in one batch, to be stored as one `audit_chunks` row.
-struct Chunk<'a> {
-    run_id: &'a str,
-    trace_id: &'a str,
-    n: i64,
-    last_at_ms: i64,
-    /// The records as the JSON array `audit_chunks.records` holds, in batch order.
-    records: String,
-}
-
-impl Chunk<'_> {
-    /// Binds the chunk's parameters, in the order `insert_audit_chunk!` takes them.
-    fn bind<'q>(
-        &'q self,
-        query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
-    ) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
-        query
-            .bind(self.n)
-            .bind(self.n)
-            .bind(self.run_id)
-            .bind(self.trace_id)
-            .bind(self.last_at_ms)
-            .bind(self.records.as_str())
-    }
-}
-
-/// One audit record as `audit_chunks.records` holds it: at, job, attempt, from, to, note
-/// (written by `audit_chunks`, read back by `audit_trail`).
-pub(super) type AuditRow = (
-    i64,
-    Option<String>,
-    Option<u32>,
-    Option<String>,
-    String,
-    Option<String>,
-);
-
-/// The batch's audit records as one chunk per run (and trace), in the order the runs first
-/// appear; each chunk keeps its records in batch order.
-fn audit_chunks<'a>(audits: &[&'a AuditRecord]) -> StoreResult<Vec<Chunk<'a>>> {
-    let mut runs: Vec<(&str, &str, Vec<&AuditRecord>)> = Vec::new();
-    for a in audits.iter().copied() {
-        let key = (a.run_id.as_str(), a.trace_id.as_str());
-        match runs.iter_mut().find(|(r, t, _)| (*r, *t) == key) {
-            Some((_, _, records)) => records.push(a),
-            None => runs.push((key.0, key.1, vec![a])),
-        }
-    }
-    runs.into_iter()
-        .map(|(run_id, trace_id, records)| {
-            Ok(Chunk {
-                run_id,
-                trace_id,
-                n: records.len() as i64,
-                last_at_ms: records.iter().map(|a| a.at_ms).max().unwrap_or(0),
-                records: json_rows(
-                    records
-                        .iter()
-                        .map(|a| (a.at_ms, &a.job, a.attempt, &a.from, &a.to, &a.note)),
-                )?,
-            })
-        })
-        .collect()
 }
 
 async fn apply_leases(tx: &mut SqliteConnection, leases: &[&Write]) -> StoreResult<()> {
