@@ -1,12 +1,11 @@
 //! `gantry`: the one binary. Parses the command line and hands off; everything else lives in
 //! the library crates and in `cli/` and `server/`.
 
-use clap::Parser;
 use gantry::cli::{self, Cli, Cmd};
 use tracing_subscriber::EnvFilter;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::from_command_line();
     let default_level = if matches!(cli.command, Cmd::Serve(_)) {
         "info"
     } else {

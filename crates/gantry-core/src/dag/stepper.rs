@@ -10,7 +10,7 @@
 //! `step` would: a property test runs both side by side on random runs and compares every plan.
 
 use super::{Action, Plan, RunState, step};
-use crate::spec::{JobGraph, RunContext, RunSpec};
+use crate::spec::{JobGraph, Needs, RunContext, RunSpec};
 use crate::status::{JobStatus, RunStatus};
 use std::collections::BTreeSet;
 
@@ -26,7 +26,7 @@ pub struct Stepper {
     /// Each job's place in the topological order.
     pos: Vec<usize>,
     /// The jobs that need each job.
-    dependents: Vec<Vec<usize>>,
+    dependents: Needs,
     /// Each job's status as the last plan left it.
     status: Vec<JobStatus>,
     /// How many of each job's needs have not ended.
@@ -59,12 +59,6 @@ impl Stepper {
         for (p, &j) in graph.topo.iter().enumerate() {
             pos[j] = p;
         }
-        let mut dependents = vec![Vec::new(); n];
-        for j in 0..n {
-            for &need in &graph.needs[j] {
-                dependents[need].push(j);
-            }
-        }
         let status: Vec<JobStatus> = run.jobs.iter().map(|j| j.status).collect();
         let mut failed_upstream = vec![false; n];
         for &j in &graph.topo {
@@ -82,7 +76,7 @@ impl Stepper {
                 })
                 .collect(),
             pos,
-            dependents,
+            dependents: graph.dependents.clone(),
             failed_upstream,
             ready: BTreeSet::new(),
             queued: BTreeSet::new(),
