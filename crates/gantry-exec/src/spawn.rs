@@ -5,9 +5,12 @@
 //! and unmapped child stack (the unmap interrupts every other core running one of our
 //! threads), ~64 `sigaction` calls in the child, a copy of our whole environment into a map,
 //! and a `pidfd_open` after the fact. A DAG of short jobs is bound by exactly that. Here the
-//! child is made with `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)` on a stack each thread
-//! keeps, the argument and environment vectors are built in two buffers, and the kernel hands
-//! back the pidfd with the pid.
+//! child is made with `clone(CLONE_VM | CLONE_VFORK)` on a stack each thread keeps, and the
+//! argument and environment vectors are built in two buffers. A pidfd is opened only for a
+//! wait that finds the process still running: most jobs of a big DAG have ended by the time
+//! anyone waits (their output's end comes first) and are reaped by pid, without one (making
+//! and closing a pidfd per job, `CLONE_PIDFD`, was ~3% of a profile of the 1000-job DAG's
+//! engine). The pid cannot name another process meanwhile: only we reap it.
 //!
 //! The child shares our memory until it calls `execve`, and we are suspended until then, so it
 //! may only make system calls: new process group, standard streams, working directory (entered
@@ -106,16 +109,14 @@ pub enum Exit {
     Signal(i32),
 }
 
-/// A started process: its pid (also its process group) and a pidfd to wait on.
+/// A started process: its pid (also its process group), and a pidfd once a wait needs one.
 #[derive(Debug)]
 pub struct Process {
     pid: i32,
-    /// The pidfd as the reactor knows it, registered only once a wait finds the process still
-    /// running: most jobs of a big DAG have ended by the time anyone waits (their output's end
-    /// comes first), and are reaped without adding it and removing it again (two
-    /// `epoll_ctl`s). Declared before `pidfd`, so it is removed before that is closed.
+    /// The pidfd as the reactor knows it, opened and registered only once a wait finds the
+    /// process still running. Declared before `pidfd`, so it is removed before that is closed.
     watched: Option<AsyncFd<RawPidfd>>,
-    pidfd: OwnedFd,
+    pidfd: Option<OwnedFd>,
     exit: Option<Exit>,
 }
 
@@ -265,13 +266,12 @@ pub fn spawn(spawn: &Spawn<'_>) -> io::Result<Process> {
         failed_step: AtomicI32::new(0),
         errno: AtomicI32::new(0),
     };
-    let (pid, pidfd) = STACK_OF_THIS_THREAD.with(|cell| -> io::Result<(c_int, c_int)> {
+    let pid = STACK_OF_THIS_THREAD.with(|cell| -> io::Result<c_int> {
         let mut slot = cell.borrow_mut();
         let stack = match &mut *slot {
             Some(stack) => stack.top(),
             None => slot.insert(ChildStack::new()?).top(),
         };
-        let mut pidfd: c_int = -1;
         // SAFETY: every signal but SIGCHLD (which nothing sends the child: it has no children
         // yet) is blocked on this thread while the child shares our memory (restored right
         // after); the child runs `child_main` on this thread's own stack (unused until we
@@ -285,23 +285,20 @@ pub fn spawn(spawn: &Spawn<'_>) -> io::Result<Process> {
             let pid = libc::clone(
                 child_main,
                 stack,
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
                 &args as *const ChildArgs as *mut c_void,
-                &mut pidfd as *mut c_int,
             );
             let clone_error = io::Error::last_os_error();
             libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
             if pid < 0 {
                 return Err(clone_error);
             }
-            Ok((pid, pidfd))
+            Ok(pid)
         }
     })?;
-    // SAFETY: CLONE_PIDFD stored a new pidfd (close-on-exec) that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     let step = args.failed_step.load(Ordering::Relaxed);
     if step != 0 {
-        let _ = waitid(&pidfd, 0); // it has exited: reap it
+        let _ = waitid(pid, 0); // it has exited: reap it
         let cause = io::Error::from_raw_os_error(args.errno.load(Ordering::Relaxed));
         let what = match step {
             s if s == Step::Exec as i32 => return Err(cause),
@@ -314,7 +311,7 @@ pub fn spawn(spawn: &Spawn<'_>) -> io::Result<Process> {
     Ok(Process {
         pid,
         watched: None,
-        pidfd,
+        pidfd: None,
         exit: None,
     })
 }
@@ -365,15 +362,15 @@ pub fn dir_is_empty(dir: BorrowedFd<'_>) -> io::Result<bool> {
     }
 }
 
-/// `waitid` on a pidfd: `Ok(None)` while the process runs (with `WNOHANG`).
-fn waitid(pidfd: &OwnedFd, flags: c_int) -> io::Result<Option<Exit>> {
+/// `waitid` on our child `pid`: `Ok(None)` while it runs (with `WNOHANG`).
+fn waitid(pid: c_int, flags: c_int) -> io::Result<Option<Exit>> {
     loop {
-        // SAFETY: a zeroed siginfo_t is a valid out-parameter; the pidfd is open.
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter.
         let (r, info) = unsafe {
             let mut info: libc::siginfo_t = std::mem::zeroed();
             let r = libc::waitid(
-                libc::P_PIDFD,
-                pidfd.as_raw_fd() as libc::id_t,
+                libc::P_PID,
+                pid as libc::id_t,
                 &mut info,
                 libc::WEXITED | flags,
             );
@@ -411,19 +408,31 @@ impl Process {
         }
         let watched = match &mut self.watched {
             Some(watched) => watched,
-            // SAFETY: `pidfd` stays open while `watched` exists: it is dropped first.
-            none => none.insert(unsafe {
-                AsyncFd::register_with_interest(
-                    RawPidfd(self.pidfd.as_raw_fd()),
-                    tokio::io::Interest::READABLE,
-                )?
-            }),
+            none => {
+                // SAFETY: a plain system call; the pid is our unreaped child, so it is still
+                // this process.
+                let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid, 0) };
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // SAFETY: `pidfd_open` made a new (close-on-exec) pidfd that nothing else owns.
+                let pidfd = self
+                    .pidfd
+                    .insert(unsafe { OwnedFd::from_raw_fd(fd as c_int) });
+                // SAFETY: `pidfd` stays open while `watched` exists: it is dropped first.
+                none.insert(unsafe {
+                    AsyncFd::register_with_interest(
+                        RawPidfd(pidfd.as_raw_fd()),
+                        tokio::io::Interest::READABLE,
+                    )?
+                })
+            }
         };
         loop {
             // A pidfd turns readable when its process ends, and registering one that already
             // has reports it at once.
             let mut ready = watched.readable().await?;
-            if let Some(exit) = waitid(&self.pidfd, libc::WNOHANG)? {
+            if let Some(exit) = waitid(self.pid, libc::WNOHANG)? {
                 self.exit = Some(exit);
                 return Ok(exit);
             }
@@ -434,7 +443,7 @@ impl Process {
 
     fn try_wait(&mut self) -> io::Result<Option<Exit>> {
         if self.exit.is_none() {
-            self.exit = waitid(&self.pidfd, libc::WNOHANG)?;
+            self.exit = waitid(self.pid, libc::WNOHANG)?;
         }
         Ok(self.exit)
     }
@@ -539,6 +548,21 @@ mod tests {
                 assert_eq!(mask, 0, "{line}");
             }
         }
+    }
+
+    #[test]
+    fn a_wait_that_finds_the_process_running_watches_it_to_its_end() {
+        let started = std::time::Instant::now();
+        let (exit, out) = run(
+            "/bin/sh",
+            &["sh", "-c", "exec >&- 2>&-; sleep 0.3; exit 3"],
+            &[],
+            "/",
+        )
+        .unwrap();
+        assert_eq!(exit, Exit::Code(3));
+        assert_eq!(out, "");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(300));
     }
 
     #[test]
