@@ -241,7 +241,7 @@ fn wants_changed_files(spec: &RunSpec) -> bool {
         || spec
             .jobs
             .iter()
-            .any(|j| j.when.any.iter().any(|c| !c.path.is_empty()))
+            .any(|j| j.when.conditions().iter().any(|c| !c.path.is_empty()))
 }
 
 fn short(sha: &str) -> &str {

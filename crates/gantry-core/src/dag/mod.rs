@@ -211,7 +211,12 @@ pub fn step(
                 && needs.iter().any(|&d| failed_upstream[d]);
             if ready {
                 let all_ok = needs.iter().all(|&d| status[d] == JobStatus::Succeeded);
-                let decision = decide(&spec.jobs[j].when.any, all_ok, upstream_failure, ctx);
+                let decision = decide(
+                    spec.jobs[j].when.conditions(),
+                    all_ok,
+                    upstream_failure,
+                    ctx,
+                );
                 match decision {
                     None => {
                         plan.actions.push(Action::Queue { job: j });

@@ -243,7 +243,12 @@ impl Stepper {
         let all_ok = needs
             .iter()
             .all(|&d| self.status[d] == JobStatus::Succeeded);
-        let decision = super::decide(&spec.jobs[j].when.any, all_ok, upstream_failure, ctx);
+        let decision = super::decide(
+            spec.jobs[j].when.conditions(),
+            all_ok,
+            upstream_failure,
+            ctx,
+        );
         match decision {
             None => {
                 plan.actions.push(Action::Queue { job: j });

@@ -280,3 +280,23 @@ fn container_options_for_docker_jobs() {
         assert!(err.contains(part), "{part}: {err}");
     }
 }
+
+#[test]
+fn no_when_is_the_default_condition_however_it_is_spelled_or_stored() {
+    let plain = parse("jobs: {a: {run: [x]}}").unwrap();
+    let spelled = parse("jobs: {a: {run: [x], when: {status: success}}}").unwrap();
+    assert_eq!(plain.jobs[0].when.conditions(), [Condition::default()]);
+    assert_eq!(plain, spelled, "the same conditions");
+    let failure = parse("jobs: {a: {run: [x], when: {status: failure}}}").unwrap();
+    assert_ne!(plain.jobs[0].when, failure.jobs[0].when);
+    // Stored without `when`; a spec stored with the default condition spelled out reads the same.
+    let stored = serde_json::to_value(&spelled).unwrap();
+    assert!(stored["jobs"][0].get("when").is_none(), "{stored}");
+    let old: RunSpec = serde_json::from_str(
+        r#"{"name": "run", "jobs": [{"name": "a", "run": ["x"],
+            "when": [{"status": {"success": true, "failure": false}}]}]}"#,
+    )
+    .unwrap();
+    assert_eq!(old, plain);
+    assert_eq!(old.jobs[0].when.conditions().len(), 1);
+}
