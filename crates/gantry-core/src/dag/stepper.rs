@@ -10,14 +10,14 @@
 //! `step` would: a property test runs both side by side on random runs and compares every plan.
 
 use super::{Action, Plan, RunState, step};
-use crate::spec::{JobGraph, Needs, RunContext, RunSpec};
+use crate::spec::{JobGraph, RunContext, RunSpec};
 use crate::status::{JobStatus, RunStatus};
 use std::collections::BTreeSet;
 
 /// Steps one run, remembering what lets each step cost what changed since the last one.
 ///
-/// The caller applies every action of a plan (with [`RunState::apply`]) before the next step,
-/// and otherwise changes jobs only through [`RunState::on_result`]. Anything else the stepper
+/// Every step gets the spec and graph it was made with. The caller applies every action of a
+/// plan (with [`RunState::apply`]) before the next step, and otherwise changes jobs only through [`RunState::on_result`]. Anything else the stepper
 /// notices (a job it left running that is neither running nor ended nor re-queued, a finished
 /// run going again after a re-run) makes it start over from the run's state; a cancelled run is
 /// stepped by [`step`] itself.
@@ -25,8 +25,6 @@ use std::collections::BTreeSet;
 pub struct Stepper {
     /// Each job's place in the topological order.
     pos: Vec<usize>,
-    /// The jobs that need each job.
-    dependents: Needs,
     /// Each job's status as the last plan left it.
     status: Vec<JobStatus>,
     /// How many of each job's needs have not ended.
@@ -76,7 +74,6 @@ impl Stepper {
                 })
                 .collect(),
             pos,
-            dependents: graph.dependents.clone(),
             failed_upstream,
             ready: BTreeSet::new(),
             queued: BTreeSet::new(),
@@ -110,14 +107,13 @@ impl Stepper {
     }
 
     /// `job` ended as `status`; `upstream_failure` is whether a need failed (for a skip).
-    fn ended(&mut self, job: usize, status: JobStatus, upstream_failure: bool) {
+    fn ended(&mut self, graph: &JobGraph, job: usize, status: JobStatus, upstream_failure: bool) {
         self.status[job] = status;
         self.unended -= 1;
         self.any_failure |= status.is_failure();
         self.failed_upstream[job] =
             status.is_failure() || (status == JobStatus::Skipped && upstream_failure);
-        for i in 0..self.dependents[job].len() {
-            let d = self.dependents[job][i];
+        for &d in &graph.dependents[job] {
             self.unmet[d] -= 1;
             if self.unmet[d] == 0 && self.status[d] == JobStatus::Pending {
                 self.ready.insert(self.pos[d]);
@@ -126,7 +122,7 @@ impl Stepper {
     }
 
     /// Takes in what happened to the jobs it left running. False if something else happened.
-    fn take_in_results(&mut self, run: &RunState) -> bool {
+    fn take_in_results(&mut self, graph: &JobGraph, run: &RunState) -> bool {
         let mut i = 0;
         while i < self.running.len() {
             let j = self.running[i];
@@ -139,7 +135,7 @@ impl Stepper {
                 }
                 s if s.is_terminal() && s != JobStatus::Skipped => {
                     self.running.swap_remove(i);
-                    self.ended(j, s, false);
+                    self.ended(graph, j, s, false);
                 }
                 _ => return false,
             }
@@ -162,7 +158,7 @@ impl Stepper {
             self.stale = true;
             return step(spec, graph, ctx, run, now_ms, free_slots);
         }
-        if self.stale || !self.take_in_results(run) {
+        if self.stale || !self.take_in_results(graph, run) {
             let starts_over = self.starts_over + 1;
             *self = Stepper::new(graph, run);
             self.starts_over = starts_over;
@@ -257,7 +253,7 @@ impl Stepper {
             }
             Some(reason) => {
                 plan.actions.push(Action::Skip { job: j, reason });
-                self.ended(j, JobStatus::Skipped, upstream_failure);
+                self.ended(graph, j, JobStatus::Skipped, upstream_failure);
             }
         }
     }

@@ -13,10 +13,10 @@ use super::model::*;
 use super::{Limits, graph};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::collections::{BTreeMap, HashSet};
+use std::fmt;
 
 /// Names seen so far, hashed as the graph's index is.
-type Seen<'n> = HashSet<&'n str, foldhash::fast::RandomState>;
-use std::fmt;
+type Seen<'n> = HashSet<&'n str, graph::NameHasher>;
 
 /// The spec, when `text` has the fast path's shape and no problem; `None` otherwise.
 pub(super) fn json(text: &str, default_name: &str, limits: &Limits) -> Option<RunSpec> {
