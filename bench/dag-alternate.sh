@@ -8,7 +8,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 D=${D:-/tmp/gantry-bench/dag/dag-true}
 [ -f "$D/gantry.json" ] || { echo "run bench/dag.sh first (it writes $D)" >&2; exit 1; }
-BINS=("$ROOT/target/release/gantry" "$@")
+BINS=("$ROOT/target/x86_64-unknown-linux-gnu/release/gantry" "$@")
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 for _ in $(seq "${ROUNDS:-10}"); do
   rm -rf "$TMP/make" && mkdir "$TMP/make"

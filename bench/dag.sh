@@ -8,7 +8,7 @@ SHARED=${SHARED:-$ROOT/../shared}
 OUT=${OUT:-/tmp/gantry-bench/dag}
 cargo build --release -p gantry --manifest-path "$ROOT/Cargo.toml"
 rm -rf "$OUT"; mkdir -p "$OUT"
-OURS_DAG_CMD="$ROOT/target/release/gantry run {dir}/gantry.json --max-parallel 2 --data-dir {state}" \
+OURS_DAG_CMD="$ROOT/target/x86_64-unknown-linux-gnu/release/gantry run {dir}/gantry.json --max-parallel 2 --data-dir {state}" \
   REPS=${REPS:-5} VARIANTS=${VARIANTS:-true sleep} OUT=$OUT \
   bash "$SHARED/bench/dag/run_dag_bench.sh" ${PEERS:-forkexec make ours} > "$OUT/log.txt" 2>&1 || { cat "$OUT/log.txt"; exit 1; }
 python3 - "$OUT/dag-results.jsonl" <<'PY'

@@ -12,7 +12,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 D=${D:-/tmp/gantry-bench/dag/dag-true}
 T0EXEC=${BIN:-/tmp/perfpeers/bin}/t0exec
 [ -x "$T0EXEC" ] || { echo "no $T0EXEC: run bench/dag.sh first (the harness builds it)" >&2; exit 1; }
-BINS=("$ROOT/target/release/gantry" "$@")
+BINS=("$ROOT/target/x86_64-unknown-linux-gnu/release/gantry" "$@")
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 first() { # name: the first stamp after t0
   python3 -c "import sys; t0=int(open('$TMP/t0.ns').read()); s=min(int(x) for x in open('$D/first.ns')); print(sys.argv[1], (s-t0)/1e6)" "$1"

@@ -10,7 +10,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 D=${D:-/tmp/gantry-bench/dag/dag-true}
 [ -f "$D/gantry.json" ] || { echo "no $D/gantry.json: run bench/dag.sh first" >&2; exit 1; }
 command -v perf >/dev/null || { echo "needs perf (Debian: linux-perf)" >&2; exit 1; }
-BINS=("$ROOT/target/release/gantry" "$@")
+BINS=("$ROOT/target/x86_64-unknown-linux-gnu/release/gantry" "$@")
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 record() { # name, command...
   local name=$1; shift

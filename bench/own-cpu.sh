@@ -9,7 +9,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 D=${D:-/tmp/gantry-bench/dag/dag-true}
 [ -f "$D/gantry.json" ] || { echo "no $D/gantry.json: run bench/dag.sh first" >&2; exit 1; }
-ROUNDS=${ROUNDS:-8} python3 - "$D" "$ROOT/target/release/gantry" "$@" <<'PY'
+ROUNDS=${ROUNDS:-8} python3 - "$D" "$ROOT/target/x86_64-unknown-linux-gnu/release/gantry" "$@" <<'PY'
 import collections, glob, os, shutil, statistics, subprocess, sys, tempfile, time
 d, bins = sys.argv[1], sys.argv[2:]
 tools = [("make", None)] + [(b, b) for b in bins]

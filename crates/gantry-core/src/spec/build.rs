@@ -321,6 +321,7 @@ impl Builder {
             pr,
             concurrency,
             report,
+            graph: Default::default(),
         };
         Some((spec, need_pos))
     }

@@ -12,7 +12,7 @@ mod problem;
 mod source;
 
 pub use build::valid_job_name;
-pub use graph::{JobGraph, Needs};
+pub use graph::{GraphCell, JobGraph, Needs};
 pub use model::*;
 pub use node::{Node, Pos, SyntaxError, parse_json, parse_yaml};
 pub use pipeline::{Concurrency, DEFAULT_PR_TYPES, TriggerFilter, Triggers};

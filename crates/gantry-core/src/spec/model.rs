@@ -30,6 +30,9 @@ pub struct RunSpec {
     /// The pull request a run reports to (seed 1's `pr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pr: Option<PrRef>,
+    /// The job graph, once built: read it through [`RunSpec::graph`].
+    #[serde(skip)]
+    pub graph: super::graph::GraphCell,
 }
 
 /// A job as stored with its run. What a job leaves at its default is left out of the JSON

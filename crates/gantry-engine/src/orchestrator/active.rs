@@ -1,9 +1,9 @@
-//! A run the orchestrator is driving: its spec, graph and state in memory, the cancel handles of
+//! A run the orchestrator is driving: its spec (with its graph) and state in memory, the cancel handles of
 //! its running attempts, and the conversion of core transitions into store writes.
 
 use crate::ports::{AuditRecord, JobRecord, RunRecord, Write};
 use gantry_core::dag::{JobState, RunState, Stepper, Transition};
-use gantry_core::spec::{JobGraph, RunContext, RunSpec};
+use gantry_core::spec::{RunContext, RunSpec};
 use std::collections::HashMap;
 use tokio::sync::watch;
 
@@ -11,8 +11,8 @@ pub(crate) struct ActiveRun {
     pub id: String,
     pub name: String,
     pub trace_id: String,
+    /// The spec, and through it the job graph it is stepped along (`spec.graph()`).
     pub spec: std::sync::Arc<RunSpec>,
-    pub graph: JobGraph,
     pub ctx: RunContext,
     pub state: RunState,
     /// Steps the run, remembering what lets a step look only at the jobs that can move.
@@ -27,7 +27,6 @@ pub(crate) struct ActiveRun {
 impl ActiveRun {
     /// The run's in-memory state as `rec` says (the record itself is left to be written).
     pub fn from_record(rec: &RunRecord) -> ActiveRun {
-        let graph = JobGraph::new(&rec.spec);
         let jobs: Vec<JobState> = rec
             .jobs
             .iter()
@@ -51,8 +50,7 @@ impl ActiveRun {
             id: rec.id.clone(),
             name: rec.name.clone(),
             trace_id: rec.trace_id.clone(),
-            stepper: Stepper::new(&graph, &state),
-            graph,
+            stepper: Stepper::new(rec.spec.graph(), &state),
             ctx: rec.context.clone(),
             state,
             spec: rec.spec.clone(),

@@ -564,9 +564,9 @@ impl Actor {
                 continue;
             };
             let free = self.config.max_parallel.saturating_sub(self.running);
-            let plan = run
-                .stepper
-                .step(&run.spec, &run.graph, &run.ctx, &run.state, now, free);
+            let plan =
+                run.stepper
+                    .step(&run.spec, run.spec.graph(), &run.ctx, &run.state, now, free);
             run.wake_at_ms = plan.wake_at_ms;
             run.starved = plan.starved;
             for action in plan.actions {

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 pub struct Progress {
     run_id: String,
+    /// The jobs' names, for the terminal's table only; taken from the run's inserted record.
     names: Vec<String>,
     status: Vec<JobStatus>,
     attempt: Vec<u32>,
@@ -22,11 +23,12 @@ pub struct Progress {
 const MAX_LINES: usize = 20;
 
 impl Progress {
-    pub fn new(run_id: &str, names: Vec<String>) -> Self {
-        let n = names.len();
+    /// `jobs`: how many jobs the run has.
+    pub fn new(run_id: &str, jobs: usize) -> Self {
+        let n = jobs;
         Progress {
             run_id: run_id.to_string(),
-            names,
+            names: Vec::new(),
             status: vec![JobStatus::Pending; n],
             attempt: vec![1; n],
             tty: std::io::stderr().is_terminal(),
@@ -42,6 +44,12 @@ impl Progress {
         // One write per batch: stderr is unbuffered, and a run can have thousands of changes.
         let mut lines = String::new();
         for w in batch {
+            if let Write::InsertRun(run) = w
+                && run.id == self.run_id
+                && self.tty
+            {
+                self.names = run.jobs.iter().map(|j| j.name.clone()).collect();
+            }
             if let Write::UpdateJob { run_id, job } = w
                 && run_id == &self.run_id
             {
@@ -90,7 +98,7 @@ impl Progress {
         let done = self.status.iter().filter(|s| s.is_terminal()).count();
         out.push_str(&format!(
             "{done}/{} jobs done · {} running · {} succeeded · {} failed · {} skipped · {:.1}s\n",
-            self.names.len(),
+            self.status.len(),
             count(JobStatus::Running),
             count(JobStatus::Succeeded),
             count(JobStatus::Failed) + count(JobStatus::TimedOut),
@@ -98,7 +106,7 @@ impl Progress {
             self.started.elapsed().as_secs_f64()
         ));
         // Running first, then failed, then the rest in spec order.
-        let mut order: Vec<usize> = (0..self.names.len()).collect();
+        let mut order: Vec<usize> = (0..self.status.len()).collect();
         order.sort_by_key(|&i| match self.status[i] {
             JobStatus::Running => 0,
             JobStatus::Failed | JobStatus::TimedOut => 1,
@@ -122,7 +130,8 @@ impl Progress {
             };
             out.push_str(&format!(
                 "  \x1b[{colour}m{mark}\x1b[0m {} {}{retry}\n",
-                self.names[i], self.status[i]
+                self.names.get(i).map_or("?", String::as_str),
+                self.status[i]
             ));
             lines += 1;
         }

@@ -65,7 +65,6 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
                 return Ok(2);
             }
         };
-    let names: Vec<String> = spec.jobs.iter().map(|j| j.name.clone()).collect();
     // Opened by the journal's first commit, concurrently with the first job's start.
     let store: std::sync::Arc<dyn gantry_engine::ports::Store> = std::sync::Arc::new(
         crate::lazy_store::LazySqliteStore::new(args.data.data_dir.join("gantry.db")),
@@ -95,11 +94,12 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
         branch: args.branch.clone(),
         ..RunContext::default()
     };
+    let jobs = spec.jobs.len();
     let submitted = engine.submit(spec, context, None).await?;
     drop(tree);
     let run_id = submitted.run_id.clone();
 
-    let mut progress = Progress::new(&run_id, names);
+    let mut progress = Progress::new(&run_id, jobs);
     // The run as stored, known without reading it back: its inserted record with every later
     // committed write applied. Only if some batches were missed (a lagging subscriber) is the
     // finished run read from the store.
