@@ -192,12 +192,12 @@ impl Pipelines {
                 Some(s) => spec::check_clone_url(&self.allowed_urls, &s.git.url)
                     .map_err(|why| format!("job `{}`: {why}", job.name))?,
                 None => {
-                    job.source = Some(Source {
+                    job.source = Some(Box::new(Source {
                         git: GitSource {
                             url: url.to_string(),
                             git_ref: Some(sha.to_string()),
                         },
-                    })
+                    }))
                 }
             }
         }

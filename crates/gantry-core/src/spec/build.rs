@@ -673,8 +673,8 @@ impl Builder {
                 secrets,
                 image,
                 executor,
-                source,
-                container,
+                source: source.map(Box::new),
+                container: container.map(Box::new),
             },
             positions,
         ))

@@ -683,7 +683,7 @@ fn launch_for(layout: &Layout, logs: &Logs, run: &ActiveRun, job: usize) -> Laun
         secrets: Vec::new(),
         checkout: None,
         notes: Vec::new(),
-        container: spec.container.clone(),
+        container: spec.container.as_deref().cloned(),
     }
 }
 
