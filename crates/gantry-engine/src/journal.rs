@@ -49,9 +49,11 @@ pub struct Journal {
 }
 
 impl Journal {
-    pub fn start(store: Arc<dyn Store>) -> (Journal, tokio::task::JoinHandle<()>) {
+    /// `backlog`: how many committed batches a follower may fall behind (see
+    /// [`crate::EngineConfig::committed_backlog`]).
+    pub fn start(store: Arc<dyn Store>, backlog: usize) -> (Journal, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (committed, _) = broadcast::channel(4096);
+        let (committed, _) = broadcast::channel(backlog);
         let task = tokio::spawn(writer(store, rx, committed.clone()));
         (Journal { tx, committed }, task)
     }

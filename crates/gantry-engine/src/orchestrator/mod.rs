@@ -57,6 +57,9 @@ pub struct EngineConfig {
     /// How far past its timeout an attempt may go before the watchdog stops it; the executor
     /// enforces the timeout itself, so this only catches executors that fail to.
     pub watchdog_grace_ms: i64,
+    /// How many committed batches a follower of the journal may fall behind before it is told
+    /// it lagged (and reads the store instead). Every slot is made at start.
+    pub committed_backlog: usize,
 }
 
 impl EngineConfig {
@@ -69,6 +72,7 @@ impl EngineConfig {
             lease_ttl_ms: 30_000,
             watchdog_interval: Duration::from_secs(1),
             watchdog_grace_ms: 10_000,
+            committed_backlog: 4096,
         }
     }
 }
@@ -139,7 +143,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
         preparation: Preparation,
     ) -> Result<Engine, EngineError> {
-        let (journal, _writer) = Journal::start(store.clone());
+        let (journal, _writer) = Journal::start(store.clone(), config.committed_backlog);
         let (tx, rx) = mpsc::unbounded_channel();
         let layout = Layout::new(&config.data_dir);
         let logs = Logs::new(layout.logs_dir());
