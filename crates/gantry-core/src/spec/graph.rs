@@ -295,7 +295,30 @@ fn cycles(graph: &JobGraph) -> Vec<Vec<usize>> {
 
 #[cfg(test)]
 mod tests {
-    use super::Needs;
+    use super::super::{Format, Limits, RunSpec, parse_spec};
+    use super::{JobGraph, Needs};
+
+    #[test]
+    fn a_valid_spec_keeps_the_graph_its_check_built_and_a_stored_one_builds_the_same() {
+        let json = r#"{"jobs": {"a": {"run": "x"}, "b": {"run": "y", "needs": ["a"]},
+                       "c": {"run": "z", "needs": ["a", "b"]}}}"#;
+        let yaml =
+            "jobs:\n  a: {run: x}\n  b: {run: y, needs: [a]}\n  c: {run: z, needs: [a, b]}\n";
+        // The fast path (plain JSON) and the general one (YAML) both keep it.
+        for (text, format) in [(json, Format::Json), (yaml, Format::Yaml)] {
+            let spec = parse_spec(text.as_bytes(), format, "s", &Limits::default()).unwrap();
+            let kept = spec.graph.0.get().expect("validation keeps the graph");
+            assert_eq!(kept, &JobGraph::new(&spec));
+            assert_eq!(kept.topo, [0, 1, 2]);
+            assert_eq!(&kept.needs[2], [0, 1].as_slice());
+            // A spec read back holds none until asked, then builds the same.
+            let stored: RunSpec =
+                serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+            assert!(stored.graph.0.get().is_none());
+            assert_eq!(stored.graph(), kept);
+            assert_eq!(stored, spec, "the graph takes no part in equality");
+        }
+    }
 
     #[test]
     fn needs_keep_each_jobs_row() {
