@@ -1,5 +1,5 @@
-//! A run the orchestrator is driving: its spec (with its graph) and state in memory, the cancel handles of
-//! its running attempts, and the conversion of core transitions into store writes.
+//! A run the orchestrator is driving: its spec (with its graph) and state in memory, the cancel
+//! handles of its running attempts, and the conversion of core transitions into store writes.
 
 use crate::ports::{AuditRecord, JobRecord, RunRecord, Write};
 use gantry_core::dag::{JobState, RunState, Stepper, Transition};

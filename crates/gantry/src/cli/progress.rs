@@ -2,6 +2,7 @@
 //! not a terminal. Fed by committed state changes only, so what it shows is durable.
 
 use gantry_core::JobStatus;
+use gantry_core::spec::RunSpec;
 use gantry_engine::ports::Write;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
@@ -9,8 +10,9 @@ use std::time::Instant;
 
 pub struct Progress {
     run_id: String,
-    /// The jobs' names, for the terminal's table only; taken from the run's inserted record.
-    names: Vec<String>,
+    /// The run's spec (its jobs' names, for the terminal's table), shared with the run's
+    /// inserted record.
+    spec: Option<std::sync::Arc<RunSpec>>,
     status: Vec<JobStatus>,
     attempt: Vec<u32>,
     tty: bool,
@@ -25,12 +27,11 @@ const MAX_LINES: usize = 20;
 impl Progress {
     /// `jobs`: how many jobs the run has.
     pub fn new(run_id: &str, jobs: usize) -> Self {
-        let n = jobs;
         Progress {
             run_id: run_id.to_string(),
-            names: Vec::new(),
-            status: vec![JobStatus::Pending; n],
-            attempt: vec![1; n],
+            spec: None,
+            status: vec![JobStatus::Pending; jobs],
+            attempt: vec![1; jobs],
             tty: std::io::stderr().is_terminal(),
             drawn_lines: 0,
             last_draw: None,
@@ -46,9 +47,8 @@ impl Progress {
         for w in batch {
             if let Write::InsertRun(run) = w
                 && run.id == self.run_id
-                && self.tty
             {
-                self.names = run.jobs.iter().map(|j| j.name.clone()).collect();
+                self.spec = Some(run.spec.clone());
             }
             if let Write::UpdateJob { run_id, job } = w
                 && run_id == &self.run_id
@@ -130,7 +130,10 @@ impl Progress {
             };
             out.push_str(&format!(
                 "  \x1b[{colour}m{mark}\x1b[0m {} {}{retry}\n",
-                self.names.get(i).map_or("?", String::as_str),
+                self.spec
+                    .as_ref()
+                    .and_then(|s| s.jobs.get(i))
+                    .map_or("?", |j| j.name.as_str()),
                 self.status[i]
             ));
             lines += 1;
