@@ -5,8 +5,15 @@
 #![no_main]
 
 use gantry::cli::{self, Cli, Cmd};
+use gantry::start_arena::StartArena;
 use std::ffi::{c_char, c_int};
 use tracing_subscriber::EnvFilter;
+
+/// Small allocations come from an arena while `gantry run` starts its run (`start_arena`):
+/// ~8,000 of them before the first job. 1 MiB of `.bss`, touched only as far as used (a
+/// 1000-job run takes ~0.4 MiB of it before its first job).
+#[global_allocator]
+static ALLOC: StartArena<{ 1 << 20 }> = StartArena::new();
 
 /// The process's entry point, called by the C runtime instead of Rust's runtime start-up,
 /// which costs `gantry run` ~0.1 ms before its first job: it reads `/proc/self/maps` to find
@@ -18,10 +25,14 @@ use tracing_subscriber::EnvFilter;
 /// Arguments still come from `std::env::args` (glibc hands them to the standard library).
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
-pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
-    // SAFETY: single-threaded here; `poll` reads three initialised structs, `open` a C string,
-    // `signal` installs SIG_IGN (no handler code runs).
+extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    // SAFETY: single-threaded here; `argv` holds `argc` C strings, as the C runtime passes
+    // them; `poll` reads three initialised structs, `open` a C string, `signal` installs
+    // SIG_IGN (no handler code runs).
     unsafe {
+        if argc > 1 && std::ffi::CStr::from_ptr(*argv.add(1)) == c"run" {
+            ALLOC.open();
+        }
         let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
             fd,
             events: 0,
@@ -75,7 +86,7 @@ fn gantry() -> c_int {
     let code = runtime.block_on(async move {
         match cli.command {
             Cmd::Serve(a) => cli::serve::main(a).await,
-            Cmd::Run(a) => cli::run::main(a).await,
+            Cmd::Run(a) => cli::run::main(a, || ALLOC.close()).await,
             Cmd::Submit(a) => cli::client::submit(a).await,
             Cmd::Status(a) => cli::client::status(a).await,
             Cmd::Logs(a) => cli::client::logs(a).await,

@@ -35,7 +35,8 @@ pub struct RunArgs {
 /// How much of a failed job's log is shown when the run ends.
 const FAILED_LOG_LINES: usize = 10;
 
-pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
+/// `started` is called once the run is durable: its start-up is over.
+pub async fn main(args: RunArgs, started: impl FnOnce()) -> anyhow::Result<i32> {
     let bytes = if args.file.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
@@ -96,6 +97,7 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
     };
     let jobs = spec.jobs.len();
     let submitted = engine.submit(spec, context, None).await?;
+    started();
     drop(tree);
     let run_id = submitted.run_id.clone();
 
