@@ -1,38 +1,39 @@
 //! The fast path for the most common spec: JSON of the shape
 //! `{"name"?: …, "jobs": {NAME: {"run": …, "needs"?: …}}}`, read straight into a [`RunSpec`]
-//! without building the document tree first (for a 1000-job spec the tree is half the memory
-//! the parse touches, and the parse is most of the time before the first job starts).
+//! by a scanner made for that shape alone, without a document tree or a general JSON parser
+//! (for a 1000-job spec the parse is most of the work before the first job starts; through
+//! serde_json's visitors it was ~60 instructions a byte).
 //!
 //! It accepts only what the general path accepts, and builds the same spec: anything outside
-//! that shape (another key, another type, a duplicate, an escaped key) and any problem at all
-//! gives `None`, and the caller takes the general path, which reports every problem with its
-//! place. Tests hold the two paths to the same result.
+//! that shape (another key, another type, a duplicate, an escape in a string) and any problem
+//! at all gives `None`, and the caller takes the general path, which reports every problem
+//! with its place. Tests hold the two paths to the same result.
 
 use super::build::{NeedPositions, valid_job_name};
 use super::model::*;
 use super::{Limits, graph};
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 
 /// Names seen so far, hashed as the graph's index is.
 type Seen<'n> = HashSet<&'n str, graph::NameHasher>;
 
 /// The spec, when `text` has the fast path's shape and no problem; `None` otherwise.
 pub(super) fn json(text: &str, default_name: &str, limits: &Limits) -> Option<RunSpec> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    // Every job of this shape has a `"run"` key; a command `"run"` only makes the guess larger.
-    // Grown by doubling instead, a 1000-job list was copied ten times (~7% of the parse).
-    let guess = memchr::memmem::find_iter(text.as_bytes(), b"\"run\"")
-        .count()
-        .min(limits.max_jobs);
-    let (name, jobs) = Top { limits, guess }.deserialize(&mut de).ok()?;
-    de.end().ok()?;
+    let mut scan = Scan {
+        text,
+        at: 0,
+        scratch: Vec::new(),
+    };
+    let (name, jobs) = scan.top(limits)?;
+    scan.space();
+    if scan.at != text.len() {
+        return None;
+    }
     let name = match name {
         None => default_name.to_string(),
         // The general path reports these.
         Some(n) if n.trim().is_empty() || n.chars().count() > 200 => return None,
-        Some(n) => n,
+        Some(n) => n.to_string(),
     };
     if jobs.is_empty() {
         return None;
@@ -52,115 +53,155 @@ pub(super) fn json(text: &str, default_name: &str, limits: &Limits) -> Option<Ru
     problems.is_empty().then_some(spec)
 }
 
-/// Why the fast path gave up; never shown (the general path says what is wrong).
-fn other<E: de::Error>() -> E {
-    E::custom("not the fast path's shape")
+/// A position in the text; every method gives `None` where the text leaves the shape.
+struct Scan<'t> {
+    text: &'t str,
+    at: usize,
+    /// The strings of the list being read (reused, so a list is made at its size).
+    scratch: Vec<&'t str>,
 }
 
-struct Top<'l> {
-    limits: &'l Limits,
-    /// How many jobs there are likely to be.
-    guess: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for Top<'_> {
-    type Value = (Option<String>, Vec<JobSpec>);
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
+impl<'t> Scan<'t> {
+    /// Skips JSON's whitespace.
+    fn space(&mut self) {
+        let b = self.text.as_bytes();
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(self.at) {
+            self.at += 1;
+        }
     }
-}
 
-impl<'de> Visitor<'de> for Top<'_> {
-    type Value = (Option<String>, Vec<JobSpec>);
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a run spec")
+    /// The next byte after whitespace, not taken.
+    fn peek(&mut self) -> Option<u8> {
+        self.space();
+        self.text.as_bytes().get(self.at).copied()
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (mut name, mut jobs) = (None, None);
-        while let Some(key) = map.next_key::<&str>()? {
-            match key {
-                "name" if name.is_none() => name = Some(map.next_value::<String>()?),
-                "jobs" if jobs.is_none() => {
-                    jobs = Some(map.next_value_seed(Jobs {
-                        limits: self.limits,
-                        guess: self.guess,
-                    })?)
+
+    /// Takes `c` (after whitespace) if it is next.
+    fn eat(&mut self, c: u8) -> bool {
+        let next = self.peek() == Some(c);
+        if next {
+            self.at += 1;
+        }
+        next
+    }
+
+    /// A string without escapes (one with any is left to the general path), borrowed.
+    fn string(&mut self) -> Option<&'t str> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let start = self.at;
+        let b = self.text.as_bytes();
+        let len = b[start..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if b[start + len] != b'"' {
+            return None;
+        }
+        self.at = start + len + 1;
+        // Both ends are at ASCII quotes: character boundaries.
+        Some(&self.text[start..start + len])
+    }
+
+    /// `{}` or `{KEY: VALUE, …}`, each value read by `value` given its key.
+    fn object(&mut self, mut value: impl FnMut(&mut Self, &'t str) -> Option<()>) -> Option<()> {
+        if !self.eat(b'{') {
+            return None;
+        }
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            if !self.eat(b':') {
+                return None;
+            }
+            value(self, key)?;
+            if self.eat(b'}') {
+                return Some(());
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+    }
+
+    /// A string or a list of strings, as a list of at most `max`.
+    fn strings(&mut self, max: usize) -> Option<Vec<String>> {
+        if self.peek() == Some(b'"') {
+            return Some(vec![self.string()?.to_string()]);
+        }
+        if !self.eat(b'[') {
+            return None;
+        }
+        self.scratch.clear();
+        if !self.eat(b']') {
+            loop {
+                let s = self.string()?;
+                self.scratch.push(s);
+                if self.scratch.len() > max {
+                    return None;
                 }
-                _ => return Err(other()),
+                if self.eat(b']') {
+                    break;
+                }
+                if !self.eat(b',') {
+                    return None;
+                }
             }
         }
-        Ok((name, jobs.ok_or_else(other)?))
+        Some(self.scratch.iter().map(|s| s.to_string()).collect())
     }
-}
 
-struct Jobs<'l> {
-    limits: &'l Limits,
-    guess: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for Jobs<'_> {
-    type Value = Vec<JobSpec>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Jobs<'_> {
-    type Value = Vec<JobSpec>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a mapping of jobs")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut jobs = Vec::with_capacity(map.size_hint().unwrap_or(self.guess));
-        let mut seen = Seen::with_capacity_and_hasher(self.guess, Default::default());
-        while let Some(name) = map.next_key::<&str>()? {
-            if jobs.len() == self.limits.max_jobs
-                || valid_job_name(name).is_err()
-                || !seen.insert(name)
-            {
-                return Err(other());
-            }
-            jobs.push(map.next_value_seed(Job {
-                name,
-                max_commands: self.limits.max_commands_per_job,
-            })?);
-        }
-        Ok(jobs)
-    }
-}
-
-struct Job<'n> {
-    name: &'n str,
-    max_commands: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for Job<'_> {
-    type Value = JobSpec;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Job<'_> {
-    type Value = JobSpec;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a job")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (mut run, mut needs): (Option<Vec<String>>, Option<Vec<String>>) = (None, None);
-        while let Some(key) = map.next_key::<&str>()? {
+    /// The whole spec: its name, if given, and its jobs.
+    fn top(&mut self, limits: &Limits) -> Option<(Option<&'t str>, Vec<JobSpec>)> {
+        let (mut name, mut jobs) = (None, None);
+        self.object(|scan, key| {
             match key {
-                "run" if run.is_none() => run = Some(map.next_value::<Strings>()?.0),
-                "needs" if needs.is_none() => needs = Some(map.next_value::<Strings>()?.0),
-                _ => return Err(other()),
+                "name" if name.is_none() => name = Some(scan.string()?),
+                "jobs" if jobs.is_none() => jobs = Some(scan.jobs(limits)?),
+                _ => return None,
             }
-        }
-        let run = run.ok_or_else(other)?;
-        if run.is_empty()
-            || run.len() > self.max_commands
-            || run.iter().any(|c| c.trim().is_empty())
-        {
-            return Err(other());
+            Some(())
+        })?;
+        Some((name, jobs?))
+    }
+
+    /// `{NAME: JOB, …}`, each name valid and new.
+    fn jobs(&mut self, limits: &Limits) -> Option<Vec<JobSpec>> {
+        // Every job is an object: the count of `{` is a guess at the number of jobs that is
+        // never short (a brace inside a command only makes it larger). Grown by doubling
+        // instead, a 1000-job list was copied ten times (~7% of the parse).
+        let guess = memchr::memchr_iter(b'{', &self.text.as_bytes()[self.at..])
+            .count()
+            .min(limits.max_jobs);
+        let mut jobs = Vec::with_capacity(guess);
+        let mut seen = Seen::with_capacity_and_hasher(guess, Default::default());
+        self.object(|scan, name| {
+            if jobs.len() == limits.max_jobs || valid_job_name(name).is_err() || !seen.insert(name)
+            {
+                return None;
+            }
+            jobs.push(scan.job(name, limits.max_commands_per_job)?);
+            Some(())
+        })?;
+        Some(jobs)
+    }
+
+    /// `{"run": …, "needs"?: …}`.
+    fn job(&mut self, name: &str, max_commands: usize) -> Option<JobSpec> {
+        let (mut run, mut needs): (Option<Vec<String>>, Option<Vec<String>>) = (None, None);
+        self.object(|scan, key| {
+            match key {
+                "run" if run.is_none() => run = Some(scan.strings(max_commands)?),
+                "needs" if needs.is_none() => needs = Some(scan.strings(usize::MAX)?),
+                _ => return None,
+            }
+            Some(())
+        })?;
+        let run = run?;
+        if run.is_empty() || run.iter().any(|c| c.trim().is_empty()) {
+            return None;
         }
         let needs = needs.unwrap_or_default();
         if needs
@@ -168,10 +209,10 @@ impl<'de> Visitor<'de> for Job<'_> {
             .enumerate()
             .any(|(i, n)| needs[..i].contains(n))
         {
-            return Err(other());
+            return None;
         }
-        Ok(JobSpec {
-            name: self.name.to_string(),
+        Some(JobSpec {
+            name: name.to_string(),
             run,
             needs,
             when: When::default(),
@@ -185,49 +226,6 @@ impl<'de> Visitor<'de> for Job<'_> {
             source: None,
             container: None,
         })
-    }
-}
-
-/// A string or a list of strings (not null, not empty items' types other than strings).
-struct Strings(Vec<String>);
-
-impl<'de> de::Deserialize<'de> for Strings {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StringsVisitor)
-    }
-}
-
-struct StringsVisitor;
-
-impl<'de> Visitor<'de> for StringsVisitor {
-    type Value = Strings;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string or a list of strings")
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Strings, E> {
-        Ok(Strings(vec![s.to_string()]))
-    }
-    fn visit_string<E: de::Error>(self, s: String) -> Result<Strings, E> {
-        Ok(Strings(vec![s]))
-    }
-    /// Lists of one or two (most `run` and `needs`) get a list of their size; JSON gives no
-    /// length up front, and growing from one was ~8% of reading a 1000-job spec.
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strings, A::Error> {
-        let Some(first) = seq.next_element::<String>()? else {
-            return Ok(Strings(Vec::new()));
-        };
-        let Some(second) = seq.next_element::<String>()? else {
-            return Ok(Strings(vec![first]));
-        };
-        let Some(third) = seq.next_element::<String>()? else {
-            return Ok(Strings(vec![first, second]));
-        };
-        let mut out = Vec::with_capacity(8);
-        out.extend([first, second, third]);
-        while let Some(s) = seq.next_element::<String>()? {
-            out.push(s);
-        }
-        Ok(Strings(out))
     }
 }
 
@@ -281,6 +279,17 @@ mod tests {
     }
 
     #[test]
+    fn whitespace_and_characters_beyond_ascii_stay_on_the_fast_path() {
+        let text = "\r\n{ \"name\" :\t\"déploiement\",\n  \"jobs\": {\"a1\": {\"run\": \"echo ünï\"},\n\
+                    \"b\" : { \"needs\" : [ \"a1\" ] , \"run\" : [ \"x\" , \"y\" ] } } }\n";
+        let spec = fast(text).expect("fast path");
+        assert_eq!(spec.name, "déploiement");
+        assert_eq!(spec.jobs[0].run, ["echo ünï"]);
+        assert_eq!(spec.jobs[1].needs, ["a1"]);
+        assert_eq!(Ok(spec), general(text));
+    }
+
+    #[test]
     fn anything_else_is_left_to_the_general_path() {
         for text in [
             // Valid, but outside the shape: the general path builds these.
@@ -305,6 +314,12 @@ mod tests {
             r#"{"jobs": {"a": {"run": "x", "needs": "nope"}}}"#,
             r#"{"jobs": {"a": {"run": "x", "needs": "b"}, "b": {"run": "y", "needs": "a"}}}"#,
             r#"{"jobs": {"a": {"run": "x"}}} trailing"#,
+            r#"{"jobs": {"a": {"run": "x"},}}"#,
+            r#"{"jobs": {"a": {"run": "x"}}"#,
+            r#"{"jobs": {"a": {"run": "x" "needs": "b"}, "b": {"run": "y"}}}"#,
+            "{\"jobs\": {\"a\": {\"run\": \"tab\there\"}}}",
+            r#"{"jobs": {"a": {"run": "say \"hi\""}}}"#,
+            "\u{feff}{\"jobs\": {\"a\": {\"run\": \"x\"}}}",
             r#"[1, 2]"#,
         ] {
             assert_eq!(fast(text), None, "{text}");
@@ -360,6 +375,9 @@ mod tests {
             1 => Just(("7".to_string(), false)),
             1 => Just(("null".to_string(), false)),
             1 => Just((r#"["x", 3]"#.to_string(), false)),
+            // Escapes (`"`, `\`, a tab) and characters beyond ASCII: valid, and the fast path
+            // may leave the escaped ones to the general path.
+            1 => "[a-z\"\\\\é\t]{1,4}".prop_map(|c| (serde_json::to_string(&c).unwrap(), false)),
         ];
         let needs = prop_oneof![
             3 => Just((Needs::Absent, true)),
@@ -393,37 +411,43 @@ mod tests {
             1 => Just(Some("-x".to_string())),
             1 => Just(Some("a b".to_string())),
         ];
-        (name, prop::collection::vec((job_name, job()), 0..7)).prop_map(|((top, t_ok), jobs)| {
-            let ok = t_ok && jobs.iter().all(|(_, (_, _, _, ok))| *ok);
-            let need = |i: usize, n: usize| {
-                if i == 0 {
-                    format!("j{n}")
-                } else {
-                    format!("j{}", n % i)
-                }
-            };
-            let body: Vec<String> = jobs
-                .iter()
-                .enumerate()
-                .map(|(i, (name, (run, needs, extra, _)))| {
-                    let name = name.clone().unwrap_or_else(|| format!("j{i}"));
-                    let needs = match needs {
-                        Needs::Absent => String::new(),
-                        Needs::Null => r#", "needs": null"#.to_string(),
-                        Needs::One(n) => format!(r#", "needs": "{}""#, need(i, *n)),
-                        Needs::List(v) => {
-                            let names: Vec<String> = v.iter().map(|n| need(i, *n)).collect();
-                            format!(r#", "needs": {}"#, serde_json::to_string(&names).unwrap())
-                        }
-                    };
-                    format!(
-                        r#"{}: {{"run": {run}{needs}{extra}}}"#,
-                        serde_json::to_string(&name).unwrap()
-                    )
-                })
-                .collect();
-            (format!(r#"{{{top}"jobs": {{{}}}}}"#, body.join(", ")), ok)
-        })
+        // JSON's whitespace between tokens, in several styles.
+        let sep = prop_oneof![Just(", "), Just(","), Just(",\n\t"), Just(" ,\r\n  ")];
+        (name, prop::collection::vec((job_name, job()), 0..7), sep).prop_map(
+            |((top, t_ok), jobs, sep)| {
+                let ok = t_ok && jobs.iter().all(|(_, (_, _, _, ok))| *ok);
+                let need = |i: usize, n: usize| {
+                    if i == 0 {
+                        format!("j{n}")
+                    } else {
+                        format!("j{}", n % i)
+                    }
+                };
+                let body: Vec<String> = jobs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, (run, needs, extra, _)))| {
+                        let name = name.clone().unwrap_or_else(|| format!("j{i}"));
+                        let needs = match needs {
+                            Needs::Absent => String::new(),
+                            Needs::Null => r#", "needs": null"#.to_string(),
+                            Needs::One(n) => format!(r#", "needs": "{}""#, need(i, *n)),
+                            Needs::List(v) => {
+                                let names: Vec<String> = v.iter().map(|n| need(i, *n)).collect();
+                                format!(r#", "needs": {}"#, serde_json::to_string(&names).unwrap())
+                            }
+                        };
+                        format!(
+                            r#"{}: {{"run": {run}{needs}{extra}}}"#,
+                            serde_json::to_string(&name).unwrap()
+                        )
+                    })
+                    .collect();
+                let text = format!(r#"{{{top}"jobs": {{{}}}}}"#, body.join(", "));
+                // No string holds a comma: only the separators change.
+                (text.replace(", ", sep), ok)
+            },
+        )
     }
 
     proptest! {
