@@ -28,7 +28,9 @@ fn setup_script(name: &str) {
     );
 }
 
-fn haproxy(dir: &Path, front: u16) -> tokio::process::Child {
+/// A real HAProxy with a frontend on `front`, once it accepts connections there (under a
+/// busy test run it can take a while to start, and the first request would find no one).
+async fn haproxy(dir: &Path, front: u16) -> tokio::process::Child {
     let cfg = dir.join("haproxy.cfg");
     std::fs::write(
         &cfg,
@@ -41,12 +43,24 @@ fn haproxy(dir: &Path, front: u16) -> tokio::process::Child {
         ),
     )
     .unwrap();
-    tokio::process::Command::new("haproxy")
+    let child = tokio::process::Command::new("haproxy")
         .args(["-db", "-f"])
         .arg(&cfg)
         .kill_on_drop(true)
         .spawn()
-        .unwrap()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", front))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "HAProxy did not listen on {front} within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child
 }
 
 async fn get(port: u16) -> (u16, String) {
@@ -87,7 +101,7 @@ async fn put_events_start_a_service_behind_haproxy_and_stop_drains_it() {
     setup_script("test-images");
     let dir = tempfile::tempdir().unwrap();
     let front = free_port();
-    let _lb = haproxy(dir.path(), front);
+    let _lb = haproxy(dir.path(), front).await;
     let service = format!("auth{}", std::process::id());
     let config = dir.path().join("gantry.toml");
     std::fs::write(
@@ -258,7 +272,7 @@ async fn each_fault_is_named_at_its_step_and_leaves_nothing_behind() {
     setup_script("test-images");
     let dir = tempfile::tempdir().unwrap();
     let front = free_port();
-    let _lb = haproxy(dir.path(), front);
+    let _lb = haproxy(dir.path(), front).await;
     let pid = std::process::id();
     let config = dir.path().join("gantry.toml");
     std::fs::write(
