@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Launch -> first job command started, for make -j2 and `gantry run --max-parallel 2` on the
-# 1000-job DAG, taking turns and without the shared harness's wrappers (it starts Gantry
-# through `bash -c "exec …"`, about 1 ms more). Each tool is started by the harness's `t0exec`,
-# which notes the time just before its exec; the DAG's first layer runs the harness's `stamp`,
-# which appends the time it started. Extra binaries to compare (e.g. an older build) can be
-# given as arguments.
+# 1000-job DAG, taking turns (in an order that turns each round) and without the shared
+# harness's wrappers (it starts Gantry through `bash -c "exec …"`, about 1 ms more). Each tool
+# is started by the harness's `t0exec`, which notes the time just before its exec; the DAG's
+# first layer runs the harness's `stamp`, which appends the time it started. Extra binaries to
+# compare (e.g. an older build) can be given as arguments.
 # env: ROUNDS (default 15), BIN (the harness's tools, default /tmp/perfpeers/bin).
 # Needs bench/dag.sh to have made the DAG first (it builds the binary and the tools).
 set -euo pipefail
@@ -17,13 +17,20 @@ TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 first() { # name: the first stamp after t0
   python3 -c "import sys; t0=int(open('$TMP/t0.ns').read()); s=min(int(x) for x in open('$D/first.ns')); print(sys.argv[1], (s-t0)/1e6)" "$1"
 }
-for _ in $(seq "${ROUNDS:-15}"); do
-  rm -f "$D/first.ns"; rm -rf "$TMP/make" && mkdir "$TMP/make"
-  (cd "$TMP/make" && "$T0EXEC" "$TMP/t0.ns" make -j2 -s -f "$D/Makefile" all >/dev/null 2>&1)
-  first make
-  for b in "${BINS[@]}"; do
-    rm -f "$D/first.ns"; rm -rf "$TMP/state"
-    "$T0EXEC" "$TMP/t0.ns" "$b" run "$D/gantry.json" --max-parallel 2 --data-dir "$TMP/state" >/dev/null 2>&1
+# The order turns each round: a launch right after another tool's run is not like one after a
+# pause (the VM's CPU speed follows its load), so no tool always comes first.
+ALL=(make "${BINS[@]}")
+for round in $(seq "${ROUNDS:-15}"); do
+  k=$((round % ${#ALL[@]}))
+  for b in "${ALL[@]:k}" "${ALL[@]:0:k}"; do
+    rm -f "$D/first.ns"
+    if [ "$b" = make ]; then
+      rm -rf "$TMP/make" && mkdir "$TMP/make"
+      (cd "$TMP/make" && "$T0EXEC" "$TMP/t0.ns" make -j2 -s -f "$D/Makefile" all >/dev/null 2>&1)
+    else
+      rm -rf "$TMP/state"
+      "$T0EXEC" "$TMP/t0.ns" "$b" run "$D/gantry.json" --max-parallel 2 --data-dir "$TMP/state" >/dev/null 2>&1
+    fi
     first "$b"
   done
 done > "$TMP/times"

@@ -53,6 +53,31 @@ pub(super) fn json(text: &str, default_name: &str, limits: &Limits) -> Option<Ru
     problems.is_empty().then_some(spec)
 }
 
+/// Where a string's text ends: the first quote, backslash or control character (which JSON
+/// does not allow unescaped). Eight bytes at a time: in each, a byte's high bit is set where
+/// it is one of those, and the lowest such bit is exact (the borrows that can set others only
+/// run upwards from a byte that is one).
+fn string_end(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let found = zero_byte(x ^ (ONES * u64::from(b'"')))
+            | zero_byte(x ^ (ONES * u64::from(b'\\')))
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| i + p)
+}
+
 /// A position in the text; every method gives `None` where the text leaves the shape.
 struct Scan<'t> {
     text: &'t str,
@@ -92,9 +117,7 @@ impl<'t> Scan<'t> {
         }
         let start = self.at;
         let b = self.text.as_bytes();
-        let len = b[start..]
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        let len = string_end(&b[start..])?;
         if b[start + len] != b'"' {
             return None;
         }
@@ -276,6 +299,25 @@ mod tests {
         let spec = fast(&text).expect("fast path");
         assert_eq!(spec.jobs.len(), 1000);
         assert_eq!(Ok(spec), general(&text));
+    }
+
+    #[test]
+    fn a_string_ends_at_its_first_quote_backslash_or_control_character() {
+        // Every length up to three words, every place, every kind of end, and bytes around it
+        // that are close to those (`!`, `#`, `[`, `]`, space, DEL, UTF-8's high bytes).
+        let fill = "a!#[] \u{7f}é€".as_bytes();
+        for len in 0..24 {
+            for end in [b'"', b'\\', b'\n', 0x00, 0x1f] {
+                for extra in 0..3 {
+                    let mut text: Vec<u8> = (0..len).map(|i| fill[i % fill.len()]).collect();
+                    text.push(end);
+                    text.extend(std::iter::repeat_n(b'x', extra));
+                    assert_eq!(string_end(&text), Some(len), "{text:?}");
+                }
+            }
+            let plain: Vec<u8> = (0..len).map(|i| fill[i % fill.len()]).collect();
+            assert_eq!(string_end(&plain), None, "{plain:?}");
+        }
     }
 
     #[test]

@@ -157,9 +157,12 @@ pub struct Needs {
 impl Needs {
     /// One row of needs per job, in job order.
     pub fn from_rows<R: IntoIterator<Item = usize>>(rows: impl IntoIterator<Item = R>) -> Needs {
+        let rows = rows.into_iter();
+        let mut start = Vec::with_capacity(rows.size_hint().0 + 1);
+        start.push(0);
         let mut needs = Needs {
             flat: Vec::new(),
-            start: vec![0],
+            start,
         };
         for row in rows {
             needs.flat.extend(row);
