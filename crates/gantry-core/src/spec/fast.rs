@@ -12,10 +12,8 @@
 use super::build::{NeedPositions, valid_job_name};
 use super::model::*;
 use super::{Limits, graph};
-use std::collections::{BTreeMap, HashSet};
-
-/// Names seen so far, hashed as the graph's index is.
-type Seen<'n> = HashSet<&'n str, graph::NameHasher>;
+use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
 
 /// The spec, when `text` has the fast path's shape and no problem; `None` otherwise.
 pub(super) fn json(text: &str, default_name: &str, limits: &Limits) -> Option<RunSpec> {
@@ -24,7 +22,7 @@ pub(super) fn json(text: &str, default_name: &str, limits: &Limits) -> Option<Ru
         at: 0,
         scratch: Vec::new(),
     };
-    let (name, jobs) = scan.top(limits)?;
+    let (name, (jobs, index)) = scan.top(limits)?;
     scan.space();
     if scan.at != text.len() {
         return None;
@@ -48,8 +46,9 @@ pub(super) fn json(text: &str, default_name: &str, limits: &Limits) -> Option<Ru
         graph: Default::default(),
     };
     let mut problems = Vec::new();
-    // JSON carries no positions: none are looked up (a need without one has none).
-    graph::check(&spec, &NeedPositions::new(), false, &mut problems);
+    // JSON carries no positions: none are looked up (a need without one has none). The name
+    // index the scan made (to refuse duplicates) is the one the check needs.
+    graph::check_indexed(&spec, &index, &NeedPositions::new(), false, &mut problems);
     problems.is_empty().then_some(spec)
 }
 
@@ -77,6 +76,9 @@ fn string_end(b: &[u8]) -> Option<usize> {
         .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
         .map(|p| i + p)
 }
+
+/// The jobs read, and their names' index (name → place).
+type Jobs<'t> = (Vec<JobSpec>, graph::JobIndex<'t>);
 
 /// A position in the text; every method gives `None` where the text leaves the shape.
 struct Scan<'t> {
@@ -177,7 +179,7 @@ impl<'t> Scan<'t> {
     }
 
     /// The whole spec: its name, if given, and its jobs.
-    fn top(&mut self, limits: &Limits) -> Option<(Option<&'t str>, Vec<JobSpec>)> {
+    fn top(&mut self, limits: &Limits) -> Option<(Option<&'t str>, Jobs<'t>)> {
         let (mut name, mut jobs) = (None, None);
         self.object(|scan, key| {
             match key {
@@ -191,7 +193,7 @@ impl<'t> Scan<'t> {
     }
 
     /// `{NAME: JOB, …}`, each name valid and new.
-    fn jobs(&mut self, limits: &Limits) -> Option<Vec<JobSpec>> {
+    fn jobs(&mut self, limits: &Limits) -> Option<Jobs<'t>> {
         // Every job is an object: the count of `{` is a guess at the number of jobs that is
         // never short (a brace inside a command only makes it larger). Grown by doubling
         // instead, a 1000-job list was copied ten times (~7% of the parse).
@@ -199,16 +201,19 @@ impl<'t> Scan<'t> {
             .count()
             .min(limits.max_jobs);
         let mut jobs = Vec::with_capacity(guess);
-        let mut seen = Seen::with_capacity_and_hasher(guess, Default::default());
+        let mut index = graph::JobIndex::with_capacity_and_hasher(guess, Default::default());
         self.object(|scan, name| {
-            if jobs.len() == limits.max_jobs || valid_job_name(name).is_err() || !seen.insert(name)
-            {
+            if jobs.len() == limits.max_jobs || valid_job_name(name).is_err() {
                 return None;
             }
+            match index.entry(name) {
+                Entry::Occupied(_) => return None,
+                Entry::Vacant(v) => v.insert(jobs.len()),
+            };
             jobs.push(scan.job(name, limits.max_commands_per_job)?);
             Some(())
         })?;
-        Some(jobs)
+        Some((jobs, index))
     }
 
     /// `{"run": …, "needs"?: …}`.

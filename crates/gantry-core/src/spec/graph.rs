@@ -8,8 +8,8 @@ use super::problem::Problem;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-/// How a spec's job names are hashed: foldhash, seeded per map. The names are hashed three
-/// times before a run's first job starts (SipHash was ~15% of reading a 1000-job spec).
+/// How a spec's job names are hashed: foldhash, seeded per map. Every name and every need is
+/// hashed before a run's first job starts (SipHash was ~15% of reading a 1000-job spec).
 pub(super) type NameHasher = foldhash::fast::RandomState;
 
 /// Job name → position in the spec.
@@ -21,7 +21,17 @@ pub(super) fn check(
     orders: bool,
     problems: &mut Vec<Problem>,
 ) {
-    let index = job_index(spec);
+    check_indexed(spec, &job_index(spec), need_pos, orders, problems);
+}
+
+/// [`check`], given the jobs' name index (a reader that made one while reading the names).
+pub(super) fn check_indexed(
+    spec: &RunSpec,
+    index: &JobIndex<'_>,
+    need_pos: &NeedPositions,
+    orders: bool,
+    problems: &mut Vec<Problem>,
+) {
     let needs_key = if orders { "dependencies" } else { "needs" };
     let mut edges_ok = true;
     for (ji, job) in spec.jobs.iter().enumerate() {
@@ -58,7 +68,7 @@ pub(super) fn check(
         }
     }
     if edges_ok {
-        let graph = JobGraph::with_index(spec, &index);
+        let graph = JobGraph::with_index(spec, index);
         let cycles = cycles(&graph);
         if cycles.is_empty() {
             // Valid: the run made of this spec steps through this graph.
