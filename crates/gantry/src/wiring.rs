@@ -52,11 +52,6 @@ pub async fn start_engine(
 ) -> anyhow::Result<Engine> {
     let mut config = EngineConfig::new(data_dir.to_path_buf(), max_parallel, owner.to_string());
     config.recover = recover;
-    if !recover {
-        // One run, followed by `gantry run` on the engine's own thread, which reads the store
-        // if it ever lags: 4,096 slots were ~160 KB to touch before the run's first job.
-        config.committed_backlog = 256;
-    }
     let mut local = LocalExecutor::new(owner, KILL_GRACE);
     if let Some(git) = inputs.git.clone() {
         local = local.with_git(git);

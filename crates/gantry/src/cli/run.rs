@@ -35,8 +35,7 @@ pub struct RunArgs {
 /// How much of a failed job's log is shown when the run ends.
 const FAILED_LOG_LINES: usize = 10;
 
-/// `started` is called once the run is durable: its start-up is over.
-pub async fn main(args: RunArgs, started: impl FnOnce()) -> anyhow::Result<i32> {
+pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
     let bytes = if args.file.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
@@ -57,19 +56,14 @@ pub async fn main(args: RunArgs, started: impl FnOnce()) -> anyhow::Result<i32> 
         .unwrap_or("run")
         .trim_start_matches('.')
         .to_string();
-    // The document tree is freed once the run has started: the first job need not wait.
-    let (spec, tree) =
-        match spec::parse_spec_keeping_tree(&bytes, format, &default_name, &Limits::default()) {
-            Ok(parsed) => parsed,
-            Err(problems) => {
-                eprint!("{}: {problems}", args.file.display());
-                return Ok(2);
-            }
-        };
-    // Opened by the journal's first commit, concurrently with the first job's start.
-    let store: std::sync::Arc<dyn gantry_engine::ports::Store> = std::sync::Arc::new(
-        crate::lazy_store::LazySqliteStore::new(args.data.data_dir.join("gantry.db")),
-    );
+    let spec = match spec::parse_spec(&bytes, format, &default_name, &Limits::default()) {
+        Ok(spec) => spec,
+        Err(problems) => {
+            eprint!("{}: {problems}", args.file.display());
+            return Ok(2);
+        }
+    };
+    let store = wiring::open_store(&args.data.data_dir).await?;
     let owner = format!("run-{}", gantry_engine::ids::new_run_id());
     let max_parallel = args
         .max_parallel
@@ -97,8 +91,6 @@ pub async fn main(args: RunArgs, started: impl FnOnce()) -> anyhow::Result<i32> 
     };
     let jobs = spec.jobs.len();
     let submitted = engine.submit(spec, context, None).await?;
-    started();
-    drop(tree);
     let run_id = submitted.run_id.clone();
 
     let mut progress = Progress::new(&run_id, jobs);
@@ -171,9 +163,5 @@ pub async fn main(args: RunArgs, started: impl FnOnce()) -> anyhow::Result<i32> 
     } else {
         1
     };
-    // Everything is durable (the engine has shut down and its journal is flushed; logs are
-    // written unbuffered) and reported. Returning would free the run's structures and stop the
-    // engine's tasks one by one, for nothing: the process ends here.
-    std::io::Write::flush(&mut std::io::stdout()).context("cannot write to standard output")?;
-    std::process::exit(code)
+    Ok(code)
 }
