@@ -10,10 +10,10 @@ use std::sync::OnceLock;
 
 /// How a spec's job names are hashed: foldhash, seeded per map. Every name and every need is
 /// hashed before a run's first job starts (SipHash was ~15% of reading a 1000-job spec).
-pub(super) type NameHasher = foldhash::fast::RandomState;
+type NameHasher = foldhash::fast::RandomState;
 
 /// Job name → position in the spec.
-pub(super) type JobIndex<'s> = HashMap<&'s str, usize, NameHasher>;
+type JobIndex<'s> = HashMap<&'s str, usize, NameHasher>;
 
 pub(super) fn check(
     spec: &RunSpec,
@@ -21,17 +21,7 @@ pub(super) fn check(
     orders: bool,
     problems: &mut Vec<Problem>,
 ) {
-    check_indexed(spec, &job_index(spec), need_pos, orders, problems);
-}
-
-/// [`check`], given the jobs' name index (a reader that made one while reading the names).
-pub(super) fn check_indexed(
-    spec: &RunSpec,
-    index: &JobIndex<'_>,
-    need_pos: &NeedPositions,
-    orders: bool,
-    problems: &mut Vec<Problem>,
-) {
+    let index = job_index(spec);
     let needs_key = if orders { "dependencies" } else { "needs" };
     let mut edges_ok = true;
     for (ji, job) in spec.jobs.iter().enumerate() {
@@ -68,7 +58,7 @@ pub(super) fn check_indexed(
         }
     }
     if edges_ok {
-        let graph = JobGraph::with_index(spec, index);
+        let graph = JobGraph::with_index(spec, &index);
         let cycles = cycles(&graph);
         if cycles.is_empty() {
             // Valid: the run made of this spec steps through this graph.
@@ -317,7 +307,7 @@ mod tests {
                        "c": {"run": "z", "needs": ["a", "b"]}}}"#;
         let yaml =
             "jobs:\n  a: {run: x}\n  b: {run: y, needs: [a]}\n  c: {run: z, needs: [a, b]}\n";
-        // The fast path (plain JSON) and the general one (YAML) both keep it.
+        // Read from JSON or from YAML, it is kept.
         for (text, format) in [(json, Format::Json), (yaml, Format::Yaml)] {
             let spec = parse_spec(text.as_bytes(), format, "s", &Limits::default()).unwrap();
             let kept = spec.graph.0.get().expect("validation keeps the graph");

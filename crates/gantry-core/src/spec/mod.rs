@@ -2,7 +2,6 @@
 //! and the checks that list every problem at once.
 
 mod build;
-mod fast;
 mod fields;
 mod graph;
 mod model;
@@ -47,27 +46,15 @@ pub enum Format {
     Auto,
 }
 
-/// Parses and validates a run spec (or seed 1's `orders` payload). On failure, every problem
-/// found is returned, in document order, and nothing else happens.
+/// Parses and validates a run spec (or seed 1's `orders` payload): the text is read into a
+/// document tree (JSON or YAML) and the tree into a [`RunSpec`], one path whatever the spec.
+/// On failure, every problem found is returned, in document order, and nothing else happens.
 pub fn parse_spec(
     bytes: &[u8],
     format: Format,
     default_name: &str,
     limits: &Limits,
 ) -> Result<RunSpec, Problems> {
-    parse_spec_keeping_tree(bytes, format, default_name, limits).map(|(spec, _tree)| spec)
-}
-
-/// As [`parse_spec`], and hands back the document tree the spec was built from, if one was
-/// built, for a caller that would rather free it later: freeing a 1000-job tree is a quarter of
-/// the parse's work. A plain JSON spec (only `name`, and jobs with only `run` and `needs`) that
-/// has no problem is read without a tree.
-pub fn parse_spec_keeping_tree(
-    bytes: &[u8],
-    format: Format,
-    default_name: &str,
-    limits: &Limits,
-) -> Result<(RunSpec, Option<Node>), Problems> {
     let one = |why: Unreadable, msg: String, pos: Option<Pos>| {
         Problems(vec![Problem::new("", None, pos, msg)], why)
     };
@@ -95,16 +82,13 @@ pub fn parse_spec_keeping_tree(
         Format::Yaml => false,
         Format::Auto => text.trim_start().starts_with(['{', '[']),
     };
-    if json && let Some(spec) = fast::json(text, default_name, limits) {
-        return Ok((spec, None));
-    }
     let doc = if json {
         parse_json(text)
     } else {
         parse_yaml(text)
     }
     .map_err(|e| one(Unreadable::Syntax, e.message, e.pos))?;
-    from_node(&doc, default_name, limits).map(|spec| (spec, Some(doc)))
+    from_node(&doc, default_name, limits)
 }
 
 /// Validates an already-parsed document (for API bodies that embed a spec).

@@ -300,3 +300,169 @@ fn no_when_is_the_default_condition_however_it_is_spelled_or_stored() {
     assert_eq!(old, plain);
     assert_eq!(old.jobs[0].when.conditions().len(), 1);
 }
+
+/// Random specs, each written once as JSON and once as YAML: both spellings must read the same.
+mod spellings {
+    use super::super::*;
+    use proptest::prelude::*;
+
+    /// A document: a scalar or flow list, written as JSON text (which YAML reads the same when
+    /// it is a value), or a mapping whose entries keep their order (and their repeats).
+    #[derive(Debug, Clone)]
+    enum Tree {
+        Leaf(String),
+        Map(Vec<(String, Tree)>),
+    }
+
+    fn quoted(s: &str) -> String {
+        serde_json::to_string(s).unwrap()
+    }
+
+    fn json(tree: &Tree) -> String {
+        match tree {
+            Tree::Leaf(text) => text.clone(),
+            Tree::Map(entries) => {
+                let inner: Vec<String> = entries
+                    .iter()
+                    .map(|(k, v)| format!("{}: {}", quoted(k), json(v)))
+                    .collect();
+                format!("{{{}}}", inner.join(", "))
+            }
+        }
+    }
+
+    /// Block style, each key quoted the JSON way (a YAML double-quoted scalar).
+    fn yaml(entries: &[(String, Tree)], indent: usize, out: &mut String) {
+        for (k, v) in entries {
+            out.push_str(&" ".repeat(indent));
+            out.push_str(&quoted(k));
+            out.push(':');
+            match v {
+                Tree::Leaf(text) => out.push_str(&format!(" {text}\n")),
+                Tree::Map(m) if m.is_empty() => out.push_str(" {}\n"),
+                Tree::Map(m) => {
+                    out.push('\n');
+                    yaml(m, indent + 2, out);
+                }
+            }
+        }
+    }
+
+    fn leaf(v: serde_json::Value) -> Tree {
+        Tree::Leaf(v.to_string())
+    }
+
+    /// How a job names its needs: by number, as names of earlier jobs (no repeats, so most
+    /// specs have no cycle), or as any job's name, repeats allowed.
+    #[derive(Debug, Clone)]
+    enum Needs {
+        Earlier(Vec<usize>),
+        Any(Vec<usize>),
+    }
+
+    /// A job: its commands (mostly valid), sometimes needs, sometimes another field.
+    fn job() -> impl Strategy<Value = (Tree, Option<Needs>, Vec<(String, Tree)>)> {
+        // Escapes (`"`, `\`, a tab) and characters beyond ASCII, in valid commands.
+        let command = "[a-z][a-z\"\\\\é\t ]{0,3}";
+        let run = prop_oneof![
+            8 => command.prop_map(|c| leaf(c.into())),
+            8 => prop::collection::vec(command, 1..3).prop_map(|cs| leaf(cs.into())),
+            1 => prop_oneof![
+                prop::collection::vec("[a-z ]{0,2}", 0..3).prop_map(|cs| leaf(cs.into())),
+                Just(leaf(7.into())),
+                Just(leaf(serde_json::Value::Null)),
+                Just(leaf(serde_json::json!(["x", 3]))),
+                Just(Tree::Map(vec![])),
+            ],
+        ];
+        let numbers = || prop::collection::vec(0..6usize, 0..4);
+        let needs = prop_oneof![
+            4 => Just(None),
+            6 => numbers().prop_map(|v| Some(Needs::Earlier(v))),
+            1 => numbers().prop_map(|v| Some(Needs::Any(v))),
+        ];
+        let extra = prop_oneof![
+            30 => Just(vec![]),
+            2 => prop_oneof![Just("5m"), Just("0"), Just("soon")]
+                .prop_map(|t| vec![("timeout".to_string(), leaf(t.into()))]),
+            2 => (0..12u32).prop_map(|n| vec![("retries".to_string(), leaf(n.into()))]),
+            1 => Just(vec![("colour".to_string(), leaf("red".into()))]),
+            1 => Just(vec![("needs".to_string(), leaf(serde_json::Value::Null))]),
+        ];
+        (run, needs, extra)
+    }
+
+    fn spec() -> impl Strategy<Value = Tree> {
+        let top = prop_oneof![
+            4 => Just(vec![]),
+            4 => "[a-zé][a-zé ]{0,7}".prop_map(|n| vec![("name".to_string(), leaf(n.into()))]),
+            1 => prop_oneof![Just(leaf("".into())), Just(leaf(3.into()))]
+                .prop_map(|n| vec![("name".to_string(), n)]),
+            1 => Just(vec![(
+                "on".to_string(),
+                Tree::Map(vec![("push".to_string(), Tree::Map(vec![]))])
+            )]),
+        ];
+        // Jobs are mostly named by their place (`j0`, `j1`, …, which needs name), sometimes a
+        // name that repeats one or is invalid.
+        let job_name = prop_oneof![
+            40 => Just(None),
+            1 => "j[0-5]".prop_map(Some),
+            1 => prop_oneof![Just("-x".to_string()), Just("a b".to_string())].prop_map(Some),
+        ];
+        (top, prop::collection::vec((job_name, job()), 0..7)).prop_map(|(mut top, jobs)| {
+            let jobs = jobs
+                .into_iter()
+                .enumerate()
+                .map(|(i, (name, (run, needs, extra)))| {
+                    let mut fields = vec![("run".to_string(), run)];
+                    let needs: Option<Vec<usize>> = needs.map(|needs| match needs {
+                        Needs::Any(v) => v,
+                        Needs::Earlier(v) => {
+                            let mut earlier: Vec<usize> =
+                                v.iter().filter(|_| i > 0).map(|n| n % i.max(1)).collect();
+                            earlier.sort_unstable();
+                            earlier.dedup();
+                            earlier
+                        }
+                    });
+                    if let Some(needs) = needs {
+                        let names: Vec<String> = needs.iter().map(|n| format!("j{n}")).collect();
+                        fields.push(("needs".to_string(), leaf(names.into())));
+                    }
+                    fields.extend(extra);
+                    (name.unwrap_or_else(|| format!("j{i}")), Tree::Map(fields))
+                })
+                .collect();
+            top.push(("jobs".to_string(), Tree::Map(jobs)));
+            Tree::Map(top)
+        })
+    }
+
+    /// The spec, or its problems without their places (JSON's tree has none).
+    fn read(text: &str, format: Format) -> Result<RunSpec, Vec<(String, Option<String>, String)>> {
+        parse_spec(text.as_bytes(), format, "dflt", &Limits::default()).map_err(|p| {
+            p.0.into_iter()
+                .map(|p| (p.path, p.job, p.message))
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #[test]
+        fn json_and_yaml_read_the_same(tree in spec()) {
+            let Tree::Map(entries) = &tree else { unreachable!() };
+            let mut as_yaml = String::new();
+            yaml(entries, 0, &mut as_yaml);
+            let as_json = json(&tree);
+            prop_assert_eq!(
+                read(&as_json, Format::Json),
+                read(&as_yaml, Format::Yaml),
+                "JSON:\n{}\nYAML:\n{}",
+                as_json,
+                as_yaml
+            );
+        }
+    }
+}
