@@ -1,14 +1,14 @@
 //! Parsers for the fields of a job that need more than "a string or a list": `when`,
 //! durations, `retries`, `env`, `source`; and the "did you mean" suggestion for misspellings.
-//! Each reports problems through the [`Builder`] and returns a usable default.
+//! Each reports problems through the [`Reader`] and returns a usable default.
 
-use super::build::{Builder, entries, join, lookup, valid_env_name};
 use super::model::*;
 use super::node::{Node, Value};
+use super::read::{Reader, entries, join, lookup, valid_env_name};
 use crate::duration::parse_duration_ms;
 use std::collections::BTreeMap;
 
-impl Builder {
+impl Reader {
     /// `when:` — a mapping, or a list of mappings of which any one lets the job run.
     pub(super) fn when(&mut self, node: &Node, path: &str, job: Option<&str>) -> When {
         let Value::Seq(items) = &node.value else {

@@ -1,10 +1,10 @@
-//! Graph checks on a built spec: every need names a job, no job needs itself, no cycles (the
+//! Graph checks on a spec read from its document: every need names a job, no job needs itself, no cycles (the
 //! cycle's path is printed). Also the job graph in index form that the DAG step walks.
 
-use super::build::NeedPositions;
 use super::fields::closest;
 use super::model::RunSpec;
 use super::problem::Problem;
+use super::read::NeedPositions;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 

@@ -1,21 +1,21 @@
 //! Run specs: the YAML/JSON documents that describe a run (design §5), their validated model,
 //! and the checks that list every problem at once.
 
-mod build;
 mod fields;
 mod graph;
 mod model;
 mod node;
 mod pipeline;
 mod problem;
+mod read;
 mod source;
 
-pub use build::valid_job_name;
 pub use graph::{GraphCell, JobGraph, Needs};
 pub use model::*;
 pub use node::{Node, Pos, SyntaxError, parse_json, parse_yaml};
 pub use pipeline::{Concurrency, DEFAULT_PR_TYPES, TriggerFilter, Triggers};
 pub use problem::{Problem, Problems, Unreadable};
+pub use read::valid_job_name;
 pub use source::{check_clone_url, check_sources};
 
 /// Bounds on what one spec may ask for.
@@ -93,15 +93,15 @@ pub fn parse_spec(
 
 /// Validates an already-parsed document (for API bodies that embed a spec).
 pub fn from_node(doc: &Node, default_name: &str, limits: &Limits) -> Result<RunSpec, Problems> {
-    let mut builder = build::Builder::new(limits.max_jobs, limits.max_commands_per_job);
-    let built = builder.run_spec(doc, default_name);
-    let mut problems = builder.problems;
-    if let Some((spec, need_pos)) = &built {
+    let mut reader = read::Reader::new(limits.max_jobs, limits.max_commands_per_job);
+    let read = reader.run_spec(doc, default_name);
+    let mut problems = reader.problems;
+    if let Some((spec, need_pos)) = &read {
         let orders =
             matches!(&doc.value, node::Value::Map(m) if m.iter().any(|(k, _)| k.name == "orders"));
         graph::check(spec, need_pos, orders, &mut problems);
     }
-    match built {
+    match read {
         Some((spec, _)) if problems.is_empty() => Ok(spec),
         _ => Err(Problems(problems, Unreadable::No)),
     }

@@ -3,9 +3,9 @@
 //! cancels the older one of the same group) and `report:`. The filters are checked here
 //! against a [`RunContext`], purely.
 
-use super::build::{Builder, join, lookup};
 use super::model::{RunContext, glob_match};
 use super::node::{Node, Value};
+use super::read::{Reader, join, lookup};
 use serde::{Deserialize, Serialize};
 
 /// `on:` — the events that start a pipeline. An absent key means that event does not.
@@ -173,7 +173,7 @@ const PR_ACTIONS: [&str; 7] = [
     "ready_for_review",
 ];
 
-impl Builder {
+impl Reader {
     /// `on: push`, `on: [push, pull_request]` or `on: {push: {branches: [...]}, ...}`.
     pub(super) fn triggers(&mut self, node: &Node) -> Triggers {
         let mut t = Triggers::default();

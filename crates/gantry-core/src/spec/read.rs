@@ -1,6 +1,8 @@
-//! Builds a [`RunSpec`] from a document tree, collecting every problem instead of stopping at
-//! the first. Both spellings go through here: the run spec (`jobs:` mapping) and seed 1's
-//! `orders` payload (a list with `cmds`, `dependencies`, `env_vars`, `code`).
+//! Reads a document tree (JSON or YAML, see `node.rs`) into a [`RunSpec`], collecting every
+//! problem instead of stopping at the first. Both spellings go through here: the run spec
+//! (`jobs:` mapping) and seed 1's `orders` payload (a list with `cmds`, `dependencies`,
+//! `env_vars`, `code`). The fields that need more than a string or a list are read in
+//! `fields.rs` and `pipeline.rs`; the checks across jobs (needs, cycles) in `graph.rs`.
 
 use super::fields::closest;
 use super::model::*;
@@ -8,7 +10,7 @@ use super::node::{Key, Node, Pos, Value};
 use super::problem::Problem;
 use std::collections::BTreeMap;
 
-/// Positions of each job's `needs` entries, for graph problems found after building.
+/// Positions of each job's `needs` entries, for graph problems found after reading.
 pub(super) type NeedPositions = Vec<Vec<Option<Pos>>>;
 
 /// The user-visible key names of one spelling.
@@ -60,7 +62,9 @@ const ORDERS: Spelling = Spelling {
     ],
 };
 
-pub(super) struct Builder {
+/// Reads one document, keeping the problems it finds; the spec it returns is valid only if
+/// `problems` is empty once every check has run.
+pub(super) struct Reader {
     pub problems: Vec<Problem>,
     max_jobs: usize,
     max_commands: usize,
@@ -109,9 +113,9 @@ pub(super) fn valid_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-impl Builder {
+impl Reader {
     pub fn new(max_jobs: usize, max_commands: usize) -> Self {
-        Builder {
+        Reader {
             problems: Vec::new(),
             max_jobs,
             max_commands,
@@ -242,7 +246,7 @@ impl Builder {
         }
     }
 
-    /// Builds from a `jobs:`-style run spec or an `orders` payload.
+    /// Reads a `jobs:`-style run spec or an `orders` payload.
     pub fn run_spec(&mut self, doc: &Node, default_name: &str) -> Option<(RunSpec, NeedPositions)> {
         let top = self.mapping(
             doc,
