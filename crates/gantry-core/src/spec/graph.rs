@@ -1,5 +1,8 @@
-//! Graph checks on a spec read from its document: every need names a job, no job needs itself, no cycles (the
-//! cycle's path is printed). Also the job graph in index form that the DAG step walks.
+//! The checks across a spec's jobs, and the job graph they leave. Every need must name another
+//! job (unknown names and self-needs are reported), and the needs that do must not form a cycle
+//! (each cycle's path is printed). All of these are reported together: the cycles are looked
+//! for among the valid needs even when some are not. Also the job graph in index form that the
+//! DAG step walks.
 
 use super::fields::closest;
 use super::model::RunSpec;
@@ -15,6 +18,10 @@ type NameHasher = foldhash::fast::RandomState;
 /// Job name → position in the spec.
 type JobIndex<'s> = HashMap<&'s str, usize, NameHasher>;
 
+/// Checks the needs of a spec read from its document, adding every problem found to
+/// `problems` (which already holds the reader's). The graph of the valid needs is kept on the
+/// spec only when `problems` is empty at the end: then the spec is valid and its run steps
+/// through that graph.
 pub(super) fn check(
     spec: &RunSpec,
     need_pos: &NeedPositions,
@@ -23,66 +30,58 @@ pub(super) fn check(
 ) {
     let index = job_index(spec);
     let needs_key = if orders { "dependencies" } else { "needs" };
-    let mut edges_ok = true;
+    // Rendered only for a problem: most specs have none.
+    let path = |ji: usize, ni: Option<usize>| {
+        let at = ni.map(|ni| format!("[{ni}]")).unwrap_or_default();
+        if orders {
+            format!("orders[{ji}].{needs_key}{at}")
+        } else {
+            format!("jobs.{}.{needs_key}{at}", spec.jobs[ji].name)
+        }
+    };
+    let pos = |ji: usize, ni: usize| need_pos.get(ji).and_then(|p| p.get(ni)).copied().flatten();
     for (ji, job) in spec.jobs.iter().enumerate() {
         for (ni, need) in job.needs.iter().enumerate() {
-            let pos = need_pos.get(ji).and_then(|p| p.get(ni)).copied().flatten();
-            // Rendered only for a problem: most specs have none.
-            let path = || {
-                if orders {
-                    format!("orders[{ji}].{needs_key}[{ni}]")
-                } else {
-                    format!("jobs.{}.{needs_key}[{ni}]", job.name)
-                }
-            };
             if need == &job.name {
-                edges_ok = false;
                 problems.push(Problem::new(
-                    path(),
+                    path(ji, Some(ni)),
                     Some(&job.name),
-                    pos,
+                    pos(ji, ni),
                     format!("job `{need}` needs itself"),
                 ));
             } else if !index.contains_key(need.as_str()) {
-                edges_ok = false;
                 let hint = closest(need, spec.jobs.iter().map(|j| j.name.as_str()))
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
                 problems.push(Problem::new(
-                    path(),
+                    path(ji, Some(ni)),
                     Some(&job.name),
-                    pos,
+                    pos(ji, ni),
                     format!("unknown job `{need}` in {needs_key}{hint}"),
                 ));
             }
         }
     }
-    if edges_ok {
-        let graph = JobGraph::with_index(spec, &index);
-        let cycles = cycles(&graph);
-        if cycles.is_empty() {
-            // Valid: the run made of this spec steps through this graph.
-            let _ = spec.graph.0.set(graph);
-        }
-        for cycle in cycles {
-            let names: Vec<&str> = cycle.iter().map(|&i| spec.jobs[i].name.as_str()).collect();
-            let first = cycle[0];
-            let path = if orders {
-                format!("orders[{first}].{needs_key}")
-            } else {
-                format!("jobs.{}.{needs_key}", names[0])
-            };
-            problems.push(Problem::new(
-                path,
-                Some(names[0]),
-                need_pos
-                    .get(first)
-                    .and_then(|p| p.first())
-                    .copied()
-                    .flatten(),
-                format!("dependency cycle: {} → {}", names.join(" → "), names[0]),
-            ));
-        }
+    // The graph leaves out the needs just reported, so its cycles are those of the valid needs.
+    let graph = JobGraph::with_index(spec, &index);
+    for cycle in cycles(&graph) {
+        let names: Vec<&str> = cycle.iter().map(|&i| spec.jobs[i].name.as_str()).collect();
+        let (first, last) = (cycle[0], names[names.len() - 1]);
+        // Placed at the first job's need that closes the cycle (it needs the cycle's last job).
+        let closing = spec.jobs[first]
+            .needs
+            .iter()
+            .position(|n| n == last)
+            .unwrap_or(0);
+        problems.push(Problem::new(
+            path(first, None),
+            Some(names[0]),
+            pos(first, closing),
+            format!("dependency cycle: {} → {}", names.join(" → "), names[0]),
+        ));
+    }
+    if problems.is_empty() {
+        let _ = spec.graph.0.set(graph);
     }
 }
 
@@ -123,7 +122,8 @@ pub struct JobGraph {
 }
 
 impl JobGraph {
-    /// Builds the graph; needs that name no job are dropped (validation reports them).
+    /// Builds the graph of the needs that name another job; the others (a name no job has,
+    /// the job's own) are dropped (validation reports them).
     pub fn new(spec: &RunSpec) -> JobGraph {
         JobGraph::with_index(spec, &job_index(spec))
     }
@@ -132,6 +132,7 @@ impl JobGraph {
         let needs = Needs::from_rows(spec.jobs.iter().map(|j| {
             j.needs
                 .iter()
+                .filter(|n| **n != j.name)
                 .filter_map(|n| index.get(n.as_str()).copied())
         }));
         let dependents = needs.transposed();
@@ -298,8 +299,9 @@ fn cycles(graph: &JobGraph) -> Vec<Vec<usize>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::problem::Problem;
     use super::super::{Format, Limits, RunSpec, parse_spec};
-    use super::{JobGraph, Needs};
+    use super::{JobGraph, Needs, check};
 
     #[test]
     fn a_valid_spec_keeps_the_graph_its_check_built_and_a_stored_one_builds_the_same() {
@@ -321,6 +323,42 @@ mod tests {
             assert_eq!(stored.graph(), kept);
             assert_eq!(stored, spec, "the graph takes no part in equality");
         }
+    }
+
+    #[test]
+    fn the_graph_is_kept_only_when_the_spec_has_no_problem_at_all() {
+        let text = "jobs: {a: {run: [x]}, b: {run: [y], needs: [a]}}";
+        let spec = parse_spec(text.as_bytes(), Format::Yaml, "s", &Limits::default()).unwrap();
+        // Read back, the spec holds no graph; its needs are valid.
+        let stored: RunSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        let mut problems = vec![Problem::new(
+            "name",
+            None,
+            None,
+            "a problem the reader found",
+        )];
+        check(&stored, &Vec::new(), false, &mut problems);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            stored.graph.0.get().is_none(),
+            "a spec with a problem keeps no graph"
+        );
+        let mut problems = Vec::new();
+        check(&stored, &Vec::new(), false, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(stored.graph.0.get(), Some(&JobGraph::new(&stored)));
+    }
+
+    #[test]
+    fn a_graph_leaves_out_needs_that_name_no_other_job() {
+        let spec: RunSpec = serde_json::from_str(
+            r#"{"name": "r", "jobs": [{"name": "a", "run": ["x"], "needs": ["a", "nope"]},
+                                      {"name": "b", "run": ["x"], "needs": ["b", "a"]}]}"#,
+        )
+        .unwrap();
+        let graph = JobGraph::new(&spec);
+        assert_eq!(graph.needs.iter().collect::<Vec<_>>(), [&[][..], &[0][..]]);
+        assert_eq!(graph.topo, [0, 1]);
     }
 
     #[test]

@@ -137,6 +137,106 @@ fn cycles_print_their_path() {
 }
 
 #[test]
+fn every_graph_problem_is_listed_with_its_place() {
+    // Each case: a spec, and every problem it must give, exactly (graph problems come after
+    // the others, cycles last).
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "a cycle alone",
+            "jobs:
+  a: {run: [x], needs: [d, c]}
+  b: {run: [x], needs: [a]}
+  c: {run: [x], needs: [b]}
+  d: {run: [x]}
+",
+            &["line 2, column 28: jobs.a.needs: dependency cycle: a → b → c → a"],
+        ),
+        (
+            "a cycle and an unknown need",
+            "jobs:
+  a:
+    run: [x]
+    needs: [nope, c]
+  b:
+    run: [x]
+    needs: [a]
+  c:
+    run: [x]
+    needs: [b]
+",
+            &[
+                "line 4, column 13: jobs.a.needs[0]: unknown job `nope` in needs",
+                "line 4, column 19: jobs.a.needs: dependency cycle: a → b → c → a",
+            ],
+        ),
+        (
+            "an unknown need on the cycle's last job, a misspelt one elsewhere",
+            "jobs:
+  build: {run: [x], needs: [test]}
+  test: {run: [x], needs: [build, ghost]}
+  lint: {run: [x], needs: [tset]}
+",
+            &[
+                "line 3, column 35: jobs.test.needs[1]: unknown job `ghost` in needs",
+                "line 4, column 28: jobs.lint.needs[0]: unknown job `tset` in needs (did you mean `test`?)",
+                "line 2, column 29: jobs.build.needs: dependency cycle: build → test → build",
+            ],
+        ),
+        (
+            "a self-need and a cycle",
+            "jobs:
+  a: {run: [x], needs: [a, b]}
+  b: {run: [x], needs: [a]}
+",
+            &[
+                "line 2, column 25: jobs.a.needs[0]: job `a` needs itself",
+                "line 2, column 28: jobs.a.needs: dependency cycle: a → b → a",
+            ],
+        ),
+        (
+            "two cycles, an unknown need and a self-need",
+            "jobs:
+  a: {run: [x], needs: [b]}
+  b: {run: [x], needs: [a, b]}
+  c: {run: [x], needs: [zzz, d]}
+  d: {run: [x], needs: [c]}
+",
+            &[
+                "line 3, column 28: jobs.b.needs[1]: job `b` needs itself",
+                "line 4, column 25: jobs.c.needs[0]: unknown job `zzz` in needs",
+                "line 2, column 25: jobs.a.needs: dependency cycle: a → b → a",
+                "line 4, column 30: jobs.c.needs: dependency cycle: c → d → c",
+            ],
+        ),
+        (
+            "other problems too",
+            "jobs:
+  a: {run: [], needs: [b, nope]}
+  b: {run: [x], needs: [a]}
+",
+            &[
+                "line 2, column 12: jobs.a.run: `run` is empty: a job needs at least one command",
+                "line 2, column 27: jobs.a.needs[1]: unknown job `nope` in needs",
+                "line 2, column 24: jobs.a.needs: dependency cycle: a → b → a",
+            ],
+        ),
+        (
+            "the orders spelling (JSON: no lines)",
+            r#"{"orders": [{"name": "a", "cmds": ["x"], "dependencies": ["b", "nope"]},
+                          {"name": "b", "cmds": ["x"], "dependencies": ["a"]}]}"#,
+            &[
+                "orders[0].dependencies[1]: unknown job `nope` in dependencies",
+                "orders[0].dependencies: dependency cycle: a → b → a",
+            ],
+        ),
+    ];
+    for (what, text, want) in cases {
+        let errs = parse(text).unwrap_err();
+        assert_eq!(&errs, want, "{what}");
+    }
+}
+
+#[test]
 fn bad_documents_say_what_is_wrong() {
     let cases: &[(&[u8], &str)] = &[
         (b"", "the document is empty"),
@@ -463,6 +563,93 @@ mod spellings {
                 as_json,
                 as_yaml
             );
+        }
+    }
+}
+
+/// Cycles are looked for among the valid needs whatever else is wrong.
+mod cycles_among_valid_needs {
+    use super::super::*;
+    use proptest::prelude::*;
+
+    /// A random graph: each job's needs by number, any job's (its own too), no repeats.
+    fn graph() -> impl Strategy<Value = Vec<Vec<usize>>> {
+        (1..8usize).prop_flat_map(|n| {
+            prop::collection::vec(
+                prop::collection::btree_set(0..n, 0..4).prop_map(|s| s.into_iter().collect()),
+                n,
+            )
+        })
+    }
+
+    /// The spec as JSON, each job's needs with `unknown[j]`'s names put in at their places.
+    fn spec(needs: &[Vec<usize>], unknown: &[Vec<(usize, String)>]) -> String {
+        let jobs: Vec<String> = needs
+            .iter()
+            .enumerate()
+            .map(|(j, row)| {
+                let mut names: Vec<String> = row.iter().map(|k| format!("j{k}")).collect();
+                for (at, name) in unknown.get(j).into_iter().flatten() {
+                    names.insert(at % (names.len() + 1), name.clone());
+                }
+                format!(
+                    r#""j{j}": {{"run": "x", "needs": {}}}"#,
+                    serde_json::to_string(&names).unwrap()
+                )
+            })
+            .collect();
+        format!(r#"{{"jobs": {{{}}}}}"#, jobs.join(", "))
+    }
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match parse_spec(text.as_bytes(), Format::Json, "r", &Limits::default()) {
+            Ok(_) => Vec::new(),
+            Err(p) => p.0,
+        }
+    }
+
+    /// Whether following needs from some job comes back to it (a job needing itself does not
+    /// count: that is a problem of its own).
+    fn has_cycle(needs: &[Vec<usize>]) -> bool {
+        fn reaches(needs: &[Vec<usize>], from: usize, to: usize, seen: &mut Vec<bool>) -> bool {
+            needs[from].iter().filter(|&&k| k != from).any(|&k| {
+                k == to || (!std::mem::replace(&mut seen[k], true) && reaches(needs, k, to, seen))
+            })
+        }
+        (0..needs.len()).any(|j| reaches(needs, j, j, &mut vec![false; needs.len()]))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn unknown_needs_change_no_cycle(
+            needs in graph(),
+            unknown in prop::collection::vec(
+                prop::collection::vec((0..5usize, 0..1000u32), 0..3),
+                0..8,
+            ),
+        ) {
+            // Names no job has, distinct within a job.
+            let unknown: Vec<Vec<(usize, String)>> = unknown
+                .iter()
+                .map(|row| row.iter().enumerate().map(|(i, (at, n))| (*at, format!("x{n}_{i}"))).collect())
+                .collect();
+            let injected: usize = unknown.iter().take(needs.len()).map(Vec::len).sum();
+            let clean = problems(&spec(&needs, &[]));
+            let with_unknown = problems(&spec(&needs, &unknown));
+            let cycles = |ps: &[Problem]| -> Vec<Problem> {
+                ps.iter().filter(|p| p.message.starts_with("dependency cycle")).cloned().collect()
+            };
+            prop_assert_eq!(cycles(&with_unknown), cycles(&clean));
+            prop_assert_eq!(!cycles(&clean).is_empty(), has_cycle(&needs));
+            // Each unknown need is reported, and nothing else changes.
+            let (unknowns, rest): (Vec<Problem>, Vec<Problem>) = with_unknown
+                .into_iter()
+                .partition(|p| p.message.starts_with("unknown job"));
+            prop_assert_eq!(unknowns.len(), injected);
+            let rest: Vec<(String, String)> = rest.into_iter().map(|p| (p.job.unwrap_or_default(), p.message)).collect();
+            let clean: Vec<(String, String)> = clean.into_iter().map(|p| (p.job.unwrap_or_default(), p.message)).collect();
+            prop_assert_eq!(rest, clean);
         }
     }
 }
