@@ -1,4 +1,5 @@
-//! Conversions between rows and the engine's records.
+//! Conversions between rows and the engine's records: a row read into a record, records
+//! written as the JSON rows a statement reads with `jsonb_each(?)`.
 
 use gantry_core::{JobStatus, RunStatus};
 use gantry_engine::ports::{EventRecord, JobRecord, RunRecord, StoreError};
@@ -7,6 +8,14 @@ use sqlx::sqlite::SqliteRow;
 
 pub(crate) fn db(err: sqlx::Error) -> StoreError {
     StoreError::Database(err.to_string())
+}
+
+/// Rows as one JSON array text, for a statement that reads them with `jsonb_each(?)` (or, for
+/// `audit_chunks.records`, keeps them as text).
+pub(crate) fn json_rows<T: serde::Serialize>(
+    rows: impl Iterator<Item = T>,
+) -> Result<String, StoreError> {
+    serde_json::to_string(&rows.collect::<Vec<_>>()).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 pub(crate) fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {

@@ -1,8 +1,8 @@
 //! The audit trail's chunks (see the `audit_chunks` migration): a run's records of one batch as
-//! one row, their JSON kept as text, written by `write.rs` and read back here.
+//! one row, their JSON kept as text. The chunks are made here and read back here; `write.rs`
+//! puts them in its transaction (it uses this module, not the other way round).
 
-use super::write::json_rows;
-use crate::rows::db;
+use crate::rows::{db, json_rows};
 use gantry_engine::ports::*;
 use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteArguments, SqlitePool};

@@ -10,7 +10,7 @@
 
 use super::audit::{Chunk, audit_chunks};
 use super::payloads::Payloads;
-use crate::rows::db;
+use crate::rows::{db, json_rows};
 use gantry_engine::ports::*;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use std::collections::HashMap;
@@ -292,11 +292,6 @@ fn job_row<'a>(run_id: &'a str, j: &'a JobRecord) -> JobRow<'a> {
         j.finished_at_ms,
         j.not_before_ms,
     )
-}
-
-/// Rows as one JSON array text, for a statement that reads them with `jsonb_each(?)`.
-pub(super) fn json_rows<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> StoreResult<String> {
-    serde_json::to_string(&rows.collect::<Vec<_>>()).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Inserts the batch's events (each at its payload place); says which were duplicates.
