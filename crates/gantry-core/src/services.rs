@@ -1,7 +1,6 @@
-//! Services (design §5, §8.5): a named container with a port, registered in a target group
-//! once it runs, as `[services.NAME]` and `[target_groups.NAME]` in gantry.toml spell them;
-//! checked when the config is read. Events may override only the fields a service lists in
-//! `overridable`.
+//! Services: a named container with a port, registered in a target group once it runs, as
+//! `[services.NAME]` and `[target_groups.NAME]` in gantry.toml spell them; checked when the
+//! config is read. Events may override only the fields a service lists in `overridable`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -1,5 +1,5 @@
-//! The status vocabularies of runs and jobs (design §2) and which transitions between them are
-//! legal. Every state change in Gantry goes through [`JobStatus::can_become`] /
+//! The status vocabularies of runs and jobs and which transitions between them are legal.
+//! Every state change in Gantry goes through [`JobStatus::can_become`] /
 //! [`RunStatus::can_become`].
 
 use serde::{Deserialize, Serialize};

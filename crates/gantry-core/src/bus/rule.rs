@@ -1,7 +1,7 @@
-//! Rules (design §5): a name, an event pattern or a schedule, input paths and one target, as
-//! `gantry.toml` and `/api/v1/rules` spell them — checked on write with every reason, so a
-//! stored rule always compiles. Also the input transformer: input paths (`$.detail.service`)
-//! read from an event, and `{name}` placeholders filled from them.
+//! Rules: a name, an event pattern or a schedule, input paths and one target, as `gantry.toml`
+//! and `/api/v1/rules` spell them — checked on write with every reason, so a stored rule
+//! always compiles. Also the input transformer: input paths (`$.detail.service`) read from an
+//! event, and `{name}` placeholders filled from them.
 
 use super::pattern::Pattern;
 use super::schedule::Schedule;

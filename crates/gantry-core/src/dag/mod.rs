@@ -1,4 +1,4 @@
-//! The DAG step (design §3) and the run state machine it drives.
+//! The DAG step and the run state machine it drives.
 //!
 //! [`step`] looks at a run's jobs and returns the [`Action`]s that move it forward: skip jobs
 //! whose needs ended the wrong way, queue jobs whose needs ended the right way, dispatch queued

@@ -1,6 +1,6 @@
-//! A run's pull-request comment (design §3.6): the job list with each job's status while the run
-//! goes, then a summary (status and duration per job; for failed jobs the last lines of their
-//! log in a collapsed `<details>` block).
+//! A run's pull-request comment: the job list with each job's status while the run goes, then
+//! a summary (status and duration per job; for failed jobs the last lines of their log in a
+//! collapsed `<details>` block).
 //!
 //! GitHub caps a comment at 65,536 characters. What does not fit is carried into chained
 //! comments: the first always keeps the header and the job table (the summary), log sections

@@ -1,5 +1,9 @@
-//! Run specs: the YAML/JSON documents that describe a run (design §5), their validated model,
-//! and the checks that list every problem at once.
+//! Run specs: the YAML/JSON documents that describe a run (its jobs, their commands and
+//! needs, and what a pipeline file adds: triggers, concurrency, reports), their validated
+//! model (`model.rs`), and the checks that list every problem at once. The text is parsed into
+//! a document tree (`node.rs`), the tree read into a [`RunSpec`] (`read.rs`, with `fields.rs`
+//! and `pipeline.rs`), and the needs checked across jobs (`graph.rs`); `problem.rs` says how a
+//! problem is reported, `source.rs` which clone URLs a job may fetch.
 
 mod fields;
 mod graph;

@@ -6,7 +6,7 @@ fn parse(text: &str) -> Result<RunSpec, Vec<String>> {
 }
 
 #[test]
-fn design_example_parses() {
+fn a_spec_with_most_fields_parses() {
     let spec = parse(
         r#"
 name: infra
