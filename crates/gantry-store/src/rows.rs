@@ -58,6 +58,8 @@ pub(crate) fn job_from_row(row: &SqliteRow) -> Result<(String, JobRecord), Store
             started_at_ms: row.try_get("started_at").map_err(db)?,
             finished_at_ms: row.try_get("finished_at").map_err(db)?,
             not_before_ms: row.try_get("not_before").map_err(db)?,
+            retries_used: row.try_get::<i64, _>("retries_used").map_err(db)? as u32,
+            lost_reruns: row.try_get::<i64, _>("lost_reruns").map_err(db)? as u32,
         },
     ))
 }

@@ -506,6 +506,8 @@ async fn every_job_and_audit_field_round_trips_in_large_batches() {
             started_at_ms: Some(1_700_000_000_000 + i as i64),
             finished_at_ms: (i % 5 != 0).then_some(i64::MAX - i as i64),
             not_before_ms: (i % 7 == 0).then_some(42),
+            retries_used: i as u32 % 4,
+            lost_reruns: i as u32 % 2,
         };
         writes.push(Write::UpdateJob {
             run_id: "01J".into(),

@@ -7,7 +7,7 @@
 //! [`Transition`] to persist and audit. Running [`step`] again on the resulting state returns
 //! nothing new: the step is idempotent.
 
-use crate::spec::{JobGraph, RunContext, RunSpec};
+use crate::spec::{JobGraph, JobSpec, RunContext, RunSpec};
 use crate::status::{JobStatus, RunStatus};
 
 /// A job's mutable state within a run.
@@ -21,6 +21,10 @@ pub struct JobState {
     pub exit_code: Option<i32>,
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
+    /// Retries taken since the job's first attempt (or its last re-run).
+    pub retries_used: u32,
+    /// Lost attempts run again for free since then (at most one).
+    pub lost_reruns: u32,
 }
 
 impl JobState {
@@ -32,6 +36,8 @@ impl JobState {
             exit_code: None,
             started_at_ms: None,
             finished_at_ms: None,
+            retries_used: 0,
+            lost_reruns: 0,
         }
     }
 }
@@ -161,6 +167,30 @@ pub enum Outcome {
     /// The executor lost the attempt (it crashed, or the server restarted under it).
     Lost,
 }
+
+/// How a job's unsuccessful attempts are tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Failed or timed-out attempts tried again, at most.
+    pub retries: u32,
+    /// The wait before the first retry, doubled for each one after.
+    pub backoff_ms: u64,
+    /// An attempt lost to a crash runs once more without counting against `retries`.
+    pub rerun_lost: bool,
+}
+
+impl RetryPolicy {
+    pub fn of(job: &JobSpec) -> RetryPolicy {
+        RetryPolicy {
+            retries: job.retries,
+            backoff_ms: job.retry_backoff_ms,
+            rerun_lost: job.rerun_lost,
+        }
+    }
+}
+
+/// Why a lost attempt is not run again.
+pub const LOST: &str = "lost: the server stopped while it ran";
 
 /// Decides what happens next in a run. Pure and idempotent.
 pub fn step(
@@ -347,19 +377,32 @@ impl RunState {
 
     /// Records how attempt `attempt` of `job` ended. Returns `None` (and changes nothing) when
     /// that attempt is not the one running: a result is written once, later copies are ignored.
-    /// A failure with retries left goes back to `queued` with a backoff.
+    /// A failure with retries left goes back to `queued` with a backoff. A lost attempt (its
+    /// server stopped while it ran) goes back to `queued` at once, once, without counting
+    /// against the retries, unless the job says `rerun_lost: false`; lost again, it is a
+    /// failure like any other.
     pub fn on_result(
         &mut self,
         job: usize,
         attempt: u32,
         outcome: Outcome,
-        retries: u32,
-        backoff_ms: u64,
+        policy: RetryPolicy,
         now_ms: i64,
     ) -> Option<Transition> {
         let j = &self.jobs[job];
         if j.status != JobStatus::Running || j.attempt != attempt {
             return None;
+        }
+        if outcome == Outcome::Lost
+            && policy.rerun_lost
+            && j.lost_reruns == 0
+            && !self.cancel_requested
+        {
+            let j = &mut self.jobs[job];
+            j.lost_reruns += 1;
+            let note =
+                format!("attempt {attempt} {LOST}; running it again (not counted against retries)");
+            return Some(self.again(job, now_ms, None, now_ms, note));
         }
         let (to, exit_code, note) = match outcome {
             Outcome::Succeeded => (JobStatus::Succeeded, Some(0), None),
@@ -370,21 +413,16 @@ impl RunState {
                 Some("timeout reached".to_string()),
             ),
             Outcome::Cancelled => (JobStatus::Cancelled, None, None),
-            Outcome::Lost => (
-                JobStatus::Failed,
-                None,
-                Some("lost: its executor stopped reporting".to_string()),
-            ),
+            Outcome::Lost => (JobStatus::Failed, None, Some(LOST.to_string())),
         };
-        let retryable =
-            matches!(to, JobStatus::Failed | JobStatus::TimedOut) && !self.cancel_requested;
+        let retryable = matches!(to, JobStatus::Failed | JobStatus::TimedOut)
+            && !self.cancel_requested
+            && (outcome != Outcome::Lost || policy.rerun_lost);
         let j = &mut self.jobs[job];
-        j.exit_code = exit_code;
-        j.finished_at_ms = Some(now_ms);
-        if retryable && attempt <= retries {
-            let delay = retry_delay_ms(backoff_ms, attempt);
-            j.attempt += 1;
-            j.not_before_ms = Some(now_ms + delay as i64);
+        if retryable && j.retries_used < policy.retries {
+            j.retries_used += 1;
+            let retry = j.retries_used;
+            let delay = retry_delay_ms(policy.backoff_ms, retry);
             let why = note.unwrap_or_else(|| {
                 format!(
                     "{to}{}",
@@ -394,21 +432,42 @@ impl RunState {
                 )
             });
             let note = format!(
-                "attempt {attempt} {why}; retry {} of {retries} in {}",
-                attempt,
+                "attempt {attempt} {why}; retry {retry} of {} in {}",
+                policy.retries,
                 crate::duration::format_duration_ms(delay)
             );
-            let from = j.status;
-            j.status = JobStatus::Queued;
-            return Some(Transition::Job {
-                job,
-                from,
-                to: JobStatus::Queued,
-                attempt: j.attempt,
-                note: Some(note),
-            });
+            return Some(self.again(job, now_ms, exit_code, now_ms + delay as i64, note));
         }
+        let j = &mut self.jobs[job];
+        j.exit_code = exit_code;
+        j.finished_at_ms = Some(now_ms);
         Some(self.set_job(job, to, note))
+    }
+
+    /// The job's attempt ended and it goes back to `queued` as its next attempt, to be
+    /// dispatched from `not_before_ms`.
+    fn again(
+        &mut self,
+        job: usize,
+        now_ms: i64,
+        exit_code: Option<i32>,
+        not_before_ms: i64,
+        note: String,
+    ) -> Transition {
+        let j = &mut self.jobs[job];
+        j.exit_code = exit_code;
+        j.finished_at_ms = Some(now_ms);
+        j.attempt += 1;
+        j.not_before_ms = Some(not_before_ms);
+        let from = j.status;
+        j.status = JobStatus::Queued;
+        Transition::Job {
+            job,
+            from,
+            to: JobStatus::Queued,
+            attempt: j.attempt,
+            note: Some(note),
+        }
     }
 
     /// Asks the run to stop. Returns false when it has already finished.
@@ -439,6 +498,8 @@ impl RunState {
                 j.not_before_ms = None;
                 j.started_at_ms = None;
                 j.finished_at_ms = None;
+                j.retries_used = 0;
+                j.lost_reruns = 0;
                 out.push(self.set_job(i, JobStatus::Pending, Some("re-run".into())));
             }
         }

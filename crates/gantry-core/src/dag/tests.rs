@@ -73,6 +73,7 @@ fn spec_of(c: &Case) -> RunSpec {
             timeout_ms: 1000,
             retries: (c.attempts[j].len() - 1) as u32,
             retry_backoff_ms: 10,
+            rerun_lost: true,
             env: Default::default(),
             secrets: vec![],
             image: None,
@@ -225,26 +226,14 @@ impl Sim {
         } else {
             Outcome::Failed { exit_code: Some(1) }
         };
-        let t = self.run.on_result(
-            job,
-            attempt,
-            outcome,
-            spec.retries,
-            spec.retry_backoff_ms,
-            self.now,
-        );
+        let t = self
+            .run
+            .on_result(job, attempt, outcome, RetryPolicy::of(spec), self.now);
         assert!(t.is_some());
         // A second copy of the same result is ignored.
         assert!(
             self.run
-                .on_result(
-                    job,
-                    attempt,
-                    outcome,
-                    spec.retries,
-                    spec.retry_backoff_ms,
-                    self.now
-                )
+                .on_result(job, attempt, outcome, RetryPolicy::of(spec), self.now)
                 .is_none()
         );
         self.history.extend(t);
@@ -313,7 +302,7 @@ proptest! {
             sim.now += 1;
             let spec = &sim.spec.jobs[job];
             let outcome = if sim.run.cancel_requested { Outcome::Cancelled } else if c.attempts[job][attempt as usize - 1] { Outcome::Succeeded } else { Outcome::Failed { exit_code: Some(2) } };
-            let t = sim.run.on_result(job, attempt, outcome, spec.retries, spec.retry_backoff_ms, sim.now);
+            let t = sim.run.on_result(job, attempt, outcome, RetryPolicy::of(spec), sim.now);
             sim.history.extend(t);
         }
         prop_assert!(sim.run.status.is_terminal());
@@ -432,4 +421,120 @@ fn rerun_keeps_succeeded_jobs() {
         .rerun()
         .is_err()
     );
+}
+
+/// A run of one job, its first attempt running.
+fn running_job() -> RunState {
+    let mut run = RunState::new(1);
+    run.apply(Action::StartRun, 0);
+    run.apply(Action::Queue { job: 0 }, 0);
+    run.apply(Action::Dispatch { job: 0 }, 0);
+    run
+}
+
+/// Ends the running attempt of job 0 with `outcome`; dispatches the next one if it is queued.
+fn end(run: &mut RunState, outcome: Outcome, policy: RetryPolicy, now: i64) -> Transition {
+    let attempt = run.jobs[0].attempt;
+    let t = run.on_result(0, attempt, outcome, policy, now).unwrap();
+    if run.jobs[0].status == JobStatus::Queued {
+        run.apply(Action::Dispatch { job: 0 }, now);
+    }
+    t
+}
+
+#[test]
+fn a_lost_attempt_runs_again_once_without_counting_against_retries() {
+    let policy = RetryPolicy {
+        retries: 1,
+        backoff_ms: 10,
+        rerun_lost: true,
+    };
+    let mut run = running_job();
+    // Lost: queued again at once as attempt 2, no retry used.
+    let t = end(&mut run, Outcome::Lost, policy, 5);
+    let Transition::Job { to, note, .. } = &t else {
+        panic!("{t:?}")
+    };
+    assert_eq!(*to, JobStatus::Queued);
+    assert!(
+        note.as_deref()
+            .unwrap()
+            .contains("not counted against retries")
+    );
+    assert_eq!(run.jobs[0].attempt, 2);
+    assert_eq!((run.jobs[0].retries_used, run.jobs[0].lost_reruns), (0, 1));
+    // Its one retry is still there for a failure.
+    end(&mut run, Outcome::Failed { exit_code: Some(1) }, policy, 6);
+    assert_eq!(run.jobs[0].attempt, 3);
+    assert_eq!(run.jobs[0].retries_used, 1);
+    // Lost again: the free re-run was used and so were the retries: the job fails, saying why.
+    let t = end(&mut run, Outcome::Lost, policy, 7);
+    assert_eq!(run.jobs[0].status, JobStatus::Failed);
+    let Transition::Job { note, .. } = &t else {
+        panic!("{t:?}")
+    };
+    assert_eq!(note.as_deref(), Some(LOST));
+}
+
+#[test]
+fn a_second_lost_attempt_counts_against_retries() {
+    let policy = RetryPolicy {
+        retries: 1,
+        backoff_ms: 10,
+        rerun_lost: true,
+    };
+    let mut run = running_job();
+    end(&mut run, Outcome::Lost, policy, 1);
+    end(&mut run, Outcome::Lost, policy, 2);
+    assert_eq!(run.jobs[0].status, JobStatus::Running);
+    assert_eq!(run.jobs[0].attempt, 3);
+    assert_eq!((run.jobs[0].retries_used, run.jobs[0].lost_reruns), (1, 1));
+}
+
+#[test]
+fn a_job_that_says_rerun_lost_false_fails_when_lost_even_with_retries() {
+    let policy = RetryPolicy {
+        retries: 3,
+        backoff_ms: 10,
+        rerun_lost: false,
+    };
+    let mut run = running_job();
+    let t = end(&mut run, Outcome::Lost, policy, 1);
+    assert_eq!(run.jobs[0].status, JobStatus::Failed);
+    assert_eq!(run.jobs[0].attempt, 1);
+    let Transition::Job { note, .. } = &t else {
+        panic!("{t:?}")
+    };
+    assert_eq!(
+        note.as_deref(),
+        Some("lost: the server stopped while it ran")
+    );
+}
+
+#[test]
+fn a_rerun_starts_the_retry_count_over() {
+    let policy = RetryPolicy {
+        retries: 1,
+        backoff_ms: 10,
+        rerun_lost: true,
+    };
+    let mut run = running_job();
+    end(&mut run, Outcome::Failed { exit_code: Some(1) }, policy, 1);
+    end(&mut run, Outcome::Failed { exit_code: Some(1) }, policy, 2);
+    run.apply(
+        Action::FinishRun {
+            status: RunStatus::Failed,
+        },
+        3,
+    );
+    assert_eq!(run.jobs[0].attempt, 2);
+    run.rerun().unwrap();
+    run.apply(Action::Queue { job: 0 }, 4);
+    run.apply(Action::StartRun, 4);
+    run.apply(Action::Dispatch { job: 0 }, 4);
+    assert_eq!(run.jobs[0].attempt, 3);
+    // The re-run's first attempt fails: its one retry follows.
+    end(&mut run, Outcome::Failed { exit_code: Some(1) }, policy, 5);
+    assert_eq!(run.jobs[0].status, JobStatus::Running);
+    assert_eq!(run.jobs[0].attempt, 4);
 }

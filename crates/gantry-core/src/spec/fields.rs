@@ -200,6 +200,22 @@ impl Reader {
         }
     }
 
+    /// `true` or `false`.
+    pub(super) fn boolean(&mut self, node: &Node, path: &str, job: Option<&str>) -> Option<bool> {
+        match node.value {
+            Value::Bool(b) => Some(b),
+            _ => {
+                self.err(
+                    path,
+                    job,
+                    node.pos,
+                    format!("expected true or false, found {}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
     pub(super) fn retries(&mut self, node: &Node, path: &str, job: Option<&str>) -> (u32, u64) {
         let count = |b: &mut Self, n: &Node, p: &str| match n.value {
             Value::Int(i) if (0..=MAX_RETRIES as i64).contains(&i) => i as u32,

@@ -58,6 +58,10 @@ pub struct JobSpec {
         skip_serializing_if = "is_default_backoff"
     )]
     pub retry_backoff_ms: u64,
+    /// An attempt lost to a server crash runs once more without counting against `retries`
+    /// (the default); `false` fails the job instead.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub rerun_lost: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// Secret names; values come from the secret store at dispatch.
@@ -90,6 +94,14 @@ fn default_backoff() -> u64 {
 
 fn is_default_backoff(ms: &u64) -> bool {
     *ms == DEFAULT_RETRY_BACKOFF_MS
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -33,6 +33,7 @@ const SPEC: Spelling = Spelling {
         "when",
         "timeout",
         "retries",
+        "rerun_lost",
         "env",
         "secrets",
         "image",
@@ -57,6 +58,7 @@ const ORDERS: Spelling = Spelling {
         "code",
         "when",
         "retries",
+        "rerun_lost",
         "image",
         "executor",
     ],
@@ -593,6 +595,13 @@ impl Reader {
             Some(n) => self.retries(n, &join(path, "retries"), job),
         };
 
+        let rerun_lost = match lookup(map, "rerun_lost") {
+            None => true,
+            Some(n) => self
+                .boolean(n, &join(path, "rerun_lost"), job)
+                .unwrap_or(true),
+        };
+
         let env = match lookup(map, sp.env) {
             None => BTreeMap::new(),
             Some(n) => self.env(n, &join(path, sp.env), job),
@@ -673,6 +682,7 @@ impl Reader {
                 timeout_ms,
                 retries,
                 retry_backoff_ms,
+                rerun_lost,
                 env,
                 secrets,
                 image,

@@ -23,6 +23,7 @@ jobs:
     when: {event: push, branch: main}
     run: ["npx cdk deploy --require-approval never"]
     retries: 1
+    rerun_lost: false
 "#,
     )
     .unwrap();
@@ -36,6 +37,11 @@ jobs:
     assert_eq!(deploy.needs, vec!["test"]);
     assert_eq!(deploy.when.any[0].event, vec!["push"]);
     assert_eq!(deploy.retries, 1);
+    assert!(!deploy.rerun_lost);
+    assert!(
+        test.rerun_lost,
+        "lost attempts run again unless a job says not to"
+    );
     assert_eq!(deploy.executor, ExecutorKind::Local);
     assert!(spec.on.is_some());
 }
@@ -249,6 +255,10 @@ fn bad_documents_say_what_is_wrong() {
         (b"jobs:\n  a: {run: [x], timeout: 0}\n", "greater than zero"),
         (b"jobs:\n  a: {run: [x], timeout: 3d}\n", "longer than the limit of 1d"),
         (b"jobs:\n  a: {run: [x], retries: 99}\n", "from 0 to 10"),
+        (
+            b"jobs:\n  a: {run: [x], rerun_lost: \"no\"}\n",
+            "jobs.a.rerun_lost: expected true or false, found a string",
+        ),
         (b"jobs:\n  a: {run: [x], when: {status: [maybe]}}\n", "unknown status `maybe`"),
         (b"jobs:\n  a: {run: [x], executor: docker}\n", "needs an `image`"),
         (b"jobs:\n  a: {run: [x], env: {GANTRY_X: 1}}\n", "reserved"),
@@ -302,6 +312,7 @@ jobs:
     when: {status: [failure], branch: main}
     timeout: 5m
     retries: {count: 2, backoff: 3s}
+    rerun_lost: false
     env: {A: "1"}
     secrets: [TOKEN]
     image: alpine:3
@@ -322,6 +333,7 @@ jobs:
         "timeout_ms",
         "retries",
         "retry_backoff_ms",
+        "rerun_lost",
         "env",
         "secrets",
         "image",

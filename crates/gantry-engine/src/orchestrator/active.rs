@@ -37,6 +37,8 @@ impl ActiveRun {
                 exit_code: j.exit_code,
                 started_at_ms: j.started_at_ms,
                 finished_at_ms: j.finished_at_ms,
+                retries_used: j.retries_used,
+                lost_reruns: j.lost_reruns,
             })
             .collect();
         let state = RunState {
@@ -71,6 +73,8 @@ impl ActiveRun {
             started_at_ms: j.started_at_ms,
             finished_at_ms: j.finished_at_ms,
             not_before_ms: j.not_before_ms,
+            retries_used: j.retries_used,
+            lost_reruns: j.lost_reruns,
         }
     }
 

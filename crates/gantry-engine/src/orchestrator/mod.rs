@@ -19,7 +19,7 @@ use crate::layout::Layout;
 use crate::logs::Logs;
 use crate::ports::{CancelSignal, Clock, Executor, Launch, RunRecord, Store, StoreError, Write};
 use active::ActiveRun;
-use gantry_core::dag::{Action, Outcome};
+use gantry_core::dag::{Action, Outcome, RetryPolicy};
 use gantry_core::spec::ExecutorKind;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -303,8 +303,8 @@ struct Actor {
     runs: BTreeMap<String, ActiveRun>,
     running: usize,
     dirty: Vec<String>,
-    /// Writes of results taken since the last step, appended with the step's own: the step
-    /// starts the jobs it dispatches first, so those go before the journal gets this thread.
+    /// Writes of results taken since the last step, appended just before the step's own (so
+    /// a burst of results costs one journal entry).
     results: Vec<Write>,
 }
 
@@ -492,8 +492,7 @@ impl Actor {
         let Some(run) = self.runs.get_mut(run_id) else {
             return;
         };
-        let spec = &run.spec.jobs[job];
-        let (retries, backoff) = (spec.retries, spec.retry_backoff_ms);
+        let policy = RetryPolicy::of(&run.spec.jobs[job]);
         if run.state.jobs[job].attempt == attempt && run.cancels.remove(&job).is_some() {
             self.running -= 1;
             // A freed slot may let other runs' queued jobs go.
@@ -508,10 +507,7 @@ impl Actor {
         let Some(run) = self.runs.get_mut(run_id) else {
             return;
         };
-        if let Some(t) = run
-            .state
-            .on_result(job, attempt, outcome, retries, backoff, now)
-        {
+        if let Some(t) = run.state.on_result(job, attempt, outcome, policy, now) {
             run.writes_for(&t, now, &mut self.results);
             self.dirty.push(run_id.to_string());
         }
@@ -563,6 +559,7 @@ impl Actor {
         let now = self.clock.now_ms();
         let mut writes = Vec::new();
         let mut finished = Vec::new();
+        let mut starts = Vec::new();
         for id in ids {
             let Some(run) = self.runs.get_mut(&id) else {
                 continue;
@@ -585,33 +582,17 @@ impl Actor {
                             run.writes_for(&t, now, &mut writes);
                         }
                         self.running += 1;
-                        let launch_span = info_span!("job", trace_id = %run.trace_id, run_id = %run.id, job = %run.spec.jobs[job].name);
                         let (cancel_tx, cancel_rx) = watch::channel(false);
                         run.cancels.insert(job, cancel_tx);
-                        let attempt = run.state.jobs[job].attempt;
-                        let mut launch = launch_for(&self.layout, &self.logs, run, job);
-                        let executor = self.executors.get(&run.spec.jobs[job].executor).cloned();
-                        let preparation = self.preparation.clone();
-                        let (spec, ctx) = (run.spec.clone(), run.ctx.clone());
-                        let tx = self.tx.clone();
-                        let run_id = run.id.clone();
-                        tokio::spawn(
-                            async move {
-                                let prepared = preparation.prepare(&mut launch, &spec.jobs[job], &ctx).await;
-                                let outcome = match (prepared, executor) {
-                                    (Err(why), _) => refuse(&launch, &why),
-                                    (Ok(()), Some(ex)) => ex.execute(launch, CancelSignal(cancel_rx)).await,
-                                    (Ok(()), None) => refuse(&launch, &format!("no executor for this job here (image: {}); this engine runs `local` jobs", launch.image.as_deref().unwrap_or("none"))),
-                                };
-                                let _ = tx.send(Command::Ended {
-                                    run_id,
-                                    job,
-                                    attempt,
-                                    outcome,
-                                });
-                            }
-                            .instrument(launch_span),
-                        );
+                        starts.push(Start {
+                            span: info_span!("job", trace_id = %run.trace_id, run_id = %run.id, job = %run.spec.jobs[job].name),
+                            launch: launch_for(&self.layout, &self.logs, run, job),
+                            executor: self.executors.get(&run.spec.jobs[job].executor).cloned(),
+                            spec: run.spec.clone(),
+                            ctx: run.ctx.clone(),
+                            job,
+                            cancel: CancelSignal(cancel_rx),
+                        });
                     }
                     Action::FinishRun { status } => {
                         if let Some(t) = run.state.apply(action, now) {
@@ -636,7 +617,78 @@ impl Actor {
             self.runs.remove(&id);
             self.logs.release(&id);
         }
-        self.append(writes);
+        if starts.is_empty() {
+            self.append(writes);
+            return;
+        }
+        // Write-ahead: an attempt's process starts only once the batch that records it as
+        // running is durable, and with it everything appended before (the run itself, the
+        // results its needs ended with, its own earlier attempts). After a crash the record
+        // then never says less than what ran.
+        let durable = self.append_acked(writes);
+        let (preparation, tx) = (self.preparation.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = durable.wait().await {
+                // The journal has stopped: the engine is going down, and recovery will find
+                // these attempts recorded as running and never started.
+                warn!(cause = %e, "attempts not started: their dispatch is not durable");
+                return;
+            }
+            for start in starts {
+                tokio::spawn(start.run(preparation.clone(), tx.clone()));
+            }
+        });
+    }
+}
+
+/// An attempt dispatched by a step, waiting for its dispatch to be durable.
+struct Start {
+    span: tracing::Span,
+    launch: Launch,
+    executor: Option<Arc<dyn Executor>>,
+    spec: Arc<gantry_core::spec::RunSpec>,
+    ctx: gantry_core::spec::RunContext,
+    job: usize,
+    cancel: CancelSignal,
+}
+
+impl Start {
+    /// Prepares the attempt (secrets, checkout), runs it, and reports how it ended.
+    async fn run(self, preparation: Arc<Preparation>, tx: mpsc::UnboundedSender<Command>) {
+        let Start {
+            span,
+            mut launch,
+            executor,
+            spec,
+            ctx,
+            job,
+            cancel,
+        } = self;
+        let (run_id, attempt) = (launch.run_id.clone(), launch.attempt);
+        async move {
+            let prepared = preparation
+                .prepare(&mut launch, &spec.jobs[job], &ctx)
+                .await;
+            let outcome = match (prepared, executor) {
+                (Err(why), _) => refuse(&launch, &why),
+                (Ok(()), Some(ex)) => ex.execute(launch, cancel).await,
+                (Ok(()), None) => refuse(
+                    &launch,
+                    &format!(
+                        "no executor for this job here (image: {}); this engine runs `local` jobs",
+                        launch.image.as_deref().unwrap_or("none")
+                    ),
+                ),
+            };
+            let _ = tx.send(Command::Ended {
+                run_id,
+                job,
+                attempt,
+                outcome,
+            });
+        }
+        .instrument(span)
+        .await
     }
 }
 

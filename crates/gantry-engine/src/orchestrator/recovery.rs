@@ -1,11 +1,12 @@
-//! Recovery at start-up (design §3.8): stop attempts orphaned by a crash, take the lease of each
-//! unfinished run, mark its running attempts lost (retried if the job allows, failed otherwise),
-//! and queue every such run for a step.
+//! Recovery at start-up: stop attempts orphaned by a crash, take the lease of each unfinished
+//! run, record its running attempts as lost (each job's first lost attempt runs again without
+//! counting against its retries, unless it says `rerun_lost: false`), and queue every such run
+//! for a step.
 
 use super::active::ActiveRun;
 use super::{Actor, EngineError};
 use gantry_core::JobStatus;
-use gantry_core::dag::Outcome;
+use gantry_core::dag::{Outcome, RetryPolicy};
 use tracing::{info, warn};
 
 impl Actor {
@@ -45,18 +46,14 @@ impl Actor {
                     continue;
                 }
                 let attempt = j.attempt;
-                let (retries, backoff) =
-                    (run.spec.jobs[i].retries, run.spec.jobs[i].retry_backoff_ms);
+                let policy = RetryPolicy::of(&run.spec.jobs[i]);
                 writes.push(run.note(
                     Some(i),
                     "lost",
                     format!("attempt {attempt} was running when the server stopped"),
                     now,
                 ));
-                if let Some(t) =
-                    run.state
-                        .on_result(i, attempt, Outcome::Lost, retries, backoff, now)
-                {
+                if let Some(t) = run.state.on_result(i, attempt, Outcome::Lost, policy, now) {
                     run.writes_for(&t, now, &mut writes);
                 }
             }

@@ -91,6 +91,10 @@ pub struct JobRecord {
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
     pub not_before_ms: Option<i64>,
+    /// Retries taken since the first attempt or the last re-run.
+    pub retries_used: u32,
+    /// Lost attempts run again for free since then.
+    pub lost_reruns: u32,
 }
 
 impl JobRecord {
@@ -105,6 +109,8 @@ impl JobRecord {
             started_at_ms: None,
             finished_at_ms: None,
             not_before_ms: None,
+            retries_used: 0,
+            lost_reruns: 0,
         }
     }
 }

@@ -18,8 +18,10 @@ use std::collections::HashMap;
 /// Job rows from a JSON array of `job_row`s (`upsert_jobs` adds its conflict clause).
 macro_rules! insert_jobs {
     () => {
-        "INSERT INTO jobs (run_id, idx, name, status, attempt, exit_code, started_at, finished_at, not_before)
-         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8
+        "INSERT INTO jobs (run_id, idx, name, status, attempt, exit_code, started_at, finished_at, not_before,
+                           retries_used, lost_reruns)
+         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8,
+                value->>9, value->>10
          FROM jsonb_each(?)"
     };
 }
@@ -33,7 +35,8 @@ macro_rules! upsert_jobs {
             " WHERE true
          ON CONFLICT (run_id, idx) DO UPDATE SET status = excluded.status, attempt = excluded.attempt,
            exit_code = excluded.exit_code, started_at = excluded.started_at,
-           finished_at = excluded.finished_at, not_before = excluded.not_before"
+           finished_at = excluded.finished_at, not_before = excluded.not_before,
+           retries_used = excluded.retries_used, lost_reruns = excluded.lost_reruns"
         )
     };
 }
@@ -278,6 +281,8 @@ type JobRow<'a> = (
     Option<i64>,
     Option<i64>,
     Option<i64>,
+    u32,
+    u32,
 );
 
 fn job_row<'a>(run_id: &'a str, j: &'a JobRecord) -> JobRow<'a> {
@@ -291,6 +296,8 @@ fn job_row<'a>(run_id: &'a str, j: &'a JobRecord) -> JobRow<'a> {
         j.started_at_ms,
         j.finished_at_ms,
         j.not_before_ms,
+        j.retries_used,
+        j.lost_reruns,
     )
 }
 

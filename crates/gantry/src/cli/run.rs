@@ -63,13 +63,15 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
     };
-    let store = wiring::open_store(&args.data.data_dir).await?;
+    // One process per data dir: a server on it would take this run's jobs for orphans.
+    let held = crate::data_dir::DataDir::lock(&args.data.data_dir)?;
+    let store = wiring::open_store(held.path()).await?;
     let owner = format!("run-{}", gantry_engine::ids::new_run_id());
     let max_parallel = args
         .max_parallel
         .unwrap_or_else(wiring::default_parallelism);
     let engine = wiring::start_engine(
-        &args.data.data_dir,
+        held.path(),
         store,
         max_parallel,
         &owner,

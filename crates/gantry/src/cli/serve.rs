@@ -58,7 +58,8 @@ struct Settings {
     github_secret: Option<String>,
     webhook_secret: Option<String>,
     github: Option<GitHubSettings>,
-    secret_key: SecretKey,
+    /// `None`: the key file in the data dir (made on first start).
+    secret_key: Option<SecretKey>,
     git_allowed: Vec<String>,
     fork_secrets: std::collections::HashSet<String>,
     rules: Vec<gantry_core::bus::rule::RuleDef>,
@@ -192,15 +193,14 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
             .or(file.secret_key_file),
     ) {
         (Some(text), _) => {
-            SecretKey::parse(&text).map_err(|e| anyhow::anyhow!("GANTRY_SECRET_KEY: {e}"))?
+            Some(SecretKey::parse(&text).map_err(|e| anyhow::anyhow!("GANTRY_SECRET_KEY: {e}"))?)
         }
         (None, Some(path)) => {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read the secret key file {}", path.display()))?;
-            SecretKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            Some(SecretKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
         }
-        (None, None) => SecretKey::load_or_create(&data_dir.join("secret.key"))
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        (None, None) => None,
     };
     let git_allowed: Vec<String> = match std::env::var("GANTRY_GIT_ALLOWED_URL_PREFIXES") {
         Ok(list) => list
@@ -269,8 +269,17 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
             "refusing to listen on {listen} without GANTRY_API_TOKEN: anyone who can reach it could run commands here"
         );
     }
-    let data_dir = &data_dir;
-    let owner = first_start(data_dir)?;
+    // Before anything in the data dir is touched: one server per data dir.
+    let held = crate::data_dir::DataDir::lock(&data_dir)?;
+    let data_dir = held.path();
+    std::fs::create_dir_all(data_dir.join("blobs"))
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let owner = held.instance_id()?;
+    let secret_key = match secret_key {
+        Some(key) => key,
+        None => SecretKey::load_or_create(&data_dir.join("secret.key"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
     let sqlite = wiring::open_sqlite(data_dir).await?;
     let secrets: Arc<dyn SecretStore> = Arc::new(sqlite.secrets(secret_key));
     let store: Arc<dyn gantry_engine::ports::Store> = Arc::new(sqlite);
@@ -456,23 +465,4 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
     }
-}
-
-/// Creates the data directory on first start: the node id (this server's stable name, used to
-/// hold run leases across restarts) and the blob folder (the secret store's key is made when
-/// settings are read). Returns the node id.
-fn first_start(dir: &Path) -> anyhow::Result<String> {
-    std::fs::create_dir_all(dir.join("blobs"))
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    let node_file = dir.join("node-id");
-    let node = match std::fs::read_to_string(&node_file) {
-        Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
-        _ => {
-            let id = format!("node-{}", gantry_engine::ids::new_run_id().to_lowercase());
-            std::fs::write(&node_file, &id)
-                .with_context(|| format!("cannot write {}", node_file.display()))?;
-            id
-        }
-    };
-    Ok(node)
 }

@@ -1,0 +1,324 @@
+//! Write-ahead: a job's process starts only after the batch that records it as running (and
+//! with it the run and the results its needs ended with) is committed. Shown two ways: with
+//! commits held back one at a time, and by `kill -9` of a real server at many moments, after
+//! which the record never says less than what ran.
+
+mod common;
+
+use async_trait::async_trait;
+use common::{Server, job};
+use gantry_core::spec::{ExecutorKind, Format, Limits, RunContext, parse_spec};
+use gantry_engine::ports::*;
+use gantry_engine::{Engine, EngineConfig, Executors};
+use gantry_exec::LocalExecutor;
+use gantry_store::SqliteStore;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// The real store, whose commits each wait for a permit the test hands out.
+struct Gated {
+    inner: SqliteStore,
+    permits: Arc<Semaphore>,
+    /// Commits waiting for a permit.
+    held: AtomicUsize,
+}
+
+impl Gated {
+    async fn pass(&self) {
+        self.held.fetch_add(1, Ordering::SeqCst);
+        self.permits.acquire().await.unwrap().forget();
+        self.held.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Store for Gated {
+    async fn commit(&self, batch: &[Write]) -> StoreResult<Committed> {
+        self.pass().await;
+        self.inner.commit(batch).await
+    }
+    async fn unfinished_runs(&self) -> StoreResult<Vec<RunRecord>> {
+        self.inner.unfinished_runs().await
+    }
+    async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>> {
+        self.inner.get_run(id).await
+    }
+    async fn list_runs(&self, filter: RunFilter) -> StoreResult<Vec<RunRecord>> {
+        self.inner.list_runs(filter).await
+    }
+    async fn audit_trail(&self, run_id: &str) -> StoreResult<Vec<AuditRecord>> {
+        self.inner.audit_trail(run_id).await
+    }
+    async fn try_lease(&self, n: &str, h: &str, exp: i64, now: i64) -> StoreResult<bool> {
+        self.inner.try_lease(n, h, exp, now).await
+    }
+    async fn event_by_delivery(&self, id: &str) -> StoreResult<Option<EventRecord>> {
+        self.inner.event_by_delivery(id).await
+    }
+    async fn list_events(&self, filter: EventFilter) -> StoreResult<Vec<EventRecord>> {
+        self.inner.list_events(filter).await
+    }
+    async fn get_event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
+        self.inner.get_event(id).await
+    }
+    async fn list_rules(&self) -> StoreResult<Vec<RuleRecord>> {
+        self.inner.list_rules().await
+    }
+    async fn pending_deliveries(&self, limit: u32) -> StoreResult<Vec<DeliveryRecord>> {
+        self.inner.pending_deliveries(limit).await
+    }
+    async fn deliveries_of(&self, event_id: &str) -> StoreResult<Vec<DeliveryRecord>> {
+        self.inner.deliveries_of(event_id).await
+    }
+    async fn schedule_fires(&self) -> StoreResult<Vec<(String, i64)>> {
+        self.inner.schedule_fires().await
+    }
+    async fn undecided_events(
+        &self,
+        source: &str,
+        types: &[&str],
+        limit: u32,
+    ) -> StoreResult<Vec<EventRecord>> {
+        self.inner.undecided_events(source, types, limit).await
+    }
+    async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired> {
+        self.inner.expire(retention, now_ms).await
+    }
+}
+
+/// Which jobs' processes have started: each job appends its name and attempt to `ran`.
+fn started(ran: &Path) -> Vec<(String, u32)> {
+    std::fs::read_to_string(ran)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let (job, attempt) = l.split_once(' ').expect(l);
+            (job.to_string(), attempt.parse().expect(l))
+        })
+        .collect()
+}
+
+/// The committed record never says less than what ran: every attempt that started is recorded
+/// as dispatched (this attempt or a later one, not pending, queued or skipped), and each job
+/// recorded as dispatched has every need recorded as succeeded. Returns what it checked.
+fn record_covers(run: &RunRecord, spec: &gantry_core::spec::RunSpec, ran: &Path) -> usize {
+    let by_name: BTreeMap<&str, &JobRecord> =
+        run.jobs.iter().map(|j| (j.name.as_str(), j)).collect();
+    let starts = started(ran);
+    for (name, attempt) in &starts {
+        let rec = by_name[name.as_str()];
+        assert!(
+            rec.attempt > *attempt
+                || (rec.attempt == *attempt
+                    && !matches!(
+                        rec.status,
+                        gantry_core::JobStatus::Pending
+                            | gantry_core::JobStatus::Queued
+                            | gantry_core::JobStatus::Skipped
+                    )),
+            "{name} attempt {attempt} ran, but the record says attempt {} {}",
+            rec.attempt,
+            rec.status
+        );
+    }
+    for (i, js) in spec.jobs.iter().enumerate() {
+        let rec = &run.jobs[i];
+        let dispatched = rec.status == gantry_core::JobStatus::Running
+            || rec.status == gantry_core::JobStatus::Succeeded;
+        if dispatched {
+            for need in &js.needs {
+                assert_eq!(
+                    by_name[need.as_str()].status,
+                    gantry_core::JobStatus::Succeeded,
+                    "{} is {} before its need {need} is recorded succeeded",
+                    js.name,
+                    rec.status
+                );
+            }
+        }
+    }
+    starts.len()
+}
+
+/// A chain with a fan-out: a → (b, c) → d, each job writing its start to `ran`.
+fn diamond(ran: &Path) -> String {
+    let cmd = format!("echo $GANTRY_JOB $GANTRY_ATTEMPT >> {}", ran.display());
+    format!(
+        "jobs:\n  a: {{run: ['{cmd}']}}\n  b: {{needs: [a], run: ['{cmd}']}}\n  c: {{needs: [a], run: ['{cmd}']}}\n  d: {{needs: [b, c], run: ['{cmd}']}}\n"
+    )
+}
+
+#[tokio::test]
+async fn no_job_starts_until_the_commit_recording_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let store = Arc::new(Gated {
+        inner: SqliteStore::open(&dir.path().join("g.db")).await.unwrap(),
+        permits: Arc::new(Semaphore::new(0)),
+        held: AtomicUsize::new(0),
+    });
+    let mut executors = Executors::new();
+    executors.insert(
+        ExecutorKind::Local,
+        Arc::new(LocalExecutor::new(
+            "durability-test",
+            Duration::from_secs(1),
+        )) as Arc<dyn Executor>,
+    );
+    let mut config = EngineConfig::new(dir.path().to_path_buf(), 2, "durability-test".into());
+    config.recover = false;
+    let engine = Engine::start(
+        config,
+        store.clone() as Arc<dyn Store>,
+        executors,
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    let spec = parse_spec(
+        diamond(&ran).as_bytes(),
+        Format::Yaml,
+        "d",
+        &Limits::default(),
+    )
+    .unwrap();
+    let submit = {
+        let (engine, spec) = (engine.clone(), spec.clone());
+        tokio::spawn(async move { engine.submit(spec, RunContext::default(), None).await })
+    };
+    // The run's first commit is held: not acknowledged, and nothing runs.
+    common::wait_until(10, "a commit is held", || {
+        store.held.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!submit.is_finished(), "acknowledged before it was durable");
+    assert!(
+        started(&ran).is_empty(),
+        "a job started before its run was committed"
+    );
+
+    // Let commits through one at a time. Whenever the next one is held, what is committed
+    // must already cover every process that started.
+    let mut checked = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run_id = loop {
+        assert!(Instant::now() < deadline, "the run did not finish");
+        store.permits.add_permits(1);
+        // Until the next commit is held (or the run is done), give jobs time to start.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let runs = store.inner.list_runs(RunFilter::default()).await.unwrap();
+        match runs.first() {
+            None => assert!(started(&ran).is_empty()),
+            Some(run) => {
+                checked = checked.max(record_covers(run, &spec, &ran));
+                if run.status.is_terminal() {
+                    break run.id.clone();
+                }
+            }
+        }
+    };
+    assert!(submit.is_finished());
+    assert_eq!(submit.await.unwrap().unwrap().run_id, run_id);
+    store.permits.add_permits(10_000);
+    let done = engine.wait_finished(&run_id).await.unwrap();
+    assert_eq!(done.status, gantry_core::RunStatus::Succeeded);
+    record_covers(&done, &spec, &ran);
+    let mut starts = started(&ran);
+    starts.sort();
+    let want: Vec<(String, u32)> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|j| (j.to_string(), 1))
+        .collect();
+    assert_eq!(starts, want, "each job ran once");
+    assert!(checked > 0, "no check saw a job that had started");
+}
+
+#[tokio::test]
+async fn after_kill_9_at_any_moment_the_record_never_contradicts_what_ran() {
+    // A wider graph, so that kills land between every kind of step.
+    let spec_for = |ran: &Path| {
+        let cmd = format!("echo $GANTRY_JOB $GANTRY_ATTEMPT >> {}", ran.display());
+        let mut y = String::from("jobs:\n");
+        for layer in 0..4 {
+            for i in 0..4 {
+                let needs = if layer == 0 {
+                    String::new()
+                } else {
+                    format!(
+                        "needs: [l{}_{}, l{}_{}], ",
+                        layer - 1,
+                        i,
+                        layer - 1,
+                        (i + 1) % 4
+                    )
+                };
+                y.push_str(&format!("  l{layer}_{i}: {{{needs}run: ['{cmd}']}}\n"));
+            }
+        }
+        y
+    };
+    let mut moments_with_work = 0;
+    for delay_ms in [0u64, 5, 10, 20, 30, 45, 60, 80, 100, 130, 170, 220] {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = dir.path().join("ran");
+        let yaml = spec_for(&ran);
+        let spec = parse_spec(yaml.as_bytes(), Format::Yaml, "k", &Limits::default()).unwrap();
+        let mut s = Server::start(dir.path()).await;
+        let run_id = s.submit_yaml(&yaml).await;
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        s.kill9().await;
+        // Jobs started before the kill may still be writing; they are quick.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        {
+            let store = SqliteStore::open(&dir.path().join("gantry.db"))
+                .await
+                .unwrap();
+            let run = store
+                .get_run(&run_id)
+                .await
+                .unwrap()
+                .expect("acknowledged run");
+            if record_covers(&run, &spec, &ran) > 0 && !run.status.is_terminal() {
+                moments_with_work += 1;
+            }
+        }
+        // After a restart the run finishes, succeeded (a lost attempt is run again), and no
+        // attempt of any job ran twice.
+        let s = Server::start(dir.path()).await;
+        let run = s.wait_finished(&run_id, 30).await;
+        assert_eq!(
+            run["status"], "succeeded",
+            "killed after {delay_ms} ms: {run}"
+        );
+        let starts = started(&ran);
+        let distinct: BTreeSet<&(String, u32)> = starts.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            starts.len(),
+            "killed after {delay_ms} ms, an attempt ran twice: {starts:?}"
+        );
+        for j in &spec.jobs {
+            let ran_attempts: Vec<u32> = starts
+                .iter()
+                .filter(|(n, _)| *n == j.name)
+                .map(|(_, a)| *a)
+                .collect();
+            assert!(!ran_attempts.is_empty(), "{} never ran", j.name);
+            assert_eq!(
+                job(&run, &j.name)["attempt"].as_u64().unwrap() as u32,
+                *ran_attempts.iter().max().unwrap(),
+                "killed after {delay_ms} ms: {} ran attempts {ran_attempts:?}: {run}",
+                j.name
+            );
+        }
+    }
+    assert!(
+        moments_with_work >= 3,
+        "too few kills landed while the run was going ({moments_with_work})"
+    );
+}
