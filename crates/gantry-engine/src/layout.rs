@@ -26,9 +26,9 @@ impl Layout {
         self.root.join("work")
     }
 
-    /// `work/<run>/<job>`: the job's place. Its attempts run in empty workspace folders of
-    /// `work/<run>/` (see the executors), and the files the latest attempt left behind end up
-    /// here.
+    /// `work/<run>/<job>`: the job's workspace. Each attempt runs in a new, empty folder here
+    /// (the executors move an earlier attempt's files aside and remove them), and the files
+    /// the latest attempt left stay here.
     pub fn workspace(&self, run_id: &str, job: &str) -> PathBuf {
         self.work_dir().join(run_id).join(job)
     }

@@ -35,7 +35,6 @@ pub struct DockerExecutor {
     git: Option<Arc<GitSources>>,
     /// Seconds between the stop signal and the kill.
     grace_s: i32,
-    workspaces: workspace::WorkspacePool,
 }
 
 impl DockerExecutor {
@@ -46,7 +45,6 @@ impl DockerExecutor {
             owner: owner.into(),
             git: None,
             grace_s: 1,
-            workspaces: Default::default(),
         })
     }
 
@@ -93,14 +91,9 @@ impl DockerExecutor {
             working_dir: Some("/workspace".into()),
             labels: Some(labels),
             host_config: Some(HostConfig {
-                // Docker takes a relative source for a volume name: bind the absolute path
-                // (the default data dir, `.gantry`, is relative).
-                binds: Some(vec![format!(
-                    "{}:/workspace",
-                    std::path::absolute(&launch.workspace)
-                        .unwrap_or_else(|_| launch.workspace.clone())
-                        .display()
-                )]),
+                // The workspace is absolute (`workspace::start` made it so): Docker takes a
+                // relative source for a volume name.
+                binds: Some(vec![format!("{}:/workspace", launch.workspace.display())]),
                 nano_cpus: opts.cpus_milli.map(|m| m as i64 * 1_000_000),
                 memory: opts.memory_bytes.map(|b| b as i64),
                 network_mode: opts.network,
@@ -114,14 +107,10 @@ impl DockerExecutor {
 #[async_trait]
 impl Executor for DockerExecutor {
     async fn execute(&self, mut launch: Launch, cancel: CancelSignal) -> Outcome {
-        let Some((masker, workspace)) =
-            workspace::start(self.git.as_deref(), &self.workspaces, &mut launch).await
-        else {
+        let Some(masker) = workspace::start(self.git.as_deref(), &mut launch).await else {
             return Outcome::Failed { exit_code: None };
         };
-        let outcome = self.run_in_container(&launch, masker, cancel).await;
-        self.workspaces.give_back(workspace);
-        outcome
+        self.run_in_container(&launch, masker, cancel).await
     }
 
     async fn reap_orphans(&self) -> usize {

@@ -1,12 +1,12 @@
 //! Executors: where a job's commands run. `local` runs them as processes on this machine;
-//! `docker` in containers of the job's image.
-//! `git` puts a job's source into its workspace; `masked_log` writes output with secrets hidden.
+//! `docker` in containers of the job's image. `workspace` gives every attempt a new, empty
+//! folder first; `git` puts a job's source into it; `masked_log` writes output with secrets
+//! hidden.
 
 mod docker;
 mod git;
 mod local;
 mod masked_log;
-mod spawn;
 mod workspace;
 
 pub use docker::{DockerExecutor, DockerServices, OWNER_LABEL};

@@ -1,24 +1,30 @@
-//! The local executor: each attempt runs its commands in one `sh -e` session, in its own
-//! workspace folder and its own process group, with stdout and stderr going through one pipe
-//! into the attempt's log.
-//! Timeout and cancellation stop the whole group: TERM, then KILL after a grace period.
-//! When the session ends, whatever it left running in its group is killed too.
+//! The local executor: each attempt runs its commands in one `sh -e` session (one plain command
+//! runs as that program, without the shell), in its workspace and its own process group, with
+//! stdout and stderr going through one pipe into the attempt's log.
+//!
+//! Timeout and cancellation stop the whole group: TERM, then KILL after a grace period. When the
+//! session ends, whatever it left running in its group is killed too, and the attempt is
+//! reported ended only once nothing of the group runs. An attempt whose future is dropped
+//! mid-job takes its group with it: the group is killed, and the runtime reaps the session's
+//! process.
+//!
+//! Every process of an attempt carries its owner in its environment, so a restarted server can
+//! find and stop what its previous life left running (`reap_orphans`).
 
 use crate::git::GitSources;
-use crate::masked_log::Pipe;
-use crate::spawn::{self, CStrings, Exit, Process, Spawn};
-use crate::workspace::{self, Workspace};
+use crate::masked_log;
+use crate::workspace;
 use async_trait::async_trait;
 use gantry_core::dag::Outcome;
 use gantry_engine::ports::{CancelSignal, Executor, Launch};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use std::collections::HashMap;
-use std::ffi::CString;
-use std::os::fd::AsFd;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::process::{Child, Command};
 use tracing::{debug, warn};
 
 /// Environment variable that marks every process of an attempt with its owner, so a restarted
@@ -27,317 +33,211 @@ const OWNER_ENV: &str = "GANTRY_EXEC_OWNER";
 
 pub struct LocalExecutor {
     owner: String,
-    /// PATH lookups of directly exec'd programs, by PATH and then name.
-    resolved: std::sync::Mutex<HashMap<String, HashMap<String, PathBuf>>>,
-    /// Our PATH, for jobs that do not set their own.
-    path: String,
     kill_grace: Duration,
-    /// Our environment as jobs inherit it (before their own variables): without the server's
-    /// own `GANTRY_*` settings (tokens, secrets), which are never passed to jobs. Built once;
-    /// a job copies it whole unless it sets one of its names.
-    base_env: CStrings,
-    /// The names in `base_env`, sorted.
-    base_names: Vec<Vec<u8>>,
-    /// Every job's standard input.
-    dev_null: Option<std::fs::File>,
     /// Puts a job's source into its workspace.
-    git: Option<std::sync::Arc<GitSources>>,
-    workspaces: workspace::WorkspacePool,
-    /// The output pipe for the next job, made after the last one started.
-    spare: std::sync::Mutex<Option<Pipe>>,
+    git: Option<Arc<GitSources>>,
 }
 
 impl LocalExecutor {
     /// `owner` names this server's attempts (stable across its restarts); `kill_grace` is the
     /// time between TERM and KILL.
     pub fn new(owner: impl Into<String>, kill_grace: Duration) -> Self {
-        let mut base_env = CStrings::default();
-        let mut base_names = Vec::new();
-        for (k, v) in std::env::vars_os() {
-            let (k, v) = (k.into_vec(), v.into_vec());
-            // (The environment cannot hold a NUL byte, so every variable is taken.)
-            if !k.starts_with(b"GANTRY_") && base_env.push(&[&k, b"=", &v]).is_ok() {
-                base_names.push(k);
-            }
-        }
-        base_names.sort();
-        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
         LocalExecutor {
             owner: owner.into(),
-            resolved: Default::default(),
             kill_grace,
-            base_env,
-            base_names,
-            path,
-            dev_null: std::fs::File::open("/dev/null").ok(),
             git: None,
-            workspaces: Default::default(),
-            spare: Default::default(),
         }
     }
 
     /// Jobs with a `source` are checked out through `git`.
-    pub fn with_git(mut self, git: std::sync::Arc<GitSources>) -> Self {
+    pub fn with_git(mut self, git: Arc<GitSources>) -> Self {
         self.git = Some(git);
         self
     }
 
-    /// The absolute path of `program` as the shell would find it (the job's PATH, else ours),
-    /// remembered: `execve` takes a path. `None` when it is not found, so the shell runs it
-    /// and reports the error.
-    fn resolve(&self, program: &str, launch: &Launch) -> Option<PathBuf> {
-        if program.contains('/') {
-            return Some(launch.workspace.join(program));
-        }
-        let path = launch
-            .env
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map_or(self.path.as_str(), |(_, v)| v.as_str());
-        let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = cache.get(path).and_then(|names| names.get(program)) {
-            return Some(found.clone());
-        }
-        let found = std::env::split_paths(path)
-            .map(|dir| dir.join(program))
-            .find(|p| is_executable(p))?;
-        cache
-            .entry(path.to_string())
-            .or_default()
-            .insert(program.to_string(), found.clone());
-        Some(found)
-    }
-
-    /// The job's environment: ours (see `base_env`), then the job's variables, the owner
-    /// mark, the workspace and the secrets; a later setting of a name wins.
-    fn env_for(&self, launch: &Launch) -> std::io::Result<CStrings> {
-        let workspace = launch.workspace.as_os_str().as_bytes();
-        let mut set: Vec<(&[u8], &[u8])> =
-            Vec::with_capacity(launch.env.len() + launch.secrets.len() + 2);
-        set.extend(launch.env.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
-        set.push((OWNER_ENV.as_bytes(), self.owner.as_bytes()));
-        set.push((b"GANTRY_WORKSPACE", workspace));
-        set.extend(
-            launch
-                .secrets
-                .iter()
-                .map(|(k, v)| (k.as_bytes(), v.expose().as_bytes())),
-        );
-        let overrides_ours = set.iter().any(|(k, _)| {
-            self.base_names
-                .binary_search_by(|n| n.as_slice().cmp(k))
-                .is_ok()
-        });
-        let mut env = if overrides_ours {
-            self.base_env.filtered(|var| {
-                let name = var.split(|b| *b == b'=').next().unwrap_or_default();
-                !set.iter().any(|(k, _)| *k == name)
-            })
-        } else {
-            self.base_env.clone()
-        };
-        for (i, (k, v)) in set.iter().enumerate() {
-            if !set[i + 1..].iter().any(|(name, _)| name == k) {
-                env.push(&[k, b"=", v])?;
-            }
-        }
-        Ok(env)
-    }
-
-    /// The program and its arguments when the job runs without the shell: one plain
-    /// command whose program is found (otherwise the shell runs it and reports the error).
-    fn direct<'l>(&self, launch: &'l Launch) -> Option<(PathBuf, Vec<&'l str>)> {
-        let argv = direct_argv(&launch.commands)?;
-        Some((self.resolve(argv[0], launch)?, argv))
-    }
-
-    /// Starts the job writing into a pipe (the spare one, if there is one). The pipe comes
-    /// back with our copy of its write end still open: the caller notes what comes before the
-    /// job's output, then starts copying.
+    /// Starts the job: `direct` (a program and its arguments) or its `sh -e` session, in its
+    /// workspace, leading a new process group, with standard input from /dev/null and
+    /// standard output and error into one new pipe, whose other end comes back with it.
     fn spawn(
         &self,
         launch: &Launch,
-        workspace: &Workspace,
-        direct: Option<&(PathBuf, Vec<&str>)>,
-    ) -> std::io::Result<(Process, Pipe)> {
-        let mut argv = CStrings::default();
-        let program = match direct {
-            Some((program, words)) => {
-                for w in words {
-                    argv.push(&[w.as_bytes()])?;
-                }
-                program.as_os_str().as_bytes().to_vec()
+        direct: Option<&[&str]>,
+    ) -> std::io::Result<(Child, masked_log::Output)> {
+        let mut cmd = match direct {
+            Some([program, args @ ..]) => {
+                // A path names a file from the workspace; a bare name is looked up as the
+                // job starts, in the job's PATH, as the shell would (`Command` does it so).
+                let mut cmd = if program.contains('/') {
+                    Command::new(launch.workspace.join(program))
+                } else {
+                    Command::new(program)
+                };
+                cmd.args(args);
+                cmd
             }
-            None => {
-                let script = session_script(&launch.commands);
-                for a in ["sh", "-e", "-c", script.as_str()] {
-                    argv.push(&[a.as_bytes()])?;
-                }
-                b"/bin/sh".to_vec()
-            }
-        };
-        let program = c_string(program)?;
-        let env = self.env_for(launch)?;
-        let opened;
-        let stdin = match &self.dev_null {
-            Some(f) => f,
-            None => {
-                opened = std::fs::File::open("/dev/null")?;
-                &opened
+            _ => {
+                let mut cmd = Command::new("/bin/sh");
+                cmd.args(["-e", "-c", &session_script(&launch.commands)]);
+                cmd
             }
         };
-        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let pipe = match spare {
-            Some(pipe) => pipe,
-            None => Pipe::new()?,
-        };
-        let process = spawn::spawn(&Spawn {
-            program: &program,
-            argv: &argv,
-            env: &env,
-            cwd: workspace.dir(),
-            stdin: stdin.as_fd(),
-            output: pipe.writer.as_fd(),
-        })?;
-        Ok((process, pipe))
+        cmd.current_dir(&launch.workspace);
+        // Our environment, without the server's own `GANTRY_*` settings (tokens, secrets),
+        // which are never passed to jobs; then the job's variables, the owner mark, the
+        // workspace and the secrets (a later setting of a name wins).
+        for (name, _) in std::env::vars_os() {
+            if name.as_encoded_bytes().starts_with(b"GANTRY_") {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.envs(launch.env.iter().map(|(k, v)| (k, v)));
+        cmd.env(OWNER_ENV, &self.owner);
+        cmd.env("GANTRY_WORKSPACE", &launch.workspace);
+        cmd.envs(launch.secrets.iter().map(|(k, v)| (k, v.expose())));
+        let (writer, output) = masked_log::pipe()?;
+        cmd.stdin(Stdio::null())
+            .stdout(writer.try_clone()?)
+            .stderr(writer)
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = cmd.spawn()?;
+        // `cmd` goes here, and with it our copies of the write end: once the job's are closed
+        // too, the copier sees the end of its output.
+        Ok((child, output))
     }
 
-    /// Makes the pipe the next job will write to, if there is none yet: called once a job has
-    /// started, so that the next start (while a slot stands empty) does not wait for it.
-    fn make_spare(&self) {
-        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
-        if spare.is_none() {
-            *spare = Pipe::new().ok();
+    /// TERM to the group; KILL to the group if the session has not ended within the grace;
+    /// then whatever is left of the group, as when a session ends.
+    async fn stop(&self, session: &mut Session) {
+        let _ = killpg(session.group, Signal::SIGTERM);
+        if tokio::time::timeout(self.kill_grace, session.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = killpg(session.group, Signal::SIGKILL);
+            let _ = session.child.wait().await;
+        }
+        kill_group(session.group).await;
+    }
+}
+
+/// A started job: the session's process, which leads the job's process group.
+struct Session {
+    child: Child,
+    group: Pid,
+    /// Set once nothing of the group is left to stop.
+    over: bool,
+}
+
+impl Drop for Session {
+    /// A session dropped before it was over (the attempt's future was dropped mid-job): the
+    /// group is KILLed. The process itself is killed again by `kill_on_drop` and, not having
+    /// been waited for, reaped by the runtime; the rest of the group, orphaned, by init.
+    fn drop(&mut self) {
+        if !self.over {
+            let _ = killpg(self.group, Signal::SIGKILL);
         }
     }
 }
 
-fn c_string(bytes: Vec<u8>) -> std::io::Result<CString> {
-    CString::new(bytes).map_err(|_| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "a path or argument contains a NUL byte",
-        )
-    })
+/// Aborts the copier when dropped: after a job, the copy is waited for only so long (something
+/// that escaped the group may hold the pipe open), and a dropped attempt leaves none behind.
+struct Copier(tokio::task::JoinHandle<()>);
+
+impl Drop for Copier {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[async_trait]
 impl Executor for LocalExecutor {
     async fn execute(&self, mut launch: Launch, mut cancel: CancelSignal) -> Outcome {
-        let Some((masker, workspace)) =
-            workspace::start(self.git.as_deref(), &self.workspaces, &mut launch).await
-        else {
+        let Some(masker) = workspace::start(self.git.as_deref(), &mut launch).await else {
             return Outcome::Failed { exit_code: None };
         };
-        // A plain command runs without the shell, so its `$` line is written here (once it
-        // has started, but before anything it writes is copied); the shell session echoes
-        // each command's line itself, just before running it.
-        let direct = self.direct(&launch);
-        let echo = |launch: &Launch| {
-            if let (Some(_), [only]) = (&direct, launch.commands.as_slice()) {
-                launch.log.note(&masker.mask(&echo_line(only)));
-            }
-        };
-        let (mut child, mut copier) = match self.spawn(&launch, &workspace, direct.as_ref()) {
-            Ok((child, pipe)) => {
-                echo(&launch);
-                let copier = pipe.copy_into(launch.log.clone(), masker.clone());
-                self.make_spare();
-                (child, copier)
-            }
+        let direct = direct_argv(&launch.commands);
+        let started = self.spawn(&launch, direct.as_deref());
+        // A plain command runs without the shell, so its `$` line is written here (after it
+        // started, but before anything it writes is copied); the shell session echoes each
+        // command's line itself, just before running it.
+        if direct.is_some() {
+            launch
+                .log
+                .note(&masker.mask(&echo_line(&launch.commands[0])));
+        }
+        let (child, output) = match started {
+            Ok(started) => started,
             Err(e) => {
-                echo(&launch);
                 // As the shell would report it: 127 not found, 126 not executable.
-                let program = direct.as_ref().map_or("/bin/sh", |(_, argv)| argv[0]);
+                let program = direct.as_ref().map_or("/bin/sh", |argv| argv[0]);
                 let (code, what) = match e.kind() {
                     std::io::ErrorKind::NotFound => (127, "command not found".to_string()),
                     std::io::ErrorKind::PermissionDenied => (126, "permission denied".to_string()),
                     _ => (126, e.to_string()),
                 };
-                note(&launch, &format!("gantry: {program}: {what}"));
-                self.workspaces.give_back(workspace);
+                note(&launch, &masker.mask(&format!("gantry: {program}: {what}")));
                 return Outcome::Failed {
                     exit_code: Some(code),
                 };
             }
         };
-        let pid = child.id();
-        let group = Pid::from_raw(pid);
-        debug!(pid, "started");
-        let timeout = tokio::time::sleep(Duration::from_millis(launch.timeout_ms));
-        let mut last_word = None;
-        let mut copied = false;
-        let ended = async {
-            // A job's output usually ends as the job exits, and the exit is then there to
-            // collect without watching the process (see `Process::wait`). Until then, or
-            // for a job that runs a while, or whose output outlives it, the process is watched.
-            tokio::select! {
-                biased;
-                _ = &mut copier => copied = true,
-                _ = tokio::time::sleep(WATCH_AFTER) => {}
-            }
-            child.wait().await
+        let mut copier = Copier(output.copy_into(launch.log.clone(), masker));
+        let Some(group) = child.id().and_then(|pid| i32::try_from(pid).ok()) else {
+            // (A child not waited for yet has its id: not reached.)
+            return Outcome::Lost;
         };
-        let outcome = tokio::select! {
-            status = ended => {
+        debug!(pid = group, "started");
+        let mut session = Session {
+            child,
+            group: Pid::from_raw(group),
+            over: false,
+        };
+        let timeout = tokio::time::sleep(Duration::from_millis(launch.timeout_ms));
+        let (outcome, last_word) = tokio::select! {
+            status = session.child.wait() => {
                 // The session is over; anything it left behind in its group goes too.
-                kill_group(group).await;
-                match status {
+                kill_group(session.group).await;
+                let outcome = match status {
                     Ok(s) => outcome_of(s),
                     Err(e) => {
                         warn!(cause = %e, "lost track of the job's process");
                         Outcome::Lost
                     }
-                }
+                };
+                (outcome, None)
             }
             _ = timeout => {
-                self.stop_group(group, &mut child).await;
-                last_word = Some(format!("gantry: timed out after {}", gantry_core::duration::format_duration_ms(launch.timeout_ms)));
-                Outcome::TimedOut
+                self.stop(&mut session).await;
+                let after = gantry_core::duration::format_duration_ms(launch.timeout_ms);
+                (Outcome::TimedOut, Some(format!("gantry: timed out after {after}")))
             }
             _ = cancel.cancelled() => {
-                self.stop_group(group, &mut child).await;
-                last_word = Some("gantry: cancelled".to_string());
-                Outcome::Cancelled
+                self.stop(&mut session).await;
+                (Outcome::Cancelled, Some("gantry: cancelled".to_string()))
             }
         };
+        session.over = true;
         // The group is gone, so the pipe has no writers left (unless something escaped the
         // group): the job's output is all in the log after this, and the engine's word follows.
-        if !copied {
-            let _ = tokio::time::timeout(Duration::from_secs(5), copier).await;
-        }
+        let _ = tokio::time::timeout(COPY_WITHIN, &mut copier.0).await;
+        drop(copier);
         if let Some(line) = last_word {
             note(&launch, &line);
         }
-        self.workspaces.give_back(workspace);
         outcome
     }
 
     async fn reap_orphans(&self) -> usize {
         let needle = format!("{OWNER_ENV}={}", self.owner);
-        let mut groups = std::collections::BTreeSet::new();
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return 0;
-        };
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-                continue;
-            };
-            if environ
-                .split(|b| *b == 0)
-                .any(|var| var == needle.as_bytes())
-                && let Ok(pgid) = nix::unistd::getpgid(Some(Pid::from_raw(pid)))
-            {
-                groups.insert(pgid);
-            }
-        }
+        // Never our own group (were we started by a job of the same owner), nor 0 or 1: to
+        // `killpg` those mean our own group, and every process we may signal.
+        let ours = nix::unistd::getpgrp();
+        let groups: BTreeSet<Pid> = marked_groups(&needle)
+            .await
+            .into_iter()
+            .filter(|g| *g != ours && g.as_raw() > 1)
+            .collect();
         for g in &groups {
             let _ = killpg(*g, Signal::SIGKILL);
         }
@@ -345,23 +245,8 @@ impl Executor for LocalExecutor {
     }
 }
 
-impl LocalExecutor {
-    /// TERM to the group; KILL to the group if the session has not ended within the grace.
-    async fn stop_group(&self, group: Pid, child: &mut Process) {
-        let _ = killpg(group, Signal::SIGTERM);
-        if tokio::time::timeout(self.kill_grace, child.wait())
-            .await
-            .is_err()
-        {
-            let _ = killpg(group, Signal::SIGKILL);
-            let _ = child.wait().await;
-        }
-        kill_group(group).await;
-    }
-}
-
-/// How long a job's output may run before its process is watched for its end as well.
-const WATCH_AFTER: Duration = Duration::from_millis(10);
+/// Longest wait for a job's output to reach the log once its group is gone.
+const COPY_WITHIN: Duration = Duration::from_secs(5);
 
 /// Longest wait for a killed group's processes to be gone.
 const GROUP_GONE_WITHIN: Duration = Duration::from_secs(2);
@@ -375,15 +260,16 @@ async fn kill_group(group: Pid) {
     }
     let deadline = tokio::time::Instant::now() + GROUP_GONE_WITHIN;
     while group_runs(group) && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
-/// Whether a process of the group is still running (exited ones waiting to be reaped by
-/// whoever inherited them do not count).
+/// Whether a process of the group is still running: on Linux, read from /proc, where exited
+/// processes waiting to be reaped by whoever inherited them are told apart (and not counted).
+#[cfg(target_os = "linux")]
 fn group_runs(group: Pid) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
+        return group_has_members(group);
     };
     let group = group.as_raw().to_string();
     entries.flatten().any(|e| {
@@ -401,6 +287,115 @@ fn group_runs(group: Pid) -> bool {
                     && fields.get(2) == Some(&group.as_str())
             })
     })
+}
+
+/// Whether a process of the group is still running: elsewhere, whether the group has members
+/// at all.
+#[cfg(not(target_os = "linux"))]
+fn group_runs(group: Pid) -> bool {
+    group_has_members(group)
+}
+
+/// Whether any process is in the group (`kill(-group, 0)`, as POSIX has it). An exited member
+/// counts until it is reaped; after a session the leader has been reaped by us and the others,
+/// orphaned, are reaped by init (launchd on macOS) as they exit, so this turns false soon after
+/// the last one exits (and the wait for it is bounded anyway).
+fn group_has_members(group: Pid) -> bool {
+    !matches!(killpg(group, None), Err(nix::errno::Errno::ESRCH))
+}
+
+/// The process groups of processes whose environment holds `needle` (`NAME=value`): on Linux,
+/// read from /proc/<pid>/environ (the environment each process started with).
+#[cfg(target_os = "linux")]
+async fn marked_groups(needle: &str) -> BTreeSet<Pid> {
+    let mut groups = BTreeSet::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        warn!("cannot read /proc to find orphaned jobs");
+        return groups;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var == needle.as_bytes())
+            && let Ok(pgid) = nix::unistd::getpgid(Some(Pid::from_raw(pid)))
+        {
+            groups.insert(pgid);
+        }
+    }
+    groups
+}
+
+/// The process groups of processes whose environment holds `needle` (`NAME=value`): elsewhere,
+/// from `ps`, which on macOS (`-E`) and the BSDs (`-e`) shows after each command line the
+/// environment the process started with, for the processes of our own user (all of them for
+/// root) — which is where a job of ours runs. The environment is not set apart from the
+/// arguments there, so an argument that is `needle` word for word counts too; nothing but our
+/// own jobs has a reason to hold it. (Recording the groups we start in a file instead would
+/// need a state folder, and its numbers would name other processes after a reboot.)
+#[cfg(not(target_os = "linux"))]
+async fn marked_groups(needle: &str) -> BTreeSet<Pid> {
+    #[cfg(target_vendor = "apple")]
+    const WITH_ENVIRONMENT: &str = "-E";
+    #[cfg(not(target_vendor = "apple"))]
+    const WITH_ENVIRONMENT: &str = "-e";
+    let listed = Command::new("ps")
+        .args(["-A", WITH_ENVIRONMENT, "-ww", "-o", "pid=,pgid=,command="])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await;
+    match listed {
+        Ok(out) if out.status.success() => {
+            groups_in_ps(&String::from_utf8_lossy(&out.stdout), needle)
+        }
+        Ok(out) => {
+            warn!(status = %out.status, "cannot list processes to find orphaned jobs");
+            BTreeSet::new()
+        }
+        Err(e) => {
+            warn!(cause = %e, "cannot list processes to find orphaned jobs");
+            BTreeSet::new()
+        }
+    }
+}
+
+/// The groups (second column) of the lines of `ps -o pid=,pgid=,command=` output that have
+/// `needle` as a word after the two numbers.
+#[cfg(any(not(target_os = "linux"), test))]
+fn groups_in_ps(listing: &str, needle: &str) -> BTreeSet<Pid> {
+    listing
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let _pid = words.next()?.parse::<i32>().ok()?;
+            let pgid = words.next()?.parse::<i32>().ok()?;
+            words.any(|w| w == needle).then(|| Pid::from_raw(pgid))
+        })
+        .collect()
+}
+
+fn outcome_of(status: ExitStatus) -> Outcome {
+    match (status.code(), status.signal()) {
+        (Some(0), _) => Outcome::Succeeded,
+        (Some(code), _) => Outcome::Failed {
+            exit_code: Some(code),
+        },
+        (None, Some(sig)) => Outcome::Failed {
+            exit_code: Some(128 + sig),
+        },
+        (None, None) => Outcome::Failed { exit_code: None },
+    }
 }
 
 /// How a command is shown in the log: `$ ` and its first line (`…` if it has more).
@@ -453,23 +448,6 @@ pub fn direct_argv(commands: &[String]) -> Option<Vec<&str>> {
     Some(argv)
 }
 
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-fn outcome_of(exit: Exit) -> Outcome {
-    match exit {
-        Exit::Code(0) => Outcome::Succeeded,
-        Exit::Code(code) => Outcome::Failed {
-            exit_code: Some(code),
-        },
-        Exit::Signal(sig) => Outcome::Failed {
-            exit_code: Some(128 + sig),
-        },
-    }
-}
-
 /// The engine's word at the end of an attempt's log, after a blank line.
 pub(crate) fn note(launch: &Launch, line: &str) {
     launch.log.note(&format!("\n{line}"));
@@ -477,7 +455,42 @@ pub(crate) fn note(launch: &Launch, line: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::direct_argv;
+    use super::*;
+
+    #[test]
+    fn orphans_are_found_in_ps_output_by_their_owner_mark_word_for_word() {
+        let needle = "GANTRY_EXEC_OWNER=node-a";
+        let listing = "\
+          1     1 /sbin/launchd
+        501   501 /bin/sh -e -c printf x PATH=/usr/bin GANTRY_EXEC_OWNER=node-a HOME=/h
+        502   501 sleep 60 GANTRY_EXEC_OWNER=node-a
+        610   610 sleep 60 GANTRY_EXEC_OWNER=node-ab
+        620   620 sleep 60 X=GANTRY_EXEC_OWNER=node-a
+        630   630 sleep 60 GANTRY_EXEC_OWNER=node-b
+        700   699 make GANTRY_EXEC_OWNER=node-a
+      garbage
+";
+        let groups: Vec<i32> = groups_in_ps(listing, needle)
+            .into_iter()
+            .map(Pid::as_raw)
+            .collect();
+        assert_eq!(groups, [501, 699]);
+    }
+
+    #[test]
+    fn a_group_has_members_until_its_last_one_is_reaped() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let group = Pid::from_raw(child.id() as i32);
+        assert!(group_has_members(group) && group_runs(group));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!group_has_members(group) && !group_runs(group));
+    }
 
     #[test]
     fn only_plain_commands_skip_the_shell() {

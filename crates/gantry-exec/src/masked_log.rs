@@ -10,36 +10,27 @@ use tokio::io::AsyncReadExt;
 /// A line longer than this is masked and written without waiting for its end.
 const MAX_PENDING: usize = 64 * 1024;
 
-/// A job's output pipe before the job: the write end to hand it, and our end, non-blocking and
-/// already known to the reactor. Made ahead of need (see `LocalExecutor`), so a job's start
-/// does not wait for it.
-pub struct Pipe {
-    pub writer: PipeWriter,
-    reader: tokio::net::unix::pipe::Receiver,
+/// Our end of a job's output pipe, known to the reactor.
+pub struct Output(tokio::net::unix::pipe::Receiver);
+
+/// A new output pipe: the write end to give the job (as its stdout and stderr), and ours.
+/// Both ends are close-on-exec; only ours is non-blocking (the job writes to a blocking pipe,
+/// as to a terminal).
+pub fn pipe() -> std::io::Result<(PipeWriter, Output)> {
+    let (reader, writer) = std::io::pipe()?;
+    let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into())?;
+    Ok((writer, Output(reader)))
 }
 
-impl Pipe {
-    pub fn new() -> std::io::Result<Pipe> {
-        let (reader, writer) = std::io::pipe()?;
-        // Only our end is non-blocking: the job writes to a blocking pipe, as to a terminal.
-        let reader = std::os::fd::OwnedFd::from(reader);
-        nix::fcntl::fcntl(
-            &reader,
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-        )?;
-        let reader = tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(reader)?;
-        Ok(Pipe { writer, reader })
-    }
-
+impl Output {
     /// Starts copying what arrives into `log`; the copy ends when every write end is closed.
     pub fn copy_into(self, log: AttemptLog, masker: Masker) -> tokio::task::JoinHandle<()> {
-        drop(self.writer);
-        tokio::spawn(copy(self.reader, log, masker))
+        tokio::spawn(copy(self.0, log, masker))
     }
 }
 
 async fn copy(mut from: impl tokio::io::AsyncRead + Unpin, mut to: AttemptLog, masker: Masker) {
-    // Read into spare capacity: nothing to zero first (most jobs of a big DAG write nothing).
+    // Read into spare capacity: nothing to zero first.
     let mut buf = Vec::with_capacity(16 * 1024);
     let mut out = (!masker.is_empty()).then(|| LineMasker::new(to.clone(), masker));
     loop {

@@ -1,243 +1,74 @@
-//! What every executor does before a job's commands: an empty workspace, the engine's notes,
-//! and the source checked out — all written to the attempt's log masked — and what becomes of
-//! the workspace after them.
+//! What every executor does before a job's commands: a new, empty workspace at the job's place
+//! (`work/<run>/<job>`), then the engine's notes and the source checkout, both written to the
+//! attempt's log, masked.
 //!
-//! A job runs in a *slot*: a folder `.ws-<n>` in its run's work folder, held open. A slot the
-//! job left empty (the usual case for a job that builds nothing in place) goes back to a pool
-//! and is the next job's workspace as it is: no folder is made or renamed (on a busy disk, a
-//! `mkdir` costs ~100 µs, a `rename` ~15 µs). Whether the job left it empty: a folder's change
-//! time moves whenever a name is made, removed or moved in it, so a slot whose change time is
-//! still the one it had when it was last read empty is empty (one `fstat`). Otherwise the open
-//! folder is read (a rewind and two `getdents`: on ext4 ~2-6 µs, as a one-block folder is read
-//! through its hash tree). A change time is trusted only when a later change is sure to give
-//! another one: it is older than the kernel's coarse clock (which stamps changes) by more than
-//! the filesystem's granularity could hide, and that granularity is finer than a millisecond.
-//! (An inotify watch per slot did the same; but closing the inotify instance waits for the
-//! kernel's SRCU grace period, ~16 ms here, which `gantry run` paid on every exit.) A slot left
-//! with files in it is moved to the job's own place (`work/<run>/<job>`, replacing what an
-//! earlier attempt left there), where people look for them.
+//! Each attempt gets a new folder. What an earlier attempt left at the place is first moved
+//! aside (renamed to a `.trash-…` name beside it) and removed in the background, so an attempt's
+//! start never waits for a big delete. The files an attempt leaves stay at its place, where
+//! people look for them, until the job's next attempt or the janitor removes them.
 
 use crate::git::GitSources;
 use gantry_core::secret::Masker;
 use gantry_engine::ports::Launch;
-use nix::errno::Errno;
-use nix::fcntl::{AT_FDCWD, OFlag, RenameFlags, open, renameat2};
-use nix::sys::stat::Mode;
-use nix::sys::stat::fstat;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::task::JoinHandle;
 
-/// Empty slots kept for reuse; more than this are closed and left where they are.
-const POOL_SIZE: usize = 64;
+/// Numbers the names things are moved aside to (with our pid: unique among living servers).
+static TRASH_NAMES: AtomicU64 = AtomicU64::new(0);
 
-/// An empty folder, open, in a run's work folder (its parent).
-#[derive(Debug)]
-struct Slot {
-    path: PathBuf,
-    dir: OwnedFd,
-    /// Its change time when it was last read empty, if a later change is sure to move it.
-    empty_as_of: Option<ChangeTime>,
-}
-
-/// A folder's change time (`st_ctime`), seconds and nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ChangeTime(i64, i64);
-
-impl ChangeTime {
-    fn of(st: &nix::sys::stat::FileStat) -> ChangeTime {
-        ChangeTime(st.st_ctime, st.st_ctime_nsec)
+/// Makes `place` a new, empty folder (with its parents). Whatever was there is moved aside and
+/// removed in the background; the handle of that removal is returned, if there was any.
+/// Needs a Tokio runtime (the removal is a blocking task).
+pub(crate) fn fresh(place: &Path) -> io::Result<Option<JoinHandle<()>>> {
+    let removal =
+        move_aside(place)?.map(|trash| tokio::task::spawn_blocking(move || remove(&trash)));
+    if let Some(parent) = place.parent() {
+        std::fs::create_dir_all(parent)?;
     }
-
-    /// This change time, if any change made from now on is sure to get another one: it has
-    /// nanoseconds that are not whole milliseconds (the filesystem stamps finer than 1 ms), and
-    /// it is more than 2 ms older than the coarse clock the kernel stamps changes with.
-    fn trusted(self) -> Option<ChangeTime> {
-        use nix::time::{ClockId, clock_gettime};
-        let now = clock_gettime(ClockId::CLOCK_REALTIME_COARSE).ok()?;
-        let as_ns = |s: i64, ns: i64| i128::from(s) * 1_000_000_000 + i128::from(ns);
-        let margin = 2_000_000;
-        let fine = self.1 % 1_000_000 != 0;
-        let old = as_ns(self.0, self.1) + margin < as_ns(now.tv_sec(), now.tv_nsec());
-        (fine && old).then_some(self)
-    }
+    // Not `create_dir_all`: the folder must be the one made here, empty.
+    std::fs::create_dir(place)?;
+    Ok(removal)
 }
 
-/// A job's workspace while it runs: the slot, and the job's own place its files go to if it
-/// leaves any.
-#[derive(Debug)]
-pub(crate) struct Workspace {
-    slot: Slot,
-    place: PathBuf,
-}
-
-impl Workspace {
-    /// Where the job runs.
-    pub(crate) fn path(&self) -> &Path {
-        &self.slot.path
-    }
-
-    /// The workspace folder, open (a job's process enters it with `fchdir`).
-    pub(crate) fn dir(&self) -> BorrowedFd<'_> {
-        self.slot.dir.as_fd()
-    }
-}
-
-/// Slots that finished jobs left empty, to be later jobs' workspaces.
-#[derive(Debug, Default)]
-pub(crate) struct WorkspacePool {
-    free: Mutex<Vec<Slot>>,
-    /// Numbers slot names; a name taken (by an earlier life of the server) is skipped.
-    next: AtomicU64,
-}
-
-/// The run's work folder a job's place is in.
-fn folder_of(place: &Path) -> PathBuf {
-    match place.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-impl WorkspacePool {
-    /// An empty workspace for the job whose own place is `place`: a pooled slot of the same
-    /// run as it is, else a pooled slot of another run moved into this run's folder, else a
-    /// new folder.
-    pub(crate) fn take(&self, place: &Path) -> std::io::Result<Workspace> {
-        let folder = folder_of(place);
-        let slot = match self.pooled_in(&folder) {
-            Some(slot) => slot,
-            None => match self.pop().and_then(|other| self.move_into(other, &folder)) {
-                Some(slot) => slot,
-                None => self.make(&folder)?,
-            },
+/// Renames what is at `place` (if anything) to a free `.trash-<name>-<pid>-<n>` beside it, and
+/// returns that name.
+fn move_aside(place: &Path) -> io::Result<Option<PathBuf>> {
+    let Some(name) = place.file_name() else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} does not name a folder", place.display()),
+        ));
+    };
+    let name = name.to_string_lossy();
+    loop {
+        let n = TRASH_NAMES.fetch_add(1, Ordering::Relaxed);
+        let trash = place.with_file_name(format!(".trash-{name}-{}-{n}", std::process::id()));
+        match std::fs::symlink_metadata(&trash) {
+            // An earlier life's, still there (it stopped while removing it): another name.
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        return match std::fs::rename(place, &trash) {
+            Ok(()) => Ok(Some(trash)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         };
-        Ok(Workspace {
-            slot,
-            place: place.to_path_buf(),
-        })
-    }
-
-    /// A pooled slot in `folder` whose folder still exists (a run's files can expire while
-    /// its slot waits, and the run be re-run).
-    fn pooled_in(&self, folder: &Path) -> Option<Slot> {
-        loop {
-            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-            let i = free.iter().rposition(|s| s.path.parent() == Some(folder))?;
-            let slot = free.swap_remove(i);
-            drop(free);
-            if fstat(&slot.dir).is_ok_and(|st| st.st_nlink > 0) {
-                return Some(slot);
-            }
-        }
-    }
-
-    /// The most recently pooled slot, of any run.
-    fn pop(&self) -> Option<Slot> {
-        self.free.lock().unwrap_or_else(|e| e.into_inner()).pop()
-    }
-
-    /// A free name for a slot in `folder`.
-    fn name_in(&self, folder: &Path) -> PathBuf {
-        folder.join(format!(".ws-{}", self.next.fetch_add(1, Ordering::Relaxed)))
-    }
-
-    /// Moves a pooled slot into `folder`; `None` if it cannot be (its folder was swept, or
-    /// is on another filesystem): it is closed and left.
-    fn move_into(&self, slot: Slot, folder: &Path) -> Option<Slot> {
-        std::fs::create_dir_all(folder).ok()?;
-        loop {
-            let path = self.name_in(folder);
-            match renameat2(
-                AT_FDCWD,
-                &slot.path,
-                AT_FDCWD,
-                &path,
-                RenameFlags::RENAME_NOREPLACE,
-            ) {
-                Ok(()) => {
-                    return Some(Slot {
-                        path,
-                        empty_as_of: None,
-                        ..slot
-                    });
-                }
-                Err(Errno::EEXIST) => continue,
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// A new empty slot in `folder` (made with its parents).
-    fn make(&self, folder: &Path) -> std::io::Result<Slot> {
-        let path = loop {
-            let path = self.name_in(folder);
-            match std::fs::create_dir(&path) {
-                Ok(()) => break path,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    std::fs::create_dir_all(folder)?
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        let dir = open(
-            &path,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
-        Ok(Slot {
-            path,
-            dir,
-            empty_as_of: None,
-        })
-    }
-
-    /// After the job: a workspace it left empty goes back to the pool; one with files in it
-    /// is moved to the job's place (replacing an earlier attempt's files there). Returns where
-    /// the job's files are, if it left any.
-    pub(crate) fn give_back(&self, mut ws: Workspace) -> Option<PathBuf> {
-        if let Some(empty_as_of) = still_empty(&ws.slot) {
-            ws.slot.empty_as_of = empty_as_of;
-            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-            if free.len() < POOL_SIZE {
-                free.push(ws.slot);
-            }
-            return None;
-        }
-        let Workspace { slot, place } = ws;
-        drop(slot.dir);
-        let moved = clear(&place).and_then(|()| std::fs::rename(&slot.path, &place));
-        match moved {
-            Ok(()) => Some(place),
-            Err(e) => {
-                tracing::warn!(cause = %e, workspace = %slot.path.display(), place = %place.display(), "cannot move the job's files to its place");
-                Some(slot.path)
-            }
-        }
     }
 }
 
-/// `Some` if the slot is empty, with the change time to trust next time (see the module's doc).
-fn still_empty(slot: &Slot) -> Option<Option<ChangeTime>> {
-    let changed = fstat(&slot.dir).ok().map(|st| ChangeTime::of(&st));
-    if changed.is_some() && changed == slot.empty_as_of {
-        return Some(slot.empty_as_of);
-    }
-    // Read after the change time was taken: a change made meanwhile is either seen here or
-    // moves the change time away from the one kept.
-    crate::spawn::dir_is_empty(slot.dir.as_fd())
-        .unwrap_or(false)
-        .then(|| changed.and_then(ChangeTime::trusted))
-}
-
-/// Removes whatever is at a job's place (an earlier attempt's files).
-fn clear(place: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(place) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(place),
-        Ok(_) => std::fs::remove_file(place),
-        Err(_) => Ok(()),
+/// Removes a folder with everything in it (or a file, or a link — not what it points to).
+fn remove(path: &Path) {
+    let removed = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = removed {
+        tracing::warn!(cause = %e, path = %path.display(), "cannot remove an earlier attempt's files");
     }
 }
 
@@ -264,41 +95,36 @@ pub(crate) async fn before_commands(
     result.map_err(|e| masker.mask(&e))
 }
 
-/// Everything before the commands, for any executor: the workspace (which `launch.workspace`
-/// then names), the masker for the job's secrets, the notes and the checkout. `None` (already
-/// logged) when the job cannot start.
-pub(crate) async fn start(
-    git: Option<&GitSources>,
-    pool: &WorkspacePool,
-    launch: &mut Launch,
-) -> Option<(Masker, Workspace)> {
-    if launch.attempt > 1 {
-        // What an earlier attempt left in the job's place is not this attempt's.
-        let _ = clear(&launch.workspace);
-    }
-    let ws = match pool.take(&launch.workspace) {
-        Ok(ws) => ws,
+/// Everything before the commands, for any executor: a new, empty workspace at the job's place
+/// (`launch.workspace`, made absolute), the masker for the job's secrets, the notes and the
+/// checkout. `None` (already logged) when the job cannot start.
+pub(crate) async fn start(git: Option<&GitSources>, launch: &mut Launch) -> Option<Masker> {
+    let prepared = std::path::absolute(&launch.workspace).and_then(|place| {
+        fresh(&place)?;
+        Ok(place)
+    });
+    match prepared {
+        Ok(place) => launch.workspace = place,
         Err(e) => {
-            tracing::warn!(cause = %e, "cannot prepare the workspace");
+            tracing::warn!(cause = %e, workspace = %launch.workspace.display(), "cannot prepare the workspace");
             launch
                 .log
                 .note(&format!("gantry: cannot prepare the workspace: {e}"));
             return None;
         }
-    };
-    launch.workspace = ws.path().to_path_buf();
+    }
     let masker = Masker::new(launch.secrets.iter().map(|(_, v)| v.expose()));
     if let Err(why) = before_commands(git, launch, &masker).await {
         tracing::warn!(cause = %why, "cannot prepare the job's source");
-        pool.give_back(ws);
         return None;
     }
-    Some((masker, ws))
+    Some(masker)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -309,96 +135,69 @@ mod tests {
         v
     }
 
-    #[test]
-    fn a_slot_is_reused_only_while_nothing_is_left_in_it() {
+    #[tokio::test]
+    async fn each_attempt_gets_a_new_empty_folder_and_the_earlier_one_is_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = WorkspacePool::default();
         let place = dir.path().join("r1/a");
-        let ws = pool.take(&place).unwrap();
-        let first = ws.path().to_path_buf();
-        assert_eq!(pool.give_back(ws), None, "nothing was made");
-        // Something made and removed again: found empty.
-        let ws = pool.take(&place).unwrap();
-        assert_eq!(ws.path(), first, "the same folder");
-        std::fs::write(ws.path().join("tmp"), "").unwrap();
-        std::fs::remove_file(ws.path().join("tmp")).unwrap();
-        assert_eq!(pool.give_back(ws), None);
-        // Something moved in and left: the folder goes to the job's place.
-        let ws = pool.take(&place).unwrap();
-        assert_eq!(ws.path(), first);
-        std::fs::write(dir.path().join("outside"), "x").unwrap();
-        std::fs::rename(dir.path().join("outside"), ws.path().join("moved-in")).unwrap();
-        assert_eq!(pool.give_back(ws), Some(place.clone()));
-        assert_eq!(names(&place), ["moved-in"]);
-        assert!(!first.exists());
+        assert!(fresh(&place).unwrap().is_none(), "nothing to move aside");
+        assert!(names(&place).is_empty());
+        // The first attempt leaves files, a folder tree and a link to something outside.
+        std::fs::create_dir_all(place.join("d/e")).unwrap();
+        std::fs::write(place.join("d/e/f"), "x").unwrap();
+        std::fs::write(place.join("left"), "x").unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, "keep").unwrap();
+        std::os::unix::fs::symlink(&outside, place.join("link")).unwrap();
+        let first = std::fs::metadata(&place).unwrap().ino();
+
+        let removal = fresh(&place)
+            .unwrap()
+            .expect("the earlier files were moved aside");
+        assert!(names(&place).is_empty(), "the new folder is empty");
+        assert_ne!(
+            std::fs::metadata(&place).unwrap().ino(),
+            first,
+            "a new folder, not the old one emptied"
+        );
+        removal.await.unwrap();
+        assert_eq!(
+            names(&dir.path().join("r1")),
+            ["a"],
+            "what was moved aside is gone"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&outside).unwrap(),
+            "keep",
+            "links are not followed"
+        );
     }
 
-    #[test]
-    fn a_pooled_slot_whose_folder_was_removed_is_not_handed_out() {
+    #[tokio::test]
+    async fn a_file_at_the_place_and_taken_trash_names_are_handled() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = WorkspacePool::default();
         let place = dir.path().join("r1/a");
-        let ws = pool.take(&place).unwrap();
-        assert_eq!(pool.give_back(ws), None);
-        // The janitor expires the run's files while the slot is pooled; the run is re-run.
-        std::fs::remove_dir_all(dir.path().join("r1")).unwrap();
-        let ws = pool.take(&place).unwrap();
-        assert!(ws.path().is_dir(), "a new folder: {}", ws.path().display());
-        std::fs::write(ws.path().join("f"), "").unwrap();
-    }
-
-    #[test]
-    fn a_slot_whose_change_time_is_trusted_is_still_read_once_anything_changes_in_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = WorkspacePool::default();
-        let place = dir.path().join("r1/a");
-        let ws = pool.take(&place).unwrap();
-        let slot = ws.path().to_path_buf();
-        // Made long enough ago for its change time to be trusted once it is read empty.
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        assert_eq!(pool.give_back(ws), None);
-        let trusted = pool.free.lock().unwrap()[0].empty_as_of;
-        assert!(trusted.is_some(), "ext4 and tmpfs stamp in nanoseconds");
-        // Nothing changed: empty without reading it, and still trusted.
-        let ws = pool.take(&place).unwrap();
-        assert_eq!(pool.give_back(ws), None);
-        assert_eq!(pool.free.lock().unwrap()[0].empty_as_of, trusted);
-        // A file made at once after it was handed out moves the change time: it is read.
-        let ws = pool.take(&place).unwrap();
-        std::fs::write(slot.join("left"), "x").unwrap();
-        assert_eq!(pool.give_back(ws), Some(place.clone()));
-        assert_eq!(names(&place), ["left"]);
-        // Made and removed: read, found empty, and its new change time too recent to trust.
-        let ws = pool.take(&dir.path().join("r1/b")).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        assert_eq!(pool.give_back(ws), None);
-        let ws = pool.take(&dir.path().join("r1/b")).unwrap();
-        std::fs::write(ws.path().join("tmp"), "").unwrap();
-        std::fs::remove_file(ws.path().join("tmp")).unwrap();
-        assert_eq!(pool.give_back(ws), None);
-        assert_eq!(pool.free.lock().unwrap()[0].empty_as_of, None);
-    }
-
-    #[test]
-    fn change_times_are_trusted_only_when_fine_grained_and_old_enough() {
-        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME_COARSE).unwrap();
-        let ago = |ms: i64| {
-            let ns = now.tv_sec() * 1_000_000_000 + now.tv_nsec() - ms * 1_000_000 + 123;
-            ChangeTime(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000))
-        };
-        assert!(ago(1000).trusted().is_some());
-        assert!(ago(0).trusted().is_none(), "changes this tick can share it");
-        assert!(
-            ago(1).trusted().is_none(),
-            "within the margin of the coarse clock"
-        );
-        assert!(
-            ChangeTime(ago(1000).0, 0).trusted().is_none(),
-            "stamped in whole seconds"
-        );
-        assert!(
-            ChangeTime(ago(1000).0, 7_000_000).trusted().is_none(),
-            "stamped in whole milliseconds"
-        );
+        std::fs::create_dir_all(dir.path().join("r1")).unwrap();
+        std::fs::write(&place, "not a folder").unwrap();
+        // The names the next moves aside would take, left by an earlier life that stopped
+        // midway. (The other test here takes at most two names meanwhile: at least two of
+        // these are tried, and skipped.)
+        let next = TRASH_NAMES.load(Ordering::Relaxed);
+        let taken: Vec<PathBuf> = (next..next + 4)
+            .map(|n| {
+                let taken = dir
+                    .path()
+                    .join(format!("r1/.trash-a-{}-{n}", std::process::id()));
+                std::fs::create_dir(&taken).unwrap();
+                std::fs::write(taken.join("old"), "").unwrap();
+                taken
+            })
+            .collect();
+        let removal = fresh(&place).unwrap().expect("the file was moved aside");
+        assert!(place.is_dir() && names(&place).is_empty());
+        removal.await.unwrap();
+        for t in &taken {
+            assert_eq!(names(t), ["old"], "not reused: {}", t.display());
+        }
+        assert_eq!(names(&dir.path().join("r1")).len(), 1 + taken.len());
     }
 }

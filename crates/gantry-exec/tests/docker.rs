@@ -7,6 +7,7 @@ use gantry_engine::ports::{CancelSignal, Executor, Launch, SecretValue};
 use gantry_exec::{DockerExecutor, OWNER_LABEL};
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 const IMAGE: &str = "gantry-test/busybox:latest";
@@ -53,6 +54,25 @@ fn containers(label: &str) -> usize {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// How many containers with `label` are running.
+fn running(label: &str) -> usize {
+    let out = Command::new("docker")
+        .args(["ps", "-q", "--filter", &format!("label={label}")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// Polls `cond` until it holds, or panics after 30 s (a container starts some time after it
+/// was asked for, later on a loaded machine).
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn signal() -> (watch::Sender<bool>, CancelSignal) {
@@ -179,7 +199,8 @@ async fn cancel_stops_the_container_and_orphans_of_this_owner_only_are_reaped() 
         let l = l.clone();
         async move { ex.execute(l, cancel).await }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let label = format!("{OWNER_LABEL}={owner}");
+    until("the job's container runs", || running(&label) == 1).await;
     tx.send(true).unwrap();
     assert_eq!(run.await.unwrap(), Outcome::Cancelled);
     assert_eq!(containers(&format!("{OWNER_LABEL}={owner}")), 0);

@@ -41,15 +41,17 @@ fn executor(owner: &str) -> LocalExecutor {
     LocalExecutor::new(owner, Duration::from_millis(500))
 }
 
-/// Whether any process still carries `marker` in its command line.
+/// Whether any running process carries `marker` in its command line (`ps` is the same on
+/// Linux and macOS for this; an exited process waiting to be reaped shows no arguments).
 fn alive(marker: &str) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
-            String::from_utf8_lossy(&c)
-                .replace('\0', " ")
-                .contains(marker)
-        })
-    })
+    let out = std::process::Command::new("ps")
+        .args(["-A", "-ww", "-o", "args="])
+        .output()
+        .expect("run ps");
+    assert!(out.status.success(), "ps failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.contains(marker) && !l.contains("<defunct>"))
 }
 
 /// Polls `cond` until it holds, or panics after 10 s: a process starts (or dies) some time
@@ -60,6 +62,34 @@ async fn until(what: &str, cond: impl Fn() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Whether a process has the pid: running, or exited and not yet reaped.
+fn pid_exists(pid: i32) -> bool {
+    use nix::sys::signal::kill;
+    !matches!(
+        kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+/// Whether any process is in the group: running, or exited and not yet reaped.
+fn group_exists(group: i32) -> bool {
+    use nix::sys::signal::killpg;
+    !matches!(
+        killpg(nix::unistd::Pid::from_raw(group), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+/// The names in a folder, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
 }
 
 #[tokio::test]
@@ -74,19 +104,9 @@ async fn runs_commands_in_one_session_with_env_and_interleaved_log() {
     let outcome = executor("t1").execute(l.clone(), cancel).await;
     assert_eq!(outcome, Outcome::Succeeded);
     let log = log_text(&l).unwrap();
-    // The job ran in a workspace folder of its run's folder (the parent of its own place).
+    // The job ran at its place, the workspace it was given.
     let ws = std::path::PathBuf::from(log.lines().last().unwrap());
-    assert_eq!(
-        ws.parent().unwrap(),
-        std::fs::canonicalize(dir.path()).unwrap()
-    );
-    assert!(
-        ws.file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .starts_with(".ws-")
-    );
+    assert_eq!(ws, std::fs::canonicalize(dir.path().join("ws")).unwrap());
     let want = format!(
         "$ X=1; echo out $GREETING\nout hello\n$ echo err $X >&2\nerr 1\n$ pwd\n{}\n",
         ws.display()
@@ -95,9 +115,9 @@ async fn runs_commands_in_one_session_with_env_and_interleaved_log() {
 }
 
 #[tokio::test]
-async fn each_job_gets_only_its_own_output_though_pipes_are_made_ahead() {
-    // The executor makes the next job's pipe once a job has started: jobs one after another,
-    // and two at once, must each find only their own output in their log, after their `$` line.
+async fn each_job_gets_only_its_own_output() {
+    // Jobs one after another, and two at once, each find only their own output in their log,
+    // after their `$` line.
     let dir = tempfile::tempdir().unwrap();
     let (_tx, cancel) = no_cancel();
     let ex = executor("t-pipes");
@@ -105,6 +125,7 @@ async fn each_job_gets_only_its_own_output_though_pipes_are_made_ahead() {
     let job = |name: &str, command: &str| {
         let mut l = launch(dir.path(), &[command], 10_000);
         l.job = name.into();
+        l.workspace = dir.path().join(name);
         l.log = logs.attempt("r1", name, 1);
         l
     };
@@ -234,24 +255,67 @@ async fn leftover_background_processes_are_killed_when_the_session_ends() {
 
 #[tokio::test]
 async fn orphans_of_a_previous_life_are_reaped_by_owner() {
-    let dir = tempfile::tempdir().unwrap();
-    // Start an attempt and abandon it, as a crashed server would.
-    let (tx, cancel) = no_cancel();
-    let l = launch(dir.path(), &["sleep 3990"], 60_000);
-    let ex = executor("owner-a");
-    let job = tokio::spawn(async move { ex.execute(l, cancel).await });
-    until("the attempt runs", || alive("sleep 3990")).await;
-    job.abort();
-    drop(tx);
-    assert!(alive("sleep 3990"));
+    use std::os::unix::process::CommandExt;
+    // What a crashed server leaves: a job's process group, its processes marked with their
+    // owner. (A dropped attempt does not leave one: see the test below.)
+    let mut left = std::process::Command::new("/bin/sh")
+        .args(["-c", "sleep 3990 & sleep 3990; wait"])
+        .env("GANTRY_EXEC_OWNER", "owner-a")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    until("the orphan runs", || alive("sleep 3990")).await;
     assert_eq!(
         executor("owner-b").reap_orphans().await,
         0,
         "another owner's processes are not touched"
     );
     assert!(alive("sleep 3990"));
-    assert_eq!(executor("owner-a").reap_orphans().await, 1);
-    until("the orphan is gone", || !alive("sleep 3990")).await;
+    assert_eq!(executor("owner-a").reap_orphans().await, 1, "one group");
+    until("the orphans are gone", || !alive("sleep 3990")).await;
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(left.wait().unwrap().signal(), Some(9), "KILLed");
+}
+
+#[tokio::test]
+async fn a_dropped_attempt_leaves_no_process_behind_and_no_zombie() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, cancel) = no_cancel();
+    // The session writes its pid (its group's id) and leaves a background process running.
+    let l = launch(
+        dir.path(),
+        &["echo $$ > ../pid", "sleep 3991 &", "sleep 3991"],
+        60_000,
+    );
+    let ex = executor("t-drop");
+    let mut job = Box::pin(ex.execute(l, cancel));
+    let pid_file = dir.path().join("pid");
+    let running = async {
+        until("the job runs", || {
+            std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
+                && alive("sleep 3991")
+        })
+        .await
+    };
+    tokio::select! {
+        outcome = &mut job => panic!("the job ended: {outcome:?}"),
+        () = running => {}
+    }
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid_exists(pid) && group_exists(pid));
+    drop(job);
+    // The group is KILLed at once. The session's process is ours to reap: the runtime does it
+    // (this test keeps it turning); the rest of the group, orphaned, is init's.
+    until("the session's process is gone (not a zombie)", || {
+        !pid_exists(pid)
+    })
+    .await;
+    until("nothing of the group runs", || !alive("sleep 3991")).await;
+    until("the group is gone", || !group_exists(pid)).await;
 }
 
 #[tokio::test]
@@ -265,11 +329,14 @@ async fn a_plain_command_runs_without_the_shell_and_a_missing_one_exits_127() {
     );
     let log = log_text(&l).unwrap();
     assert!(
-        log.contains("GREETING=hello") && log.contains("GANTRY_WORKSPACE="),
-        "{log}"
+        log.contains("GREETING=hello")
+            && log.contains("GANTRY_WORKSPACE=")
+            && log.contains("GANTRY_EXEC_OWNER=t7\n"),
+        "the job's variables, its workspace and its owner's mark: {log}"
     );
     let (_tx, cancel) = no_cancel();
-    let l = launch(dir.path(), &["no-such-program-xyz --flag"], 10_000);
+    let mut l = launch(dir.path(), &["no-such-program-xyz --flag"], 10_000);
+    l.log = Logs::new(dir.path().join("logs")).attempt("r1", "j", 2);
     assert_eq!(
         executor("t8").execute(l.clone(), cancel).await,
         Outcome::Failed {
@@ -277,17 +344,114 @@ async fn a_plain_command_runs_without_the_shell_and_a_missing_one_exits_127() {
         }
     );
     let log = log_text(&l).unwrap();
-    // Not found on PATH: the shell runs it and reports it, as it would for any command.
-    assert!(log.contains("no-such-program-xyz: not found"), "{log}");
     assert_eq!(
-        log.matches("$ no-such-program-xyz --flag").count(),
-        1,
-        "the command's line is written once (by the shell that ran it): {log}"
+        log,
+        "$ no-such-program-xyz --flag\n\ngantry: no-such-program-xyz: command not found\n"
     );
 }
 
 #[tokio::test]
-async fn a_new_attempt_starts_in_an_empty_workspace() {
+async fn a_program_is_looked_up_in_the_jobs_path_each_time_it_starts() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("bin1"), dir.path().join("bin2"));
+    std::fs::create_dir(&first).unwrap();
+    std::fs::create_dir(&second).unwrap();
+    let tool = |dir: &Path, says: &str| {
+        let path = dir.join("gantry-test-tool");
+        std::fs::write(&path, format!("#!/bin/sh\necho {says} \"$@\"\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let ex = executor("t-path");
+    let path = format!(
+        "{}:{}:{}",
+        first.display(),
+        second.display(),
+        std::env::var("PATH").unwrap()
+    );
+    let run = |attempt: u32| {
+        let mut l = launch(dir.path(), &["gantry-test-tool arg"], 10_000);
+        l.env.push(("PATH".into(), path.clone()));
+        l.attempt = attempt;
+        l.log = Logs::new(dir.path().join("logs")).attempt("r1", "j", attempt);
+        let ex = &ex;
+        async move {
+            let (_tx, cancel) = no_cancel();
+            let outcome = ex.execute(l.clone(), cancel).await;
+            (outcome, log_text(&l).unwrap())
+        }
+    };
+    // Not there yet, then installed while the executor exists, then shadowed by one installed
+    // earlier in the PATH: each start finds what is there at that moment.
+    let (outcome, log) = run(1).await;
+    assert_eq!(
+        outcome,
+        Outcome::Failed {
+            exit_code: Some(127)
+        },
+        "{log}"
+    );
+    assert!(
+        log.contains("gantry: gantry-test-tool: command not found"),
+        "{log}"
+    );
+    tool(&second, "second");
+    let (outcome, log) = run(2).await;
+    assert_eq!(outcome, Outcome::Succeeded, "{log}");
+    assert!(
+        log.ends_with("$ gantry-test-tool arg\nsecond arg\n"),
+        "{log}"
+    );
+    tool(&first, "first");
+    let (outcome, log) = run(3).await;
+    assert_eq!(outcome, Outcome::Succeeded, "{log}");
+    assert!(
+        log.ends_with("$ gantry-test-tool arg\nfirst arg\n"),
+        "{log}"
+    );
+    // Found, but not executable (and nothing executable of that name later in the PATH).
+    std::fs::remove_file(second.join("gantry-test-tool")).unwrap();
+    std::fs::set_permissions(
+        first.join("gantry-test-tool"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let (outcome, log) = run(4).await;
+    assert_eq!(
+        outcome,
+        Outcome::Failed {
+            exit_code: Some(126)
+        },
+        "{log}"
+    );
+    assert!(
+        log.contains("gantry: gantry-test-tool: permission denied"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_job_gets_the_default_sigpipe_and_no_input() {
+    // We ignore SIGPIPE (Rust's runtime does); a job must not inherit that: `yes` ends quietly
+    // when `head` stops reading, and `cat` reads nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, cancel) = no_cancel();
+    let l = launch(
+        dir.path(),
+        &["yes | head -n 2", "cat; echo read-nothing"],
+        10_000,
+    );
+    let outcome = executor("t-sigpipe").execute(l.clone(), cancel).await;
+    let log = log_text(&l).unwrap();
+    assert_eq!(outcome, Outcome::Succeeded, "{log}");
+    assert_eq!(
+        log,
+        "$ yes | head -n 2\ny\ny\n$ cat; echo read-nothing\nread-nothing\n"
+    );
+}
+
+#[tokio::test]
+async fn a_new_attempt_starts_in_a_new_empty_workspace_and_the_earlier_files_are_removed() {
     let dir = tempfile::tempdir().unwrap();
     let (_tx, cancel) = no_cancel();
     let first = launch(
@@ -295,19 +459,28 @@ async fn a_new_attempt_starts_in_an_empty_workspace() {
         &["touch left-over", "mkdir -p d/e && touch d/e/f"],
         10_000,
     );
-    assert_eq!(
-        executor("t9").execute(first.clone(), cancel).await,
-        Outcome::Succeeded
-    );
-    assert!(first.workspace.join("left-over").exists());
+    let ex = executor("t9");
+    assert_eq!(ex.execute(first.clone(), cancel).await, Outcome::Succeeded);
+    // The files an attempt leaves stay at its place.
+    assert_eq!(names(&first.workspace), ["d", "left-over"]);
     let (_tx, cancel) = no_cancel();
-    let mut second = launch(dir.path(), &["test ! -e left-over && test ! -e d"], 10_000);
+    let mut second = launch(
+        dir.path(),
+        &["test -z \"$(ls -A)\" && touch second && echo empty"],
+        10_000,
+    );
     second.attempt = 2;
     second.log = Logs::new(dir.path().join("logs")).attempt("r1", "j", 2);
-    assert_eq!(
-        executor("t9").execute(second, cancel).await,
-        Outcome::Succeeded
-    );
+    let outcome = ex.execute(second.clone(), cancel).await;
+    let log = log_text(&second).unwrap();
+    assert_eq!(outcome, Outcome::Succeeded, "{log}");
+    assert!(log.ends_with("empty\n"), "{log}");
+    assert_eq!(names(&second.workspace), ["second"]);
+    // The first attempt's files were moved aside and are removed in the background.
+    until("the earlier attempt's files are removed", || {
+        names(dir.path()) == ["logs", "ws"]
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -357,72 +530,27 @@ async fn secrets_reach_the_env_and_every_encoding_is_masked_in_the_log() {
 }
 
 #[tokio::test]
-async fn a_workspace_left_empty_is_a_later_jobs_and_one_left_with_files_goes_to_the_jobs_place() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = std::fs::canonicalize(dir.path()).unwrap();
-    let exec = executor("t-pool");
-    // Each job prints its workspace (and what it finds there) as its last line.
-    let run = |place: &str, cmd: &str| {
-        let mut l = launch(
-            dir.path(),
-            &[cmd, "echo \"$GANTRY_WORKSPACE:$(ls -A)\""],
-            10_000,
-        );
-        l.workspace = dir.path().join(place);
-        let exec = &exec;
-        async move {
-            let (_tx, cancel) = no_cancel();
-            let outcome = exec.execute(l.clone(), cancel).await;
-            let log = log_text(&l).unwrap();
-            assert_eq!(outcome, Outcome::Succeeded, "{log}");
-            let last = log.lines().last().unwrap().to_string();
-            let (ws, found) = last.split_once(':').unwrap();
-            (
-                std::fs::canonicalize(ws).ok(),
-                ws.to_string(),
-                found.to_string(),
-            )
-        }
-    };
-    let (a_ws, a_path, found) = run("r1/a", "true").await;
-    assert_eq!(found, "", "a new workspace is empty");
-    let a_ws = a_ws.expect("the empty workspace is kept for the next job");
-    assert_eq!(
-        a_ws.parent().unwrap(),
-        root.join("r1"),
-        "in the run's folder"
+async fn a_relative_workspace_is_made_absolute_for_the_job() {
+    // The default data dir is `./.gantry`: the job's GANTRY_WORKSPACE and its working folder
+    // must still name its workspace from wherever the job looks.
+    let here = tempfile::tempdir_in(".").unwrap();
+    let rel = here
+        .path()
+        .strip_prefix(std::env::current_dir().unwrap())
+        .unwrap();
+    let l = launch(
+        rel,
+        &["cd / && test -d \"$GANTRY_WORKSPACE\" && echo \"$GANTRY_WORKSPACE\""],
+        10_000,
     );
-    assert!(!dir.path().join("r1/a").exists(), "a left nothing to keep");
-    // The next job of the run runs in the same folder, still empty; it leaves a file, so the
-    // folder becomes b's own place.
-    let (_, b_path, found) = run("r1/b", "touch made").await;
-    assert_eq!((b_path.as_str(), found.as_str()), (a_path.as_str(), "made"));
-    assert!(dir.path().join("r1/b/made").exists());
-    assert!(!std::path::Path::new(&a_path).exists(), "moved, not copied");
-    // With no empty workspace pooled, another run's job gets a new folder in its own folder;
-    // a job of a third run then gets that one, moved into the third run's folder.
-    let (c_ws, ..) = run("r2/c", "true").await;
-    assert_eq!(c_ws.unwrap().parent().unwrap(), root.join("r2"));
-    let (d_ws, d_path, found) = run("r3/d", "true").await;
-    assert_eq!(found, "");
-    assert_eq!(d_ws.unwrap().parent().unwrap(), root.join("r3"));
-    let left_in_r2: Vec<_> = std::fs::read_dir(dir.path().join("r2")).unwrap().collect();
-    assert!(
-        left_in_r2.is_empty(),
-        "r2's workspace moved to r3 ({d_path})"
-    );
-    // A later attempt of a job finds its place cleared of the earlier attempt's files, and
-    // leaves its own there.
-    let mut again = launch(dir.path(), &["touch second"], 10_000);
-    again.workspace = dir.path().join("r1/b");
-    again.attempt = 2;
+    assert!(l.workspace.is_relative());
     let (_tx, cancel) = no_cancel();
-    assert_eq!(exec.execute(again, cancel).await, Outcome::Succeeded);
-    let names: Vec<String> = std::fs::read_dir(dir.path().join("r1/b"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert_eq!(names, ["second"]);
+    let outcome = executor("t-rel").execute(l.clone(), cancel).await;
+    let log = log_text(&l).unwrap();
+    assert_eq!(outcome, Outcome::Succeeded, "{log}");
+    let want = std::fs::canonicalize(here.path().join("ws")).unwrap();
+    let got = std::fs::canonicalize(log.lines().last().unwrap()).unwrap();
+    assert_eq!(got, want);
 }
 
 #[tokio::test]
