@@ -4,7 +4,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release -p gantry --manifest-path "$ROOT/Cargo.toml"
-BIN=$ROOT/target/x86_64-unknown-linux-gnu/release/gantry REPS=${REPS:-5} python3 - <<'PY'
+BIN=$ROOT/target/release/gantry REPS=${REPS:-5} python3 - <<'PY'
 import os, socket, statistics, subprocess, tempfile, time
 BIN, REPS = os.environ["BIN"], int(os.environ["REPS"])
 def free_port():

@@ -11,7 +11,7 @@ OUT=${OUT:-/tmp/gantry-bench/webhook}
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install -y wrk)"; exit 1; }
 cargo build --release -p gantry --manifest-path "$ROOT/Cargo.toml"
 rm -rf "$OUT"; mkdir -p "$OUT"
-OURS_WEBHOOK_CMD="env GANTRY_GITHUB_WEBHOOK_SECRET=\$WEBHOOK_SECRET $ROOT/target/x86_64-unknown-linux-gnu/release/gantry serve --listen 127.0.0.1:9110 --data-dir ./state" \
+OURS_WEBHOOK_CMD="env GANTRY_GITHUB_WEBHOOK_SECRET=\$WEBHOOK_SECRET $ROOT/target/release/gantry serve --listen 127.0.0.1:9110 --data-dir ./state" \
 OURS_WEBHOOK_URL=http://127.0.0.1:9110/webhooks/github \
 OURS_COUNT_CMD="sqlite3 $OUT/webhook-ours/state/gantry.db 'select count(*) from events'" \
 DURATION=${DURATION:-20s} OUT=$OUT bash "$SHARED/bench/webhook/run_webhook_bench.sh" ${PEERS:-ours} | grep '^{' > "$OUT/results.jsonl"
