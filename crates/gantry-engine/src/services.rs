@@ -1,8 +1,10 @@
-//! Services started by events (design §8.5, the seed's start-engines flow): start the
-//! container → wait until it runs → read its private IP → register `IP:port` in the service's
-//! target group → wait until healthy → record the task. Every step goes to the audit trail
-//! (`service:<name>`); a failure undoes what was done (deregister, stop) and says which step
-//! failed. Stopping drains each task, waits the deregistration delay, deregisters and stops.
+//! Services: long-running containers started and stopped by event bus rules (a
+//! `start_service` target, as when an event asks for an app's engines) or through the API.
+//! Starting one: start the container → wait until it runs → read its private IP → register
+//! `IP:port` in the service's target group → wait until healthy → record the task. Every step
+//! goes to the audit trail (`service:<name>`); a failure undoes what was done (deregister,
+//! stop) and says which step failed. Stopping drains each task, waits the deregistration
+//! delay, deregisters and stops.
 //!
 //! Each container is labelled with its service and with this Gantry's instance id
 //! ([`OWNER_LABEL`]); after a restart this manager takes back only its own instance's
