@@ -1,13 +1,20 @@
-//! Services started by events (design §8.5, the seed's start-engines flow): start the
-//! container → wait until it runs → read its private IP → register `IP:port` in the service's
-//! target group → wait until healthy → record the task. Every step goes to the audit trail
-//! (`service:<name>`); a failure undoes what was done (deregister, stop) and says which step
-//! failed. Stopping drains each task, waits the deregistration delay, deregisters and stops.
+//! Services: long-running containers started and stopped by event bus rules (a
+//! `start_service` target, as when an event asks for an app's engines) or through the API.
+//! Starting one: start the container → wait until it runs → read its private IP → register
+//! `IP:port` in the service's target group → wait until healthy → record the task. Every step
+//! goes to the audit trail (`service:<name>`); a failure undoes what was done (deregister,
+//! stop) and says which step failed. Stopping drains each task, waits the deregistration
+//! delay, deregisters and stops.
+//!
+//! Each container is labelled with its service and with this Gantry's instance id
+//! ([`OWNER_LABEL`]); after a restart this manager takes back only its own instance's
+//! containers, so another instance's (another data dir's) are never adopted, registered,
+//! stopped or listed here.
 
 use crate::journal::Journal;
 use crate::ports::{
-    AuditRecord, Clock, ServiceContainer, ServiceRuntime, Services, Target, TargetGroups,
-    TargetHealth, Write,
+    AuditRecord, Clock, LabelSelector, OWNER_LABEL, ServiceContainer, ServiceRuntime, Services,
+    Target, TargetGroups, TargetHealth, Write,
 };
 use async_trait::async_trait;
 use gantry_core::services::{ServiceDef, ms};
@@ -33,6 +40,8 @@ pub struct Task {
 }
 
 pub struct ServiceManager {
+    /// This Gantry's instance id: the [`OWNER_LABEL`] of the containers it starts and adopts.
+    instance: String,
     defs: BTreeMap<String, ServiceDef>,
     runtime: Arc<dyn ServiceRuntime>,
     groups: Arc<dyn TargetGroups>,
@@ -44,6 +53,7 @@ pub struct ServiceManager {
 impl std::fmt::Debug for ServiceManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceManager")
+            .field("instance", &self.instance)
             .field("services", &self.defs.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -58,7 +68,9 @@ fn task_id_of(container_id: &str) -> String {
 struct StepError(&'static str, String);
 
 impl ServiceManager {
+    /// The services `defs` of the Gantry instance `instance` (its data dir's instance id).
     pub fn new(
+        instance: impl Into<String>,
         defs: BTreeMap<String, ServiceDef>,
         runtime: Arc<dyn ServiceRuntime>,
         groups: Arc<dyn TargetGroups>,
@@ -66,6 +78,7 @@ impl ServiceManager {
         clock: Arc<dyn Clock>,
     ) -> ServiceManager {
         ServiceManager {
+            instance: instance.into(),
             defs,
             runtime,
             groups,
@@ -89,7 +102,8 @@ impl ServiceManager {
         })]);
     }
 
-    /// Every service with its tasks, each with its live health.
+    /// Every service with its tasks (those this instance started or adopted), each with its
+    /// live health.
     pub async fn list(&self) -> Value {
         let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut out = Vec::new();
@@ -110,13 +124,29 @@ impl ServiceManager {
         json!({ "services": out })
     }
 
-    /// After a restart: takes back the service containers that still run (registering them
-    /// again if the target group lost them) and removes the ones that exited. Containers of
-    /// services this server does not define are left alone. Returns how many were adopted.
+    /// After a restart: takes back this instance's service containers that still run
+    /// (registering them again if the target group lost them) and removes the ones that
+    /// exited. Containers of another instance, or of services this server does not define,
+    /// are left alone. Returns how many were adopted.
     pub async fn adopt(&self) -> Result<usize, String> {
-        let found = self.runtime.list(SERVICE_LABEL).await?;
+        let found = self
+            .runtime
+            .list(&[
+                LabelSelector::has(SERVICE_LABEL),
+                LabelSelector::is(OWNER_LABEL, &self.instance),
+            ])
+            .await?;
         let mut adopted = 0;
-        for (id, service, state) in found {
+        for c in found {
+            // Checked again here, whatever the runtime's filtering: another instance's
+            // container is never ours to touch.
+            if c.labels.get(OWNER_LABEL) != Some(&self.instance) {
+                continue;
+            }
+            let Some(service) = c.labels.get(SERVICE_LABEL).cloned() else {
+                continue;
+            };
+            let (id, state) = (c.id, c.state);
             let task_id = task_id_of(&id);
             let def = self.defs.get(&service);
             match (def, state.running, state.ip) {
@@ -196,7 +226,10 @@ impl ServiceManager {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             network: def.network.clone(),
-            labels: vec![(SERVICE_LABEL.to_string(), name.to_string())],
+            labels: vec![
+                (SERVICE_LABEL.to_string(), name.to_string()),
+                (OWNER_LABEL.to_string(), self.instance.clone()),
+            ],
         };
         let id = self
             .runtime

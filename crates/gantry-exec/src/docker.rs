@@ -2,8 +2,11 @@
 //! container of that image (Docker Engine API over the local socket), with its workspace
 //! mounted at `/workspace`, its env and secrets, and labels naming its run, job, attempt and
 //! this server. The log is streamed live (masked); the exit code recorded; timeout and cancel
-//! stop the container, and it is removed whatever happens. At start-up, containers labelled
-//! as this server's are orphans (no job of this life owns them) and are removed — only those.
+//! stop the container, and it is removed whatever happens. At start-up, job containers
+//! labelled as this server's are orphans (no job of this life owns them) and are removed —
+//! only those: not another instance's, and not this instance's service containers.
+//!
+//! Also the Docker adapter for services' containers ([`DockerServices`]).
 
 use crate::git::GitSources;
 use crate::local::{note, session_script};
@@ -20,14 +23,17 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use gantry_core::dag::Outcome;
 use gantry_core::secret::Masker;
-use gantry_engine::ports::{CancelSignal, Executor, Launch};
-use std::collections::HashMap;
+use gantry_engine::ports::{CancelSignal, Executor, LabelSelector, Launch, ListedContainer};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
 
-/// The label holding the owning server's name.
-pub const OWNER_LABEL: &str = "io.gantry.owner";
+/// The label holding the owning server's instance id (on job and service containers).
+pub use gantry_engine::ports::OWNER_LABEL;
+
+/// The label naming a job container's run; only job containers carry it.
+pub const RUN_LABEL: &str = "io.gantry.run";
 
 pub struct DockerExecutor {
     docker: Docker,
@@ -70,7 +76,7 @@ impl DockerExecutor {
         env.push("GANTRY_WORKSPACE=/workspace".into());
         let labels: HashMap<String, String> = [
             (OWNER_LABEL, self.owner.clone()),
-            ("io.gantry.run", launch.run_id.clone()),
+            (RUN_LABEL, launch.run_id.clone()),
             ("io.gantry.job", launch.job.clone()),
             ("io.gantry.attempt", launch.attempt.to_string()),
         ]
@@ -114,7 +120,10 @@ impl Executor for DockerExecutor {
     }
 
     async fn reap_orphans(&self) -> usize {
-        let list = labelled(&self.docker, &format!("{OWNER_LABEL}={}", self.owner))
+        // This owner's job containers: its service containers (same owner, no run) outlive a
+        // restart and are taken back by the service manager instead.
+        let owned = format!("{OWNER_LABEL}={}", self.owner);
+        let list = labelled(&self.docker, &[owned.as_str(), RUN_LABEL])
             .await
             .unwrap_or_default();
         for c in &list {
@@ -126,12 +135,15 @@ impl Executor for DockerExecutor {
     }
 }
 
-/// Every container, running or not, with `label` (a name, or `name=value`).
+/// Every container, running or not, with all of `labels` (each a name, or `name=value`).
 async fn labelled(
     docker: &Docker,
-    label: &str,
+    labels: &[&str],
 ) -> Result<Vec<bollard::models::ContainerSummary>, bollard::errors::Error> {
-    let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+    let filters = HashMap::from([(
+        "label".to_string(),
+        labels.iter().map(|l| l.to_string()).collect(),
+    )]);
     docker
         .list_containers(Some(ListContainersOptions {
             all: true,
@@ -355,21 +367,31 @@ impl gantry_engine::ports::ServiceRuntime for DockerServices {
         })
     }
 
-    async fn list(
-        &self,
-        label: &str,
-    ) -> Result<Vec<(String, String, gantry_engine::ports::ContainerState)>, String> {
-        let list = labelled(&self.docker, label)
+    async fn list(&self, selectors: &[LabelSelector<'_>]) -> Result<Vec<ListedContainer>, String> {
+        let filters: Vec<String> = selectors
+            .iter()
+            .map(|s| match s.value {
+                Some(v) => format!("{}={v}", s.key),
+                None => s.key.to_string(),
+            })
+            .collect();
+        let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
+        let list = labelled(&self.docker, &filters)
             .await
             .map_err(|e| format!("cannot list containers: {e}"))?;
         let mut out = Vec::new();
         for c in list {
-            let (Some(id), Some(labels)) = (c.id, c.labels) else {
+            let Some(id) = c.id else {
                 continue;
             };
-            let value = labels.get(label).cloned().unwrap_or_default();
+            let labels: BTreeMap<String, String> =
+                c.labels.unwrap_or_default().into_iter().collect();
+            // Docker filtered already; this keeps the port's promise whatever it did.
+            if !selectors.iter().all(|s| s.matches(&labels)) {
+                continue;
+            }
             let state = gantry_engine::ports::ServiceRuntime::state(self, &id).await?;
-            out.push((id, value, state));
+            out.push(ListedContainer { id, labels, state });
         }
         Ok(out)
     }

@@ -9,6 +9,6 @@ mod local;
 mod masked_log;
 mod workspace;
 
-pub use docker::{DockerExecutor, DockerServices, OWNER_LABEL};
+pub use docker::{DockerExecutor, DockerServices, OWNER_LABEL, RUN_LABEL};
 pub use git::GitSources;
 pub use local::LocalExecutor;

@@ -4,7 +4,7 @@
 use gantry_core::dag::Outcome;
 use gantry_engine::logs::Logs;
 use gantry_engine::ports::{CancelSignal, Executor, Launch, SecretValue};
-use gantry_exec::{DockerExecutor, OWNER_LABEL};
+use gantry_exec::{DockerExecutor, OWNER_LABEL, RUN_LABEL};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -205,15 +205,23 @@ async fn cancel_stops_the_container_and_orphans_of_this_owner_only_are_reaped() 
     assert_eq!(run.await.unwrap(), Outcome::Cancelled);
     assert_eq!(containers(&format!("{OWNER_LABEL}={owner}")), 0);
 
-    // Two leftovers: one of ours (a crashed life), one of another server.
+    // Leftovers: a job container of ours (a crashed life), one of another server, and a
+    // service container of ours (no run: it outlives restarts, the service manager takes it
+    // back).
     let other = format!("docker-other-{}", std::process::id());
-    for who in [&owner, &other] {
+    for (who, kind) in [
+        (&owner, format!("{RUN_LABEL}=r-old")),
+        (&other, format!("{RUN_LABEL}=r-other")),
+        (&owner, "io.gantry.service=svc".to_string()),
+    ] {
         let st = Command::new("docker")
             .args([
                 "run",
                 "-d",
                 "--label",
                 &format!("{OWNER_LABEL}={who}"),
+                "--label",
+                &kind,
                 IMAGE,
                 "sleep",
                 "3949",
@@ -228,16 +236,23 @@ async fn cancel_stops_the_container_and_orphans_of_this_owner_only_are_reaped() 
     }
     let ex = DockerExecutor::connect(owner.as_str()).await.unwrap();
     assert_eq!(ex.reap_orphans().await, 1);
-    assert_eq!(containers(&format!("{OWNER_LABEL}={owner}")), 0);
+    assert_eq!(
+        containers(&format!("{OWNER_LABEL}={owner}")),
+        1,
+        "only our service container is left"
+    );
+    assert_eq!(running("io.gantry.service=svc"), 1);
     assert_eq!(
         containers(&format!("{OWNER_LABEL}={other}")),
         1,
         "not ours: left alone"
     );
-    let _ = Command::new("sh")
-        .args([
-            "-c",
-            &format!("docker rm -f $(docker ps -aq --filter label={OWNER_LABEL}={other})"),
-        ])
-        .output();
+    for who in [&owner, &other] {
+        let _ = Command::new("sh")
+            .args([
+                "-c",
+                &format!("docker rm -f $(docker ps -aq --filter label={OWNER_LABEL}={who})"),
+            ])
+            .output();
+    }
 }

@@ -15,4 +15,7 @@ pub use forge::{CommitState, CommitStatus, Forge, ForgeError};
 pub use secrets::{Resolved, SecretError, SecretMeta, SecretStore, SecretValue};
 pub use store::*;
 pub use target_groups::{Target, TargetGroupError, TargetGroups, TargetHealth};
-pub use targets::{ContainerState, HttpTarget, ServiceContainer, ServiceRuntime, Services};
+pub use targets::{
+    ContainerState, HttpTarget, LabelSelector, ListedContainer, OWNER_LABEL, ServiceContainer,
+    ServiceRuntime, Services,
+};

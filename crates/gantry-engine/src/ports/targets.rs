@@ -1,7 +1,13 @@
 //! Ports for the event bus's outward targets: POSTing an event to an HTTP endpoint, and
-//! starting or stopping a service (the services adapter lands with the Docker executor).
+//! starting or stopping a service; and the runtime services' containers run on, which finds
+//! them again by their labels (the instance that made them among those).
 
 use async_trait::async_trait;
+use std::collections::BTreeMap;
+
+/// The label naming the Gantry instance (its data dir's instance id) that made a container, on
+/// job and service containers alike: an instance adopts, reaps and lists only its own.
+pub const OWNER_LABEL: &str = "io.gantry.owner";
 
 #[async_trait]
 pub trait HttpTarget: Send + Sync + 'static {
@@ -35,6 +41,47 @@ pub struct ContainerState {
     pub ip: Option<String>,
 }
 
+/// A container found by [`ServiceRuntime::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedContainer {
+    pub id: String,
+    /// All its labels.
+    pub labels: BTreeMap<String, String>,
+    pub state: ContainerState,
+}
+
+/// One condition on a container's labels: it has the label `key`, with the value `value`
+/// (any value when `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelSelector<'a> {
+    pub key: &'a str,
+    pub value: Option<&'a str>,
+}
+
+impl<'a> LabelSelector<'a> {
+    /// The label `key`, whatever its value.
+    pub fn has(key: &'a str) -> Self {
+        LabelSelector { key, value: None }
+    }
+
+    /// The label `key` with the value `value`.
+    pub fn is(key: &'a str, value: &'a str) -> Self {
+        LabelSelector {
+            key,
+            value: Some(value),
+        }
+    }
+
+    /// Whether `labels` meet this condition.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        match (labels.get(self.key), self.value) {
+            (Some(v), Some(want)) => v == want,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
 /// Where services' containers run (Docker now; ECS later).
 #[async_trait]
 pub trait ServiceRuntime: Send + Sync + 'static {
@@ -43,7 +90,26 @@ pub trait ServiceRuntime: Send + Sync + 'static {
     async fn state(&self, id: &str) -> Result<ContainerState, String>;
     /// Stops and removes it.
     async fn stop(&self, id: &str) -> Result<(), String>;
-    /// Every container carrying `label` (`key=value`... any value when only a key is given),
-    /// with the label's value: (id, value, state). How a restarted server finds its tasks.
-    async fn list(&self, label: &str) -> Result<Vec<(String, String, ContainerState)>, String>;
+    /// Every container, running or not, that meets all of `selectors`, with its labels and
+    /// state. How a restarted server finds its tasks (selecting its own instance's).
+    async fn list(&self, selectors: &[LabelSelector<'_>]) -> Result<Vec<ListedContainer>, String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_selector_wants_the_label_and_its_value_when_given() {
+        let labels: BTreeMap<String, String> = [
+            (OWNER_LABEL.to_string(), "node-a".to_string()),
+            ("io.gantry.service".to_string(), "auth".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        assert!(LabelSelector::has("io.gantry.service").matches(&labels));
+        assert!(LabelSelector::is(OWNER_LABEL, "node-a").matches(&labels));
+        assert!(!LabelSelector::is(OWNER_LABEL, "node-b").matches(&labels));
+        assert!(!LabelSelector::has("io.gantry.run").matches(&labels));
+    }
 }

@@ -403,6 +403,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
             .map_err(|e| anyhow::anyhow!("[services] need Docker: {e}"))?;
         let groups = wiring::target_groups(&services, &target_groups)?;
         let manager = ServiceManager::new(
+            owner.clone(),
             services,
             Arc::new(runtime),
             Arc::new(groups),
