@@ -1,4 +1,4 @@
-//! The janitor (design §3.7): a reconciler that deletes what has outlived its retention:
+//! The janitor: a reconciler that deletes what has outlived its retention:
 //! finished runs (working data, default 1 day), audit events (90 days), logs and workspaces
 //! (7 days). It takes no input, is safe to run twice, and runs on a timer and on demand.
 

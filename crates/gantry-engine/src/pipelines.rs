@@ -1,4 +1,4 @@
-//! Pipelines (design §8.4): a push or pull request → the repository's `.gantry.yml` at the
+//! Pipelines from repositories: a push or pull request → the repository's `.gantry.yml` at the
 //! event's commit → its `on:` filters → a run whose jobs check out that commit. Every stored
 //! delivery ends with an outcome on its event: the run it started, or why nothing ran. An
 //! invalid file becomes a failed run that says where the problem is (and so a failure status

@@ -1,7 +1,7 @@
-//! The reporter (design §3.6): keeps each reporting run's PR comment and commit statuses in step
-//! with the run (seed 1's `pr` runs, and pipeline runs of a repository's commit). It follows committed changes only, edits at most once per interval per run
-//! (debounce), and never blocks or fails a run: a failed call is logged and tried again on the
-//! next pass.
+//! The reporter: keeps each reporting run's PR comment and commit statuses in step with the
+//! run (seed 1's `pr` runs, and pipeline runs of a repository's commit). It follows committed
+//! changes only, edits at most once per interval per run (debounce), and never blocks or fails
+//! a run: a failed call is logged and tried again on the next pass.
 
 use crate::journal::Journal;
 use crate::logs::Logs;

@@ -1,4 +1,4 @@
-//! What users read about runs: the run object of design §5 (API responses and `--json`), and
+//! What users read about runs: the run object, with its jobs (API responses and `--json`), and
 //! RFC 3339 times.
 
 use gantry_engine::ports::{AuditRecord, RunRecord};

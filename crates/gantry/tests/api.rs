@@ -81,7 +81,19 @@ async fn live_log_replays_then_follows_to_the_end() {
         .await;
     s.wait_run(&id, 10, |r| r["jobs"][0]["status"] == "running")
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The first line is in the log before the stream starts: it is replayed, the rest followed.
+    common::eventually(10, "the log holds the first line", async || {
+        let text = s
+            .req(Method::GET, &format!("/api/v1/runs/{id}/jobs/t/log"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines().any(|l| l == "early").then_some(())
+    })
+    .await;
     let resp = s
         .req(Method::GET, &format!("/api/v1/runs/{id}/jobs/t/log"))
         .header("accept", "text/event-stream")

@@ -6,11 +6,10 @@ mod common;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use common::{Server, job};
+use common::{Server, eventually, job};
 use gantry::server::signature::{Secret, sign};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// A local HTTP endpoint that records what it is sent.
 async fn receiver() -> (String, Arc<Mutex<Vec<(HeaderMap, Bytes)>>>) {
@@ -32,24 +31,13 @@ async fn receiver() -> (String, Arc<Mutex<Vec<(HeaderMap, Bytes)>>>) {
     (url, got)
 }
 
-async fn until<T>(secs: u64, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn event(server: &Server, id: &str) -> Value {
     server.get(&format!("/api/v1/events/{id}")).await.1
 }
 
 /// The run a delivery started, once it has.
 async fn started_run(server: &Server, event_id: &str, rule: &str) -> String {
-    until(20, "delivery", async || {
+    eventually(20, "a delivery started a run", async || {
         let e = event(server, event_id).await;
         e["deliveries"].as_array()?.iter().find_map(|d| {
             (d["rule"] == rule && d["status"] == "delivered")
@@ -171,7 +159,7 @@ target = { run = "specs/deploy.yml" }
     );
 
     // The HTTP target got the envelope, signed.
-    let (headers, body) = until(20, "http target", async || {
+    let (headers, body) = eventually(20, "the http target got the event", async || {
         got.lock().unwrap().first().cloned()
     })
     .await;
@@ -322,7 +310,7 @@ async fn github_deliveries_and_job_state_changes_are_events_rules_react_to() {
         .submit_yaml("name: release\njobs:\n  deploy:\n    run: ['exit 3']\n")
         .await;
     server.wait_finished(&failing, 20).await;
-    let rollback = until(20, "rollback run", async || {
+    let rollback = eventually(20, "a rollback run started", async || {
         let (_, runs) = server.get("/api/v1/runs").await;
         runs["runs"]
             .as_array()?

@@ -1,4 +1,5 @@
-//! `gantry pattern match` and `gantry pattern test` as design §5 states them.
+//! `gantry pattern match` (exit 0 on a match, 1 on none, 2 on an invalid pattern, saying why)
+//! and `gantry pattern test` (one answer line per line of cases, in order).
 
 mod common;
 

@@ -102,6 +102,16 @@ fn started(ran: &Path) -> Vec<(String, u32)> {
         .collect()
 }
 
+/// Whether a process still runs a job writing to `ran` (each job's script names it; the file
+/// is in a folder of this test's own).
+fn runs_a_job(ran: &Path) -> bool {
+    let ran = ran.to_string_lossy();
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(ran.as_ref()))
+    })
+}
+
 /// The committed record never says less than what ran: every attempt that started is recorded
 /// as dispatched (this attempt or a later one, not pending, queued or skipped), and each job
 /// recorded as dispatched has every need recorded as succeeded. Returns what it checked.
@@ -195,6 +205,7 @@ async fn no_job_starts_until_the_commit_recording_it_returns() {
         store.held.load(Ordering::SeqCst) > 0
     })
     .await;
+    // A check that nothing happens: give a job that would wrongly start time to show.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!submit.is_finished(), "acknowledged before it was durable");
     assert!(
@@ -209,7 +220,8 @@ async fn no_job_starts_until_the_commit_recording_it_returns() {
     let run_id = loop {
         assert!(Instant::now() < deadline, "the run did not finish");
         store.permits.add_permits(1);
-        // Until the next commit is held (or the run is done), give jobs time to start.
+        // Until the next commit is held (or the run is done), give jobs time to start: a fixed
+        // wait, as a job that starts before its commit returns is what the check looks for.
         tokio::time::sleep(Duration::from_millis(150)).await;
         let runs = store.inner.list_runs(RunFilter::default()).await.unwrap();
         match runs.first() {
@@ -270,10 +282,14 @@ async fn after_kill_9_at_any_moment_the_record_never_contradicts_what_ran() {
         let spec = parse_spec(yaml.as_bytes(), Format::Yaml, "k", &Limits::default()).unwrap();
         let mut s = Server::start(dir.path()).await;
         let run_id = s.submit_yaml(&yaml).await;
+        // The moment of the kill, what this loop varies.
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         s.kill9().await;
-        // Jobs started before the kill may still be writing; they are quick.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Jobs started before the kill may still be writing: wait until none runs.
+        common::wait_until(10, "the killed server's jobs are gone", || {
+            !runs_a_job(&ran)
+        })
+        .await;
         {
             let store = SqliteStore::open(&dir.path().join("gantry.db"))
                 .await

@@ -1,6 +1,8 @@
 //! The engine with a real SQLite store and scripted executors (for behaviours a well-behaved
 //! executor never shows: ignoring its timeout, vanishing), plus the janitor.
 
+mod common;
+
 use async_trait::async_trait;
 use gantry_core::dag::Outcome;
 use gantry_core::spec::{ExecutorKind, Format, Limits, RunContext, parse_spec};
@@ -122,8 +124,15 @@ async fn janitor_removes_only_what_outlived_its_retention() {
     assert_eq!(engine.logs().read(&run.run_id, "a", 1).unwrap(), b"done\n");
     assert!(store.get_run(&run.run_id).await.unwrap().is_some());
 
-    // An hour from now, with everything kept for a minute: all of it is old enough.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // An hour from now, with everything kept for 1 ms: all of it is old enough. (Files are
+    // aged by their modification time on the real clock: wait until the log's is 1 ms past.)
+    let log = engine.logs().path(&run.run_id);
+    common::wait_until(5, "the run's log is older than 1 ms", || {
+        std::fs::metadata(&log)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > Duration::from_millis(1)))
+    })
+    .await;
     let short = Retention {
         working_ms: 1,
         audit_ms: 1,

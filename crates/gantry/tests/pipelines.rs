@@ -475,7 +475,14 @@ async fn a_delivery_stored_before_a_crash_is_decided_after_the_restart() {
         w.github.fail_next(502, None);
     }
     let event = w.deliver("push", &w.push("main", &sha)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    common::wait_until(10, "the pipeline tried to read its file", || {
+        w.github
+            .lock()
+            .calls
+            .iter()
+            .any(|c| c.starts_with("GET /repos/acme/web/contents/"))
+    })
+    .await;
     w.server.kill9().await;
     w.github.lock().fail_next.clear();
     let data = w.server.data_dir.clone();

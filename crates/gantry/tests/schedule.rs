@@ -2,6 +2,8 @@
 //! downtime fires once (not once per missed tick), and a restart does not fire again what
 //! was fired before it.
 
+mod common;
+
 use gantry_core::bus::rule::RuleDef;
 use gantry_engine::bus::{Bus, BusPorts};
 use gantry_engine::ports::{Clock, EventFilter, Store};
@@ -56,8 +58,19 @@ async fn fires(store: &Arc<dyn Store>) -> Vec<String> {
     times
 }
 
-/// Lets the scheduler (ticking every 500 ms) look at least twice.
-async fn settle() {
+/// Waits until the scheduler has fired `n` times, and returns the fires' times. A tick stores
+/// all it fires in one batch, so one that fires too many shows more than `n` here.
+async fn fired(store: &Arc<dyn Store>, n: usize) -> Vec<String> {
+    common::eventually(10, &format!("{n} fires"), async || {
+        let times = fires(store).await;
+        (times.len() >= n).then_some(times)
+    })
+    .await
+}
+
+/// For a check that nothing (more) fires, which has no event to wait for: lets the scheduler
+/// (ticking every 500 ms) look at least twice.
+async fn quiet() {
     tokio::time::sleep(Duration::from_millis(1300)).await;
 }
 
@@ -66,20 +79,18 @@ async fn due_times_fire_once_across_restarts_and_downtime() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock(AtomicI64::new(T0)));
     let (engine, store, _bus) = start(dir.path(), clock.clone()).await;
-    settle().await;
+    quiet().await;
     assert!(fires(&store).await.is_empty(), "nothing is due yet");
 
     clock.0.store(T0 + 61_000, Ordering::SeqCst);
-    settle().await;
-    let first = fires(&store).await;
+    let first = fired(&store, 1).await;
     assert_eq!(first.len(), 1, "{first:?}");
 
     // Down for ten minutes: one fire for the missed window, at its latest due time.
     engine.shutdown().await;
     clock.0.store(T0 + 10 * 60_000 + 30_000, Ordering::SeqCst);
     let (engine, store, _bus) = start(dir.path(), clock.clone()).await;
-    settle().await;
-    let after = fires(&store).await;
+    let after = fired(&store, 2).await;
     assert_eq!(after.len(), 2, "{after:?}");
     let last = chrono::DateTime::from_timestamp_millis(T0 + 10 * 60_000).unwrap();
     assert_eq!(
@@ -90,11 +101,10 @@ async fn due_times_fire_once_across_restarts_and_downtime() {
     // Restarting again at the same moment fires nothing more; the next minute fires once.
     engine.shutdown().await;
     let (_engine, store, _bus) = start(dir.path(), clock.clone()).await;
-    settle().await;
+    quiet().await;
     assert_eq!(fires(&store).await.len(), 2);
     clock.0.store(T0 + 11 * 60_000 + 1_000, Ordering::SeqCst);
-    settle().await;
-    assert_eq!(fires(&store).await.len(), 3);
+    assert_eq!(fired(&store, 3).await.len(), 3);
 }
 
 #[tokio::test]
@@ -117,12 +127,20 @@ async fn missed_windows_can_be_skipped_or_all_fired() {
             .await
             .unwrap();
         clock.0.store(T0 + 10 * 60_000 + 30_000, Ordering::SeqCst);
-        settle().await;
+        // The scheduler records the last due time it decided on, fired or skipped, in the
+        // batch of its fires: once it is there, so is every fire for the missed window.
+        let decided = T0 + 10 * 60_000;
+        common::eventually(10, "the missed window is decided", async || {
+            let fires = store.schedule_fires().await.unwrap();
+            fires
+                .contains(&("every-minute".to_string(), decided))
+                .then_some(())
+        })
+        .await;
         assert_eq!(fires(&store).await.len(), want, "missed = {missed}");
         clock.0.store(T0 + 11 * 60_000 + 1_000, Ordering::SeqCst);
-        settle().await;
         assert_eq!(
-            fires(&store).await.len(),
+            fired(&store, want + 1).await.len(),
             want + 1,
             "then the next tick, missed = {missed}"
         );

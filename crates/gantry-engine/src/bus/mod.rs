@@ -1,6 +1,6 @@
-//! The event bus (design §8.5): PutEvents entries, GitHub deliveries, run and job state
-//! changes and schedules all become events; every enabled rule whose pattern matches gets a
-//! delivery, stored in the same batch as the event, and a dispatcher carries deliveries to
+//! The event bus, after Amazon EventBridge: PutEvents entries, GitHub deliveries, run and job
+//! state changes and schedules all become events; every enabled rule whose pattern matches gets
+//! a delivery, stored in the same batch as the event, and a dispatcher carries deliveries to
 //! their targets (submit a run, POST to a URL, start or stop a service), retrying under the
 //! rule's retry policy. Rules come from `gantry.toml` (kept in step at start) and the API.
 

@@ -1,6 +1,6 @@
-//! The orchestrator (design §3): one task that owns the in-memory state of every active run,
-//! steps runs with the pure [`gantry_core::dag::step`], hands dispatched attempts to executors,
-//! and records every transition through the [`Journal`].
+//! The orchestrator, the engine's core: one task that owns the in-memory state of every active
+//! run, steps runs with the pure [`gantry_core::dag::step`], hands dispatched attempts to
+//! executors, and records every transition through the [`Journal`].
 //!
 //! Ownership of a run is a lease in the store (`run:<id>`), taken when the run is adopted
 //! (submitted, recovered or re-run), renewed by the watchdog tick, released when the run ends;

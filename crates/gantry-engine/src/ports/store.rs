@@ -129,7 +129,7 @@ pub struct AuditRecord {
     pub note: Option<String>,
 }
 
-/// An event as received and stored before anything acts on it (design §2).
+/// An event as received: stored (and its sender answered) before anything acts on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventRecord {
     pub id: String,
@@ -245,7 +245,7 @@ pub struct RunFilter {
     pub limit: u32,
 }
 
-/// How long each kind of data is kept (design §3.7).
+/// How long each kind of data is kept before the janitor removes it.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
     /// Finished runs and their jobs.

@@ -25,7 +25,8 @@ pub struct FileConfig {
     pub git_allowed_url_prefixes: Option<Vec<String>>,
     #[serde(default)]
     pub retention: Retention,
-    /// Event bus rules (`[[rules]]`), in the shapes design §5 shows.
+    /// Event bus rules (`[[rules]]`): each a `name`, a `pattern` or a `schedule`, and a `target`,
+    /// with the same fields as a rule created through the API.
     #[serde(default)]
     pub rules: Vec<toml::Value>,
     /// `[services.NAME]`: containers started by events, behind target groups.

@@ -1,4 +1,4 @@
-//! API errors: `{"error": {"code", "message"}}` with a 4xx/5xx status (design §5). What a
+//! API errors: `{"error": {"code", "message"}}` with a 4xx/5xx status, for every route. What a
 //! client sees is written for the client; internal causes are logged, not returned.
 
 use axum::Json;

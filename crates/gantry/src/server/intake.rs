@@ -1,7 +1,8 @@
-//! Intake (design §3.1): `POST /webhooks/github` (GitHub deliveries) and `POST /webhook` (seed
-//! 1's `orders` payload). Authenticate, parse at the edge into typed events, store the event
-//! durably (group commit), and only then answer 2xx. A repeated delivery id is acknowledged and
-//! not stored or processed again. `GET /api/v1/events` lists what was stored.
+//! Intake, where events come in: `POST /webhooks/github` (GitHub deliveries) and
+//! `POST /webhook` (seed 1's `orders` payload). Authenticate, parse at the edge into typed
+//! events, store the event durably (group commit), and only then answer 2xx. A repeated
+//! delivery id is acknowledged and not stored or processed again. `GET /api/v1/events` lists
+//! what was stored.
 
 use super::signature::{self, Secret};
 use super::{ApiError, AppState};

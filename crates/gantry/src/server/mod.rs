@@ -1,5 +1,5 @@
-//! The HTTP API (design §5 "HTTP"): routes, authentication, body limits. The only module that
-//! knows HTTP; handlers call the engine and the store and nothing else.
+//! The HTTP API (`/api/v1`, the webhooks, `/metrics`): routes, authentication, body limits. The
+//! only module that knows HTTP; handlers call the engine and the store and nothing else.
 
 mod bus;
 mod error;

@@ -183,3 +183,16 @@ pub async fn wait_until(secs: u64, what: &str, cond: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Polls `check` every 20 ms until it gives a value, and returns that, or panics with `what`
+/// after `secs`. [`wait_until`] for conditions read asynchronously (over HTTP, from a store).
+pub async fn eventually<T>(secs: u64, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
