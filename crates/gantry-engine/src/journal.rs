@@ -2,15 +2,19 @@
 //!
 //! Writers append batches without waiting; one writer task takes everything queued since its
 //! last commit and applies it in one transaction (group commit), so N concurrent changes cost
-//! one fsync, not N. While a batch commits, the next one gathers and is prepared
-//! (`Store::prepare`: e.g. its large payloads written), then commits after it. A batch nobody
-//! waits for and that moves jobs lingers a few milliseconds for company. Order is kept: what is on disk is always a
-//! prefix of what was appended.
-//! Callers that must not answer before their change is durable use [`Journal::append_durable`];
-//! readers that report state (API, progress display) follow [`Journal::subscribe`], which
-//! carries only committed batches.
+//! one commit, not N. While a batch commits, the next one gathers and is prepared
+//! (`Store::prepare`: e.g. its large payloads written), then commits after it. Order is kept:
+//! what is stored is always a prefix of what was appended.
+//!
+//! Each entry says how far its commit must reach ([`Durability`]): what is acknowledged to
+//! someone outside ([`Journal::append_acked`], [`Journal::append_durable`]) and what nobody
+//! waits for ([`Journal::append`]) is synced to disk; the engine's write-ahead before a job
+//! starts ([`Journal::append_written`]) need only survive our crash. A batch commits as far as
+//! its furthest-reaching entry asks. Unwaited batches that move jobs linger a little for
+//! company; readers that report state (API, progress display) follow
+//! [`Journal::subscribe`], which carries only committed batches.
 
-use crate::ports::{Committed, Store, StoreResult, Write};
+use crate::ports::{Committed, Durability, Store, StoreResult, Write};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -18,28 +22,23 @@ use tracing::{error, warn};
 
 /// Most writes in one transaction; bounds the time a single commit holds the write lock.
 const MAX_BATCH: usize = 8192;
-/// Commits start at most this often. On a disk whose fsync is fast, commits would otherwise
-/// follow each other so closely that each carries one or two changes; waiting this long (at
-/// most) for company makes each fsync and transaction carry many. It bounds the added latency
-/// of an acknowledged write.
+/// A batch nobody waits for starts its commit at most this long after the last one: waiting
+/// for company makes each fsync and transaction carry many changes. A batch someone waits for
+/// commits at once (or right after the commit in flight).
 const COMMIT_INTERVAL: Duration = Duration::from_millis(3);
 /// A batch of job transitions that nobody waits for waits up to this long after the last
 /// commit for more to join it, unless someone starts waiting or it fills: a busy run's
-/// transitions then share one transaction per interval instead of one per commit's length.
-/// Only what is not yet reported waits (readers see committed state only); batches without
-/// job transitions (webhook intake, rules) never wait, nor does a batch that ends a run (whoever
-/// follows the run learns it at once). Each commit rewrites the tails of the audit table and
-/// its indexes and the pages of the jobs it touches, so fewer commits write less: the 1000-job
-/// DAG fsyncs 69 times at 10 ms, 37-40 at 25 ms and 30 at 50 ms (WAL writes 2,877, 1,680 and
-/// 1,326), and its wall time drops ~3% from 25 to 50 ms. Since audit records are stored in one
-/// chunk per commit, 100 ms would save only ~1 ms of SQLite's CPU more (15 -> 11 fsyncs).
-/// Readers (the progress display, the API) see a job's transitions at most this much later;
-/// nobody waits on them.
+/// transitions then share one synced transaction per interval. Batches without job transitions
+/// (webhook intake, rules) never wait, nor does a batch that ends a run (whoever follows the
+/// run learns it at once). Readers (the progress display, the API) see such transitions at most
+/// this much later.
 const LINGER: Duration = Duration::from_millis(50);
 
 struct Entry {
     writes: Vec<Write>,
     ack: Option<oneshot::Sender<Arc<Committed>>>,
+    /// How far the commit carrying this entry must reach.
+    durability: Durability,
 }
 
 #[derive(Clone)]
@@ -63,7 +62,12 @@ impl Journal {
         if writes.is_empty() {
             return;
         }
-        if self.tx.send(Entry { writes, ack: None }).is_err() {
+        let entry = Entry {
+            writes,
+            ack: None,
+            durability: Durability::Disk,
+        };
+        if self.tx.send(entry).is_err() {
             error!("journal writer has stopped; a state change was not recorded");
         }
     }
@@ -76,10 +80,22 @@ impl Journal {
     /// Queues writes now (keeping their place in the order) and returns a handle that resolves
     /// once they are durable. For callers that must not block but must not reorder either.
     pub fn append_acked(&self, writes: Vec<Write>) -> Durable {
+        self.append_waited(writes, Durability::Disk)
+    }
+
+    /// [`Journal::append_acked`], resolving once the writes have reached the operating system
+    /// ([`Durability::Os`]: they survive our crash, not yet a power cut). For the engine's own
+    /// write-ahead, where nobody outside is told.
+    pub fn append_written(&self, writes: Vec<Write>) -> Durable {
+        self.append_waited(writes, Durability::Os)
+    }
+
+    fn append_waited(&self, writes: Vec<Write>, durability: Durability) -> Durable {
         let (ack, done) = oneshot::channel();
         let _ = self.tx.send(Entry {
             writes,
             ack: Some(ack),
+            durability,
         });
         Durable(done)
     }
@@ -136,9 +152,11 @@ async fn writer(
             },
             None => {
                 let e = rx.recv().await;
-                // Alone, wait a little for company; behind a commit, the wait is that commit.
-                // A flush (nothing to write) has nothing to share a commit with.
-                if e.as_ref().is_some_and(|e| !e.writes.is_empty()) {
+                // Alone and unwaited for, wait a little for company; behind a commit, the
+                // wait is that commit. A flush (nothing to write) has nothing to share.
+                if e.as_ref()
+                    .is_some_and(|e| !e.writes.is_empty() && e.ack.is_none())
+                {
                     tokio::time::sleep_until(last_commit + COMMIT_INTERVAL).await;
                 }
                 e
@@ -147,11 +165,13 @@ async fn writer(
         let Some(first) = first else { break };
         let mut batch = first.writes;
         let mut acks: Vec<oneshot::Sender<Arc<Committed>>> = first.ack.into_iter().collect();
+        let mut durability = first.durability;
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(e) => {
                     batch.extend(e.writes);
                     acks.extend(e.ack);
+                    durability = durability.max(e.durability);
                 }
                 Err(_) => break,
             }
@@ -177,6 +197,7 @@ async fn writer(
                         linger = !ends_a_run(&e.writes);
                         batch.extend(e.writes);
                         acks.extend(e.ack);
+                        durability = durability.max(e.durability);
                     }
                     None => closing = true,
                 },
@@ -191,7 +212,7 @@ async fn writer(
         last_commit = tokio::time::Instant::now();
         let store = store.clone();
         let task = tokio::spawn(async move {
-            let outcome = commit(store.as_ref(), &batch, prepared).await;
+            let outcome = commit(store.as_ref(), &batch, prepared, durability).await;
             (batch, outcome)
         });
         in_flight = Some(InFlight { acks, task });
@@ -219,7 +240,12 @@ fn ends_a_run(writes: &[Write]) -> bool {
 
 /// Commits a batch; a failed commit is retried, never skipped: later batches must not
 /// overtake it.
-async fn commit(store: &dyn Store, batch: &[Write], prepared: crate::ports::Prepared) -> Committed {
+async fn commit(
+    store: &dyn Store,
+    batch: &[Write],
+    prepared: crate::ports::Prepared,
+    durability: Durability,
+) -> Committed {
     if batch.is_empty() {
         return Committed::default();
     }
@@ -227,7 +253,7 @@ async fn commit(store: &dyn Store, batch: &[Write], prepared: crate::ports::Prep
     let mut delay = Duration::from_millis(50);
     loop {
         let p = prepared.take().unwrap_or_else(|| store.prepare(batch));
-        match store.commit_prepared(batch, p).await {
+        match store.commit_prepared(batch, p, durability).await {
             Ok(c) => return c,
             Err(err) => {
                 error!(cause = %err, writes = batch.len(), "commit failed; retrying");

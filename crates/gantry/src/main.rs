@@ -16,14 +16,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    // `serve` answers many clients and drives many runs: a worker per core. Every other
-    // command is one client or one run, and needs only this thread.
-    let mut builder = if serve {
-        tokio::runtime::Builder::new_multi_thread()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-    };
-    let runtime = match builder.enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("gantry: cannot start the async runtime: {e}");

@@ -37,9 +37,16 @@ impl Gated {
 
 #[async_trait]
 impl Store for Gated {
-    async fn commit(&self, batch: &[Write]) -> StoreResult<Committed> {
+    async fn commit_prepared(
+        &self,
+        batch: &[Write],
+        prepared: Prepared,
+        durability: Durability,
+    ) -> StoreResult<Committed> {
         self.pass().await;
-        self.inner.commit(batch).await
+        self.inner
+            .commit_prepared(batch, prepared, durability)
+            .await
     }
     async fn unfinished_runs(&self) -> StoreResult<Vec<RunRecord>> {
         self.inner.unfinished_runs().await

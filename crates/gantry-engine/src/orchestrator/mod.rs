@@ -622,10 +622,12 @@ impl Actor {
             return;
         }
         // Write-ahead: an attempt's process starts only once the batch that records it as
-        // running is durable, and with it everything appended before (the run itself, the
-        // results its needs ended with, its own earlier attempts). After a crash the record
-        // then never says less than what ran.
-        let durable = self.append_acked(writes);
+        // running is committed, and with it everything appended before (the run itself, the
+        // results its needs ended with, its own earlier attempts). After a crash of this
+        // process the record then never says less than what ran. (Nobody outside is told, so
+        // the batch need only reach the operating system; the next synced commit syncs it.)
+        let all = self.after_results(writes);
+        let durable = self.journal.append_written(all);
         let (preparation, tx) = (self.preparation.clone(), self.tx.clone());
         tokio::spawn(async move {
             if let Err(e) = durable.wait().await {

@@ -274,6 +274,17 @@ pub struct Expired {
     pub locks: u64,
 }
 
+/// How far a commit must reach before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Durability {
+    /// Handed to the operating system: it survives this process's crash (`kill -9`) and reaches
+    /// the disk with the next [`Durability::Disk`] commit (the store's order is kept, so the
+    /// disk always holds a prefix). Enough before a job starts, where nobody outside is told.
+    Os,
+    /// On the disk: it survives a power cut too. Anything acknowledged to someone outside.
+    Disk,
+}
+
 /// What [`Store::prepare`] started for a batch, handed back to [`Store::commit_prepared`].
 /// Opaque: only the store that made it knows what is inside.
 #[derive(Default)]
@@ -281,23 +292,26 @@ pub struct Prepared(pub Option<Box<dyn std::any::Any + Send>>);
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Applies a batch in one transaction; durable when this returns `Ok`. Says which event
-    /// inserts were no-ops because their delivery id was already stored.
-    async fn commit(&self, batch: &[Write]) -> StoreResult<Committed>;
+    /// Applies a batch in one transaction; on the disk when this returns `Ok`. Says which
+    /// event inserts were no-ops because their delivery id was already stored.
+    async fn commit(&self, batch: &[Write]) -> StoreResult<Committed> {
+        self.commit_prepared(batch, self.prepare(batch), Durability::Disk)
+            .await
+    }
     /// Starts the part of committing `batch` that may overlap the commit of the batch before
     /// it, because nothing can see it until this batch commits (e.g. writing large payloads
     /// where no row points yet). The default starts nothing.
     fn prepare(&self, _batch: &[Write]) -> Prepared {
         Prepared::default()
     }
-    /// [`Store::commit`], finishing what [`Store::prepare`] started for the same batch.
+    /// [`Store::commit`], finishing what [`Store::prepare`] started for the same batch, durable
+    /// as far as `durability` says.
     async fn commit_prepared(
         &self,
         batch: &[Write],
-        _prepared: Prepared,
-    ) -> StoreResult<Committed> {
-        self.commit(batch).await
-    }
+        prepared: Prepared,
+        durability: Durability,
+    ) -> StoreResult<Committed>;
     /// Runs not yet finished, with their jobs (for recovery at start-up).
     async fn unfinished_runs(&self) -> StoreResult<Vec<RunRecord>>;
     async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>>;

@@ -88,11 +88,6 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn commit(&self, batch: &[Write]) -> StoreResult<Committed> {
-        let prepared = self.prepare(batch);
-        self.commit_prepared(batch, prepared).await
-    }
-
     /// Starts writing the batch's large payloads, so that it overlaps the previous commit.
     /// A failure to start is left for `commit_prepared` to meet again and report.
     fn prepare(&self, batch: &[Write]) -> Prepared {
@@ -102,13 +97,18 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn commit_prepared(&self, batch: &[Write], prepared: Prepared) -> StoreResult<Committed> {
+    async fn commit_prepared(
+        &self,
+        batch: &[Write],
+        prepared: Prepared,
+        durability: Durability,
+    ) -> StoreResult<Committed> {
         let payloads = match prepared.0.map(|p| p.downcast::<Payloads>()) {
             Some(Ok(started)) => *started,
             // Prepared by someone else (or not at all): start the payloads here.
             _ => Payloads::start(&self.segments, &write::inserted_events(batch))?,
         };
-        write::commit(&self.write, batch, payloads).await
+        write::commit(&self.write, batch, payloads, durability).await
     }
 
     async fn unfinished_runs(&self) -> StoreResult<Vec<RunRecord>> {

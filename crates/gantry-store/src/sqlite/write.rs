@@ -67,11 +67,14 @@ pub(super) fn inserted_events(batch: &[Write]) -> Vec<&EventRecord> {
 }
 
 /// Applies `batch` in one transaction on `pool`; `payloads` (started for the batch's events)
-/// are durable before it commits.
+/// are durable before it commits. In WAL mode, `synchronous = NORMAL` writes the commit to the
+/// WAL without syncing it (it survives our crash; the next FULL commit syncs it with its own),
+/// `FULL` syncs it.
 pub(super) async fn commit(
     pool: &sqlx::SqlitePool,
     batch: &[Write],
     payloads: Payloads,
+    durability: Durability,
 ) -> StoreResult<Committed> {
     let mut inserts = Vec::new();
     let mut run_updates: HashMap<&str, &Write> = HashMap::new();
@@ -113,10 +116,18 @@ pub(super) async fn commit(
         && bus.is_empty()
         && leases.is_empty()
         && chunks.len() <= 1;
+    let mut conn = pool.acquire().await.map_err(db)?;
+    sqlx::query(match durability {
+        Durability::Os => "PRAGMA synchronous = NORMAL",
+        Durability::Disk => "PRAGMA synchronous = FULL",
+    })
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
     if moves_only {
-        return commit_moves(pool, jobs, chunks.first()).await;
+        return commit_moves(&mut conn, jobs, chunks.first()).await;
     }
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
     insert_runs(&mut tx, &inserts).await?;
     update_runs(&mut tx, run_updates.values().copied()).await?;
     if let Some(rows) = jobs {
@@ -221,7 +232,7 @@ async fn update_runs(
 /// transaction, rows and commit go to SQLite's thread in one round trip instead of four. The
 /// text is one of three, so its prepared form is cached like any other statement's.
 async fn commit_moves(
-    pool: &sqlx::SqlitePool,
+    conn: &mut SqliteConnection,
     jobs: Option<String>,
     chunk: Option<&Chunk<'_>>,
 ) -> StoreResult<Committed> {
@@ -245,7 +256,6 @@ async fn commit_moves(
     if let Some(chunk) = chunk {
         query = chunk.bind(query);
     }
-    let mut conn = pool.acquire().await.map_err(db)?;
     match query.execute(&mut *conn).await {
         Ok(_) => Ok(Committed::default()),
         Err(e) => {
