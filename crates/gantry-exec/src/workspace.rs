@@ -22,12 +22,20 @@ static TRASH_NAMES: AtomicU64 = AtomicU64::new(0);
 /// removed in the background; the handle of that removal is returned, if there was any.
 /// Needs a Tokio runtime (the removal is a blocking task).
 pub(crate) fn fresh(place: &Path) -> io::Result<Option<JoinHandle<()>>> {
+    // Not `create_dir_all`: the folder must be the one made here, empty. Usually nothing is
+    // there yet and its parent exists: one `mkdir`.
+    match std::fs::create_dir(place) {
+        Ok(()) => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = place.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
     let removal =
         move_aside(place)?.map(|trash| tokio::task::spawn_blocking(move || remove(&trash)));
-    if let Some(parent) = place.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    // Not `create_dir_all`: the folder must be the one made here, empty.
     std::fs::create_dir(place)?;
     Ok(removal)
 }

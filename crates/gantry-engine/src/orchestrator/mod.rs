@@ -636,8 +636,14 @@ impl Actor {
                 warn!(cause = %e, "attempts not started: their dispatch is not durable");
                 return;
             }
+            // The last one runs on this task; the others on tasks of their own.
+            let mut starts = starts;
+            let last = starts.pop();
             for start in starts {
                 tokio::spawn(start.run(preparation.clone(), tx.clone()));
+            }
+            if let Some(start) = last {
+                start.run(preparation, tx).await;
             }
         });
     }

@@ -242,3 +242,47 @@ async fn schema_is_what_the_migrations_make() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_commit_that_need_not_reach_the_disk_leaves_the_connection_syncing_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("gantry.db"))
+        .await
+        .unwrap();
+    let mut run = RunRecord {
+        id: "01R".into(),
+        name: "r".into(),
+        status: gantry_core::RunStatus::Queued,
+        trace_id: "t".into(),
+        cancel_requested: false,
+        created_at_ms: 1,
+        started_at_ms: None,
+        finished_at_ms: None,
+        spec: Default::default(),
+        context: Default::default(),
+        jobs: vec![JobRecord::pending(0, "a")],
+    };
+    let moved = |run: &RunRecord| {
+        let mut job = run.jobs[0].clone();
+        job.status = gantry_core::JobStatus::Running;
+        Write::UpdateJob {
+            run_id: run.id.clone(),
+            job,
+        }
+    };
+    // A batch of any kind, then one that only moves jobs (its own statement text), each
+    // written without a sync: the level is FULL again after each, for whoever writes next
+    // through the same connection (the secret store).
+    for batch in [
+        vec![Write::InsertRun(Box::new(run.clone()))],
+        vec![moved(&run)],
+    ] {
+        store
+            .commit_prepared(&batch, Prepared::default(), Durability::Os)
+            .await
+            .unwrap();
+        assert_eq!(synchronous(&store).await, 2, "{batch:?}");
+    }
+    run.jobs[0].status = gantry_core::JobStatus::Running;
+    assert_eq!(store.get_run("01R").await.unwrap().unwrap().jobs, run.jobs);
+}

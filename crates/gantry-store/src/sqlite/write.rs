@@ -116,19 +116,65 @@ pub(super) async fn commit(
         && bus.is_empty()
         && leases.is_empty()
         && chunks.len() <= 1;
+    // The connection is ours until the end (the pool has one): the synchronous level set for
+    // this commit is back to FULL before anyone else (the secret store) writes through it.
     let mut conn = pool.acquire().await.map_err(db)?;
-    sqlx::query(match durability {
-        Durability::Os => "PRAGMA synchronous = NORMAL",
-        Durability::Disk => "PRAGMA synchronous = FULL",
-    })
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
+    let os = durability == Durability::Os;
     if moves_only {
-        return commit_moves(&mut conn, jobs, chunks.first()).await;
+        let result = commit_moves(&mut conn, jobs, chunks.first(), os).await;
+        if os && result.is_err() {
+            let _ = sqlx::query(SYNC_FULL).execute(&mut *conn).await;
+        }
+        return result;
     }
+    if os {
+        sqlx::query(SYNC_NORMAL)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
+    let result = commit_all(
+        &mut conn,
+        &inserts,
+        run_updates,
+        jobs,
+        &events,
+        payloads,
+        bus,
+        outcomes,
+        &chunks,
+        &leases,
+    )
+    .await;
+    if os {
+        let restored = sqlx::query(SYNC_FULL).execute(&mut *conn).await;
+        if result.is_ok() {
+            restored.map_err(db)?;
+        }
+    }
+    result
+}
+
+/// The synchronous levels of a commit ([`Durability::Os`] and the default, FULL).
+const SYNC_NORMAL: &str = "PRAGMA synchronous = NORMAL";
+const SYNC_FULL: &str = "PRAGMA synchronous = FULL";
+
+/// Applies a batch of any kind in one transaction, in an order that respects foreign keys.
+#[expect(clippy::too_many_arguments)]
+async fn commit_all(
+    conn: &mut SqliteConnection,
+    inserts: &[&RunRecord],
+    run_updates: HashMap<&str, &Write>,
+    jobs: Option<String>,
+    events: &[&EventRecord],
+    payloads: Payloads,
+    bus: Vec<&Write>,
+    outcomes: Vec<(&String, &String)>,
+    chunks: &[Chunk<'_>],
+    leases: &[&Write],
+) -> StoreResult<Committed> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
-    insert_runs(&mut tx, &inserts).await?;
+    insert_runs(&mut tx, inserts).await?;
     update_runs(&mut tx, run_updates.values().copied()).await?;
     if let Some(rows) = jobs {
         sqlx::query(upsert_jobs!())
@@ -137,7 +183,7 @@ pub(super) async fn commit(
             .await
             .map_err(db)?;
     }
-    let committed = insert_events(&mut tx, &events, &payloads.places).await?;
+    let committed = insert_events(&mut tx, events, &payloads.places).await?;
     for w in bus {
         crate::bus::apply(&mut tx, w).await?;
     }
@@ -149,14 +195,14 @@ pub(super) async fn commit(
             .await
             .map_err(db)?;
     }
-    for chunk in &chunks {
+    for chunk in chunks {
         chunk
             .bind(sqlx::query(insert_audit_chunk!()))
             .execute(&mut *tx)
             .await
             .map_err(db)?;
     }
-    apply_leases(&mut tx, &leases).await?;
+    apply_leases(&mut tx, leases).await?;
     payloads.durable().await?;
     tx.commit().await.map_err(db)?;
     Ok(committed)
@@ -229,24 +275,29 @@ async fn update_runs(
 }
 
 /// A batch that only moves jobs (the bulk of a busy run's commits), in one statement: its
-/// transaction, rows and commit go to SQLite's thread in one round trip instead of four. The
-/// text is one of three, so its prepared form is cached like any other statement's.
+/// transaction, rows and commit (and, when `os`, the synchronous level around it) go to
+/// SQLite's thread in one round trip. The text is one of a few, so its prepared form is cached
+/// like any other statement's.
 async fn commit_moves(
     conn: &mut SqliteConnection,
     jobs: Option<String>,
     chunk: Option<&Chunk<'_>>,
+    os: bool,
 ) -> StoreResult<Committed> {
+    macro_rules! around {
+        ($($body:expr),+) => {
+            if os {
+                concat!("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE; ", $($body),+, "; COMMIT; PRAGMA synchronous = FULL")
+            } else {
+                concat!("BEGIN IMMEDIATE; ", $($body),+, "; COMMIT")
+            }
+        };
+    }
     let text = match (jobs.is_some(), chunk.is_some()) {
         (false, false) => return Ok(Committed::default()),
-        (true, false) => concat!("BEGIN IMMEDIATE; ", upsert_jobs!(), "; COMMIT"),
-        (true, true) => concat!(
-            "BEGIN IMMEDIATE; ",
-            upsert_jobs!(),
-            "; ",
-            insert_audit_chunk!(),
-            "; COMMIT"
-        ),
-        (false, true) => concat!("BEGIN IMMEDIATE; ", insert_audit_chunk!(), "; COMMIT"),
+        (true, false) => around!(upsert_jobs!()),
+        (true, true) => around!(upsert_jobs!(), "; ", insert_audit_chunk!()),
+        (false, true) => around!(insert_audit_chunk!()),
     };
     // Parameters in the order they appear in the text.
     let mut query = sqlx::query(text);
