@@ -11,8 +11,10 @@
 //! waits for ([`Journal::append`]) is synced to disk; the engine's write-ahead before a job
 //! starts ([`Journal::append_written`]) need only survive our crash. A batch commits as far as
 //! its furthest-reaching entry asks. Unwaited batches that move jobs linger a little for
-//! company; readers that report state (API, progress display) follow
-//! [`Journal::subscribe`], which carries only committed batches.
+//! company. Followers ([`Journal::subscribe`]: the reporter, the progress display, waiters)
+//! get a batch only once it is on the disk, so nothing outside is told of a change a power
+//! cut could take back: a batch committed unsynced is held until the next synced commit, or a
+//! [`Store::sync`] at most [`SYNC_WITHIN`] after it.
 
 use crate::ports::{Committed, Durability, Store, StoreResult, Write};
 use std::sync::Arc;
@@ -33,6 +35,9 @@ const COMMIT_INTERVAL: Duration = Duration::from_millis(3);
 /// run learns it at once). Readers (the progress display, the API) see such transitions at most
 /// this much later.
 const LINGER: Duration = Duration::from_millis(50);
+
+/// Longest time a batch committed unsynced waits for a sync (and its followers with it).
+const SYNC_WITHIN: Duration = LINGER;
 
 struct Entry {
     writes: Vec<Write>,
@@ -105,7 +110,7 @@ impl Journal {
         self.append_durable(Vec::new()).await.map(|_| ())
     }
 
-    /// Committed batches, in commit order.
+    /// Committed batches, in commit order, each once it is on the disk.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<Write>>> {
         self.committed.subscribe()
     }
@@ -128,6 +133,22 @@ struct InFlight {
     acks: Vec<oneshot::Sender<Arc<Committed>>>,
     /// Gives the batch back with what its commit reported.
     task: tokio::task::JoinHandle<(Vec<Write>, Committed)>,
+    durability: Durability,
+}
+
+/// Committed batches not yet given to followers because they are not on the disk yet, oldest
+/// first, and since when the oldest has waited.
+#[derive(Default)]
+struct Unsynced {
+    batches: Vec<Arc<Vec<Write>>>,
+    since: Option<tokio::time::Instant>,
+}
+
+impl Unsynced {
+    /// When a sync is due, if anything waits for one.
+    fn due(&self) -> Option<tokio::time::Instant> {
+        self.since.map(|s| s + SYNC_WITHIN)
+    }
 }
 
 async fn writer(
@@ -139,28 +160,43 @@ async fn writer(
     // Commits are one at a time and in order, but the next batch is gathered and prepared
     // (`Store::prepare`) while the one before it commits.
     let mut in_flight: Option<InFlight> = None;
+    let mut unsynced = Unsynced::default();
     loop {
+        let due = unsynced.due();
+        let sync_due = async move {
+            match due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let first = match in_flight.as_mut() {
             Some(f) => tokio::select! {
                 biased;
                 done = &mut f.task => {
                     let f = in_flight.take().expect("in flight");
-                    finish(f.acks, done, &committed);
+                    finish(f, done, &committed, &mut unsynced);
                     continue;
                 }
                 e = rx.recv() => e,
             },
-            None => {
-                let e = rx.recv().await;
-                // Alone and unwaited for, wait a little for company; behind a commit, the
-                // wait is that commit. A flush (nothing to write) has nothing to share.
-                if e.as_ref()
-                    .is_some_and(|e| !e.writes.is_empty() && e.ack.is_none())
-                {
-                    tokio::time::sleep_until(last_commit + COMMIT_INTERVAL).await;
+            None => tokio::select! {
+                e = rx.recv() => {
+                    // Alone and unwaited for, wait a little for company; behind a commit, the
+                    // wait is that commit. A flush (nothing to write) has nothing to share.
+                    if e.as_ref()
+                        .is_some_and(|e| !e.writes.is_empty() && e.ack.is_none())
+                    {
+                        tokio::time::sleep_until(last_commit + COMMIT_INTERVAL).await;
+                    }
+                    e
                 }
-                e
-            }
+                // Nothing came to carry the unsynced batches to the disk: a sync does.
+                () = sync_due => Some(Entry {
+                    writes: Vec::new(),
+                    ack: None,
+                    durability: Durability::Disk,
+                }),
+            },
         };
         let Some(first) = first else { break };
         let mut batch = first.writes;
@@ -190,7 +226,7 @@ async fn writer(
                 biased;
                 done = finished => {
                     let f = in_flight.take().expect("in flight");
-                    finish(f.acks, done.expect("polled only while in flight"), &committed);
+                    finish(f, done.expect("polled only while in flight"), &committed, &mut unsynced);
                 }
                 e = rx.recv() => match e {
                     Some(e) => {
@@ -205,25 +241,57 @@ async fn writer(
             }
         }
         let prepared = store.prepare(&batch);
-        if let Some(f) = in_flight.take() {
-            let done = f.task.await;
-            finish(f.acks, done, &committed);
+        if let Some(mut f) = in_flight.take() {
+            let done = (&mut f.task).await;
+            finish(f, done, &committed, &mut unsynced);
         }
+        // Unsynced batches waited long enough: this commit takes them to the disk.
+        if unsynced
+            .due()
+            .is_some_and(|at| at <= tokio::time::Instant::now())
+        {
+            durability = Durability::Disk;
+        }
+        // Nothing to write, but unsynced commits before: a sync is what is asked.
+        let sync = batch.is_empty() && durability == Durability::Disk && unsynced.since.is_some();
         last_commit = tokio::time::Instant::now();
         let store = store.clone();
         let task = tokio::spawn(async move {
-            let outcome = commit(store.as_ref(), &batch, prepared, durability).await;
+            let outcome = if sync {
+                synced(store.as_ref()).await
+            } else {
+                commit(store.as_ref(), &batch, prepared, durability).await
+            };
             (batch, outcome)
         });
-        in_flight = Some(InFlight { acks, task });
+        in_flight = Some(InFlight {
+            acks,
+            task,
+            durability,
+        });
         if closing {
             break;
         }
     }
-    if let Some(f) = in_flight.take() {
-        let done = f.task.await;
-        finish(f.acks, done, &committed);
+    if let Some(mut f) = in_flight.take() {
+        let done = (&mut f.task).await;
+        finish(f, done, &committed, &mut unsynced);
     }
+    if unsynced.since.is_some() {
+        let _ = synced(store.as_ref()).await;
+        publish(std::mem::take(&mut unsynced.batches), &committed);
+    }
+}
+
+/// Syncs what was committed unsynced; a failed sync is retried, as a failed commit is.
+async fn synced(store: &dyn Store) -> Committed {
+    let mut delay = Duration::from_millis(50);
+    while let Err(err) = store.sync().await {
+        error!(cause = %err, "sync failed; retrying");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+    Committed::default()
 }
 
 /// Whether a batch may wait for company: it moves jobs and ends no run.
@@ -264,11 +332,13 @@ async fn commit(
     }
 }
 
-/// Publishes a committed batch and answers those waiting for it.
+/// Answers those waiting for a committed batch, and gives it to followers once it is on the
+/// disk: a synced commit (or a sync) carries every unsynced batch before it.
 fn finish(
-    acks: Vec<oneshot::Sender<Arc<Committed>>>,
+    flight: InFlight,
     done: Result<(Vec<Write>, Committed), tokio::task::JoinError>,
     committed: &broadcast::Sender<Arc<Vec<Write>>>,
+    unsynced: &mut Unsynced,
 ) {
     let (batch, outcome) = match done {
         Ok(c) => c,
@@ -279,15 +349,36 @@ fn finish(
             return;
         }
     };
-    if !batch.is_empty()
-        && committed.receiver_count() > 0
-        && committed.send(Arc::new(batch)).is_err()
-    {
-        warn!("no journal subscribers");
+    if !batch.is_empty() {
+        unsynced.batches.push(Arc::new(batch));
+    }
+    match flight.durability {
+        Durability::Disk => {
+            unsynced.since = None;
+            publish(std::mem::take(&mut unsynced.batches), committed);
+        }
+        Durability::Os => {
+            if !unsynced.batches.is_empty() {
+                unsynced.since.get_or_insert_with(tokio::time::Instant::now);
+            }
+        }
     }
     let outcome = Arc::new(outcome);
-    for ack in acks {
+    for ack in flight.acks {
         let _ = ack.send(outcome.clone());
+    }
+}
+
+/// Gives batches on the disk to followers, in order.
+fn publish(batches: Vec<Arc<Vec<Write>>>, committed: &broadcast::Sender<Arc<Vec<Write>>>) {
+    if committed.receiver_count() == 0 {
+        return;
+    }
+    for batch in batches {
+        if committed.send(batch).is_err() {
+            warn!("no journal subscribers");
+            return;
+        }
     }
 }
 

@@ -244,7 +244,9 @@ impl DockerExecutor {
             code = wait => match code {
                 Some(0) => Outcome::Succeeded,
                 Some(c) => Outcome::Failed { exit_code: Some(c as i32) },
-                None => Outcome::Lost,
+                // The wait ended without an exit code (the Docker Engine restarted, say):
+                // the container is removed (killed) below, and the attempt failed here.
+                None => Outcome::Failed { exit_code: None },
             },
             _ = timeout => {
                 let _ = self.docker.stop_container(&id, Some(stop)).await;
@@ -265,6 +267,10 @@ impl DockerExecutor {
                 ),
             ),
             Outcome::Cancelled => note(launch, "gantry: cancelled"),
+            Outcome::Failed { exit_code: None } => note(
+                launch,
+                "gantry: lost track of the container (the Docker Engine's wait ended without an exit code)",
+            ),
             _ => {}
         }
         self.remove(&id).await;

@@ -185,7 +185,8 @@ impl Executor for LocalExecutor {
         let mut copier = Copier(output.copy_into(launch.log.clone(), masker));
         let Some(group) = child.id().and_then(|pid| i32::try_from(pid).ok()) else {
             // (A child not waited for yet has its id: not reached.)
-            return Outcome::Lost;
+            note(&launch, "gantry: lost track of the job's process");
+            return Outcome::Failed { exit_code: None };
         };
         debug!(pid = group, "started");
         let mut session = Session {
@@ -198,14 +199,16 @@ impl Executor for LocalExecutor {
             status = session.child.wait() => {
                 // The session is over; anything it left behind in its group goes too.
                 kill_group(session.group).await;
-                let outcome = match status {
-                    Ok(s) => outcome_of(s),
+                match status {
+                    Ok(s) => (outcome_of(s), None),
                     Err(e) => {
                         warn!(cause = %e, "lost track of the job's process");
-                        Outcome::Lost
+                        (
+                            Outcome::Failed { exit_code: None },
+                            Some(format!("gantry: lost track of the job's process: {e}")),
+                        )
                     }
-                };
-                (outcome, None)
+                }
             }
             _ = timeout => {
                 self.stop(&mut session).await;

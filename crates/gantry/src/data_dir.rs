@@ -58,6 +58,12 @@ impl DataDir {
         })
     }
 
+    /// Holds the data dir until the process ends, however it ends: after the runtime and the
+    /// jobs and writes it still drives have stopped, not when a command's code returns.
+    pub fn until_exit(self) -> &'static DataDir {
+        Box::leak(Box::new(self))
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

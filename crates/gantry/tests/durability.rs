@@ -25,6 +25,12 @@ struct Gated {
     permits: Arc<Semaphore>,
     /// Commits waiting for a permit.
     held: AtomicUsize,
+    /// How many times everything committed so far was taken to the disk (a synced commit or a
+    /// sync), and each committed batch (as printed) with that count when it committed.
+    syncs: AtomicUsize,
+    committed: std::sync::Mutex<Vec<(String, usize)>>,
+    /// How many commits did not reach the disk themselves.
+    unsynced: AtomicUsize,
 }
 
 impl Gated {
@@ -44,9 +50,25 @@ impl Store for Gated {
         durability: Durability,
     ) -> StoreResult<Committed> {
         self.pass().await;
-        self.inner
+        let done = self
+            .inner
             .commit_prepared(batch, prepared, durability)
-            .await
+            .await?;
+        let syncs = self.syncs.load(Ordering::SeqCst);
+        self.committed
+            .lock()
+            .unwrap()
+            .push((format!("{batch:?}"), syncs));
+        match durability {
+            Durability::Disk => self.syncs.fetch_add(1, Ordering::SeqCst),
+            Durability::Os => self.unsynced.fetch_add(1, Ordering::SeqCst),
+        };
+        Ok(done)
+    }
+    async fn sync(&self) -> StoreResult<()> {
+        self.inner.sync().await?;
+        self.syncs.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
     async fn unfinished_runs(&self) -> StoreResult<Vec<RunRecord>> {
         self.inner.unfinished_runs().await
@@ -177,6 +199,9 @@ async fn no_job_starts_until_the_commit_recording_it_returns() {
         inner: SqliteStore::open(&dir.path().join("g.db")).await.unwrap(),
         permits: Arc::new(Semaphore::new(0)),
         held: AtomicUsize::new(0),
+        syncs: AtomicUsize::new(0),
+        committed: Default::default(),
+        unsynced: AtomicUsize::new(0),
     });
     let mut executors = Executors::new();
     executors.insert(
@@ -255,6 +280,83 @@ async fn no_job_starts_until_the_commit_recording_it_returns() {
         .collect();
     assert_eq!(starts, want, "each job ran once");
     assert!(checked > 0, "no check saw a job that had started");
+}
+
+#[tokio::test]
+async fn followers_are_told_only_of_batches_on_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let store = Arc::new(Gated {
+        inner: SqliteStore::open(&dir.path().join("g.db")).await.unwrap(),
+        permits: Arc::new(Semaphore::new(1_000_000)),
+        held: AtomicUsize::new(0),
+        syncs: AtomicUsize::new(0),
+        committed: Default::default(),
+        unsynced: AtomicUsize::new(0),
+    });
+    let mut executors = Executors::new();
+    executors.insert(
+        ExecutorKind::Local,
+        Arc::new(LocalExecutor::new("followers-test", Duration::from_secs(1))) as Arc<dyn Executor>,
+    );
+    let mut config = EngineConfig::new(dir.path().to_path_buf(), 2, "followers-test".into());
+    config.recover = false;
+    let engine = Engine::start(
+        config,
+        store.clone() as Arc<dyn Store>,
+        executors,
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    let mut follower = engine.journal().subscribe();
+    let spec = parse_spec(
+        diamond(&ran).as_bytes(),
+        Format::Yaml,
+        "d",
+        &Limits::default(),
+    )
+    .unwrap();
+    let run_id = engine
+        .submit(spec, RunContext::default(), None)
+        .await
+        .unwrap()
+        .run_id;
+    let mut told = 0;
+    loop {
+        let batch = tokio::time::timeout(Duration::from_secs(30), follower.recv())
+            .await
+            .expect("the run did not finish")
+            .unwrap();
+        // The batch was committed with `syncs` at some count; something has synced since.
+        let printed = format!("{:?}", batch.as_slice());
+        let syncs_then = store
+            .committed
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(b, _)| *b == printed)
+            .map(|(_, n)| *n)
+            .expect("a batch the store committed");
+        assert!(
+            store.syncs.load(Ordering::SeqCst) > syncs_then,
+            "a follower was told of a batch not yet on the disk: {printed}"
+        );
+        told += 1;
+        let ended = batch.iter().any(|w| matches!(w, Write::UpdateRun { id, status, .. } if *id == run_id && status.is_terminal()));
+        if ended {
+            break;
+        }
+    }
+    assert!(told >= 3, "followers saw the run move ({told} batches)");
+    assert!(
+        store.unsynced.load(Ordering::SeqCst) > 0,
+        "the jobs' starts were committed without a sync"
+    );
+    assert_eq!(
+        engine.wait_finished(&run_id).await.unwrap().status,
+        gantry_core::RunStatus::Succeeded
+    );
 }
 
 #[tokio::test]

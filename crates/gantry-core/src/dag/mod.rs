@@ -164,7 +164,9 @@ pub enum Outcome {
     },
     TimedOut,
     Cancelled,
-    /// The executor lost the attempt (it crashed, or the server restarted under it).
+    /// The attempt was running when the server stopped (found at recovery): it may or may
+    /// not have run to its end. Executors report what they saw instead (a process or
+    /// container they lost track of has `Failed`).
     Lost,
 }
 

@@ -11,8 +11,8 @@ use super::read::NeedPositions;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-/// How a spec's job names are hashed: foldhash, seeded per map. Every name and every need is
-/// hashed before a run's first job starts (SipHash was ~15% of reading a 1000-job spec).
+/// How a spec's job names are hashed: foldhash, seeded per map (every name and every need is
+/// hashed when a spec is read; std's SipHash is several times slower on short keys).
 type NameHasher = foldhash::fast::RandomState;
 
 /// Job name → position in the spec.
@@ -86,9 +86,8 @@ pub(super) fn check(
 }
 
 /// A spec's job graph, kept with the spec once validation has built it, so that a run does not
-/// build it again before its first job (~8% of the instructions before a 1000-job run's first
-/// job). Not stored: a spec read back builds it on first use. Equal whatever it holds, since
-/// it follows from the jobs, which a spec never changes once validated.
+/// build it again. Not stored: a spec read back builds it on first use. Equal whatever it
+/// holds, since it follows from the jobs, which a spec never changes once validated.
 #[derive(Clone, Default)]
 pub struct GraphCell(OnceLock<JobGraph>);
 

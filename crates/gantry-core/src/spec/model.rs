@@ -71,8 +71,7 @@ pub struct JobSpec {
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "ExecutorKind::is_local")]
     pub executor: ExecutorKind,
-    /// Boxed, as `container`: most jobs have neither, and a 1000-job spec's list of jobs is
-    /// ~110 KB smaller without them inline (the pages a run's first job waits for).
+    /// Boxed, as `container`: most jobs have neither, and a job is then much smaller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Box<Source>>,
     /// How the job's container runs (docker jobs only).
@@ -151,8 +150,7 @@ impl ExecutorKind {
 #[serde(transparent)]
 pub struct When {
     /// Empty for a job without `when:`, which has the one default condition: read them
-    /// through [`When::conditions`]. (A list for every job was 1,000 allocations before a
-    /// 1000-job run's first job.)
+    /// through [`When::conditions`] (no list is made for every job).
     pub any: Vec<Condition>,
 }
 

@@ -674,6 +674,17 @@ impl Start {
         } = self;
         let (run_id, attempt) = (launch.run_id.clone(), launch.attempt);
         async move {
+            // Cancelled while its start was being written: nothing is started.
+            if cancel.is_cancelled() {
+                launch.log.note("gantry: cancelled");
+                let _ = tx.send(Command::Ended {
+                    run_id,
+                    job,
+                    attempt,
+                    outcome: Outcome::Cancelled,
+                });
+                return;
+            }
             let prepared = preparation
                 .prepare(&mut launch, &spec.jobs[job], &ctx)
                 .await;

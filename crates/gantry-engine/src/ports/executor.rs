@@ -47,6 +47,11 @@ pub struct Checkout {
 pub struct CancelSignal(pub watch::Receiver<bool>);
 
 impl CancelSignal {
+    /// Whether cancellation has been requested already.
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Resolves once cancellation is requested; never resolves if it never is.
     pub async fn cancelled(&mut self) {
         loop {

@@ -312,6 +312,9 @@ pub trait Store: Send + Sync + 'static {
         prepared: Prepared,
         durability: Durability,
     ) -> StoreResult<Committed>;
+    /// Makes everything committed so far reach the disk, as a [`Durability::Disk`] commit
+    /// would (a store whose every commit reaches the disk has nothing to do).
+    async fn sync(&self) -> StoreResult<()>;
     /// Runs not yet finished, with their jobs (for recovery at start-up).
     async fn unfinished_runs(&self) -> StoreResult<Vec<RunRecord>>;
     async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>>;

@@ -1,6 +1,8 @@
-//! SQLite adapter: one writer connection (the journal is the only writer, so there is no write
-//! contention to manage) and a small pool of readers; WAL so readers never block the writer;
-//! `synchronous=FULL` so a committed batch survives power loss, not just a crash.
+//! SQLite adapter: WAL, so readers never block the writer; a small pool of readers and two
+//! writer connections, used one at a time by the journal (the only writer of runs): one at
+//! `synchronous = FULL`, whose commits survive a power cut, and one at `NORMAL`, whose commits
+//! reach the WAL without a sync (they survive our crash; the next FULL commit, or
+//! [`Store::sync`], syncs the WAL and them with it).
 //! `open.rs` makes and opens the database, `write.rs` is the write path (one transaction per
 //! batch), `audit.rs` the audit trail's chunks, `payloads.rs` the large event payloads kept in
 //! segments beside the database; reads and expiry are here.
@@ -34,8 +36,13 @@ fn page_size(asked: u32) -> u32 {
 
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// The writer whose commits are synced (`FULL`); the secret store writes through it too.
     write: SqlitePool,
+    /// The writer whose commits are not synced (`NORMAL`), for [`Durability::Os`].
+    write_unsynced: SqlitePool,
     read: SqlitePool,
+    /// The WAL file, synced by [`Store::sync`].
+    wal: std::path::PathBuf,
     segments: Arc<Segments>,
 }
 
@@ -108,7 +115,32 @@ impl Store for SqliteStore {
             // Prepared by someone else (or not at all): start the payloads here.
             _ => Payloads::start(&self.segments, &write::inserted_events(batch))?,
         };
-        write::commit(&self.write, batch, payloads, durability).await
+        let pool = match durability {
+            Durability::Os => &self.write_unsynced,
+            Durability::Disk => &self.write,
+        };
+        write::commit(pool, batch, payloads).await
+    }
+
+    /// Syncs the WAL file: what `synchronous = FULL` does after a commit, for every commit
+    /// written before it.
+    async fn sync(&self) -> StoreResult<()> {
+        let wal = self.wal.clone();
+        let synced = tokio::task::spawn_blocking(move || match std::fs::File::open(&wal) {
+            Ok(f) => f.sync_data(),
+            // No WAL yet: nothing was committed since it was last checkpointed away.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        })
+        .await;
+        match synced {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Database(format!(
+                "cannot sync {}: {e}",
+                self.wal.display()
+            ))),
+            Err(e) => Err(StoreError::Database(format!("cannot sync the WAL: {e}"))),
+        }
     }
 
     async fn unfinished_runs(&self) -> StoreResult<Vec<RunRecord>> {

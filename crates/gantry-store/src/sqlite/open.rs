@@ -115,13 +115,21 @@ impl SqliteStore {
         if new {
             pragma("PRAGMA synchronous = FULL").await.map_err(db)?;
         }
-        // Readers connect when first needed (`gantry run` never reads back what it follows).
+        // The unsynced writer and the readers connect when first needed.
+        let write_unsynced = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_lazy_with(options.clone().synchronous(SqliteSynchronous::Normal));
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_lazy_with(options.read_only(true));
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
         Ok(SqliteStore {
             write,
+            write_unsynced,
             read,
+            wal: wal.into(),
             segments: Arc::new(Segments::new(segments::dir_for(path))),
         })
     }

@@ -244,7 +244,7 @@ async fn schema_is_what_the_migrations_make() {
 }
 
 #[tokio::test]
-async fn a_commit_that_need_not_reach_the_disk_leaves_the_connection_syncing_again() {
+async fn a_commit_that_need_not_reach_the_disk_goes_through_the_unsynced_writer() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("gantry.db"))
         .await
@@ -271,8 +271,7 @@ async fn a_commit_that_need_not_reach_the_disk_leaves_the_connection_syncing_aga
         }
     };
     // A batch of any kind, then one that only moves jobs (its own statement text), each
-    // written without a sync: the level is FULL again after each, for whoever writes next
-    // through the same connection (the secret store).
+    // written without a sync; the synced writer (the secret store's too) stays FULL.
     for batch in [
         vec![Write::InsertRun(Box::new(run.clone()))],
         vec![moved(&run)],
@@ -283,6 +282,58 @@ async fn a_commit_that_need_not_reach_the_disk_leaves_the_connection_syncing_aga
             .unwrap();
         assert_eq!(synchronous(&store).await, 2, "{batch:?}");
     }
+    let unsynced: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&store.write_unsynced)
+        .await
+        .unwrap();
+    assert_eq!(unsynced, 1, "NORMAL");
     run.jobs[0].status = gantry_core::JobStatus::Running;
     assert_eq!(store.get_run("01R").await.unwrap().unwrap().jobs, run.jobs);
+    store.sync().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_unsynced_commit_keeps_nothing_and_the_next_one_goes_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("gantry.db"))
+        .await
+        .unwrap();
+    let mut job = JobRecord::pending(0, "a");
+    job.status = gantry_core::JobStatus::Running;
+    // A job of a run that does not exist: the foreign key fails the batch.
+    let orphan = vec![Write::UpdateJob {
+        run_id: "nope".into(),
+        job,
+    }];
+    store
+        .commit_prepared(&orphan, Prepared::default(), Durability::Os)
+        .await
+        .unwrap_err();
+    let run = RunRecord {
+        id: "01R".into(),
+        name: "r".into(),
+        status: gantry_core::RunStatus::Queued,
+        trace_id: "t".into(),
+        cancel_requested: false,
+        created_at_ms: 1,
+        started_at_ms: None,
+        finished_at_ms: None,
+        spec: Default::default(),
+        context: Default::default(),
+        jobs: vec![JobRecord::pending(0, "a")],
+    };
+    store
+        .commit_prepared(
+            &[Write::InsertRun(Box::new(run))],
+            Prepared::default(),
+            Durability::Os,
+        )
+        .await
+        .unwrap();
+    assert!(store.get_run("01R").await.unwrap().is_some());
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE run_id = 'nope'")
+        .fetch_one(&store.read)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 0);
 }

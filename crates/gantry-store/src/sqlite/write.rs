@@ -66,15 +66,12 @@ pub(super) fn inserted_events(batch: &[Write]) -> Vec<&EventRecord> {
         .collect()
 }
 
-/// Applies `batch` in one transaction on `pool`; `payloads` (started for the batch's events)
-/// are durable before it commits. In WAL mode, `synchronous = NORMAL` writes the commit to the
-/// WAL without syncing it (it survives our crash; the next FULL commit syncs it with its own),
-/// `FULL` syncs it.
+/// Applies `batch` in one transaction on `pool` (the synced or the unsynced writer);
+/// `payloads` (started for the batch's events) are durable before it commits.
 pub(super) async fn commit(
     pool: &sqlx::SqlitePool,
     batch: &[Write],
     payloads: Payloads,
-    durability: Durability,
 ) -> StoreResult<Committed> {
     let mut inserts = Vec::new();
     let mut run_updates: HashMap<&str, &Write> = HashMap::new();
@@ -116,24 +113,11 @@ pub(super) async fn commit(
         && bus.is_empty()
         && leases.is_empty()
         && chunks.len() <= 1;
-    // The connection is ours until the end (the pool has one): the synchronous level set for
-    // this commit is back to FULL before anyone else (the secret store) writes through it.
     let mut conn = pool.acquire().await.map_err(db)?;
-    let os = durability == Durability::Os;
     if moves_only {
-        let result = commit_moves(&mut conn, jobs, chunks.first(), os).await;
-        if os && result.is_err() {
-            let _ = sqlx::query(SYNC_FULL).execute(&mut *conn).await;
-        }
-        return result;
+        return commit_moves(&mut conn, jobs, chunks.first()).await;
     }
-    if os {
-        sqlx::query(SYNC_NORMAL)
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
-    }
-    let result = commit_all(
+    commit_all(
         &mut conn,
         &inserts,
         run_updates,
@@ -145,19 +129,8 @@ pub(super) async fn commit(
         &chunks,
         &leases,
     )
-    .await;
-    if os {
-        let restored = sqlx::query(SYNC_FULL).execute(&mut *conn).await;
-        if result.is_ok() {
-            restored.map_err(db)?;
-        }
-    }
-    result
+    .await
 }
-
-/// The synchronous levels of a commit ([`Durability::Os`] and the default, FULL).
-const SYNC_NORMAL: &str = "PRAGMA synchronous = NORMAL";
-const SYNC_FULL: &str = "PRAGMA synchronous = FULL";
 
 /// Applies a batch of any kind in one transaction, in an order that respects foreign keys.
 #[expect(clippy::too_many_arguments)]
@@ -275,22 +248,16 @@ async fn update_runs(
 }
 
 /// A batch that only moves jobs (the bulk of a busy run's commits), in one statement: its
-/// transaction, rows and commit (and, when `os`, the synchronous level around it) go to
-/// SQLite's thread in one round trip. The text is one of a few, so its prepared form is cached
-/// like any other statement's.
+/// transaction, rows and commit go to SQLite's thread in one round trip. The text is one of a
+/// few, so its prepared form is cached like any other statement's.
 async fn commit_moves(
     conn: &mut SqliteConnection,
     jobs: Option<String>,
     chunk: Option<&Chunk<'_>>,
-    os: bool,
 ) -> StoreResult<Committed> {
     macro_rules! around {
         ($($body:expr),+) => {
-            if os {
-                concat!("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE; ", $($body),+, "; COMMIT; PRAGMA synchronous = FULL")
-            } else {
-                concat!("BEGIN IMMEDIATE; ", $($body),+, "; COMMIT")
-            }
+            concat!("BEGIN IMMEDIATE; ", $($body),+, "; COMMIT")
         };
     }
     let text = match (jobs.is_some(), chunk.is_some()) {

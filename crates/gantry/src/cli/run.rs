@@ -64,9 +64,11 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
         }
     };
     // One process per data dir: a server on it would take this run's jobs for orphans.
-    let held = crate::data_dir::DataDir::lock(&args.data.data_dir)?;
+    let held = crate::data_dir::DataDir::lock(&args.data.data_dir)?.until_exit();
     let store = wiring::open_store(held.path()).await?;
-    let owner = format!("run-{}", gantry_engine::ids::new_run_id());
+    // The data dir's instance: a server started on it later recognises this run's lease and
+    // whatever of it a crash left running.
+    let owner = held.instance_id()?;
     let max_parallel = args
         .max_parallel
         .unwrap_or_else(wiring::default_parallelism);

@@ -270,7 +270,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         );
     }
     // Before anything in the data dir is touched: one server per data dir.
-    let held = crate::data_dir::DataDir::lock(&data_dir)?;
+    let held = crate::data_dir::DataDir::lock(&data_dir)?.until_exit();
     let data_dir = held.path();
     std::fs::create_dir_all(data_dir.join("blobs"))
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
