@@ -194,3 +194,65 @@ fn parallelism_limit_is_respected() {
         assert!(overlapping < 2, "{spans:?}");
     }
 }
+
+#[test]
+fn output_to_a_reader_that_went_away_ends_quietly() {
+    // As `gantry schedule next … | head -1`: the reader takes a line and closes the pipe.
+    let mut child = Command::new(gantry_bin())
+        .args(["schedule", "next", "rate(1 minute)", "--count", "1000000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
+
+#[test]
+fn a_local_run_works_beside_a_server_on_the_default_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    // The server's default data dir, held as a server would hold it.
+    let server = Command::new(gantry_bin())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = KillOnDrop(server);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.0.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.contains("listening"), "{line}");
+    std::fs::write(dir.path().join("ok.yml"), "jobs:\n  a: {run: [\"true\"]}\n").unwrap();
+    let out = Command::new(gantry_bin())
+        .args(["run", "ok.yml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join(".gantry/local/lock").exists());
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -143,9 +143,9 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<i32> {
     let id = created["run_id"].as_str().unwrap_or_default().to_string();
     if !args.wait {
         if args.server.json {
-            println!("{created}");
+            outln!("{created}");
         } else {
-            println!("{id}");
+            outln!("{id}");
         }
         return Ok(0);
     }
@@ -176,16 +176,19 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<i32> {
         .json()
         .await?;
     if args.server.json {
-        println!("{}", serde_json::to_string_pretty(&body["runs"])?);
+        outln!("{}", serde_json::to_string_pretty(&body["runs"])?);
         return Ok(0);
     }
     let runs: Vec<RunView> = serde_json::from_value(body["runs"].clone())?;
-    println!(
+    outln!(
         "{:<28} {:<10} {:<24} {:>5}  NAME",
-        "RUN", "STATUS", "CREATED", "JOBS"
+        "RUN",
+        "STATUS",
+        "CREATED",
+        "JOBS"
     );
     for r in runs {
-        println!(
+        outln!(
             "{:<28} {:<10} {:<24} {:>5}  {}",
             r.id,
             r.status,
@@ -199,11 +202,11 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<i32> {
 
 fn print_run(run: &RunView, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(run)?);
+        outln!("{}", serde_json::to_string_pretty(run)?);
         return Ok(());
     }
-    println!("run {} ({}) {}", run.name, run.id, run.status);
-    println!(
+    outln!("run {} ({}) {}", run.name, run.id, run.status);
+    outln!(
         "  trace {}  created {}  finished {}",
         run.trace_id,
         run.created_at,
@@ -219,7 +222,7 @@ fn print_run(run: &RunView, json: bool) -> anyhow::Result<()> {
         } else {
             String::new()
         };
-        println!("  {:<24} {}{exit}{attempt}", j.name, j.status);
+        outln!("  {:<24} {}{exit}{attempt}", j.name, j.status);
     }
     Ok(())
 }
@@ -238,7 +241,7 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<i32> {
     };
     for job in jobs {
         if args.job.is_none() {
-            println!("==> {job} <==");
+            outln!("==> {job} <==");
         }
         let path = format!("/api/v1/runs/{}/jobs/{job}/log", args.run);
         if !args.follow {
@@ -246,7 +249,7 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<i32> {
                 .await?
                 .text()
                 .await?;
-            print!("{text}");
+            out!("{text}");
             continue;
         }
         let resp = ok(api
@@ -272,7 +275,7 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<i32> {
                         eprintln!("-- {job} ended: {d}");
                         break 'outer;
                     }
-                    println!("{d}");
+                    outln!("{d}");
                 }
             }
         }
@@ -293,9 +296,9 @@ pub async fn cancel(args: CancelArgs, rerun: bool) -> anyhow::Result<i32> {
     .json()
     .await?;
     if args.server.json {
-        println!("{body}");
+        outln!("{body}");
     } else {
-        println!("{} {}", args.run, body["status"].as_str().unwrap_or(""));
+        outln!("{} {}", args.run, body["status"].as_str().unwrap_or(""));
     }
     Ok(0)
 }

@@ -66,7 +66,7 @@ pub async fn main(cmd: EventsCmd) -> anyhow::Result<i32> {
         )
         .await?;
     let body: Value = ok(resp).await?.json().await?;
-    println!("{}", serde_json::to_string_pretty(&body)?);
+    outln!("{}", serde_json::to_string_pretty(&body)?);
     Ok(if body["FailedEntryCount"].as_u64() == Some(0) {
         0
     } else {

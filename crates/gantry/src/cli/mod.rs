@@ -1,4 +1,20 @@
-//! The command line: argument definitions and dispatch to each command.
+//! The command line: argument definitions and dispatch to each command, and how commands
+//! print their output.
+
+/// `println!` for a command's output: a reader that has gone away (`gantry status | head`)
+/// ends the command quietly, with the status a shell shows for a broken pipe (141).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for a command's output (see [`outln!`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
 
 pub mod client;
 pub mod config;
@@ -11,7 +27,6 @@ pub mod secrets;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
 
 const ABOUT: &str = "Event-driven CI/CD and operations automation engine";
 
@@ -52,10 +67,14 @@ pub enum Cmd {
     Schedule(schedule::ScheduleCmd),
 }
 
-/// Where state lives; shared by `serve` and `run`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct DataDir {
-    /// Folder for the database, logs and workspaces (created on first use).
-    #[arg(long, env = "GANTRY_DATA_DIR", default_value = ".gantry")]
-    pub data_dir: PathBuf,
+/// Writes a command's output to stdout; a closed reader ends the process (see [`outln!`]).
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("gantry: cannot write the output: {e}");
+        std::process::exit(1);
+    }
 }

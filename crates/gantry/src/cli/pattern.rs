@@ -144,7 +144,7 @@ pub fn bench(
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "{} patterns, {} events of {} bytes on average: {:.0} events/s on one thread ({:.2} matches per event)",
         set.len(),
         lines.len(),

@@ -2,7 +2,6 @@
 //! embedded engine, show progress, print the run object with `--json`. Exit 0 succeeded,
 //! 1 failed or cancelled, 2 invalid spec.
 
-use super::DataDir;
 use super::progress::Progress;
 use crate::view::RunView;
 use crate::wiring;
@@ -22,8 +21,11 @@ pub struct RunArgs {
     /// Most jobs running at once (default: number of cores).
     #[arg(long, env = "GANTRY_MAX_PARALLEL")]
     pub max_parallel: Option<usize>,
-    #[command(flatten)]
-    pub data: DataDir,
+    /// Folder for this run's database, log and workspaces (created on first use). Not the
+    /// server's (`.gantry`): one process holds a data dir at a time, so a local run works
+    /// beside a server started in the same folder.
+    #[arg(long, env = "GANTRY_RUN_DATA_DIR", default_value = ".gantry/local")]
+    pub data_dir: PathBuf,
     /// The event this run stands for, for `when: {event: …}` (default: `manual`).
     #[arg(long, default_value = "manual")]
     pub event: String,
@@ -64,7 +66,7 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
         }
     };
     // One process per data dir: a server on it would take this run's jobs for orphans.
-    let held = crate::data_dir::DataDir::lock(&args.data.data_dir)?.until_exit();
+    let held = crate::data_dir::DataDir::lock(&args.data_dir)?.until_exit();
     let store = wiring::open_store(held.path()).await?;
     // The data dir's instance: a server started on it later recognises this run's lease and
     // whatever of it a crash left running.
@@ -134,18 +136,20 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
     engine.shutdown().await;
 
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&RunView::from(&record))?);
+        outln!("{}", serde_json::to_string_pretty(&RunView::from(&record))?);
     } else {
         let secs = match (record.started_at_ms, record.finished_at_ms) {
             (Some(s), Some(f)) => (f - s) as f64 / 1000.0,
             _ => 0.0,
         };
-        println!(
+        outln!(
             "run {} ({}) {} in {secs:.2}s",
-            record.name, record.id, record.status
+            record.name,
+            record.id,
+            record.status
         );
         for j in record.jobs.iter().filter(|j| j.status.is_failure()) {
-            println!(
+            outln!(
                 "  {} {}{}",
                 j.name,
                 j.status,
@@ -158,7 +162,7 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
                 .tail(&record.id, &j.name, j.attempt, FAILED_LOG_LINES)
                 .unwrap_or_default();
             for line in tail.lines() {
-                println!("    | {line}");
+                outln!("    | {line}");
             }
         }
     }

@@ -51,7 +51,7 @@ pub fn main(cmd: ScheduleCmd) -> anyhow::Result<i32> {
     for _ in 0..count {
         match schedule.next_after(t, start) {
             Some(next) => {
-                println!("{}", next.to_rfc3339_opts(SecondsFormat::Secs, true));
+                outln!("{}", next.to_rfc3339_opts(SecondsFormat::Secs, true));
                 t = next;
             }
             None => break,

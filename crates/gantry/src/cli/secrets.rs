@@ -76,15 +76,15 @@ async fn list(a: ListArgs) -> anyhow::Result<i32> {
         .await?;
     let body: serde_json::Value = ok(resp).await?.json().await?;
     if a.server.json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        outln!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(0);
     }
     let items = body["secrets"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
-        println!("no secrets");
+        outln!("no secrets");
     }
     for s in items {
-        println!(
+        outln!(
             "{:<32} {:<32} updated {}",
             s["name"].as_str().unwrap_or(""),
             s["scope"].as_str().unwrap_or(""),

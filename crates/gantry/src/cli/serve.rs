@@ -448,7 +448,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         services,
     };
     let addr = listener.local_addr()?;
-    println!("gantry listening on http://{addr}");
+    outln!("gantry listening on http://{addr}");
     let _ = std::io::stdout().flush();
     info!(%addr, data_dir = %data_dir.display(), max_parallel, "serving");
     axum::serve(listener, server::router(state))
