@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
 # The 1000-job DAG (10 layers x 100, 2 deps each) run by Gantry and by the tools a user would
 # pick instead, side by side, with parallelism 2. Prints medians and Gantry's ratio to each peer.
-# Peers other than make need the harness's setup (ninja-build; doit in /tmp/perfpeers/venv).
-# Uses the shared harness (../shared/bench by default; set SHARED to elsewhere).
+# Peers other than make need bench/setup.sh (ninja-build; doit in /tmp/perfpeers/venv).
+# The harness (DAG generator, peers' inputs, timing) is bench/harness/dag.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${SHARED:-$ROOT/../shared}
 OUT=${OUT:-/tmp/gantry-bench/dag}
 cargo build --release -p gantry --manifest-path "$ROOT/Cargo.toml"
 rm -rf "$OUT"; mkdir -p "$OUT"
 OURS_DAG_CMD="$ROOT/target/release/gantry run {dir}/gantry.json --max-parallel 2 --data-dir {state}" \
   REPS=${REPS:-5} VARIANTS=${VARIANTS:-true sleep} OUT=$OUT \
-  bash "$SHARED/bench/dag/run_dag_bench.sh" ${PEERS:-make ninja doit ours} > "$OUT/log.txt" 2>&1 || { cat "$OUT/log.txt"; exit 1; }
+  bash "$ROOT/bench/harness/dag/run_dag_bench.sh" ${PEERS:-make ninja doit ours} > "$OUT/log.txt" 2>&1 || { cat "$OUT/log.txt"; exit 1; }
 python3 - "$OUT/dag-results.jsonl" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

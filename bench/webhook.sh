@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # Signed GitHub `workflow_job` deliveries (13.4 KB, real payload) under wrk (2 threads, 64
-# connections), Gantry beside the peers a user would pick instead (../shared/bench/webhook).
+# connections), Gantry beside the peers a user would pick instead (bench/harness/webhook).
 # Every Gantry 2xx means the event is in SQLite with synchronous=FULL (group commit).
-# env: PEERS (default "ours"; add adnanh fastapi-full fastapi-normal flask-full after the
-#      harness's setup), DURATION (default 20s), SHARED (default ../shared).
+# env: PEERS (default "ours"; add fastapi-full fastapi-normal after
+#      bench/setup.sh), DURATION (default 20s).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${SHARED:-$ROOT/../shared}
 OUT=${OUT:-/tmp/gantry-bench/webhook}
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install -y wrk)"; exit 1; }
 cargo build --release -p gantry --manifest-path "$ROOT/Cargo.toml"
@@ -14,7 +13,7 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 OURS_WEBHOOK_CMD="env GANTRY_GITHUB_WEBHOOK_SECRET=\$WEBHOOK_SECRET $ROOT/target/release/gantry serve --listen 127.0.0.1:9110 --data-dir ./state" \
 OURS_WEBHOOK_URL=http://127.0.0.1:9110/webhooks/github \
 OURS_COUNT_CMD="sqlite3 $OUT/webhook-ours/state/gantry.db 'select count(*) from events'" \
-DURATION=${DURATION:-20s} OUT=$OUT bash "$SHARED/bench/webhook/run_webhook_bench.sh" ${PEERS:-ours} | grep '^{' > "$OUT/results.jsonl"
+DURATION=${DURATION:-20s} OUT=$OUT bash "$ROOT/bench/harness/webhook/run_webhook_bench.sh" ${PEERS:-ours} | grep '^{' > "$OUT/results.jsonl"
 python3 - "$OUT/results.jsonl" <<'PY'
 import json, sys
 print(f"{'peer':16} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'RSS MiB':>8} {'checks (good/bad/filtered)':>28} rows")
