@@ -157,20 +157,23 @@ pub fn alive(marker: &str) -> bool {
 
 /// How many processes run exactly the command `marker` (see [`alive`]).
 pub fn processes(marker: &str) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
-                let args: Vec<String> = c
-                    .split(|b| *b == 0)
-                    .filter(|a| !a.is_empty())
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect();
-                args.join(" ") == marker
-            })
-        })
-        .count()
+    command_lines().iter().filter(|l| *l == marker).count()
+}
+
+/// The command line (arguments joined by spaces) of every running process, from `ps` (the
+/// same on Linux and macOS for this); exited processes not yet reaped are left out.
+pub fn command_lines() -> Vec<String> {
+    let out = std::process::Command::new("ps")
+        .args(["-A", "-ww", "-o", "args="])
+        .output()
+        .expect("run ps");
+    assert!(out.status.success(), "ps failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.ends_with("<defunct>"))
+        .map(String::from)
+        .collect()
 }
 
 /// Polls `cond` every 20 ms until it holds, or panics with `what` after `secs`. For what a job's
