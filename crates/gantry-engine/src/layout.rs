@@ -5,13 +5,23 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    work: PathBuf,
 }
 
 impl Layout {
+    /// Workspaces under `data_dir/work`.
     pub fn new(data_dir: &Path) -> Self {
         Layout {
             root: data_dir.to_path_buf(),
+            work: data_dir.join("work"),
         }
+    }
+
+    /// Workspaces under `work` instead (for jobs running as another user, who cannot enter
+    /// the data dir).
+    pub fn with_work_dir(mut self, work: &Path) -> Self {
+        self.work = work.to_path_buf();
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -23,7 +33,7 @@ impl Layout {
     }
 
     pub fn work_dir(&self) -> PathBuf {
-        self.root.join("work")
+        self.work.clone()
     }
 
     /// `work/<run>/<job>`: the job's workspace. Each attempt runs in a new, empty folder here

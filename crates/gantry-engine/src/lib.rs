@@ -14,4 +14,6 @@ pub mod ports;
 pub mod reporter;
 pub mod services;
 
-pub use orchestrator::{Engine, EngineConfig, EngineError, Executors, Preparation, Submitted};
+pub use orchestrator::{
+    Engine, EngineConfig, EngineError, Executors, ForkJobs, Preparation, Submitted,
+};

@@ -25,6 +25,7 @@ pub struct Pipelines {
     forge: Arc<dyn Forge>,
     allowed_urls: Arc<Vec<String>>,
     limits: Limits,
+    fork_jobs: crate::ForkJobs,
 }
 
 impl std::fmt::Debug for Pipelines {
@@ -50,7 +51,14 @@ impl Pipelines {
             forge,
             allowed_urls: Arc::new(allowed_urls),
             limits,
+            fork_jobs: crate::ForkJobs::default(),
         }
+    }
+
+    /// What pull requests from forks may run (with `Off`, their pipelines do not run).
+    pub fn with_fork_jobs(mut self, fork_jobs: crate::ForkJobs) -> Pipelines {
+        self.fork_jobs = fork_jobs;
+        self
     }
 
     /// Decides a stored GitHub delivery in the background.
@@ -122,6 +130,11 @@ impl Pipelines {
             Ok(t) => t,
             Err(why) => return Ok(Some(format!("ignored: {why}"))),
         };
+        if ctx.fork && self.fork_jobs == crate::ForkJobs::Off {
+            return Ok(Some(
+                "ignored: pull requests from forks do not run here (fork_jobs = off)".into(),
+            ));
+        }
         let repo = ctx.repo.clone().unwrap_or_default();
         let sha = ctx.sha.clone().unwrap_or_default();
         if let Err(why) = spec::check_clone_url(&self.allowed_urls, &clone_url) {

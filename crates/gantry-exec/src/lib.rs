@@ -5,10 +5,12 @@
 
 mod docker;
 mod git;
+mod isolation;
 mod local;
 mod masked_log;
 mod workspace;
 
 pub use docker::{DockerExecutor, DockerServices, OWNER_LABEL, RUN_LABEL};
 pub use git::GitSources;
+pub use isolation::{Clean, Isolation, RunAs, SAFE_PATH, keep_jobs_out, running_as_root};
 pub use local::LocalExecutor;

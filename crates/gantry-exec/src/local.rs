@@ -12,6 +12,7 @@
 //! find and stop what its previous life left running (`reap_orphans`).
 
 use crate::git::GitSources;
+use crate::isolation::Isolation;
 use crate::masked_log;
 use crate::workspace;
 use async_trait::async_trait;
@@ -36,6 +37,8 @@ pub struct LocalExecutor {
     kill_grace: Duration,
     /// Puts a job's source into its workspace.
     git: Option<Arc<GitSources>>,
+    /// The environment and user jobs start with.
+    isolation: Isolation,
 }
 
 impl LocalExecutor {
@@ -46,7 +49,15 @@ impl LocalExecutor {
             owner: owner.into(),
             kill_grace,
             git: None,
+            isolation: Isolation::Inherit,
         }
+    }
+
+    /// Jobs start with this environment and as this user (by default: ours, without our
+    /// `GANTRY_*` settings).
+    pub fn with_isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = isolation;
+        self
     }
 
     /// Jobs with a `source` are checked out through `git`.
@@ -82,14 +93,10 @@ impl LocalExecutor {
             }
         };
         cmd.current_dir(&launch.workspace);
-        // Our environment, without the server's own `GANTRY_*` settings (tokens, secrets),
-        // which are never passed to jobs; then the job's variables, the owner mark, the
-        // workspace and the secrets (a later setting of a name wins).
-        for (name, _) in std::env::vars_os() {
-            if name.as_encoded_bytes().starts_with(b"GANTRY_") {
-                cmd.env_remove(name);
-            }
-        }
+        // The environment the isolation gives (never the server's `GANTRY_*` settings), then
+        // the job's variables, the owner mark, the workspace and the secrets (a later setting
+        // of a name wins).
+        self.isolation.apply(&mut cmd);
         cmd.envs(launch.env.iter().map(|(k, v)| (k, v)));
         cmd.env(OWNER_ENV, &self.owner);
         cmd.env("GANTRY_WORKSPACE", &launch.workspace);
@@ -156,6 +163,18 @@ impl Executor for LocalExecutor {
         let Some(masker) = workspace::start(self.git.as_deref(), &mut launch).await else {
             return Outcome::Failed { exit_code: None };
         };
+        if let Some(user) = self.isolation.run_as()
+            && let Err(e) = workspace::hand_over(&launch.workspace, user)
+        {
+            note(
+                &launch,
+                &format!(
+                    "gantry: cannot give the workspace to the user `{}`: {e}",
+                    user.name
+                ),
+            );
+            return Outcome::Failed { exit_code: None };
+        }
         let direct = direct_argv(&launch.commands);
         let started = self.spawn(&launch, direct.as_deref());
         // A plain command runs without the shell, so its `$` line is written here (after it

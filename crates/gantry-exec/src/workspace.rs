@@ -80,6 +80,18 @@ fn remove(path: &Path) {
     }
 }
 
+/// Gives the workspace (with what the checkout put there) to the user jobs run as, and lets
+/// that user through the folders above it (`work/` and the run's folder: 0711, listing
+/// nothing), which the server made private.
+pub(crate) fn hand_over(place: &Path, user: &crate::RunAs) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    crate::isolation::hand_over(place, user)?;
+    for above in place.ancestors().skip(1).take(2) {
+        std::fs::set_permissions(above, std::fs::Permissions::from_mode(0o711))?;
+    }
+    Ok(())
+}
+
 /// Writes the engine's notes and checks out the source, both into the log (masked).
 pub(crate) async fn before_commands(
     git: Option<&GitSources>,

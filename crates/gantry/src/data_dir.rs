@@ -21,6 +21,10 @@ impl DataDir {
     pub fn lock(path: &Path) -> anyhow::Result<DataDir> {
         std::fs::create_dir_all(path)
             .with_context(|| format!("cannot create the data dir {}", path.display()))?;
+        // Private to its owner: it holds the database, the logs and the secret store's key.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make the data dir {} private", path.display()))?;
         let lock_path = path.join("lock");
         let mut file = OpenOptions::new()
             .read(true)

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod data_dir;
+pub mod outbound;
 pub mod server;
 pub mod view;
 pub mod wiring;

@@ -40,6 +40,10 @@ pub struct JobInputs {
     pub git: Option<Arc<GitSources>>,
     /// Connect to Docker for jobs with `image:` (a server always; `gantry run` when needed).
     pub docker: bool,
+    /// The environment and user local jobs start with.
+    pub isolation: gantry_exec::Isolation,
+    /// Where workspaces go, if not `DATA_DIR/work`.
+    pub work_dir: Option<std::path::PathBuf>,
 }
 
 pub async fn start_engine(
@@ -52,7 +56,8 @@ pub async fn start_engine(
 ) -> anyhow::Result<Engine> {
     let mut config = EngineConfig::new(data_dir.to_path_buf(), max_parallel, owner.to_string());
     config.recover = recover;
-    let mut local = LocalExecutor::new(owner, KILL_GRACE);
+    config.work_dir = inputs.work_dir.clone();
+    let mut local = LocalExecutor::new(owner, KILL_GRACE).with_isolation(inputs.isolation.clone());
     if let Some(git) = inputs.git.clone() {
         local = local.with_git(git);
     }
@@ -81,47 +86,6 @@ pub async fn start_engine(
     .await
     .context("cannot start the engine")?;
     Ok(engine)
-}
-
-/// The bus's HTTP target: POSTs events as JSON, signed with `X-Gantry-Signature-256` when a
-/// webhook secret is configured, with a timeout.
-pub struct HttpPoster {
-    client: reqwest::Client,
-    secret: Option<crate::server::signature::Secret>,
-}
-
-impl HttpPoster {
-    pub fn new(secret: Option<&str>) -> anyhow::Result<HttpPoster> {
-        Ok(HttpPoster {
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()?,
-            secret: secret.and_then(crate::server::signature::Secret::new),
-        })
-    }
-}
-
-#[async_trait::async_trait]
-impl gantry_engine::ports::HttpTarget for HttpPoster {
-    async fn post(&self, url: &str, body: &[u8]) -> Result<u16, String> {
-        let mut req = self
-            .client
-            .post(url)
-            .header("content-type", "application/json")
-            .body(body.to_vec());
-        if let Some(s) = &self.secret {
-            req = req.header(
-                "x-gantry-signature-256",
-                crate::server::signature::sign(s, body),
-            );
-        }
-        match req.send().await {
-            Ok(r) => Ok(r.status().as_u16()),
-            Err(e) if e.is_timeout() => Err("timed out".into()),
-            Err(e) if e.is_connect() => Err("cannot connect".into()),
-            Err(_) => Err("request failed".into()),
-        }
-    }
 }
 
 /// The target groups of `gantry.toml` on their load balancers (HAProxy for now); each

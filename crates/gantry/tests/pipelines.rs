@@ -325,7 +325,9 @@ async fn push_deploys_pull_request_tests_failures_skip_forks_get_no_secrets() {
     assert_eq!(job(&run, "deploy")["status"], "skipped");
     w.status(&bad, "gantry/test", "failure").await;
 
-    // A pull request from a fork: its pipeline asks for the secret and does not get it.
+    // A pull request from a fork: its pipeline's local job does not run (fork jobs run only
+    // in containers), and what it asked for (a secret) is not handed out. (Withholding the
+    // secret from a fork's job that does run is the orchestrator's `prepare` tests'.)
     let fork_pipeline = PIPELINE
         .replace(
             "      - cat app.txt\n",
@@ -342,13 +344,10 @@ async fn push_deploys_pull_request_tests_failures_skip_forks_get_no_secrets() {
                 .await,
         )
         .await;
-    assert_eq!(job(&run, "test")["status"], "succeeded", "{run}");
+    assert_eq!(job(&run, "test")["status"], "failed", "{run}");
     let log = w.log(&run, "test").await;
-    assert!(log.contains("key=none"), "{log}");
-    assert!(
-        log.contains("secrets withheld") && log.contains("DEPLOY_KEY"),
-        "{log}"
-    );
+    assert!(log.contains("run only in containers"), "{log}");
+    assert!(!log.contains("key="), "nothing of it ran: {log}");
 
     // PR comments are opt-in per pipeline (`report: comment`); statuses always.
     assert!(w.github.lock().comments.iter().all(|c| c.number != 7));

@@ -9,6 +9,7 @@ pub mod rule;
 pub mod ruleset;
 pub mod scan;
 pub mod schedule;
+pub mod template;
 
 pub use pattern::{Pattern, PatternError};
 

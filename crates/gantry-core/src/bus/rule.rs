@@ -278,6 +278,7 @@ fn target(v: &Value) -> Result<Target, String> {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(format!("`http` must be an http(s) URL, not `{url}`"));
             }
+            super::template::check_url_template(&url)?;
             Ok(Target::Http(url))
         }
         "start_service" => Ok(Target::StartService(text("a service name")?)),
@@ -289,15 +290,6 @@ fn target(v: &Value) -> Result<Target, String> {
     }
 }
 
-/// Fills `{name}` placeholders from `inputs`; unknown names are left as they are.
-pub fn fill(template: &str, inputs: &BTreeMap<String, String>) -> String {
-    let mut out = template.to_string();
-    for (k, v) in inputs {
-        out = out.replace(&format!("{{{k}}}"), v);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +298,8 @@ mod tests {
     fn def(v: Value) -> RuleDef {
         serde_json::from_value(v).unwrap()
     }
+
+    use crate::bus::template::fill;
 
     #[test]
     fn rules_compile_and_transform_input() {

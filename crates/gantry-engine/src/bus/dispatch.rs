@@ -5,7 +5,8 @@
 
 use super::Bus;
 use crate::ports::{DeliveryRecord, Write};
-use gantry_core::bus::rule::{RunTarget, Target, fill};
+use gantry_core::bus::rule::{RunTarget, Target};
+use gantry_core::bus::template::{fill, fill_path, fill_url};
 use gantry_core::spec::{self, Format, Limits, RunContext, RunSpec};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -139,11 +140,9 @@ async fn attempt(bus: &Bus, d: &DeliveryRecord) -> Outcome {
                     &bus.inner.ports.limits,
                 )
                 .map_err(|p| p.to_string()),
-                RunTarget::File(path) => load_spec_file(
-                    &bus.inner.ports.base_dir,
-                    &fill(path, &inputs),
-                    &bus.inner.ports.limits,
-                ),
+                RunTarget::File(path) => fill_path(path, &inputs).and_then(|path| {
+                    load_spec_file(&bus.inner.ports.base_dir, &path, &bus.inner.ports.limits)
+                }),
             };
             let mut spec = match spec {
                 Ok(s) => s,
@@ -170,7 +169,10 @@ async fn attempt(bus: &Bus, d: &DeliveryRecord) -> Outcome {
             let Some(http) = &bus.inner.ports.http else {
                 return failed("no HTTP client is configured", false);
             };
-            let url = fill(url, &inputs);
+            let url = match fill_url(url, &inputs) {
+                Ok(url) => url,
+                Err(e) => return failed(e, false),
+            };
             match http.post(&url, envelope.to_string().as_bytes()).await {
                 Ok(status) if (200..300).contains(&status) => {
                     Outcome::Done(vec![done(format!("POST {url}: {status}"))])
@@ -180,7 +182,10 @@ async fn attempt(bus: &Bus, d: &DeliveryRecord) -> Outcome {
                     format!("POST {url}: {status}"),
                     status == 429 || status >= 500,
                 ),
-                Err(e) => failed(format!("POST {url}: {e}"), true),
+                Err(crate::ports::PostError::Refused(e)) => {
+                    failed(format!("POST {url}: {e}"), false)
+                }
+                Err(crate::ports::PostError::Failed(e)) => failed(format!("POST {url}: {e}"), true),
             }
         }
         Target::StartService(name) | Target::StopService(name) => {
@@ -212,11 +217,27 @@ fn with_inputs(spec: &mut RunSpec, inputs: &BTreeMap<String, String>, event_id: 
     }
 }
 
-/// A `run` target's spec file, relative to the config file's folder.
+/// A `run` target's spec file, relative to the config file's folder and inside it (links
+/// followed). An invalid file's problems are not repeated: they would show what the file
+/// holds to whoever reads the delivery; `gantry run FILE` lists them.
 pub(super) fn load_spec_file(base: &Path, path: &str, limits: &Limits) -> Result<RunSpec, String> {
     let full = base.join(path);
-    let bytes = std::fs::read(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))?;
-    spec::parse_spec(&bytes, Format::Auto, path, limits).map_err(|p| format!("{path}: {p}"))
+    let inside = match (base.canonicalize(), full.canonicalize()) {
+        (Ok(base), Ok(real)) => real.starts_with(&base),
+        (_, Err(e)) => return Err(format!("cannot read {path}: {e}")),
+        (Err(e), _) => return Err(format!("cannot read the rules' folder: {e}")),
+    };
+    if !inside {
+        return Err(format!("{path} is outside the rules' folder"));
+    }
+    let bytes = std::fs::read(&full).map_err(|e| format!("cannot read {path}: {e}"))?;
+    spec::parse_spec(&bytes, Format::Auto, path, limits).map_err(|p| {
+        format!(
+            "{path} is not a valid run spec ({} problem{}); `gantry run {path}` lists them",
+            p.0.len(),
+            if p.0.len() == 1 { "" } else { "s" }
+        )
+    })
 }
 
 /// Run and job state changes as bus events (`source: gantry`, `detail-type: Run State

@@ -12,7 +12,7 @@ mod prepare;
 mod recovery;
 mod submit;
 
-pub use prepare::Preparation;
+pub use prepare::{ForkJobs, Preparation};
 
 use crate::journal::Journal;
 use crate::layout::Layout;
@@ -57,6 +57,8 @@ pub struct EngineConfig {
     /// How far past its timeout an attempt may go before the watchdog stops it; the executor
     /// enforces the timeout itself, so this only catches executors that fail to.
     pub watchdog_grace_ms: i64,
+    /// Where workspaces go, if not `data_dir/work`.
+    pub work_dir: Option<PathBuf>,
     /// How many committed batches a follower of the journal may fall behind before it is told
     /// it lagged (and reads the store instead). Every slot is made at start.
     pub committed_backlog: usize,
@@ -72,6 +74,7 @@ impl EngineConfig {
             lease_ttl_ms: 30_000,
             watchdog_interval: Duration::from_secs(1),
             watchdog_grace_ms: 10_000,
+            work_dir: None,
             committed_backlog: 4096,
         }
     }
@@ -145,7 +148,10 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let (journal, _writer) = Journal::start(store.clone(), config.committed_backlog);
         let (tx, rx) = mpsc::unbounded_channel();
-        let layout = Layout::new(&config.data_dir);
+        let mut layout = Layout::new(&config.data_dir);
+        if let Some(work) = &config.work_dir {
+            layout = layout.with_work_dir(work);
+        }
         let logs = Logs::new(layout.logs_dir());
         let mut actor = Actor {
             config: config.clone(),

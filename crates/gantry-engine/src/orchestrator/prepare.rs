@@ -4,7 +4,7 @@
 //! which, before anything runs.
 
 use crate::ports::{Checkout, Launch, SecretStore};
-use gantry_core::spec::{JobSpec, RunContext};
+use gantry_core::spec::{ExecutorKind, JobSpec, RunContext};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -14,6 +14,34 @@ pub struct Preparation {
     pub secrets: Option<Arc<dyn SecretStore>>,
     /// Repositories (`owner/name`) whose fork pull requests may use secrets.
     pub fork_secrets: HashSet<String>,
+    /// What jobs of pull requests from forks may do.
+    pub fork_jobs: ForkJobs,
+}
+
+/// What jobs of a pull request from a fork (someone else's code) may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForkJobs {
+    /// Only jobs in containers (`image:`) run; a local job fails saying why.
+    #[default]
+    Containers,
+    /// The pull request's pipeline does not run at all.
+    Off,
+    /// Anything runs, as for the repository's own branches (only for trusted forks).
+    Local,
+}
+
+impl std::str::FromStr for ForkJobs {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ForkJobs, String> {
+        match s {
+            "containers" => Ok(ForkJobs::Containers),
+            "off" => Ok(ForkJobs::Off),
+            "local" => Ok(ForkJobs::Local),
+            other => Err(format!(
+                "`{other}` is not one of `containers`, `off`, `local`"
+            )),
+        }
+    }
 }
 
 impl std::fmt::Debug for Preparation {
@@ -21,6 +49,7 @@ impl std::fmt::Debug for Preparation {
         f.debug_struct("Preparation")
             .field("secrets", &self.secrets.is_some())
             .field("fork_secrets", &self.fork_secrets)
+            .field("fork_jobs", &self.fork_jobs)
             .finish()
     }
 }
@@ -33,6 +62,20 @@ impl Preparation {
         job: &JobSpec,
         ctx: &RunContext,
     ) -> Result<(), String> {
+        if ctx.fork {
+            match self.fork_jobs {
+                ForkJobs::Local => {}
+                ForkJobs::Containers if job.executor != ExecutorKind::Local => {}
+                ForkJobs::Containers => {
+                    return Err("jobs of a pull request from a fork run only in containers, and this one has no `image:` (fork_jobs = containers)".into());
+                }
+                ForkJobs::Off => {
+                    return Err(
+                        "jobs of pull requests from forks do not run here (fork_jobs = off)".into(),
+                    );
+                }
+            }
+        }
         if let Some(src) = &job.source {
             let git_ref = src
                 .git
@@ -151,6 +194,8 @@ mod tests {
         let mut prep = Preparation {
             secrets: Some(Arc::new(OneSecret)),
             fork_secrets: HashSet::new(),
+            // Local jobs of forks allowed here: this is about their secrets.
+            fork_jobs: ForkJobs::Local,
         };
         let mut l = launch();
         prep.prepare(&mut l, &spec.jobs[0], &fork).await.unwrap();
@@ -176,5 +221,49 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.contains("no secret store"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn jobs_of_forks_run_only_in_containers_unless_allowed() {
+        let yaml = b"jobs: {local: {run: [make]}, boxed: {image: 'alpine', run: [make]}}";
+        let spec = parse_spec(yaml, Format::Yaml, "p", &Limits::default()).unwrap();
+        let fork = RunContext {
+            repo: Some("o/r".into()),
+            fork: true,
+            ..RunContext::default()
+        };
+        let own = RunContext {
+            repo: Some("o/r".into()),
+            ..RunContext::default()
+        };
+        let prep = Preparation::default();
+        let why = prep
+            .prepare(&mut launch(), &spec.jobs[0], &fork)
+            .await
+            .unwrap_err();
+        assert!(why.contains("only in containers"), "{why}");
+        prep.prepare(&mut launch(), &spec.jobs[1], &fork)
+            .await
+            .unwrap();
+        prep.prepare(&mut launch(), &spec.jobs[0], &own)
+            .await
+            .unwrap();
+        let off = Preparation {
+            fork_jobs: ForkJobs::Off,
+            ..Preparation::default()
+        };
+        assert!(
+            off.prepare(&mut launch(), &spec.jobs[1], &fork)
+                .await
+                .is_err()
+        );
+        let local = Preparation {
+            fork_jobs: ForkJobs::Local,
+            ..Preparation::default()
+        };
+        local
+            .prepare(&mut launch(), &spec.jobs[0], &fork)
+            .await
+            .unwrap();
     }
 }

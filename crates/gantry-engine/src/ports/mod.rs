@@ -16,6 +16,6 @@ pub use secrets::{Resolved, SecretError, SecretMeta, SecretStore, SecretValue};
 pub use store::*;
 pub use target_groups::{Target, TargetGroupError, TargetGroups, TargetHealth};
 pub use targets::{
-    ContainerState, HttpTarget, LabelSelector, ListedContainer, OWNER_LABEL, ServiceContainer,
-    ServiceRuntime, Services,
+    ContainerState, HttpTarget, LabelSelector, ListedContainer, OWNER_LABEL, PostError,
+    ServiceContainer, ServiceRuntime, Services,
 };

@@ -12,7 +12,16 @@ pub const OWNER_LABEL: &str = "io.gantry.owner";
 #[async_trait]
 pub trait HttpTarget: Send + Sync + 'static {
     /// POSTs `body` (JSON) to `url`, signed; the HTTP status, or why there was none.
-    async fn post(&self, url: &str, body: &[u8]) -> Result<u16, String>;
+    async fn post(&self, url: &str, body: &[u8]) -> Result<u16, PostError>;
+}
+
+/// Why a POST got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostError {
+    /// Not sent, and never will be (the destination is not allowed): not worth a retry.
+    Refused(String),
+    /// Sent or tried, and failed (timeout, connection): may work later.
+    Failed(String),
 }
 
 #[async_trait]

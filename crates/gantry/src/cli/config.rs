@@ -23,6 +23,18 @@ pub struct FileConfig {
     pub report_interval: Option<String>,
     pub secret_key_file: Option<PathBuf>,
     pub git_allowed_url_prefixes: Option<Vec<String>>,
+    /// Names of the server's environment variables local jobs get (nothing else is passed).
+    pub pass_env: Option<Vec<String>>,
+    /// The unprivileged user local jobs run as when the server runs as root.
+    pub run_as: Option<String>,
+    /// Where workspaces go [default: DATA_DIR/work]; outside the data dir with `run_as`.
+    pub work_dir: Option<PathBuf>,
+    /// What jobs of pull requests from forks may do: `containers` (only jobs with `image:`
+    /// run), `off` (their pipelines do not run), `local` (anything, as other jobs).
+    pub fork_jobs: Option<String>,
+    /// Hosts (`name` or `name:port`) that rules' `http` targets may reach although they are
+    /// loopback, private or link-local addresses.
+    pub allow_internal_hosts: Option<Vec<String>>,
     #[serde(default)]
     pub retention: Retention,
     /// Event bus rules (`[[rules]]`): each a `name`, a `pattern` or a `schedule`, and a `target`,

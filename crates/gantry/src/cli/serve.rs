@@ -46,6 +46,13 @@ pub struct ServeArgs {
     /// Keep job logs this long [default: 7d].
     #[arg(long, env = "GANTRY_RETAIN_LOGS")]
     pub retain_logs: Option<String>,
+    /// Folder for workspaces [default: DATA_DIR/work]; must be outside the data dir with
+    /// `--run-as`.
+    #[arg(long, env = "GANTRY_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Unprivileged user local jobs run as (the server must run as root).
+    #[arg(long, env = "GANTRY_RUN_AS")]
+    pub run_as: Option<String>,
 }
 
 /// The server's settings after flags, environment, `gantry.toml` and defaults are merged.
@@ -62,6 +69,10 @@ struct Settings {
     secret_key: Option<SecretKey>,
     git_allowed: Vec<String>,
     fork_secrets: std::collections::HashSet<String>,
+    fork_jobs: gantry_engine::ForkJobs,
+    isolation: gantry_exec::Isolation,
+    work_dir: Option<PathBuf>,
+    allow_internal_hosts: Vec<String>,
     rules: Vec<gantry_core::bus::rule::RuleDef>,
     base_dir: PathBuf,
     services: std::collections::BTreeMap<String, gantry_core::services::ServiceDef>,
@@ -212,6 +223,54 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
             .git_allowed_url_prefixes
             .unwrap_or_else(|| vec!["https://github.com/".into()]),
     };
+    let list = |var: &str, from_file: Option<Vec<String>>| -> Vec<String> {
+        match std::env::var(var) {
+            Ok(text) => text
+                .split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect(),
+            Err(_) => from_file.unwrap_or_default(),
+        }
+    };
+    let run_as = match args.run_as.or(file.run_as) {
+        None => None,
+        Some(name) => {
+            if !nix_is_root() {
+                bail!(
+                    "run_as `{name}`: jobs can run as another user only when the server runs as root"
+                );
+            }
+            Some(gantry_exec::RunAs::lookup(&name).map_err(|e| anyhow::anyhow!(e))?)
+        }
+    };
+    let work_dir = args.work_dir.or(file.work_dir);
+    if run_as.is_some() {
+        match &work_dir {
+            None => bail!(
+                "run_as needs a work dir outside the data dir (`--work-dir`, GANTRY_WORK_DIR or work_dir): the data dir is private to the server, so the jobs' user cannot enter it"
+            ),
+            Some(w) if std::path::absolute(w)?.starts_with(std::path::absolute(&data_dir)?) => {
+                bail!(
+                    "the work dir {} is inside the data dir {}: with run_as the jobs' user cannot enter it; put it beside",
+                    w.display(),
+                    data_dir.display()
+                )
+            }
+            Some(_) => {}
+        }
+    }
+    let isolation = gantry_exec::Isolation::Clean(gantry_exec::Clean {
+        pass: list("GANTRY_PASS_ENV", file.pass_env),
+        run_as,
+    });
+    let fork_jobs = match std::env::var("GANTRY_FORK_JOBS").ok().or(file.fork_jobs) {
+        None => gantry_engine::ForkJobs::Containers,
+        Some(text) => text
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("fork_jobs: {e}"))?,
+    };
+    let allow_internal_hosts = list("GANTRY_ALLOW_INTERNAL_HOSTS", file.allow_internal_hosts);
     let fork_secrets = file
         .repos
         .iter()
@@ -227,6 +286,10 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         secret_key,
         git_allowed,
         fork_secrets,
+        fork_jobs,
+        isolation,
+        work_dir,
+        allow_internal_hosts,
         github_secret: secret("GANTRY_GITHUB_WEBHOOK_SECRET", file.github_webhook_secret),
         webhook_secret: secret("GANTRY_WEBHOOK_SECRET", file.webhook_secret),
         listen,
@@ -259,6 +322,10 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         secret_key,
         git_allowed,
         fork_secrets,
+        fork_jobs,
+        isolation,
+        work_dir,
+        allow_internal_hosts,
         rules,
         base_dir,
         services,
@@ -267,6 +334,13 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     if token.is_none() && !listen.ip().is_loopback() {
         bail!(
             "refusing to listen on {listen} without GANTRY_API_TOKEN: anyone who can reach it could run commands here"
+        );
+    }
+    // What the server makes is private to it, and its memory unreadable to its jobs.
+    gantry_exec::keep_jobs_out().map_err(|e| anyhow::anyhow!(e))?;
+    if isolation.run_as().is_none() && nix_is_root() {
+        warn!(
+            "the server runs as root and so do its local jobs, which can then read the data dir (secrets, database); set run_as to an unprivileged user"
         );
     }
     // Before anything in the data dir is touched: one server per data dir.
@@ -303,6 +377,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         preparation: Preparation {
             secrets: Some(secrets.clone()),
             fork_secrets,
+            fork_jobs,
         },
         git: Some(wiring::git_sources(
             data_dir,
@@ -310,6 +385,8 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
             forge.clone(),
         )),
         docker: true,
+        isolation,
+        work_dir,
     };
     let engine =
         wiring::start_engine(data_dir, store.clone(), max_parallel, &owner, true, inputs).await?;
@@ -332,7 +409,8 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
             forge,
             git_allowed.clone(),
             Limits::default(),
-        );
+        )
+        .with_fork_jobs(fork_jobs);
         let resumed = p.resume().await?;
         if resumed > 0 {
             info!(resumed, "taking up pipeline events stored before a restart");
@@ -420,8 +498,9 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     let bus = Bus::start(
         engine.clone(),
         BusPorts {
-            http: Some(Arc::new(wiring::HttpPoster::new(
+            http: Some(Arc::new(crate::outbound::HttpPoster::new(
                 webhook_secret.as_deref(),
+                &allow_internal_hosts,
             )?)),
             services: services
                 .clone()
@@ -466,4 +545,9 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
     }
+}
+
+/// Whether this process runs as root (effective user id 0).
+fn nix_is_root() -> bool {
+    gantry_exec::running_as_root()
 }
