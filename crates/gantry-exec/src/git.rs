@@ -153,6 +153,11 @@ impl GitSources {
         if !(c.url.starts_with("https://") || c.url.starts_with("http://")) {
             return Ok(Vec::new());
         }
+        // The token goes only to the repository it is for: a job's `source` may name any
+        // allowed URL, but the run's repository's token is not sent to another one.
+        if !names_repository(&c.url, repo) {
+            return Ok(Vec::new());
+        }
         let token = match forge.git_token(repo).await {
             Ok(Some(t)) => t,
             Ok(None) => return Ok(Vec::new()),
@@ -169,6 +174,35 @@ impl GitSources {
             ),
         ])
     }
+}
+
+/// Whether `url` is a clone URL of `repo` (`owner/name`): its path ends with the segments
+/// `owner/name` or `owner/name.git` (case as GitHub ignores it), with no `.` or `..` segment,
+/// no user name, query or fragment. (The host and what comes before are the allowed prefixes'
+/// business.)
+fn names_repository(url: &str, repo: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let Some((authority, path)) = rest.split_once('/') else {
+        return false;
+    };
+    if authority.is_empty() || authority.contains('@') || path.contains(['?', '#']) {
+        return false;
+    }
+    let path = path.trim_end_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    if segments
+        .iter()
+        .any(|s| *s == "." || *s == ".." || s.is_empty())
+    {
+        return false;
+    }
+    let Some((owner, name)) = repo.split_once('/') else {
+        return false;
+    };
+    matches!(segments.as_slice(), [.., o, n] if o.eq_ignore_ascii_case(owner) && n.eq_ignore_ascii_case(name))
 }
 
 fn is_full_sha(s: &str) -> bool {
@@ -253,6 +287,29 @@ async fn git(dir: &Path, args: &[&str], env: &[(String, String)]) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_goes_only_to_its_own_repository() {
+        assert!(names_repository(
+            "https://github.com/acme/web.git",
+            "acme/web"
+        ));
+        assert!(names_repository("https://github.com/Acme/Web", "acme/web"));
+        assert!(names_repository(
+            "https://ghe.example/git/acme/web.git",
+            "acme/web"
+        ));
+        for other in [
+            "https://github.com/acme/web-fork.git",
+            "https://github.com/mallory/web.git",
+            "https://github.com/acme/web/../../mallory/x",
+            "https://user@github.com/acme/web.git",
+            "https://github.com/acme/web.git?x=1",
+            "file:///acme/web",
+        ] {
+            assert!(!names_repository(other, "acme/web"), "{other}");
+        }
+    }
 
     #[test]
     fn refs_and_mirror_names() {

@@ -138,12 +138,14 @@ impl GitHub {
                 })?
             }
         };
+        // Scoped to the one repository: a token handed to a checkout reaches nothing else.
+        let name = repo.split_once('/').map_or(repo, |(_, n)| n);
         let tok = self
             .call_as(
                 &jwt,
                 Method::POST,
                 &format!("/app/installations/{id}/access_tokens"),
-                None,
+                Some(&serde_json::json!({ "repositories": [name] })),
             )
             .await?;
         let token = tok["token"]

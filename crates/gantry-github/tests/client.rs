@@ -108,6 +108,11 @@ async fn a_github_app_buys_installation_tokens_caches_them_and_renews_on_401() {
         "the token is cached"
     );
     assert_eq!(count("GET /repos/acme/infra/installation"), 1);
+    assert_eq!(
+        fake.lock().token_requests,
+        [serde_json::json!({"repositories": ["infra"]})],
+        "the token reaches only the one repository"
+    );
 
     fake.revoke_installation_tokens();
     gh.create_comment("acme/infra", 7, "three").await.unwrap();

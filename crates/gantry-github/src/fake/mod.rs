@@ -48,6 +48,8 @@ pub struct FakeState {
     pub fail_next: VecDeque<(u16, Option<u64>)>,
     /// Installation tokens issued and still valid.
     pub installation_tokens: Vec<String>,
+    /// The bodies of installation token requests (their `repositories` scope), in order.
+    pub token_requests: Vec<Value>,
     /// Where bare repositories live (`OWNER/NAME.git`), if git is served.
     pub git_root: Option<std::path::PathBuf>,
     /// Repositories whose git wants a token.
@@ -428,6 +430,7 @@ async fn create_installation_token(
     State(f): State<FakeGitHub>,
     Path(id): Path<u64>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
     let installation = match f.admit_app(
         &headers,
@@ -440,6 +443,8 @@ async fn create_installation_token(
         return error(StatusCode::NOT_FOUND, "Not Found", None);
     }
     let mut st = f.lock();
+    st.token_requests
+        .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
     st.next_id += 1;
     let token = format!("ghs_fake{}", st.next_id);
     st.installation_tokens.push(token.clone());
