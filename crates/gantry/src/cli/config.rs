@@ -23,6 +23,10 @@ pub struct FileConfig {
     pub report_interval: Option<String>,
     pub secret_key_file: Option<PathBuf>,
     pub git_allowed_url_prefixes: Option<Vec<String>>,
+    /// Origins of web apps that may call the API from a browser (CORS).
+    pub cors_origins: Option<Vec<String>>,
+    /// How long a client has to send a request's head (`10s`).
+    pub header_read_timeout: Option<String>,
     #[serde(default)]
     pub retention: Retention,
     /// Event bus rules (`[[rules]]`): each a `name`, a `pattern` or a `schedule`, and a `target`,
