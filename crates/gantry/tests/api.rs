@@ -248,7 +248,7 @@ async fn bad_input_gets_the_right_status_and_nothing_is_stored() {
 #[tokio::test]
 async fn token_guards_the_api_and_is_required_off_loopback() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start_with(dir.path(), &[("GANTRY_API_TOKEN", "s3cret")]).await;
+    let mut s = Server::start_with(dir.path(), &[("GANTRY_API_TOKEN", common::TOKEN)]).await;
     assert_eq!(s.get("/api/v1/runs").await.0, 200);
     s.token = Some("wrong".into());
     let (st, body) = s.get("/api/v1/runs").await;

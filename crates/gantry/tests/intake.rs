@@ -286,7 +286,7 @@ async fn the_orders_webhook_runs_a_signed_payload() {
         dir.path(),
         &[
             ("GANTRY_WEBHOOK_SECRET", SECRET),
-            ("GANTRY_API_TOKEN", "tok"),
+            ("GANTRY_API_TOKEN", common::TOKEN),
         ],
     )
     .await;
@@ -342,7 +342,7 @@ async fn the_orders_webhook_runs_a_signed_payload() {
         .http
         .post(format!("{}/webhook", s.url))
         .header("content-type", "application/json")
-        .bearer_auth("tok")
+        .bearer_auth(common::TOKEN)
         .body(bad)
         .send()
         .await
@@ -358,7 +358,7 @@ async fn the_orders_webhook_runs_a_signed_payload() {
         .http
         .post(format!("{}/webhook", s.url))
         .header("content-type", "application/json")
-        .bearer_auth("tok")
+        .bearer_auth(common::TOKEN)
         .body(&b"{\"orders\": [{\"name\": \"ok\", \"cmds\": [\"true\"]}]}"[..])
         .send()
         .await
@@ -370,4 +370,59 @@ async fn the_orders_webhook_runs_a_signed_payload() {
         2,
         "one event per accepted payload"
     );
+}
+
+#[tokio::test]
+async fn a_replayed_signed_webhook_body_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start_with(dir.path(), &[("GANTRY_WEBHOOK_SECRET", SECRET)]).await;
+    let orders = br#"{"orders": [{"name": "once", "cmds": ["true"]}]}"#;
+    // The delivery id is not signed: a replay may carry none, or a new one.
+    let post = |delivery: Option<&'static str>| {
+        let mut req = s
+            .http
+            .post(format!("{}/webhook", s.url))
+            .header("content-type", "application/json")
+            .header("x-gantry-signature-256", signed(orders).unwrap());
+        if let Some(d) = delivery {
+            req = req.header("x-gantry-delivery", d);
+        }
+        async move {
+            let resp = req.body(&orders[..]).send().await.unwrap();
+            (
+                resp.status().as_u16(),
+                resp.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let (st, first) = post(None).await;
+    assert_eq!(st, 202, "{first}");
+    s.wait_finished(first["run_id"].as_str().unwrap(), 10).await;
+    for delivery in [None, Some("fresh-id-1"), Some("fresh-id-2")] {
+        let (st, again) = post(delivery).await;
+        assert_eq!(
+            (st, again["duplicate"].as_bool()),
+            (200, Some(true)),
+            "replay with delivery {delivery:?}: {again}"
+        );
+        assert_eq!(again["event_id"], first["event_id"]);
+    }
+    let (_, runs) = s.get("/api/v1/runs").await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
+
+    // The digest is durable: a restarted server still knows the body.
+    s.kill9().await;
+    let s = Server::start_with(dir.path(), &[("GANTRY_WEBHOOK_SECRET", SECRET)]).await;
+    let resp = s
+        .http
+        .post(format!("{}/webhook", s.url))
+        .header("content-type", "application/json")
+        .header("x-gantry-signature-256", signed(orders).unwrap())
+        .body(&orders[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (_, runs) = s.get("/api/v1/runs").await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
 }

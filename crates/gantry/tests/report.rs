@@ -155,26 +155,26 @@ async fn a_github_app_reports_with_installation_tokens() {
     let (st, resp) = s.post("/webhook", "application/json", orders).await;
     assert_eq!(st, 202, "{resp}");
     s.wait_finished(resp["run_id"].as_str().unwrap(), 10).await;
+    // The status and the comment's last edit are separate calls: wait for both.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !github
-        .lock()
-        .statuses
-        .iter()
-        .any(|x| x.context == "gantry/test" && x.state == "success")
-    {
+    while !{
+        let st = github.lock();
+        st.statuses
+            .iter()
+            .any(|x| x.context == "gantry/test" && x.state == "success")
+            && st
+                .comments
+                .first()
+                .is_some_and(|c| c.body.contains("✅ **acme/app#3** succeeded"))
+    } {
         assert!(
             Instant::now() < deadline,
-            "no status: {:?}",
+            "no success status and comment: {:?}",
             github.lock().calls
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let st = github.lock();
-    assert!(
-        st.comments[0].body.contains("✅ **acme/app#3** succeeded"),
-        "{}",
-        st.comments[0].body
-    );
     assert!(
         st.statuses.iter().all(|x| x.sha == "givensha"),
         "the payload's sha is used"

@@ -35,6 +35,10 @@ pub struct FileConfig {
     /// Hosts (`name` or `name:port`) that rules' `http` targets may reach although they are
     /// loopback, private or link-local addresses.
     pub allow_internal_hosts: Option<Vec<String>>,
+    /// Origins of web apps that may call the API from a browser (CORS).
+    pub cors_origins: Option<Vec<String>>,
+    /// How long a client has to send a request's head (`10s`).
+    pub header_read_timeout: Option<String>,
     #[serde(default)]
     pub retention: Retention,
     /// Event bus rules (`[[rules]]`): each a `name`, a `pattern` or a `schedule`, and a `target`,

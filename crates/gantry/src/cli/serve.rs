@@ -2,7 +2,8 @@
 //! (with recovery), the watchdog and the janitor, in one process, until SIGTERM or Ctrl-C.
 
 use super::config::FileConfig;
-use crate::server::{self, AppState, Metrics, signature::Secret};
+use crate::server::origin::Origin;
+use crate::server::{self, AppState, Guard, Metrics, signature::Secret};
 use crate::wiring;
 use anyhow::{Context, bail};
 use gantry_core::spec::Limits;
@@ -22,6 +23,9 @@ use tracing::{info, warn};
 
 /// How often the janitor sweeps (it also sweeps at start and on SIGUSR1).
 const JANITOR_EVERY: Duration = Duration::from_secs(3600);
+
+/// The shortest API token `serve` accepts: a guessable token is no token.
+const MIN_TOKEN_CHARS: usize = 32;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -77,6 +81,10 @@ struct Settings {
     base_dir: PathBuf,
     services: std::collections::BTreeMap<String, gantry_core::services::ServiceDef>,
     target_groups: std::collections::BTreeMap<String, gantry_core::services::TargetGroupDef>,
+    /// `GANTRY_PUBLIC_URL`'s origin: a name and an origin of the server besides its address.
+    public: Option<Origin>,
+    cors: Vec<Origin>,
+    header_read_timeout: Duration,
 }
 
 /// Reporting to GitHub: on when a token, or an App id and key, are set.
@@ -136,10 +144,52 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     if max_parallel == 0 {
         bail!("max-parallel must be at least 1");
     }
-    let token = std::env::var("GANTRY_API_TOKEN")
+    let token_var = std::env::var("GANTRY_API_TOKEN").ok();
+    let token_from = if token_var.is_some() {
+        "GANTRY_API_TOKEN".to_string()
+    } else {
+        let file_name = args.config.as_deref().unwrap_or(Path::new("gantry.toml"));
+        format!("api_token in {}", file_name.display())
+    };
+    let token = token_var.or(file.api_token).filter(|t| !t.is_empty());
+    if token
+        .as_ref()
+        .is_some_and(|t| t.chars().count() < MIN_TOKEN_CHARS)
+    {
+        bail!(
+            "{token_from} is too short: the API token must be at least {MIN_TOKEN_CHARS} characters (make one with `openssl rand -hex 32`)"
+        );
+    }
+    let public_url = std::env::var("GANTRY_PUBLIC_URL")
         .ok()
-        .or(file.api_token)
-        .filter(|t| !t.is_empty());
+        .or(file.public_url)
+        .filter(|u| !u.is_empty());
+    let public = match &public_url {
+        None => None,
+        Some(url) => Some(Origin::of_url(url).ok_or_else(|| {
+            anyhow::anyhow!(
+                "GANTRY_PUBLIC_URL (public_url): `{url}` is not a URL like https://ci.example.com"
+            )
+        })?),
+    };
+    let cors_texts: Vec<String> = match std::env::var("GANTRY_CORS_ORIGINS") {
+        Ok(list) => list.split(',').map(|o| o.trim().to_string()).collect(),
+        Err(_) => file.cors_origins.unwrap_or_default(),
+    };
+    let cors = cors_texts
+        .iter()
+        .filter(|o| !o.is_empty())
+        .map(|o| cors_origin(o))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let header_read_timeout = duration(
+        "header-read-timeout",
+        std::env::var("GANTRY_HEADER_READ_TIMEOUT").ok(),
+        file.header_read_timeout,
+        "10s",
+    )?;
+    if header_read_timeout == 0 {
+        bail!("header-read-timeout must be more than 0");
+    }
     let secret = |var: &str, from_file: Option<String>| {
         std::env::var(var)
             .ok()
@@ -181,7 +231,7 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
                 .ok()
                 .or(file.github_api_url)
                 .unwrap_or_else(|| "https://api.github.com".into()),
-            public_url: std::env::var("GANTRY_PUBLIC_URL").ok().or(file.public_url),
+            public_url: public_url.clone(),
             interval_ms: duration(
                 "report-interval",
                 std::env::var("GANTRY_REPORT_INTERVAL").ok(),
@@ -278,6 +328,9 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         .map(|(name, _)| name.clone())
         .collect();
     Ok(Settings {
+        public,
+        cors,
+        header_read_timeout: Duration::from_millis(header_read_timeout as u64),
         rules,
         base_dir,
         services,
@@ -309,6 +362,18 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     })
 }
 
+/// One of `cors_origins`: an origin exactly as a browser sends it.
+fn cors_origin(text: &str) -> anyhow::Result<Origin> {
+    if text == "*" {
+        bail!("cors_origins: `*` is not allowed: list each origin, like https://app.example.com");
+    }
+    Origin::parse(text).ok_or_else(|| {
+        anyhow::anyhow!(
+            "cors_origins: `{text}` is not an origin like https://app.example.com (scheme, host and port only)"
+        )
+    })
+}
+
 pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     let Settings {
         listen,
@@ -330,6 +395,9 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         base_dir,
         services,
         target_groups,
+        public,
+        cors,
+        header_read_timeout,
     } = settings(args)?;
     if token.is_none() && !listen.ip().is_loopback() {
         bail!(
@@ -530,10 +598,14 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     outln!("gantry listening on http://{addr}");
     let _ = std::io::stdout().flush();
     info!(%addr, data_dir = %data_dir.display(), max_parallel, "serving");
-    axum::serve(listener, server::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server error")?;
+    let guard = Arc::new(Guard::new(addr, public, cors));
+    server::serve(
+        listener,
+        server::router(state, guard),
+        header_read_timeout,
+        shutdown_signal(),
+    )
+    .await;
     engine.shutdown().await;
     info!("stopped");
     Ok(0)

@@ -1,7 +1,8 @@
 //! Intake, where events come in: `POST /webhooks/github` (GitHub deliveries) and
 //! `POST /webhook` (seed 1's `orders` payload). Authenticate, parse at the edge into typed
 //! events, store the event durably (group commit), and only then answer 2xx. A repeated
-//! delivery id is acknowledged and not stored or processed again. `GET /api/v1/events` lists
+//! delivery id is acknowledged and not stored or processed again; a signed `/webhook` body's
+//! delivery id is its SHA-256, so a replayed body is such a repeat. `GET /api/v1/events` lists
 //! what was stored.
 
 use super::signature::{self, Secret};
@@ -129,12 +130,13 @@ pub async fn orders(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let signed = header_str(&headers, "x-gantry-signature-256").is_some();
-    match (&state.webhook_secret, &state.token) {
+    let by_signature = match (&state.webhook_secret, &state.token) {
         (Some(secret), _) if signed => {
-            check_signature(secret, &headers, "x-gantry-signature-256", &body)?
+            check_signature(secret, &headers, "x-gantry-signature-256", &body)?;
+            true
         }
-        (_, Some(token)) if super::bearer_matches(&headers, token) => {}
-        (None, None) => {} // open, like the API: `serve` only allows this on loopback
+        (_, Some(token)) if super::bearer_matches(&headers, token) => false,
+        (None, None) => false, // open, like the API: `serve` only allows this on loopback
         (Some(_), _) => {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -149,7 +151,16 @@ pub async fn orders(
                 "missing or wrong bearer token",
             ));
         }
-    }
+    };
+    // The signature covers the body and nothing else: whoever holds a signed body can send it
+    // again, with any X-Gantry-Delivery or none. So a signed body's delivery id is its digest,
+    // and a replay is a duplicate for as long as the event is kept. A caller with the token
+    // (or on an open loopback server) names its own delivery id, if any.
+    let delivery_id = if by_signature {
+        Some(body_digest(&body))
+    } else {
+        header_str(&headers, "x-gantry-delivery").map(str::to_string)
+    };
     let spec = spec::parse_spec(&body, Format::Json, "orders", &state.limits)?;
     spec::check_sources(&spec, &state.git_allowed)?;
     let payload = String::from_utf8(body.to_vec()).unwrap_or_default(); // parse_spec checked UTF-8
@@ -157,7 +168,7 @@ pub async fn orders(
         id: gantry_engine::ids::new_run_id(),
         source: "gantry.webhook".into(),
         event_type: "orders".into(),
-        delivery_id: header_str(&headers, "x-gantry-delivery").map(str::to_string),
+        delivery_id,
         action: None,
         repository: spec.pr.as_ref().map(|p| p.repo.clone()),
         installation_id: None,
@@ -184,7 +195,7 @@ pub struct EventsQuery {
     source: Option<String>,
     #[serde(rename = "type")]
     event_type: Option<String>,
-    limit: Option<u32>,
+    limit: Option<String>,
 }
 
 pub async fn list(
@@ -194,7 +205,7 @@ pub async fn list(
     let filter = EventFilter {
         source: q.source,
         event_type: q.event_type,
-        limit: q.limit.unwrap_or(50),
+        limit: super::query::limit(q.limit.as_deref())?,
     };
     let events = state.engine.store().list_events(filter).await?;
     let events: Vec<_> = events
@@ -264,6 +275,12 @@ async fn store_once(
 fn duplicate(id: &str, delivery: Option<&str>) -> Response {
     let body = json!({"event_id": id, "duplicate": true, "delivery_id": delivery});
     (StatusCode::OK, Json(body)).into_response()
+}
+
+/// `sha256:<hex>` of a body: the delivery id of a signed `/webhook` body.
+fn body_digest(body: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(body)))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

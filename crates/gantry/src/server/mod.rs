@@ -1,17 +1,24 @@
 //! The HTTP API (`/api/v1`, the webhooks, `/metrics`): routes, authentication, body limits. The
-//! only module that knows HTTP; handlers call the engine and the store and nothing else.
+//! only module that knows HTTP; handlers call the engine and the store and nothing else. Every
+//! request passes the [`guard`] (Host, Origin, content type) first.
 
 mod bus;
 mod error;
+pub mod guard;
 mod intake;
+mod listen;
 mod logs;
 mod metrics;
+pub mod origin;
+mod query;
 mod runs;
 mod secrets;
 mod services;
 pub mod signature;
 
 pub use error::ApiError;
+pub use guard::Guard;
+pub use listen::serve;
 pub use metrics::Metrics;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -78,7 +85,8 @@ pub struct AppState {
     pub services: Option<Arc<gantry_engine::services::ServiceManager>>,
 }
 
-pub fn router(state: AppState) -> Router {
+/// The routes behind the guard.
+pub fn router(state: AppState, guard: Arc<Guard>) -> Router {
     let body_limit = state.limits.max_bytes + 64 * 1024;
     let api = Router::new()
         .route("/api/v1/runs", post(runs::submit).get(runs::list))
@@ -121,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(guard, guard::check))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,

@@ -58,7 +58,7 @@ pub async fn submit(
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
-    limit: Option<u32>,
+    limit: Option<String>,
 }
 
 pub async fn list(
@@ -76,7 +76,7 @@ pub async fn list(
         .store()
         .list_runs(RunFilter {
             status,
-            limit: q.limit.unwrap_or(50),
+            limit: super::query::limit(q.limit.as_deref())?,
         })
         .await?;
     let runs: Vec<RunView> = runs.iter().map(RunView::from).collect();

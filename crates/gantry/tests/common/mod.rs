@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// An API token long enough for `serve` (at least 32 characters).
+pub const TOKEN: &str = "test-token-0123456789-abcdefghijklmnop";
+
 pub fn gantry_bin() -> &'static str {
     env!("CARGO_BIN_EXE_gantry")
 }
@@ -26,11 +29,16 @@ impl Server {
     }
 
     pub async fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_on(data_dir, "127.0.0.1:0", env).await
+    }
+
+    /// Starts a server listening on `listen` (its URL is the address it prints).
+    pub async fn start_on(data_dir: &Path, listen: &str, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(gantry_bin());
         cmd.args([
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--max-parallel",
             "4",
             "--data-dir",
