@@ -11,6 +11,7 @@ pub mod forge;
 pub mod report;
 pub mod secret;
 pub mod services;
+pub mod size;
 pub mod spec;
 pub mod status;
 

@@ -7,17 +7,25 @@
 //! payload`. Writers of one run share a lock, so frames never interleave; a frame cut short by
 //! a crash is dropped when the file is next opened for writing in a new process, so later
 //! frames stay readable.
+//!
+//! An attempt's output is kept up to the log limit (64 MiB unless configured); what the job
+//! writes past it is dropped, and the log says so once. The engine's own notes are always
+//! written. Readers stream: [`Logs::reader`] walks the frames a frame at a time, so reading a
+//! log costs a buffer, not the log's size.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 const MAGIC: u8 = 0xA7;
 const HEADER: usize = 11;
 /// Output is cut into frames of at most this many bytes.
 const MAX_FRAME: usize = 64 * 1024;
+/// How much of its output an attempt's log keeps unless configured otherwise.
+pub const DEFAULT_LOG_LIMIT: u64 = 64 << 20;
 
 /// Every run's log file under one folder; cheap to clone.
 #[derive(Debug, Clone)]
@@ -28,6 +36,8 @@ pub struct Logs {
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
+    /// Bytes of output each attempt's log keeps.
+    limit: u64,
     /// Run logs open for writing, by run id: held open while the run is active (`Some`), and
     /// reachable while any attempt's writer is alive, so there is one writer per file.
     open: Mutex<HashMap<String, Open>>,
@@ -46,22 +56,37 @@ struct RunLog {
     file: Mutex<Option<File>>,
 }
 
-/// Where one attempt writes its output (clones write to the same log).
+/// Where one attempt writes its output (clones write to the same log, and share its limit).
 #[derive(Debug, Clone)]
 pub struct AttemptLog {
     run: Arc<RunLog>,
     job: Arc<str>,
     attempt: u32,
+    limit: u64,
+    /// Output bytes written so far, by this writer and its clones.
+    written: Arc<AtomicU64>,
 }
 
 impl Logs {
+    /// Logs that keep up to [`DEFAULT_LOG_LIMIT`] of each attempt's output.
     pub fn new(dir: impl Into<PathBuf>) -> Logs {
+        Logs::with_limit(dir, DEFAULT_LOG_LIMIT)
+    }
+
+    /// Logs that keep up to `limit` bytes of each attempt's output.
+    pub fn with_limit(dir: impl Into<PathBuf>, limit: u64) -> Logs {
         Logs {
             inner: Arc::new(Inner {
                 dir: dir.into(),
+                limit,
                 open: Mutex::default(),
             }),
         }
+    }
+
+    /// Bytes of output each attempt's log keeps.
+    pub fn limit(&self) -> u64 {
+        self.inner.limit
     }
 
     /// The file holding every attempt's output of the run.
@@ -94,6 +119,8 @@ impl Logs {
             run,
             job: job.into(),
             attempt,
+            limit: self.inner.limit,
+            written: Arc::default(),
         }
     }
 
@@ -105,21 +132,32 @@ impl Logs {
         }
     }
 
-    /// An attempt's whole log (empty when it wrote nothing).
+    /// An attempt's whole log in memory (empty when it wrote nothing). For small logs and
+    /// tests; serving a log goes through [`Logs::reader`].
     pub fn read(&self, run_id: &str, job: &str, attempt: u32) -> std::io::Result<Vec<u8>> {
-        Ok(self.read_from(run_id, job, attempt, 0)?.0)
+        let mut out = Vec::new();
+        self.reader(run_id, job, attempt)?.read_to_end(&mut out)?;
+        Ok(out)
     }
 
-    /// The attempt's output in the frames from `offset` on, and the offset to continue from
-    /// (for following a live log).
+    /// An attempt's log as it is now, read a frame at a time: what it costs is a buffer, not
+    /// the log's size. Output appended after this call is not part of it.
+    pub fn reader(&self, run_id: &str, job: &str, attempt: u32) -> std::io::Result<AttemptReader> {
+        AttemptReader::open(&self.path(run_id), job, attempt)
+    }
+
+    /// The attempt's output in the whole frames from `offset` on, at most about `max` bytes
+    /// of it (one frame more at most), and the offset to continue from (for following a live
+    /// log).
     pub fn read_from(
         &self,
         run_id: &str,
         job: &str,
         attempt: u32,
         offset: u64,
+        max: usize,
     ) -> std::io::Result<(Vec<u8>, u64)> {
-        read_attempt(&self.path(run_id), job, attempt, offset)
+        read_attempt(&self.path(run_id), job, attempt, offset, max)
     }
 
     /// The last `lines` lines of an attempt's log (from at most its last 256 KiB).
@@ -127,7 +165,7 @@ impl Logs {
         const WINDOW: usize = 256 * 1024;
         let file = File::open(self.path(run_id)).ok()?;
         let mut bytes = Vec::new();
-        walk(file, 0, &mut bytes, WINDOW, |name, at| {
+        walk(file, 0, &mut bytes, WINDOW, usize::MAX, |name, at| {
             name == job.as_bytes() && at == attempt
         })
         .ok()?;
@@ -143,11 +181,48 @@ impl Logs {
 impl AttemptLog {
     /// What this attempt has written so far.
     pub fn contents(&self) -> std::io::Result<Vec<u8>> {
-        Ok(read_attempt(&self.run.path, &self.job, self.attempt, 0)?.0)
+        let mut out = Vec::new();
+        AttemptReader::open(&self.run.path, &self.job, self.attempt)?.read_to_end(&mut out)?;
+        Ok(out)
     }
 
-    /// Appends output to the attempt's log, as one or more whole frames.
-    pub fn append(&self, mut bytes: &[u8]) -> std::io::Result<()> {
+    /// Whether the attempt's output has reached the log limit: what it writes now is dropped
+    /// (a copier may skip its work on it).
+    pub fn is_cut(&self) -> bool {
+        self.written.load(Ordering::Relaxed) >= self.limit
+    }
+
+    /// Appends the job's output to the attempt's log, up to the log limit: the output that
+    /// passes it is dropped, and the log says so once. Never fails for the limit, so a copier
+    /// keeps draining the job's output and the job runs on.
+    pub fn append(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let len = bytes.len() as u64;
+        let before = self.written.fetch_add(len, Ordering::Relaxed);
+        if before >= self.limit {
+            return Ok(()); // cut before: already said
+        }
+        let room = self.limit - before;
+        if len <= room {
+            return self.write_frames(bytes);
+        }
+        self.write_frames(&bytes[..room as usize])?;
+        self.write_frames(
+            format!(
+                "\ngantry: log cut at {}; the job's further output was dropped\n",
+                gantry_core::size::format_bytes(self.limit)
+            )
+            .as_bytes(),
+        )
+    }
+
+    /// Appends a line the engine writes itself (a note, a reason), on a line of its own; not
+    /// counted against the log limit, and never dropped.
+    pub fn note(&self, line: &str) {
+        let _ = self.write_frames(format!("{line}\n").as_bytes());
+    }
+
+    /// Appends bytes to the attempt's log, as one or more whole frames.
+    fn write_frames(&self, mut bytes: &[u8]) -> std::io::Result<()> {
         let mut file = self.run.file.lock().unwrap_or_else(|e| e.into_inner());
         if file.is_none() {
             *file = Some(open_for_append(&self.run.path)?);
@@ -170,11 +245,6 @@ impl AttemptLog {
         }
         Ok(())
     }
-
-    /// Appends a line the engine writes itself (a note, a reason), on a line of its own.
-    pub fn note(&self, line: &str) {
-        let _ = self.append(format!("{line}\n").as_bytes());
-    }
 }
 
 impl Write for AttemptLog {
@@ -192,6 +262,7 @@ fn read_attempt(
     job: &str,
     attempt: u32,
     offset: u64,
+    max: usize,
 ) -> std::io::Result<(Vec<u8>, u64)> {
     let file = match File::open(path) {
         Ok(f) => f,
@@ -199,10 +270,93 @@ fn read_attempt(
         Err(e) => return Err(e),
     };
     let mut out = Vec::new();
-    let end = walk(file, offset, &mut out, usize::MAX, |name, at| {
+    let end = walk(file, offset, &mut out, usize::MAX, max, |name, at| {
         name == job.as_bytes() && at == attempt
     })?;
     Ok((out, end))
+}
+
+/// One attempt's log read from its run's file a frame at a time ([`Logs::reader`]): the
+/// frames whole when it was opened, the other attempts' payloads skipped unread.
+#[derive(Debug)]
+pub struct AttemptReader {
+    /// `None` when the run has no log file yet.
+    r: Option<BufReader<File>>,
+    /// The file's length when opened: a frame that does not end by then (cut short by a crash,
+    /// or being written) ends the log.
+    end: u64,
+    pos: u64,
+    job: Vec<u8>,
+    attempt: u32,
+    /// Payload bytes of the current frame not yet read out.
+    left: u64,
+    name: Vec<u8>,
+}
+
+impl AttemptReader {
+    fn open(path: &Path, job: &str, attempt: u32) -> std::io::Result<AttemptReader> {
+        let file = match File::open(path) {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let end = match &file {
+            Some(f) => f.metadata()?.len(),
+            None => 0,
+        };
+        Ok(AttemptReader {
+            r: file.map(|f| BufReader::with_capacity(64 * 1024, f)),
+            end,
+            pos: 0,
+            job: job.as_bytes().to_vec(),
+            attempt,
+            left: 0,
+            name: Vec::new(),
+        })
+    }
+}
+
+impl Read for AttemptReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(r) = self.r.as_mut() else {
+            return Ok(0);
+        };
+        while self.left == 0 {
+            let mut header = [0u8; HEADER];
+            if self.pos + HEADER as u64 > self.end
+                || !read_full(r, &mut header)?
+                || header[0] != MAGIC
+            {
+                self.r = None;
+                return Ok(0);
+            }
+            let name_len = u16::from_le_bytes([header[1], header[2]]) as usize;
+            let attempt = u32::from_le_bytes(header[3..7].try_into().expect("4 bytes"));
+            let len = u64::from(u32::from_le_bytes(
+                header[7..11].try_into().expect("4 bytes"),
+            ));
+            let frame_end = self.pos + (HEADER + name_len) as u64 + len;
+            self.name.resize(name_len, 0);
+            if frame_end > self.end || !read_full(r, &mut self.name)? {
+                self.r = None;
+                return Ok(0);
+            }
+            self.pos = frame_end;
+            if self.name == self.job && attempt == self.attempt {
+                self.left = len;
+            } else {
+                r.seek_relative(len as i64)?;
+            }
+        }
+        let n = (buf.len() as u64).min(self.left) as usize;
+        let n = r.read(&mut buf[..n])?;
+        if n == 0 {
+            // The file shrank under us (a sweep): what was read stands.
+            self.r = None;
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// Opens (creating it and its folder if need be) a run's log for appending; a frame left cut
@@ -227,7 +381,14 @@ fn open_for_append(path: &Path) -> std::io::Result<File> {
     };
     let len = file.metadata()?.len();
     if len > 0 {
-        let whole = walk(file.try_clone()?, 0, &mut Vec::new(), 0, |_, _| false)?;
+        let whole = walk(
+            file.try_clone()?,
+            0,
+            &mut Vec::new(),
+            0,
+            usize::MAX,
+            |_, _| false,
+        )?;
         if whole < len {
             file.set_len(whole)?;
         }
@@ -236,13 +397,15 @@ fn open_for_append(path: &Path) -> std::io::Result<File> {
 }
 
 /// Walks the frames from `offset`, appending to `out` the payload of each frame whose job name
-/// and attempt `wanted` accepts (other payloads are skipped unread). Returns the offset just
-/// past the last whole frame. Only about the last `keep` bytes are kept in `out`.
+/// and attempt `wanted` accepts (other payloads are skipped unread), until `out` holds
+/// `stop_at` bytes or more. Returns the offset just past the last whole frame walked. Only
+/// about the last `keep` bytes are kept in `out`.
 fn walk(
     file: File,
     offset: u64,
     out: &mut Vec<u8>,
     keep: usize,
+    stop_at: usize,
     wanted: impl Fn(&[u8], u32) -> bool,
 ) -> std::io::Result<u64> {
     let file_len = file.metadata()?.len();
@@ -252,7 +415,7 @@ fn walk(
     let mut header = [0u8; HEADER];
     let mut name = Vec::new();
     loop {
-        if !read_full(&mut r, &mut header)? || header[0] != MAGIC {
+        if out.len() >= stop_at || !read_full(&mut r, &mut header)? || header[0] != MAGIC {
             return Ok(pos);
         }
         let name_len = u16::from_le_bytes([header[1], header[2]]) as usize;
@@ -316,9 +479,12 @@ mod tests {
         assert_eq!(logs.read("nope", "a", 1).unwrap(), b"");
 
         // Following: only what came after the offset.
-        let (_, end) = logs.read_from("r1", "a", 1, 0).unwrap();
+        let (_, end) = logs.read_from("r1", "a", 1, 0, usize::MAX).unwrap();
         a1.append(b"three\n").unwrap();
-        assert_eq!(logs.read_from("r1", "a", 1, end).unwrap().0, b"three\n");
+        assert_eq!(
+            logs.read_from("r1", "a", 1, end, usize::MAX).unwrap().0,
+            b"three\n"
+        );
 
         // A crash cut the last frame short: readers stop before it; a new process's first
         // write drops it, and what it writes after is readable.
@@ -341,5 +507,81 @@ mod tests {
             b"one\ntwo\nthree\nfour\n"
         );
         assert_eq!(again.tail("r1", "a", 1, 2).unwrap(), "three\nfour");
+    }
+
+    #[test]
+    fn output_past_the_limit_is_dropped_and_the_log_says_so_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = Logs::with_limit(dir.path(), 10 << 10);
+        let a = logs.attempt("r", "a", 1);
+        let copier = a.clone(); // clones share the count
+        a.note("$ make");
+        for _ in 0..10 {
+            copier.append(&[b'x'; 1500]).unwrap();
+        }
+        assert!(a.is_cut());
+        a.note("gantry: exit 0");
+        let log = String::from_utf8(logs.read("r", "a", 1).unwrap()).unwrap();
+        let cut = "\ngantry: log cut at 10 KiB; the job's further output was dropped\n";
+        assert_eq!(
+            log,
+            format!("$ make\n{}{cut}gantry: exit 0\n", "x".repeat(10 << 10))
+        );
+        // Another attempt has its own allowance.
+        logs.attempt("r", "a", 2).append(b"fresh\n").unwrap();
+        assert_eq!(logs.read("r", "a", 2).unwrap(), b"fresh\n");
+        assert_eq!(Logs::new(dir.path()).limit(), 64 << 20);
+    }
+
+    #[test]
+    fn a_reader_streams_one_attempt_in_small_reads_and_stops_at_a_cut_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = Logs::new(dir.path());
+        let (a, b) = (logs.attempt("r", "a", 1), logs.attempt("r", "b", 1));
+        let mut want = Vec::new();
+        for i in 0..50u8 {
+            let chunk = vec![b'a' + i % 26; MAX_FRAME + usize::from(i) * 997];
+            a.append(&chunk).unwrap();
+            b.append(b"other attempt\n").unwrap();
+            want.extend_from_slice(&chunk);
+        }
+        let mut got = Vec::new();
+        let mut reader = logs.reader("r", "a", 1).unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = reader.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got == want, "{} bytes, wanted {}", got.len(), want.len());
+        // Output appended after opening is not part of it; a frame cut short ends it.
+        let mut reader = logs.reader("r", "a", 1).unwrap();
+        a.append(b"later").unwrap();
+        let mut all = Vec::new();
+        reader.read_to_end(&mut all).unwrap();
+        assert_eq!(all.len(), want.len());
+        let f = OpenOptions::new()
+            .append(true)
+            .open(logs.path("r"))
+            .unwrap();
+        (&f).write_all(&[MAGIC, 1, 0, 1, 0, 0, 0, 9, 0, 0, 0, b'a', b'z'])
+            .unwrap();
+        let tail = logs.read("r", "a", 1).unwrap();
+        assert!(tail.ends_with(b"later"), "the cut frame is left out");
+        assert!(logs.read("none", "a", 1).unwrap().is_empty());
+        // Following: a bounded amount at a time, whole frames, in order.
+        let (mut offset, mut followed) = (0, Vec::new());
+        loop {
+            let (chunk, next) = logs.read_from("r", "a", 1, offset, 100 << 10).unwrap();
+            assert!(chunk.len() < (100 << 10) + MAX_FRAME);
+            if next == offset {
+                break;
+            }
+            followed.extend_from_slice(&chunk);
+            offset = next;
+        }
+        assert!(followed == tail);
     }
 }

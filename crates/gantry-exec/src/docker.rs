@@ -215,7 +215,20 @@ impl DockerExecutor {
         let mut out = LineMasker::new(launch.log.clone(), masker.clone());
         let streamer = tokio::spawn(async move {
             let mut logs = std::pin::pin!(logs);
-            while let Some(Ok(chunk)) = logs.next().await {
+            loop {
+                // A line held back for a wrapped form waits only so long for the next.
+                let next = if out.holds_lines() {
+                    match tokio::time::timeout(crate::masked_log::HOLD, logs.next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            out.flush_held();
+                            continue;
+                        }
+                    }
+                } else {
+                    logs.next().await
+                };
+                let Some(Ok(chunk)) = next else { break };
                 match chunk {
                     LogOutput::StdOut { message }
                     | LogOutput::StdErr { message }

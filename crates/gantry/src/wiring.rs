@@ -44,6 +44,22 @@ pub struct JobInputs {
     pub isolation: gantry_exec::Isolation,
     /// Where workspaces go, if not `DATA_DIR/work`.
     pub work_dir: Option<std::path::PathBuf>,
+    /// Bytes of output each attempt's log keeps (`None`: the engine's default, 64 MiB).
+    pub log_limit: Option<u64>,
+}
+
+/// The smallest log limit accepted: a bare number is bytes, so `64` for `64m` is refused.
+pub const MIN_LOG_LIMIT: u64 = 1 << 10;
+
+/// A `--log-limit` as given (`64m`, `1g`, bytes), checked; `what` names it in the error.
+pub fn log_limit(what: &str, text: &str) -> anyhow::Result<u64> {
+    let n = gantry_core::size::parse_bytes(text).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    if n < MIN_LOG_LIMIT {
+        anyhow::bail!(
+            "{what}: `{text}` is less than 1k (a number without a unit is bytes; e.g. 64m)"
+        );
+    }
+    Ok(n)
 }
 
 pub async fn start_engine(
@@ -57,6 +73,9 @@ pub async fn start_engine(
     let mut config = EngineConfig::new(data_dir.to_path_buf(), max_parallel, owner.to_string());
     config.recover = recover;
     config.work_dir = inputs.work_dir.clone();
+    if let Some(limit) = inputs.log_limit {
+        config.log_limit = limit;
+    }
     let mut local = LocalExecutor::new(owner, KILL_GRACE).with_isolation(inputs.isolation.clone());
     if let Some(git) = inputs.git.clone() {
         local = local.with_git(git);
@@ -128,4 +147,19 @@ pub fn git_sources(
     tokens: Option<Arc<dyn Forge>>,
 ) -> Arc<GitSources> {
     Arc::new(GitSources::new(data_dir.join("git"), allowed, tokens))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_log_limit_is_a_size_of_at_least_1k() {
+        assert_eq!(super::log_limit("x", "64m").unwrap(), 64 << 20);
+        assert_eq!(super::log_limit("x", "1024").unwrap(), 1024);
+        let err = super::log_limit("log-limit", "64").unwrap_err().to_string();
+        assert!(
+            err.contains("less than 1k") && err.starts_with("log-limit"),
+            "{err}"
+        );
+        assert!(super::log_limit("x", "lots").is_err());
+    }
 }

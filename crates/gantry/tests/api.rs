@@ -245,6 +245,166 @@ async fn bad_input_gets_the_right_status_and_nothing_is_stored() {
     );
 }
 
+/// POSTs a spec; the status and the answer's bytes.
+async fn post_spec(s: &Server, body: String) -> (u16, Vec<u8>) {
+    let resp = s
+        .req(Method::POST, "/api/v1/runs")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn a_spec_built_to_be_costly_gets_a_short_answer_and_little_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let before = s.peak_rss_kib();
+    let needing = |needs: Vec<String>| {
+        serde_json::json!({"jobs": {"a1": {"run": ["x"]}, "b": {"run": ["x"], "needs": needs}}})
+            .to_string()
+    };
+    // 3.5 MB repeating one need 580,000 times: refused as it is read (too many values).
+    let spec = needing(vec!["a1".into(); 580_000]).replace(",", ", ");
+    assert!(spec.len() > 3_400_000, "{}", spec.len());
+    let (st, body) = post_spec(&s, spec).await;
+    let start = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+    assert_eq!(st, 413, "{start}…");
+    assert!(body.len() < 1000, "{} bytes", body.len());
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 250000 values"),
+        "{body}"
+    );
+    // Within that limit: one problem for the job, naming the need.
+    let (st, body) = post_spec(&s, needing(vec!["a1".into(); 240_000])).await;
+    assert_eq!(st, 422);
+    assert!(body.len() < 1000, "{} bytes", body.len());
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let problems = body["error"]["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{body}");
+    assert_eq!(
+        problems[0]["message"],
+        "`a1` is listed 240000 times; list each need once"
+    );
+    // As many commands that are not strings: the first 100 problems, and how many more.
+    let numbers = serde_json::json!({"jobs": {"a": {"run": vec![1; 240_000]}}}).to_string();
+    let (st, body) = post_spec(&s, numbers).await;
+    assert_eq!(st, 422);
+    assert!(body.len() < 32_000, "{} bytes", body.len());
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["problems"].as_array().unwrap().len(), 100);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("invalid spec: 240000 problems"),
+        "{message}"
+    );
+    assert!(message.ends_with("… and 239900 more problems (only the first 100 are listed)"));
+    // More distinct needs than a run can have jobs: one problem.
+    let (st, body) = post_spec(&s, needing((0..240_000).map(|i| format!("n{i}")).collect())).await;
+    assert_eq!(st, 422);
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body["error"]["problems"][0]["message"],
+        "240000 needs is more than the limit of 5000 jobs per run"
+    );
+    // The server's memory grew by a bounded amount, not with the problems (it was ~1 GB).
+    if let (Some(before), Some(after)) = (before, s.peak_rss_kib()) {
+        let grew = (after - before) / 1024;
+        assert!(grew < 128, "the server's peak memory grew by {grew} MiB");
+    }
+}
+
+/// A job writing `bytes` bytes of 64-byte lines, with `rest` after.
+fn writes(bytes: u64, rest: &str) -> String {
+    format!(
+        "jobs:\n  big: {{run: [\"yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ | head -c {bytes}{rest}\"]}}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_large_log_is_read_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    // Kept whole: the limit is above its size.
+    let s = Server::start_with(dir.path(), &[("GANTRY_LOG_LIMIT", "512m")]).await;
+    let size = 300_000_000u64;
+    let id = s.submit_yaml(&writes(size, "")).await;
+    let run = s.wait_finished(&id, 300).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let before = s.peak_rss_kib();
+    let resp = s
+        .req(Method::GET, &format!("/api/v1/runs/{id}/jobs/big/log"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (mut read, mut tail) = (0u64, Vec::new());
+    let mut stream = resp.bytes_stream();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.unwrap();
+        read += piece.len() as u64;
+        tail.extend_from_slice(&piece);
+        tail.drain(..tail.len().saturating_sub(200));
+    }
+    // The command's line, all of its output, nothing else.
+    let echo = "$ yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ | head -c 300000000\n";
+    assert_eq!(read, echo.len() as u64 + size);
+    let line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\n";
+    let want: Vec<u8> = (size - 100..size)
+        .map(|i| line[(i % line.len() as u64) as usize])
+        .collect();
+    assert!(tail.ends_with(&want), "{}", String::from_utf8_lossy(&tail));
+    if let (Some(before), Some(after)) = (before, s.peak_rss_kib()) {
+        let grew = (after - before) / 1024;
+        assert!(
+            grew < 32,
+            "reading a 300 MB log grew the server's peak memory by {grew} MiB"
+        );
+    }
+}
+
+#[tokio::test]
+async fn output_past_the_log_limit_is_dropped_and_the_job_runs_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(dir.path(), &[("GANTRY_LOG_LIMIT", "1m")]).await;
+    let marker = dir.path().join("ran-on");
+    let spec = format!(
+        "{}  fails: {{run: [\"yes | head -c 2000000; exit 7\"]}}\n",
+        writes(
+            3_000_000,
+            &format!("; echo after-the-cut; touch {}", marker.display())
+        )
+    );
+    let id = s.submit_yaml(&spec).await;
+    let run = s.wait_finished(&id, 60).await;
+    // Outcomes as without the limit.
+    assert_eq!(job(&run, "big")["status"], "succeeded", "{run}");
+    assert_eq!(job(&run, "fails")["status"], "failed", "{run}");
+    assert_eq!(job(&run, "fails")["exit_code"], 7, "{run}");
+    assert!(marker.exists(), "the job ran on after its log was cut");
+    let note = "gantry: log cut at 1 MiB; the job's further output was dropped\n";
+    for name in ["big", "fails"] {
+        let log = s
+            .req(Method::GET, &format!("/api/v1/runs/{id}/jobs/{name}/log"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(log.matches(note).count(), 1, "{name}: the cut is said once");
+        let (kept, after) = log.split_once(note).unwrap();
+        assert_eq!(kept.len(), (1 << 20) + 1, "{name}: 1 MiB, then a newline");
+        assert!(!after.contains("after-the-cut"), "{name}: {after}");
+    }
+}
+
 #[tokio::test]
 async fn token_guards_the_api_and_is_required_off_loopback() {
     let dir = tempfile::tempdir().unwrap();

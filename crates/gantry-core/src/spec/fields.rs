@@ -135,7 +135,7 @@ impl Reader {
             }
         }
         if let Some(n) = lookup(map, "memory") {
-            match n.as_str().map(parse_bytes) {
+            match n.as_str().map(crate::size::parse_bytes) {
                 Some(Ok(b)) if b >= 6 << 20 => c.memory_bytes = Some(b),
                 Some(Ok(_)) => self.err(
                     &join(path, "memory"),
@@ -332,21 +332,4 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
-}
-
-/// `512m`, `2g`, `1024k`, `100000` (bytes); binary units.
-fn parse_bytes(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&s[..i], 1u64 << 10),
-        Some((i, 'm' | 'M')) => (&s[..i], 1 << 20),
-        Some((i, 'g' | 'G')) => (&s[..i], 1 << 30),
-        Some((i, 'b' | 'B')) => (&s[..i], 1),
-        _ => (s, 1),
-    };
-    num.trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("`{s}` is not a size like 512m or 2g"))
 }

@@ -6,7 +6,7 @@
 
 use super::fields::closest;
 use super::model::RunSpec;
-use super::problem::Problem;
+use super::problem::{Problem, ProblemList};
 use super::read::NeedPositions;
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -26,20 +26,29 @@ pub(super) fn check(
     spec: &RunSpec,
     need_pos: &NeedPositions,
     orders: bool,
-    problems: &mut Vec<Problem>,
+    problems: &mut ProblemList,
 ) {
     let index = job_index(spec);
     let needs_key = if orders { "dependencies" } else { "needs" };
     // Rendered only for a problem: most specs have none.
+    // A need's index in the document's list (the reader dropped repeated names).
+    let doc_index = |ji: usize, ni: usize| {
+        need_pos
+            .get(ji)
+            .and_then(|p| p.get(ni))
+            .map_or(ni, |(i, _)| *i)
+    };
     let path = |ji: usize, ni: Option<usize>| {
-        let at = ni.map(|ni| format!("[{ni}]")).unwrap_or_default();
+        let at = ni
+            .map(|ni| format!("[{}]", doc_index(ji, ni)))
+            .unwrap_or_default();
         if orders {
             format!("orders[{ji}].{needs_key}{at}")
         } else {
             format!("jobs.{}.{needs_key}{at}", spec.jobs[ji].name)
         }
     };
-    let pos = |ji: usize, ni: usize| need_pos.get(ji).and_then(|p| p.get(ni)).copied().flatten();
+    let pos = |ji: usize, ni: usize| need_pos.get(ji).and_then(|p| p.get(ni)).and_then(|p| p.1);
     for (ji, job) in spec.jobs.iter().enumerate() {
         for (ni, need) in job.needs.iter().enumerate() {
             if need == &job.name {
@@ -50,7 +59,10 @@ pub(super) fn check(
                     format!("job `{need}` needs itself"),
                 ));
             } else if !index.contains_key(need.as_str()) {
-                let hint = closest(need, spec.jobs.iter().map(|j| j.name.as_str()))
+                // The hint looks at every job: only for problems that will be listed.
+                let hint = (!problems.is_full())
+                    .then(|| closest(need, spec.jobs.iter().map(|j| j.name.as_str())))
+                    .flatten()
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
                 problems.push(Problem::new(
@@ -298,7 +310,7 @@ fn cycles(graph: &JobGraph) -> Vec<Vec<usize>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::problem::Problem;
+    use super::super::problem::{Problem, ProblemList};
     use super::super::{Format, Limits, RunSpec, parse_spec};
     use super::{JobGraph, Needs, check};
 
@@ -330,19 +342,22 @@ mod tests {
         let spec = parse_spec(text.as_bytes(), Format::Yaml, "s", &Limits::default()).unwrap();
         // Read back, the spec holds no graph; its needs are valid.
         let stored: RunSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
-        let mut problems = vec![Problem::new(
+        let mut problems: ProblemList = [Problem::new(
             "name",
             None,
             None,
             "a problem the reader found",
-        )];
+        )]
+        .into_iter()
+        .collect();
         check(&stored, &Vec::new(), false, &mut problems);
-        assert_eq!(problems.len(), 1, "{problems:?}");
+        let problems = problems.into_problems(Default::default());
+        assert_eq!(problems.count(), 1, "{problems:?}");
         assert!(
             stored.graph.0.get().is_none(),
             "a spec with a problem keeps no graph"
         );
-        let mut problems = Vec::new();
+        let mut problems = ProblemList::default();
         check(&stored, &Vec::new(), false, &mut problems);
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(stored.graph.0.get(), Some(&JobGraph::new(&stored)));

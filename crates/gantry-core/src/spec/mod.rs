@@ -18,14 +18,17 @@ pub use graph::{GraphCell, JobGraph, Needs};
 pub use model::*;
 pub use node::{Node, Pos, SyntaxError, parse_json, parse_yaml};
 pub use pipeline::{Concurrency, DEFAULT_PR_TYPES, TriggerFilter, Triggers};
-pub use problem::{Problem, Problems, Unreadable};
+pub use problem::{MAX_PROBLEMS, Problem, Problems, Unreadable};
 pub use read::valid_job_name;
 pub use source::{check_clone_url, check_sources};
 
-/// Bounds on what one spec may ask for.
+/// Bounds on what one spec may ask for, and on what reading it may cost.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_bytes: usize,
+    /// Values in the document (mappings, lists and scalars, keys included): what its tree
+    /// costs in memory grows with these, not with its bytes (`[1,1,1]` is 2 bytes a value).
+    pub max_values: usize,
     pub max_jobs: usize,
     pub max_commands_per_job: usize,
 }
@@ -33,9 +36,12 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         // 5000 jobs covers the largest monorepo matrices seen in practice with room to spare;
-        // 4 MiB of spec is far beyond any hand-written file.
+        // 4 MiB of spec is far beyond any hand-written file. 250,000 values is the YAML
+        // reader's own default budget, now for JSON too: 50 per job at 5000 jobs, and a tree
+        // of at most a few tens of MiB.
         Limits {
             max_bytes: 4 << 20,
+            max_values: 250_000,
             max_jobs: 5000,
             max_commands_per_job: 1000,
         }
@@ -60,7 +66,7 @@ pub fn parse_spec(
     limits: &Limits,
 ) -> Result<RunSpec, Problems> {
     let one = |why: Unreadable, msg: String, pos: Option<Pos>| {
-        Problems(vec![Problem::new("", None, pos, msg)], why)
+        Problems(vec![Problem::new("", None, pos, msg)], why, 0)
     };
     if bytes.len() > limits.max_bytes {
         return Err(one(
@@ -87,11 +93,18 @@ pub fn parse_spec(
         Format::Auto => text.trim_start().starts_with(['{', '[']),
     };
     let doc = if json {
-        parse_json(text)
+        parse_json(text, limits.max_values)
     } else {
-        parse_yaml(text)
+        parse_yaml(text, limits.max_values)
     }
-    .map_err(|e| one(Unreadable::Syntax, e.message, e.pos))?;
+    .map_err(|e| {
+        let why = if e.too_large {
+            Unreadable::TooLarge
+        } else {
+            Unreadable::Syntax
+        };
+        one(why, e.message, e.pos)
+    })?;
     from_node(&doc, default_name, limits)
 }
 
@@ -107,7 +120,7 @@ pub fn from_node(doc: &Node, default_name: &str, limits: &Limits) -> Result<RunS
     }
     match read {
         Some((spec, _)) if problems.is_empty() => Ok(spec),
-        _ => Err(Problems(problems, Unreadable::No)),
+        _ => Err(problems.into_problems(Unreadable::No)),
     }
 }
 

@@ -41,6 +41,24 @@ pub struct Key {
 pub struct SyntaxError {
     pub message: String,
     pub pos: Option<Pos>,
+    /// It was refused for its size (too many values), not for its syntax.
+    pub too_large: bool,
+}
+
+impl SyntaxError {
+    fn too_many_values(max: usize, pos: Option<Pos>) -> SyntaxError {
+        SyntaxError {
+            message: too_many_values(max),
+            pos,
+            too_large: true,
+        }
+    }
+}
+
+fn too_many_values(max: usize) -> String {
+    format!(
+        "the spec has more than {max} values (mappings, lists and scalars, keys included), the limit"
+    )
 }
 
 impl Node {
@@ -124,12 +142,14 @@ impl Node {
     }
 }
 
-/// Parses YAML (1.2, with an alias-expansion budget) into a positioned tree.
-pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
+/// Parses YAML (1.2) into a positioned tree of at most `max_values` values, aliases expanded
+/// (the reader's budget counts what they expand to).
+pub fn parse_yaml(text: &str, max_values: usize) -> Result<Node, SyntaxError> {
     if text.trim().is_empty() {
         return Err(SyntaxError {
             message: "the document is empty".into(),
             pos: None,
+            too_large: false,
         });
     }
     let mut options = serde_saphyr::Options::default();
@@ -138,6 +158,9 @@ pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
     // YAML 1.2 core schema: `on`, `y`, `no` stay strings (a pipeline's `on:` key is not `true`).
     options.strict_booleans = true;
     options.leading_zero_numbers_as_strings = true;
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = max_values;
+    options.budget = Some(budget);
     match serde_saphyr::from_str_with_options::<Spanned<Node>>(text, options) {
         Ok(spanned) => Ok(attach(spanned)),
         Err(err) => {
@@ -145,6 +168,26 @@ pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
                 line: l.line() as u32,
                 column: l.column() as u32,
             });
+            // The breach itself, under what wraps it (a snippet, the aliases it came through).
+            let mut inner = &err;
+            while let serde_saphyr::Error::AliasError { error, .. }
+            | serde_saphyr::Error::WithSnippet { error, .. } = inner
+            {
+                inner = error;
+            }
+            if let serde_saphyr::Error::Budget { breach, .. } = inner {
+                if matches!(breach, serde_saphyr::budget::BudgetBreach::Nodes { .. }) {
+                    return Err(SyntaxError::too_many_values(max_values, pos));
+                }
+                return Err(SyntaxError {
+                    message: format!(
+                        "the spec is beyond what the YAML reader accepts ({})",
+                        budget_breach(breach)
+                    ),
+                    pos,
+                    too_large: true,
+                });
+            }
             // The crate's Display renders a snippet; the first line is the message itself.
             let message = err
                 .to_string()
@@ -152,26 +195,64 @@ pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
                 .next()
                 .unwrap_or("invalid YAML")
                 .to_string();
-            Err(SyntaxError { message, pos })
+            Err(SyntaxError {
+                message,
+                pos,
+                too_large: false,
+            })
         }
     }
 }
 
-/// Parses JSON into a tree (positions only in the syntax error), straight into nodes.
-pub fn parse_json(text: &str) -> Result<Node, SyntaxError> {
+/// A budget breach in words (the reader's own rendering is its `Debug`).
+fn budget_breach(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    match breach {
+        B::Depth { .. } => "nested too deeply".into(),
+        B::Aliases { .. } | B::Anchors { .. } => "too many aliases or anchors".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Parses JSON into a tree of at most `max_values` values (positions only in the syntax
+/// error), straight into nodes.
+pub fn parse_json(text: &str, max_values: usize) -> Result<Node, SyntaxError> {
+    SCRATCH.with_borrow_mut(|s| {
+        s.values = 0;
+        s.max_values = max_values;
+    });
     let parsed = serde_json::from_str::<PlainNode>(text);
     // Empty after success; what a failed parse left is dropped, and the space given back.
-    SCRATCH.with_borrow_mut(|s| *s = Scratch::default());
+    let over = SCRATCH.with_borrow_mut(|s| std::mem::take(s).values > max_values);
     match parsed {
         Ok(v) => Ok(v.0),
-        Err(err) => Err(SyntaxError {
-            message: format!("invalid JSON: {}", strip_json_position(&err.to_string())),
-            pos: Some(Pos {
+        Err(err) => {
+            let pos = Some(Pos {
                 line: err.line() as u32,
                 column: err.column() as u32,
-            }),
-        }),
+            });
+            if over {
+                return Err(SyntaxError::too_many_values(max_values, pos));
+            }
+            Err(SyntaxError {
+                message: format!("invalid JSON: {}", strip_json_position(&err.to_string())),
+                pos,
+                too_large: false,
+            })
+        }
     }
+}
+
+/// Counts one more value of the JSON being read; an error once there are too many.
+fn count_value<E: de::Error>() -> Result<(), E> {
+    SCRATCH.with_borrow_mut(|s| {
+        s.values += 1;
+        if s.values > s.max_values {
+            Err(E::custom(too_many_values(s.max_values)))
+        } else {
+            Ok(())
+        }
+    })
 }
 
 fn strip_json_position(msg: &str) -> &str {
@@ -284,27 +365,35 @@ impl<'de> Visitor<'de> for PlainVisitor {
         f.write_str("any JSON value")
     }
     fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+        count_value()?;
         NodeVisitor.visit_unit()
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+        count_value()?;
         NodeVisitor.visit_bool(v)
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+        count_value()?;
         NodeVisitor.visit_i64(v)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+        count_value()?;
         NodeVisitor.visit_u64(v)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        count_value()?;
         NodeVisitor.visit_f64(v)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+        count_value()?;
         NodeVisitor.visit_str(v)
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
+        count_value()?;
         NodeVisitor.visit_string(v)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        count_value()?;
         let start = SCRATCH.with_borrow(|s| s.items.len());
         while let Some(PlainNode(item)) = seq.next_element()? {
             SCRATCH.with_borrow_mut(|s| s.items.push(item));
@@ -313,8 +402,11 @@ impl<'de> Visitor<'de> for PlainVisitor {
         Ok(leaf(Value::Seq(items)))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        count_value()?;
         let start = SCRATCH.with_borrow(|s| s.entries.len());
-        while let Some((name, PlainNode(value))) = map.next_entry::<String, PlainNode>()? {
+        while let Some(name) = map.next_key::<String>()? {
+            count_value()?; // the key
+            let PlainNode(value) = map.next_value()?;
             SCRATCH.with_borrow_mut(|s| s.entries.push((Key { name, pos: None }, value)));
         }
         let entries = SCRATCH.with_borrow_mut(|s| s.entries.drain(start..).collect());
@@ -325,10 +417,13 @@ impl<'de> Visitor<'de> for PlainVisitor {
 /// Where a JSON list's or mapping's items gather until it ends (JSON gives no count up
 /// front): each is then moved into a vector of exactly its length, instead of one grown by
 /// doubling. A 1000-job spec's tree takes a third less memory, and no regrowth copies.
+/// The values read so far are counted here too, against the limit the parse was given.
 #[derive(Default)]
 struct Scratch {
     items: Vec<Node>,
     entries: Vec<(Key, Node)>,
+    values: usize,
+    max_values: usize,
 }
 
 thread_local! {
@@ -375,7 +470,7 @@ mod tests {
 
     #[test]
     fn yaml_positions_point_at_values_and_keys() {
-        let doc = parse_yaml("name: x\njobs:\n  a:\n    run: [\"true\"]\n").unwrap();
+        let doc = parse_yaml("name: x\njobs:\n  a:\n    run: [\"true\"]\n", 100).unwrap();
         let Value::Map(top) = &doc.value else {
             panic!("{doc:?}")
         };
@@ -397,18 +492,18 @@ mod tests {
 
     #[test]
     fn yaml_syntax_error_has_a_position() {
-        let err = parse_yaml("jobs:\n  a: [1, 2\n").unwrap_err();
+        let err = parse_yaml("jobs:\n  a: [1, 2\n", 100).unwrap_err();
         assert!(err.pos.is_some(), "{err:?}");
     }
 
     #[test]
     fn json_loads_without_positions() {
-        let doc = parse_json(r#"{"a": [1, "x", null, true, 1.5]}"#).unwrap();
+        let doc = parse_json(r#"{"a": [1, "x", null, true, 1.5]}"#, 100).unwrap();
         assert_eq!(
             doc.to_json(),
             serde_json::json!({"a": [1, "x", null, true, 1.5]})
         );
-        let err = parse_json("{\"a\": }").unwrap_err();
+        let err = parse_json("{\"a\": }", 100).unwrap_err();
         assert_eq!(err.pos.map(|p| p.line), Some(1));
         assert!(err.message.starts_with("invalid JSON"), "{}", err.message);
     }

@@ -1,5 +1,7 @@
 //! A problem found in a spec: where it is (a path like `jobs.deploy.needs[0]`, and for YAML the
-//! line and column) and what is wrong, in words meant for the person who wrote the spec.
+//! line and column) and what is wrong, in words meant for the person who wrote the spec. At
+//! most [`MAX_PROBLEMS`] are kept; the rest are only counted, so a hostile spec cannot make its
+//! own error answer (or the memory behind it) grow with it.
 
 use super::node::Pos;
 use serde::Serialize;
@@ -48,9 +50,66 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Every problem of an invalid spec, in document order.
+/// How many problems an invalid spec lists; those found after are counted, not kept.
+pub const MAX_PROBLEMS: usize = 100;
+
+/// The problems of an invalid spec, in document order: the first [`MAX_PROBLEMS`] (`.0`), why
+/// the document could not be read if it could not (`.1`), and how many more were found and left
+/// out (`.2`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Problems(pub Vec<Problem>, #[serde(skip)] pub Unreadable);
+pub struct Problems(
+    pub Vec<Problem>,
+    #[serde(skip)] pub Unreadable,
+    #[serde(skip)] pub usize,
+);
+
+impl Problems {
+    /// Every problem found, listed or not.
+    pub fn count(&self) -> usize {
+        self.0.len() + self.2
+    }
+}
+
+/// Where a spec's problems gather while it is read: the first [`MAX_PROBLEMS`] kept, the others
+/// counted.
+#[derive(Debug, Default)]
+pub(crate) struct ProblemList {
+    kept: Vec<Problem>,
+    more: usize,
+}
+
+impl ProblemList {
+    pub fn push(&mut self, problem: Problem) {
+        if self.is_full() {
+            self.more += 1;
+        } else {
+            self.kept.push(problem);
+        }
+    }
+
+    /// Whether a further problem would only be counted (callers skip costly details then).
+    pub fn is_full(&self) -> bool {
+        self.kept.len() >= MAX_PROBLEMS
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    pub fn into_problems(self, why: Unreadable) -> Problems {
+        Problems(self.kept, why, self.more)
+    }
+}
+
+impl FromIterator<Problem> for ProblemList {
+    fn from_iter<I: IntoIterator<Item = Problem>>(iter: I) -> Self {
+        let mut list = ProblemList::default();
+        for p in iter {
+            list.push(p);
+        }
+        list
+    }
+}
 
 /// Whether the document could be read at all: `Yes` for a readable document with problems;
 /// otherwise why not (too large, not UTF-8, not JSON/YAML). HTTP maps these to 413/400/422.
@@ -65,7 +124,7 @@ pub enum Unreadable {
 
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.len();
+        let n = self.count();
         writeln!(
             f,
             "invalid spec: {n} problem{}",
@@ -73,6 +132,15 @@ impl fmt::Display for Problems {
         )?;
         for p in &self.0 {
             writeln!(f, "  - {p}")?;
+        }
+        if self.2 > 0 {
+            writeln!(
+                f,
+                "  … and {} more problem{} (only the first {} are listed)",
+                self.2,
+                if self.2 == 1 { "" } else { "s" },
+                self.0.len()
+            )?;
         }
         Ok(())
     }

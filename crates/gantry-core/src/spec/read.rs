@@ -7,11 +7,18 @@
 use super::fields::closest;
 use super::model::*;
 use super::node::{Key, Node, Pos, Value};
-use super::problem::Problem;
-use std::collections::BTreeMap;
+use super::problem::{Problem, ProblemList};
+use std::collections::{BTreeMap, HashMap};
 
-/// Positions of each job's `needs` entries, for graph problems found after reading.
-pub(super) type NeedPositions = Vec<Vec<Option<Pos>>>;
+/// Where each job's needs are in the document (their index in its list, and line and column),
+/// for graph problems found after reading.
+pub(super) type NeedPositions = Vec<JobNeedPositions>;
+
+/// One job's needs: each one's index in the document's list, and its line and column.
+pub(super) type JobNeedPositions = Vec<(usize, Option<Pos>)>;
+
+/// How many of a job's repeated needs its one problem names.
+const REPEATS_NAMED: usize = 5;
 
 /// The user-visible key names of one spelling.
 struct Spelling {
@@ -67,7 +74,7 @@ const ORDERS: Spelling = Spelling {
 /// Reads one document, keeping the problems it finds; the spec it returns is valid only if
 /// `problems` is empty once every check has run.
 pub(super) struct Reader {
-    pub problems: Vec<Problem>,
+    pub problems: ProblemList,
     max_jobs: usize,
     max_commands: usize,
 }
@@ -118,7 +125,7 @@ pub(super) fn valid_env_name(name: &str) -> bool {
 impl Reader {
     pub fn new(max_jobs: usize, max_commands: usize) -> Self {
         Reader {
-            problems: Vec::new(),
+            problems: ProblemList::default(),
             max_jobs,
             max_commands,
         }
@@ -203,7 +210,6 @@ impl Reader {
         }
     }
 
-    /// A string or a list of strings.
     /// A string or a list of strings. `path` is only rendered for a problem.
     pub(super) fn strings(
         &mut self,
@@ -211,15 +217,27 @@ impl Reader {
         path: &dyn Fn() -> String,
         job: Option<&str>,
     ) -> Option<Vec<(String, Option<Pos>)>> {
+        let items = self.str_items(node, path, job)?;
+        Some(items.into_iter().map(|(s, p)| (s.to_string(), p)).collect())
+    }
+
+    /// [`Reader::strings`] borrowed from the document, for lists that may be long and are
+    /// checked before they are kept.
+    fn str_items<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &dyn Fn() -> String,
+        job: Option<&str>,
+    ) -> Option<Vec<(&'n str, Option<Pos>)>> {
         match &node.value {
-            Value::Str(s) => Some(vec![(s.clone(), node.pos)]),
+            Value::Str(s) => Some(vec![(s.as_str(), node.pos)]),
             Value::Null => Some(Vec::new()),
             Value::Seq(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 let mut ok = true;
                 for (i, item) in items.iter().enumerate() {
                     match item.as_str() {
-                        Some(s) => out.push((s.to_string(), item.pos)),
+                        Some(s) => out.push((s, item.pos)),
                         None => {
                             ok = false;
                             self.err(
@@ -507,7 +525,7 @@ impl Reader {
         node: &Node,
         path: &str,
         sp: &Spelling,
-    ) -> Option<(JobSpec, Vec<Option<Pos>>)> {
+    ) -> Option<(JobSpec, JobNeedPositions)> {
         let job = Some(name);
         let map = self.mapping(
             node,
@@ -530,7 +548,7 @@ impl Reader {
             }
             Some(n) => {
                 // A list whose items are not all strings has been reported item by item.
-                let read = self.strings(n, &run_path, job);
+                let read = self.str_items(n, &run_path, job);
                 let unreadable = read.is_none();
                 let cmds = read.unwrap_or_default();
                 if cmds.is_empty() && !unreadable && matches!(n.value, Value::Seq(_) | Value::Null)
@@ -558,26 +576,19 @@ impl Reader {
                             self.max_commands
                         ),
                     );
+                    Vec::new() // the spec is refused: not worth a copy
+                } else {
+                    cmds.into_iter().map(|(c, _)| c.to_string()).collect()
                 }
-                cmds.into_iter().map(|(c, _)| c).collect()
             }
         };
 
         let needs_path = || join(path, sp.needs);
         let needs_with_pos = match lookup(map, sp.needs) {
             None => Vec::new(),
-            Some(n) => self.strings(n, &needs_path, job).unwrap_or_default(),
+            Some(n) => self.str_items(n, &needs_path, job).unwrap_or_default(),
         };
-        for (i, (need, p)) in needs_with_pos.iter().enumerate() {
-            if needs_with_pos[..i].iter().any(|(prev, _)| prev == need) {
-                self.err(
-                    &format!("{}[{i}]", needs_path()),
-                    job,
-                    *p,
-                    format!("`{need}` is listed twice"),
-                );
-            }
-        }
+        let needs_with_pos = self.distinct_needs(needs_with_pos, &needs_path, job);
 
         let when = lookup(map, "when")
             .map(|n| self.when(n, &join(path, "when"), job))
@@ -671,8 +682,10 @@ impl Reader {
 
         // A job with problems is still returned so graph checks see its name and needs; the
         // caller rejects the whole spec when any problem was found.
-        let needs = needs_with_pos.iter().map(|(n, _)| n.clone()).collect();
-        let positions = needs_with_pos.into_iter().map(|(_, p)| p).collect();
+        let (needs, positions) = needs_with_pos
+            .into_iter()
+            .map(|(i, n, p)| (n, (i, p)))
+            .unzip();
         Some((
             JobSpec {
                 name: name.to_string(),
@@ -692,6 +705,78 @@ impl Reader {
             },
             positions,
         ))
+    }
+}
+
+impl Reader {
+    /// A job's needs with each name once, each with its index in the document's list. A name
+    /// listed more than once is one problem for the job however often it is repeated (at the
+    /// first repeat), naming the first few such names; the graph checks then see each name
+    /// once, so a repeated unknown or self need is not reported again per repeat.
+    fn distinct_needs(
+        &mut self,
+        needs: Vec<(&str, Option<Pos>)>,
+        path: &dyn Fn() -> String,
+        job: Option<&str>,
+    ) -> Vec<(usize, String, Option<Pos>)> {
+        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(needs.len());
+        let mut repeated: Vec<&str> = Vec::new();
+        let mut first_repeat = None;
+        let mut keep = Vec::with_capacity(needs.len());
+        for (i, (name, pos)) in needs.iter().enumerate() {
+            let times = seen.entry(*name).or_insert(0);
+            *times += 1;
+            keep.push(*times == 1);
+            if *times == 2 {
+                repeated.push(*name);
+                first_repeat.get_or_insert((i, *pos));
+            }
+        }
+        if let Some((at, pos)) = first_repeat {
+            let times = |name: &str| match seen[name] {
+                2 => "twice".to_string(),
+                n => format!("{n} times"),
+            };
+            let msg = if let [name] = repeated.as_slice() {
+                format!("`{name}` is listed {}; list each need once", times(name))
+            } else {
+                let named: Vec<String> = repeated
+                    .iter()
+                    .take(REPEATS_NAMED)
+                    .map(|name| format!("`{name}` ({})", times(name)))
+                    .collect();
+                let more = match repeated.len().saturating_sub(REPEATS_NAMED) {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
+                format!(
+                    "{}{more} are listed more than once; list each need once",
+                    named.join(", ")
+                )
+            };
+            self.err(&format!("{}[{at}]", path()), job, pos, msg);
+        }
+        let distinct = seen.len();
+        if distinct > self.max_jobs {
+            // More than any run can have: refused, and the names are not worth a copy.
+            self.err(
+                &path(),
+                job,
+                needs.first().and_then(|(_, p)| *p),
+                format!(
+                    "{distinct} needs is more than the limit of {} jobs per run",
+                    self.max_jobs
+                ),
+            );
+            return Vec::new();
+        }
+        needs
+            .into_iter()
+            .enumerate()
+            .zip(keep)
+            .filter(|(_, keep)| *keep)
+            .map(|((i, (name, pos)), _)| (i, name.to_string(), pos))
+            .collect()
     }
 }
 

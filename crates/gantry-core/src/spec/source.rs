@@ -45,7 +45,7 @@ fn without_credentials(url: &str) -> String {
 
 /// Every job's `source` URL checked against the allowed prefixes, as spec problems.
 pub fn check_sources(spec: &super::RunSpec, allowed: &[String]) -> Result<(), super::Problems> {
-    let problems: Vec<super::Problem> = spec
+    let problems: super::problem::ProblemList = spec
         .jobs
         .iter()
         .filter_map(|j| {
@@ -58,7 +58,7 @@ pub fn check_sources(spec: &super::RunSpec, allowed: &[String]) -> Result<(), su
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(super::Problems(problems, super::Unreadable::No))
+        Err(problems.into_problems(super::Unreadable::No))
     }
 }
 

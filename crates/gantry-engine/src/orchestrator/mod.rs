@@ -64,6 +64,8 @@ pub struct EngineConfig {
     /// How many committed batches a follower of the journal may fall behind before it is told
     /// it lagged (and reads the store instead). Every slot is made at start.
     pub committed_backlog: usize,
+    /// Bytes of output each attempt's log keeps; the rest is dropped (the log says so).
+    pub log_limit: u64,
 }
 
 impl EngineConfig {
@@ -78,6 +80,7 @@ impl EngineConfig {
             watchdog_grace_ms: 10_000,
             work_dir: None,
             committed_backlog: 4096,
+            log_limit: crate::logs::DEFAULT_LOG_LIMIT,
         }
     }
 }
@@ -154,7 +157,7 @@ impl Engine {
         if let Some(work) = &config.work_dir {
             layout = layout.with_work_dir(work);
         }
-        let logs = Logs::new(layout.logs_dir());
+        let logs = Logs::with_limit(layout.logs_dir(), config.log_limit);
         let mut actor = Actor {
             config: config.clone(),
             store: store.clone(),

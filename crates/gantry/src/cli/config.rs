@@ -21,6 +21,8 @@ pub struct FileConfig {
     pub github_api_url: Option<String>,
     pub public_url: Option<String>,
     pub report_interval: Option<String>,
+    /// `"64m"`, or a number of bytes.
+    pub log_limit: Option<Size>,
     pub secret_key_file: Option<PathBuf>,
     pub git_allowed_url_prefixes: Option<Vec<String>>,
     /// Names of the server's environment variables local jobs get (nothing else is passed).
@@ -53,6 +55,23 @@ pub struct FileConfig {
     /// Per-repository settings, by `owner/name`.
     #[serde(default)]
     pub repos: std::collections::BTreeMap<String, RepoConfig>,
+}
+
+/// A size as `"64m"` or as a number of bytes.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+impl Size {
+    pub fn text(self) -> String {
+        match self {
+            Size::Bytes(n) => n.to_string(),
+            Size::Text(t) => t,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,8 +136,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("gantry-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let ok = dir.join("ok.toml");
-        std::fs::write(&ok, "listen = \"127.0.0.1:9999\"\ndata_dir = \"/var/lib/gantry\"\nmax_parallel = 3\n[retention]\nruns = \"2d\"\n").unwrap();
+        std::fs::write(&ok, "listen = \"127.0.0.1:9999\"\ndata_dir = \"/var/lib/gantry\"\nmax_parallel = 3\nlog_limit = \"2m\"\n[retention]\nruns = \"2d\"\n").unwrap();
         let c = FileConfig::load(Some(&ok)).unwrap();
+        assert!(matches!(c.log_limit, Some(Size::Text(ref t)) if t == "2m"));
+        let bytes = dir.join("bytes.toml");
+        std::fs::write(&bytes, "log_limit = 4096\n").unwrap();
+        let c2 = FileConfig::load(Some(&bytes)).unwrap();
+        assert_eq!(c2.log_limit.map(Size::text).as_deref(), Some("4096"));
         assert_eq!(c.listen.as_deref(), Some("127.0.0.1:9999"));
         assert_eq!(c.max_parallel, Some(3));
         assert_eq!(c.retention.runs.as_deref(), Some("2d"));

@@ -32,6 +32,9 @@ pub struct RunArgs {
     /// The branch this run stands for, for `when: {branch: …}`.
     #[arg(long)]
     pub branch: Option<String>,
+    /// How much of each job's output its log keeps, e.g. `64m`; the rest is dropped [default: 64m].
+    #[arg(long, env = "GANTRY_LOG_LIMIT")]
+    pub log_limit: Option<String>,
 }
 
 /// How much of a failed job's log is shown when the run ends.
@@ -58,6 +61,11 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
         .unwrap_or("run")
         .trim_start_matches('.')
         .to_string();
+    let log_limit = args
+        .log_limit
+        .as_deref()
+        .map(|l| wiring::log_limit("log-limit", l))
+        .transpose()?;
     let spec = match spec::parse_spec(&bytes, format, &default_name, &Limits::default()) {
         Ok(spec) => spec,
         Err(problems) => {
@@ -85,6 +93,7 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
                 .jobs
                 .iter()
                 .any(|j| j.executor == gantry_core::spec::ExecutorKind::Docker),
+            log_limit,
             ..Default::default()
         },
     )

@@ -1,7 +1,7 @@
 //! `gantry serve`: first-start setup of the data directory, then the HTTP API, the orchestrator
 //! (with recovery), the watchdog and the janitor, in one process, until SIGTERM or Ctrl-C.
 
-use super::config::FileConfig;
+use super::config::{self, FileConfig};
 use crate::server::origin::Origin;
 use crate::server::{self, AppState, Guard, Metrics, signature::Secret};
 use crate::wiring;
@@ -57,6 +57,9 @@ pub struct ServeArgs {
     /// Unprivileged user local jobs run as (the server must run as root).
     #[arg(long, env = "GANTRY_RUN_AS")]
     pub run_as: Option<String>,
+    /// How much of each job's output its log keeps, e.g. `64m`; the rest is dropped [default: 64m].
+    #[arg(long, env = "GANTRY_LOG_LIMIT")]
+    pub log_limit: Option<String>,
 }
 
 /// The server's settings after flags, environment, `gantry.toml` and defaults are merged.
@@ -66,6 +69,7 @@ struct Settings {
     max_parallel: usize,
     token: Option<String>,
     retention: Retention,
+    log_limit: u64,
     github_secret: Option<String>,
     webhook_secret: Option<String>,
     github: Option<GitHubSettings>,
@@ -321,6 +325,10 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
             .map_err(|e: String| anyhow::anyhow!("fork_jobs: {e}"))?,
     };
     let allow_internal_hosts = list("GANTRY_ALLOW_INTERNAL_HOSTS", file.allow_internal_hosts);
+    let log_limit = match args.log_limit.or(file.log_limit.map(config::Size::text)) {
+        Some(text) => wiring::log_limit("log-limit", &text)?,
+        None => gantry_engine::logs::DEFAULT_LOG_LIMIT,
+    };
     let fork_secrets = file
         .repos
         .iter()
@@ -349,6 +357,7 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         data_dir,
         max_parallel,
         token,
+        log_limit,
         retention: Retention {
             working_ms: duration("retain-runs", args.retain_runs, file.retention.runs, "1d")?,
             audit_ms: duration(
@@ -381,6 +390,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         max_parallel,
         token,
         retention,
+        log_limit,
         github_secret,
         webhook_secret,
         github,
@@ -455,6 +465,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         docker: true,
         isolation,
         work_dir,
+        log_limit: Some(log_limit),
     };
     let engine =
         wiring::start_engine(data_dir, store.clone(), max_parallel, &owner, true, inputs).await?;

@@ -1,7 +1,9 @@
 //! Job logs: the whole log as text, or with `Accept: text/event-stream` a live stream that first
 //! replays what was written before the client connected, then follows until the attempt ends.
+//! Both stream from the file in bounded pieces: serving a log costs buffers, not its size.
 
 use super::{ApiError, AppState};
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -14,6 +16,10 @@ use std::time::Duration;
 
 /// How often a followed log is checked for new output.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
+/// How much of a log is read at a time (a followed log, a piece of a whole one).
+const PIECE: usize = 256 * 1024;
+/// A followed line longer than this is sent in pieces of this size.
+const MAX_EVENT: usize = 64 * 1024;
 
 #[derive(Debug, Deserialize)]
 pub struct LogQuery {
@@ -49,13 +55,49 @@ pub async fn log(
             .keep_alive(KeepAlive::default())
             .into_response());
     }
-    let (bytes, _) = read_from(&state, &id, &job, attempt, 0)
-        .await
+    let reader = state
+        .engine
+        .logs()
+        .reader(&id, &job, attempt)
         .map_err(ApiError::internal)?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from_stream(pieces(reader)),
+    )
+        .into_response())
 }
 
-/// The attempt's output from `offset` in the run's log on, read off the async threads.
+/// A log read off the async threads in pieces, each sent once the client has taken the ones
+/// before (at most two wait in between).
+fn pieces(
+    mut reader: impl std::io::Read + Send + 'static,
+) -> impl Stream<Item = std::io::Result<Bytes>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::task::spawn_blocking(move || {
+        loop {
+            let mut piece = vec![0u8; PIECE];
+            let n = match reader.read(&mut piece) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            piece.truncate(n);
+            if tx.blocking_send(Ok(Bytes::from(piece))).is_err() {
+                return; // the client went away
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|piece| (piece, rx))
+    })
+}
+
+/// The attempt's output from `offset` in the run's log on (about [`PIECE`] of it), read off
+/// the async threads.
 async fn read_from(
     state: &AppState,
     run_id: &str,
@@ -65,7 +107,7 @@ async fn read_from(
 ) -> std::io::Result<(Vec<u8>, u64)> {
     let logs = state.engine.logs().clone();
     let (run_id, job) = (run_id.to_string(), job.to_string());
-    tokio::task::spawn_blocking(move || logs.read_from(&run_id, &job, attempt, offset))
+    tokio::task::spawn_blocking(move || logs.read_from(&run_id, &job, attempt, offset, PIECE))
         .await
         .map_err(std::io::Error::other)?
 }
@@ -91,13 +133,24 @@ fn follow(
                     .is_none_or(|j| j.attempt != attempt || j.status.is_terminal()),
                 _ => true,
             };
+            let mut more = false;
             if let Ok((buf, next)) = read_from(&state, &run_id, &job, attempt, offset).await {
+                // A full piece: there may be more already, read it before waiting.
+                more = buf.len() >= PIECE;
                 offset = next;
                 pending.extend_from_slice(&buf);
             }
-            while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=nl).collect();
-                let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            loop {
+                let line: Vec<u8> = match pending.iter().position(|b| *b == b'\n') {
+                    Some(nl) if nl <= MAX_EVENT => {
+                        let mut line: Vec<u8> = pending.drain(..=nl).collect();
+                        line.pop();
+                        line
+                    }
+                    _ if pending.len() > MAX_EVENT => pending.drain(..MAX_EVENT).collect(),
+                    _ => break,
+                };
+                let text = String::from_utf8_lossy(&line).into_owned();
                 if tx
                     .send(Event::default().event("log").data(text))
                     .await
@@ -105,6 +158,9 @@ fn follow(
                 {
                     return;
                 }
+            }
+            if more {
+                continue;
             }
             if ended {
                 if !pending.is_empty() {

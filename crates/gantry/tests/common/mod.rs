@@ -141,6 +141,11 @@ impl Server {
         .await
     }
 
+    /// The server's peak resident memory so far, in KiB; `None` off Linux (see [`peak_rss_kib`]).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        peak_rss_kib(self.child.id()?)
+    }
+
     pub async fn kill9(&mut self) {
         self.child.start_kill().unwrap();
         let _ = self.child.wait().await;
@@ -154,6 +159,16 @@ pub fn job<'a>(run: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|j| j["name"] == name)
         .unwrap_or_else(|| panic!("no job {name} in {run}"))
+}
+
+/// A process's peak resident memory so far, in KiB (`VmHWM` of `/proc/PID/status`). `None`
+/// where there is no such count (off Linux): memory bounds are then not checked.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Whether a process runs exactly the command `marker` (its arguments joined by spaces). Exact,
