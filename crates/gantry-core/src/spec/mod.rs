@@ -9,6 +9,7 @@ mod fields;
 mod graph;
 mod model;
 mod node;
+mod orders;
 mod pipeline;
 mod problem;
 mod read;

@@ -1,8 +1,9 @@
 //! Reads a document tree (JSON or YAML, see `node.rs`) into a [`RunSpec`], collecting every
 //! problem instead of stopping at the first. Both spellings go through here: the run spec
-//! (`jobs:` mapping) and seed 1's `orders` payload (a list with `cmds`, `dependencies`,
-//! `env_vars`, `code`). The fields that need more than a string or a list are read in
-//! `fields.rs` and `pipeline.rs`; the checks across jobs (needs, cycles) in `graph.rs`.
+//! (`jobs:` mapping) and the `orders` payload (a list with `cmds`, `dependencies`,
+//! `env_vars`, `code`; read in `orders.rs`). The fields that need more than a string or a list
+//! are read in `fields.rs` and `pipeline.rs`; the checks across jobs (needs, cycles) in
+//! `graph.rs`.
 
 use super::fields::closest;
 use super::model::*;
@@ -21,7 +22,7 @@ pub(super) type JobNeedPositions = Vec<(usize, Option<Pos>)>;
 const REPEATS_NAMED: usize = 5;
 
 /// The user-visible key names of one spelling.
-struct Spelling {
+pub(super) struct Spelling {
     run: &'static str,
     needs: &'static str,
     env: &'static str,
@@ -50,7 +51,7 @@ const SPEC: Spelling = Spelling {
     ],
 };
 
-const ORDERS: Spelling = Spelling {
+pub(super) const ORDERS: Spelling = Spelling {
     run: "cmds",
     needs: "dependencies",
     env: "env_vars",
@@ -350,7 +351,7 @@ impl Reader {
         Some((spec, need_pos))
     }
 
-    fn check_count(&mut self, n: usize, pos: Option<Pos>, path: &str) {
+    pub(super) fn check_count(&mut self, n: usize, pos: Option<Pos>, path: &str) {
         if n > self.max_jobs {
             self.err(
                 path,
@@ -364,7 +365,7 @@ impl Reader {
         }
     }
 
-    fn run_name(&mut self, top: &[(Key, Node)], default_name: &str) -> String {
+    pub(super) fn run_name(&mut self, top: &[(Key, Node)], default_name: &str) -> String {
         match lookup(top, "name") {
             None => default_name.to_string(),
             Some(n) => match self.string(n, "name", None) {
@@ -387,139 +388,7 @@ impl Reader {
         }
     }
 
-    fn pr(&mut self, node: &Node) -> Option<PrRef> {
-        let map = self.mapping(
-            node,
-            "pr",
-            None,
-            "`pr` must be a mapping with `repo` and `number`",
-        )?;
-        self.check_keys(map, &["repo", "number", "sha"], "pr", None);
-        let repo = match lookup(map, "repo") {
-            Some(n) => self.string(n, "pr.repo", None),
-            None => {
-                self.err("pr.repo", None, node.pos, "missing `repo` (owner/name)");
-                None
-            }
-        };
-        if let Some(r) = &repo {
-            let parts: Vec<&str> = r.split('/').collect();
-            if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
-                self.err(
-                    "pr.repo",
-                    None,
-                    lookup(map, "repo").and_then(|n| n.pos),
-                    format!("`{r}` is not of the form owner/name"),
-                );
-            }
-        }
-        let number = match lookup(map, "number") {
-            Some(Node {
-                value: Value::Int(n),
-                ..
-            }) if *n > 0 => Some(*n as u64),
-            Some(n) => {
-                self.err(
-                    "pr.number",
-                    None,
-                    n.pos,
-                    format!(
-                        "expected a positive pull request number, found {}",
-                        n.kind()
-                    ),
-                );
-                None
-            }
-            None => {
-                self.err("pr.number", None, node.pos, "missing `number`");
-                None
-            }
-        };
-        let sha = lookup(map, "sha").and_then(|n| self.string(n, "pr.sha", None));
-        Some(PrRef {
-            repo: repo?,
-            number: number?,
-            sha,
-        })
-    }
-
-    fn orders(
-        &mut self,
-        top: &[(Key, Node)],
-        pos: Option<Pos>,
-        default_name: &str,
-    ) -> Option<(RunSpec, NeedPositions)> {
-        self.check_keys(top, &["name", "pr", "orders"], "", None);
-        let pr = lookup(top, "pr").and_then(|n| self.pr(n));
-        let fallback = pr
-            .as_ref()
-            .map(|p| format!("{}#{}", p.repo, p.number))
-            .unwrap_or_else(|| default_name.to_string());
-        let name = self.run_name(top, &fallback);
-        let orders = lookup(top, "orders")?;
-        let Value::Seq(items) = &orders.value else {
-            self.err(
-                "orders",
-                None,
-                orders.pos,
-                format!("`orders` must be a list, found {}", orders.kind()),
-            );
-            return None;
-        };
-        if items.is_empty() {
-            self.err(
-                "orders",
-                None,
-                orders.pos.or(pos),
-                "`orders` is empty: a run needs at least one order",
-            );
-        }
-        self.check_count(items.len(), orders.pos, "orders");
-        let mut jobs = Vec::new();
-        let mut need_pos = Vec::new();
-        let mut names = std::collections::HashSet::new();
-        for (i, item) in items.iter().enumerate() {
-            let path = format!("orders[{i}]");
-            let Some(map) = self.mapping(item, &path, None, "an order must be a mapping") else {
-                continue;
-            };
-            let name = match lookup(map, "name") {
-                Some(n) => self.string(n, &format!("{path}.name"), None),
-                None => {
-                    self.err(&format!("{path}.name"), None, item.pos, "missing `name`");
-                    None
-                }
-            };
-            let Some(name) = name else { continue };
-            let name_pos = lookup(map, "name").and_then(|n| n.pos);
-            if let Err(msg) = valid_job_name(&name) {
-                self.err(&format!("{path}.name"), Some(&name), name_pos, msg);
-            }
-            if !names.insert(name.clone()) {
-                self.err(
-                    &format!("{path}.name"),
-                    Some(&name),
-                    name_pos,
-                    format!("duplicate order name `{name}`"),
-                );
-            }
-            if let Some((job, pos)) = self.job(&name, item, &path, &ORDERS) {
-                jobs.push(job);
-                need_pos.push(pos);
-            }
-        }
-        Some((
-            RunSpec {
-                name,
-                jobs,
-                pr,
-                ..RunSpec::default()
-            },
-            need_pos,
-        ))
-    }
-
-    fn job(
+    pub(super) fn job(
         &mut self,
         name: &str,
         node: &Node,
