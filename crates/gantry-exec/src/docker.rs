@@ -116,6 +116,15 @@ impl Executor for DockerExecutor {
         let Some(masker) = workspace::start(self.git.as_deref(), &mut launch).await else {
             return Outcome::Failed { exit_code: None };
         };
+        // The server makes its files private; a container's own user gets the workspace.
+        let user = launch.container.as_ref().and_then(|c| c.user.as_deref());
+        if let Err(e) = workspace::for_container_user(&launch.workspace, user) {
+            crate::local::note(
+                &launch,
+                &format!("gantry: cannot give the workspace to the container's user: {e}"),
+            );
+            return Outcome::Failed { exit_code: None };
+        }
         self.run_in_container(&launch, masker, cancel).await
     }
 

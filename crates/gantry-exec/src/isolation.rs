@@ -120,10 +120,16 @@ impl Isolation {
 /// Gives `root` and everything under it (not following links) to `user`: a workspace the
 /// server made and filled (checkout, notes) becomes the job's.
 pub(crate) fn hand_over(root: &Path, user: &RunAs) -> io::Result<()> {
-    std::os::unix::fs::lchown(root, Some(user.uid), Some(user.gid))?;
+    chown_tree(root, user.uid, user.gid)
+}
+
+/// Gives `root` and everything under it to `uid:gid`, links themselves, never what they
+/// point to.
+pub(crate) fn chown_tree(root: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::lchown(root, Some(uid), Some(gid))?;
     if std::fs::symlink_metadata(root)?.is_dir() {
         for entry in std::fs::read_dir(root)? {
-            hand_over(&entry?.path(), user)?;
+            chown_tree(&entry?.path(), uid, gid)?;
         }
     }
     Ok(())

@@ -92,6 +92,20 @@ pub(crate) fn hand_over(place: &Path, user: &crate::RunAs) -> io::Result<()> {
     Ok(())
 }
 
+/// Lets a container's user (`container: {user: …}`) use the workspace mounted at
+/// `/workspace`: a numeric `uid[:gid]` gets it (and what the checkout put there); a name, which
+/// only the image's user database knows, gets a workspace anyone may write. Without a user the
+/// container runs as the image's (usually root) and nothing changes.
+pub(crate) fn for_container_user(place: &Path, user: Option<&str>) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(user) = user else { return Ok(()) };
+    let (uid, gid) = user.split_once(':').unwrap_or((user, ""));
+    match (uid.parse::<u32>(), gid.parse::<u32>().ok()) {
+        (Ok(uid), gid) => crate::isolation::chown_tree(place, uid, gid.unwrap_or(uid)),
+        (Err(_), _) => std::fs::set_permissions(place, std::fs::Permissions::from_mode(0o777)),
+    }
+}
+
 /// Writes the engine's notes and checks out the source, both into the log (masked).
 pub(crate) async fn before_commands(
     git: Option<&GitSources>,

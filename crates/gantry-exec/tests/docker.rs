@@ -157,6 +157,7 @@ async fn jobs_run_in_containers_with_workspace_env_secrets_and_exit_codes() {
             "id -u",
             "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
             "ip -o link | grep -c ': '",
+            "touch written-by-the-job && echo wrote",
         ],
         30_000,
     );
@@ -174,6 +175,10 @@ async fn jobs_run_in_containers_with_workspace_env_secrets_and_exit_codes() {
     assert_eq!(lines[0], "65534", "{log}");
     assert_eq!(lines[1], (64u64 << 20).to_string(), "{log}");
     assert_eq!(lines[2], "1", "network none: loopback only: {log}");
+    assert_eq!(
+        lines[3], "wrote",
+        "the container's user has the workspace: {log}"
+    );
 
     // A missing image is a clear job error, not a hang.
     let mut l = launch(dir.path(), "noimage", &["true"], 30_000);
