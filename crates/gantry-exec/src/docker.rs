@@ -222,6 +222,7 @@ impl DockerExecutor {
             }),
         );
         let mut out = LineMasker::new(launch.log.clone(), masker.clone());
+        let cut = launch.log.clone();
         let streamer = tokio::spawn(async move {
             let mut logs = std::pin::pin!(logs);
             loop {
@@ -238,6 +239,10 @@ impl DockerExecutor {
                     logs.next().await
                 };
                 let Some(Ok(chunk)) = next else { break };
+                // Past the log limit the rest is dropped unread: no masking, no writing.
+                if cut.is_cut() {
+                    continue;
+                }
                 match chunk {
                     LogOutput::StdOut { message }
                     | LogOutput::StdErr { message }

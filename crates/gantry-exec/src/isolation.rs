@@ -124,15 +124,24 @@ pub(crate) fn hand_over(root: &Path, user: &RunAs) -> io::Result<()> {
 }
 
 /// Gives `root` and everything under it to `uid:gid`, links themselves, never what they
-/// point to.
+/// point to. Children first and `root` last: until the end every folder on the way is still
+/// the server's (and private), so the new owner cannot swap anything under a path being
+/// walked for a link elsewhere. A file with another hard link (which could be someone
+/// else's file) is refused.
 pub(crate) fn chown_tree(root: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    std::os::unix::fs::lchown(root, Some(uid), Some(gid))?;
-    if std::fs::symlink_metadata(root)?.is_dir() {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(root)?;
+    if meta.is_dir() {
         for entry in std::fs::read_dir(root)? {
             chown_tree(&entry?.path(), uid, gid)?;
         }
+    } else if !meta.file_type().is_symlink() && meta.nlink() > 1 {
+        return Err(io::Error::other(format!(
+            "{} has other hard links; not handing it over",
+            root.display()
+        )));
     }
-    Ok(())
+    std::os::unix::fs::lchown(root, Some(uid), Some(gid))
 }
 
 /// Keeps this process's secrets from the jobs it starts: files it makes are private (umask

@@ -81,13 +81,13 @@ fn remove(path: &Path) {
 }
 
 /// Gives the workspace (with what the checkout put there) to the user jobs run as, and lets
-/// that user through the folders above it (`work/` and the run's folder: 0711, listing
-/// nothing), which the server made private.
+/// that user through the run's folder above it (0711, listing nothing), which the server made
+/// private. (The work dir itself is the operator's: it must let the user through.)
 pub(crate) fn hand_over(place: &Path, user: &crate::RunAs) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     crate::isolation::hand_over(place, user)?;
-    for above in place.ancestors().skip(1).take(2) {
-        std::fs::set_permissions(above, std::fs::Permissions::from_mode(0o711))?;
+    if let Some(run) = place.parent() {
+        std::fs::set_permissions(run, std::fs::Permissions::from_mode(0o711))?;
     }
     Ok(())
 }

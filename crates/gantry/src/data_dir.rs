@@ -25,6 +25,23 @@ impl DataDir {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot make the data dir {} private", path.display()))?;
+        // What an earlier release made there with looser modes becomes private too.
+        for entry in std::fs::read_dir(path)
+            .with_context(|| format!("cannot read the data dir {}", path.display()))?
+            .flatten()
+        {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let mode = if kind.is_dir() {
+                0o700
+            } else if kind.is_file() {
+                0o600
+            } else {
+                continue;
+            };
+            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode));
+        }
         let lock_path = path.join("lock");
         let mut file = OpenOptions::new()
             .read(true)

@@ -26,6 +26,8 @@ impl HttpPoster {
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .redirect(reqwest::redirect::Policy::none())
+                // Straight to the address checked, never through a proxy from the environment.
+                .no_proxy()
                 .dns_resolver(Arc::new(ExternalOnly {
                     allowed: allowed.clone(),
                 }))
@@ -145,6 +147,8 @@ pub fn is_internal(ip: IpAddr) -> bool {
             let [a, b, ..] = v4.octets();
             v4.is_loopback()
                 || v4.is_private()
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240
                 || v4.is_link_local()
                 || v4.is_unspecified()
                 || v4.is_multicast()
@@ -157,7 +161,22 @@ pub fn is_internal(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_internal(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let s = v6.segments();
+            let embedded = |hi: u16, lo: u16| {
+                std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
+            };
+            // IPv4 inside IPv6: compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`), 6to4
+            // (`2002::/16`): as the IPv4 address they carry.
+            if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                return is_internal(IpAddr::V4(embedded(s[6], s[7])));
+            }
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_internal(IpAddr::V4(embedded(s[6], s[7])));
+            }
+            if s[0] == 0x2002 {
+                return is_internal(IpAddr::V4(embedded(s[1], s[2])));
+            }
+            let first = s[0];
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
@@ -185,6 +204,12 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+            "198.18.0.1",
+            "240.0.0.1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }

@@ -201,6 +201,11 @@ name = "notify"
 pattern = { source = ["custom.app"] }
 input_paths = { path = "$.detail.path" }
 target = { http = "http://127.0.0.1:9/{path}" }
+
+[[rules]]
+name = "by-name"
+pattern = { source = ["custom.app"] }
+target = { http = "http://localhost:9/x" }
 "#,
     )
     .unwrap();
@@ -223,6 +228,14 @@ target = { http = "http://127.0.0.1:9/{path}" }
     );
     // An internal address is not reached (the URL names one; nothing allows it).
     let d = delivery(&server, &e, "notify").await;
+    assert_eq!(d["status"], "failed", "{d}");
+    assert!(
+        d["result"].as_str().unwrap().contains("internal address"),
+        "{d}"
+    );
+
+    // Nor one a name resolves to.
+    let d = delivery(&server, &e, "by-name").await;
     assert_eq!(d["status"], "failed", "{d}");
     assert!(
         d["result"].as_str().unwrap().contains("internal address"),
@@ -261,4 +274,46 @@ target = { http = "http://127.0.0.1:9/{path}" }
     // No run of the evil spec ever started.
     let (_, runs) = server.get("/api/v1/runs").await;
     assert!(!runs.to_string().contains("evil"), "{runs}");
+}
+
+#[tokio::test]
+async fn a_job_of_a_server_running_as_its_own_user_cannot_read_the_servers_process() {
+    // Server and job are the same user here (as on a laptop): what keeps the job out of the
+    // server's `/proc/<pid>/environ` is the server not being dumpable.
+    assert!(
+        gantry_exec::running_as_root(),
+        "this test starts the server as `nobody`, which needs root"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+    let server = Server::start_as(
+        &dir.path().join("data"),
+        "127.0.0.1:0",
+        &[
+            ("GANTRY_API_TOKEN", TOKEN),
+            ("AWS_SECRET_ACCESS_KEY", "AKIAEXAMPLE-server-only"),
+        ],
+        Some(65534),
+    )
+    .await;
+    let id = server
+        .submit_yaml(
+            "jobs:\n  peek:\n    run:\n      - 'id -u'\n      - 'cat /proc/$PPID/environ | tr \"\\0\" \"\\n\" | grep -c AKIAEXAMPLE || echo unreadable'\n",
+        )
+        .await;
+    let run = server.wait_finished(&id, 30).await;
+    let log = server
+        .req(
+            reqwest::Method::GET,
+            &format!("/api/v1/runs/{id}/jobs/peek/log"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(job(&run, "peek")["status"], "succeeded", "{log}");
+    assert!(log.lines().any(|l| l.trim() == "65534"), "same user: {log}");
+    assert!(log.lines().any(|l| l.trim() == "unreadable"), "{log}");
 }

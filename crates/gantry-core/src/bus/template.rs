@@ -48,7 +48,16 @@ pub fn check_url_template(template: &str) -> Result<(), String> {
 /// so that it stays one piece of the path or query where it is put.
 pub fn fill_url(template: &str, inputs: &BTreeMap<String, String>) -> Result<String, String> {
     check_url_template(template)?;
-    fill_with(template, inputs, |_, v| Ok(percent_encode(v)))
+    fill_with(template, inputs, |name, v| {
+        // `.` and `..` would be read as a path step, however they are encoded.
+        if !v.is_empty() && v.chars().all(|c| c == '.') {
+            return Err(format!(
+                "the value of `{name}` cannot go into a URL: {} would move along its path",
+                shown(v)
+            ));
+        }
+        Ok(percent_encode(v))
+    })
 }
 
 fn percent_encode(v: &str) -> String {
@@ -139,6 +148,13 @@ mod tests {
         assert!(check_url_template("http://{host}/notify").is_err());
         assert!(check_url_template("https://hooks.example.com:{port}/x").is_err());
         assert!(fill_url("http://{host}/notify", &i).is_err());
+        for dots in [".", ".."] {
+            let t = inputs(&[("t", dots)]);
+            assert!(
+                fill_url("https://h.example/tenants/{t}/notify", &t).is_err(),
+                "{dots}"
+            );
+        }
         assert_eq!(
             fill_url("https://hooks.example.com/n/{host}?q={q}", &i).unwrap(),
             "https://hooks.example.com/n/169.254.169.254%2Flatest?q=a%20b%26c%3Dd%2Fe"

@@ -13,10 +13,14 @@ pub fn check_clone_url(allowed: &[String], url: &str) -> Result<(), String> {
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) || url.starts_with('-') {
         return Err(format!("clone URL `{}` is malformed", url.escape_debug()));
     }
-    if allowed
-        .iter()
-        .any(|p| !p.is_empty() && url.starts_with(p.as_str()))
-    {
+    // A prefix ends at a `/`: `https://github.com` allows `https://github.com/…`, not
+    // `https://github.com.example.net/…`.
+    let under = |p: &str| {
+        !p.is_empty()
+            && url.starts_with(p)
+            && (p.ends_with('/') || url[p.len()..].is_empty() || url[p.len()..].starts_with('/'))
+    };
+    if allowed.iter().any(|p| under(p)) {
         Ok(())
     } else {
         Err(format!(
@@ -80,6 +84,10 @@ mod tests {
             let err = check_clone_url(&allowed, bad).unwrap_err();
             assert!(err.contains("is not allowed"), "{bad}: {err}");
         }
+        // A prefix without its closing `/` still ends at the host.
+        let bare = vec!["https://github.com".to_string()];
+        assert!(check_clone_url(&bare, "https://github.com/o/r.git").is_ok());
+        assert!(check_clone_url(&bare, "https://github.com.evil.io/o/r").is_err());
         let err = check_clone_url(&allowed, "https://x:tok123@github.com/o/r").unwrap_err();
         assert!(
             !err.contains("tok123") && err.contains("credentials"),

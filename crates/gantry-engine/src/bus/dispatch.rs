@@ -222,15 +222,14 @@ fn with_inputs(spec: &mut RunSpec, inputs: &BTreeMap<String, String>, event_id: 
 /// holds to whoever reads the delivery; `gantry run FILE` lists them.
 pub(super) fn load_spec_file(base: &Path, path: &str, limits: &Limits) -> Result<RunSpec, String> {
     let full = base.join(path);
-    let inside = match (base.canonicalize(), full.canonicalize()) {
-        (Ok(base), Ok(real)) => real.starts_with(&base),
+    let real = match (base.canonicalize(), full.canonicalize()) {
+        (Ok(base), Ok(real)) if real.starts_with(&base) => real,
+        (Ok(_), Ok(_)) => return Err(format!("{path} is outside the rules' folder")),
         (_, Err(e)) => return Err(format!("cannot read {path}: {e}")),
         (Err(e), _) => return Err(format!("cannot read the rules' folder: {e}")),
     };
-    if !inside {
-        return Err(format!("{path} is outside the rules' folder"));
-    }
-    let bytes = std::fs::read(&full).map_err(|e| format!("cannot read {path}: {e}"))?;
+    // The path checked, not the one given (a link on the way could change in between).
+    let bytes = std::fs::read(&real).map_err(|e| format!("cannot read {path}: {e}"))?;
     spec::parse_spec(&bytes, Format::Auto, path, limits).map_err(|p| {
         format!(
             "{path} is not a valid run spec ({} problem{}); `gantry run {path}` lists them",

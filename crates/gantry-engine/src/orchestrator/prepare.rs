@@ -65,7 +65,16 @@ impl Preparation {
         if ctx.fork {
             match self.fork_jobs {
                 ForkJobs::Local => {}
-                ForkJobs::Containers if job.executor != ExecutorKind::Local => {}
+                ForkJobs::Containers if job.executor != ExecutorKind::Local => {
+                    // In its own network namespace: not the host's (where the API listens on
+                    // loopback), nor another container's.
+                    let network = job.container.as_ref().and_then(|c| c.network.as_deref());
+                    if let Some(n) = network.filter(|n| !matches!(*n, "none" | "bridge")) {
+                        return Err(format!(
+                            "a container of a pull request from a fork may use the network `none` or `bridge`, not `{n}`"
+                        ));
+                    }
+                }
                 ForkJobs::Containers => {
                     return Err("jobs of a pull request from a fork run only in containers, and this one has no `image:` (fork_jobs = containers)".into());
                 }
@@ -257,6 +266,14 @@ mod tests {
                 .await
                 .is_err()
         );
+        // A fork's container stays in its own network.
+        let yaml = b"jobs: {host: {image: alpine, container: {network: host}, run: [make]}}";
+        let host = parse_spec(yaml, Format::Yaml, "p", &Limits::default()).unwrap();
+        let why = prep
+            .prepare(&mut launch(), &host.jobs[0], &fork)
+            .await
+            .unwrap_err();
+        assert!(why.contains("`host`"), "{why}");
         let local = Preparation {
             fork_jobs: ForkJobs::Local,
             ..Preparation::default()

@@ -421,6 +421,23 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
             "the server runs as root and so do its local jobs, which can then read the data dir (secrets, database); set run_as to an unprivileged user"
         );
     }
+    // The jobs' user must pass through the work dir (made so if new; an existing one is the
+    // operator's, as docs/security.md says).
+    if let (Some(work), Some(_)) = (&work_dir, isolation.run_as())
+        && !work.exists()
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(work)
+            .with_context(|| format!("cannot create the work dir {}", work.display()))?;
+        std::fs::set_permissions(work, std::fs::Permissions::from_mode(0o711)).with_context(
+            || {
+                format!(
+                    "cannot open the work dir {} to the jobs' user",
+                    work.display()
+                )
+            },
+        )?;
+    }
     // Before anything in the data dir is touched: one server per data dir.
     let held = crate::data_dir::DataDir::lock(&data_dir)?.until_exit();
     let data_dir = held.path();

@@ -140,17 +140,18 @@ fn follow(
                 offset = next;
                 pending.extend_from_slice(&buf);
             }
+            // Whole lines (or 64 KiB of a longer one) go out as events; what is left waits
+            // for the next piece. One pass, and one drain per piece.
+            let mut start = 0;
             loop {
-                let line: Vec<u8> = match pending.iter().position(|b| *b == b'\n') {
-                    Some(nl) if nl <= MAX_EVENT => {
-                        let mut line: Vec<u8> = pending.drain(..=nl).collect();
-                        line.pop();
-                        line
-                    }
-                    _ if pending.len() > MAX_EVENT => pending.drain(..MAX_EVENT).collect(),
+                let rest = &pending[start..];
+                let (line, used) = match rest.iter().position(|b| *b == b'\n') {
+                    Some(nl) if nl <= MAX_EVENT => (&rest[..nl], nl + 1),
+                    _ if rest.len() > MAX_EVENT => (&rest[..MAX_EVENT], MAX_EVENT),
                     _ => break,
                 };
-                let text = String::from_utf8_lossy(&line).into_owned();
+                let text = String::from_utf8_lossy(line).into_owned();
+                start += used;
                 if tx
                     .send(Event::default().event("log").data(text))
                     .await
@@ -159,6 +160,7 @@ fn follow(
                     return;
                 }
             }
+            pending.drain(..start);
             if more {
                 continue;
             }

@@ -34,7 +34,20 @@ impl Server {
 
     /// Starts a server listening on `listen` (its URL is the address it prints).
     pub async fn start_on(data_dir: &Path, listen: &str, env: &[(&str, &str)]) -> Server {
+        Server::start_as(data_dir, listen, env, None).await
+    }
+
+    /// [`Server::start_on`], as the user `uid` (and the group of the same number) when given.
+    pub async fn start_as(
+        data_dir: &Path,
+        listen: &str,
+        env: &[(&str, &str)],
+        uid: Option<u32>,
+    ) -> Server {
         let mut cmd = Command::new(gantry_bin());
+        if let Some(uid) = uid {
+            cmd.uid(uid).gid(uid);
+        }
         cmd.args([
             "serve",
             "--listen",
