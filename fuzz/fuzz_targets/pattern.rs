@@ -9,9 +9,9 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     // The first line is the pattern, the rest an event.
     let (pattern, event) = text.split_once('\n').unwrap_or((&text, "{}"));
-    if let Ok(p) = Pattern::parse(pattern) {
-        if let Ok(ev) = serde_json::from_str::<serde_json::Value>(event) {
-            let _ = p.matches_json(&ev);
-        }
+    if let Ok(p) = Pattern::parse(pattern)
+        && let Ok(ev) = serde_json::from_str::<serde_json::Value>(event)
+    {
+        let _ = p.matches_json(&ev);
     }
 });
