@@ -1,7 +1,7 @@
 //! Durations as users write them in specs (`90s`, `10m`, `1h30m`, `250ms`, or a bare number of
 //! seconds), parsed to milliseconds.
 
-/// Parses a human duration into milliseconds. A bare integer means seconds (seed 1's `timeout`).
+/// Parses a human duration into milliseconds. A bare integer means seconds (the `orders` payload's `timeout`).
 pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     let s = text.trim();
     if s.is_empty() {

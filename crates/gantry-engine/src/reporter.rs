@@ -1,5 +1,5 @@
 //! The reporter: keeps each reporting run's PR comment and commit statuses in step with the
-//! run (seed 1's `pr` runs, and pipeline runs of a repository's commit). It follows committed
+//! run (runs with a `pr`, and pipeline runs of a repository's commit). It follows committed
 //! changes only, edits at most once per interval per run (debounce), and never blocks or fails
 //! a run: a failed call is logged and tried again on the next pass.
 
@@ -193,7 +193,7 @@ async fn report(
     Ok(finished)
 }
 
-/// Where a run reports: seed 1's `pr` (comment and statuses), or a pipeline's repository and
+/// Where a run reports: a run's `pr` (comment and statuses), or a pipeline's repository and
 /// commit (statuses; a comment on its pull request when the pipeline asks for one).
 struct Target {
     repo: String,

@@ -57,7 +57,7 @@ pub enum Format {
     Auto,
 }
 
-/// Parses and validates a run spec (or seed 1's `orders` payload): the text is read into a
+/// Parses and validates a run spec (or the `orders` payload): the text is read into a
 /// document tree (JSON or YAML) and the tree into a [`RunSpec`], one path whatever the spec.
 /// On failure, every problem found is returned, in document order, and nothing else happens.
 pub fn parse_spec(

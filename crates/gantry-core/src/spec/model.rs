@@ -1,5 +1,5 @@
 //! The validated run spec: what a run is made of once a YAML/JSON spec, a pipeline file or
-//! seed 1's `orders` payload has been checked. Stored as JSON with each run; only
+//! the `orders` payload has been checked. Stored as JSON with each run; only
 //! [`super::parse_spec`] builds one from user input.
 
 use serde::{Deserialize, Serialize};
@@ -27,7 +27,7 @@ pub struct RunSpec {
     /// What a pipeline posts besides commit statuses (`comment`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub report: Vec<String>,
-    /// The pull request a run reports to (seed 1's `pr`).
+    /// The pull request a run reports to (the `orders` payload's `pr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pr: Option<PrRef>,
     /// The job graph, once built: read it through [`RunSpec::graph`].

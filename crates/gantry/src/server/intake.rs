@@ -1,5 +1,5 @@
 //! Intake, where events come in: `POST /webhooks/github` (GitHub deliveries) and
-//! `POST /webhook` (seed 1's `orders` payload). Authenticate, parse at the edge into typed
+//! `POST /webhook` (the `orders` payload). Authenticate, parse at the edge into typed
 //! events, store the event durably (group commit), and only then answer 2xx. A repeated
 //! delivery id is acknowledged and not stored or processed again; a signed `/webhook` body's
 //! delivery id is its SHA-256, so a replayed body is such a repeat. `GET /api/v1/events` lists
@@ -122,7 +122,7 @@ pub async fn github(
     Ok((status, Json(body)).into_response())
 }
 
-/// `POST /webhook`: seed 1's job payload (or any run spec), signed with `X-Gantry-Signature-256`
+/// `POST /webhook`: the `orders` job payload (or any run spec), signed with `X-Gantry-Signature-256`
 /// or carrying the API bearer token.
 pub async fn orders(
     State(state): State<AppState>,
