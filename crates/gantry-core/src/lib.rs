@@ -9,6 +9,7 @@ pub mod dag;
 pub mod duration;
 pub mod forge;
 pub mod report;
+pub mod runners;
 pub mod secret;
 pub mod services;
 pub mod size;
