@@ -398,6 +398,18 @@ async fn a_replayed_signed_webhook_body_runs_once() {
     let (st, first) = post(None).await;
     assert_eq!(st, 202, "{first}");
     s.wait_finished(first["run_id"].as_str().unwrap(), 10).await;
+    // The event says what it started.
+    let (_, event) = s
+        .get(&format!(
+            "/api/v1/events/{}",
+            first["event_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        event["outcome"],
+        format!("started run {}", first["run_id"].as_str().unwrap()),
+        "{event}"
+    );
     for delivery in [None, Some("fresh-id-1"), Some("fresh-id-2")] {
         let (st, again) = post(delivery).await;
         assert_eq!(

@@ -183,9 +183,10 @@ pub async fn orders(
         Stored::Duplicate { id, delivery } => return Ok(duplicate(&id, delivery.as_deref())),
     };
     let context = RunContext::of_event("webhook");
+    // The event's outcome (this run) is written with the run.
     let submitted = state
         .engine
-        .submit(spec, context, Some(event.1.clone()))
+        .submit_for_event(spec, context, Some(event.1.clone()), Some(&event.0))
         .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"run_id": submitted.run_id, "trace_id": submitted.trace_id, "event_id": event.0}))).into_response())
 }
