@@ -1,7 +1,10 @@
 //! Runner pools for GitHub Actions' just-in-time runners, as `[runners.NAME]` in gantry.toml
 //! spells them, checked when the config is read; which pool serves a queued `workflow_job`
 //! (GitHub's rule: every label of the job is one of the pool's, case-insensitively); and the
-//! name a job's runner is registered under, one per job and attempt.
+//! name a job's runner is registered under, one per job and attempt. `lifecycle.rs`: one job's
+//! runner from the queued job to its removal.
+
+pub mod lifecycle;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
