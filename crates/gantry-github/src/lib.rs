@@ -2,8 +2,13 @@
 //! statuses, pull requests), and with feature `fake` a stateful fake GitHub server for tests.
 //! The only crate that knows GitHub's REST API.
 
+mod actions;
 mod client;
 #[cfg(feature = "fake")]
 pub mod fake;
 
+pub use actions::{
+    JitConfig, JitRegistration, JobStatus, Runner, RunnerDeletion, RunnerScope, SecretString,
+    WorkflowJob,
+};
 pub use client::GitHub;
