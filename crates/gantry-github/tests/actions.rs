@@ -308,3 +308,27 @@ async fn server_errors_are_retried() {
         .unwrap_err();
     assert!(matches!(err, ForgeError::Transient(_)), "{err}");
 }
+
+#[tokio::test]
+async fn a_malformed_jit_reply_fails_without_printing_the_config() {
+    // A GitHub that forgets the runner's id but still sends the config.
+    let app = axum::Router::new().route(
+        "/orgs/acme/actions/runners/generate-jitconfig",
+        axum::routing::post(|| async {
+            (
+                axum::http::StatusCode::CREATED,
+                axum::Json(serde_json::json!({"runner": {"name": "x"}, "encoded_jit_config": "SECRET-JIT"})),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let gh = GitHub::new(&url, "tok").unwrap();
+    let err = gh
+        .generate_jit_config(&org(), "x", 1, &["gantry"], "_work")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ForgeError::Permanent(_)), "{err}");
+    assert!(!format!("{err} {err:?}").contains("SECRET-JIT"), "{err:?}");
+}
