@@ -105,7 +105,8 @@ impl GitHub {
         .map_err(|e| ForgeError::Permanent(format!("cannot sign the GitHub App JWT: {e}")))
     }
 
-    /// The bearer token for calls about `repo`.
+    /// The bearer token for calls about `repo`: an `OWNER/NAME` repository, or an organization
+    /// (a name without a slash) for its organization-wide calls (self-hosted runners).
     async fn bearer(&self, repo: &str) -> Result<String, ForgeError> {
         let (app_id, key, cache) = match &*self.auth {
             Auth::Token(t) => return Ok(t.clone()),
@@ -122,30 +123,33 @@ impl GitHub {
             return Ok(t.clone());
         }
         let jwt = GitHub::app_jwt(app_id, key)?;
+        let (installation, scope) = match repo.split_once('/') {
+            // Scoped to the one repository: a token handed to a checkout reaches nothing else.
+            Some((_, name)) => (
+                format!("/repos/{repo}/installation"),
+                json!({ "repositories": [name] }),
+            ),
+            // An organization's token may only manage its self-hosted runners.
+            None => (
+                format!("/orgs/{repo}/installation"),
+                json!({ "permissions": { "organization_self_hosted_runners": "write" } }),
+            ),
+        };
         let id = match cache.get(repo) {
             Some(i) => i.id,
             None => {
-                let inst = self
-                    .call_as(
-                        &jwt,
-                        Method::GET,
-                        &format!("/repos/{repo}/installation"),
-                        None,
-                    )
-                    .await?;
+                let inst = self.call_as(&jwt, Method::GET, &installation, None).await?;
                 inst["id"].as_u64().ok_or_else(|| {
                     ForgeError::Permanent(format!("the App is not installed on {repo}"))
                 })?
             }
         };
-        // Scoped to the one repository: a token handed to a checkout reaches nothing else.
-        let name = repo.split_once('/').map_or(repo, |(_, n)| n);
         let tok = self
             .call_as(
                 &jwt,
                 Method::POST,
                 &format!("/app/installations/{id}/access_tokens"),
-                Some(&serde_json::json!({ "repositories": [name] })),
+                Some(&scope),
             )
             .await?;
         let token = tok["token"]
@@ -175,8 +179,9 @@ impl GitHub {
         }
     }
 
-    /// A call about `repo`; with App auth, a rejected (401) installation token is renewed once.
-    async fn call(
+    /// A call about `repo` (or an organization, see `bearer`); with App auth, a rejected (401)
+    /// installation token is renewed once.
+    pub(crate) async fn call(
         &self,
         repo: &str,
         method: Method,

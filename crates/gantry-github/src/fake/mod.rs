@@ -2,14 +2,18 @@
 //! Gantry makes with GitHub's request and response shapes (comments list/create/edit, commit
 //! statuses, pull requests). It checks the token, records every call, and can be told to fail
 //! the next calls (403 secondary rate limit with `Retry-After`, or a 5xx). `git.rs` adds
-//! repositories: git over smart HTTP, the contents API and pull request files.
+//! repositories: git over smart HTTP, the contents API and pull request files; `actions.rs`
+//! self-hosted runners (just-in-time registration, listing, deletion) and workflow jobs.
 
+mod actions;
 mod git;
+
+pub use actions::{FakeJob, FakeRunner};
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -58,6 +62,10 @@ pub struct FakeState {
     pub git_requests: Vec<(String, bool)>,
     /// (repo, number) → files the pull request changes.
     pub pull_files: HashMap<(String, u64), Vec<String>>,
+    /// Self-hosted runners of every organization and repository.
+    pub runners: Vec<FakeRunner>,
+    /// Workflow jobs of every repository.
+    pub jobs: Vec<FakeJob>,
     /// GitHub App mode: (app id, RS256 public key, installation id).
     app: Option<(String, jsonwebtoken::DecodingKey, u64)>,
     next_id: u64,
@@ -105,7 +113,38 @@ impl FakeGitHub {
                 "/git/{owner}/{repo}/{*rest}",
                 get(git::git_http).post(git::git_http),
             )
+            .route(
+                "/orgs/{org}/actions/runners/generate-jitconfig",
+                post(actions::org_jitconfig),
+            )
+            .route(
+                "/repos/{owner}/{repo}/actions/runners/generate-jitconfig",
+                post(actions::repo_jitconfig),
+            )
+            .route(
+                "/orgs/{org}/actions/runners",
+                get(actions::list_org_runners),
+            )
+            .route(
+                "/repos/{owner}/{repo}/actions/runners",
+                get(actions::list_repo_runners),
+            )
+            .route(
+                "/orgs/{org}/actions/runners/{id}",
+                delete(actions::delete_org_runner),
+            )
+            .route(
+                "/repos/{owner}/{repo}/actions/runners/{id}",
+                delete(actions::delete_repo_runner),
+            )
+            .route(
+                "/repos/{owner}/{repo}/actions/jobs/{id}",
+                get(actions::get_job),
+            )
+            .route("/_fake/runners/{id}/claim", post(actions::fake_claim))
+            .route("/_fake/runners/{id}/complete", post(actions::fake_complete))
             .route("/repos/{owner}/{repo}/installation", get(get_installation))
+            .route("/orgs/{org}/installation", get(get_org_installation))
             .route(
                 "/app/installations/{id}/access_tokens",
                 post(create_installation_token),
@@ -422,6 +461,18 @@ async fn get_installation(
             Json(json!({"id": id, "account": {"login": owner}, "repository_selection": "all"}))
                 .into_response()
         }
+        Err(r) => *r,
+    }
+}
+
+async fn get_org_installation(
+    State(f): State<FakeGitHub>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match f.admit_app(&headers, format!("GET /orgs/{org}/installation")) {
+        Ok(id) => Json(json!({"id": id, "account": {"login": org, "type": "Organization"}, "repository_selection": "all"}))
+            .into_response(),
         Err(r) => *r,
     }
 }
