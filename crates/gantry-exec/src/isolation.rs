@@ -117,12 +117,6 @@ impl Isolation {
     }
 }
 
-/// Gives `root` and everything under it (not following links) to `user`: a workspace the
-/// server made and filled (checkout, notes) becomes the job's.
-pub(crate) fn hand_over(root: &Path, user: &RunAs) -> io::Result<()> {
-    chown_tree(root, user.uid, user.gid)
-}
-
 /// Gives `root` and everything under it to `uid:gid`, links themselves, never what they
 /// point to. Children first and `root` last: until the end every folder on the way is still
 /// the server's (and private), so the new owner cannot swap anything under a path being

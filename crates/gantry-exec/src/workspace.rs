@@ -85,7 +85,7 @@ fn remove(path: &Path) {
 /// private. (The work dir itself is the operator's: it must let the user through.)
 pub(crate) fn hand_over(place: &Path, user: &crate::RunAs) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    crate::isolation::hand_over(place, user)?;
+    crate::isolation::chown_tree(place, user.uid, user.gid)?;
     if let Some(run) = place.parent() {
         std::fs::set_permissions(run, std::fs::Permissions::from_mode(0o711))?;
     }

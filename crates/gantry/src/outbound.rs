@@ -51,16 +51,24 @@ impl HttpPoster {
         else {
             return Ok(()); // a name: checked as it resolves
         };
-        let with_port = parsed
-            .port_or_known_default()
-            .map(|p| format!("{name}:{p}"))
-            .unwrap_or_default();
-        if is_internal(host) && !self.allowed.contains(&name) && !self.allowed.contains(&with_port)
-        {
+        if is_internal(host) && !allows(&self.allowed, &name, parsed.port_or_known_default()) {
             return Err(refused(&name));
         }
         Ok(())
     }
+}
+
+/// Whether `allow_internal_hosts` lets `host` (lower case) be internal: listed as it is, or
+/// with `port`; with no port known, listed with any.
+fn allows(allowed: &HashSet<String>, host: &str, port: Option<u16>) -> bool {
+    allowed.iter().any(|a| {
+        a == host
+            || match (a.rsplit_once(':'), port) {
+                (Some((h, p)), Some(port)) => h == host && p == port.to_string(),
+                (Some((h, _)), None) => h == host,
+                (None, _) => false,
+            }
+    })
 }
 
 fn refused(host: &str) -> String {
@@ -121,10 +129,8 @@ impl std::error::Error for Refused {}
 impl Resolve for ExternalOnly {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_ascii_lowercase();
-        let allowed = self
-            .allowed
-            .iter()
-            .any(|a| a == &host || a.rsplit_once(':').is_some_and(|(h, _)| h == host));
+        // The port is not known here: any entry for the host lets its names through.
+        let allowed = allows(&self.allowed, &host, None);
         Box::pin(async move {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await?

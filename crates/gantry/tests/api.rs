@@ -48,14 +48,7 @@ async fn submit_get_list_events_and_logs() {
     assert_eq!(b_states, ["queued", "running", "failed"]);
     assert!(events.iter().all(|e| e["trace_id"] == run["trace_id"]));
 
-    let log = s
-        .req(Method::GET, &format!("/api/v1/runs/{id}/jobs/b/log"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let log = s.job_log(&id, "b").await;
     assert!(log.contains("from-b"), "{log}");
 
     let metrics = s
@@ -390,14 +383,7 @@ async fn output_past_the_log_limit_is_dropped_and_the_job_runs_on() {
     assert!(marker.exists(), "the job ran on after its log was cut");
     let note = "gantry: log cut at 1 MiB; the job's further output was dropped\n";
     for name in ["big", "fails"] {
-        let log = s
-            .req(Method::GET, &format!("/api/v1/runs/{id}/jobs/{name}/log"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let log = s.job_log(&id, name).await;
         assert_eq!(log.matches(note).count(), 1, "{name}: the cut is said once");
         let (kept, after) = log.split_once(note).unwrap();
         assert_eq!(kept.len(), (1 << 20) + 1, "{name}: 1 MiB, then a newline");

@@ -182,21 +182,12 @@ fn record_covers(run: &RunRecord, spec: &gantry_core::spec::RunSpec, ran: &Path)
     starts.len()
 }
 
-/// A chain with a fan-out: a → (b, c) → d, each job writing its start to `ran`.
-fn diamond(ran: &Path) -> String {
-    let cmd = format!("echo $GANTRY_JOB $GANTRY_ATTEMPT >> {}", ran.display());
-    format!(
-        "jobs:\n  a: {{run: ['{cmd}']}}\n  b: {{needs: [a], run: ['{cmd}']}}\n  c: {{needs: [a], run: ['{cmd}']}}\n  d: {{needs: [b, c], run: ['{cmd}']}}\n"
-    )
-}
-
-#[tokio::test]
-async fn no_job_starts_until_the_commit_recording_it_returns() {
-    let dir = tempfile::tempdir().unwrap();
-    let ran = dir.path().join("ran");
+/// An engine (2 slots, local jobs, no recovery) in `dir` over the real store, gated: each
+/// commit waits for one of the permits, `permits` of which are there at first.
+async fn gated_engine(dir: &Path, permits: usize) -> (Arc<Gated>, Engine) {
     let store = Arc::new(Gated {
-        inner: SqliteStore::open(&dir.path().join("g.db")).await.unwrap(),
-        permits: Arc::new(Semaphore::new(0)),
+        inner: SqliteStore::open(&dir.join("g.db")).await.unwrap(),
+        permits: Arc::new(Semaphore::new(permits)),
         held: AtomicUsize::new(0),
         syncs: AtomicUsize::new(0),
         committed: Default::default(),
@@ -210,7 +201,7 @@ async fn no_job_starts_until_the_commit_recording_it_returns() {
             Duration::from_secs(1),
         )) as Arc<dyn Executor>,
     );
-    let mut config = EngineConfig::new(dir.path().to_path_buf(), 2, "durability-test".into());
+    let mut config = EngineConfig::new(dir.to_path_buf(), 2, "durability-test".into());
     config.recover = false;
     let engine = Engine::start(
         config,
@@ -220,6 +211,22 @@ async fn no_job_starts_until_the_commit_recording_it_returns() {
     )
     .await
     .unwrap();
+    (store, engine)
+}
+
+/// A chain with a fan-out: a → (b, c) → d, each job writing its start to `ran`.
+fn diamond(ran: &Path) -> String {
+    let cmd = format!("echo $GANTRY_JOB $GANTRY_ATTEMPT >> {}", ran.display());
+    format!(
+        "jobs:\n  a: {{run: ['{cmd}']}}\n  b: {{needs: [a], run: ['{cmd}']}}\n  c: {{needs: [a], run: ['{cmd}']}}\n  d: {{needs: [b, c], run: ['{cmd}']}}\n"
+    )
+}
+
+#[tokio::test]
+async fn no_job_starts_until_the_commit_recording_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let (store, engine) = gated_engine(dir.path(), 0).await;
     let spec = parse_spec(
         diamond(&ran).as_bytes(),
         Format::Yaml,
@@ -285,29 +292,7 @@ async fn no_job_starts_until_the_commit_recording_it_returns() {
 async fn followers_are_told_only_of_batches_on_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     let ran = dir.path().join("ran");
-    let store = Arc::new(Gated {
-        inner: SqliteStore::open(&dir.path().join("g.db")).await.unwrap(),
-        permits: Arc::new(Semaphore::new(1_000_000)),
-        held: AtomicUsize::new(0),
-        syncs: AtomicUsize::new(0),
-        committed: Default::default(),
-        unsynced: AtomicUsize::new(0),
-    });
-    let mut executors = Executors::new();
-    executors.insert(
-        ExecutorKind::Local,
-        Arc::new(LocalExecutor::new("followers-test", Duration::from_secs(1))) as Arc<dyn Executor>,
-    );
-    let mut config = EngineConfig::new(dir.path().to_path_buf(), 2, "followers-test".into());
-    config.recover = false;
-    let engine = Engine::start(
-        config,
-        store.clone() as Arc<dyn Store>,
-        executors,
-        Arc::new(SystemClock),
-    )
-    .await
-    .unwrap();
+    let (store, engine) = gated_engine(dir.path(), 1_000_000).await;
     let mut follower = engine.journal().subscribe();
     let spec = parse_spec(
         diamond(&ran).as_bytes(),

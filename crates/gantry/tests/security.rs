@@ -65,18 +65,7 @@ async fn a_job_reaches_none_of_the_servers_secrets() {
     let id = server.submit_yaml(&snoop(&data)).await;
     let run = server.wait_finished(&id, 30).await;
     assert_eq!(job(&run, "snoop")["status"], "succeeded", "{run}");
-    let (_, _) = server.get("/healthz").await;
-    let log = server
-        .req(
-            reqwest::Method::GET,
-            &format!("/api/v1/runs/{id}/jobs/snoop/log"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let log = server.job_log(&id, "snoop").await;
     for found in [
         "FOUND-IN-ENV",
         "FOUND-IN-PROC",
@@ -112,17 +101,7 @@ async fn a_job_inherits_nothing_of_the_servers_environment() {
         .await;
     let run = server.wait_finished(&id, 30).await;
     assert_eq!(job(&run, "env")["status"], "succeeded", "{run}");
-    let log = server
-        .req(
-            reqwest::Method::GET,
-            &format!("/api/v1/runs/{id}/jobs/env/log"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let log = server.job_log(&id, "env").await;
     assert!(!log.contains("AKIAEXAMPLE"), "{log}");
     assert!(!log.contains("tok-0123"), "{log}");
     assert!(
@@ -302,17 +281,7 @@ async fn a_job_of_a_server_running_as_its_own_user_cannot_read_the_servers_proce
         )
         .await;
     let run = server.wait_finished(&id, 30).await;
-    let log = server
-        .req(
-            reqwest::Method::GET,
-            &format!("/api/v1/runs/{id}/jobs/peek/log"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let log = server.job_log(&id, "peek").await;
     assert_eq!(job(&run, "peek")["status"], "succeeded", "{log}");
     assert!(log.lines().any(|l| l.trim() == "65534"), "same user: {log}");
     assert!(log.lines().any(|l| l.trim() == "unreadable"), "{log}");

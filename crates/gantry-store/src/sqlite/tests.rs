@@ -249,19 +249,7 @@ async fn a_commit_that_need_not_reach_the_disk_goes_through_the_unsynced_writer(
     let store = SqliteStore::open(&dir.path().join("gantry.db"))
         .await
         .unwrap();
-    let mut run = RunRecord {
-        id: "01R".into(),
-        name: "r".into(),
-        status: gantry_core::RunStatus::Queued,
-        trace_id: "t".into(),
-        cancel_requested: false,
-        created_at_ms: 1,
-        started_at_ms: None,
-        finished_at_ms: None,
-        spec: Default::default(),
-        context: Default::default(),
-        jobs: vec![JobRecord::pending(0, "a")],
-    };
+    let mut run = queued_run();
     let moved = |run: &RunRecord| {
         let mut job = run.jobs[0].clone();
         job.status = gantry_core::JobStatus::Running;
@@ -309,19 +297,7 @@ async fn a_failed_unsynced_commit_keeps_nothing_and_the_next_one_goes_through() 
         .commit_prepared(&orphan, Prepared::default(), Durability::Os)
         .await
         .unwrap_err();
-    let run = RunRecord {
-        id: "01R".into(),
-        name: "r".into(),
-        status: gantry_core::RunStatus::Queued,
-        trace_id: "t".into(),
-        cancel_requested: false,
-        created_at_ms: 1,
-        started_at_ms: None,
-        finished_at_ms: None,
-        spec: Default::default(),
-        context: Default::default(),
-        jobs: vec![JobRecord::pending(0, "a")],
-    };
+    let run = queued_run();
     store
         .commit_prepared(
             &[Write::InsertRun(Box::new(run))],
@@ -336,4 +312,21 @@ async fn a_failed_unsynced_commit_keeps_nothing_and_the_next_one_goes_through() 
         .await
         .unwrap();
     assert_eq!(jobs, 0);
+}
+
+/// A queued run `01R` with one pending job `a`.
+fn queued_run() -> RunRecord {
+    RunRecord {
+        id: "01R".into(),
+        name: "r".into(),
+        status: gantry_core::RunStatus::Queued,
+        trace_id: "t".into(),
+        cancel_requested: false,
+        created_at_ms: 1,
+        started_at_ms: None,
+        finished_at_ms: None,
+        spec: Default::default(),
+        context: Default::default(),
+        jobs: vec![JobRecord::pending(0, "a")],
+    }
 }

@@ -116,6 +116,19 @@ fn duration(
     Ok(ms as i64)
 }
 
+/// A list setting: the variable's comma-separated items (blank ones left out) when it is set,
+/// else the file's list.
+fn list(var: &str, from_file: Option<Vec<String>>) -> Vec<String> {
+    match std::env::var(var) {
+        Ok(text) => text
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        Err(_) => from_file.unwrap_or_default(),
+    }
+}
+
 fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     let mut file = FileConfig::load(args.config.as_deref())?;
     let rules = file.rule_defs()?;
@@ -176,11 +189,7 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
             )
         })?),
     };
-    let cors_texts: Vec<String> = match std::env::var("GANTRY_CORS_ORIGINS") {
-        Ok(list) => list.split(',').map(|o| o.trim().to_string()).collect(),
-        Err(_) => file.cors_origins.unwrap_or_default(),
-    };
-    let cors = cors_texts
+    let cors = list("GANTRY_CORS_ORIGINS", file.cors_origins)
         .iter()
         .filter(|o| !o.is_empty())
         .map(|o| cors_origin(o))
@@ -267,30 +276,17 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         }
         (None, None) => None,
     };
-    let git_allowed: Vec<String> = match std::env::var("GANTRY_GIT_ALLOWED_URL_PREFIXES") {
-        Ok(list) => list
-            .split(',')
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty())
-            .collect(),
-        Err(_) => file
-            .git_allowed_url_prefixes
-            .unwrap_or_else(|| vec!["https://github.com/".into()]),
-    };
-    let list = |var: &str, from_file: Option<Vec<String>>| -> Vec<String> {
-        match std::env::var(var) {
-            Ok(text) => text
-                .split(',')
-                .map(|p| p.trim().to_string())
-                .filter(|p| !p.is_empty())
-                .collect(),
-            Err(_) => from_file.unwrap_or_default(),
-        }
-    };
+    let git_allowed = list(
+        "GANTRY_GIT_ALLOWED_URL_PREFIXES",
+        Some(
+            file.git_allowed_url_prefixes
+                .unwrap_or_else(|| vec!["https://github.com/".into()]),
+        ),
+    );
     let run_as = match args.run_as.or(file.run_as) {
         None => None,
         Some(name) => {
-            if !nix_is_root() {
+            if !gantry_exec::running_as_root() {
                 bail!(
                     "run_as `{name}`: jobs can run as another user only when the server runs as root"
                 );
@@ -416,7 +412,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     }
     // What the server makes is private to it, and its memory unreadable to its jobs.
     gantry_exec::keep_jobs_out().map_err(|e| anyhow::anyhow!(e))?;
-    if isolation.run_as().is_none() && nix_is_root() {
+    if isolation.run_as().is_none() && gantry_exec::running_as_root() {
         warn!(
             "the server runs as root and so do its local jobs, which can then read the data dir (secrets, database); set run_as to an unprivileged user"
         );
@@ -645,9 +641,4 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
     }
-}
-
-/// Whether this process runs as root (effective user id 0).
-fn nix_is_root() -> bool {
-    gantry_exec::running_as_root()
 }

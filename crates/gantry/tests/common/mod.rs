@@ -97,6 +97,20 @@ impl Server {
         }
     }
 
+    /// The whole log of a run's job, as text.
+    pub async fn job_log(&self, run_id: &str, job: &str) -> String {
+        self.req(
+            reqwest::Method::GET,
+            &format!("/api/v1/runs/{run_id}/jobs/{job}/log"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let resp = self.req(reqwest::Method::GET, path).send().await.unwrap();
         let status = resp.status().as_u16();
