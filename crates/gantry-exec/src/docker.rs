@@ -6,11 +6,16 @@
 //! labelled as this server's are orphans (no job of this life owns them) and are removed —
 //! only those: not another instance's, and not this instance's service containers.
 //!
+//! An image the host does not have is pulled first (`pull.rs`), with the registry credentials
+//! of [`RegistryAuth`]; the pull counts against the job's timeout, and cancel stops it.
+//!
 //! Also the Docker adapter for services' containers ([`DockerServices`]).
 
 use crate::git::GitSources;
 use crate::local::{note, session_script};
 use crate::masked_log::LineMasker;
+use crate::pull::ensure_image;
+use crate::registry_auth::RegistryAuth;
 use crate::workspace;
 use async_trait::async_trait;
 use bollard::Docker;
@@ -27,7 +32,7 @@ use gantry_engine::ports::{CancelSignal, Executor, LabelSelector, Launch, Listed
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::warn;
+use tracing::{info, warn};
 
 /// The label holding the owning server's instance id (on job and service containers).
 pub use gantry_engine::ports::OWNER_LABEL;
@@ -41,6 +46,7 @@ pub struct DockerExecutor {
     git: Option<Arc<GitSources>>,
     /// Seconds between the stop signal and the kill.
     grace_s: i32,
+    registries: RegistryAuth,
 }
 
 impl DockerExecutor {
@@ -51,7 +57,14 @@ impl DockerExecutor {
             owner: owner.into(),
             git: None,
             grace_s: 1,
+            registries: RegistryAuth::default(),
         })
+    }
+
+    /// Where the credentials for pulling jobs' images come from.
+    pub fn with_registries(mut self, registries: RegistryAuth) -> Self {
+        self.registries = registries;
+        self
     }
 
     pub fn with_git(mut self, git: Arc<GitSources>) -> Self {
@@ -174,16 +187,22 @@ impl DockerExecutor {
             note(launch, "gantry: a docker job needs an `image`");
             return Outcome::Failed { exit_code: None };
         };
-        if let Err(e) = self.docker.inspect_image(&image).await {
-            let why = match e {
-                bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                } => format!(
-                    "gantry: image `{image}` is not on this Docker host (there is no registry to pull from); build or import it first"
-                ),
-                other => format!("gantry: cannot inspect image `{image}`: {other}"),
-            };
-            note(launch, &why);
+        // The job's time runs from here: pulling its image is part of it.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(launch.timeout_ms);
+        let progress = |line: &str| launch.log.note(&masker.mask(&format!("gantry: {line}")));
+        let pulled = tokio::select! {
+            pulled = ensure_image(&self.docker, &image, &self.registries, &progress) => pulled,
+            _ = tokio::time::sleep_until(deadline) => {
+                timed_out(launch);
+                return Outcome::TimedOut;
+            }
+            _ = cancel.cancelled() => {
+                note(launch, "gantry: cancelled");
+                return Outcome::Cancelled;
+            }
+        };
+        if let Err(e) = pulled {
+            note(launch, &masker.mask(&format!("gantry: {e}")));
             return Outcome::Failed { exit_code: None };
         }
         let created = self
@@ -262,7 +281,7 @@ impl DockerExecutor {
                 _ => None,
             }
         };
-        let timeout = tokio::time::sleep(Duration::from_millis(launch.timeout_ms));
+        let timeout = tokio::time::sleep_until(deadline);
         let stop = StopContainerOptions {
             t: Some(self.grace_s),
             signal: None,
@@ -286,13 +305,7 @@ impl DockerExecutor {
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), streamer).await;
         match outcome {
-            Outcome::TimedOut => note(
-                launch,
-                &format!(
-                    "gantry: timed out after {}",
-                    gantry_core::duration::format_duration_ms(launch.timeout_ms)
-                ),
-            ),
+            Outcome::TimedOut => timed_out(launch),
             Outcome::Cancelled => note(launch, "gantry: cancelled"),
             Outcome::Failed { exit_code: None } => note(
                 launch,
@@ -303,6 +316,16 @@ impl DockerExecutor {
         self.remove(&id).await;
         outcome
     }
+}
+
+fn timed_out(launch: &Launch) {
+    note(
+        launch,
+        &format!(
+            "gantry: timed out after {}",
+            gantry_core::duration::format_duration_ms(launch.timeout_ms)
+        ),
+    );
 }
 
 /// The local Docker Engine, answering.
@@ -334,27 +357,29 @@ async fn remove(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error>
 /// Service containers on Docker: long-running, labelled, on the service's network.
 pub struct DockerServices {
     docker: Docker,
+    registries: RegistryAuth,
 }
 
 impl DockerServices {
     pub async fn connect() -> Result<DockerServices, String> {
         Ok(DockerServices {
             docker: connect().await?,
+            registries: RegistryAuth::default(),
         })
+    }
+
+    /// Where the credentials for pulling services' images come from.
+    pub fn with_registries(mut self, registries: RegistryAuth) -> Self {
+        self.registries = registries;
+        self
     }
 }
 
 #[async_trait]
 impl gantry_engine::ports::ServiceRuntime for DockerServices {
     async fn start(&self, c: &gantry_engine::ports::ServiceContainer) -> Result<String, String> {
-        if let Err(e) = self.docker.inspect_image(&c.image).await {
-            return Err(match e {
-                bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                } => format!("image `{}` is not on this Docker host", c.image),
-                other => format!("cannot inspect image `{}`: {other}", c.image),
-            });
-        }
+        let progress = |line: &str| info!(image = %c.image, "{line}");
+        ensure_image(&self.docker, &c.image, &self.registries, &progress).await?;
         let body = ContainerCreateBody {
             image: Some(c.image.clone()),
             cmd: (!c.command.is_empty()).then(|| c.command.clone()),

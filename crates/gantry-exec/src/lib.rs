@@ -1,16 +1,20 @@
 //! Executors: where a job's commands run. `local` runs them as processes on this machine;
 //! `docker` in containers of the job's image. `workspace` gives every attempt a new, empty
 //! folder first; `git` puts a job's source into it; `masked_log` writes output with secrets
-//! hidden.
+//! hidden; `pull` pulls a missing image with the credentials of `registry_auth`.
 
 mod docker;
 mod git;
 mod isolation;
 mod local;
 mod masked_log;
+mod pull;
+mod registry_auth;
 mod workspace;
 
 pub use docker::{DockerExecutor, DockerServices, OWNER_LABEL, RUN_LABEL};
 pub use git::GitSources;
 pub use isolation::{Clean, Isolation, RunAs, SAFE_PATH, keep_jobs_out, running_as_root};
 pub use local::LocalExecutor;
+pub use pull::{ImageRef, ensure_image};
+pub use registry_auth::{Credentials, RegistryAuth, default_docker_config};

@@ -180,16 +180,22 @@ async fn jobs_run_in_containers_with_workspace_env_secrets_and_exit_codes() {
         "the container's user has the workspace: {log}"
     );
 
-    // A missing image is a clear job error, not a hang.
+    // A missing image that cannot be pulled is a clear job error, not a hang (pulls from a
+    // registry that answers are in tests/pull.rs).
     let mut l = launch(dir.path(), "noimage", &["true"], 30_000);
-    l.image = Some("gantry-test/does-not-exist:1".into());
+    l.image = Some("127.0.0.1:1/gantry-test/does-not-exist:1".into());
     let (_tx, cancel) = signal();
     assert_eq!(
         ex.execute(l.clone(), cancel).await,
         Outcome::Failed { exit_code: None }
     );
     let log = log_text(&l).unwrap();
-    assert!(log.contains("is not on this Docker host"), "{log}");
+    assert!(
+        log.contains(
+            "cannot pull image 127.0.0.1:1/gantry-test/does-not-exist:1 from registry 127.0.0.1:1"
+        ),
+        "{log}"
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,439 @@
+//! Image pulls against a real registry: Debian's `docker-registry` (installed by
+//! `scripts/test-deps`), started on a free port of 127.0.0.1 (the Docker Engine allows plain
+//! HTTP there), open or behind an htpasswd file. Each test pushes an image of its own, made
+//! from `gantry-test/busybox:latest` (built by `scripts/test-images`) with one more layer, and
+//! removes it locally so that the executor has to pull it.
+
+use base64::Engine as _;
+use gantry_core::dag::Outcome;
+use gantry_engine::logs::Logs;
+use gantry_engine::ports::{CancelSignal, Executor, Launch, ServiceContainer, ServiceRuntime};
+use gantry_exec::{Credentials, DockerExecutor, DockerServices, OWNER_LABEL, RegistryAuth};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+const BASE: &str = "gantry-test/busybox:latest";
+
+fn script(name: &str) {
+    let path = format!("{}/../../scripts/{name}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(&path).output().expect("run a setup script");
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `docker ARGS`, which must succeed; its stdout.
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn image_present(image: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", image])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// A `docker-registry` serving a temp dir on 127.0.0.1; killed when dropped.
+struct Registry {
+    child: Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Open, or for `user`'s `password` only.
+    fn start(user: Option<(&str, &str)>) -> Registry {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut config = format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            );
+            if let Some((user, password)) = user {
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", user, password])
+                    .output()
+                    .expect("htpasswd (apache2-utils, from scripts/test-deps)");
+                assert!(out.status.success());
+                let file = dir.path().join("htpasswd");
+                std::fs::write(&file, out.stdout).unwrap();
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: gantry-test\n    path: {}\n",
+                    file.display()
+                ));
+            }
+            let config_path = dir.path().join("config.yml");
+            std::fs::write(&config_path, config).unwrap();
+            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+            let child = Command::new("/usr/bin/docker-registry")
+                .arg("serve")
+                .arg(&config_path)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("start docker-registry (scripts/test-deps installs it)");
+            let mut registry = Registry {
+                child,
+                host: format!("127.0.0.1:{port}"),
+                _dir: dir,
+            };
+            if registry.wait_ready() {
+                return registry;
+            }
+            // The port was taken meanwhile: another one.
+        }
+        panic!("docker-registry did not start");
+    }
+
+    /// Until `/v2/` answers (200, or 401 behind a password); false if the registry exited.
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            if let Ok(mut s) = std::net::TcpStream::connect(&self.host) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let req = format!(
+                    "GET /v2/ HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                    self.host
+                );
+                let mut head = [0u8; 12];
+                if s.write_all(req.as_bytes()).is_ok()
+                    && s.read_exact(&mut head).is_ok()
+                    && (head.ends_with(b" 200") || head.ends_with(b" 401"))
+                {
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("docker-registry on {} never answered /v2/", self.host);
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Docker config dir whose `config.json` holds `user:password` for `host`.
+fn docker_config(dir: &Path, host: &str, user: &str, password: &str) -> PathBuf {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    std::fs::write(
+        dir.join("config.json"),
+        format!(r#"{{"auths": {{"{host}": {{"auth": "{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    dir.join("config.json")
+}
+
+/// A new image in `registry` (the test image and a layer with `stamp` in `/stamp`), not on
+/// this host any more; its reference.
+fn push_unique(registry: &Registry, name: &str, config_dir: Option<&Path>) -> String {
+    let tag = format!("{}-{}", std::process::id(), unique());
+    let image = format!("{}/gantry-test/{name}:{tag}", registry.host);
+    let builder = format!("gantry-pull-build-{tag}");
+    docker(&[
+        "run",
+        "--name",
+        &builder,
+        BASE,
+        "sh",
+        "-c",
+        &format!("echo {tag} > /stamp"),
+    ]);
+    docker(&["commit", &builder, &image]);
+    docker(&["rm", "-f", &builder]);
+    let mut push = vec![];
+    if let Some(dir) = config_dir {
+        push.extend(["--config", dir.to_str().unwrap()]);
+    }
+    push.extend(["push", image.as_str()]);
+    docker(&push);
+    docker(&["rmi", &image]);
+    assert!(!image_present(&image));
+    image
+}
+
+fn unique() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn launch(dir: &Path, job: &str, image: &str) -> Launch {
+    Launch {
+        run_id: "r-pull".into(),
+        job: job.into(),
+        attempt: 1,
+        trace_id: "t".into(),
+        commands: vec!["cat /stamp".into()],
+        env: vec![],
+        timeout_ms: 120_000,
+        workspace: dir.join(job).join("ws"),
+        log: Logs::new(dir.join("logs")).attempt("r-pull", job, 1),
+        image: Some(image.into()),
+        secrets: vec![],
+        checkout: None,
+        notes: vec![],
+        container: None,
+    }
+}
+
+fn log_text(l: &Launch) -> String {
+    String::from_utf8_lossy(&l.log.contents().unwrap_or_default()).into_owned()
+}
+
+fn signal() -> (watch::Sender<bool>, CancelSignal) {
+    let (tx, rx) = watch::channel(false);
+    (tx, CancelSignal(rx))
+}
+
+fn containers(owner: &str) -> usize {
+    docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label={OWNER_LABEL}={owner}"),
+    ])
+    .lines()
+    .count()
+}
+
+fn setup() -> tempfile::TempDir {
+    script("test-deps");
+    script("test-images");
+    tempfile::tempdir().unwrap()
+}
+
+#[tokio::test]
+async fn a_missing_image_is_pulled_once_with_its_progress_in_the_job_log() {
+    let dir = setup();
+    let registry = Registry::start(None);
+    let owner = format!("pull-test-{}", std::process::id());
+    // No credentials anywhere: this registry needs none.
+    let none = RegistryAuth::new(BTreeMap::new(), None);
+    let ex = DockerExecutor::connect(owner.as_str())
+        .await
+        .unwrap()
+        .with_registries(none.clone());
+
+    let image = push_unique(&registry, "pulled", None);
+    let l = launch(dir.path(), "pulls", &image);
+    let (_tx, cancel) = signal();
+    let outcome = ex.execute(l.clone(), cancel).await;
+    let log = log_text(&l);
+    assert_eq!(outcome, Outcome::Succeeded, "{log}");
+    let tag = image.rsplit(':').next().unwrap();
+    assert!(log.contains(&format!("gantry: pulling {image}\n")), "{log}");
+    assert!(
+        log.contains("gantry: layer ") && log.contains(" already here\n"),
+        "{log}"
+    );
+    assert!(
+        log.contains(" pulled ("),
+        "the new layer, with its size: {log}"
+    );
+    assert!(
+        log.contains(&format!("gantry: pulled {image} (sha256:")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("\n{tag}\n")),
+        "the job ran in it: {log}"
+    );
+    assert!(
+        log.lines().filter(|l| l.starts_with("gantry: ")).count() <= 6,
+        "a few lines, no progress bars: {log}"
+    );
+    assert!(image_present(&image));
+
+    // Two jobs needing one missing image at once: one pulls, the other waits for it.
+    let image2 = push_unique(&registry, "shared", None);
+    let (a, b) = (
+        launch(dir.path(), "a", &image2),
+        launch(dir.path(), "b", &image2),
+    );
+    let ((_ta, ca), (_tb, cb)) = (signal(), signal());
+    let (ra, rb) = tokio::join!(ex.execute(a.clone(), ca), ex.execute(b.clone(), cb));
+    let (la, lb) = (log_text(&a), log_text(&b));
+    assert_eq!(
+        (ra, rb),
+        (Outcome::Succeeded, Outcome::Succeeded),
+        "{la}\n{lb}"
+    );
+    let pulls = format!("{la}{lb}").matches("gantry: pulling ").count();
+    assert_eq!(pulls, 1, "pulled once:\n{la}\n---\n{lb}");
+
+    // An image the registry does not have: the registry's reason, and no container left.
+    let nope = format!("{}/gantry-test/nope:{}", registry.host, unique());
+    let l = launch(dir.path(), "nope", &nope);
+    let (_tx, cancel) = signal();
+    assert_eq!(
+        ex.execute(l.clone(), cancel).await,
+        Outcome::Failed { exit_code: None }
+    );
+    let log = log_text(&l);
+    assert!(
+        log.contains(&format!(
+            "gantry: image {nope} not found in registry {}: manifest unknown",
+            registry.host
+        )),
+        "{log}"
+    );
+    assert_eq!(containers(&owner), 0);
+
+    // A registry that does not answer: said so, quickly.
+    let down = format!("{}/gantry-test/x:1", {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    });
+    let l = launch(dir.path(), "down", &down);
+    let (_tx, cancel) = signal();
+    assert_eq!(
+        ex.execute(l.clone(), cancel).await,
+        Outcome::Failed { exit_code: None }
+    );
+    let log = log_text(&l);
+    assert!(
+        log.contains(&format!("gantry: cannot pull image {down} from registry")),
+        "{log}"
+    );
+
+    // Service containers pull their image too.
+    let image3 = push_unique(&registry, "service", None);
+    let services = DockerServices::connect()
+        .await
+        .unwrap()
+        .with_registries(none);
+    let id = services
+        .start(&ServiceContainer {
+            image: image3.clone(),
+            command: vec!["sleep".into(), "3952".into()],
+            env: vec![],
+            network: None,
+            labels: vec![(OWNER_LABEL.to_string(), owner.clone())],
+        })
+        .await
+        .unwrap();
+    assert!(services.state(&id).await.unwrap().running);
+    services.stop(&id).await.unwrap();
+    let err = services
+        .start(&ServiceContainer {
+            image: nope.clone(),
+            command: vec![],
+            env: vec![],
+            network: None,
+            labels: vec![(OWNER_LABEL.to_string(), owner.clone())],
+        })
+        .await
+        .unwrap_err();
+    assert!(err.contains("not found in registry"), "{err}");
+    assert_eq!(containers(&owner), 0);
+
+    for i in [&image, &image2, &image3] {
+        let _ = Command::new("docker").args(["rmi", i]).output();
+    }
+}
+
+#[tokio::test]
+async fn a_registry_behind_a_password_takes_credentials_from_the_docker_config_file() {
+    let dir = setup();
+    let password = format!("pw-{}", unique());
+    let registry = Registry::start(Some(("alice", &password)));
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = docker_config(config_dir.path(), &registry.host, "alice", &password);
+    let image = push_unique(&registry, "private", Some(config_dir.path()));
+    let owner = format!("pull-auth-{}", std::process::id());
+    let executor = |auth: RegistryAuth| {
+        let owner = owner.clone();
+        async move {
+            DockerExecutor::connect(owner)
+                .await
+                .unwrap()
+                .with_registries(auth)
+        }
+    };
+
+    // No credentials: unauthorized, said so.
+    let ex = executor(RegistryAuth::new(
+        BTreeMap::new(),
+        Some(dir.path().join("no-such-config.json")),
+    ))
+    .await;
+    let l = launch(dir.path(), "anonymous", &image);
+    let (_tx, cancel) = signal();
+    assert_eq!(
+        ex.execute(l.clone(), cancel).await,
+        Outcome::Failed { exit_code: None }
+    );
+    let log = log_text(&l);
+    assert!(
+        log.contains(&format!(
+            "gantry: cannot pull image {image} from registry {}: unauthorized",
+            registry.host
+        )) && log.contains("no credentials for"),
+        "{log}"
+    );
+
+    // Gantry's configured credentials come first, even when wrong; the password is not shown.
+    let wrong = BTreeMap::from([(
+        registry.host.clone(),
+        Credentials::new("alice", "wrong-password-1234"),
+    )]);
+    let ex = executor(RegistryAuth::new(wrong, Some(config.clone()))).await;
+    let l = launch(dir.path(), "wrong", &image);
+    let (_tx, cancel) = signal();
+    assert_eq!(
+        ex.execute(l.clone(), cancel).await,
+        Outcome::Failed { exit_code: None }
+    );
+    let log = log_text(&l);
+    assert!(
+        log.contains("unauthorized") && log.contains("refused the credentials"),
+        "{log}"
+    );
+    assert!(!log.contains("wrong-password-1234"), "{log}");
+    assert_eq!(containers(&owner), 0);
+    assert!(!image_present(&image));
+
+    // The Docker config file's credentials.
+    let ex = executor(RegistryAuth::new(BTreeMap::new(), Some(config))).await;
+    let l = launch(dir.path(), "authorized", &image);
+    let (_tx, cancel) = signal();
+    let outcome = ex.execute(l.clone(), cancel).await;
+    let log = log_text(&l);
+    assert_eq!(outcome, Outcome::Succeeded, "{log}");
+    assert!(
+        log.contains(&format!("gantry: pulling {image} (with credentials)")),
+        "{log}"
+    );
+    assert!(!log.contains(&password), "{log}");
+    assert!(image_present(&image));
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+}
