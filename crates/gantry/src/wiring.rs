@@ -46,6 +46,8 @@ pub struct JobInputs {
     pub work_dir: Option<std::path::PathBuf>,
     /// Bytes of output each attempt's log keeps (`None`: the engine's default, 64 MiB).
     pub log_limit: Option<u64>,
+    /// Credentials for pulling jobs' images (by default the Docker config file's).
+    pub registries: gantry_exec::RegistryAuth,
 }
 
 /// The smallest log limit accepted: a bare number is bytes, so `64` for `64m` is refused.
@@ -86,7 +88,8 @@ pub async fn start_engine(
     // saying there is no executor for them here.
     if inputs.docker {
         match gantry_exec::DockerExecutor::connect(owner).await {
-            Ok(mut docker) => {
+            Ok(docker) => {
+                let mut docker = docker.with_registries(inputs.registries);
                 if let Some(git) = inputs.git {
                     docker = docker.with_git(git);
                 }

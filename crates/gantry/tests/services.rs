@@ -403,7 +403,7 @@ async fn each_fault_is_named_at_its_step_and_leaves_nothing_behind() {
         format!(
             r#"
 [services.noimage{pid}]
-image = "gantry-test/does-not-exist:1"
+image = "127.0.0.1:1/gantry-test/does-not-exist:1"
 port = 8080
 target_group = "auth"
 
@@ -441,7 +441,11 @@ backend = "auth_be"
     )
     .await;
     for (name, step, why) in [
-        ("noimage", "start", "is not on this Docker host"),
+        (
+            "noimage",
+            "start",
+            "cannot pull image 127.0.0.1:1/gantry-test/does-not-exist:1",
+        ),
         ("unhealthy", "healthy", "never became healthy"),
         ("nolb", "register", "cannot be reached"),
     ] {

@@ -6,6 +6,8 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+pub mod registries;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -37,6 +39,9 @@ pub struct FileConfig {
     /// Hosts (`name` or `name:port`) that rules' `http` targets may reach although they are
     /// loopback, private or link-local addresses.
     pub allow_internal_hosts: Option<Vec<String>>,
+    /// `[registries."HOST[:PORT]"]`: credentials for pulling images (`registries.rs`).
+    #[serde(default)]
+    pub registries: std::collections::BTreeMap<String, registries::RegistryDef>,
     /// Origins of web apps that may call the API from a browser (CORS).
     pub cors_origins: Option<Vec<String>>,
     /// How long a client has to send a request's head (`10s`).

@@ -89,6 +89,8 @@ struct Settings {
     public: Option<Origin>,
     cors: Vec<Origin>,
     header_read_timeout: Duration,
+    /// Credentials for image pulls: `[registries]`, then the Docker config file's.
+    registries: gantry_exec::RegistryAuth,
 }
 
 /// Reporting to GitHub: on when a token, or an App id and key, are set.
@@ -133,6 +135,8 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     let mut file = FileConfig::load(args.config.as_deref())?;
     let rules = file.rule_defs()?;
     let services = std::mem::take(&mut file.services);
+    let registries =
+        config::registries::registry_auth(&file.registries, |v| std::env::var(v).ok())?;
     let target_groups = std::mem::take(&mut file.target_groups);
     let problems: Vec<String> = services
         .iter()
@@ -335,6 +339,7 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         public,
         cors,
         header_read_timeout: Duration::from_millis(header_read_timeout as u64),
+        registries,
         rules,
         base_dir,
         services,
@@ -404,6 +409,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         public,
         cors,
         header_read_timeout,
+        registries,
     } = settings(args)?;
     if token.is_none() && !listen.ip().is_loopback() {
         bail!(
@@ -479,6 +485,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         isolation,
         work_dir,
         log_limit: Some(log_limit),
+        registries: registries.clone(),
     };
     let engine =
         wiring::start_engine(data_dir, store.clone(), max_parallel, &owner, true, inputs).await?;
@@ -570,7 +577,8 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     } else {
         let runtime = gantry_exec::DockerServices::connect()
             .await
-            .map_err(|e| anyhow::anyhow!("[services] need Docker: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("[services] need Docker: {e}"))?
+            .with_registries(registries);
         let groups = wiring::target_groups(&services, &target_groups)?;
         let manager = ServiceManager::new(
             owner.clone(),
