@@ -268,3 +268,44 @@ async fn a_registry_behind_a_password_takes_credentials_from_the_docker_config_f
     assert!(image_present(&image));
     let _ = Command::new("docker").args(["rmi", &image]).output();
 }
+
+#[tokio::test]
+async fn a_pull_that_hangs_ends_with_the_jobs_timeout_or_its_cancel() {
+    let dir = setup();
+    // A "registry" that takes connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let owner = format!("pull-hang-{}", std::process::id());
+    let ex = DockerExecutor::connect(owner.as_str()).await.unwrap();
+
+    let mut l = launch(dir.path(), "slow-pull", &format!("{host}/x/y:1"));
+    l.timeout_ms = 1_500;
+    let (_tx, cancel) = signal();
+    let started = std::time::Instant::now();
+    assert_eq!(ex.execute(l.clone(), cancel).await, Outcome::TimedOut);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let log = log_text(&l);
+    assert!(
+        log.contains(&format!("gantry: pulling {host}/x/y:1")),
+        "{log}"
+    );
+    assert!(log.contains("gantry: timed out after"), "{log}");
+
+    let l = launch(dir.path(), "cancelled-pull", &format!("{host}/x/y:2"));
+    let (tx, cancel) = signal();
+    let run = tokio::spawn({
+        let l = l.clone();
+        async move { ex.execute(l, cancel).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    tx.send(true).unwrap();
+    assert_eq!(run.await.unwrap(), Outcome::Cancelled);
+    assert!(log_text(&l).contains("gantry: cancelled"));
+    assert_eq!(containers(&owner), 0);
+}
