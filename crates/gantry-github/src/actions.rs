@@ -1,6 +1,7 @@
 //! GitHub Actions' self-hosted runners and workflow jobs, for ephemeral runners: register a
-//! just-in-time runner for a queued job, watch the job, list and delete runners. The JIT config
-//! is a credential: it lives in a `SecretString` and never reaches `Debug` or an error.
+//! just-in-time runner for a queued job, watch the job, list and delete runners, and find the
+//! queued jobs of a scope (for jobs whose webhook was lost). The JIT config is a credential: it
+//! lives in a `SecretString` and never reaches `Debug` or an error.
 
 use crate::GitHub;
 use gantry_engine::ports::ForgeError;
@@ -96,6 +97,8 @@ impl JobStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkflowJob {
     pub id: u64,
+    /// The repository (`OWNER/NAME`) the job runs for.
+    pub repo: String,
     pub run_id: u64,
     pub run_attempt: u64,
     pub name: String,
@@ -181,8 +184,43 @@ struct RawJob {
     runner_name: Option<String>,
 }
 
+impl RawJob {
+    fn into_job(self, repo: &str) -> WorkflowJob {
+        WorkflowJob {
+            id: self.id,
+            repo: repo.to_string(),
+            run_id: self.run_id,
+            run_attempt: self.run_attempt,
+            name: self.name,
+            head_sha: self.head_sha,
+            html_url: self.html_url,
+            status: JobStatus::parse(&self.status),
+            conclusion: self.conclusion,
+            labels: self.labels,
+            runner_id: self.runner_id,
+            runner_name: self.runner_name,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawRun {
+    id: u64,
+}
+
+#[derive(Deserialize)]
+struct RawRepo {
+    full_name: String,
+    #[serde(default)]
+    archived: bool,
+    #[serde(default)]
+    disabled: bool,
+}
+
 /// The most runners `list_runners` reads (100 pages of 100).
 const MAX_RUNNER_PAGES: u32 = 100;
+/// The most pages `queued_jobs` reads of any one list (repositories, runs, a run's jobs).
+const MAX_LIST_PAGES: u32 = 10;
 
 /// The HTTP status in a `ForgeError` message (`METHOD path: 409 Conflict …`).
 fn has_status(m: &str, code: u16) -> bool {
@@ -258,19 +296,7 @@ impl GitHub {
             other => other?,
         };
         let j: RawJob = serde_json::from_value(reply).map_err(|e| bad_reply("job", e))?;
-        Ok(Some(WorkflowJob {
-            id: j.id,
-            run_id: j.run_id,
-            run_attempt: j.run_attempt,
-            name: j.name,
-            head_sha: j.head_sha,
-            html_url: j.html_url,
-            status: JobStatus::parse(&j.status),
-            conclusion: j.conclusion,
-            labels: j.labels,
-            runner_id: j.runner_id,
-            runner_name: j.runner_name,
-        }))
+        Ok(Some(j.into_job(repo)))
     }
 
     /// Every self-hosted runner of `scope`, all pages read.
@@ -297,6 +323,157 @@ impl GitHub {
             }
         }
         Ok(runners)
+    }
+
+    /// The queued jobs of `scope` (each with its repository and `runs-on` labels), for
+    /// finding jobs whose `workflow_job` webhook never arrived.
+    ///
+    /// GitHub has no endpoint for an organization's queued jobs, so this walks: the scope's
+    /// repositories; in each, the workflow runs with status `queued` and those `in_progress`
+    /// (a run is in progress as soon as one of its jobs starts, while its other jobs may still
+    /// wait for a runner); and the jobs of each run's latest attempt, keeping the queued ones.
+    /// Every list is read page by page (100 a page, at most 10 pages), like `list_runners`.
+    ///
+    /// An organization's repositories come, with a personal access token, from
+    /// `GET /orgs/{org}/repos` (the token needs read access to them: `repo` scope, or a
+    /// fine-grained token's metadata), and with a GitHub App from
+    /// `GET /installation/repositories` with the organization's installation token (which
+    /// needs no permission; `/orgs/{org}/repos` would want more than the organization token's
+    /// `organization_self_hosted_runners`). Runs and jobs are read with each repository's own
+    /// token (App: a repository-scoped installation token, which needs `actions: read`).
+    /// Archived and disabled repositories are skipped, and so is a repository that disappears
+    /// (404) during the walk.
+    pub async fn queued_jobs(&self, scope: &RunnerScope) -> Result<Vec<WorkflowJob>, ForgeError> {
+        scope.parts()?;
+        let repos = match scope {
+            RunnerScope::Repo(repo) => vec![repo.clone()],
+            RunnerScope::Org(org) => self.org_repositories(org).await?,
+        };
+        let mut jobs: Vec<WorkflowJob> = Vec::new();
+        for repo in &repos {
+            let runs = match self.active_runs(repo).await {
+                Err(ForgeError::NotFound(_)) => continue,
+                other => other?,
+            };
+            for run in runs {
+                let listed = match self.run_jobs(repo, run).await {
+                    Err(ForgeError::NotFound(_)) => continue,
+                    other => other?,
+                };
+                for job in listed {
+                    if job.status == JobStatus::Queued && !jobs.iter().any(|j| j.id == job.id) {
+                        jobs.push(job);
+                    }
+                }
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// The repositories of organization `org` (see `queued_jobs`), without archived ones.
+    async fn org_repositories(&self, org: &str) -> Result<Vec<String>, ForgeError> {
+        let mut repos = Vec::new();
+        for page in 1..=MAX_LIST_PAGES {
+            let (items, total) = if self.uses_app() {
+                let reply = self
+                    .call(
+                        org,
+                        Method::GET,
+                        &format!("/installation/repositories?per_page=100&page={page}"),
+                        None,
+                    )
+                    .await?;
+                let total = reply["total_count"].as_u64();
+                (reply.get("repositories").cloned(), total)
+            } else {
+                let reply = self
+                    .call(
+                        org,
+                        Method::GET,
+                        &format!("/orgs/{org}/repos?type=all&per_page=100&page={page}"),
+                        None,
+                    )
+                    .await?;
+                (Some(reply), None)
+            };
+            let items: Vec<RawRepo> = serde_json::from_value(items.unwrap_or(Value::Null))
+                .map_err(|e| bad_reply("repository list", e))?;
+            let last = items.len() < 100;
+            repos.extend(
+                items
+                    .into_iter()
+                    .filter(|r| !r.archived && !r.disabled)
+                    .map(|r| r.full_name),
+            );
+            if last || total.is_some_and(|t| (page as u64) * 100 >= t) {
+                break;
+            }
+        }
+        // An installation belongs to one account, but keep only `org`'s repositories anyway.
+        repos.retain(|r| {
+            r.split_once('/')
+                .is_some_and(|(owner, _)| owner.eq_ignore_ascii_case(org))
+        });
+        Ok(repos)
+    }
+
+    /// The ids of `repo`'s runs that may have queued jobs: `queued` ones and `in_progress` ones.
+    async fn active_runs(&self, repo: &str) -> Result<Vec<u64>, ForgeError> {
+        let mut ids = Vec::new();
+        for status in ["queued", "in_progress"] {
+            for page in 1..=MAX_LIST_PAGES {
+                let reply = self
+                    .call(
+                        repo,
+                        Method::GET,
+                        &format!(
+                            "/repos/{repo}/actions/runs?status={status}&per_page=100&page={page}"
+                        ),
+                        None,
+                    )
+                    .await?;
+                let items: Vec<RawRun> = serde_json::from_value(
+                    reply.get("workflow_runs").cloned().unwrap_or(Value::Null),
+                )
+                .map_err(|e| bad_reply("workflow run list", e))?;
+                let total = reply["total_count"].as_u64().unwrap_or(0);
+                let last = items.len() < 100 || u64::from(page) * 100 >= total;
+                for run in items {
+                    if !ids.contains(&run.id) {
+                        ids.push(run.id);
+                    }
+                }
+                if last {
+                    break;
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The jobs of the latest attempt of run `run_id` of `repo`.
+    async fn run_jobs(&self, repo: &str, run_id: u64) -> Result<Vec<WorkflowJob>, ForgeError> {
+        let mut jobs = Vec::new();
+        for page in 1..=MAX_LIST_PAGES {
+            let reply = self
+                .call(
+                    repo,
+                    Method::GET,
+                    &format!("/repos/{repo}/actions/runs/{run_id}/jobs?filter=latest&per_page=100&page={page}"),
+                    None,
+                )
+                .await?;
+            let items: Vec<RawJob> =
+                serde_json::from_value(reply.get("jobs").cloned().unwrap_or(Value::Null))
+                    .map_err(|e| bad_reply("job list", e))?;
+            let total = reply["total_count"].as_u64().unwrap_or(0);
+            let last = items.len() < 100 || u64::from(page) * 100 >= total;
+            jobs.extend(items.into_iter().map(|j| j.into_job(repo)));
+            if last {
+                break;
+            }
+        }
+        Ok(jobs)
     }
 
     /// Deletes runner `runner_id` of `scope`: `Busy` while it runs a job, `Gone` if it is not

@@ -93,6 +93,11 @@ impl GitHub {
         })
     }
 
+    /// Authenticated as a GitHub App (installation tokens), not with a fixed token.
+    pub(crate) fn uses_app(&self) -> bool {
+        matches!(*self.auth, Auth::App { .. })
+    }
+
     /// A JWT for the App itself (valid 9 minutes, back-dated a minute for clock drift).
     fn app_jwt(app_id: &str, key: &jsonwebtoken::EncodingKey) -> Result<String, ForgeError> {
         let now = chrono::Utc::now().timestamp();

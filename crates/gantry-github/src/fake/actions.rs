@@ -2,7 +2,7 @@
 //! (just-in-time registration, listing, deletion) and workflow jobs. A test adds jobs and moves
 //! them along; a stand-in runner claims a job and completes it through the fake-only
 //! `/_fake/runners/{id}/…` routes, after which the runner is gone, as a JIT runner is after its
-//! one job.
+//! one job. Each change of a job's status queues a `workflow_job` delivery (`hooks.rs`).
 
 use super::{FakeGitHub, Page, error};
 use axum::Json;
@@ -68,17 +68,26 @@ impl FakeJob {
 }
 
 impl FakeGitHub {
-    /// Adds (or replaces) a workflow job of `repo`.
+    /// Adds (or replaces) a workflow job of `repo` (registering the repository); a job added
+    /// `queued` is delivered to the webhook (`queued`).
     pub fn add_job(&self, repo: &str, job: FakeJob) {
         let mut st = self.lock();
+        st.add_repo(repo);
         st.jobs.retain(|j| j.id != job.id);
-        st.jobs.push(FakeJob {
+        let job = FakeJob {
             repo: repo.to_string(),
             ..job
-        });
+        };
+        st.jobs.push(job.clone());
+        if job.status == "queued" {
+            self.job_event(&mut st, "queued", &job);
+        }
     }
 
-    /// Sets a job's `status` and `conclusion` (panics if there is no such job).
+    /// Sets a job's `status` and `conclusion` (panics if there is no such job): `completed`
+    /// with `cancelled` is a cancellation. A new `queued`, `in_progress`, `completed` or
+    /// `waiting` status is delivered to the webhook with that action. A job completed under
+    /// its runner frees the runner, which, being just-in-time, is then gone.
     pub fn set_job_status(&self, job_id: u64, status: &str, conclusion: Option<&str>) {
         let mut st = self.lock();
         let job = st
@@ -86,8 +95,20 @@ impl FakeGitHub {
             .iter_mut()
             .find(|j| j.id == job_id)
             .expect("a job the test added");
+        let changed = job.status != status;
+        let was_running = job.status == "in_progress";
         job.status = status.to_string();
         job.conclusion = conclusion.map(str::to_string);
+        let job = job.clone();
+        if was_running
+            && status == "completed"
+            && let Some(runner) = job.runner_id
+        {
+            st.runners.retain(|r| r.id != runner);
+        }
+        if changed && ["queued", "in_progress", "completed", "waiting"].contains(&status) {
+            self.job_event(&mut st, status, &job);
+        }
     }
 
     /// Removes a job (GitHub forgets jobs of deleted runs).
@@ -130,7 +151,7 @@ pub(super) fn runner_json(r: &FakeRunner) -> Value {
     })
 }
 
-fn job_json(j: &FakeJob) -> Value {
+pub(super) fn job_json(j: &FakeJob) -> Value {
     let api = format!("https://api.github.com/repos/{}", j.repo);
     json!({
         "id": j.id, "run_id": j.run_id, "run_attempt": j.run_attempt,
@@ -234,7 +255,18 @@ fn jitconfig(f: FakeGitHub, scope: String, headers: HeaderMap, b: JitBody) -> Re
         busy: false,
         credential: format!("fake-runner-credential-{id}"),
     };
-    let config = json!({".runner": {"AgentId": id, "AgentName": name, "WorkFolder": runner.work_folder}, ".credentials": {"Scheme": "OAuth", "Data": {"token": runner.credential}}});
+    // `ServerUrl` is where the runner calls back (the fake, as a container reaches it);
+    // `GitHubUrl` the organization or repository, as in a real `.runner`.
+    let server = st.public_url.clone().unwrap_or_else(|| st.base_url.clone());
+    let github_url = format!(
+        "{server}/{}",
+        runner.scope.split_once('/').map_or("", |s| s.1)
+    );
+    let config = json!({
+        ".runner": {"AgentId": id, "AgentName": name, "PoolId": group, "WorkFolder": runner.work_folder,
+                    "ServerUrl": server, "GitHubUrl": github_url, "Ephemeral": true},
+        ".credentials": {"Scheme": "OAuth", "Data": {"token": runner.credential}}
+    });
     let encoded = base64::engine::general_purpose::STANDARD.encode(config.to_string());
     let body = json!({"runner": runner_json(&runner), "encoded_jit_config": encoded});
     st.runners.push(runner);
@@ -376,7 +408,9 @@ pub(super) async fn fake_claim(
     job.status = "in_progress".into();
     job.runner_id = Some(runner.id);
     job.runner_name = Some(runner.name.clone());
-    Json(job_json(job)).into_response()
+    let job = job.clone();
+    f.job_event(&mut st, "in_progress", &job);
+    Json(job_json(&job)).into_response()
 }
 
 #[derive(Deserialize, Default)]
@@ -406,7 +440,8 @@ pub(super) async fn fake_complete(
     };
     job.status = "completed".into();
     job.conclusion = Some(b.conclusion.unwrap_or_else(|| "success".into()));
-    let json = job_json(job);
+    let job = job.clone();
     st.runners.retain(|r| r.id != id);
-    Json(json).into_response()
+    f.job_event(&mut st, "completed", &job);
+    Json(job_json(&job)).into_response()
 }

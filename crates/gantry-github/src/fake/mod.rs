@@ -3,12 +3,18 @@
 //! statuses, pull requests). It checks the token, records every call, and can be told to fail
 //! the next calls (403 secondary rate limit with `Retry-After`, or a 5xx). `git.rs` adds
 //! repositories: git over smart HTTP, the contents API and pull request files; `actions.rs`
-//! self-hosted runners (just-in-time registration, listing, deletion) and workflow jobs.
+//! self-hosted runners (just-in-time registration, listing, deletion) and workflow jobs;
+//! `runs.rs` workflow runs and repository lists; `hooks.rs` `workflow_job` webhook deliveries.
+//! It listens on loopback, or on every interface (`start_on`) for runners in containers, which
+//! reach it at its `public_url`.
 
 mod actions;
 mod git;
+mod hooks;
+mod runs;
 
 pub use actions::{FakeJob, FakeRunner};
+pub use hooks::{DeliveryOutcome, FakeDelivery, signature};
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -66,29 +72,59 @@ pub struct FakeState {
     pub runners: Vec<FakeRunner>,
     /// Workflow jobs of every repository.
     pub jobs: Vec<FakeJob>,
+    /// Repositories (`OWNER/NAME`), in the order they were added.
+    pub repos: Vec<String>,
+    /// Webhook deliveries, in the order they were queued.
+    pub deliveries: Vec<FakeDelivery>,
+    webhook: Option<hooks::Webhook>,
+    drop_next: usize,
+    personal_accounts: std::collections::HashSet<String>,
+    /// The URL the fake answers on (`FakeGitHub::url`).
+    base_url: String,
+    /// The URL runners are told to call back on; `base_url` unless set.
+    public_url: Option<String>,
     /// GitHub App mode: (app id, RS256 public key, installation id).
     app: Option<(String, jsonwebtoken::DecodingKey, u64)>,
     next_id: u64,
 }
 
+impl FakeState {
+    /// The App installation, when the fake acts as GitHub for an App.
+    fn installation_id(&self) -> Option<u64> {
+        self.app.as_ref().map(|(_, _, id)| *id)
+    }
+}
+
 #[derive(Clone)]
 pub struct FakeGitHub {
+    /// Where the fake answers (`http://127.0.0.1:PORT`, also when it listens on every
+    /// interface).
     pub url: String,
     pub state: Arc<Mutex<FakeState>>,
     token: Arc<str>,
+    /// Indexes into `FakeState::deliveries` of deliveries to send.
+    hooks: tokio::sync::mpsc::UnboundedSender<usize>,
 }
 
 impl FakeGitHub {
     /// Starts the fake on a free loopback port; it accepts only `Bearer <token>`.
     pub async fn start(token: &str) -> FakeGitHub {
+        FakeGitHub::start_on(token, std::net::Ipv4Addr::LOCALHOST.into()).await
+    }
+
+    /// Starts the fake on a free port of `ip`: `0.0.0.0` for runners in containers, which
+    /// reach it through the Docker bridge (see `set_public_url`).
+    pub async fn start_on(token: &str, ip: std::net::IpAddr) -> FakeGitHub {
         let state = Arc::new(Mutex::new(FakeState {
             next_id: 1000,
             ..Default::default()
         }));
+        let (hooks, queue) = tokio::sync::mpsc::unbounded_channel();
         let fake = FakeGitHub {
             url: String::new(),
             state,
             token: Arc::from(token),
+            hooks,
         };
         let app = Router::new()
             .route(
@@ -141,6 +177,16 @@ impl FakeGitHub {
                 "/repos/{owner}/{repo}/actions/jobs/{id}",
                 get(actions::get_job),
             )
+            .route("/repos/{owner}/{repo}/actions/runs", get(runs::list_runs))
+            .route(
+                "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
+                get(runs::list_run_jobs),
+            )
+            .route("/orgs/{org}/repos", get(runs::list_org_repos))
+            .route(
+                "/installation/repositories",
+                get(runs::list_installation_repos),
+            )
             .route("/_fake/runners/{id}/claim", post(actions::fake_claim))
             .route("/_fake/runners/{id}/complete", post(actions::fake_complete))
             .route("/repos/{owner}/{repo}/installation", get(get_installation))
@@ -150,14 +196,42 @@ impl FakeGitHub {
                 post(create_installation_token),
             )
             .with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind((ip, 0))
             .await
             .expect("bind fake GitHub");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let port = listener.local_addr().expect("address").port();
+        let url = if ip.is_unspecified() {
+            format!("http://127.0.0.1:{port}")
+        } else {
+            format!("http://{}", std::net::SocketAddr::new(ip, port))
+        };
+        fake.lock().base_url = url.clone();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FakeGitHub { url, ..fake }
+        let fake = FakeGitHub { url, ..fake };
+        hooks::start_sender(fake.clone(), queue);
+        fake
+    }
+
+    /// The port the fake listens on.
+    pub fn port(&self) -> u16 {
+        self.url
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .expect("a URL with a port")
+    }
+
+    /// The base URL JIT configs tell runners to call back on (`ServerUrl` in `.runner`), e.g.
+    /// `http://172.17.0.1:PORT` for a runner in a container; the fake's own `url` by default.
+    pub fn set_public_url(&self, url: &str) {
+        self.lock().public_url = Some(url.trim_end_matches('/').to_string());
+    }
+
+    /// The base URL runners call back on.
+    pub fn public_url(&self) -> String {
+        let st = self.lock();
+        st.public_url.clone().unwrap_or_else(|| st.base_url.clone())
     }
 
     /// Also act as GitHub for App `app_id`: JWTs signed with the key whose public half is
