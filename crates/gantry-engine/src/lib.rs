@@ -12,6 +12,7 @@ pub mod orchestrator;
 pub mod pipelines;
 pub mod ports;
 pub mod reporter;
+pub mod runners;
 pub mod services;
 
 pub use orchestrator::{

@@ -158,7 +158,7 @@ impl Executor for DockerExecutor {
 }
 
 /// Every container, running or not, with all of `labels` (each a name, or `name=value`).
-async fn labelled(
+pub(crate) async fn labelled(
     docker: &Docker,
     labels: &[&str],
 ) -> Result<Vec<bollard::models::ContainerSummary>, bollard::errors::Error> {
@@ -329,7 +329,7 @@ fn timed_out(launch: &Launch) {
 }
 
 /// The local Docker Engine, answering.
-async fn connect() -> Result<Docker, String> {
+pub(crate) async fn connect() -> Result<Docker, String> {
     let docker =
         Docker::connect_with_local_defaults().map_err(|e| format!("cannot reach Docker: {e}"))?;
     docker
@@ -340,7 +340,7 @@ async fn connect() -> Result<Docker, String> {
 }
 
 /// Removes a container (and its anonymous volumes), running or not; gone already is fine.
-async fn remove(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+pub(crate) async fn remove(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
     let opts = RemoveContainerOptions {
         force: true,
         v: true,

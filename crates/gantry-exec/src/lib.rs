@@ -1,7 +1,8 @@
 //! Executors: where a job's commands run. `local` runs them as processes on this machine;
 //! `docker` in containers of the job's image. `workspace` gives every attempt a new, empty
 //! folder first; `git` puts a job's source into it; `masked_log` writes output with secrets
-//! hidden; `pull` pulls a missing image with the credentials of `registry_auth`.
+//! hidden; `pull` pulls a missing image with the credentials of `registry_auth`;
+//! `runner_hosts` run GitHub Actions runners (processes or containers).
 
 mod docker;
 mod git;
@@ -10,6 +11,7 @@ mod local;
 mod masked_log;
 mod pull;
 mod registry_auth;
+mod runner_hosts;
 mod workspace;
 
 pub use docker::{DockerExecutor, DockerServices, OWNER_LABEL, RUN_LABEL};
@@ -18,3 +20,4 @@ pub use isolation::{Clean, Isolation, RunAs, SAFE_PATH, keep_jobs_out, running_a
 pub use local::LocalExecutor;
 pub use pull::{ImageRef, ensure_image};
 pub use registry_auth::{Credentials, RegistryAuth, default_docker_config};
+pub use runner_hosts::{DockerRunners, LocalRunners};

@@ -276,7 +276,7 @@ const GROUP_GONE_WITHIN: Duration = Duration::from_secs(2);
 /// KILLs whatever is left in the group and waits (up to `GROUP_GONE_WITHIN`) until none of it
 /// is still running, so an attempt is reported ended only once nothing of it runs. An empty
 /// group (the usual case) costs the one `kill`.
-async fn kill_group(group: Pid) {
+pub(crate) async fn kill_group(group: Pid) {
     if killpg(group, Signal::SIGKILL).is_err() {
         return; // no process left in the group
     }
@@ -329,7 +329,7 @@ fn group_has_members(group: Pid) -> bool {
 /// The process groups of processes whose environment holds `needle` (`NAME=value`): on Linux,
 /// read from /proc/<pid>/environ (the environment each process started with).
 #[cfg(target_os = "linux")]
-async fn marked_groups(needle: &str) -> BTreeSet<Pid> {
+pub(crate) async fn marked_groups(needle: &str) -> BTreeSet<Pid> {
     let mut groups = BTreeSet::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         warn!("cannot read /proc to find orphaned jobs");
@@ -365,7 +365,7 @@ async fn marked_groups(needle: &str) -> BTreeSet<Pid> {
 /// own jobs has a reason to hold it. (Recording the groups we start in a file instead would
 /// need a state folder, and its numbers would name other processes after a reboot.)
 #[cfg(not(target_os = "linux"))]
-async fn marked_groups(needle: &str) -> BTreeSet<Pid> {
+pub(crate) async fn marked_groups(needle: &str) -> BTreeSet<Pid> {
     #[cfg(target_vendor = "apple")]
     const WITH_ENVIRONMENT: &str = "-E";
     #[cfg(not(target_vendor = "apple"))]

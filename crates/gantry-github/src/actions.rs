@@ -9,16 +9,17 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// Where runners are registered: an organization (`Org("acme")`) or a repository
-/// (`Repo("acme/infra")`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum RunnerScope {
-    Org(String),
-    Repo(String),
+pub use gantry_engine::ports::runners::{
+    JitConfig, JitRegistration, JobStatus, Runner, RunnerDeletion, Scope as RunnerScope,
+    SecretString, WorkflowJob,
+};
+
+/// A scope's (key `GitHub::call` authenticates for, REST path prefix).
+trait ScopeParts {
+    fn parts(&self) -> Result<(&str, String), ForgeError>;
 }
 
-impl RunnerScope {
-    /// (the key `GitHub::call` authenticates for, the REST path prefix).
+impl ScopeParts for RunnerScope {
     fn parts(&self) -> Result<(&str, String), ForgeError> {
         match self {
             RunnerScope::Org(org) if !org.is_empty() && !org.contains('/') => {
@@ -32,108 +33,6 @@ impl RunnerScope {
             ))),
         }
     }
-}
-
-/// A string that is a credential: `Debug` prints `***`; read it with `expose`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
-
-impl SecretString {
-    pub fn new(s: String) -> SecretString {
-        SecretString(s)
-    }
-
-    /// The secret itself, for handing to the one process that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// A just-in-time runner's registration: `encoded` is what `run.sh --jitconfig` takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JitConfig {
-    pub runner_id: u64,
-    pub runner_name: String,
-    pub encoded: SecretString,
-}
-
-/// What `generate_jit_config` got.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JitRegistration {
-    Registered(JitConfig),
-    /// A runner of that name already exists in the scope (409): an earlier attempt registered
-    /// it, so adopt it (find it with `list_runners`) rather than launching a second one.
-    AlreadyRegistered,
-}
-
-/// A workflow job's `status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobStatus {
-    Queued,
-    InProgress,
-    Completed,
-    /// GitHub's rarer states (`waiting`, `requested`, `pending`), as given.
-    Other(String),
-}
-
-impl JobStatus {
-    fn parse(s: &str) -> JobStatus {
-        match s {
-            "queued" => JobStatus::Queued,
-            "in_progress" => JobStatus::InProgress,
-            "completed" => JobStatus::Completed,
-            other => JobStatus::Other(other.to_string()),
-        }
-    }
-}
-
-/// A workflow job, as `GET /repos/{owner}/{repo}/actions/jobs/{id}` describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkflowJob {
-    pub id: u64,
-    /// The repository (`OWNER/NAME`) the job runs for.
-    pub repo: String,
-    pub run_id: u64,
-    pub run_attempt: u64,
-    pub name: String,
-    pub head_sha: String,
-    pub html_url: String,
-    pub status: JobStatus,
-    /// `success`, `failure`, `cancelled`… once completed.
-    pub conclusion: Option<String>,
-    /// The `runs-on` labels.
-    pub labels: Vec<String>,
-    pub runner_id: Option<u64>,
-    pub runner_name: Option<String>,
-}
-
-/// A self-hosted runner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Runner {
-    pub id: u64,
-    pub name: String,
-    pub os: String,
-    /// Connected to GitHub (`status: online`).
-    pub online: bool,
-    pub busy: bool,
-    /// Label names, read-only (`self-hosted`, `Linux`…) and custom.
-    pub labels: Vec<String>,
-}
-
-/// What `delete_runner` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunnerDeletion {
-    Deleted,
-    /// Still running a job (422): GitHub refuses; try again after the job.
-    Busy,
-    /// No such runner (404): already deleted, as a JIT runner is after its job.
-    Gone,
 }
 
 #[derive(Deserialize)]
@@ -498,5 +397,44 @@ impl GitHub {
             Err(ForgeError::Permanent(m)) if has_status(&m, 422) => Ok(RunnerDeletion::Busy),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// The engine's `Actions` port, on GitHub's REST API.
+#[async_trait::async_trait]
+impl gantry_engine::ports::Actions for GitHub {
+    async fn workflow_job(
+        &self,
+        repo: &str,
+        job_id: u64,
+    ) -> Result<Option<WorkflowJob>, ForgeError> {
+        GitHub::workflow_job(self, repo, job_id).await
+    }
+
+    async fn generate_jit_config(
+        &self,
+        scope: &RunnerScope,
+        name: &str,
+        runner_group_id: u64,
+        labels: &[&str],
+        work_folder: &str,
+    ) -> Result<JitRegistration, ForgeError> {
+        GitHub::generate_jit_config(self, scope, name, runner_group_id, labels, work_folder).await
+    }
+
+    async fn list_runners(&self, scope: &RunnerScope) -> Result<Vec<Runner>, ForgeError> {
+        GitHub::list_runners(self, scope).await
+    }
+
+    async fn delete_runner(
+        &self,
+        scope: &RunnerScope,
+        runner_id: u64,
+    ) -> Result<RunnerDeletion, ForgeError> {
+        GitHub::delete_runner(self, scope, runner_id).await
+    }
+
+    async fn queued_jobs(&self, scope: &RunnerScope) -> Result<Vec<WorkflowJob>, ForgeError> {
+        GitHub::queued_jobs(self, scope).await
     }
 }

@@ -88,3 +88,13 @@ CREATE TABLE audit_chunks (
 );
 CREATE INDEX audit_chunks_by_run ON audit_chunks (run_id, last_seq);
 CREATE INDEX audit_chunks_by_time ON audit_chunks (last_at);
+CREATE TABLE runners (
+    name        TEXT    PRIMARY KEY,
+    pool        TEXT    NOT NULL,
+    active      INTEGER NOT NULL,      -- 1 until the runner is done
+    queued_at   BIGINT  NOT NULL,
+    finished_at BIGINT,
+    record      TEXT    NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX runners_active ON runners (active, queued_at);
+CREATE INDEX runners_by_time ON runners (queued_at);

@@ -6,6 +6,7 @@
 
 mod bus;
 mod rows;
+mod runners;
 mod secrets;
 mod segments;
 mod sqlite;

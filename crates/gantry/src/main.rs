@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             Cmd::Pattern(c) => cli::pattern::main(c),
             Cmd::Schedule(c) => cli::schedule::main(c),
             Cmd::Events(c) => cli::events::main(c).await,
+            Cmd::Runners(a) => cli::runners::main(a).await,
         }
     });
     let code = code.unwrap_or_else(|e| {

@@ -142,6 +142,68 @@ pub fn target_groups(
     Ok(gantry_lb::HaproxyTargetGroups::new(out))
 }
 
+/// What ephemeral runners are started with besides their pools.
+pub struct RunnerSetup<'a> {
+    /// Where local runners' folders go.
+    pub folder: std::path::PathBuf,
+    /// This Gantry's instance id (runners' containers and processes are marked with it).
+    pub owner: &'a str,
+    /// Local runners start as local jobs do.
+    pub isolation: gantry_exec::Isolation,
+    pub actions: Arc<dyn gantry_engine::ports::Actions>,
+    pub store: Arc<dyn Store>,
+    pub journal: gantry_engine::journal::Journal,
+    /// Credentials for pulling runner images.
+    pub registries: gantry_exec::RegistryAuth,
+}
+
+/// Ephemeral GitHub Actions runners for the pools of `gantry.toml`, on the hosts they name
+/// (Docker, this machine). A pool whose host cannot be had stops the start.
+pub async fn start_runners(
+    config: gantry_engine::runners::RunnersConfig,
+    setup: RunnerSetup<'_>,
+) -> anyhow::Result<gantry_engine::runners::RunnerPools> {
+    use gantry_engine::ports::RunnerHost;
+    let mut hosts: std::collections::BTreeMap<String, Arc<dyn RunnerHost>> = Default::default();
+    for (name, pool) in &config.pools {
+        if hosts.contains_key(&pool.executor) {
+            continue;
+        }
+        let host: Arc<dyn RunnerHost> = match pool.executor.as_str() {
+            "docker" => Arc::new(
+                gantry_exec::DockerRunners::connect(setup.owner)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("runners.{name}: executor docker: {e}"))?
+                    .with_registries(setup.registries.clone()),
+            ),
+            _ => Arc::new(gantry_exec::LocalRunners::new(
+                setup.folder.clone(),
+                setup.owner,
+                setup.isolation.clone(),
+                KILL_GRACE,
+            )),
+        };
+        hosts.insert(pool.executor.clone(), host);
+    }
+    let pools = config.pools.len();
+    let store = setup.store.clone();
+    let runners = gantry_engine::runners::RunnerPools::start(
+        config,
+        gantry_engine::runners::RunnerPorts {
+            store: setup.store,
+            journal: setup.journal,
+            actions: setup.actions,
+            hosts,
+            clock: Arc::new(SystemClock),
+        },
+    )
+    .await
+    .context("cannot start the runner pools")?;
+    let resumed = runners.resume(store.as_ref()).await?;
+    tracing::info!(pools, resumed, "ephemeral runners on");
+    Ok(runners)
+}
+
 /// Git checkout for a data dir: mirrors under `git/`, the allowed URL prefixes, and a forge
 /// for tokens to private repositories.
 pub fn git_sources(

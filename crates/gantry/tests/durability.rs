@@ -114,6 +114,12 @@ impl Store for Gated {
     ) -> StoreResult<Vec<EventRecord>> {
         self.inner.undecided_events(source, types, limit).await
     }
+    async fn list_runners(&self, filter: RunnerFilter) -> StoreResult<Vec<RunnerRecord>> {
+        self.inner.list_runners(filter).await
+    }
+    async fn get_runner(&self, name: &str) -> StoreResult<Option<RunnerRecord>> {
+        self.inner.get_runner(name).await
+    }
     async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired> {
         self.inner.expire(retention, now_ms).await
     }

@@ -164,7 +164,11 @@ mod tests {
     proptest! {
         #[test]
         fn any_value_leaves_the_url_host_as_written(v in ".{0,40}") {
-            let url = fill_url("https://hooks.example.com/p/{v}?x={v}", &inputs(&[("v", &v)])).unwrap();
+            let Ok(url) = fill_url("https://hooks.example.com/p/{v}?x={v}", &inputs(&[("v", &v)])) else {
+                // Only `.` and `..` are refused: they would move along the path.
+                prop_assert!(!v.is_empty() && v.chars().all(|c| c == '.'));
+                return Ok(());
+            };
             prop_assert!(url.starts_with("https://hooks.example.com/p/"));
             let tail = &url["https://hooks.example.com/p/".len()..];
             prop_assert!(!tail.contains('/') && !tail.contains('#') && tail.matches('?').count() == 1);

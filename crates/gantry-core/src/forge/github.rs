@@ -36,8 +36,14 @@ pub enum GitHubEvent {
         action: String,
         job_id: i64,
         run_id: i64,
+        /// 1 for a run's first attempt; a re-run's jobs are new attempts.
+        run_attempt: u32,
         name: Option<String>,
         labels: Vec<String>,
+        /// The runner that took the job (from `in_progress` on).
+        runner_name: Option<String>,
+        /// `success`, `failure`, `cancelled`… once completed.
+        conclusion: Option<String>,
     },
     IssueComment {
         action: String,
@@ -148,9 +154,12 @@ struct GitRef {
 struct WorkflowJob {
     id: i64,
     run_id: i64,
+    run_attempt: Option<u32>,
     name: Option<String>,
     #[serde(default)]
     labels: Vec<String>,
+    runner_name: Option<String>,
+    conclusion: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -249,8 +258,11 @@ pub fn parse(name: &str, payload: &[u8]) -> Result<Delivery, PayloadError> {
                 action: e.action.clone().ok_or_else(|| need("action"))?,
                 job_id: j.id,
                 run_id: j.run_id,
+                run_attempt: j.run_attempt.unwrap_or(1).max(1),
                 name: j.name,
                 labels: j.labels,
+                runner_name: j.runner_name.filter(|n| !n.is_empty()),
+                conclusion: j.conclusion,
             }
         }
         "issue_comment" => {

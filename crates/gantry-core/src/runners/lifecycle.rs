@@ -32,6 +32,24 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// The phase's name, as the API and the audit trail show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Waiting => "waiting",
+            Phase::Registering => "registering",
+            Phase::Starting { .. } => "starting",
+            Phase::Running { .. } => "running",
+            Phase::Busy { .. } => "busy",
+            Phase::Removing { .. } => "removing",
+            Phase::Done => "done",
+        }
+    }
+
+    /// The registered runner's id, once known.
+    pub fn runner_id(&self) -> Option<u64> {
+        runner_of(*self)
+    }
+
     /// Whether the runner takes one of its pool's places (from registration to removal).
     pub fn holds_capacity(&self) -> bool {
         !matches!(self, Phase::Waiting | Phase::Done)
@@ -65,6 +83,12 @@ pub enum Event {
     BootTimedOut,
     /// The container or process is gone and the registration deleted (or already gone).
     Removed,
+    /// GitHub refused the registration for good (bad labels, no permission): the job gets no
+    /// runner from this pool.
+    Refused,
+    /// GitHub refused to delete the registration: the runner is running a job (it claimed
+    /// one after all). It is left alone until that job completes.
+    StillBusy,
 }
 
 /// What to do next.
@@ -115,6 +139,7 @@ pub fn step(phase: Phase, event: &Event) -> Option<(Phase, Vec<Action>)> {
             }
         }
         (P::Registering, E::Recovered { .. }) => (P::Registering, vec![Action::Register]),
+        (P::Registering, E::Refused) => (P::Done, vec![]),
         (P::Starting { runner_id }, E::Started) => (P::Running { runner_id }, vec![]),
         (P::Starting { runner_id }, E::StartFailed) => remove(Some(runner_id)),
         (P::Starting { runner_id }, E::Recovered { running: true }) => {
@@ -135,6 +160,12 @@ pub fn step(phase: Phase, event: &Event) -> Option<(Phase, Vec<Action>)> {
         ) => remove(runner_of(phase)),
         (P::Removing { runner_id }, E::Recovered { .. }) => remove(runner_id),
         (P::Removing { .. }, E::Removed) => (P::Done, vec![]),
+        (
+            P::Removing {
+                runner_id: Some(runner_id),
+            },
+            E::StillBusy,
+        ) => (P::Busy { runner_id }, vec![]),
         _ => return None,
     };
     Some(next)
@@ -260,6 +291,15 @@ mod tests {
     }
 
     #[test]
+    fn a_runner_found_busy_when_removed_is_left_to_finish_its_job() {
+        let (phase, actions) =
+            step(Phase::Removing { runner_id: Some(4) }, &Event::StillBusy).unwrap();
+        assert_eq!((phase, actions), (Phase::Busy { runner_id: 4 }, vec![]));
+        let (phase, _) = step(phase, &Event::Completed).unwrap();
+        assert_eq!(phase, Phase::Removing { runner_id: Some(4) });
+    }
+
+    #[test]
     fn redeliveries_and_late_reports_change_nothing() {
         assert!(step(Phase::Busy { runner_id: 1 }, &Event::InProgress).is_none());
         assert!(step(Phase::Done, &Event::Completed).is_none());
@@ -286,6 +326,8 @@ mod tests {
             Just(Event::Completed),
             Just(Event::BootTimedOut),
             Just(Event::Removed),
+            Just(Event::StillBusy),
+            Just(Event::Refused),
         ]
     }
 

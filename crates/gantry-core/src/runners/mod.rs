@@ -22,7 +22,8 @@ pub struct PoolDef {
     pub executor: String,
     #[serde(default)]
     pub image: Option<String>,
-    /// The runner's command; `{jitconfig}` is replaced by the runner's just-in-time config.
+    /// The runner's command; `{jitconfig}` in an argument is replaced by the runner's
+    /// just-in-time config, which the runner also finds in `ACTIONS_RUNNER_INPUT_JITCONFIG`.
     pub command: Vec<String>,
     #[serde(default = "default_max")]
     pub max_runners: u32,
@@ -31,6 +32,9 @@ pub struct PoolDef {
     /// A registered runner that has claimed no job by then is removed (`5m`).
     #[serde(default = "default_boot_timeout")]
     pub boot_timeout: String,
+    /// The runner's work folder, relative to where it runs (`_work`).
+    #[serde(default = "default_work_folder")]
+    pub work_folder: String,
 }
 
 fn default_executor() -> String {
@@ -44,6 +48,9 @@ fn default_group() -> u64 {
 }
 fn default_boot_timeout() -> String {
     "5m".into()
+}
+fn default_work_folder() -> String {
+    "_work".into()
 }
 
 /// Where a pool's runners are registered.
@@ -125,13 +132,11 @@ impl PoolDef {
                 at("executor")
             )),
         }
-        if self.command.is_empty() {
+        if self.command.is_empty() || self.command[0].trim().is_empty() {
             problems.push(format!("{}: give the runner's command", at("command")));
-        } else if !self.command.iter().any(|a| a.contains("{jitconfig}")) {
-            problems.push(format!(
-                "{}: one argument must hold `{{jitconfig}}` (the runner's just-in-time config)",
-                at("command")
-            ));
+        }
+        if self.work_folder.trim().is_empty() {
+            problems.push(format!("{}: give a folder", at("work_folder")));
         }
         if self.max_runners == 0 {
             problems.push(format!("{}: at least 1", at("max_runners")));
@@ -140,6 +145,11 @@ impl PoolDef {
             problems.push(format!("{}: {e}", at("boot_timeout")));
         }
         problems
+    }
+
+    /// `boot_timeout` in milliseconds (checked by [`PoolDef::check`]; 5 minutes if invalid).
+    pub fn boot_timeout_ms(&self) -> u64 {
+        crate::duration::parse_duration_ms(&self.boot_timeout).unwrap_or(300_000)
     }
 
     /// Whether the pool serves a job with these labels: every one of the job's labels is one
@@ -187,6 +197,7 @@ mod tests {
             max_runners: 10,
             runner_group_id: 1,
             boot_timeout: "5m".into(),
+            work_folder: "_work".into(),
         }
     }
 
@@ -224,10 +235,11 @@ mod tests {
             scope: "team:x".into(),
             executor: "vm".into(),
             image: None,
-            command: vec!["run.sh".into()],
+            command: vec![" ".into()],
             max_runners: 0,
             runner_group_id: 1,
             boot_timeout: "soon".into(),
+            work_folder: "".into(),
         };
         let problems = bad.check("linux");
         for field in [
@@ -237,6 +249,7 @@ mod tests {
             "command",
             "max_runners",
             "boot_timeout",
+            "work_folder",
         ] {
             assert!(
                 problems

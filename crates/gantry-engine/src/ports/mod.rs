@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod executor;
 pub mod forge;
+pub mod runners;
 pub mod secrets;
 pub mod store;
 pub mod target_groups;
@@ -12,6 +13,10 @@ pub mod targets;
 pub use clock::{Clock, SystemClock};
 pub use executor::{CancelSignal, Checkout, Executor, Launch};
 pub use forge::{CommitState, CommitStatus, Forge, ForgeError};
+pub use runners::{
+    Actions, HostedRunner, JitConfig, JitRegistration, Runner, RunnerDeletion, RunnerFilter,
+    RunnerHost, RunnerLaunch, RunnerRecord, Scope, SecretString, WorkflowJob,
+};
 pub use secrets::{Resolved, SecretError, SecretMeta, SecretStore, SecretValue};
 pub use store::*;
 pub use target_groups::{Target, TargetGroupError, TargetGroups, TargetHealth};

@@ -212,6 +212,8 @@ pub enum Write {
         rule: String,
         at_ms: i64,
     },
+    /// Creates or replaces a job's runner record.
+    PutRunner(Box<super::RunnerRecord>),
 }
 
 /// A rule as stored: its definition as written (JSON) and where it came from.
@@ -349,6 +351,12 @@ pub trait Store: Send + Sync + 'static {
         types: &[&str],
         limit: u32,
     ) -> StoreResult<Vec<EventRecord>>;
+    /// Runner records, newest first.
+    async fn list_runners(
+        &self,
+        filter: super::RunnerFilter,
+    ) -> StoreResult<Vec<super::RunnerRecord>>;
+    async fn get_runner(&self, name: &str) -> StoreResult<Option<super::RunnerRecord>>;
     /// Deletes finished runs, events, audit events and leases older than the retention allows.
     async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired>;
 }

@@ -393,9 +393,10 @@ pub(super) async fn fake_claim(
         None => false,
     };
     let fits = |j: &FakeJob| {
-        j.labels
-            .iter()
-            .all(|l| l == "self-hosted" || runner.labels.contains(l))
+        j.labels.iter().all(|l| {
+            l.eq_ignore_ascii_case("self-hosted")
+                || runner.labels.iter().any(|r| r.eq_ignore_ascii_case(l))
+        })
     };
     let Some(j) = st.jobs.iter().position(|j| {
         j.status == "queued" && in_scope(j) && b.job_id.is_none_or(|want| j.id == want) && fits(j)

@@ -295,6 +295,14 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn list_runners(&self, filter: RunnerFilter) -> StoreResult<Vec<RunnerRecord>> {
+        crate::runners::list(&self.read, filter).await
+    }
+
+    async fn get_runner(&self, name: &str) -> StoreResult<Option<RunnerRecord>> {
+        crate::runners::get(&self.read, name).await
+    }
+
     async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired> {
         let mut tx = self.write.begin().await.map_err(db)?;
         let older = [
@@ -307,8 +315,12 @@ impl Store for SqliteStore {
                 now_ms - retention.working_ms,
             ),
             ("DELETE FROM locks WHERE expires_at < ?", now_ms),
+            (
+                "DELETE FROM runners WHERE active = 0 AND finished_at < ?",
+                now_ms - retention.working_ms,
+            ),
         ];
-        let mut deleted = [0u64; 3];
+        let mut deleted = [0u64; 4];
         for (n, (sql, cutoff)) in deleted.iter_mut().zip(older) {
             *n = sqlx::query(sql)
                 .bind(cutoff)
@@ -317,7 +329,7 @@ impl Store for SqliteStore {
                 .map_err(db)?
                 .rows_affected();
         }
-        let [runs, events, locks] = deleted;
+        let [runs, events, locks, _runners] = deleted;
         // A chunk goes once its newest record is past the retention (a chunk's records are
         // one commit's, at most the journal's linger apart); what is counted is records.
         let audit_events: Vec<i64> =

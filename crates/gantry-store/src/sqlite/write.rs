@@ -100,7 +100,8 @@ pub(super) async fn commit(
             Write::PutRule(_)
             | Write::DeleteRule { .. }
             | Write::PutDelivery(_)
-            | Write::SetScheduleFire { .. } => bus.push(w),
+            | Write::SetScheduleFire { .. }
+            | Write::PutRunner(_) => bus.push(w),
             Write::RenewLeases { .. } | Write::ReleaseLease { .. } => leases.push(w),
         }
     }
@@ -158,7 +159,10 @@ async fn commit_all(
     }
     let committed = insert_events(&mut tx, events, &payloads.places).await?;
     for w in bus {
-        crate::bus::apply(&mut tx, w).await?;
+        match w {
+            Write::PutRunner(r) => crate::runners::put(&mut tx, r).await?,
+            w => crate::bus::apply(&mut tx, w).await?,
+        }
     }
     for (id, outcome) in outcomes {
         sqlx::query("UPDATE events SET outcome = ? WHERE id = ?")

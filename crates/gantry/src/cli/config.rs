@@ -60,6 +60,11 @@ pub struct FileConfig {
     /// Per-repository settings, by `owner/name`.
     #[serde(default)]
     pub repos: std::collections::BTreeMap<String, RepoConfig>,
+    /// `[runners.NAME]`: pools of ephemeral GitHub Actions runners.
+    #[serde(default)]
+    pub runners: std::collections::BTreeMap<String, gantry_core::runners::PoolDef>,
+    /// How often the runner reconciler lists GitHub's queued jobs and runners (`1m`).
+    pub runners_reconcile: Option<String>,
 }
 
 /// A size as `"64m"` or as a number of bytes.
@@ -125,11 +130,44 @@ impl FileConfig {
                 {
                     bail!("{}: max_parallel must be at least 1", path.display());
                 }
+                let shown = path.display().to_string();
+                let problems: Vec<String> = c
+                    .runners
+                    .iter()
+                    .flat_map(|(name, pool)| {
+                        let line = table_line(&text, "runners", name);
+                        let shown = &shown;
+                        pool.check(name).into_iter().map(move |p| match line {
+                            Some(l) => format!("{shown}:{l}: {p}"),
+                            None => format!("{shown}: {p}"),
+                        })
+                    })
+                    .collect();
+                if !problems.is_empty() {
+                    bail!("{}", problems.join("\n"));
+                }
                 Ok(c)
             }
             Err(e) => bail!("{}: {}", path.display(), e.to_string().trim_end()),
         }
     }
+}
+
+/// The line (from 1) of the header `[table.name]` in `text` (quoted or not), if written so.
+fn table_line(text: &str, table: &str, name: &str) -> Option<usize> {
+    let wanted = [
+        format!("{table}.{name}"),
+        format!("{table}.\"{name}\""),
+        format!("{table}.'{name}'"),
+    ];
+    text.lines()
+        .position(|l| {
+            let l = l.trim();
+            l.strip_prefix('[')
+                .and_then(|l| l.split(']').next())
+                .is_some_and(|h| wanted.iter().any(|w| h.replace(' ', "") == *w))
+        })
+        .map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -165,5 +203,24 @@ mod tests {
                 .contains("cannot read")
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_bad_runner_pool_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gantry.toml");
+        let good = "[runners.linux]\nlabels = [\"self-hosted\"]\nscope = \"org:acme\"\nimage = \"r:1\"\ncommand = [\"run.sh\", \"--jitconfig\", \"{jitconfig}\"]\n";
+        std::fs::write(&path, format!("listen = \"127.0.0.1:1\"\n\n{good}\n[runners.gpu]\nlabels = []\nscope = \"team:x\"\nexecutor = \"docker\"\ncommand = [\"run.sh\"]\n")).unwrap();
+        let err = FileConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("gantry.toml:9: runners.gpu.labels"), "{err}");
+        assert!(err.contains("gantry.toml:9: runners.gpu.scope"), "{err}");
+        assert!(err.contains("runners.gpu.image"), "{err}");
+        assert!(!err.contains("runners.linux"), "{err}");
+        std::fs::write(&path, good).unwrap();
+        let c = FileConfig::load(Some(&path)).unwrap();
+        assert_eq!(c.runners["linux"].max_runners, 10);
+        std::fs::write(&path, format!("{good}colour = \"red\"\n")).unwrap();
+        let err = FileConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("colour") && err.contains("line 6"), "{err}");
     }
 }

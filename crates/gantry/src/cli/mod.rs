@@ -22,6 +22,7 @@ pub mod events;
 pub mod pattern;
 pub mod progress;
 pub mod run;
+pub mod runners;
 pub mod schedule;
 pub mod secrets;
 pub mod serve;
@@ -62,6 +63,8 @@ pub enum Cmd {
     /// Put events on the bus (PutEvents).
     #[command(subcommand)]
     Events(events::EventsCmd),
+    /// Show the runner pools and their ephemeral GitHub Actions runners.
+    Runners(runners::RunnersArgs),
     /// Work out when EventBridge schedule expressions fire.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCmd),

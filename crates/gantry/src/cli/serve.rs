@@ -91,6 +91,7 @@ struct Settings {
     header_read_timeout: Duration,
     /// Credentials for image pulls: `[registries]`, then the Docker config file's.
     registries: gantry_exec::RegistryAuth,
+    runners: gantry_engine::runners::RunnersConfig,
 }
 
 /// Reporting to GitHub: on when a token, or an App id and key, are set.
@@ -257,6 +258,21 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
             )?,
         }),
     };
+    let mut runners = gantry_engine::runners::RunnersConfig::new(std::mem::take(&mut file.runners));
+    runners.reconcile_every = Duration::from_millis(
+        duration(
+            "runners-reconcile",
+            std::env::var("GANTRY_RUNNERS_RECONCILE").ok(),
+            file.runners_reconcile,
+            "1m",
+        )?
+        .max(1) as u64,
+    );
+    if !runners.pools.is_empty() && github.is_none() {
+        bail!(
+            "[runners] need GitHub credentials to register runners: set GANTRY_GITHUB_TOKEN, or GANTRY_GITHUB_APP_ID and GANTRY_GITHUB_APP_PRIVATE_KEY"
+        );
+    }
     let data_dir = args
         .data_dir
         .or(file.data_dir)
@@ -336,6 +352,7 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         .map(|(name, _)| name.clone())
         .collect();
     Ok(Settings {
+        runners,
         public,
         cors,
         header_read_timeout: Duration::from_millis(header_read_timeout as u64),
@@ -410,6 +427,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         cors,
         header_read_timeout,
         registries,
+        runners,
     } = settings(args)?;
     if token.is_none() && !listen.ip().is_loopback() {
         bail!(
@@ -457,7 +475,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let forge: Option<Arc<dyn Forge>> = match &github {
+    let client: Option<Arc<gantry_github::GitHub>> = match &github {
         None => None,
         Some(gh) => Some(Arc::new(
             match &gh.auth {
@@ -470,6 +488,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
             .map_err(|e| anyhow::anyhow!("GitHub client: {e}"))?,
         )),
     };
+    let forge = client.clone().map(|c| c as Arc<dyn Forge>);
     let inputs = wiring::JobInputs {
         preparation: Preparation {
             secrets: Some(secrets.clone()),
@@ -482,8 +501,8 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
             forge.clone(),
         )),
         docker: true,
-        isolation,
-        work_dir,
+        isolation: isolation.clone(),
+        work_dir: work_dir.clone(),
         log_limit: Some(log_limit),
         registries: registries.clone(),
     };
@@ -578,7 +597,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         let runtime = gantry_exec::DockerServices::connect()
             .await
             .map_err(|e| anyhow::anyhow!("[services] need Docker: {e}"))?
-            .with_registries(registries);
+            .with_registries(registries.clone());
         let groups = wiring::target_groups(&services, &target_groups)?;
         let manager = ServiceManager::new(
             owner.clone(),
@@ -613,7 +632,26 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     .await
     .map_err(|e| anyhow::anyhow!("rules: {e}"))?;
 
+    let runners = match client {
+        Some(actions) if !runners.pools.is_empty() => Some(
+            wiring::start_runners(
+                runners,
+                wiring::RunnerSetup {
+                    folder: work_dir.as_deref().unwrap_or(data_dir).join("runners"),
+                    owner: &owner,
+                    isolation,
+                    actions,
+                    store: store.clone(),
+                    journal: engine.journal().clone(),
+                    registries: registries.clone(),
+                },
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let state = AppState {
+        runners,
         engine: engine.clone(),
         token: token.map(Arc::from),
         metrics,

@@ -16,6 +16,7 @@ use gantry_core::forge::github::{self, GitHubEvent};
 use gantry_core::spec::{self, Format, RunContext};
 use gantry_engine::pipelines::PIPELINE_EVENTS;
 use gantry_engine::ports::{Clock, EventFilter, EventRecord, SystemClock, Write};
+use gantry_engine::runners::JobNotice;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -112,6 +113,13 @@ pub async fn github(
         GitHubEvent::Ping { zen, hook_id } => {
             json!({"event_id": stored.0, "pong": true, "zen": zen, "hook_id": hook_id})
         }
+        GitHubEvent::WorkflowJob { .. } => {
+            let outcome = match JobNotice::of_delivery(&stored.0, &stored.1, &parsed) {
+                Some(notice) => runner_notice(&state, notice).await?,
+                None => String::new(),
+            };
+            json!({"event_id": stored.0, "trace_id": stored.1, "outcome": outcome})
+        }
         _ => json!({"event_id": stored.0, "trace_id": stored.1}),
     };
     let status = if event_name == "ping" {
@@ -120,6 +128,23 @@ pub async fn github(
         StatusCode::ACCEPTED
     };
     Ok((status, Json(body)).into_response())
+}
+
+/// Hands a `workflow_job` delivery to the runner pools; what became of it (also the event's
+/// outcome).
+async fn runner_notice(state: &AppState, notice: JobNotice) -> Result<String, ApiError> {
+    if let Some(runners) = &state.runners {
+        return Ok(runners.notice(notice).await);
+    }
+    let outcome = "ignored: no runner pools are configured ([runners] in gantry.toml)";
+    if let Some(id) = notice.event_id {
+        let write = Write::SetEventOutcome {
+            id,
+            outcome: outcome.into(),
+        };
+        state.engine.journal().append_durable(vec![write]).await?;
+    }
+    Ok(outcome.into())
 }
 
 /// `POST /webhook`: the `orders` job payload (or any run spec), signed with `X-Gantry-Signature-256`

@@ -77,3 +77,40 @@ impl Metrics {
         out
     }
 }
+
+/// The runner pools: runners by pool and phase, waiting jobs, and the queue → start latency
+/// (a queued job's notice to its runner running) as a histogram.
+pub fn runners(r: &gantry_engine::runners::RunnerPools) -> String {
+    let mut out = String::new();
+    out.push_str("# HELP gantry_runners Ephemeral runners not yet done, by pool and phase.\n# TYPE gantry_runners gauge\n");
+    let pools = r.pools();
+    for p in &pools {
+        for (phase, n) in &p.by_phase {
+            out.push_str(&format!(
+                "gantry_runners{{pool=\"{}\",state=\"{phase}\"}} {n}\n",
+                p.name
+            ));
+        }
+    }
+    out.push_str("# HELP gantry_runner_pool_capacity Most runners a pool runs at once.\n# TYPE gantry_runner_pool_capacity gauge\n");
+    for p in &pools {
+        out.push_str(&format!(
+            "gantry_runner_pool_capacity{{pool=\"{}\"}} {}\n",
+            p.name, p.max_runners
+        ));
+    }
+    let h = r.latency();
+    out.push_str("# HELP gantry_runner_start_seconds From a queued job's notice to its runner running.\n# TYPE gantry_runner_start_seconds histogram\n");
+    for (bound, n) in &h.buckets {
+        out.push_str(&format!(
+            "gantry_runner_start_seconds_bucket{{le=\"{bound}\"}} {n}\n"
+        ));
+    }
+    out.push_str(&format!(
+        "gantry_runner_start_seconds_bucket{{le=\"+Inf\"}} {}\n",
+        h.count
+    ));
+    out.push_str(&format!("gantry_runner_start_seconds_sum {}\n", h.sum_s));
+    out.push_str(&format!("gantry_runner_start_seconds_count {}\n", h.count));
+    out
+}

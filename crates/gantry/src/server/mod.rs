@@ -11,6 +11,7 @@ mod logs;
 mod metrics;
 pub mod origin;
 mod query;
+mod runners;
 mod runs;
 mod secrets;
 mod services;
@@ -83,6 +84,8 @@ pub struct AppState {
     pub git_allowed: Arc<Vec<String>>,
     pub bus: Option<gantry_engine::bus::Bus>,
     pub services: Option<Arc<gantry_engine::services::ServiceManager>>,
+    /// Ephemeral GitHub Actions runners (`[runners]` in gantry.toml).
+    pub runners: Option<gantry_engine::runners::RunnerPools>,
 }
 
 /// The routes behind the guard.
@@ -108,6 +111,9 @@ pub fn router(state: AppState, guard: Arc<Guard>) -> Router {
         .route("/api/v1/services/{name}/start", post(services::start))
         .route("/api/v1/services/{name}/stop", post(services::stop))
         .route("/api/v1/services/{name}/events", get(services::events))
+        .route("/api/v1/runners", get(runners::list))
+        .route("/api/v1/runners/reconcile", post(runners::reconcile))
+        .route("/api/v1/runners/{name}", get(runners::get_one))
         .route("/api/v1/secrets", post(secrets::set).get(secrets::list))
         .route("/api/v1/secrets/{scope}/{name}", delete(secrets::delete))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -140,7 +146,12 @@ pub fn router(state: AppState, guard: Arc<Guard>) -> Router {
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.metrics.render()
+            + &state
+                .runners
+                .as_ref()
+                .map(metrics::runners)
+                .unwrap_or_default(),
     )
 }
 
