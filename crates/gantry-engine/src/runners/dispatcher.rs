@@ -300,11 +300,15 @@ impl Dispatcher {
                 left.job_id
             );
         }
-        let name = runner_name(&left.pool, n.job_id, n.run_attempt);
-        if self.active.contains_key(&name) || self.done.contains_key(&name) {
+        // A replacement for the job `by` was started for: `…-r<n>` of that job's name.
+        let base = runner_name(&left.pool, left.job_id, left.run_attempt);
+        let Some(name) = (1..=MAX_REPLACEMENTS)
+            .map(|k| format!("{base}-r{k}"))
+            .find(|n| !self.active.contains_key(n) && !self.done.contains_key(n))
+        else {
             warn!(runner = %by, job = left.job_id, "no name left for the job's new runner");
             return format!("runner {by} took this job");
-        }
+        };
         let rec = RunnerRecord {
             name: name.clone(),
             phase: Phase::Waiting,
