@@ -124,6 +124,47 @@ async fn a_queued_job_gets_one_runner_that_runs_it_and_is_removed() {
     assert_eq!(rig.registrations(), 1, "one runner per job and attempt");
     assert_eq!(rig.all().await.len(), 1);
 
+    // What the CLI and /metrics show.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(common::gantry_bin())
+            .args(args)
+            .args(["--server", &rig.server.url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = cli(&["runners", "--all"]);
+    assert!(listed.contains("pool linux"), "{listed}");
+    assert!(listed.contains("0/2 runners, 0 waiting"), "{listed}");
+    assert!(
+        listed.contains("gantry-linux-101-1") && listed.contains("done"),
+        "{listed}"
+    );
+    let shown = cli(&["runners", "show", "gantry-linux-101-1"]);
+    assert!(shown.contains("registering -> starting"), "{shown}");
+    let json: Value = serde_json::from_str(&cli(&["runners", "--all", "--json"])).unwrap();
+    assert_eq!(json["runners"][0]["name"], "gantry-linux-101-1");
+    let metrics = rig
+        .server
+        .http
+        .get(format!("{}/metrics", rig.server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gantry_runner_start_seconds_count 1")
+            && metrics.contains("gantry_runner_pool_capacity{pool=\"linux\"} 2"),
+        "{metrics}"
+    );
+
     // The JIT config and its credential are nowhere Gantry writes or answers.
     let (_, listed) = rig.server.get("/api/v1/runners?state=all").await;
     let (_, events) = rig.server.get("/api/v1/events?limit=100").await;

@@ -17,9 +17,6 @@ pub struct RunnersArgs {
     pub pool: Option<String>,
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
-    /// Print the API's JSON.
-    #[arg(long)]
-    pub json: bool,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -29,22 +26,20 @@ pub enum RunnersCmd {
     /// One runner, with its audit trail.
     Show {
         name: String,
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
 }
 
 pub async fn main(a: RunnersArgs) -> anyhow::Result<i32> {
-    if let Some(RunnersCmd::Show { name, json, server }) = a.cmd {
+    if let Some(RunnersCmd::Show { name, server }) = a.cmd {
         let api = Api::new(&server)?;
         let path = format!("/api/v1/runners/{}", urlencode(&name));
         let body: Value = ok(api.send(api.req(reqwest::Method::GET, &path)).await?)
             .await?
             .json()
             .await?;
-        if json {
+        if server.json {
             outln!("{}", serde_json::to_string_pretty(&body)?);
         } else {
             show(&body);
@@ -64,7 +59,7 @@ pub async fn main(a: RunnersArgs) -> anyhow::Result<i32> {
         .await?
         .json()
         .await?;
-    if a.json {
+    if a.server.json {
         outln!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(0);
     }
