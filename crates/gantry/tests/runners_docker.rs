@@ -163,3 +163,50 @@ command = ["/fake-runner.sh", "--jitconfig", "{jitconfig}"]
     assert!(rig.registered().is_empty(), "each registration is deleted");
     assert_eq!(containers_of("nope", "gantry-nope-9201"), 0);
 }
+
+#[tokio::test]
+async fn kill_9_between_registration_and_container_start_leaves_one_runner() {
+    rig::images();
+    let pools = r#"
+[runners.dock]
+labels = ["self-hosted", "dock"]
+scope = "repo:acme/web"
+executor = "docker"
+image = "gantry-test/fake-runner:latest"
+command = ["/fake-runner.sh", "--jitconfig", "{jitconfig}"]
+"#;
+    let mut rig = Rig::start(pools, "1h", true).await;
+    rig.fake.add_job("acme/web", job(9301, "dock"));
+    // The moment its start is recorded (registered; the container being made).
+    common::eventually(30, "the runner is starting", async || {
+        let (_, r) = rig.server.get("/api/v1/runners/gantry-dock-9301-1").await;
+        (r["state"] == "starting").then_some(())
+    })
+    .await;
+    rig.restart().await;
+    assert_eq!(rig.job_completed(9301, 60).await, "success");
+    let r = rig.done("gantry-dock-9301-1", 60).await;
+    let r = rig.runner(r["name"].as_str().unwrap()).await;
+    let calls = rig.fake.lock().calls.clone();
+    let registered: Vec<usize> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.contains("generate-jitconfig"))
+        .map(|(i, _)| i)
+        .collect();
+    eprintln!("registrations: {}", registered.len());
+    match registered.len() {
+        // Its container had started: adopted.
+        1 => {}
+        // It had not: the registration was deleted before the runner was registered again.
+        2 => assert!(
+            calls[registered[0]..registered[1]]
+                .iter()
+                .any(|c| c.starts_with("DELETE /repos/acme/web/actions/runners/")),
+            "{calls:#?}\n{r:#}"
+        ),
+        n => panic!("{n} registrations: {calls:#?}\n{r:#}"),
+    }
+    assert!(rig.registered().is_empty());
+    assert_eq!(containers_of("dock", "gantry-dock-9301"), 0);
+}
