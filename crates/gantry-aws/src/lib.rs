@@ -1,0 +1,88 @@
+//! Gantry's AWS adapters, on the AWS SDK for Rust (the usual credential chain, region and
+//! `AWS_ENDPOINT_URL`). `artifacts.rs`: code zipped reproducibly and uploaded to the artifacts
+//! bucket. `stack.rs`: a CloudFormation stack deployed through a change set, as
+//! the SAM CLI does it.
+
+pub mod artifacts;
+pub mod function;
+pub mod stack;
+
+use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata};
+
+/// Where a deploy's progress lines go (the session's log).
+pub type Log<'a> = dyn Fn(&str) + Send + Sync + 'a;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    /// An AWS call failed: which, and AWS's code and message.
+    #[error("{call}: {message}")]
+    Call { call: &'static str, message: String },
+    /// The work failed as AWS reported it (a rolled-back stack, a failed change set).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl AwsError {
+    /// An SDK error of `call`, with AWS's error code and message when there are any.
+    pub fn call<E>(call: &'static str, e: E) -> AwsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let message = match (e.code(), e.message()) {
+            (Some(code), Some(m)) => format!("{code}: {m}"),
+            (Some(code), None) => code.to_string(),
+            _ => DisplayErrorContext(&e).to_string(),
+        };
+        AwsError::Call { call, message }
+    }
+}
+
+/// The AWS clients of one region.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub region: String,
+    pub sdk_config: aws_config::SdkConfig,
+    pub cloudformation: aws_sdk_cloudformation::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+impl Aws {
+    /// Clients from the environment (credentials, `AWS_ENDPOINT_URL`, …) for `region`, or the
+    /// environment's region, or `us-east-1`.
+    pub async fn connect(region: Option<&str>) -> Aws {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(r) = region {
+            loader = loader.region(aws_config::Region::new(r.to_string()));
+        }
+        let mut config = loader.load().await;
+        if config.region().is_none() {
+            config = config
+                .into_builder()
+                .region(aws_config::Region::from_static("us-east-1"))
+                .build();
+        }
+        // An emulator or S3-compatible store (an endpoint set in the environment) answers on
+        // one host, buckets in the path; AWS itself gets virtual-hosted names.
+        let custom_endpoint = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+        let s3_config = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(custom_endpoint)
+            .build();
+        Aws {
+            region: config
+                .region()
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
+            cloudformation: aws_sdk_cloudformation::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            lambda: aws_sdk_lambda::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            sdk_config: config,
+        }
+    }
+}
