@@ -6,6 +6,7 @@
 
 pub mod bus;
 pub mod dag;
+pub mod deploy;
 pub mod duration;
 pub mod forge;
 pub mod report;
