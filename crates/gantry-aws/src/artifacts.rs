@@ -1,4 +1,5 @@
-//! Code artifacts: a folder (or one file) zipped the same way every time — files in name
+//! Code artifacts: a folder (or one file) zipped the same way every time — hidden files and
+//! compiled Python left out, files in name
 //! order, fixed times and modes — so unchanged code gives the same zip, the same S3 key and
 //! an empty change set; and the artifacts bucket (`gantry-artifacts-<account>-<region>`),
 //! made when missing, whose objects expire after 7 days.
@@ -11,7 +12,7 @@ use std::path::Path;
 /// Days an uploaded artifact is kept.
 pub const KEEP_DAYS: i32 = 7;
 
-/// `dir` (everything under it, `.git` left out) or a single file, zipped.
+/// `dir` (everything under it but hidden files and `*.pyc`) or a single file, zipped.
 pub fn zip_path(path: &Path) -> Result<Vec<u8>, String> {
     let mut files = Vec::new();
     if path.is_file() {
@@ -41,7 +42,11 @@ pub fn zip_path(path: &Path) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("cannot zip {}: {e}", path.display()))
 }
 
-fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, std::path::PathBuf)>) -> Result<(), String> {
+fn collect(
+    root: &Path,
+    dir: &Path,
+    files: &mut Vec<(String, std::path::PathBuf)>,
+) -> Result<(), String> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     for entry in entries {
@@ -49,7 +54,14 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, std::path::PathBuf)
         let path = entry.path();
         let meta = std::fs::symlink_metadata(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if entry.file_name() == ".git" || meta.file_type().is_symlink() {
+        // Hidden files (`.git`, `.env`…) and compiled Python stay out, as links do.
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.')
+            || name == "__pycache__"
+            || name.ends_with(".pyc")
+            || meta.file_type().is_symlink()
+        {
             continue;
         }
         if meta.is_dir() {
@@ -159,6 +171,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("src/.git")).unwrap();
         std::fs::write(dir.path().join("src/index.js"), "exports.handler = 1").unwrap();
         std::fs::write(dir.path().join("src/.git/HEAD"), "ref").unwrap();
+        std::fs::write(dir.path().join(".env"), "SECRET=1").unwrap();
         std::fs::write(dir.path().join("package.json"), "{}").unwrap();
         let a = super::zip_path(dir.path()).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -170,7 +183,11 @@ mod tests {
         let names: Vec<String> = (0..z.len())
             .map(|i| z.by_index(i).unwrap().name().to_string())
             .collect();
-        assert_eq!(names, ["package.json", "src/index.js"], ".git left out");
+        assert_eq!(
+            names,
+            ["package.json", "src/index.js"],
+            ".git and .env left out"
+        );
         std::fs::write(dir.path().join("package.json"), "{\"x\":1}").unwrap();
         assert_ne!(super::zip_path(dir.path()).unwrap(), b);
     }

@@ -8,8 +8,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{FunctionCode, Runtime};
 
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-const BASIC_EXECUTION: &str =
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+const BASIC_EXECUTION: &str = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
 
 /// What was deployed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +98,11 @@ pub async fn deploy(
                     .runtime(runtime.clone())
                     .handler(handler)
                     .role(&role_arn)
-                    .code(FunctionCode::builder().zip_file(Blob::new(zip.clone())).build())
+                    .code(
+                        FunctionCode::builder()
+                            .zip_file(Blob::new(zip.clone()))
+                            .build(),
+                    )
                     .description("Deployed by Gantry")
                     .send()
                     .await;

@@ -4,7 +4,9 @@
 //! the SAM CLI does it.
 
 pub mod artifacts;
+pub mod deploy;
 pub mod function;
+pub mod sanity;
 pub mod stack;
 
 use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata};
@@ -73,10 +75,7 @@ impl Aws {
             .force_path_style(custom_endpoint)
             .build();
         Aws {
-            region: config
-                .region()
-                .map(|r| r.to_string())
-                .unwrap_or_default(),
+            region: config.region().map(|r| r.to_string()).unwrap_or_default(),
             cloudformation: aws_sdk_cloudformation::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             lambda: aws_sdk_lambda::Client::new(&config),

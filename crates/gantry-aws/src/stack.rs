@@ -268,9 +268,7 @@ async fn events(cfn: &Client, stack: &str) -> Result<Vec<StackEvent>, AwsError> 
 fn event_line(e: &StackEvent) -> String {
     let mut line = format!(
         "{} {} {}",
-        e.resource_status()
-            .map(|s| s.as_str())
-            .unwrap_or_default(),
+        e.resource_status().map(|s| s.as_str()).unwrap_or_default(),
         e.resource_type().unwrap_or_default(),
         e.logical_resource_id().unwrap_or_default()
     );
@@ -315,7 +313,9 @@ mod tests {
         assert!(super::is_empty_change_set(
             "The submitted information didn't contain changes. Submit different information to create a change set."
         ));
-        assert!(super::is_empty_change_set("No updates are to be performed."));
+        assert!(super::is_empty_change_set(
+            "No updates are to be performed."
+        ));
         assert!(!super::is_empty_change_set("Template format error"));
     }
 }

@@ -670,7 +670,10 @@ async fn runner_records_are_written_whole_listed_newest_first_and_expire_once_do
         pool: Some("a".into()),
         ..Default::default()
     };
-    assert_eq!(store.list_runners(only_a).await.unwrap(), std::slice::from_ref(&a));
+    assert_eq!(
+        store.list_runners(only_a).await.unwrap(),
+        std::slice::from_ref(&a)
+    );
     let one = RunnerFilter {
         limit: 1,
         ..Default::default()
