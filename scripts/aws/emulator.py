@@ -25,9 +25,10 @@ gap, as AWS behaves, and says so where it does:
   emulator makes it answer 404 for a missing function and lets a test queue a function error
   for one function (`patch_moto_lambda`, and the endpoint below).
 * moto's CloudFormation neither rolls a failed stack back nor keeps the outputs of a stack
-  made by change sets, and doesn't emulate some resource types the SAM transform makes
-  (`patch_moto_cloudformation`, `UnemulatedResource`); its `AWS::ApiGateway::RestApi`
-  ignores the OpenAPI `Body` (`patch_moto_rest_api`).
+  made by change sets, takes a CREATE change set for a stack that exists, and doesn't
+  emulate some resource types the SAM transform makes (`patch_moto_cloudformation`,
+  `UnemulatedResource`); its `AWS::ApiGateway::RestApi` ignores the OpenAPI `Body`
+  (`patch_moto_rest_api`).
 
 Once both listen it prints one line, `emulator listening on http://127.0.0.1:PORT` (the
 proxy's URL: what clients use as AWS_ENDPOINT_URL), and serves until killed.
@@ -473,6 +474,39 @@ def patch_moto_cloudformation():
             self.exports[export.name] = export
 
     models.CloudFormationBackend.execute_change_set = backend_execute_change_set
+
+    # CreateChangeSet on a stack that can't take it. moto makes a second stack of the same
+    # name for a CREATE change set of an existing stack (and DescribeStacks then finds the
+    # old one), and answers an internal error for an UPDATE of a stack whose creation rolled
+    # back. AWS answers a ValidationError for both, in these words.
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.cloudformation.responses import CloudFormationResponse
+
+    response_create_change_set = CloudFormationResponse.create_change_set
+
+    def create_change_set(self):
+        name = self._get_param("StackName")
+        kind = self._get_param("ChangeSetType", "CREATE")
+        stack = next(
+            (s for s in self.cloudformation_backend.stacks.values() if s.name == name), None
+        )
+        if stack is not None and kind == "CREATE" and stack.status != "REVIEW_IN_PROGRESS":
+            raise ValidationError(
+                message=f"Stack [{name}] already exists and cannot be created again with the "
+                f"changeSet [{self._get_param('ChangeSetName')}]."
+            )
+        if stack is not None and kind == "UPDATE" and stack.status in (
+            "ROLLBACK_COMPLETE",
+            "ROLLBACK_FAILED",
+            "REVIEW_IN_PROGRESS",
+        ):
+            raise ValidationError(
+                message=f"Stack:{stack.stack_id} is in {stack.status} state and can not be "
+                "updated."
+            )
+        return response_create_change_set(self)
+
+    CloudFormationResponse.create_change_set = create_change_set
 
 
 class Emulator:

@@ -336,9 +336,19 @@ Resources:
 """
 
 
+def client_error(call):
+    """The error a call answers: code, message, HTTP status (None if it succeeds)."""
+    try:
+        call()
+        return None
+    except boto3.session.botocore.exceptions.ClientError as e:
+        return {"code": e.response["Error"]["Code"], "message": e.response["Error"]["Message"],
+                "status": e.response["ResponseMetadata"]["HTTPStatusCode"]}
+
+
 def case_rollback(c):
     cfn = c["cloudformation"]
-    out = {}
+    out = {"describe_missing": client_error(lambda: cfn.describe_stacks(StackName="broken-app"))}
     cfn.create_change_set(
         StackName="broken-app",
         ChangeSetName="deploy-1",
@@ -350,6 +360,22 @@ def case_rollback(c):
     out["change_set"] = change_set_view(cfn, "broken-app", "deploy-1")
     out["functions"] = [f["FunctionName"] for f in c["lambda"].list_functions()["Functions"]
                         if f["FunctionName"].startswith("broken-app")]
+
+    # What a deployer meets next: the stack can't be updated nor created again; it is
+    # deleted, then created anew.
+    out["update_rolled_back"] = client_error(lambda: cfn.create_change_set(
+        StackName="broken-app", ChangeSetName="deploy-2", ChangeSetType="UPDATE",
+        TemplateBody=PLAIN_TEMPLATE))
+    out["create_existing"] = client_error(lambda: cfn.create_change_set(
+        StackName="broken-app", ChangeSetName="deploy-2", ChangeSetType="CREATE",
+        TemplateBody=PLAIN_TEMPLATE))
+    cfn.delete_stack(StackName="broken-app")
+    out["describe_deleted"] = client_error(lambda: cfn.describe_stacks(StackName="broken-app"))
+    cfn.create_change_set(StackName="broken-app", ChangeSetName="deploy-3",
+                          ChangeSetType="CREATE", TemplateBody=PLAIN_TEMPLATE)
+    cfn.execute_change_set(StackName="broken-app", ChangeSetName="deploy-3")
+    out["recreated_status"] = cfn.describe_stacks(StackName="broken-app")["Stacks"][0][
+        "StackStatus"]
 
     # An update that fails rolls back to UPDATE_ROLLBACK_COMPLETE.
     cfn.create_stack(StackName="broken-update", TemplateBody=json.dumps(

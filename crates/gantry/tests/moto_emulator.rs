@@ -14,6 +14,9 @@
 //! - a failing resource: moto answers the call with an error and leaves the stack half made;
 //!   the emulator rolls it back with AWS's events;
 //! - a stack made by change sets: moto keeps no Outputs for it; the emulator computes them;
+//! - a CREATE change set for a stack that exists: moto makes a second stack of the same name;
+//!   an UPDATE one for a stack whose creation rolled back: moto fails internally; the
+//!   emulator answers AWS's ValidationErrors;
 //! - resource types moto doesn't emulate (`AWS::ApiGatewayV2::Api`/`Stage`,
 //!   `AWS::ApiGateway::Stage`): moto lists them with no id nor type; the emulator keeps a record
 //!   with an id that `Ref` gives;
@@ -284,6 +287,38 @@ fn failing_resource_rolls_the_stack_back() {
     assert_eq!(stack["resources"], json!([]));
     assert_eq!(out["change_set"]["execution_status"], "EXECUTE_FAILED");
     assert_eq!(out["functions"], json!([]));
+
+    // A stack whose creation rolled back can be neither updated nor created again (AWS's
+    // words); deleted, it is gone and can be created anew. A missing stack is a
+    // ValidationError too: the deployer tells "does not exist" by this message.
+    let missing = |name: &str| {
+        json!({
+            "code": "ValidationError",
+            "message": format!("Stack with id {name} does not exist"),
+            "status": 400,
+        })
+    };
+    assert_eq!(out["describe_missing"], missing("broken-app"));
+    let update_error = &out["update_rolled_back"];
+    assert_eq!(update_error["code"], "ValidationError", "{out:#}");
+    let message = update_error["message"].as_str().unwrap();
+    assert!(
+        message
+            .starts_with("Stack:arn:aws:cloudformation:us-east-1:123456789012:stack/broken-app/")
+            && message.ends_with(" is in ROLLBACK_COMPLETE state and can not be updated."),
+        "{message}"
+    );
+    assert_eq!(
+        out["create_existing"],
+        json!({
+            "code": "ValidationError",
+            "message": "Stack [broken-app] already exists and cannot be created again with the \
+                        changeSet [deploy-2].",
+            "status": 400,
+        })
+    );
+    assert_eq!(out["describe_deleted"], missing("broken-app"));
+    assert_eq!(out["recreated_status"], "CREATE_COMPLETE");
 
     let update = &out["update"];
     assert_eq!(update["status"], "UPDATE_ROLLBACK_COMPLETE");
