@@ -6,6 +6,9 @@
 //!     runner_burst [--executor local|docker] [--jobs N] [--max-runners M]
 //!                  [--gantry PATH] [--claim]
 //!
+//! `--gantry` defaults to the `gantry` beside this program's folder (`target/release/gantry`
+//! for `target/release/examples/runner_burst`).
+//!
 //! Per runner it reports, with p50, p90, p99, max and a histogram:
 //!
 //! - delivery received → started: `started_at` of the runner's record less `received_at` of
@@ -16,7 +19,9 @@
 //!   delivery) to `started_at`. The fake sends its deliveries one at a time, in order, each
 //!   once the previous one is answered, so this one includes the burst's queue at the fake.
 //!
-//! and the burst's wall time (first job added → last runner started).
+//! and the burst's wall time (first job added → last runner started), and where the time goes:
+//! each step of a runner's audit trail (delivery stored → job checked → registered → started),
+//! p50, p90 and p99.
 //!
 //! By default the runners never claim their job (`FAKE_RUNNER_NEVER_CLAIM=1`): nothing but
 //! queued → started happens during the burst, and it needs `--max-runners` ≥ `--jobs`.
@@ -75,8 +80,13 @@ fn args() -> Args {
         gantry: root.join("target/release/gantry"),
         claim: false,
     };
-    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
-        a.gantry = Path::new(&dir).join("release/gantry");
+    // Beside this program: TARGET/release/examples/runner_burst → TARGET/release/gantry.
+    if let Some(release) = std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.parent()?.join("gantry")))
+        .filter(|g| g.exists())
+    {
+        a.gantry = release;
     }
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -394,6 +404,69 @@ fn report(what: &str, mut ms: Vec<f64>) {
     }
 }
 
+/// Where the time goes, from each runner's audit trail: the delivery stored (received →
+/// queued), the job checked at GitHub (→ registering), the runner registered (→ starting)
+/// and its process or container started (→ running). Each step waits for the commit of the
+/// phase before it.
+async fn phases(server: &Server, runners: &[Value], received: &HashMap<String, f64>) {
+    let steps = [
+        "received -> queued (delivery stored)",
+        "queued -> registering (job checked)",
+        "registering -> starting (registered)",
+        "starting -> running (started)",
+    ];
+    let mut spans: Vec<Vec<f64>> = vec![Vec::new(); steps.len()];
+    for r in runners {
+        let Some(name) = r["name"].as_str().filter(|n| job_of(n).is_some()) else {
+            continue;
+        };
+        let Ok(resp) = server
+            .http
+            .get(format!("{}/api/v1/runners/{name}", server.url))
+            .send()
+            .await
+        else {
+            continue;
+        };
+        let one: Value = resp.json().await.unwrap_or_default();
+        let at = |to: &str| {
+            one["audit"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["to"] == to)
+                .and_then(|a| parse_ms(&a["at"]))
+        };
+        let times = [
+            r["event_id"]
+                .as_str()
+                .and_then(|e| received.get(e).copied()),
+            parse_ms(&r["queued_at"]),
+            at("registering"),
+            at("starting"),
+            parse_ms(&r["started_at"]),
+        ];
+        for (i, span) in spans.iter_mut().enumerate() {
+            if let (Some(a), Some(b)) = (times[i], times[i + 1]) {
+                span.push(b - a);
+            }
+        }
+    }
+    println!("where the time goes (per runner, from its audit trail):");
+    for (step, mut ms) in steps.iter().zip(spans) {
+        ms.sort_by(|a, b| a.total_cmp(b));
+        if ms.is_empty() {
+            continue;
+        }
+        println!(
+            "  {step:38} p50 {:6.0} ms  p90 {:6.0} ms  p99 {:6.0} ms",
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.9),
+            percentile(&ms, 0.99)
+        );
+    }
+}
+
 fn job_of(name: &str) -> Option<u64> {
     // gantry-rbench-<job>-1 (a replacement is …-1-rN and is not counted as the job's).
     name.strip_prefix(&format!("gantry-{POOL}-"))?
@@ -528,10 +601,15 @@ async fn main() {
         last_started = last_started.max(s);
         launches += r["launches"].as_u64().unwrap_or(0);
     }
+    phases(&server, &runners, &received).await;
     if from_received.len() < acted.len() {
         let missing: Vec<String> = runners
             .iter()
-            .filter(|r| r["event_id"].as_str().is_none_or(|e| !received.contains_key(e)))
+            .filter(|r| {
+                r["event_id"]
+                    .as_str()
+                    .is_none_or(|e| !received.contains_key(e))
+            })
             .take(3)
             .map(|r| format!("{} event {}", r["name"], r["event_id"]))
             .collect();
