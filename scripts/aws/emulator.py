@@ -11,6 +11,8 @@ free port and, on another port (`--port`, default a free one), a proxy that forw
 request to moto unchanged. Where moto does less than AWS, the emulator (not Gantry) closes the
 gap, as AWS behaves, and says so where it does:
 
+* moto's IAM has none of AWS's managed policies unless told to load them: the emulator does
+  (`MOTO_IAM_LOAD_MANAGED_POLICIES=true`, set before moto is imported).
 * moto does not apply the SAM transform (`Transform: AWS::Serverless-2016-10-31`). On AWS,
   CloudFormation runs it on the template first, so the proxy does the same for the
   CloudFormation calls that take a template, with aws-sam-translator, the library the SAM CLI
@@ -64,6 +66,9 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlparse
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+# AWS's managed IAM policies (AWSLambdaBasicExecutionRole, which a function's role is given)
+# exist in every AWS account; moto's IAM has them only when told, before it is imported.
+os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
 
 import boto3  # noqa: E402  (after the defaults above)
 from botocore.config import Config  # noqa: E402
@@ -759,12 +764,15 @@ def main():
     moto_host, moto_port = moto.get_host_and_port()
 
     # moto runs Lambda handlers only in Docker images (which can't be pulled here): its
-    # documented setting for Lambda without Docker, through its own API.
+    # documented setting for Lambda without Docker, through its own API. (AWS's managed IAM
+    # policies are loaded through MOTO_IAM_LOAD_MANAGED_POLICIES, set at the top.)
     conn = http.client.HTTPConnection(moto_host, moto_port, timeout=30)
     conn.request(
         "POST",
         "/moto-api/config",
-        body=json.dumps({"lambda": {"use_docker": False}}),
+        body=json.dumps(
+            {"lambda": {"use_docker": False}}
+        ),
         headers={"Content-Type": "application/json"},
     )
     resp = conn.getresponse()

@@ -18,6 +18,8 @@ const LIST_DEPTH: usize = 2;
 pub struct Deployment {
     /// `sam`, `cloudformation`, `lambda`, `cdk` or `terraform`.
     pub iac_type: String,
+    /// The stack already matched the template (an empty change set).
+    pub unchanged: bool,
     pub stack_name: String,
     pub resources: Vec<Resource>,
     pub outputs: Vec<(String, String)>,
@@ -32,6 +34,21 @@ pub enum DeployError {
     Aws(#[from] AwsError),
 }
 
+/// Where a deploy finds the tools it runs (`cdk`, `terraform`, `npm`, `pip`): a `PATH`.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub path: std::ffi::OsString,
+}
+
+impl Tools {
+    /// This process's `PATH`.
+    pub fn from_env() -> Tools {
+        Tools {
+            path: std::env::var_os("PATH").unwrap_or_default(),
+        }
+    }
+}
+
 /// Deploys the repository checked out at `dir` as `stack_name`; `change_set` names this
 /// deploy's change set (unique per session).
 pub async fn deploy(
@@ -39,6 +56,7 @@ pub async fn deploy(
     dir: &Path,
     stack_name: &str,
     change_set: &str,
+    tools: &Tools,
     log: &Log<'_>,
 ) -> Result<Deployment, DeployError> {
     let files = list(dir);
@@ -50,9 +68,10 @@ pub async fn deploy(
         IacType::Sam | IacType::CloudFormation => {
             stack_from_template(aws, dir, &detected, stack_name, change_set, log).await?
         }
-        IacType::Lambda => plain_function(aws, dir, &detected, stack_name, log).await?,
+        IacType::Lambda => plain_function(aws, dir, &detected, stack_name, tools, log).await?,
         IacType::Cdk => {
             tool(
+                tools,
                 dir,
                 &detected.folder,
                 "cdk",
@@ -66,6 +85,7 @@ pub async fn deploy(
         }
         IacType::Terraform => {
             tool(
+                tools,
                 dir,
                 &detected.folder,
                 "terraform",
@@ -74,6 +94,7 @@ pub async fn deploy(
             )
             .await?;
             tool(
+                tools,
                 dir,
                 &detected.folder,
                 "terraform",
@@ -86,6 +107,7 @@ pub async fn deploy(
     };
     Ok(Deployment {
         iac_type,
+        unchanged: done.unchanged,
         stack_name: stack_name.to_string(),
         resources: done.resources,
         outputs: done.outputs,
@@ -213,6 +235,7 @@ async fn plain_function(
     dir: &Path,
     detected: &Detected,
     name: &str,
+    tools: &Tools,
     log: &Log<'_>,
 ) -> Result<Deployed, DeployError> {
     let f = detected
@@ -221,7 +244,7 @@ async fn plain_function(
         .ok_or_else(|| DeployError::Refused("detection named no function".into()))?;
     let folder = dir.join(&detected.folder);
     if let Some(manifest) = &f.manifest {
-        install(&folder, manifest, log).await?;
+        install(tools, &folder, manifest, log).await?;
     }
     let zip = artifacts::zip_path(&folder).map_err(DeployError::Refused)?;
     let made =
@@ -247,7 +270,12 @@ async fn plain_function(
 }
 
 /// The function's dependencies, when its manifest declares any.
-async fn install(folder: &Path, manifest: &str, log: &Log<'_>) -> Result<(), DeployError> {
+async fn install(
+    tools: &Tools,
+    folder: &Path,
+    manifest: &str,
+    log: &Log<'_>,
+) -> Result<(), DeployError> {
     let name = Path::new(manifest)
         .file_name()
         .and_then(|n| n.to_str())
@@ -274,13 +302,14 @@ async fn install(folder: &Path, manifest: &str, log: &Log<'_>) -> Result<(), Dep
         }
         _ => return Ok(()),
     };
-    tool(folder, ".", program, args, log).await?;
+    tool(tools, folder, ".", program, args, log).await?;
     Ok(())
 }
 
 /// Runs `program args` in `dir/folder`, its output in the log; refused when it is not
 /// installed, failed when it fails.
 async fn tool(
+    tools: &Tools,
     dir: &Path,
     folder: &str,
     program: &str,
@@ -291,6 +320,7 @@ async fn tool(
     log(&format!("$ {program} {}", args.join(" ")));
     let out = tokio::process::Command::new(program)
         .args(args)
+        .env("PATH", &tools.path)
         .current_dir(&cwd)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)

@@ -59,20 +59,36 @@ impl Aws {
         if let Some(r) = region {
             loader = loader.region(aws_config::Region::new(r.to_string()));
         }
-        let mut config = loader.load().await;
+        // An emulator or S3-compatible store (an endpoint set in the environment) answers on
+        // one host, buckets in the path; AWS itself gets virtual-hosted names.
+        let custom_endpoint = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+        Aws::from_config(loader.load().await, custom_endpoint)
+    }
+
+    /// Clients of one endpoint (an emulator, an S3-compatible store) with static credentials.
+    pub async fn at_endpoint(endpoint: &str, region: &str, key_id: &str, secret: &str) -> Aws {
+        let credentials =
+            aws_sdk_s3::config::Credentials::new(key_id, secret, None, None, "gantry-static");
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()))
+            .endpoint_url(endpoint)
+            .credentials_provider(credentials)
+            .load()
+            .await;
+        Aws::from_config(config, true)
+    }
+
+    fn from_config(mut config: aws_config::SdkConfig, path_style: bool) -> Aws {
         if config.region().is_none() {
             config = config
                 .into_builder()
                 .region(aws_config::Region::from_static("us-east-1"))
                 .build();
         }
-        // An emulator or S3-compatible store (an endpoint set in the environment) answers on
-        // one host, buckets in the path; AWS itself gets virtual-hosted names.
-        let custom_endpoint = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
-            .iter()
-            .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
         let s3_config = aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(custom_endpoint)
+            .force_path_style(path_style)
             .build();
         Aws {
             region: config.region().map(|r| r.to_string()).unwrap_or_default(),
