@@ -95,6 +95,23 @@ impl Journal {
         self.append_waited(writes, Durability::Os)
     }
 
+    /// Queues writes that need only survive our crash, as [`Journal::append_written`], without
+    /// waiting: the engine's own records of what it is about to do, which nobody outside is
+    /// told of (they reach the disk with the next synced commit, within [`SYNC_WITHIN`]).
+    pub fn append_unsynced(&self, writes: Vec<Write>) {
+        if writes.is_empty() {
+            return;
+        }
+        let entry = Entry {
+            writes,
+            ack: None,
+            durability: Durability::Os,
+        };
+        if self.tx.send(entry).is_err() {
+            error!("journal writer has stopped; a state change was not recorded");
+        }
+    }
+
     fn append_waited(&self, writes: Vec<Write>, durability: Durability) -> Durable {
         let (ack, done) = oneshot::channel();
         let _ = self.tx.send(Entry {

@@ -20,7 +20,7 @@ impl Dispatcher {
             other => format!("not a launch: workflow_job action `{other}`"),
         };
         if let Some(id) = &n.event_id {
-            self.journal.append(vec![Write::SetEventOutcome {
+            self.journal.append_unsynced(vec![Write::SetEventOutcome {
                 id: id.clone(),
                 outcome: outcome.clone(),
             }]);
@@ -87,7 +87,7 @@ impl Dispatcher {
             Some(e) => format!("queued by event {e}"),
             None => "found queued by the reconciler".to_string(),
         };
-        self.journal.append(vec![
+        self.journal.append_unsynced(vec![
             Write::PutRunner(Box::new(rec.clone())),
             audit(&rec, now, None, Some(why)),
         ]);
@@ -143,7 +143,7 @@ impl Dispatcher {
             n.job_id, n.repository, left.job_id
         );
         let rec = e.rec.clone();
-        self.journal.append(vec![
+        self.journal.append_unsynced(vec![
             Write::PutRunner(Box::new(rec.clone())),
             audit(&rec, now, Some(rec.phase), Some(note)),
         ]);
@@ -169,7 +169,7 @@ impl Dispatcher {
                 left.job_id
             );
             let rec = e.rec.clone();
-            self.journal.append(vec![
+            self.journal.append_unsynced(vec![
                 Write::PutRunner(Box::new(rec.clone())),
                 audit(&rec, now, Some(rec.phase), Some(note)),
             ]);
@@ -203,7 +203,7 @@ impl Dispatcher {
             "queued for job {}, whose runner {by} took another",
             left.job_id
         );
-        self.journal.append(vec![
+        self.journal.append_unsynced(vec![
             Write::PutRunner(Box::new(rec.clone())),
             audit(&rec, now, None, Some(why)),
         ]);
