@@ -80,6 +80,7 @@ fn spec_of(c: &Case) -> RunSpec {
             executor: ExecutorKind::Local,
             source: None,
             container: None,
+            aws: None,
         })
         .collect();
     RunSpec {

@@ -11,9 +11,12 @@
 //! 3. Once the stack is up, [`sanity::plan`] turns its resources and outputs into sanity tests,
 //!    and the `judge_*` functions of [`sanity`] decide each one from the call's answer.
 //!
+//! [`request`] checks the API's requests and makes the run a session is.
+//!
 //! Nothing here reads files, calls AWS or waits.
 
 pub mod detect;
 pub mod package;
+pub mod request;
 pub mod sanity;
 pub mod template;

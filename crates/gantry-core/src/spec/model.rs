@@ -77,6 +77,30 @@ pub struct JobSpec {
     /// How the job's container runs (docker jobs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<Box<ContainerOpts>>,
+    /// What the AWS executor does instead of commands (the deployer's jobs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<Box<AwsTask>>,
+}
+
+/// Work the AWS executor does in place of commands: a deployment's deploy of the checked-out
+/// repository, or sanity tests of what is deployed. Made by the deployer, not read from
+/// user specs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum AwsTask {
+    Deploy {
+        stack_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+    },
+    Test {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stack_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        function_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+    },
 }
 
 fn default_timeout() -> u64 {
@@ -128,6 +152,8 @@ pub enum ExecutorKind {
     Local,
     Docker,
     Agent,
+    /// The deployer's jobs: work done against AWS in the server's process.
+    Aws,
 }
 
 impl ExecutorKind {
@@ -140,6 +166,7 @@ impl ExecutorKind {
             ExecutorKind::Local => "local",
             ExecutorKind::Docker => "docker",
             ExecutorKind::Agent => "agent",
+            ExecutorKind::Aws => "aws",
         }
     }
 }

@@ -571,6 +571,7 @@ impl Reader {
                 executor,
                 source: source.map(Box::new),
                 container: container.map(Box::new),
+                aws: None,
             },
             positions,
         ))
