@@ -98,3 +98,10 @@ CREATE TABLE runners (
 ) WITHOUT ROWID;
 CREATE INDEX runners_active ON runners (active, queued_at);
 CREATE INDEX runners_by_time ON runners (queued_at);
+CREATE TABLE deployments (
+    session_id TEXT    PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    kind       TEXT    NOT NULL,       -- deploy, test
+    created_at BIGINT  NOT NULL,
+    record     TEXT    NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX deployments_by_time ON deployments (kind, created_at);

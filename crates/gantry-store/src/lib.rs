@@ -5,6 +5,7 @@
 //! once, to segment files beside the database (`segments.rs`).
 
 mod bus;
+mod deployments;
 mod rows;
 mod runners;
 mod secrets;

@@ -120,6 +120,15 @@ impl Store for Gated {
     async fn get_runner(&self, name: &str) -> StoreResult<Option<RunnerRecord>> {
         self.inner.get_runner(name).await
     }
+    async fn get_deployment(&self, id: &str) -> StoreResult<Option<DeploymentRecord>> {
+        self.inner.get_deployment(id).await
+    }
+    async fn list_deployments(
+        &self,
+        filter: DeploymentFilter,
+    ) -> StoreResult<Vec<(DeploymentRecord, gantry_core::RunStatus)>> {
+        self.inner.list_deployments(filter).await
+    }
     async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired> {
         self.inner.expire(retention, now_ms).await
     }

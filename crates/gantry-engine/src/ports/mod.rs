@@ -2,6 +2,7 @@
 //! `gantry-exec`, …) implement them; the engine never names a database, a process or a socket.
 
 pub mod clock;
+pub mod deployments;
 pub mod executor;
 pub mod forge;
 pub mod runners;
@@ -11,6 +12,7 @@ pub mod target_groups;
 pub mod targets;
 
 pub use clock::{Clock, SystemClock};
+pub use deployments::{DeploymentFilter, DeploymentRecord};
 pub use executor::{CancelSignal, Checkout, Executor, Launch};
 pub use forge::{CommitState, CommitStatus, Forge, ForgeError};
 pub use runners::{

@@ -214,6 +214,8 @@ pub enum Write {
     },
     /// Creates or replaces a job's runner record.
     PutRunner(Box<super::RunnerRecord>),
+    /// Creates or replaces a deployer session's record (its run must exist).
+    PutDeployment(Box<super::DeploymentRecord>),
 }
 
 /// A rule as stored: its definition as written (JSON) and where it came from.
@@ -357,6 +359,15 @@ pub trait Store: Send + Sync + 'static {
         filter: super::RunnerFilter,
     ) -> StoreResult<Vec<super::RunnerRecord>>;
     async fn get_runner(&self, name: &str) -> StoreResult<Option<super::RunnerRecord>>;
+    async fn get_deployment(
+        &self,
+        session_id: &str,
+    ) -> StoreResult<Option<super::DeploymentRecord>>;
+    /// Sessions with their run's status, newest first.
+    async fn list_deployments(
+        &self,
+        filter: super::DeploymentFilter,
+    ) -> StoreResult<Vec<(super::DeploymentRecord, RunStatus)>>;
     /// Deletes finished runs, events, audit events and leases older than the retention allows.
     async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired>;
 }

@@ -303,6 +303,17 @@ impl Store for SqliteStore {
         crate::runners::get(&self.read, name).await
     }
 
+    async fn get_deployment(&self, session_id: &str) -> StoreResult<Option<DeploymentRecord>> {
+        crate::deployments::get(&self.read, session_id).await
+    }
+
+    async fn list_deployments(
+        &self,
+        filter: DeploymentFilter,
+    ) -> StoreResult<Vec<(DeploymentRecord, gantry_core::RunStatus)>> {
+        crate::deployments::list(&self.read, filter).await
+    }
+
     async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired> {
         let mut tx = self.write.begin().await.map_err(db)?;
         let older = [

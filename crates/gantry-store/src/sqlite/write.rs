@@ -101,7 +101,8 @@ pub(super) async fn commit(
             | Write::DeleteRule { .. }
             | Write::PutDelivery(_)
             | Write::SetScheduleFire { .. }
-            | Write::PutRunner(_) => bus.push(w),
+            | Write::PutRunner(_)
+            | Write::PutDeployment(_) => bus.push(w),
             Write::RenewLeases { .. } | Write::ReleaseLease { .. } => leases.push(w),
         }
     }
@@ -161,6 +162,7 @@ async fn commit_all(
     for w in bus {
         match w {
             Write::PutRunner(r) => crate::runners::put(&mut tx, r).await?,
+            Write::PutDeployment(d) => crate::deployments::put(&mut tx, d).await?,
             w => crate::bus::apply(&mut tx, w).await?,
         }
     }

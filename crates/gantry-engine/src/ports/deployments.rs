@@ -1,0 +1,53 @@
+//! The deployer's session records: what a deploy or test session asked for, and what it found
+//! and made (the commit, the kind of infrastructure-as-code, the resources, the outputs, the
+//! test results, the error). A session is a run: its status, logs and audit trail are the
+//! run's; this is the rest.
+
+use serde::{Deserialize, Serialize};
+
+/// A session's record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    /// The run's id.
+    pub session_id: String,
+    /// `deploy` or `test`.
+    pub kind: String,
+    #[serde(default)]
+    pub repository: Option<String>,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub commit: Option<String>,
+    #[serde(default)]
+    pub stack_name: Option<String>,
+    #[serde(default)]
+    pub function_name: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub iac_type: Option<String>,
+    /// `[{type, logicalId, physicalId}]`.
+    #[serde(default)]
+    pub resources: serde_json::Value,
+    /// `{key: value}`.
+    #[serde(default)]
+    pub outputs: serde_json::Value,
+    /// `[{name, resource, type, status, durationMs, error?}]`.
+    #[serde(default)]
+    pub test_results: serde_json::Value,
+    #[serde(default)]
+    pub error: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// Which sessions to list: newest first.
+#[derive(Debug, Clone, Default)]
+pub struct DeploymentFilter {
+    /// `deploy` or `test`.
+    pub kind: String,
+    /// Run statuses to keep (none: all).
+    pub statuses: Vec<String>,
+    /// Only sessions created before this one (the page's cursor).
+    pub before: Option<(i64, String)>,
+    pub limit: u32,
+}
