@@ -5,6 +5,7 @@
 
 pub mod artifacts;
 pub mod deploy;
+pub mod executor;
 pub mod function;
 pub mod sanity;
 pub mod stack;

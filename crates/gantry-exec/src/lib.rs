@@ -21,3 +21,4 @@ pub use local::LocalExecutor;
 pub use pull::{ImageRef, ensure_image};
 pub use registry_auth::{Credentials, RegistryAuth, default_docker_config};
 pub use runner_hosts::{DockerRunners, LocalRunners};
+pub use workspace::start as prepare_workspace;

@@ -132,7 +132,7 @@ pub(crate) async fn before_commands(
 /// Everything before the commands, for any executor: a new, empty workspace at the job's place
 /// (`launch.workspace`, made absolute), the masker for the job's secrets, the notes and the
 /// checkout. `None` (already logged) when the job cannot start.
-pub(crate) async fn start(git: Option<&GitSources>, launch: &mut Launch) -> Option<Masker> {
+pub async fn start(git: Option<&GitSources>, launch: &mut Launch) -> Option<Masker> {
     let prepared = std::path::absolute(&launch.workspace).and_then(|place| {
         fresh(&place)?;
         Ok(place)

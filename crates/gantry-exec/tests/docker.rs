@@ -45,6 +45,7 @@ fn launch(dir: &Path, job: &str, commands: &[&str], timeout_ms: u64) -> Launch {
         checkout: None,
         notes: vec![],
         container: None,
+        aws: None,
     }
 }
 

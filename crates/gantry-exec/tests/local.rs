@@ -29,6 +29,7 @@ fn launch(dir: &Path, commands: &[&str], timeout_ms: u64) -> Launch {
         checkout: None,
         notes: vec![],
         container: None,
+        aws: None,
     }
 }
 

@@ -33,6 +33,7 @@ fn launch(dir: &Path, job: &str, image: &str) -> Launch {
         checkout: None,
         notes: vec![],
         container: None,
+        aws: None,
     }
 }
 

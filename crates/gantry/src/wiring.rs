@@ -90,7 +90,7 @@ pub async fn start_engine(
         match gantry_exec::DockerExecutor::connect(owner).await {
             Ok(docker) => {
                 let mut docker = docker.with_registries(inputs.registries);
-                if let Some(git) = inputs.git {
+                if let Some(git) = inputs.git.clone() {
                     docker = docker.with_git(git);
                 }
                 executors.insert(ExecutorKind::Docker, Arc::new(docker));
@@ -98,6 +98,18 @@ pub async fn start_engine(
             Err(e) => tracing::info!(cause = %e, "no Docker executor"),
         }
     }
+    // The deployer's jobs run in this process against AWS.
+    #[cfg(feature = "aws")]
+    let sessions = {
+        let sessions = gantry_aws::executor::Sessions::new(store.clone());
+        let aws = gantry_aws::executor::AwsExecutor::new(
+            inputs.git.clone(),
+            sessions.clone(),
+            gantry_aws::deploy::Tools::from_env(),
+        );
+        executors.insert(ExecutorKind::Aws, Arc::new(aws));
+        sessions
+    };
     let engine = Engine::start_with(
         config,
         store,
@@ -107,6 +119,8 @@ pub async fn start_engine(
     )
     .await
     .context("cannot start the engine")?;
+    #[cfg(feature = "aws")]
+    sessions.attach(engine.journal().clone());
     Ok(engine)
 }
 

@@ -193,21 +193,26 @@ fn aws_job(name: &str, task: AwsTask, source: Option<Source>) -> JobSpec {
     }
 }
 
-/// `name` of `https://host/owner/name(.git)`, if the URL is a repository's.
+/// `name` of `https://host[/path]/owner/name(.git)`, if the URL is a repository's.
 pub fn repository_name(url: &str) -> Option<String> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))?;
-    let mut parts = rest.trim_end_matches('/').split('/');
-    let host = parts.next()?;
-    let (owner, name) = (parts.next()?, parts.next()?);
-    let name = name.strip_suffix(".git").unwrap_or(name);
+    let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
     let part = |s: &str| {
         !s.is_empty()
+            && !s.chars().all(|c| c == '.')
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     };
-    (!host.is_empty() && part(owner) && part(name) && parts.next().is_none())
+    let [host, path @ ..] = segments.as_slice() else {
+        return None;
+    };
+    let [.., owner, name] = path else {
+        return None;
+    };
+    let name = name.strip_suffix(".git").unwrap_or(name);
+    (!host.is_empty() && path.iter().all(|s| part(s)) && part(owner) && part(name))
         .then(|| name.to_string())
 }
 
@@ -360,6 +365,11 @@ mod tests {
             Some("r")
         );
         assert_eq!(repository_name("https://github.com/o"), None);
+        assert_eq!(
+            repository_name("http://127.0.0.1:9/git/acme/web.git").as_deref(),
+            Some("web")
+        );
+        assert_eq!(repository_name("https://github.com/o/../r"), None);
         assert!(check_region("eu-west-1").is_ok() && check_region("us-gov-west-1").is_ok());
     }
 }

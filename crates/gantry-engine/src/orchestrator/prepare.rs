@@ -187,6 +187,7 @@ mod tests {
             checkout: None,
             notes: vec![],
             container: None,
+            aws: None,
         }
     }
 

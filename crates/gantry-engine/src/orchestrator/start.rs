@@ -126,6 +126,7 @@ pub(super) fn launch_for(layout: &Layout, logs: &Logs, run: &ActiveRun, job: usi
         checkout: None,
         notes: Vec::new(),
         container: spec.container.as_deref().cloned(),
+        aws: spec.aws.as_deref().cloned(),
     }
 }
 

@@ -30,6 +30,8 @@ pub struct Launch {
     pub notes: Vec<String>,
     /// User, CPU and memory limits, network (container executors).
     pub container: Option<gantry_core::spec::ContainerOpts>,
+    /// What the AWS executor does (the deployer's jobs).
+    pub aws: Option<gantry_core::spec::AwsTask>,
 }
 
 /// A commit to check out into the workspace.

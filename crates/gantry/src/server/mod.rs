@@ -3,6 +3,7 @@
 //! request passes the [`guard`] (Host, Origin, content type) first.
 
 mod bus;
+mod deployments;
 mod error;
 pub mod guard;
 mod intake;
@@ -67,6 +68,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/runners"),
     ("post", "/api/v1/runners/reconcile"),
     ("get", "/api/v1/runners/{name}"),
+    ("post", "/deploy"),
+    ("get", "/status/{id}"),
+    ("get", "/deployments"),
+    ("post", "/test"),
+    ("get", "/test-status/{id}"),
+    ("post", "/api/v1/deployments"),
+    ("get", "/api/v1/deployments"),
+    ("get", "/api/v1/deployments/{id}"),
+    ("post", "/api/v1/deployments/tests"),
+    ("get", "/api/v1/deployments/tests/{id}"),
     ("post", "/api/v1/secrets"),
     ("get", "/api/v1/secrets"),
     ("delete", "/api/v1/secrets/{scope}/{name}"),
@@ -117,6 +128,18 @@ pub fn router(state: AppState, guard: Arc<Guard>) -> Router {
         .route("/api/v1/runners", get(runners::list))
         .route("/api/v1/runners/reconcile", post(runners::reconcile))
         .route("/api/v1/runners/{name}", get(runners::get_one))
+        .route("/deploy", post(deployments::deploy))
+        .route("/status/{id}", get(deployments::status))
+        .route("/deployments", get(deployments::list))
+        .route("/test", post(deployments::test))
+        .route("/test-status/{id}", get(deployments::status))
+        .route(
+            "/api/v1/deployments",
+            post(deployments::deploy).get(deployments::list),
+        )
+        .route("/api/v1/deployments/{id}", get(deployments::status))
+        .route("/api/v1/deployments/tests", post(deployments::test))
+        .route("/api/v1/deployments/tests/{id}", get(deployments::status))
         .route("/api/v1/secrets", post(secrets::set).get(secrets::list))
         .route("/api/v1/secrets/{scope}/{name}", delete(secrets::delete))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

@@ -1,0 +1,238 @@
+//! The deployer's API, kept as its contract spells it (`POST /deploy`, `GET /status/{id}`,
+//! `GET /deployments`, `POST /test`, `GET /test-status/{id}`) and the same under
+//! `/api/v1/deployments…`. A session is a run of one AWS-executor job: submitted durably (with
+//! its record, in one batch) before the 202; its status is the run's, its logs the job's
+//! timestamped lines, the rest its record.
+
+use super::{ApiError, AppState};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use gantry_core::RunStatus;
+use gantry_core::deploy::request::{self, DeployRequest, TestRequest};
+use gantry_core::spec::{RunContext, RunSpec};
+use gantry_engine::ports::{Clock, DeploymentFilter, DeploymentRecord, SystemClock, Write};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("the body is not a valid request: {e}"),
+        )
+    })
+}
+
+fn refused(problems: Vec<String>) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        problems.join("; "),
+    )
+}
+
+/// `POST /deploy`.
+pub async fn deploy(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
+    let r: DeployRequest = body(&bytes)?;
+    let d = request::check_deploy(&r).map_err(refused)?;
+    let spec = request::deploy_spec(&d);
+    gantry_core::spec::check_sources(&spec, &state.git_allowed)?;
+    let record = DeploymentRecord {
+        kind: "deploy".into(),
+        repository: Some(d.repository.clone()),
+        branch: Some(d.branch.clone()),
+        stack_name: Some(d.stack_name.clone()),
+        region: d.region.clone(),
+        ..DeploymentRecord::default()
+    };
+    start(&state, spec, record).await
+}
+
+/// `POST /test`.
+pub async fn test(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
+    let r: TestRequest = body(&bytes)?;
+    let task = request::check_test(&r).map_err(refused)?;
+    let what = r
+        .stack_name
+        .clone()
+        .or(r.function_name.clone())
+        .unwrap_or_default();
+    let record = DeploymentRecord {
+        kind: "test".into(),
+        repository: r.repository.clone(),
+        branch: r.branch.clone(),
+        commit: r.commit.clone(),
+        stack_name: r.stack_name.clone(),
+        function_name: r.function_name.clone(),
+        region: r.region.clone(),
+        ..DeploymentRecord::default()
+    };
+    start(&state, request::test_spec(task, &what), record).await
+}
+
+async fn start(
+    state: &AppState,
+    spec: RunSpec,
+    mut record: DeploymentRecord,
+) -> Result<Response, ApiError> {
+    record.created_at_ms = SystemClock.now_ms();
+    let submitted = state
+        .engine
+        .submit_with(spec, RunContext::of_event("deploy"), None, move |run_id| {
+            record.session_id = run_id.to_string();
+            vec![Write::PutDeployment(Box::new(record))]
+        })
+        .await?;
+    let body =
+        json!({"sessionId": submitted.run_id, "status": "pending", "traceId": submitted.trace_id});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// `GET /status/{id}` and `GET /test-status/{id}`.
+pub async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let store = state.engine.store();
+    let (Some(rec), Some(run)) = (store.get_deployment(&id).await?, store.get_run(&id).await?)
+    else {
+        return Err(ApiError::not_found(format!("no session `{id}`")));
+    };
+    let job = run.jobs.first();
+    let logs = job
+        .map(|j| {
+            state
+                .engine
+                .logs()
+                .read(&id, &j.name, j.attempt)
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let mut out = session_json(&rec, run.status);
+    out["logs"] = Value::Array(log_lines(
+        &String::from_utf8_lossy(&logs),
+        run.created_at_ms,
+    ));
+    if out["error"].is_null() && matches!(run.status, RunStatus::Failed | RunStatus::Cancelled) {
+        out["error"] = json!(format!("the session {}", run.status));
+    }
+    Ok(Json(out).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    limit: Option<String>,
+    /// The last session of the page before (its `sessionId`).
+    after: Option<String>,
+}
+
+/// `GET /deployments`: deploy sessions, newest first, a page at a time.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let statuses = match q.status.as_deref() {
+        None => Vec::new(),
+        Some("pending") => vec!["queued".to_string()],
+        Some("running") => vec!["running".into()],
+        Some("succeeded") => vec!["succeeded".into()],
+        Some("failed") => vec!["failed".into(), "cancelled".into()],
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("`status` is pending, running, succeeded or failed, not `{other}`"),
+            ));
+        }
+    };
+    let limit = super::query::limit(q.limit.as_deref())?;
+    let store = state.engine.store();
+    let before = match &q.after {
+        None => None,
+        Some(id) => match store.get_deployment(id).await? {
+            Some(r) => Some((r.created_at_ms, r.session_id)),
+            None => return Err(ApiError::not_found(format!("no session `{id}`"))),
+        },
+    };
+    let page = store
+        .list_deployments(DeploymentFilter {
+            kind: "deploy".into(),
+            statuses,
+            before,
+            limit,
+        })
+        .await?;
+    let next = (page.len() == limit as usize)
+        .then(|| page.last().map(|(r, _)| r.session_id.clone()))
+        .flatten();
+    let items: Vec<Value> = page.iter().map(|(r, s)| session_json(r, *s)).collect();
+    Ok(Json(json!({"deployments": items, "next": next})).into_response())
+}
+
+fn status_name(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Queued => "pending",
+        RunStatus::Running => "running",
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Failed | RunStatus::Cancelled => "failed",
+    }
+}
+
+fn session_json(r: &DeploymentRecord, status: RunStatus) -> Value {
+    let mut v = json!({
+        "sessionId": r.session_id,
+        "status": status_name(status),
+        "repository": r.repository,
+        "branch": r.branch,
+        "commit": r.commit,
+        "stackName": r.stack_name,
+        "region": r.region,
+        "createdAt": crate::view::rfc3339(r.created_at_ms),
+        "error": r.error,
+    });
+    if r.kind == "deploy" {
+        v["iacType"] = json!(r.iac_type);
+        v["deployedResources"] = if r.resources.is_null() {
+            json!([])
+        } else {
+            r.resources.clone()
+        };
+        v["outputs"] = if r.outputs.is_null() {
+            json!({})
+        } else {
+            r.outputs.clone()
+        };
+    } else {
+        v["functionName"] = json!(r.function_name);
+        v["testResults"] = if r.test_results.is_null() {
+            json!([])
+        } else {
+            r.test_results.clone()
+        };
+    }
+    v
+}
+
+/// A job log as `[{timestamp, message}]`: the AWS executor's lines start with their time;
+/// other lines (a checkout's output) take the time of the line before.
+fn log_lines(text: &str, started_ms: i64) -> Vec<Value> {
+    let mut last = crate::view::rfc3339(started_ms);
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let (at, message) = match line.split_once(' ') {
+                Some((t, m)) if chrono::DateTime::parse_from_rfc3339(t).is_ok() => {
+                    last = t.to_string();
+                    (t.to_string(), m.to_string())
+                }
+                _ => (last.clone(), line.to_string()),
+            };
+            json!({"timestamp": at, "message": message})
+        })
+        .collect()
+}

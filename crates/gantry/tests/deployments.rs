@@ -1,0 +1,271 @@
+//! The deployer end to end: a SAM app in a repository served by the fake git server, deployed
+//! through `POST /deploy` to the AWS emulator (moto behind the SAM-transform proxy) by a real
+//! server, its status, logs and resources read back; sanity tests through `POST /test`; bad
+//! requests refused with the problem named and nothing started.
+
+mod common;
+#[path = "common/moto.rs"]
+mod moto;
+
+use common::{Server, eventually};
+use gantry_github::fake::FakeGitHub;
+use serde_json::{Value, json};
+use std::path::Path;
+
+const SAM: &str = r#"AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  HelloFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: hello/
+      Handler: app.handler
+      Runtime: python3.12
+Outputs:
+  HelloArn:
+    Value: !GetAtt HelloFunction.Arn
+"#;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A repository `acme/NAME` on the fake git server with `files` on main; its last commit.
+fn repository(root: &Path, name: &str, files: &[(&str, &str)]) -> String {
+    let bare = root.join(format!("git/acme/{name}.git"));
+    std::fs::create_dir_all(&bare).unwrap();
+    git(
+        &bare,
+        &["init", "--quiet", "--bare", "--initial-branch=main"],
+    );
+    let work = root.join(format!("work-{name}"));
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "--quiet", "--initial-branch=main"]);
+    for (path, text) in files {
+        let p = work.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "--quiet", "-m", "app"]);
+    git(
+        &work,
+        &["push", "--quiet", bare.to_str().unwrap(), "HEAD:main"],
+    );
+    git(&work, &["rev-parse", "HEAD"])
+}
+
+async fn finished(server: &Server, path: &str) -> Value {
+    eventually(120, &format!("{path} finishes"), async || {
+        let (status, body) = server.get(path).await;
+        assert_eq!(status, 200, "{body}");
+        matches!(body["status"].as_str(), Some("succeeded" | "failed")).then_some(body)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_sam_app_is_deployed_through_the_api_and_its_sanity_tests_pass() {
+    let emulator = moto::Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let github = FakeGitHub::start("unused").await;
+    github.serve_git(&dir.path().join("git"));
+    let commit = repository(
+        dir.path(),
+        "sam-app",
+        &[
+            ("template.yaml", SAM),
+            (
+                "hello/app.py",
+                "def handler(event, context):\n    return {}\n",
+            ),
+        ],
+    );
+    let allowed = format!("{}/git/", github.url);
+    let mut env: Vec<(String, String)> = emulator.env();
+    env.push(("GANTRY_GIT_ALLOWED_URL_PREFIXES".into(), allowed.clone()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start_with(&dir.path().join("data"), &env).await;
+    let repo = format!("{}/git/acme/sam-app.git", github.url);
+
+    let (status, body) = server
+        .post(
+            "/deploy",
+            "application/json",
+            json!({"repository": repo, "branch": "main"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "pending");
+    let id = body["sessionId"].as_str().unwrap().to_string();
+    let s = finished(&server, &format!("/status/{id}")).await;
+    assert_eq!(
+        s["status"],
+        "succeeded",
+        "{s:#}\n{}",
+        emulator.stderr_text()
+    );
+    assert_eq!(s["iacType"], "sam");
+    assert_eq!(s["commit"], commit.as_str());
+    assert_eq!(s["branch"], "main");
+    assert_eq!(s["stackName"], "gantry-sam-app-main");
+    assert!(
+        s["deployedResources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["type"] == "AWS::Lambda::Function" && r["logicalId"] == "HelloFunction"),
+        "{s:#}"
+    );
+    assert!(
+        s["outputs"]["HelloArn"]
+            .as_str()
+            .unwrap()
+            .contains(":function:")
+    );
+    let logs = s["logs"].as_array().unwrap();
+    assert!(
+        logs.iter()
+            .any(|l| l["message"].as_str().unwrap().starts_with("detected SAM")),
+        "{logs:#?}"
+    );
+    assert!(
+        logs.iter()
+            .all(|l| l["timestamp"].as_str().unwrap().ends_with('Z'))
+    );
+    // The same under /api/v1, and in the list.
+    let (_, same) = server.get(&format!("/api/v1/deployments/{id}")).await;
+    assert_eq!(same["sessionId"], id.as_str());
+    let (_, list) = server.get("/deployments?status=succeeded").await;
+    assert_eq!(list["deployments"][0]["sessionId"], id.as_str());
+    let (_, none) = server.get("/deployments?status=failed").await;
+    assert!(none["deployments"].as_array().unwrap().is_empty());
+
+    // Sanity tests of the stack: the function invoked, the role skipped.
+    let (status, body) = server
+        .post(
+            "/test",
+            "application/json",
+            json!({"repository": repo, "branch": "main", "commit": commit, "stackName": "gantry-sam-app-main"})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let tid = body["sessionId"].as_str().unwrap().to_string();
+    let t = finished(&server, &format!("/test-status/{tid}")).await;
+    assert_eq!(t["status"], "succeeded", "{t:#}");
+    let results = t["testResults"].as_array().unwrap();
+    let invoke = results
+        .iter()
+        .find(|r| r["name"] == "invoke HelloFunction")
+        .unwrap_or_else(|| panic!("{t:#}"));
+    assert_eq!(invoke["status"], "pass");
+    assert!(invoke["durationMs"].is_u64());
+    assert!(results.iter().any(|r| r["status"] == "skip"), "{t:#}");
+
+    // A handler that raises: the session fails, the test says why.
+    let function = s["deployedResources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "AWS::Lambda::Function")
+        .unwrap()["physicalId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    emulator
+        .fail_function(&function, "ZeroDivisionError: division by zero", true)
+        .await;
+    let (_, body) = server
+        .post(
+            "/test",
+            "application/json",
+            json!({"stackName": "gantry-sam-app-main"}).to_string(),
+        )
+        .await;
+    let t = finished(
+        &server,
+        &format!("/test-status/{}", body["sessionId"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(t["status"], "failed", "{t:#}");
+    let invoke = t["testResults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "invoke HelloFunction")
+        .unwrap()
+        .clone();
+    assert_eq!(invoke["status"], "fail");
+    assert!(
+        invoke["error"]
+            .as_str()
+            .unwrap()
+            .contains("division by zero"),
+        "{invoke}"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_naming_the_problem_and_start_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[(
+            "GANTRY_GIT_ALLOWED_URL_PREFIXES",
+            "https://github.com/acme/",
+        )],
+    )
+    .await;
+    let cases = [
+        (
+            "/deploy",
+            json!({"repository": "https://github.com/evil/x", "branch": "main"}).to_string(),
+            "https://github.com/evil/x",
+        ),
+        ("/deploy", "{not json".to_string(), "not a valid request"),
+        (
+            "/deploy",
+            json!({"repository": "https://github.com/acme/x", "branch": "a b"}).to_string(),
+            "branch `a b`",
+        ),
+        (
+            "/deploy",
+            json!({"repository": "https://github.com/acme/x", "branch": "main", "colour": 1})
+                .to_string(),
+            "colour",
+        ),
+        (
+            "/test",
+            json!({"region": "eu-west-1"}).to_string(),
+            "stackName",
+        ),
+    ];
+    for (path, body, want) in cases {
+        let (status, answer) = server.post(path, "application/json", body.clone()).await;
+        assert!(
+            (400..500).contains(&status),
+            "{path} {body}: {status} {answer}"
+        );
+        assert!(answer.to_string().contains(want), "{path} {body}: {answer}");
+    }
+    let (_, runs) = server.get("/api/v1/runs").await;
+    assert!(runs["runs"].as_array().unwrap().is_empty(), "{runs}");
+    let (status, _) = server.get("/status/01NOSUCHSESSION").await;
+    assert_eq!(status, 404);
+}
