@@ -269,3 +269,97 @@ async fn bad_requests_are_refused_naming_the_problem_and_start_nothing() {
     let (status, _) = server.get("/status/01NOSUCHSESSION").await;
     assert_eq!(status, 404);
 }
+
+/// A server on `data` with the emulator's environment and `allowed` clone URLs.
+async fn deployer(data: &Path, emulator: &moto::Emulator, allowed: &str) -> Server {
+    let mut env: Vec<(String, String)> = emulator.env();
+    env.push((
+        "GANTRY_GIT_ALLOWED_URL_PREFIXES".into(),
+        allowed.to_string(),
+    ));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Server::start_with(data, &env).await
+}
+
+async fn deploy(server: &Server, repo: &str) -> String {
+    let (status, body) = server
+        .post(
+            "/deploy",
+            "application/json",
+            json!({"repository": repo, "branch": "main"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    body["sessionId"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_stack_that_rolls_back_fails_its_session_naming_the_resource() {
+    let emulator = moto::Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let github = FakeGitHub::start("unused").await;
+    github.serve_git(&dir.path().join("git"));
+    let broken = "AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  Fn:\n    Type: AWS::Lambda::Function\n    Properties:\n      Runtime: python3.12\n      Handler: app.handler\n      Role: arn:aws:iam::123456789012:role/none\n      Code: {S3Bucket: no-such-bucket, S3Key: code.zip}\n";
+    repository(dir.path(), "broken", &[("stack.yaml", broken)]);
+    let server = deployer(
+        &dir.path().join("data"),
+        &emulator,
+        &format!("{}/git/", github.url),
+    )
+    .await;
+    let id = deploy(&server, &format!("{}/git/acme/broken.git", github.url)).await;
+    let s = finished(&server, &format!("/status/{id}")).await;
+    assert_eq!(s["status"], "failed", "{s:#}");
+    assert_eq!(s["iacType"], Value::Null, "{s:#}");
+    let error = s["error"].as_str().unwrap();
+    assert!(
+        error.contains("ROLLBACK_COMPLETE")
+            && error.contains("Fn (AWS::Lambda::Function) CREATE_FAILED")
+            && error.contains("NoSuchBucket"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn kill_9_during_a_deploy_ends_the_session_with_the_stacks_state_after_restart() {
+    let emulator = moto::Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let github = FakeGitHub::start("unused").await;
+    github.serve_git(&dir.path().join("git"));
+    repository(
+        dir.path(),
+        "sam-app",
+        &[
+            ("template.yaml", SAM),
+            (
+                "hello/app.py",
+                "def handler(event, context):\n    return {}\n",
+            ),
+        ],
+    );
+    let allowed = format!("{}/git/", github.url);
+    let data = dir.path().join("data");
+    let mut server = deployer(&data, &emulator, &allowed).await;
+    let id = deploy(&server, &format!("{}/git/acme/sam-app.git", github.url)).await;
+    // Killed once the deploy is under way.
+    eventually(60, "the deploy runs", async || {
+        let (_, s) = server.get(&format!("/status/{id}")).await;
+        (s["status"] == "running").then_some(())
+    })
+    .await;
+    server.kill9().await;
+    let server = deployer(&data, &emulator, &allowed).await;
+    let s = finished(&server, &format!("/status/{id}")).await;
+    assert_eq!(s["status"], "succeeded", "{s:#}");
+    assert_eq!(s["iacType"], "sam");
+    assert!(
+        s["deployedResources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["type"] == "AWS::Lambda::Function"),
+        "{s:#}"
+    );
+    let (_, trail) = server.get(&format!("/api/v1/runs/{id}/events")).await;
+    assert!(trail.to_string().contains("lost"), "{trail:#}");
+}
