@@ -333,3 +333,37 @@ async fn what_cannot_be_deployed_here_says_why() {
         assert!(err.contains(want), "{err}");
     }
 }
+
+#[tokio::test]
+async fn a_python_function_is_deployed_with_its_handler_and_invoked() {
+    let e = Emulator::start();
+    let aws = aws(&e).await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[(
+            "lambda_function.py",
+            "def lambda_handler(event, context):\n    return {'ok': True}\n",
+        )],
+    );
+    let (got, log) = deploy_logged(&aws, dir.path(), "py-fn", "unused").await;
+    let d = got.unwrap_or_else(|err| panic!("{err}\n{log:#?}"));
+    assert_eq!(d.iac_type, "lambda");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("lambda_function.lambda_handler")),
+        "{log:#?}"
+    );
+    let f = aws
+        .lambda
+        .get_function()
+        .function_name("py-fn")
+        .send()
+        .await
+        .unwrap();
+    let config = f.configuration().unwrap();
+    assert_eq!(config.handler(), Some("lambda_function.lambda_handler"));
+    assert!(config.runtime().unwrap().as_str().starts_with("python3"));
+    let results = sanity_of(&aws, &d).await;
+    assert_eq!(results[0].status, "pass", "{results:#?}");
+}
