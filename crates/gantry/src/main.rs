@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             Cmd::Schedule(c) => cli::schedule::main(c),
             Cmd::Events(c) => cli::events::main(c).await,
             Cmd::Runners(a) => cli::runners::main(a).await,
+            Cmd::Deploy(a) => cli::deploy::main(a).await,
         }
     });
     let code = code.unwrap_or_else(|e| {

@@ -18,6 +18,7 @@ macro_rules! out {
 
 pub mod client;
 pub mod config;
+pub mod deploy;
 pub mod events;
 pub mod pattern;
 pub mod progress;
@@ -68,6 +69,8 @@ pub enum Cmd {
     /// Work out when EventBridge schedule expressions fire.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCmd),
+    /// Deploy a repository's branch to AWS; show, list and test the deployer's sessions.
+    Deploy(deploy::DeployArgs),
 }
 
 /// Writes a command's output to stdout; a closed reader ends the process (see [`outln!`]).
