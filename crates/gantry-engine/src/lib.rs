@@ -3,6 +3,7 @@
 //! reconcilers (watchdog, janitor) and recovery.
 
 pub mod bus;
+pub mod deployments;
 pub mod ids;
 pub mod janitor;
 pub mod journal;

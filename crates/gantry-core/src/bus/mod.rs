@@ -1,6 +1,7 @@
 //! The event bus's pure parts: EventBridge event patterns (`pattern`, `matcher`), events as
 //! the matcher sees them (`event`), and many rules matched together (`ruleset`).
 
+pub mod deploy_target;
 pub mod entry;
 pub mod event;
 pub mod matcher;

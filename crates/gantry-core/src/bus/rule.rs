@@ -3,6 +3,7 @@
 //! always compiles. Also the input transformer: input paths (`$.detail.service`) read from an
 //! event, and `{name}` placeholders filled from them.
 
+pub use super::deploy_target::DeployTarget;
 use super::pattern::Pattern;
 use super::schedule::Schedule;
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,8 @@ pub enum Target {
     Http(String),
     StartService(String),
     StopService(String),
+    /// Start a deployer session, as `POST /deploy` does.
+    Deploy(DeployTarget),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -144,7 +147,7 @@ impl JsonPath {
     }
 }
 
-const TARGETS: [&str; 4] = ["run", "http", "start_service", "stop_service"];
+const TARGETS: [&str; 5] = ["run", "http", "start_service", "stop_service", "deploy"];
 
 impl Rule {
     /// Checks a rule; every problem, joined, when it is not valid.
@@ -202,7 +205,7 @@ impl Rule {
                 Err(e) => problems.push(format!("input_paths.{name}: {e}")),
             }
         }
-        let target = match target(&def.target) {
+        let target = match target(&def.target, def.input_paths.keys().map(String::as_str)) {
             Ok(t) => Some(t),
             Err(e) => {
                 problems.push(format!("target: {e}"));
@@ -249,7 +252,7 @@ impl Rule {
     }
 }
 
-fn target(v: &Value) -> Result<Target, String> {
+fn target<'a>(v: &Value, input_names: impl IntoIterator<Item = &'a str>) -> Result<Target, String> {
     let Value::Object(o) = v else {
         return Err(format!(
             "must be an object with one of: {}",
@@ -283,6 +286,9 @@ fn target(v: &Value) -> Result<Target, String> {
         }
         "start_service" => Ok(Target::StartService(text("a service name")?)),
         "stop_service" => Ok(Target::StopService(text("a service name")?)),
+        "deploy" => super::deploy_target::parse(value, input_names)
+            .map(Target::Deploy)
+            .map_err(|p| p.join("; ")),
         other => Err(format!(
             "unknown target `{other}`; expected one of: {}",
             TARGETS.join(", ")

@@ -1,6 +1,6 @@
 //! Carries deliveries to their targets, and publishes run and job state changes on the bus.
-//! A delivery is done once its target accepted it (a run was created — in the same batch as
-//! the delivery's new state — or the endpoint answered 2xx); otherwise it is retried with
+//! A delivery is done once its target accepted it (a run or a deploy session was created — in
+//! the same batch as the delivery's new state — or the endpoint answered 2xx); otherwise it is retried with
 //! exponential backoff until the rule's retry policy gives up.
 
 use super::Bus;
@@ -186,6 +186,44 @@ async fn attempt(bus: &Bus, d: &DeliveryRecord) -> Outcome {
                     failed(format!("POST {url}: {e}"), false)
                 }
                 Err(crate::ports::PostError::Failed(e)) => failed(format!("POST {url}: {e}"), true),
+            }
+        }
+        Target::Deploy(target) => {
+            // A rule on `Run State Change` without a filter would deploy again each time its
+            // own deploy session finishes.
+            if envelope["source"] == "gantry" && envelope["detail"]["event"] == "deploy" {
+                return failed(
+                    "a deploy session's own state change does not start another deploy",
+                    false,
+                );
+            }
+            let deploy = match target.request(&inputs) {
+                Ok(d) => d,
+                Err(p) => {
+                    return failed(
+                        format!("the deploy target's request is invalid: {}", p.join("; ")),
+                        false,
+                    );
+                }
+            };
+            if let Err(e) = spec::check_clone_url(&bus.inner.ports.git_allowed, &deploy.repository)
+            {
+                return failed(format!("the deploy target's repository: {e}"), false);
+            }
+            let started = crate::deployments::start_deploy(
+                &bus.inner.engine,
+                &deploy,
+                Some(event.trace_id.clone()),
+                |run_id| vec![done(format!("started deploy session {run_id}"))],
+            )
+            .await;
+            match started {
+                Ok(s) => {
+                    info!(rule = %rule.def.name, session_id = %s.run_id, repository = %deploy.repository,
+                        branch = %deploy.branch, "rule started a deploy session");
+                    Outcome::Done(Vec::new())
+                }
+                Err(e) => failed(e.to_string(), true),
             }
         }
         Target::StartService(name) | Target::StopService(name) => {

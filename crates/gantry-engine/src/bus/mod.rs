@@ -1,8 +1,9 @@
 //! The event bus, after Amazon EventBridge: PutEvents entries, GitHub deliveries, run and job
 //! state changes and schedules all become events; every enabled rule whose pattern matches gets
 //! a delivery, stored in the same batch as the event, and a dispatcher carries deliveries to
-//! their targets (submit a run, POST to a URL, start or stop a service), retrying under the
-//! rule's retry policy. Rules come from `gantry.toml` (kept in step at start) and the API.
+//! their targets (submit a run, POST to a URL, start or stop a service, start a deploy
+//! session), retrying under the rule's retry policy. Rules come from `gantry.toml` (kept in
+//! step at start) and the API.
 
 mod dispatch;
 mod schedule;
@@ -42,6 +43,9 @@ pub struct BusPorts {
     /// Where `run = "specs/x.yml"` paths of rules are resolved (the config file's folder).
     pub base_dir: PathBuf,
     pub limits: Limits,
+    /// Prefixes a `deploy` target's repository must start with
+    /// (`GANTRY_GIT_ALLOWED_URL_PREFIXES`); none: no deploy target is allowed.
+    pub git_allowed: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -78,7 +82,7 @@ impl Bus {
         let mut writes = Vec::new();
         let mut problems = Vec::new();
         for def in &config_rules {
-            if let Err(e) = Rule::compile(def.clone()) {
+            if let Err(e) = check(def, &ports, false) {
                 problems.push(format!("rule `{}`: {e}", def.name));
                 continue;
             }
@@ -288,8 +292,7 @@ impl Bus {
             }
             _ => {}
         }
-        Rule::compile(def.clone()).map_err(BusError::Invalid)?;
-        self.check_run_file(&def)?;
+        check(&def, &self.inner.ports, true).map_err(BusError::Invalid)?;
         let now = self.inner.engine.clock_now();
         let record = RuleRecord {
             name: def.name.clone(),
@@ -322,13 +325,38 @@ impl Bus {
             .await?;
         self.reload().await
     }
+}
 
-    /// A `run` target naming a spec file must name one that parses.
-    fn check_run_file(&self, def: &RuleDef) -> Result<(), BusError> {
-        if let Some(Value::String(path)) = def.target.get("run") {
-            dispatch::load_spec_file(&self.inner.ports.base_dir, path, &self.inner.ports.limits)
-                .map_err(|e| BusError::Invalid(format!("target: {e}")))?;
+/// Every problem with a rule: its own (`Rule::compile`'s), then its target's against this
+/// server: a `deploy` target's repository must start with an allowed prefix (each placeholder
+/// taken as `x`), and (`files`: from the API) a `run` target's spec file must parse.
+fn check(def: &RuleDef, ports: &BusPorts, files: bool) -> Result<(), String> {
+    let mut problems = Vec::new();
+    if let Err(e) = Rule::compile(def.clone()) {
+        problems.push(e);
+    }
+    if let Some(Value::String(path)) = def.target.get("run")
+        && files
+        && let Err(e) = dispatch::load_spec_file(&ports.base_dir, path, &ports.limits)
+    {
+        problems.push(format!("target: {e}"));
+    }
+    if let Some(Value::String(repo)) = def.target.get("deploy").and_then(|d| d.get("repository")) {
+        let sample = def
+            .input_paths
+            .keys()
+            .map(|k| (k.clone(), "x".to_string()))
+            .collect();
+        if let Ok(url) = gantry_core::bus::template::fill_url(repo, &sample)
+            && let Err(e) =
+                gantry_core::spec::check_clone_url(&ports.git_allowed, url.trim_end_matches('/'))
+        {
+            problems.push(format!("target: deploy.repository: {e}"));
         }
+    }
+    if problems.is_empty() {
         Ok(())
+    } else {
+        Err(problems.join("; "))
     }
 }

@@ -625,6 +625,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
                 .clone()
                 .map(|s| s as Arc<dyn gantry_engine::ports::Services>),
             base_dir,
+            git_allowed: git_allowed.clone(),
             limits: Limits::default(),
         },
         rules,

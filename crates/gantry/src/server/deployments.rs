@@ -12,8 +12,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gantry_core::RunStatus;
 use gantry_core::deploy::request::{self, DeployRequest, TestRequest};
-use gantry_core::spec::{RunContext, RunSpec};
-use gantry_engine::ports::{Clock, DeploymentFilter, DeploymentRecord, SystemClock, Write};
+use gantry_core::spec::RunSpec;
+use gantry_engine::deployments;
+use gantry_engine::ports::{DeploymentFilter, DeploymentRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -41,15 +42,7 @@ pub async fn deploy(State(state): State<AppState>, bytes: Bytes) -> Result<Respo
     let d = request::check_deploy(&r).map_err(refused)?;
     let spec = request::deploy_spec(&d);
     gantry_core::spec::check_sources(&spec, &state.git_allowed)?;
-    let record = DeploymentRecord {
-        kind: "deploy".into(),
-        repository: Some(d.repository.clone()),
-        branch: Some(d.branch.clone()),
-        stack_name: Some(d.stack_name.clone()),
-        region: d.region.clone(),
-        ..DeploymentRecord::default()
-    };
-    start(&state, spec, record).await
+    start(&state, spec, deployments::deploy_record(&d)).await
 }
 
 /// `POST /test`.
@@ -77,16 +70,10 @@ pub async fn test(State(state): State<AppState>, bytes: Bytes) -> Result<Respons
 async fn start(
     state: &AppState,
     spec: RunSpec,
-    mut record: DeploymentRecord,
+    record: DeploymentRecord,
 ) -> Result<Response, ApiError> {
-    record.created_at_ms = SystemClock.now_ms();
-    let submitted = state
-        .engine
-        .submit_with(spec, RunContext::of_event("deploy"), None, move |run_id| {
-            record.session_id = run_id.to_string();
-            vec![Write::PutDeployment(Box::new(record))]
-        })
-        .await?;
+    let submitted =
+        deployments::start_session(&state.engine, spec, record, None, |_| Vec::new()).await?;
     let body =
         json!({"sessionId": submitted.run_id, "status": "pending", "traceId": submitted.trace_id});
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
