@@ -106,9 +106,21 @@ impl Executor for AwsExecutor {
                         .await
                         .is_none()
                     {
-                        let why = "the repository could not be checked out (see the log)";
+                        // The checkout's own words, from the log it wrote to.
+                        let said = launch.log.contents().ok().and_then(|bytes| {
+                            String::from_utf8_lossy(&bytes)
+                                .lines()
+                                .rev()
+                                .find_map(|l| l.trim().strip_prefix("gantry: ").map(str::to_string))
+                        });
+                        let why = match said {
+                            Some(reason) => {
+                                format!("the repository could not be checked out: {reason}")
+                            }
+                            None => "the repository could not be checked out (see the log)".into(),
+                        };
                         self.sessions
-                            .update(&session, |r| r.error = Some(why.into()))
+                            .update(&session, |r| r.error = Some(why))
                             .await;
                         return false;
                     }

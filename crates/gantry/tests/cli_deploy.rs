@@ -185,6 +185,13 @@ async fn a_deploy_that_fails_at_checkout_is_followed_to_its_failure() {
     assert_eq!(s["status"], "failed");
     assert_eq!(s["stackName"], "cli-app");
     assert!(s["error"].is_string(), "{s}");
+    // The checkout's own reason, not only a pointer to the log.
+    let error = s["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("the repository could not be checked out: ")
+            && error.contains("127.0.0.1:9"),
+        "{s}"
+    );
     assert!(!s["logs"].as_array().unwrap().is_empty(), "{s}");
 
     // Without --wait: the session id alone.
