@@ -201,27 +201,42 @@ impl GitHub {
     /// Every self-hosted runner of `scope`, all pages read.
     pub async fn list_runners(&self, scope: &RunnerScope) -> Result<Vec<Runner>, ForgeError> {
         let (key, prefix) = scope.parts()?;
-        let mut runners = Vec::new();
-        for page in 1..=MAX_RUNNER_PAGES {
+        let path = format!("{prefix}/actions/runners?per_page=100");
+        let items: Vec<RawRunner> = self
+            .pages(key, &path, Some("runners"), "runner list", MAX_RUNNER_PAGES)
+            .await?;
+        Ok(items.into_iter().map(Runner::from).collect())
+    }
+
+    /// Every item of a paged list: `path` (asking 100 a page) read page by page, at most
+    /// `max_pages`, until a short page or the list's `total_count`; the items are `field` of
+    /// each reply (the reply itself when `None`).
+    async fn pages<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        path: &str,
+        field: Option<&str>,
+        what: &str,
+        max_pages: u32,
+    ) -> Result<Vec<T>, ForgeError> {
+        let mut all = Vec::new();
+        for page in 1..=max_pages {
             let reply = self
-                .call(
-                    key,
-                    Method::GET,
-                    &format!("{prefix}/actions/runners?per_page=100&page={page}"),
-                    None,
-                )
+                .call(key, Method::GET, &format!("{path}&page={page}"), None)
                 .await?;
-            let items: Vec<RawRunner> =
-                serde_json::from_value(reply.get("runners").cloned().unwrap_or(Value::Null))
-                    .map_err(|e| bad_reply("runner list", e))?;
-            let total = reply["total_count"].as_u64().unwrap_or(0) as usize;
-            let last = items.len() < 100;
-            runners.extend(items.into_iter().map(Runner::from));
-            if last || runners.len() >= total {
+            let total = reply.get("total_count").and_then(Value::as_u64);
+            let items = match field {
+                Some(f) => reply.get(f).cloned().unwrap_or(Value::Null),
+                None => reply,
+            };
+            let items: Vec<T> = serde_json::from_value(items).map_err(|e| bad_reply(what, e))?;
+            let last = items.len() < 100 || total.is_some_and(|t| u64::from(page) * 100 >= t);
+            all.extend(items);
+            if last {
                 break;
             }
         }
-        Ok(runners)
+        Ok(all)
     }
 
     /// The queued jobs of `scope` (each with its repository and `runs-on` labels), for
@@ -271,43 +286,26 @@ impl GitHub {
 
     /// The repositories of organization `org` (see `queued_jobs`), without archived ones.
     async fn org_repositories(&self, org: &str) -> Result<Vec<String>, ForgeError> {
-        let mut repos = Vec::new();
-        for page in 1..=MAX_LIST_PAGES {
-            let (items, total) = if self.uses_app() {
-                let reply = self
-                    .call(
-                        org,
-                        Method::GET,
-                        &format!("/installation/repositories?per_page=100&page={page}"),
-                        None,
-                    )
-                    .await?;
-                let total = reply["total_count"].as_u64();
-                (reply.get("repositories").cloned(), total)
-            } else {
-                let reply = self
-                    .call(
-                        org,
-                        Method::GET,
-                        &format!("/orgs/{org}/repos?type=all&per_page=100&page={page}"),
-                        None,
-                    )
-                    .await?;
-                (Some(reply), None)
-            };
-            let items: Vec<RawRepo> = serde_json::from_value(items.unwrap_or(Value::Null))
-                .map_err(|e| bad_reply("repository list", e))?;
-            let last = items.len() < 100;
-            repos.extend(
-                items
-                    .into_iter()
-                    .filter(|r| !r.archived && !r.disabled)
-                    .map(|r| r.full_name),
-            );
-            if last || total.is_some_and(|t| (page as u64) * 100 >= t) {
-                break;
-            }
-        }
+        let items: Vec<RawRepo> = if self.uses_app() {
+            let path = "/installation/repositories?per_page=100";
+            self.pages(
+                org,
+                path,
+                Some("repositories"),
+                "repository list",
+                MAX_LIST_PAGES,
+            )
+            .await?
+        } else {
+            let path = format!("/orgs/{org}/repos?type=all&per_page=100");
+            self.pages(org, &path, None, "repository list", MAX_LIST_PAGES)
+                .await?
+        };
+        let mut repos: Vec<String> = items
+            .into_iter()
+            .filter(|r| !r.archived && !r.disabled)
+            .map(|r| r.full_name)
+            .collect();
         // An installation belongs to one account, but keep only `org`'s repositories anyway.
         repos.retain(|r| {
             r.split_once('/')
@@ -320,30 +318,19 @@ impl GitHub {
     async fn active_runs(&self, repo: &str) -> Result<Vec<u64>, ForgeError> {
         let mut ids = Vec::new();
         for status in ["queued", "in_progress"] {
-            for page in 1..=MAX_LIST_PAGES {
-                let reply = self
-                    .call(
-                        repo,
-                        Method::GET,
-                        &format!(
-                            "/repos/{repo}/actions/runs?status={status}&per_page=100&page={page}"
-                        ),
-                        None,
-                    )
-                    .await?;
-                let items: Vec<RawRun> = serde_json::from_value(
-                    reply.get("workflow_runs").cloned().unwrap_or(Value::Null),
+            let path = format!("/repos/{repo}/actions/runs?status={status}&per_page=100");
+            let runs: Vec<RawRun> = self
+                .pages(
+                    repo,
+                    &path,
+                    Some("workflow_runs"),
+                    "workflow run list",
+                    MAX_LIST_PAGES,
                 )
-                .map_err(|e| bad_reply("workflow run list", e))?;
-                let total = reply["total_count"].as_u64().unwrap_or(0);
-                let last = items.len() < 100 || u64::from(page) * 100 >= total;
-                for run in items {
-                    if !ids.contains(&run.id) {
-                        ids.push(run.id);
-                    }
-                }
-                if last {
-                    break;
+                .await?;
+            for run in runs {
+                if !ids.contains(&run.id) {
+                    ids.push(run.id);
                 }
             }
         }
@@ -352,27 +339,11 @@ impl GitHub {
 
     /// The jobs of the latest attempt of run `run_id` of `repo`.
     async fn run_jobs(&self, repo: &str, run_id: u64) -> Result<Vec<WorkflowJob>, ForgeError> {
-        let mut jobs = Vec::new();
-        for page in 1..=MAX_LIST_PAGES {
-            let reply = self
-                .call(
-                    repo,
-                    Method::GET,
-                    &format!("/repos/{repo}/actions/runs/{run_id}/jobs?filter=latest&per_page=100&page={page}"),
-                    None,
-                )
-                .await?;
-            let items: Vec<RawJob> =
-                serde_json::from_value(reply.get("jobs").cloned().unwrap_or(Value::Null))
-                    .map_err(|e| bad_reply("job list", e))?;
-            let total = reply["total_count"].as_u64().unwrap_or(0);
-            let last = items.len() < 100 || u64::from(page) * 100 >= total;
-            jobs.extend(items.into_iter().map(|j| j.into_job(repo)));
-            if last {
-                break;
-            }
-        }
-        Ok(jobs)
+        let path = format!("/repos/{repo}/actions/runs/{run_id}/jobs?filter=latest&per_page=100");
+        let jobs: Vec<RawJob> = self
+            .pages(repo, &path, Some("jobs"), "job list", MAX_LIST_PAGES)
+            .await?;
+        Ok(jobs.into_iter().map(|j| j.into_job(repo)).collect())
     }
 
     /// Deletes runner `runner_id` of `scope`: `Busy` while it runs a job, `Gone` if it is not
