@@ -7,7 +7,7 @@ mod common;
 #[path = "common/moto.rs"]
 mod moto;
 
-use common::{Server, eventually};
+use common::{Server, eventually, git};
 use gantry_github::fake::FakeGitHub;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -25,25 +25,6 @@ Outputs:
   HelloArn:
     Value: !GetAtt HelloFunction.Arn
 "#;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// A repository `acme/NAME` on the fake git server with `files` on main; its last commit.
 fn repository(root: &Path, name: &str, files: &[(&str, &str)]) -> String {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Server, job};
+use common::{Server, git, job};
 use gantry::server::signature::{Secret, sign};
 use gantry_github::fake::FakeGitHub;
 use serde_json::{Value, json};
@@ -35,25 +35,6 @@ jobs:
 /// A working copy of the repository, pushing to the bare one the fake serves.
 struct Repo {
     work: PathBuf,
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 impl Repo {
