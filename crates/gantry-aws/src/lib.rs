@@ -9,6 +9,7 @@ pub mod executor;
 pub mod function;
 pub mod sanity;
 pub mod stack;
+pub mod targets;
 
 use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata};
 

@@ -8,7 +8,7 @@
 //! never onto disk or into a log.
 
 use base64::Engine as _;
-use gantry_engine::ports::{Checkout, Forge};
+use gantry_engine::ports::{Checkout, Forge, LookupError};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -19,6 +19,8 @@ use tokio::sync::Mutex;
 
 /// Fetching a commit may take a while on a big repository, but not forever.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(600);
+/// Asking a remote for one branch is quick, or the remote is not answering.
+const LS_REMOTE_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct GitSources {
     mirrors: PathBuf,
@@ -142,6 +144,34 @@ impl GitSources {
         .map_err(|e| format!("cannot check out {sha}: {e}"))?;
         log.push(format!("gantry: checked out {sha}"));
         Ok(())
+    }
+
+    /// The commit branch `branch` of `url` is at now (`git ls-remote`, no credentials): a
+    /// missing repository or branch is `Missing`, a remote that does not answer `Unreachable`.
+    pub async fn branch_head(&self, url: &str, branch: &str) -> Result<String, LookupError> {
+        self.check_url(url).map_err(LookupError::Missing)?;
+        check_ref(branch).map_err(LookupError::Missing)?;
+        let want = format!("refs/heads/{branch}");
+        let asked = tokio::time::timeout(
+            LS_REMOTE_TIMEOUT,
+            git(Path::new("/"), &["ls-remote", "--", url, &want], &[]),
+        )
+        .await
+        .map_err(|_| LookupError::Unreachable(format!("{url} did not answer in time")))?;
+        let refs = asked.map_err(|e| {
+            let e = e.strip_prefix("fatal: ").unwrap_or(&e).to_string();
+            if e.contains("not found") || e.contains("does not appear to be a git repository") {
+                LookupError::Missing(format!("no repository {url}: {e}"))
+            } else {
+                LookupError::Unreachable(format!("cannot ask {url} for its branches: {e}"))
+            }
+        })?;
+        refs.lines()
+            .find_map(|l| {
+                let (sha, name) = l.split_once('\t')?;
+                (name == want).then(|| sha.to_string())
+            })
+            .ok_or_else(|| LookupError::Missing(format!("{url} has no branch `{branch}`")))
     }
 
     /// git's environment for fetching `c`: an `Authorization` header from the forge's token

@@ -4,13 +4,15 @@
 //! requests refused with the problem named and nothing started.
 
 mod common;
+#[path = "common/deployer.rs"]
+mod deployer;
 #[path = "common/moto.rs"]
 mod moto;
 
-use common::{Server, eventually, git};
+use common::{Server, eventually};
+use deployer::{deploy, deployer, finished, repository};
 use gantry_github::fake::FakeGitHub;
 use serde_json::{Value, json};
-use std::path::Path;
 
 const SAM: &str = r#"AWSTemplateFormatVersion: '2010-09-09'
 Transform: AWS::Serverless-2016-10-31
@@ -25,40 +27,6 @@ Outputs:
   HelloArn:
     Value: !GetAtt HelloFunction.Arn
 "#;
-
-/// A repository `acme/NAME` on the fake git server with `files` on main; its last commit.
-fn repository(root: &Path, name: &str, files: &[(&str, &str)]) -> String {
-    let bare = root.join(format!("git/acme/{name}.git"));
-    std::fs::create_dir_all(&bare).unwrap();
-    git(
-        &bare,
-        &["init", "--quiet", "--bare", "--initial-branch=main"],
-    );
-    let work = root.join(format!("work-{name}"));
-    std::fs::create_dir_all(&work).unwrap();
-    git(&work, &["init", "--quiet", "--initial-branch=main"]);
-    for (path, text) in files {
-        let p = work.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "--quiet", "-m", "app"]);
-    git(
-        &work,
-        &["push", "--quiet", bare.to_str().unwrap(), "HEAD:main"],
-    );
-    git(&work, &["rev-parse", "HEAD"])
-}
-
-async fn finished(server: &Server, path: &str) -> Value {
-    eventually(120, &format!("{path} finishes"), async || {
-        let (status, body) = server.get(path).await;
-        assert_eq!(status, 200, "{body}");
-        matches!(body["status"].as_str(), Some("succeeded" | "failed")).then_some(body)
-    })
-    .await
-}
 
 #[tokio::test]
 async fn a_sam_app_is_deployed_through_the_api_and_its_sanity_tests_pass() {
@@ -78,22 +46,9 @@ async fn a_sam_app_is_deployed_through_the_api_and_its_sanity_tests_pass() {
         ],
     );
     let allowed = format!("{}/git/", github.url);
-    let mut env: Vec<(String, String)> = emulator.env();
-    env.push(("GANTRY_GIT_ALLOWED_URL_PREFIXES".into(), allowed.clone()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let server = Server::start_with(&dir.path().join("data"), &env).await;
+    let server = deployer(&dir.path().join("data"), emulator.env(), &allowed).await;
     let repo = format!("{}/git/acme/sam-app.git", github.url);
-
-    let (status, body) = server
-        .post(
-            "/deploy",
-            "application/json",
-            json!({"repository": repo, "branch": "main"}).to_string(),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    assert_eq!(body["status"], "pending");
-    let id = body["sessionId"].as_str().unwrap().to_string();
+    let id = deploy(&server, &repo).await;
     let s = finished(&server, &format!("/status/{id}")).await;
     assert_eq!(
         s["status"],
@@ -251,29 +206,6 @@ async fn bad_requests_are_refused_naming_the_problem_and_start_nothing() {
     assert_eq!(status, 404);
 }
 
-/// A server on `data` with the emulator's environment and `allowed` clone URLs.
-async fn deployer(data: &Path, emulator: &moto::Emulator, allowed: &str) -> Server {
-    let mut env: Vec<(String, String)> = emulator.env();
-    env.push((
-        "GANTRY_GIT_ALLOWED_URL_PREFIXES".into(),
-        allowed.to_string(),
-    ));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    Server::start_with(data, &env).await
-}
-
-async fn deploy(server: &Server, repo: &str) -> String {
-    let (status, body) = server
-        .post(
-            "/deploy",
-            "application/json",
-            json!({"repository": repo, "branch": "main"}).to_string(),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    body["sessionId"].as_str().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn a_stack_that_rolls_back_fails_its_session_naming_the_resource() {
     let emulator = moto::Emulator::start();
@@ -284,7 +216,7 @@ async fn a_stack_that_rolls_back_fails_its_session_naming_the_resource() {
     repository(dir.path(), "broken", &[("stack.yaml", broken)]);
     let server = deployer(
         &dir.path().join("data"),
-        &emulator,
+        emulator.env(),
         &format!("{}/git/", github.url),
     )
     .await;
@@ -320,7 +252,7 @@ async fn kill_9_during_a_deploy_ends_the_session_with_the_stacks_state_after_res
     );
     let allowed = format!("{}/git/", github.url);
     let data = dir.path().join("data");
-    let mut server = deployer(&data, &emulator, &allowed).await;
+    let mut server = deployer(&data, emulator.env(), &allowed).await;
     let id = deploy(&server, &format!("{}/git/acme/sam-app.git", github.url)).await;
     // Killed once the deploy is under way.
     eventually(60, "the deploy runs", async || {
@@ -329,7 +261,7 @@ async fn kill_9_during_a_deploy_ends_the_session_with_the_stacks_state_after_res
     })
     .await;
     server.kill9().await;
-    let server = deployer(&data, &emulator, &allowed).await;
+    let server = deployer(&data, emulator.env(), &allowed).await;
     let s = finished(&server, &format!("/status/{id}")).await;
     assert_eq!(s["status"], "succeeded", "{s:#}");
     assert_eq!(s["iacType"], "sam");

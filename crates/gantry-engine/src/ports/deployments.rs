@@ -51,3 +51,25 @@ pub struct DeploymentFilter {
     pub before: Option<(i64, String)>,
     pub limit: u32,
 }
+
+/// Why what a deployer request names cannot be had: it does not exist (the request is
+/// refused, 4xx), or where it lives could not be asked (5xx: try again).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("{0}")]
+    Missing(String),
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+/// The deployer's cloud, asked before a test session starts whether what it names is there.
+#[async_trait::async_trait]
+pub trait DeployTargets: Send + Sync {
+    /// The stack (with something deployed) or the function, in `region` (or the default one).
+    async fn check_test_target(
+        &self,
+        stack_name: Option<&str>,
+        function_name: Option<&str>,
+        region: Option<&str>,
+    ) -> Result<(), LookupError>;
+}

@@ -12,7 +12,7 @@ pub mod target_groups;
 pub mod targets;
 
 pub use clock::{Clock, SystemClock};
-pub use deployments::{DeploymentFilter, DeploymentRecord};
+pub use deployments::{DeployTargets, DeploymentFilter, DeploymentRecord, LookupError};
 pub use executor::{CancelSignal, Checkout, Executor, Launch};
 pub use forge::{CommitState, CommitStatus, Forge, ForgeError};
 pub use runners::{

@@ -489,17 +489,14 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         )),
     };
     let forge = client.clone().map(|c| c as Arc<dyn Forge>);
+    let git = wiring::git_sources(data_dir, git_allowed.clone(), forge.clone());
     let inputs = wiring::JobInputs {
         preparation: Preparation {
             secrets: Some(secrets.clone()),
             fork_secrets,
             fork_jobs,
         },
-        git: Some(wiring::git_sources(
-            data_dir,
-            git_allowed.clone(),
-            forge.clone(),
-        )),
+        git: Some(git.clone()),
         docker: true,
         isolation: isolation.clone(),
         work_dir: work_dir.clone(),
@@ -664,6 +661,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         git_allowed: Arc::new(git_allowed),
         bus: Some(bus),
         services,
+        deployer: deployer(git),
     };
     let addr = listener.local_addr()?;
     outln!("gantry listening on http://{addr}");
@@ -680,6 +678,21 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     engine.shutdown().await;
     info!("stopped");
     Ok(0)
+}
+
+/// The deployer's request-time lookups (branches through git, stacks and functions in AWS).
+#[cfg(feature = "aws")]
+fn deployer(git: Arc<gantry_exec::GitSources>) -> Option<server::Deployer> {
+    Some(server::Deployer {
+        git,
+        targets: Arc::new(gantry_aws::targets::AwsTargets::new()),
+    })
+}
+
+/// A build without the AWS executor has no deployer.
+#[cfg(not(feature = "aws"))]
+fn deployer(_: Arc<gantry_exec::GitSources>) -> Option<server::Deployer> {
+    None
 }
 
 async fn shutdown_signal() {

@@ -1,10 +1,11 @@
 //! The deployer's API, kept as its contract spells it (`POST /deploy`, `GET /status/{id}`,
 //! `GET /deployments`, `POST /test`, `GET /test-status/{id}`) and the same under
-//! `/api/v1/deployments…`. A session is a run of one AWS-executor job: submitted durably (with
+//! `/api/v1/deployments…`. A deploy's branch, and a test's stack or function, are looked up
+//! before anything starts: what is not there is refused (422). A session is a run of one AWS-executor job: submitted durably (with
 //! its record, in one batch) before the 202; its status is the run's, its logs the job's
 //! timestamped lines, the rest its record.
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Deployer};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -14,7 +15,7 @@ use gantry_core::RunStatus;
 use gantry_core::deploy::request::{self, DeployRequest, TestRequest};
 use gantry_core::spec::RunSpec;
 use gantry_engine::deployments;
-use gantry_engine::ports::{DeploymentFilter, DeploymentRecord};
+use gantry_engine::ports::{DeploymentFilter, DeploymentRecord, LookupError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -36,12 +37,37 @@ fn refused(problems: Vec<String>) -> ApiError {
     )
 }
 
-/// `POST /deploy`.
+/// What was named is not there (422), or where it lives did not answer (502).
+fn not_had(e: LookupError) -> ApiError {
+    match e {
+        LookupError::Missing(why) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_found", why)
+        }
+        LookupError::Unreachable(why) => ApiError::new(StatusCode::BAD_GATEWAY, "unreachable", why),
+    }
+}
+
+fn deployer(state: &AppState) -> Result<&Deployer, ApiError> {
+    state.deployer.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "no_deployer",
+            "this build of Gantry has no deployer (it was built without the `aws` feature)",
+        )
+    })
+}
+
+/// `POST /deploy`: checked, the branch looked up in its repository, then started.
 pub async fn deploy(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
     let r: DeployRequest = body(&bytes)?;
     let d = request::check_deploy(&r).map_err(refused)?;
     let spec = request::deploy_spec(&d);
     gantry_core::spec::check_sources(&spec, &state.git_allowed)?;
+    deployer(&state)?
+        .git
+        .branch_head(&d.repository, &d.branch)
+        .await
+        .map_err(not_had)?;
     start(&state, spec, deployments::deploy_record(&d)).await
 }
 
@@ -49,6 +75,15 @@ pub async fn deploy(State(state): State<AppState>, bytes: Bytes) -> Result<Respo
 pub async fn test(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
     let r: TestRequest = body(&bytes)?;
     let task = request::check_test(&r).map_err(refused)?;
+    deployer(&state)?
+        .targets
+        .check_test_target(
+            r.stack_name.as_deref(),
+            r.function_name.as_deref(),
+            r.region.as_deref(),
+        )
+        .await
+        .map_err(not_had)?;
     let what = r
         .stack_name
         .clone()

@@ -100,6 +100,16 @@ pub struct AppState {
     pub services: Option<Arc<gantry_engine::services::ServiceManager>>,
     /// Ephemeral GitHub Actions runners (`[runners]` in gantry.toml).
     pub runners: Option<gantry_engine::runners::RunnerPools>,
+    /// The deployer (`POST /deploy`, `POST /test`): none in a build without the AWS executor.
+    pub deployer: Option<Deployer>,
+}
+
+/// What the deployer's requests are checked against before a session starts: the branch in
+/// its repository, the stack or function in AWS.
+#[derive(Clone)]
+pub struct Deployer {
+    pub git: Arc<gantry_exec::GitSources>,
+    pub targets: Arc<dyn gantry_engine::ports::DeployTargets>,
 }
 
 /// The routes behind the guard.
