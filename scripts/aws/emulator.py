@@ -32,6 +32,10 @@ gap, as AWS behaves, and says so where it does:
   `UnemulatedResource`); its `AWS::ApiGateway::RestApi` ignores the OpenAPI `Body`
   (`patch_moto_rest_api`).
 
+With `--timings FILE`, each proxied request appends a JSON line to FILE: `{"start", "end"}`
+(Unix seconds, from the request read to the answer sent) and the `service` and `action`, so a
+benchmark can tell the emulator's time from its client's.
+
 Once both listen it prints one line, `emulator listening on http://127.0.0.1:PORT` (the
 proxy's URL: what clients use as AWS_ENDPOINT_URL), and serves until killed.
 
@@ -59,6 +63,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlencode, urlparse
 
@@ -242,6 +247,9 @@ class Emulator:
         self.lambda_results = lambda_results
         # samtranslator reads the region from a process-wide setting: one transform at a time.
         self.transform_lock = threading.Lock()
+        # `--timings`: where each proxied request's times go.
+        self.timings = None
+        self.timings_lock = threading.Lock()
 
     def s3_client(self, region):
         return boto3.client(
@@ -352,6 +360,10 @@ def validation_error(message):
 def make_handler(emulator):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # The headers and the body go out in two writes: without this, Nagle's algorithm
+        # holds the body back until the client's delayed ACK (~40 ms a request), a stall AWS
+        # doesn't have.
+        disable_nagle_algorithm = True
 
         def log_message(self, format, *args):  # noqa: A002 - quiet: tests read stdout
             pass
@@ -400,7 +412,30 @@ def make_handler(emulator):
             return self.reply(404, b'{"message": "no such emulator endpoint"}')
 
         def proxy(self):
+            began = time.time()
+            self.proxy_request()
+            if emulator.timings is not None:
+                line = json.dumps(
+                    {
+                        "start": began,
+                        "end": time.time(),
+                        "service": service_of(self.headers),
+                        "action": self.action,
+                    }
+                )
+                with emulator.timings_lock:
+                    emulator.timings.write(line + "\n")
+                    emulator.timings.flush()
+
+        def proxy_request(self):
             body = self.read_body()
+            if emulator.timings is not None:
+                form = dict(parse_qsl(body.decode("utf-8", "replace"))) if b"Action=" in body else {}
+                self.action = (
+                    form.get("Action")
+                    or self.headers.get("X-Amz-Target")
+                    or f"{self.command} {self.path.split('?', 1)[0][:80]}"
+                )
             path = self.path
             if path.startswith("/_emulator/"):
                 return self.handle_emulator_api(body)
@@ -471,6 +506,7 @@ def make_handler(emulator):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--port", type=int, default=0, help="the proxy's port (0: a free one)")
+    parser.add_argument("--timings", help="append each proxied request's times to this file")
     args = parser.parse_args()
 
     # moto's server logs every request through werkzeug; stdout is for the one line only.
@@ -502,6 +538,8 @@ def main():
         sys.exit(f"emulator: moto refused its config: {resp.status}")
 
     emulator = Emulator(moto_host, moto_port, lambda_results)
+    if args.timings:
+        emulator.timings = open(args.timings, "a", encoding="utf-8")
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(emulator))
     server.daemon_threads = True
     print(f"emulator listening on http://127.0.0.1:{server.server_address[1]}", flush=True)

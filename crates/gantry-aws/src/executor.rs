@@ -6,7 +6,7 @@
 
 use crate::deploy::{Tools, deploy};
 use crate::stack;
-use crate::{Aws, sanity};
+use crate::{Aws, Clients, sanity};
 use async_trait::async_trait;
 use gantry_core::dag::Outcome;
 use gantry_core::deploy::sanity::{EXECUTE_API_PATTERN, StackOutput, StackResource, plan};
@@ -66,6 +66,7 @@ pub struct AwsExecutor {
     git: Option<Arc<GitSources>>,
     sessions: Sessions,
     tools: Tools,
+    clients: Clients,
 }
 
 impl AwsExecutor {
@@ -74,6 +75,7 @@ impl AwsExecutor {
             git,
             sessions,
             tools,
+            clients: Clients::default(),
         }
     }
 }
@@ -129,7 +131,7 @@ impl Executor for AwsExecutor {
                         log(&format!("at commit {c}"));
                     }
                     self.sessions.update(&session, |r| r.commit = commit).await;
-                    let aws = Aws::connect(region.as_deref()).await;
+                    let aws = self.clients.get(region.as_deref()).await;
                     log(&format!(
                         "==> deploy to {} as stack {stack_name}",
                         aws.region
@@ -177,7 +179,7 @@ impl Executor for AwsExecutor {
                     function_name,
                     region,
                 } => {
-                    let aws = Aws::connect(region.as_deref()).await;
+                    let aws = self.clients.get(region.as_deref()).await;
                     test(
                         &aws,
                         &session,
@@ -270,6 +272,12 @@ fn outputs_json(outputs: &[(String, String)]) -> Value {
 
 /// The commit checked out at `dir`.
 async fn head(dir: &std::path::Path) -> Option<String> {
+    // A checkout leaves HEAD detached at the commit: the file holds its SHA.
+    let detached = std::fs::read_to_string(dir.join(".git/HEAD")).unwrap_or_default();
+    let detached = detached.trim();
+    if detached.len() >= 40 && detached.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Some(detached.to_string());
+    }
     let out = tokio::process::Command::new("git")
         .arg("-C")
         .arg(dir)

@@ -103,3 +103,24 @@ impl Aws {
         }
     }
 }
+
+/// Clients made once per region and kept: a client holds its connection pool and its
+/// credentials cache, so a session does not pay for new ones.
+#[derive(Debug, Clone, Default)]
+pub struct Clients {
+    by_region: std::sync::Arc<tokio::sync::Mutex<std::collections::HashMap<Option<String>, Aws>>>,
+}
+
+impl Clients {
+    /// The clients of `region` (or the environment's), made on first use.
+    pub async fn get(&self, region: Option<&str>) -> Aws {
+        let mut by_region = self.by_region.lock().await;
+        let key = region.map(str::to_string);
+        if let Some(aws) = by_region.get(&key) {
+            return aws.clone();
+        }
+        let aws = Aws::connect(region).await;
+        by_region.insert(key, aws.clone());
+        aws
+    }
+}

@@ -2,33 +2,20 @@
 //! stack or function that is not there instead of starting a session bound to fail. Clients
 //! are made once per region and kept.
 
-use crate::Aws;
+use crate::Clients;
 use async_trait::async_trait;
 use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata};
 use gantry_engine::ports::{DeployTargets, LookupError};
-use std::collections::HashMap;
-use tokio::sync::Mutex;
 
 /// The deployer's AWS account, as the environment names it.
 #[derive(Default)]
 pub struct AwsTargets {
-    clients: Mutex<HashMap<Option<String>, Aws>>,
+    clients: Clients,
 }
 
 impl AwsTargets {
     pub fn new() -> AwsTargets {
         AwsTargets::default()
-    }
-
-    async fn aws(&self, region: Option<&str>) -> Aws {
-        let mut clients = self.clients.lock().await;
-        let key = region.map(str::to_string);
-        if let Some(aws) = clients.get(&key) {
-            return aws.clone();
-        }
-        let aws = Aws::connect(region).await;
-        clients.insert(key, aws.clone());
-        aws
     }
 }
 
@@ -59,7 +46,7 @@ impl DeployTargets for AwsTargets {
         function_name: Option<&str>,
         region: Option<&str>,
     ) -> Result<(), LookupError> {
-        let aws = self.aws(region).await;
+        let aws = self.clients.get(region).await;
         let at = &aws.region;
         if let Some(stack) = stack_name {
             let out = aws

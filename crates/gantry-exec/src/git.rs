@@ -114,11 +114,12 @@ impl GitSources {
             if is_sha {
                 c.git_ref.clone()
             } else {
-                git(&mirror, &["rev-parse", "FETCH_HEAD"], &[]).await?
+                fetched_head(&mirror).await?
             }
         };
         // The workspace: a repository that borrows the mirror's objects, at exactly `sha`.
-        git(workspace, &["init", "--quiet"], &[]).await?;
+        // No template: a job's workspace needs no sample hooks (and init is quicker).
+        git(workspace, &["init", "--quiet", "--template="], &[]).await?;
         let objects = mirror.join("objects");
         std::fs::write(
             workspace.join(".git/objects/info/alternates"),
@@ -211,6 +212,18 @@ impl GitSources {
                 format!("Authorization: Basic {basic}"),
             ),
         ])
+    }
+}
+
+/// The commit a fetch of one ref brought: `FETCH_HEAD`'s first line starts with it (read
+/// directly; git itself only when the file is not as expected).
+async fn fetched_head(mirror: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(mirror.join("FETCH_HEAD")).unwrap_or_default();
+    let sha = text.split_whitespace().next().unwrap_or_default();
+    if is_full_sha(sha) {
+        Ok(sha.to_string())
+    } else {
+        git(mirror, &["rev-parse", "FETCH_HEAD"], &[]).await
     }
 }
 

@@ -193,11 +193,12 @@ fn aws_job(name: &str, task: AwsTask, source: Option<Source>) -> JobSpec {
     }
 }
 
-/// `name` of `https://host[/path]/owner/name(.git)`, if the URL is a repository's.
+/// `name` of `https://host[/path]/owner/name(.git)` (or `http`, `git`, `ssh`), if the URL
+/// is a repository's.
 pub fn repository_name(url: &str) -> Option<String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))?;
+    let rest = ["https://", "http://", "git://", "ssh://"]
+        .iter()
+        .find_map(|scheme| url.strip_prefix(scheme))?;
     let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
     let part = |s: &str| {
         !s.is_empty()
@@ -370,6 +371,16 @@ mod tests {
             Some("web")
         );
         assert_eq!(repository_name("https://github.com/o/../r"), None);
+        assert_eq!(
+            repository_name("ssh://git@github.com/o/r.git").as_deref(),
+            Some("r")
+        );
+        assert_eq!(
+            repository_name("git://127.0.0.1:9418/o/r").as_deref(),
+            Some("r")
+        );
+        assert_eq!(repository_name("git@github.com:o/r.git"), None);
+        assert_eq!(repository_name("file:///srv/o/r"), None);
         assert!(check_region("eu-west-1").is_ok() && check_region("us-gov-west-1").is_ok());
     }
 }
