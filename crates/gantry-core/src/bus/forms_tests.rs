@@ -285,6 +285,19 @@ fn or_later_path_replaces_earlier() {
     );
     assert!(m(p.clone(), json!({"a": "x", "b": "z"})));
     assert!(!m(p, json!({"a": "x"})));
+    // event-ruler's own example (JsonRuleCompilerTest.testWithRuleOverride).
+    let p = json!({"name": ["a", "b"], "$or": [
+        {"name": [{"anything-but": "a"}]}, {"condition1": ["x"]}]});
+    assert!(m(p.clone(), json!({"name": "a", "condition1": "x"})));
+    assert!(m(p, json!({"name": "c"})));
+    // A key repeated in the pattern's text: the later one counts (ibid., event-ruler
+    // issue 22's rule).
+    let p = Pattern::parse(
+        r#"{"detail": {"eventSource": ["s3.amazonaws.com"], "eventSource": ["sns.amazonaws.com"]}}"#,
+    )
+    .unwrap();
+    assert!(p.matches_json(&json!({"detail": {"eventSource": "sns.amazonaws.com"}})));
+    assert!(!p.matches_json(&json!({"detail": {"eventSource": "s3.amazonaws.com"}})));
 }
 
 /// User guide, "Exists matching": `true` or `false` only (event-ruler: "exists match pattern
