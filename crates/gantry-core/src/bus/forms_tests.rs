@@ -256,8 +256,10 @@ fn or_refusals() {
             &format!("`{key}` is a reserved keyword"),
         );
         refused(
-            json!({"$or": [{"a": {key: ["x"]}}, {"b": ["c"]}]}),
-            "cannot be used as a field name inside `$or`",
+            json!({"d": {"$or": [{"a": {key: ["x"]}}, {"b": ["c"]}]}}),
+            &format!(
+                "`d.a`: `{key}` is a reserved keyword and cannot be used as a field name inside `$or`"
+            ),
         );
         assert!(
             m(json!({ key: ["a"] }), json!({ key: "a" })),

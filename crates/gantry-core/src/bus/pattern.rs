@@ -112,8 +112,13 @@ fn object(
     let mut branches: Vec<Vec<FieldTest>> = vec![Vec::new()];
     for (key, value) in obj {
         if in_or && RESERVED_IN_OR.contains(&key.as_str()) {
+            let at = if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("`{prefix}`: ")
+            };
             return err(format!(
-                "`{key}` is a reserved keyword and cannot be used as a field name inside `$or`"
+                "{at}`{key}` is a reserved keyword and cannot be used as a field name inside `$or`"
             ));
         }
         let alternatives: Vec<Vec<FieldTest>> = if key == "$or" {
