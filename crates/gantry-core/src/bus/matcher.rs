@@ -2,6 +2,8 @@
 //! accepts (`"x"`, `3`, `{"prefix": …}`, `{"numeric": […]}`, `{"cidr": …}`, …), compiled
 //! once (lower-cased strings, parsed networks, split wildcards) so matching only compares.
 
+pub use super::anything_but::AnythingBut;
+pub use super::numeric::{NUMERIC_LIMIT, Range};
 use std::net::IpAddr;
 
 /// A scalar of an event: what a leaf of the event's JSON holds.
@@ -35,25 +37,6 @@ pub enum Matcher {
     AnythingBut(AnythingBut),
 }
 
-/// `anything-but`: the field exists and its value is none of these.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AnythingBut {
-    Strs(Vec<String>),
-    Nums(Vec<f64>),
-    Prefix(String),
-    Suffix(String),
-    Wildcard(Wildcard),
-    /// Lower-cased.
-    IgnoreCase(Vec<String>),
-}
-
-/// A numeric range; a bound is (value, inclusive).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Range {
-    pub lower: Option<(f64, bool)>,
-    pub upper: Option<(f64, bool)>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
     net: IpAddr,
@@ -65,9 +48,6 @@ pub struct Cidr {
 pub struct Wildcard {
     pieces: Vec<String>,
 }
-
-/// The largest magnitude EventBridge compares numbers in.
-pub const NUMERIC_LIMIT: f64 = 5.0e9;
 
 impl Matcher {
     /// Whether `v` (one leaf value of the event) is accepted. `Exists` is decided by the caller.
@@ -96,93 +76,10 @@ fn lower(s: &str) -> String {
     s.to_lowercase()
 }
 
-impl AnythingBut {
-    fn accepts(&self, v: &Scalar<'_>) -> bool {
-        match (self, v) {
-            (AnythingBut::Strs(list), Scalar::Str(e)) => !list.iter().any(|s| s == e),
-            (AnythingBut::Nums(list), Scalar::Num(e)) => !list.contains(e),
-            (AnythingBut::Prefix(p), Scalar::Str(e)) => !e.starts_with(p.as_str()),
-            (AnythingBut::Suffix(p), Scalar::Str(e)) => !e.ends_with(p.as_str()),
-            (AnythingBut::Wildcard(w), Scalar::Str(e)) => !w.matches(e),
-            (AnythingBut::IgnoreCase(list), Scalar::Str(e)) => {
-                let e = lower(e);
-                !list.contains(&e)
-            }
-            // A value of another type is not any of the listed ones.
-            _ => true,
-        }
-    }
-}
-
-impl Range {
-    pub fn contains(&self, x: f64) -> bool {
-        let above = match self.lower {
-            None => true,
-            Some((b, true)) => x >= b,
-            Some((b, false)) => x > b,
-        };
-        let below = match self.upper {
-            None => true,
-            Some((b, true)) => x <= b,
-            Some((b, false)) => x < b,
-        };
-        above && below
-    }
-
-    /// `["<", 5]`, `[">=", 0, "<", 10]`, `["=", 3]`.
-    pub fn parse(items: &[serde_json::Value]) -> Result<Range, String> {
-        let bad = |why: &str| Err(format!("bad numeric range: {why}"));
-        if items.is_empty() || !items.len().is_multiple_of(2) {
-            return bad("expected operator and number pairs, like [\">\", 0, \"<=\", 5]");
-        }
-        let mut r = Range {
-            lower: None,
-            upper: None,
-        };
-        let mut equals = false;
-        for pair in items.chunks(2) {
-            let Some(op) = pair[0].as_str() else {
-                return bad("an operator must be one of <, <=, =, >, >=");
-            };
-            let Some(n) = pair[1].as_f64().filter(|_| pair[1].is_number()) else {
-                return bad(&format!("`{op}` must be followed by a number"));
-            };
-            if !(-NUMERIC_LIMIT..=NUMERIC_LIMIT).contains(&n) {
-                return bad(&format!(
-                    "{n} is outside -5e9..5e9, the numbers EventBridge compares"
-                ));
-            }
-            let slot = match op {
-                ">" | ">=" => &mut r.lower,
-                "<" | "<=" => &mut r.upper,
-                "=" => {
-                    if items.len() != 2 {
-                        return bad("`=` cannot be combined with other operators");
-                    }
-                    equals = true;
-                    r.lower = Some((n, true));
-                    r.upper = Some((n, true));
-                    continue;
-                }
-                other => return bad(&format!("unknown operator `{other}`")),
-            };
-            if slot.is_some() {
-                return bad("at most one lower and one upper bound");
-            }
-            *slot = Some((n, op.ends_with('=')));
-        }
-        if !equals
-            && let (Some((lo, _)), Some((hi, _))) = (r.lower, r.upper)
-            && lo >= hi
-        {
-            return bad("the lower bound must be below the upper bound");
-        }
-        Ok(r)
-    }
-}
-
 impl Cidr {
-    /// `10.0.0.0/24` or `2001:db8::/32`.
+    /// `10.0.0.0/24` or `2001:db8::/32`. As in aws/event-ruler (`CIDR.cidr`), the mask must
+    /// be below the address width: /32 (IPv4) and /128 (IPv6) are refused — a single address
+    /// is matched by listing it as a plain string.
     pub fn parse(s: &str) -> Result<Cidr, String> {
         let bad = || format!("`{s}` is not a CIDR block like 10.0.0.0/24 or 2001:db8::/32");
         let (ip, bits) = s.split_once('/').ok_or_else(bad)?;
@@ -191,6 +88,11 @@ impl Cidr {
         let max = if net.is_ipv4() { 32 } else { 128 };
         if bits > max {
             return Err(bad());
+        }
+        if bits == max {
+            return Err(format!(
+                "`{s}`: the mask must be below /{max} (EventBridge refuses /{max}); to match one address, list it as a plain string"
+            ));
         }
         Ok(Cidr { net, bits })
     }
@@ -275,7 +177,6 @@ impl Wildcard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn wildcards() {
@@ -291,26 +192,6 @@ mod tests {
     }
 
     #[test]
-    fn ranges() {
-        let r = |v: serde_json::Value| Range::parse(v.as_array().unwrap());
-        let x = r(json!([">", 0, "<=", 5])).unwrap();
-        assert!(!x.contains(0.0) && x.contains(0.1) && x.contains(5.0) && !x.contains(5.1));
-        assert!(r(json!(["=", 3])).unwrap().contains(3.0));
-        for bad in [
-            json!([]),
-            json!([">", "1"]),
-            json!([">", 5, "<", 1]),
-            json!(["=", 1, "<", 4]),
-            json!([">", 1, ">=", 2]),
-            json!(["!", 1]),
-            json!([">", 6e9]),
-            json!([">"]),
-        ] {
-            assert!(r(bad.clone()).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn cidrs() {
         let c = Cidr::parse("10.0.0.0/24").unwrap();
         assert!(c.contains("10.0.0.7") && !c.contains("10.0.1.7") && !c.contains("x"));
@@ -318,8 +199,28 @@ mod tests {
         assert!(c6.contains("2001:db8::1") && !c6.contains("2001:db9::1"));
         assert!(!c6.contains("10.0.0.1"));
         assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8"));
-        for bad in ["10.0.0.0", "10.0.0.0/33", "10.0.0/8", "::/129", "x/3"] {
-            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "::/129",
+            "x/3",
+            "1.2.3.4/-1",
+        ] {
+            assert!(
+                Cidr::parse(bad).unwrap_err().contains("not a CIDR block"),
+                "{bad}"
+            );
         }
+        // event-ruler `CIDR.cidr`: "IPv4 mask bits must be < 32", "IPv6 mask bits must be < 128".
+        assert!(
+            Cidr::parse("10.0.0.1/32")
+                .unwrap_err()
+                .contains("below /32")
+        );
+        assert!(Cidr::parse("::1/128").unwrap_err().contains("below /128"));
+        assert!(Cidr::parse("10.0.0.1/31").unwrap().contains("10.0.0.0"));
+        // The block is the address masked (event-ruler computes the bottom from the mask).
+        assert!(Cidr::parse("10.0.0.77/24").unwrap().contains("10.0.0.1"));
     }
 }

@@ -51,7 +51,7 @@ impl Pattern {
         let Value::Object(obj) = v else {
             return err("a pattern must be a JSON object");
         };
-        let branches = object(obj, "")?;
+        let branches = object(obj, "", false)?;
         Ok(Pattern { branches })
     }
 
@@ -69,14 +69,58 @@ impl Pattern {
     }
 }
 
+/// Keys that cannot name a field anywhere inside `$or`: aws/event-ruler's
+/// `Constants.RESERVED_FIELD_NAMES_IN_OR_RELATIONSHIP` (the operators, the numeric comparison
+/// signs, and names it keeps for future operators).
+pub const RESERVED_IN_OR: &[&str] = &[
+    "exactly",
+    "equals-ignore-case",
+    "prefix",
+    "suffix",
+    "anything-but",
+    "exists",
+    "wildcard",
+    "numeric",
+    "cidr",
+    "=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "regex",
+    "not-wildcard",
+    "not-equals-ignore-case",
+    "date-after",
+    "date-on-or-after",
+    "date-before",
+    "date-on-or-before",
+    "in-date-range",
+    "ip-address-in-range",
+    "ip-address-not-in-range",
+];
+
 /// The branches of an object at `prefix`: each key adds a condition to every branch; `$or`
-/// multiplies them.
-fn object(obj: &Map<String, Value>, prefix: &str) -> Result<Vec<Vec<FieldTest>>, PatternError> {
+/// multiplies them. `in_or`: the object is (inside) an alternative of `$or`.
+fn object(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    in_or: bool,
+) -> Result<Vec<Vec<FieldTest>>, PatternError> {
     if obj.is_empty() {
         return err("empty objects are not allowed");
     }
     let mut branches: Vec<Vec<FieldTest>> = vec![Vec::new()];
     for (key, value) in obj {
+        if in_or && RESERVED_IN_OR.contains(&key.as_str()) {
+            let at = if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("`{prefix}`: ")
+            };
+            return err(format!(
+                "{at}`{key}` is a reserved keyword and cannot be used as a field name inside `$or`"
+            ));
+        }
         let alternatives: Vec<Vec<FieldTest>> = if key == "$or" {
             let Value::Array(items) = value else {
                 return err("`$or` must be an array of patterns");
@@ -89,7 +133,7 @@ fn object(obj: &Map<String, Value>, prefix: &str) -> Result<Vec<Vec<FieldTest>>,
                 let Value::Object(o) = item else {
                     return err("each item of `$or` must be an object");
                 };
-                alts.extend(object(o, prefix)?);
+                alts.extend(object(o, prefix, true)?);
             }
             alts
         } else {
@@ -99,7 +143,7 @@ fn object(obj: &Map<String, Value>, prefix: &str) -> Result<Vec<Vec<FieldTest>>,
                 format!("{prefix}.{key}")
             };
             match value {
-                Value::Object(o) => object(o, &path)?,
+                Value::Object(o) => object(o, &path, in_or)?,
                 Value::Array(items) => vec![vec![FieldTest {
                     any: leaf_values(&path, items)?,
                     path,
@@ -116,7 +160,14 @@ fn object(obj: &Map<String, Value>, prefix: &str) -> Result<Vec<Vec<FieldTest>>,
         for b in &branches {
             for alt in &alternatives {
                 let mut joined = b.clone();
-                joined.extend(alt.iter().cloned());
+                for field in alt {
+                    // A path given again replaces the earlier condition, as event-ruler's
+                    // `writeRules` puts it over the one before.
+                    match joined.iter_mut().find(|f| f.path == field.path) {
+                        Some(earlier) => *earlier = field.clone(),
+                        None => joined.push(field.clone()),
+                    }
+                }
                 next.push(joined);
             }
         }
@@ -224,71 +275,13 @@ fn operator(path: &str, o: &Map<String, Value>) -> Result<Matcher, PatternError>
             }
         },
         "cidr" => Matcher::Cidr(Cidr::parse(string_of(path, op, v)?).map_err(bad)?),
-        "anything-but" => Matcher::AnythingBut(anything_but(path, v)?),
+        "anything-but" => Matcher::AnythingBut(AnythingBut::parse(v).map_err(bad)?),
         other => {
             return err(format!(
                 "`{path}`: unknown operator `{other}`; expected one of: prefix, suffix, equals-ignore-case, wildcard, anything-but, numeric, exists, cidr"
             ));
         }
     })
-}
-
-fn anything_but(path: &str, v: &Value) -> Result<AnythingBut, PatternError> {
-    let bad = |why: &str| Err(PatternError(format!("`{path}`: `anything-but` {why}")));
-    match v {
-        Value::String(s) => Ok(AnythingBut::Strs(vec![s.clone()])),
-        Value::Number(n) => Ok(AnythingBut::Nums(vec![n.as_f64().unwrap_or(f64::NAN)])),
-        Value::Array(items) if items.is_empty() => bad("cannot be an empty list"),
-        Value::Array(items) if items.iter().all(Value::is_string) => Ok(AnythingBut::Strs(
-            items
-                .iter()
-                .filter_map(|i| i.as_str().map(str::to_string))
-                .collect(),
-        )),
-        Value::Array(items) if items.iter().all(Value::is_number) => Ok(AnythingBut::Nums(
-            items.iter().filter_map(Value::as_f64).collect(),
-        )),
-        Value::Array(_) => bad("takes a list of only strings or only numbers"),
-        Value::Object(o) if o.len() == 1 => {
-            let (op, inner) = o.iter().next().expect("one entry");
-            match op.as_str() {
-                "prefix" | "suffix" => {
-                    let s = string_of(path, op, inner)?;
-                    if s.is_empty() {
-                        return bad(&format!("`{op}` cannot be empty"));
-                    }
-                    Ok(if op == "prefix" {
-                        AnythingBut::Prefix(s.to_string())
-                    } else {
-                        AnythingBut::Suffix(s.to_string())
-                    })
-                }
-                "wildcard" => Ok(AnythingBut::Wildcard(
-                    Wildcard::parse(string_of(path, op, inner)?)
-                        .map_err(|e| PatternError(format!("`{path}`: {e}")))?,
-                )),
-                "equals-ignore-case" => match inner {
-                    Value::String(s) => Ok(AnythingBut::IgnoreCase(vec![s.to_lowercase()])),
-                    Value::Array(items)
-                        if !items.is_empty() && items.iter().all(Value::is_string) =>
-                    {
-                        Ok(AnythingBut::IgnoreCase(
-                            items
-                                .iter()
-                                .filter_map(|i| i.as_str().map(str::to_lowercase))
-                                .collect(),
-                        ))
-                    }
-                    _ => bad("`equals-ignore-case` takes a string or a list of strings"),
-                },
-                other => bad(&format!(
-                    "does not take `{other}`; expected prefix, suffix, wildcard or equals-ignore-case"
-                )),
-            }
-        }
-        Value::Object(_) => bad("takes an object with exactly one key"),
-        _ => bad("takes a string, a number, a list, or an object"),
-    }
 }
 
 /// Whether every field of `branch` matches, with leaves chosen consistently across arrays.
