@@ -200,6 +200,21 @@ async fn bad_requests_are_refused_naming_the_problem_and_start_nothing() {
         );
         assert!(answer.to_string().contains(want), "{path} {body}: {answer}");
     }
+    // An oversized body: refused unread (a fresh client: the server closes a connection whose
+    // body it did not read).
+    for path in ["/deploy", "/test", "/api/v1/deployments"] {
+        let big = json!({"repository": "https://github.com/acme/x", "branch": "x".repeat(100_000)});
+        let resp = reqwest::Client::new()
+            .post(format!("{}{path}", server.url))
+            .header("content-type", "application/json")
+            .body(big.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 413, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "too_large", "{path}: {body}");
+    }
     let (_, runs) = server.get("/api/v1/runs").await;
     assert!(runs["runs"].as_array().unwrap().is_empty(), "{runs}");
     let (status, _) = server.get("/status/01NOSUCHSESSION").await;

@@ -19,6 +19,11 @@ use gantry_engine::ports::{DeploymentFilter, DeploymentRecord, LookupError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+/// A deployer request is a few names: a body over 64 KiB is refused (413) unread.
+pub fn body_limit() -> axum::extract::DefaultBodyLimit {
+    axum::extract::DefaultBodyLimit::max(64 * 1024)
+}
+
 fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(

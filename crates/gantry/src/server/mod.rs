@@ -138,17 +138,28 @@ pub fn router(state: AppState, guard: Arc<Guard>) -> Router {
         .route("/api/v1/runners", get(runners::list))
         .route("/api/v1/runners/reconcile", post(runners::reconcile))
         .route("/api/v1/runners/{name}", get(runners::get_one))
-        .route("/deploy", post(deployments::deploy))
+        .route(
+            "/deploy",
+            post(deployments::deploy).layer(deployments::body_limit()),
+        )
         .route("/status/{id}", get(deployments::status))
         .route("/deployments", get(deployments::list))
-        .route("/test", post(deployments::test))
+        .route(
+            "/test",
+            post(deployments::test).layer(deployments::body_limit()),
+        )
         .route("/test-status/{id}", get(deployments::status))
         .route(
             "/api/v1/deployments",
-            post(deployments::deploy).get(deployments::list),
+            post(deployments::deploy)
+                .layer(deployments::body_limit())
+                .get(deployments::list),
         )
         .route("/api/v1/deployments/{id}", get(deployments::status))
-        .route("/api/v1/deployments/tests", post(deployments::test))
+        .route(
+            "/api/v1/deployments/tests",
+            post(deployments::test).layer(deployments::body_limit()),
+        )
         .route("/api/v1/deployments/tests/{id}", get(deployments::status))
         .route("/api/v1/secrets", post(secrets::set).get(secrets::list))
         .route("/api/v1/secrets/{scope}/{name}", delete(secrets::delete))
