@@ -104,7 +104,7 @@ impl Executor for AwsExecutor {
             match task {
                 AwsTask::Deploy { stack_name, region } => {
                     log("==> checkout");
-                    if gantry_exec::prepare_workspace(self.git.as_deref(), &mut launch)
+                    if gantry_exec::prepare_workspace(self.git.as_deref(), None, &mut launch)
                         .await
                         .is_none()
                     {

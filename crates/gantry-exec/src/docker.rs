@@ -44,6 +44,8 @@ pub struct DockerExecutor {
     docker: Docker,
     owner: String,
     git: Option<Arc<GitSources>>,
+    /// A local run's working tree, copied into the workspace of each job without a `source`.
+    tree: Option<Arc<crate::WorkingTree>>,
     /// Seconds between the stop signal and the kill.
     grace_s: i32,
     registries: RegistryAuth,
@@ -56,6 +58,7 @@ impl DockerExecutor {
             docker: connect().await?,
             owner: owner.into(),
             git: None,
+            tree: None,
             grace_s: 1,
             registries: RegistryAuth::default(),
         })
@@ -69,6 +72,12 @@ impl DockerExecutor {
 
     pub fn with_git(mut self, git: Arc<GitSources>) -> Self {
         self.git = Some(git);
+        self
+    }
+
+    /// Jobs without a `source` start with a copy of `tree` (a local run's working tree).
+    pub fn with_tree(mut self, tree: Arc<crate::WorkingTree>) -> Self {
+        self.tree = Some(tree);
         self
     }
 
@@ -126,7 +135,9 @@ impl DockerExecutor {
 #[async_trait]
 impl Executor for DockerExecutor {
     async fn execute(&self, mut launch: Launch, cancel: CancelSignal) -> Outcome {
-        let Some(masker) = workspace::start(self.git.as_deref(), &mut launch).await else {
+        let Some(masker) =
+            workspace::start(self.git.as_deref(), self.tree.as_deref(), &mut launch).await
+        else {
             return Outcome::Failed { exit_code: None };
         };
         // The server makes its files private; a container's own user gets the workspace.

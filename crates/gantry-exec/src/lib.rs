@@ -1,6 +1,6 @@
 //! Executors: where a job's commands run. `local` runs them as processes on this machine;
 //! `docker` in containers of the job's image. `workspace` gives every attempt a new, empty
-//! folder first; `git` puts a job's source into it; `masked_log` writes output with secrets
+//! folder first; `git` puts a job's source into it (`tree`, in a local run, the working tree); `masked_log` writes output with secrets
 //! hidden; `pull` pulls a missing image with the credentials of `registry_auth`;
 //! `runner_hosts` run GitHub Actions runners (processes or containers).
 
@@ -12,6 +12,7 @@ mod masked_log;
 mod pull;
 mod registry_auth;
 mod runner_hosts;
+mod tree;
 mod workspace;
 
 pub use docker::{DockerExecutor, DockerServices, OWNER_LABEL, RUN_LABEL};
@@ -21,4 +22,5 @@ pub use local::LocalExecutor;
 pub use pull::{ImageRef, ensure_image};
 pub use registry_auth::{Credentials, RegistryAuth, default_docker_config};
 pub use runner_hosts::{DockerRunners, LocalRunners};
+pub use tree::WorkingTree;
 pub use workspace::start as prepare_workspace;

@@ -37,6 +37,8 @@ pub struct LocalExecutor {
     kill_grace: Duration,
     /// Puts a job's source into its workspace.
     git: Option<Arc<GitSources>>,
+    /// A local run's working tree, copied into the workspace of each job without a `source`.
+    tree: Option<Arc<crate::WorkingTree>>,
     /// The environment and user jobs start with.
     isolation: Isolation,
 }
@@ -49,6 +51,7 @@ impl LocalExecutor {
             owner: owner.into(),
             kill_grace,
             git: None,
+            tree: None,
             isolation: Isolation::Inherit,
         }
     }
@@ -63,6 +66,12 @@ impl LocalExecutor {
     /// Jobs with a `source` are checked out through `git`.
     pub fn with_git(mut self, git: Arc<GitSources>) -> Self {
         self.git = Some(git);
+        self
+    }
+
+    /// Jobs without a `source` start with a copy of `tree` (a local run's working tree).
+    pub fn with_tree(mut self, tree: Arc<crate::WorkingTree>) -> Self {
+        self.tree = Some(tree);
         self
     }
 
@@ -160,7 +169,9 @@ impl Drop for Copier {
 #[async_trait]
 impl Executor for LocalExecutor {
     async fn execute(&self, mut launch: Launch, mut cancel: CancelSignal) -> Outcome {
-        let Some(masker) = workspace::start(self.git.as_deref(), &mut launch).await else {
+        let Some(masker) =
+            workspace::start(self.git.as_deref(), self.tree.as_deref(), &mut launch).await
+        else {
             return Outcome::Failed { exit_code: None };
         };
         if let Some(user) = self.isolation.run_as()

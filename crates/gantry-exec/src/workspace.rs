@@ -8,6 +8,7 @@
 //! people look for them, until the job's next attempt or the janitor removes them.
 
 use crate::git::GitSources;
+use crate::tree::WorkingTree;
 use gantry_core::secret::Masker;
 use gantry_engine::ports::Launch;
 use std::io;
@@ -106,15 +107,33 @@ pub(crate) fn for_container_user(place: &Path, user: Option<&str>) -> io::Result
     }
 }
 
-/// Writes the engine's notes and checks out the source, both into the log (masked).
+/// Writes the engine's notes and checks out the source (or, in a local run, copies the
+/// working tree), both into the log (masked).
 pub(crate) async fn before_commands(
     git: Option<&GitSources>,
+    tree: Option<&WorkingTree>,
     launch: &Launch,
     masker: &Masker,
 ) -> Result<(), String> {
     let mut lines = launch.notes.clone();
     let result = match (&launch.checkout, git) {
-        (None, _) => Ok(()),
+        (None, _) => match tree {
+            None => Ok(()),
+            Some(tree) => {
+                let root = tree.root().display().to_string();
+                let (tree, dest) = (tree.clone(), launch.workspace.clone());
+                match tokio::task::spawn_blocking(move || tree.copy_into(&dest)).await {
+                    Ok(Ok(n)) => {
+                        lines.push(format!(
+                            "gantry: copied {n} files of the working tree {root}"
+                        ));
+                        Ok(())
+                    }
+                    Ok(Err(e)) => Err(format!("cannot copy the working tree {root}: {e}")),
+                    Err(e) => Err(format!("cannot copy the working tree {root}: {e}")),
+                }
+            }
+        },
         (Some(_), None) => {
             Err("this job has a `source` but no git checkout is configured here".to_string())
         }
@@ -132,7 +151,11 @@ pub(crate) async fn before_commands(
 /// Everything before the commands, for any executor: a new, empty workspace at the job's place
 /// (`launch.workspace`, made absolute), the masker for the job's secrets, the notes and the
 /// checkout. `None` (already logged) when the job cannot start.
-pub async fn start(git: Option<&GitSources>, launch: &mut Launch) -> Option<Masker> {
+pub async fn start(
+    git: Option<&GitSources>,
+    tree: Option<&WorkingTree>,
+    launch: &mut Launch,
+) -> Option<Masker> {
     let prepared = std::path::absolute(&launch.workspace).and_then(|place| {
         fresh(&place)?;
         Ok(place)
@@ -148,7 +171,7 @@ pub async fn start(git: Option<&GitSources>, launch: &mut Launch) -> Option<Mask
         }
     }
     let masker = Masker::new(launch.secrets.iter().map(|(_, v)| v.expose()));
-    if let Err(why) = before_commands(git, launch, &masker).await {
+    if let Err(why) = before_commands(git, tree, launch, &masker).await {
         tracing::warn!(cause = %why, "cannot prepare the job's source");
         return None;
     }

@@ -48,6 +48,8 @@ pub struct JobInputs {
     pub log_limit: Option<u64>,
     /// Credentials for pulling jobs' images (by default the Docker config file's).
     pub registries: gantry_exec::RegistryAuth,
+    /// A local run's working tree: jobs without a `source` start with a copy of it.
+    pub tree: Option<Arc<gantry_exec::WorkingTree>>,
 }
 
 /// The smallest log limit accepted: a bare number is bytes, so `64` for `64m` is refused.
@@ -82,6 +84,9 @@ pub async fn start_engine(
     if let Some(git) = inputs.git.clone() {
         local = local.with_git(git);
     }
+    if let Some(tree) = inputs.tree.clone() {
+        local = local.with_tree(tree);
+    }
     let mut executors: Executors = Executors::new();
     executors.insert(ExecutorKind::Local, Arc::new(local));
     // Jobs with `image:` run in containers when Docker is reachable; otherwise they fail
@@ -92,6 +97,9 @@ pub async fn start_engine(
                 let mut docker = docker.with_registries(inputs.registries);
                 if let Some(git) = inputs.git.clone() {
                     docker = docker.with_git(git);
+                }
+                if let Some(tree) = inputs.tree.clone() {
+                    docker = docker.with_tree(tree);
                 }
                 executors.insert(ExecutorKind::Docker, Arc::new(docker));
             }

@@ -13,8 +13,16 @@ use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Run spec or pipeline file (YAML or JSON); `-` reads standard input.
-    pub file: PathBuf,
+    /// Run spec or pipeline file (YAML or JSON); `-` reads standard input [default:
+    /// `.gantry.yml`, then `.gantry.yaml`, in the current directory].
+    pub file: Option<PathBuf>,
+    /// The folder whose files each job starts with (a copy: as git lists them, `.gitignore`
+    /// respected, uncommitted changes included; every file outside a git repository).
+    #[arg(long, default_value = ".")]
+    pub workdir: PathBuf,
+    /// Set an environment variable in every job (`K=V`; repeatable; wins over the spec's).
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
     /// Print the run object as JSON on stdout when the run ends (and nothing else).
     #[arg(long)]
     pub json: bool,
@@ -40,22 +48,65 @@ pub struct RunArgs {
 /// How much of a failed job's log is shown when the run ends.
 const FAILED_LOG_LINES: usize = 10;
 
-pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
-    let bytes = if args.file.as_os_str() == "-" {
+/// `K=V`, with K a variable name.
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    let (k, v) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not K=V"))?;
+    let name_ok = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !name_ok {
+        return Err(format!(
+            "`{k}` is not a variable name (letters, digits and _, not starting with a digit)"
+        ));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// The file to run: the one given, or `.gantry.yml` / `.gantry.yaml` here.
+fn spec_file(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(f) = given {
+        return Ok(f);
+    }
+    [".gantry.yml", ".gantry.yaml"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no file given and no .gantry.yml or .gantry.yaml here: `gantry run FILE` (or `gantry init` to write one)"
+            )
+        })
+}
+
+pub async fn main(mut args: RunArgs) -> anyhow::Result<i32> {
+    let file = match spec_file(args.file.take()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("gantry: {e}");
+            return Ok(2);
+        }
+    };
+    let bytes = if file.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
             .context("cannot read standard input")?;
         buf
     } else {
-        std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?
+        match std::fs::read(&file) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("gantry: cannot read {}: {e}", file.display());
+                return Ok(2);
+            }
+        }
     };
-    let format = match args.file.extension().and_then(|e| e.to_str()) {
+    let format = match file.extension().and_then(|e| e.to_str()) {
         Some("json") => Format::Json,
         Some("yml" | "yaml") => Format::Yaml,
         _ => Format::Auto,
     };
-    let default_name = args
-        .file
+    let default_name = file
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("run")
@@ -66,10 +117,20 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
         .as_deref()
         .map(|l| wiring::log_limit("log-limit", l))
         .transpose()?;
-    let spec = match spec::parse_spec(&bytes, format, &default_name, &Limits::default()) {
+    let mut spec = match spec::parse_spec(&bytes, format, &default_name, &Limits::default()) {
         Ok(spec) => spec,
         Err(problems) => {
-            eprint!("{}: {problems}", args.file.display());
+            eprint!("{}: {problems}", file.display());
+            return Ok(2);
+        }
+    };
+    for job in &mut spec.jobs {
+        job.env.extend(args.env.iter().cloned());
+    }
+    let tree = match gantry_exec::WorkingTree::list(&args.workdir, &[args.data_dir.clone()]) {
+        Ok(tree) => std::sync::Arc::new(tree),
+        Err(e) => {
+            eprintln!("gantry: --workdir: {e}");
             return Ok(2);
         }
     };
@@ -94,6 +155,7 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
                 .iter()
                 .any(|j| j.executor == gantry_core::spec::ExecutorKind::Docker),
             log_limit,
+            tree: Some(tree),
             ..Default::default()
         },
     )
@@ -175,7 +237,10 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    let code = if record.status == RunStatus::Succeeded {
+    // Interrupted (Ctrl-C): 130, as a shell reports a command ended by SIGINT.
+    let code = if interrupted {
+        130
+    } else if record.status == RunStatus::Succeeded {
         0
     } else {
         1

@@ -502,6 +502,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         work_dir: work_dir.clone(),
         log_limit: Some(log_limit),
         registries: registries.clone(),
+        tree: None,
     };
     let engine =
         wiring::start_engine(data_dir, store.clone(), max_parallel, &owner, true, inputs).await?;

@@ -1,0 +1,142 @@
+//! `gantry run` on your code (the real binary): with no file it runs `.gantry.yml`; each job
+//! starts in a copy of the working tree (committed, changed and new files; `.gitignore`
+//! respected; `--workdir` for another folder); `--env` reaches every job; Ctrl-C exits 130.
+
+mod common;
+
+use common::{gantry_bin, git};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn gantry_run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(gantry_bin())
+        .arg("run")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("GANTRY_RUN_DATA_DIR")
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn jobs_start_in_a_copy_of_the_working_tree_as_git_lists_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    git(root, &["init", "--quiet"]);
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::write(root.join(".gitignore"), "*.log\n").unwrap();
+    std::fs::write(
+        root.join("Makefile"),
+        "test:\n\tgrep -q changed src/lib.rs\n\ttest -f new.txt\n\ttest ! -e build.log\n\techo tested > out.txt\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("src/lib.rs"), "committed").unwrap();
+    std::fs::write(
+        root.join(".gantry.yml"),
+        "jobs:\n  test:\n    run: [\"make test\"]\n  check:\n    needs: [test]\n    run: [\"test ! -e out.txt\", \"test \\\"$GREETING\\\" = hi\"]\n",
+    )
+    .unwrap();
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "--quiet", "-m", "x"]);
+    // Uncommitted and new files go with the tree; what .gitignore ignores does not.
+    std::fs::write(root.join("src/lib.rs"), "changed").unwrap();
+    std::fs::write(root.join("new.txt"), "new").unwrap();
+    std::fs::write(root.join("build.log"), "ignored").unwrap();
+
+    let out = gantry_run(root, &["--env", "GREETING=hi"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The jobs worked on copies: nothing came back into the tree.
+    assert!(!root.join("out.txt").exists());
+
+    // Without the variable the second job fails, and its last lines are shown.
+    let out = gantry_run(root, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("check failed"), "{}", text(&out));
+}
+
+#[test]
+fn workdir_names_another_folder_and_a_missing_file_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(app.join("deep/er")).unwrap();
+    std::fs::write(app.join("deep/er/file"), "x").unwrap();
+    std::fs::write(
+        dir.path().join("ci.yml"),
+        "jobs:\n  a: {run: [\"test -f deep/er/file\", \"test ! -e ci.yml\"]}\n",
+    )
+    .unwrap();
+    let out = gantry_run(dir.path(), &["ci.yml", "--workdir", "app"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let out = gantry_run(&app, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("no .gantry.yml or .gantry.yaml here"),
+        "{}",
+        text(&out)
+    );
+    let out = gantry_run(dir.path(), &["ci.yml", "--workdir", "nowhere"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--workdir"), "{}", text(&out));
+    let out = gantry_run(dir.path(), &["ci.yml", "--env", "1X=y"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not a variable name"), "{}", text(&out));
+    let out = gantry_run(dir.path(), &["missing.yml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot read missing.yml"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_the_run_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".gantry.yaml"),
+        "jobs:\n  slow: {run: [\"touch $PWD/../../../../started\", \"sleep 60\"]}\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let child = Command::new(gantry_bin())
+        .arg("run")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupted once the job runs (its workspace is somewhere under the data dir).
+    let mut running = false;
+    for _ in 0..200 {
+        let out = Command::new("find")
+            .args([".gantry", "-name", "started"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        if !out.stdout.is_empty() {
+            running = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(running, "the job did not start");
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(started.elapsed().as_secs() < 30, "the job was not stopped");
+    assert!(text(&out).contains("cancelled"), "{}", text(&out));
+}
