@@ -140,3 +140,52 @@ fn ctrl_c_cancels_the_run_and_exits_130() {
     assert!(started.elapsed().as_secs() < 30, "the job was not stopped");
     assert!(text(&out).contains("cancelled"), "{}", text(&out));
 }
+
+#[test]
+fn secrets_from_arguments_and_a_dotenv_file_reach_jobs_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.yml"),
+        "jobs:\n  a:\n    secrets: [TOKEN, API_KEY]\n    run: [\"echo token=$TOKEN key=$API_KEY\", \"test \\\"$TOKEN\\\" = tok-123456\", \"false\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("local.env"),
+        "# for local runs\nAPI_KEY=\"key-abcdef\"\n",
+    )
+    .unwrap();
+    let out = gantry_run(
+        dir.path(),
+        &[
+            "s.yml",
+            "--secret",
+            "TOKEN=tok-123456",
+            "--secret-file",
+            "local.env",
+        ],
+    );
+    let all = text(&out);
+    // The job got both (the test passed; `false` failed it), and its shown lines mask them.
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("token=*** key=***"), "{all}");
+    assert!(
+        !all.contains("tok-123456") && !all.contains("key-abcdef"),
+        "{all}"
+    );
+
+    // Without one: the job fails saying how to give it.
+    let out = gantry_run(dir.path(), &["s.yml", "--secret", "TOKEN=tok-123456"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("secret API_KEY not set"), "{all}");
+    assert!(all.contains("--secret-file"), "{all}");
+    // A bad file: exit 2 naming the line.
+    std::fs::write(dir.path().join("bad.env"), "OK=1\nbroken line\n").unwrap();
+    let out = gantry_run(dir.path(), &["s.yml", "--secret-file", "bad.env"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("bad.env:2: not NAME=VALUE"),
+        "{}",
+        text(&out)
+    );
+}

@@ -120,14 +120,11 @@ impl Preparation {
             .await
             .map_err(|e| e.to_string())?;
         if !resolved.missing.is_empty() {
-            let scopes = match repo {
-                Some(r) => format!("repo:{r} or global"),
-                None => "global".into(),
-            };
             return Err(format!(
-                "secret{} {} not set (looked in {scopes}); set with `gantry secrets set NAME`",
+                "secret{} {} not set ({})",
                 if resolved.missing.len() > 1 { "s" } else { "" },
-                resolved.missing.join(", ")
+                resolved.missing.join(", "),
+                store.missing_hint(repo)
             ));
         }
         launch.secrets = resolved.values;
@@ -224,7 +221,10 @@ mod tests {
             .prepare(&mut launch(), &spec.jobs[1], &RunContext::default())
             .await
             .unwrap_err();
-        assert!(err.contains("NOPE not set (looked in global)"), "{err}");
+        assert!(
+            err.contains("NOPE not set (looked in global; set with `gantry secrets set NAME`)"),
+            "{err}"
+        );
         let none = Preparation::default();
         let err = none
             .prepare(&mut launch(), &spec.jobs[0], &RunContext::default())

@@ -53,6 +53,15 @@ pub trait SecretStore: Send + Sync + 'static {
     /// The values of `names` for a run of `repo`: the repository's scope wins over global.
     /// Names found in neither are returned as missing.
     async fn resolve(&self, names: &[String], repo: Option<&str>) -> Result<Resolved, SecretError>;
+
+    /// Where missing secrets were looked for and how to set them, for a job's error.
+    fn missing_hint(&self, repo: Option<&str>) -> String {
+        let scopes = match repo {
+            Some(r) => format!("repo:{r} or global"),
+            None => "global".into(),
+        };
+        format!("looked in {scopes}; set with `gantry secrets set NAME`")
+    }
 }
 
 #[derive(Debug, Default)]

@@ -23,6 +23,13 @@ pub struct RunArgs {
     /// Set an environment variable in every job (`K=V`; repeatable; wins over the spec's).
     #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
+    /// A secret for jobs that list it in `secrets:` (`NAME=VALUE`, or `NAME` to take its
+    /// value from this environment); masked in the output. Repeatable.
+    #[arg(long = "secret", value_name = "NAME[=VALUE]")]
+    pub secrets: Vec<String>,
+    /// Secrets from a dotenv file (`NAME=VALUE` lines, `#` comments). Repeatable.
+    #[arg(long = "secret-file", value_name = "FILE")]
+    pub secret_files: Vec<PathBuf>,
     /// Print the run object as JSON on stdout when the run ends (and nothing else).
     #[arg(long)]
     pub json: bool,
@@ -127,6 +134,16 @@ pub async fn main(mut args: RunArgs) -> anyhow::Result<i32> {
     for job in &mut spec.jobs {
         job.env.extend(args.env.iter().cloned());
     }
+    let mut secrets = super::run_secrets::LocalSecrets::default();
+    let given = args
+        .secret_files
+        .iter()
+        .try_for_each(|f| secrets.add_file(f))
+        .and_then(|()| args.secrets.iter().try_for_each(|a| secrets.add_arg(a)));
+    if let Err(e) = given {
+        eprintln!("gantry: {e}");
+        return Ok(2);
+    }
     let tree = match gantry_exec::WorkingTree::list(&args.workdir, &[args.data_dir.clone()]) {
         Ok(tree) => std::sync::Arc::new(tree),
         Err(e) => {
@@ -156,6 +173,10 @@ pub async fn main(mut args: RunArgs) -> anyhow::Result<i32> {
                 .any(|j| j.executor == gantry_core::spec::ExecutorKind::Docker),
             log_limit,
             tree: Some(tree),
+            preparation: gantry_engine::orchestrator::Preparation {
+                secrets: Some(std::sync::Arc::new(secrets)),
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
