@@ -189,3 +189,31 @@ fn secrets_from_arguments_and_a_dotenv_file_reach_jobs_masked() {
         text(&out)
     );
 }
+
+#[test]
+fn verbose_streams_every_jobs_output_prefixed_by_its_job() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("v.yml"),
+        "jobs:\n  build: {run: [\"echo one\", \"sleep 0.3\", \"echo two\"]}\n  test:\n    needs: [build]\n    run: [\"printf 'no newline at the end'\"]\n",
+    )
+    .unwrap();
+    let out = gantry_run(dir.path(), &["v.yml", "-v"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let at = |l: &str| {
+        lines
+            .iter()
+            .position(|x| *x == l)
+            .unwrap_or_else(|| panic!("no `{l}` in:\n{stdout}"))
+    };
+    assert!(at("build | one") < at("build | two"), "{stdout}");
+    assert!(
+        at("build | two") < at("test | no newline at the end"),
+        "{stdout}"
+    );
+
+    let out = gantry_run(dir.path(), &["v.yml", "-v", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}

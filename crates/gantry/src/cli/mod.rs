@@ -23,6 +23,7 @@ pub mod events;
 pub mod pattern;
 pub mod progress;
 pub mod run;
+pub mod run_follow;
 pub mod run_secrets;
 pub mod runners;
 pub mod schedule;

@@ -39,6 +39,13 @@ impl Progress {
         }
     }
 
+    /// One line per change even on a terminal (no redrawn table): for when job output is
+    /// printed too (`-v`).
+    pub fn plain(mut self) -> Self {
+        self.tty = false;
+        self
+    }
+
     /// Takes a committed batch; prints the changes that belong to this run.
     pub fn observe(&mut self, batch: &[Write]) {
         let mut changed = false;

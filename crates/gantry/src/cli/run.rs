@@ -31,8 +31,11 @@ pub struct RunArgs {
     #[arg(long = "secret-file", value_name = "FILE")]
     pub secret_files: Vec<PathBuf>,
     /// Print the run object as JSON on stdout when the run ends (and nothing else).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "verbose")]
     pub json: bool,
+    /// Stream every job's output on stdout as it runs, each line prefixed by its job.
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Most jobs running at once (default: number of cores).
     #[arg(long, env = "GANTRY_MAX_PARALLEL")]
     pub max_parallel: Option<usize>,
@@ -192,6 +195,13 @@ pub async fn main(mut args: RunArgs) -> anyhow::Result<i32> {
     let run_id = submitted.run_id.clone();
 
     let mut progress = Progress::new(&run_id, jobs);
+    if args.verbose {
+        progress = progress.plain();
+    }
+    let mut follower = args
+        .verbose
+        .then(|| super::run_follow::Follower::new(&run_id));
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     // The run as stored, known without reading it back: its inserted record with every later
     // committed write applied. Only if some batches were missed (a lagging subscriber) is the
     // finished run read from the store.
@@ -202,6 +212,9 @@ pub async fn main(mut args: RunArgs) -> anyhow::Result<i32> {
             batch = committed.recv() => match batch {
                 Ok(batch) => {
                     progress.observe(&batch);
+                    if let Some(f) = &mut follower {
+                        f.observe(&batch);
+                    }
                     RunRecord::follow(&mut folded, &run_id, &batch);
                     if let Some(r) = folded.take_if(|r| r.status.is_terminal()) {
                         break r;
@@ -214,6 +227,11 @@ pub async fn main(mut args: RunArgs) -> anyhow::Result<i32> {
                     anyhow::bail!("the engine stopped before run {run_id} finished");
                 }
             },
+            _ = tick.tick(), if follower.is_some() => {
+                if let Some(f) = &mut follower {
+                    f.pass(engine.logs(), false);
+                }
+            }
             _ = tokio::signal::ctrl_c(), if !interrupted => {
                 interrupted = true;
                 eprintln!("interrupted: cancelling run {run_id}");
@@ -223,6 +241,12 @@ pub async fn main(mut args: RunArgs) -> anyhow::Result<i32> {
     };
     while let Ok(batch) = committed.try_recv() {
         progress.observe(&batch);
+        if let Some(f) = &mut follower {
+            f.observe(&batch);
+        }
+    }
+    if let Some(f) = &mut follower {
+        f.pass(engine.logs(), true);
     }
     progress.finish();
     engine.shutdown().await;
