@@ -1,6 +1,6 @@
 //! The janitor: a reconciler that deletes what has outlived its retention:
-//! finished runs (working data, default 1 day), audit events (90 days), logs and workspaces
-//! (7 days). It takes no input, is safe to run twice, and runs on a timer and on demand.
+//! finished runs (working data, default 1 day), audit events (90 days), logs, and workspaces
+//! with the artifacts jobs kept (7 days). It takes no input, is safe to run twice, and runs on a timer and on demand.
 
 use crate::layout::Layout;
 use crate::ports::{Expired, Retention, Store, StoreResult};
@@ -25,7 +25,9 @@ pub async fn sweep(
 ) -> StoreResult<JanitorReport> {
     let expired = store.expire(retention, now_ms).await?;
     let run_logs = remove_older(&layout.logs_dir(), retention.logs_ms).await;
-    let workspaces = remove_older(&layout.work_dir(), retention.working_ms).await;
+    // A run's artifacts go with its workspaces.
+    let workspaces = remove_older(&layout.work_dir(), retention.working_ms).await
+        + remove_older(&layout.artifacts_dir(), retention.working_ms).await;
     Ok(JanitorReport {
         store: expired,
         run_logs,

@@ -1,4 +1,5 @@
-//! Where the engine keeps files under the data directory: job logs (see `logs`) and workspaces.
+//! Where the engine keeps files under the data directory: job logs (see `logs`), workspaces
+//! and the artifacts jobs keep for the jobs that need them.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,15 @@ impl Layout {
 
     pub fn work_dir(&self) -> PathBuf {
         self.work.clone()
+    }
+
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.root.join("artifacts")
+    }
+
+    /// `artifacts/<run>/<job>`: what the job's latest successful attempt kept.
+    pub fn artifacts(&self, run_id: &str, job: &str) -> PathBuf {
+        self.artifacts_dir().join(run_id).join(job)
     }
 
     /// `work/<run>/<job>`: the job's workspace. Each attempt runs in a new, empty folder here

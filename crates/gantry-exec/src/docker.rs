@@ -132,9 +132,9 @@ impl DockerExecutor {
     }
 }
 
-#[async_trait]
-impl Executor for DockerExecutor {
-    async fn execute(&self, mut launch: Launch, cancel: CancelSignal) -> Outcome {
+impl DockerExecutor {
+    /// One attempt: its workspace, then its container, to its end.
+    async fn attempt(&self, mut launch: Launch, cancel: CancelSignal) -> Outcome {
         let Some(masker) =
             workspace::start(self.git.as_deref(), self.tree.as_deref(), &mut launch).await
         else {
@@ -150,6 +150,19 @@ impl Executor for DockerExecutor {
             return Outcome::Failed { exit_code: None };
         }
         self.run_in_container(&launch, masker, cancel).await
+    }
+}
+
+#[async_trait]
+impl Executor for DockerExecutor {
+    async fn execute(&self, launch: Launch, cancel: CancelSignal) -> Outcome {
+        let kept = (
+            launch.artifacts.clone(),
+            launch.workspace.clone(),
+            launch.log.clone(),
+        );
+        let outcome = self.attempt(launch, cancel).await;
+        workspace::after_commands(kept.0, kept.1, kept.2, outcome).await
     }
 
     async fn reap_orphans(&self) -> usize {

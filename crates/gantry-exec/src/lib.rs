@@ -4,6 +4,7 @@
 //! hidden; `pull` pulls a missing image with the credentials of `registry_auth`;
 //! `runner_hosts` run GitHub Actions runners (processes or containers).
 
+mod artifacts;
 mod docker;
 mod git;
 mod isolation;

@@ -166,9 +166,9 @@ impl Drop for Copier {
     }
 }
 
-#[async_trait]
-impl Executor for LocalExecutor {
-    async fn execute(&self, mut launch: Launch, mut cancel: CancelSignal) -> Outcome {
+impl LocalExecutor {
+    /// One attempt: its workspace, then its commands, to their end.
+    async fn attempt(&self, mut launch: Launch, mut cancel: CancelSignal) -> Outcome {
         let Some(masker) =
             workspace::start(self.git.as_deref(), self.tree.as_deref(), &mut launch).await
         else {
@@ -259,6 +259,19 @@ impl Executor for LocalExecutor {
             note(&launch, &line);
         }
         outcome
+    }
+}
+
+#[async_trait]
+impl Executor for LocalExecutor {
+    async fn execute(&self, launch: Launch, cancel: CancelSignal) -> Outcome {
+        let kept = (
+            launch.artifacts.clone(),
+            launch.workspace.clone(),
+            launch.log.clone(),
+        );
+        let outcome = self.attempt(launch, cancel).await;
+        workspace::after_commands(kept.0, kept.1, kept.2, outcome).await
     }
 
     async fn reap_orphans(&self) -> usize {

@@ -65,29 +65,35 @@ impl WorkingTree {
     /// Copies the files into `dest` (an empty folder), keeping modes and symbolic links; a
     /// file gone since the listing is passed over. The number copied.
     pub fn copy_into(&self, dest: &Path) -> io::Result<usize> {
-        let mut copied = 0;
-        for rel in &self.files {
-            let from = self.root.join(rel);
-            let to = dest.join(rel);
-            let meta = match std::fs::symlink_metadata(&from) {
-                Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            if meta.file_type().is_symlink() {
-                std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
-            } else if meta.is_file() {
-                std::fs::copy(&from, &to)?;
-            } else {
-                continue;
-            }
-            copied += 1;
-        }
-        Ok(copied)
+        copy_listed(&self.root, &self.files, dest)
     }
+}
+
+/// Copies `files` (relative to `root`) into `dest`, keeping modes and symbolic links (never
+/// followed); a file gone meanwhile is passed over. The number copied.
+pub(crate) fn copy_listed(root: &Path, files: &[PathBuf], dest: &Path) -> io::Result<usize> {
+    let mut copied = 0;
+    for rel in files {
+        let from = root.join(rel);
+        let to = dest.join(rel);
+        let meta = match std::fs::symlink_metadata(&from) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if meta.file_type().is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+        } else if meta.is_file() {
+            std::fs::copy(&from, &to)?;
+        } else {
+            continue;
+        }
+        copied += 1;
+    }
+    Ok(copied)
 }
 
 /// What `git ls-files` lists under `root` (tracked, and untracked but not ignored); `None`
@@ -122,8 +128,9 @@ fn git_files(root: &Path) -> Option<Vec<PathBuf>> {
     Some(files)
 }
 
-/// Every file and link under `dir` (relative to the tree's root, `rel`), `.git` left out.
-fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+/// Every file and link under `dir` (relative to the tree's root, `rel`), `.git` left out;
+/// links are not followed.
+pub(crate) fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {

@@ -9,8 +9,10 @@
 
 use crate::git::GitSources;
 use crate::tree::WorkingTree;
+use gantry_core::dag::Outcome;
 use gantry_core::secret::Masker;
-use gantry_engine::ports::Launch;
+use gantry_engine::logs::AttemptLog;
+use gantry_engine::ports::{Artifacts, Launch};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -139,6 +141,23 @@ pub(crate) async fn before_commands(
         }
         (Some(c), Some(git)) => git.checkout(c, &launch.workspace, &mut lines).await,
     };
+    // What the jobs it needs kept, over what the checkout or the tree put there.
+    let result = match result {
+        Ok(()) if !launch.artifacts.take.is_empty() => {
+            let (artifacts, dest) = (launch.artifacts.clone(), launch.workspace.clone());
+            match tokio::task::spawn_blocking(move || crate::artifacts::lay_in(&artifacts, &dest))
+                .await
+            {
+                Ok(Ok(laid)) => {
+                    lines.extend(laid);
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(format!("cannot lay in the artifacts: {e}")),
+            }
+        }
+        other => other,
+    };
     if let Err(why) = &result {
         lines.push(format!("gantry: {why}"));
     }
@@ -176,6 +195,37 @@ pub async fn start(
         return None;
     }
     Some(masker)
+}
+
+/// After the commands: an attempt that succeeded keeps its artifacts (an attempt that cannot
+/// keep them fails, saying why); any other outcome stands.
+pub(crate) async fn after_commands(
+    artifacts: Artifacts,
+    workspace: PathBuf,
+    log: AttemptLog,
+    outcome: Outcome,
+) -> Outcome {
+    if outcome != Outcome::Succeeded || artifacts.keep.is_empty() {
+        return outcome;
+    }
+    let workspace = std::path::absolute(&workspace).unwrap_or(workspace);
+    match tokio::task::spawn_blocking(move || crate::artifacts::keep(&artifacts, &workspace)).await
+    {
+        Ok(Ok(lines)) => {
+            for line in lines {
+                log.note(&line);
+            }
+            outcome
+        }
+        Ok(Err(why)) => {
+            log.note(&format!("gantry: {why}"));
+            Outcome::Failed { exit_code: None }
+        }
+        Err(e) => {
+            log.note(&format!("gantry: cannot keep the artifacts: {e}"));
+            Outcome::Failed { exit_code: None }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ fn launch(dir: &Path, job: &str, commands: &[&str], timeout_ms: u64) -> Launch {
         notes: vec![],
         container: None,
         aws: None,
+        artifacts: Default::default(),
     }
 }
 

@@ -30,6 +30,7 @@ fn launch(dir: &Path, commands: &[&str], timeout_ms: u64) -> Launch {
         notes: vec![],
         container: None,
         aws: None,
+        artifacts: Default::default(),
     }
 }
 

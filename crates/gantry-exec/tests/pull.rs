@@ -34,6 +34,7 @@ fn launch(dir: &Path, job: &str, image: &str) -> Launch {
         notes: vec![],
         container: None,
         aws: None,
+        artifacts: Default::default(),
     }
 }
 

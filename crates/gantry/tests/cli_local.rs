@@ -217,3 +217,48 @@ fn verbose_streams_every_jobs_output_prefixed_by_its_job() {
     let out = gantry_run(dir.path(), &["v.yml", "-v", "--json"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+#[test]
+fn artifacts_of_a_job_are_laid_into_the_jobs_that_need_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.yml"),
+        r#"jobs:
+  build:
+    run: ["mkdir -p dist logs", "echo bin > dist/app", "echo l > logs/build.txt", "echo x > scratch"]
+    artifacts: [dist/, "logs/*.txt"]
+  test:
+    needs: [build]
+    run: ["test \"$(cat dist/app)\" = bin", "test -f logs/build.txt", "test ! -e scratch"]
+  unrelated:
+    run: ["test ! -e dist/app"]
+  bad:
+    run: ["true"]
+    artifacts: ["../outside"]
+"#,
+    )
+    .unwrap();
+    // An artifact path out of the workspace is a spec problem: nothing runs.
+    let out = gantry_run(dir.path(), &["a.yml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("jobs.bad.artifacts[0]")
+            && text(&out).contains("outside the workspace"),
+        "{}",
+        text(&out)
+    );
+    let spec = std::fs::read_to_string(dir.path().join("a.yml")).unwrap();
+    let good = spec.split("  bad:").next().unwrap();
+    std::fs::write(dir.path().join("a.yml"), good).unwrap();
+    let out = gantry_run(dir.path(), &["a.yml", "-v"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("build | gantry: kept 2 artifact file(s) (dist/, logs/*.txt)"),
+        "{all}"
+    );
+    assert!(
+        all.contains("test | gantry: laid in 2 artifact file(s) of build"),
+        "{all}"
+    );
+}

@@ -81,6 +81,7 @@ fn spec_of(c: &Case) -> RunSpec {
             source: None,
             container: None,
             aws: None,
+            artifacts: vec![],
         })
         .collect();
     RunSpec {

@@ -190,6 +190,7 @@ fn aws_job(name: &str, task: AwsTask, source: Option<Source>) -> JobSpec {
         source: source.map(Box::new),
         container: None,
         aws: Some(Box::new(task)),
+        artifacts: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! and `pipeline.rs`), and the needs checked across jobs (`graph.rs`); `problem.rs` says how a
 //! problem is reported, `source.rs` which clone URLs a job may fetch.
 
+pub mod artifacts;
 mod fields;
 mod graph;
 mod model;

@@ -80,6 +80,10 @@ pub struct JobSpec {
     /// What the AWS executor does instead of commands (the deployer's jobs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<Box<AwsTask>>,
+    /// Workspace paths (a file, a folder, or a glob of files) kept when the job succeeds and
+    /// laid into the workspaces of the jobs that need it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<String>,
 }
 
 /// Work the AWS executor does in place of commands: a deployment's deploy of the checked-out

@@ -48,6 +48,7 @@ const SPEC: Spelling = Spelling {
         "executor",
         "source",
         "container",
+        "artifacts",
     ],
 };
 
@@ -498,6 +499,24 @@ impl Reader {
             }).collect(),
         };
 
+        let artifacts_path = || join(path, "artifacts");
+        let artifacts: Vec<String> = match lookup(map, "artifacts") {
+            None => Vec::new(),
+            Some(n) => self
+                .strings(n, &artifacts_path, job)
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, (s, p))| {
+                    let checked = super::artifacts::check_path(&s);
+                    if let Err(why) = &checked {
+                        self.err(&format!("{}[{i}]", artifacts_path()), job, p, why.clone());
+                    }
+                    checked.ok().map(|()| s)
+                })
+                .collect(),
+        };
+
         let image = lookup(map, "image").and_then(|n| self.string(n, &join(path, "image"), job));
         if let (Some(img), Some(n)) = (&image, lookup(map, "image"))
             && img.trim().is_empty()
@@ -572,6 +591,7 @@ impl Reader {
                 source: source.map(Box::new),
                 container: container.map(Box::new),
                 aws: None,
+                artifacts,
             },
             positions,
         ))

@@ -185,6 +185,7 @@ mod tests {
             notes: vec![],
             container: None,
             aws: None,
+            artifacts: Default::default(),
         }
     }
 

@@ -6,7 +6,7 @@ use super::active::ActiveRun;
 use super::{Command, Preparation};
 use crate::layout::Layout;
 use crate::logs::Logs;
-use crate::ports::{CancelSignal, Executor, Launch};
+use crate::ports::{Artifacts, CancelSignal, Executor, Launch};
 use gantry_core::dag::Outcome;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -127,6 +127,21 @@ pub(super) fn launch_for(layout: &Layout, logs: &Logs, run: &ActiveRun, job: usi
         notes: Vec::new(),
         container: spec.container.as_deref().cloned(),
         aws: spec.aws.as_deref().cloned(),
+        artifacts: Artifacts {
+            keep: spec.artifacts.clone(),
+            store: layout.artifacts(&run.id, &spec.name),
+            take: spec
+                .needs
+                .iter()
+                .filter(|n| {
+                    run.spec
+                        .jobs
+                        .iter()
+                        .any(|j| &j.name == *n && !j.artifacts.is_empty())
+                })
+                .map(|n| (n.clone(), layout.artifacts(&run.id, n)))
+                .collect(),
+        },
     }
 }
 

@@ -32,6 +32,20 @@ pub struct Launch {
     pub container: Option<gantry_core::spec::ContainerOpts>,
     /// What the AWS executor does (the deployer's jobs).
     pub aws: Option<gantry_core::spec::AwsTask>,
+    /// Files this job keeps for the jobs that need it, and what those it needs kept.
+    pub artifacts: Artifacts,
+}
+
+/// Files passed between a run's jobs: a job keeps some of its workspace when it succeeds (in
+/// the engine's artifacts folder), and a job that needs it starts with them in its workspace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Artifacts {
+    /// The job's `artifacts` paths and globs (none: it keeps nothing).
+    pub keep: Vec<String>,
+    /// Where what it keeps goes (replacing what an earlier attempt kept).
+    pub store: PathBuf,
+    /// For each job it needs that keeps artifacts: its name and its store.
+    pub take: Vec<(String, PathBuf)>,
 }
 
 /// A commit to check out into the workspace.
