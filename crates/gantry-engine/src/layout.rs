@@ -46,6 +46,32 @@ impl Layout {
         self.artifacts_dir().join(run_id).join(job)
     }
 
+    /// Where jobs' caches live: `cache/local` for local runs, `cache/repo/OWNER/NAME` for a
+    /// repository's runs, and under it `pr-N` for a pull request from a fork (whose code
+    /// may read and write only its own).
+    pub fn cache_scope(&self, repo: Option<&str>, fork_pr: Option<u64>) -> PathBuf {
+        let base = self.root.join("cache");
+        let Some((owner, name)) = repo.and_then(|r| r.split_once('/')) else {
+            return base.join("local");
+        };
+        let clean = |s: &str| -> String {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        };
+        let scope = base.join("repo").join(clean(owner)).join(clean(name));
+        match fork_pr {
+            Some(n) => scope.join(format!("pr-{n}")),
+            None => scope,
+        }
+    }
+
     /// `work/<run>/<job>`: the job's workspace. Each attempt runs in a new, empty folder here
     /// (the executors move an earlier attempt's files aside and remove them), and the files
     /// the latest attempt left stay here.

@@ -5,6 +5,7 @@
 //! `runner_hosts` run GitHub Actions runners (processes or containers).
 
 mod artifacts;
+mod cache;
 mod docker;
 mod git;
 mod isolation;

@@ -265,13 +265,9 @@ impl LocalExecutor {
 #[async_trait]
 impl Executor for LocalExecutor {
     async fn execute(&self, launch: Launch, cancel: CancelSignal) -> Outcome {
-        let kept = (
-            launch.artifacts.clone(),
-            launch.workspace.clone(),
-            launch.log.clone(),
-        );
+        let after = workspace::AfterCommands::of(&launch);
         let outcome = self.attempt(launch, cancel).await;
-        workspace::after_commands(kept.0, kept.1, kept.2, outcome).await
+        after.finish(outcome).await
     }
 
     async fn reap_orphans(&self) -> usize {

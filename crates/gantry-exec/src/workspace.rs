@@ -12,7 +12,7 @@ use crate::tree::WorkingTree;
 use gantry_core::dag::Outcome;
 use gantry_core::secret::Masker;
 use gantry_engine::logs::AttemptLog;
-use gantry_engine::ports::{Artifacts, Launch};
+use gantry_engine::ports::{Artifacts, JobCache, Launch};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -158,6 +158,21 @@ pub(crate) async fn before_commands(
         }
         other => other,
     };
+    // Then the job's cache, if its key has one.
+    let result = match (result, &launch.cache) {
+        (Ok(()), Some(cache)) => {
+            let (cache, dest) = (cache.clone(), launch.workspace.clone());
+            match tokio::task::spawn_blocking(move || crate::cache::restore(&cache, &dest)).await {
+                Ok(Ok(line)) => {
+                    lines.push(line);
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(format!("cannot restore the cache: {e}")),
+            }
+        }
+        (other, _) => other,
+    };
     if let Err(why) = &result {
         lines.push(format!("gantry: {why}"));
     }
@@ -197,33 +212,65 @@ pub async fn start(
     Some(masker)
 }
 
-/// After the commands: an attempt that succeeded keeps its artifacts (an attempt that cannot
-/// keep them fails, saying why); any other outcome stands.
-pub(crate) async fn after_commands(
+/// What is needed of a launch after its commands (the launch itself goes to the attempt).
+pub(crate) struct AfterCommands {
     artifacts: Artifacts,
+    cache: Option<JobCache>,
     workspace: PathBuf,
     log: AttemptLog,
-    outcome: Outcome,
-) -> Outcome {
-    if outcome != Outcome::Succeeded || artifacts.keep.is_empty() {
-        return outcome;
+}
+
+impl AfterCommands {
+    pub(crate) fn of(launch: &Launch) -> AfterCommands {
+        AfterCommands {
+            artifacts: launch.artifacts.clone(),
+            cache: launch.cache.clone(),
+            workspace: launch.workspace.clone(),
+            log: launch.log.clone(),
+        }
     }
-    let workspace = std::path::absolute(&workspace).unwrap_or(workspace);
-    match tokio::task::spawn_blocking(move || crate::artifacts::keep(&artifacts, &workspace)).await
-    {
-        Ok(Ok(lines)) => {
-            for line in lines {
-                log.note(&line);
+
+    /// An attempt that succeeded keeps its artifacts (one that cannot keep them fails,
+    /// saying why) and saves its cache when its key had none (a cache that cannot be saved
+    /// is only noted); any other outcome stands.
+    pub(crate) async fn finish(self, outcome: Outcome) -> Outcome {
+        if outcome != Outcome::Succeeded || (self.artifacts.keep.is_empty() && self.cache.is_none())
+        {
+            return outcome;
+        }
+        let AfterCommands {
+            artifacts,
+            cache,
+            workspace,
+            log,
+        } = self;
+        let workspace = std::path::absolute(&workspace).unwrap_or(workspace);
+        let done = tokio::task::spawn_blocking(move || {
+            let mut lines = Vec::new();
+            if let Some(cache) = &cache {
+                match crate::cache::save(cache, &workspace) {
+                    Ok(line) => lines.extend(line),
+                    Err(why) => lines.push(format!("gantry: {why} (the job stands)")),
+                }
             }
-            outcome
-        }
-        Ok(Err(why)) => {
-            log.note(&format!("gantry: {why}"));
-            Outcome::Failed { exit_code: None }
-        }
-        Err(e) => {
-            log.note(&format!("gantry: cannot keep the artifacts: {e}"));
-            Outcome::Failed { exit_code: None }
+            crate::artifacts::keep(&artifacts, &workspace).map(|kept| {
+                lines.extend(kept);
+                lines
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("cannot keep the artifacts: {e}")));
+        match done {
+            Ok(lines) => {
+                for line in lines {
+                    log.note(&line);
+                }
+                outcome
+            }
+            Err(why) => {
+                log.note(&format!("gantry: {why}"));
+                Outcome::Failed { exit_code: None }
+            }
         }
     }
 }

@@ -47,6 +47,7 @@ fn launch(dir: &Path, job: &str, commands: &[&str], timeout_ms: u64) -> Launch {
         container: None,
         aws: None,
         artifacts: Default::default(),
+        cache: None,
     }
 }
 

@@ -31,6 +31,7 @@ fn launch(dir: &Path, commands: &[&str], timeout_ms: u64) -> Launch {
         container: None,
         aws: None,
         artifacts: Default::default(),
+        cache: None,
     }
 }
 

@@ -35,6 +35,7 @@ fn launch(dir: &Path, job: &str, image: &str) -> Launch {
         container: None,
         aws: None,
         artifacts: Default::default(),
+        cache: None,
     }
 }
 

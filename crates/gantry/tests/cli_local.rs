@@ -262,3 +262,45 @@ fn artifacts_of_a_job_are_laid_into_the_jobs_that_need_it() {
         "{all}"
     );
 }
+
+#[test]
+fn a_cache_is_saved_after_a_miss_and_restored_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("deps.lock"), "v1").unwrap();
+    std::fs::write(
+        dir.path().join("c.yml"),
+        r#"jobs:
+  deps:
+    cache: {key: deps, files: [deps.lock], paths: [vendor/]}
+    run: ["if [ -f vendor/built ]; then echo HIT; else mkdir -p vendor && echo x > vendor/built && echo MISS; fi"]
+"#,
+    )
+    .unwrap();
+    let first = text(&gantry_run(dir.path(), &["c.yml", "-v"]));
+    assert!(
+        first.contains("deps | MISS") && first.contains("saved 1 file(s)"),
+        "{first}"
+    );
+    let second = text(&gantry_run(dir.path(), &["c.yml", "-v"]));
+    assert!(
+        second.contains("deps | HIT") && second.contains("restored 1 file(s)"),
+        "{second}"
+    );
+    // A changed lock file is a new key.
+    std::fs::write(dir.path().join("deps.lock"), "v2").unwrap();
+    let third = text(&gantry_run(dir.path(), &["c.yml", "-v"]));
+    assert!(third.contains("deps | MISS"), "{third}");
+    // A bad cache is a spec problem.
+    std::fs::write(
+        dir.path().join("bad.yml"),
+        "jobs:\n  a:\n    cache: {key: \"a b\", paths: [\"*.o\"]}\n    run: [\"true\"]\n",
+    )
+    .unwrap();
+    let out = gantry_run(dir.path(), &["bad.yml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("cache key `a b`") && text(&out).contains("is a glob"),
+        "{}",
+        text(&out)
+    );
+}

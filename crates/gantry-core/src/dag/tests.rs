@@ -82,6 +82,7 @@ fn spec_of(c: &Case) -> RunSpec {
             container: None,
             aws: None,
             artifacts: vec![],
+            cache: None,
         })
         .collect();
     RunSpec {

@@ -191,6 +191,7 @@ fn aws_job(name: &str, task: AwsTask, source: Option<Source>) -> JobSpec {
         container: None,
         aws: Some(Box::new(task)),
         artifacts: Vec::new(),
+        cache: None,
     }
 }
 

@@ -6,6 +6,7 @@
 //! problem is reported, `source.rs` which clone URLs a job may fetch.
 
 pub mod artifacts;
+pub mod cache;
 mod fields;
 mod graph;
 mod model;

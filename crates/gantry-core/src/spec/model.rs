@@ -84,6 +84,20 @@ pub struct JobSpec {
     /// laid into the workspaces of the jobs that need it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<String>,
+    /// Folders restored from an earlier run with the same key, and saved after a miss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<Box<CacheSpec>>,
+}
+
+/// A job's `cache`: see `spec::cache`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheSpec {
+    pub key: String,
+    /// Files whose contents are hashed into the key (e.g. a lock file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    /// What is restored and saved: files and folders of the workspace.
+    pub paths: Vec<String>,
 }
 
 /// Work the AWS executor does in place of commands: a deployment's deploy of the checked-out

@@ -49,6 +49,7 @@ const SPEC: Spelling = Spelling {
         "source",
         "container",
         "artifacts",
+        "cache",
     ],
 };
 
@@ -517,6 +518,8 @@ impl Reader {
                 .collect(),
         };
 
+        let cache = lookup(map, "cache").and_then(|n| self.cache(n, &join(path, "cache"), job));
+
         let image = lookup(map, "image").and_then(|n| self.string(n, &join(path, "image"), job));
         if let (Some(img), Some(n)) = (&image, lookup(map, "image"))
             && img.trim().is_empty()
@@ -592,6 +595,7 @@ impl Reader {
                 container: container.map(Box::new),
                 aws: None,
                 artifacts,
+                cache: cache.map(Box::new),
             },
             positions,
         ))

@@ -186,6 +186,7 @@ mod tests {
             container: None,
             aws: None,
             artifacts: Default::default(),
+            cache: None,
         }
     }
 

@@ -6,7 +6,7 @@ use super::active::ActiveRun;
 use super::{Command, Preparation};
 use crate::layout::Layout;
 use crate::logs::Logs;
-use crate::ports::{Artifacts, CancelSignal, Executor, Launch};
+use crate::ports::{Artifacts, CancelSignal, Executor, JobCache, Launch};
 use gantry_core::dag::Outcome;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -142,6 +142,13 @@ pub(super) fn launch_for(layout: &Layout, logs: &Logs, run: &ActiveRun, job: usi
                 .map(|n| (n.clone(), layout.artifacts(&run.id, n)))
                 .collect(),
         },
+        cache: spec.cache.as_deref().map(|c| JobCache {
+            spec: c.clone(),
+            scope: layout.cache_scope(
+                run.ctx.repo.as_deref(),
+                run.ctx.fork.then_some(run.ctx.pr.unwrap_or(0)),
+            ),
+        }),
     }
 }
 

@@ -34,6 +34,16 @@ pub struct Launch {
     pub aws: Option<gantry_core::spec::AwsTask>,
     /// Files this job keeps for the jobs that need it, and what those it needs kept.
     pub artifacts: Artifacts,
+    /// The job's cache, and the folder of the caches its run may use.
+    pub cache: Option<JobCache>,
+}
+
+/// A job's `cache` where it lives: keys are folders under `scope/keys` (the scope is the
+/// repository's, or a fork pull request's own, or a local run's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobCache {
+    pub spec: gantry_core::spec::CacheSpec,
+    pub scope: PathBuf,
 }
 
 /// Files passed between a run's jobs: a job keeps some of its workspace when it succeeds (in

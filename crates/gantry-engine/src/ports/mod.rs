@@ -13,7 +13,7 @@ pub mod targets;
 
 pub use clock::{Clock, SystemClock};
 pub use deployments::{DeployTargets, DeploymentFilter, DeploymentRecord, LookupError};
-pub use executor::{Artifacts, CancelSignal, Checkout, Executor, Launch};
+pub use executor::{Artifacts, CancelSignal, Checkout, Executor, JobCache, Launch};
 pub use forge::{CommitState, CommitStatus, Forge, ForgeError};
 pub use runners::{
     Actions, HostedRunner, JitConfig, JitRegistration, Runner, RunnerDeletion, RunnerFilter,

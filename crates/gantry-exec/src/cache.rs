@@ -1,0 +1,145 @@
+//! Jobs' caches on the executor's side. Before the commands, the cache of the job's key (its
+//! name plus a hash of its `files`) is restored into the workspace when there is one; after
+//! the commands succeed, the `paths` are saved under that key when there was none — written
+//! to a new folder and renamed into place, so a cache is whole or absent, and the first of
+//! two jobs saving the same key wins.
+
+use crate::tree::{copy_listed, walk};
+use gantry_engine::ports::JobCache;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static TEMP_NAMES: AtomicU64 = AtomicU64::new(0);
+
+/// The key's folder: `scope/keys/KEY[-HASH]`, the hash (FNV-1a, 64 bits) of the `files` in
+/// order, their paths and contents (a missing file counts as missing).
+fn key_dir(cache: &JobCache, workspace: &Path) -> PathBuf {
+    let mut key = cache.spec.key.clone();
+    if !cache.spec.files.is_empty() {
+        let mut h: u64 = 0xcbf29ce484222325;
+        let mut feed = |bytes: &[u8]| {
+            for b in bytes {
+                h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
+            }
+        };
+        for f in &cache.spec.files {
+            feed(f.as_bytes());
+            feed(&[0]);
+            match std::fs::read(workspace.join(f)) {
+                Ok(bytes) => feed(&bytes),
+                Err(_) => feed(b"\0missing\0"),
+            }
+        }
+        key = format!("{key}-{h:016x}");
+    }
+    cache.scope.join("keys").join(key)
+}
+
+/// Restores the key's cache into `workspace`, if there is one; the log line saying which.
+pub(crate) fn restore(cache: &JobCache, workspace: &Path) -> Result<String, String> {
+    let dir = key_dir(cache, workspace);
+    let key = dir
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    if !dir.is_dir() {
+        return Ok(format!(
+            "gantry: cache {key}: none yet (saved if the job succeeds)"
+        ));
+    }
+    let mut files = Vec::new();
+    walk(&dir, Path::new(""), &mut files)
+        .and_then(|()| copy_listed(&dir, &files, workspace))
+        .map_err(|e| format!("cannot restore the cache {key}: {e}"))?;
+    Ok(format!(
+        "gantry: cache {key}: restored {} file(s)",
+        files.len()
+    ))
+}
+
+/// After a success: saves the `paths` under the key when it has no cache yet; the log line,
+/// if anything was saved.
+pub(crate) fn save(cache: &JobCache, workspace: &Path) -> Result<Option<String>, String> {
+    let dir = key_dir(cache, workspace);
+    if dir.exists() {
+        return Ok(None);
+    }
+    let key = dir
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let fail = |e: io::Error| format!("cannot save the cache {key}: {e}");
+    let mut files = Vec::new();
+    for p in &cache.spec.paths {
+        let rel = PathBuf::from(p.trim_start_matches("./").trim_end_matches('/'));
+        match std::fs::symlink_metadata(workspace.join(&rel)) {
+            Ok(m) if m.is_dir() => walk(&workspace.join(&rel), &rel, &mut files).map_err(fail)?,
+            Ok(_) => files.push(rel),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    let parent = dir.parent().unwrap_or(&cache.scope);
+    std::fs::create_dir_all(parent).map_err(fail)?;
+    let n = TEMP_NAMES.fetch_add(1, Ordering::Relaxed);
+    let temp = parent.join(format!(".new-{key}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&temp);
+    std::fs::create_dir(&temp).map_err(fail)?;
+    let copied = copy_listed(workspace, &files, &temp).map_err(fail)?;
+    if std::fs::rename(&temp, &dir).is_err() {
+        // Another job saved this key meanwhile: its cache stands.
+        let _ = std::fs::remove_dir_all(&temp);
+        return Ok(None);
+    }
+    Ok(Some(format!("gantry: cache {key}: saved {copied} file(s)")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gantry_core::spec::CacheSpec;
+
+    #[test]
+    fn saved_after_a_miss_restored_on_a_hit_and_a_new_key_when_the_lock_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = JobCache {
+            spec: CacheSpec {
+                key: "deps".into(),
+                files: vec!["deps.lock".into()],
+                paths: vec!["vendor/".into(), "tool.bin".into()],
+            },
+            scope: dir.path().join("cache/local"),
+        };
+        let first = dir.path().join("w1");
+        std::fs::create_dir_all(first.join("vendor/a")).unwrap();
+        std::fs::write(first.join("deps.lock"), "v1").unwrap();
+        std::fs::write(first.join("vendor/a/lib"), "lib").unwrap();
+        std::fs::write(first.join("tool.bin"), "t").unwrap();
+        assert!(restore(&cache, &first).unwrap().contains("none yet"));
+        let saved = save(&cache, &first).unwrap().unwrap();
+        assert!(saved.contains("saved 2 file(s)"), "{saved}");
+        assert_eq!(save(&cache, &first).unwrap(), None, "a hit saves nothing");
+
+        let second = dir.path().join("w2");
+        std::fs::create_dir_all(&second).unwrap();
+        std::fs::write(second.join("deps.lock"), "v1").unwrap();
+        assert!(
+            restore(&cache, &second)
+                .unwrap()
+                .contains("restored 2 file(s)")
+        );
+        assert_eq!(
+            std::fs::read_to_string(second.join("vendor/a/lib")).unwrap(),
+            "lib"
+        );
+
+        let third = dir.path().join("w3");
+        std::fs::create_dir_all(&third).unwrap();
+        std::fs::write(third.join("deps.lock"), "v2").unwrap();
+        assert!(restore(&cache, &third).unwrap().contains("none yet"));
+        assert!(!third.join("vendor").exists());
+    }
+}
