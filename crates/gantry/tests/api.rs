@@ -584,3 +584,37 @@ async fn serve_reads_gantry_toml_and_flags_win() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_servers_jobs_pass_artifacts_to_the_jobs_that_need_them_and_reuse_caches() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data")).await;
+    let spec = r#"jobs:
+  build:
+    run: ["mkdir -p out", "echo built > out/app"]
+    artifacts: [out/]
+  use:
+    needs: [build]
+    run: ["test \"$(cat out/app)\" = built"]
+  deps:
+    cache: {key: server-deps, paths: [cached]}
+    run: ["test -f cached || { echo first > cached; }", "cat cached"]
+"#;
+    let first = s.submit_yaml(spec).await;
+    let run = s.wait_finished(&first, 60).await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert!(
+        s.job_log(&first, "use")
+            .await
+            .contains("laid in 1 artifact file(s) of build")
+    );
+    assert!(s.job_log(&first, "deps").await.contains("saved 1 file(s)"));
+    let second = s.submit_yaml(spec).await;
+    let run = s.wait_finished(&second, 60).await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert!(
+        s.job_log(&second, "deps")
+            .await
+            .contains("restored 1 file(s)")
+    );
+}
