@@ -304,3 +304,29 @@ fn a_cache_is_saved_after_a_miss_and_restored_by_the_next_run() {
         text(&out)
     );
 }
+
+#[test]
+fn tag_and_event_decide_which_jobs_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.yml"),
+        "jobs:\n  release:\n    when: {tag: 'v*'}\n    run: [\"test \\\"$GANTRY_TAG\\\" = v1.2\"]\n  nightly:\n    when: {event: schedule}\n    run: [\"false\"]\n",
+    )
+    .unwrap();
+    let out = gantry_run(dir.path(), &["t.yml", "--tag", "v1.2", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status = |name: &str| {
+        run["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == name)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status("release"), "succeeded", "{run:#}");
+    assert_eq!(status("nightly"), "skipped", "{run:#}");
+    let out = gantry_run(dir.path(), &["t.yml", "--tag", "v1", "--branch", "main"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}

@@ -48,8 +48,11 @@ pub struct RunArgs {
     #[arg(long, default_value = "manual")]
     pub event: String,
     /// The branch this run stands for, for `when: {branch: …}`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tag")]
     pub branch: Option<String>,
+    /// The tag this run stands for, for `when: {tag: …}`.
+    #[arg(long)]
+    pub tag: Option<String>,
     /// How much of each job's output its log keeps, e.g. `64m`; the rest is dropped [default: 64m].
     #[arg(long, env = "GANTRY_LOG_LIMIT")]
     pub log_limit: Option<String>,
@@ -188,6 +191,7 @@ pub async fn main(mut args: RunArgs) -> anyhow::Result<i32> {
     let context = RunContext {
         event: Some(args.event.clone()),
         branch: args.branch.clone(),
+        tag: args.tag.clone(),
         ..RunContext::default()
     };
     let jobs = spec.jobs.len();
