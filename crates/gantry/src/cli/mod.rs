@@ -22,15 +22,24 @@ pub mod deploy;
 pub mod events;
 pub mod pattern;
 pub mod progress;
+pub mod rules;
 pub mod run;
 pub mod runners;
+pub mod runs;
 pub mod schedule;
 pub mod secrets;
 pub mod serve;
+pub mod services;
 
 use clap::{Parser, Subcommand};
 
 const ABOUT: &str = "Event-driven CI/CD and operations automation engine";
+
+/// Input a command cannot use (a file that cannot be read, JSON that is not, an ambiguous run
+/// id): the command exits 2, where anything else that stops it exits 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
 
 #[derive(Debug, Parser)]
 #[command(name = "gantry", version, about = ABOUT)]
@@ -46,24 +55,30 @@ pub enum Cmd {
     /// Run a run spec or pipeline file once, locally, without a server.
     Run(run::RunArgs),
     /// Submit a run spec to a server.
-    Submit(client::SubmitArgs),
+    Submit(runs::SubmitArgs),
     /// Show runs, or one run with its jobs.
-    Status(client::StatusArgs),
+    Status(runs::StatusArgs),
     /// Print a job's log (or every job's), optionally following it live.
-    Logs(client::LogsArgs),
+    Logs(runs::LogsArgs),
     /// Cancel a run.
-    Cancel(client::CancelArgs),
+    Cancel(runs::CancelArgs),
     /// Re-run a finished run's failed and skipped jobs.
-    Rerun(client::CancelArgs),
+    Rerun(runs::CancelArgs),
     /// Manage the server's secrets (values in from stdin, never out).
     #[command(subcommand)]
     Secrets(secrets::SecretsCmd),
     /// Try EventBridge event patterns against events.
     #[command(subcommand)]
     Pattern(pattern::PatternCmd),
-    /// Put events on the bus (PutEvents).
+    /// Put events on the bus (PutEvents); list and show what came in.
     #[command(subcommand)]
     Events(events::EventsCmd),
+    /// List, show, create and delete the bus's rules.
+    #[command(subcommand)]
+    Rules(rules::RulesCmd),
+    /// List, start and stop the services behind the load balancer.
+    #[command(subcommand)]
+    Services(services::ServicesCmd),
     /// Show the runner pools and their ephemeral GitHub Actions runners.
     Runners(runners::RunnersArgs),
     /// Work out when EventBridge schedule expressions fire.
