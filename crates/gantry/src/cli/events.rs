@@ -95,7 +95,26 @@ async fn put(a: PutArgs) -> anyhow::Result<i32> {
         )
         .await?;
     let body: Value = ok(resp).await?.json().await?;
-    outln!("{}", serde_json::to_string_pretty(&body)?);
+    if a.server.json {
+        outln!("{}", serde_json::to_string_pretty(&body)?);
+    } else {
+        let answers = body["Entries"].as_array().cloned().unwrap_or_default();
+        let ids: Vec<String> = answers
+            .iter()
+            .filter_map(|e| e["EventId"].as_str().map(str::to_string))
+            .collect();
+        let noun = if ids.len() == 1 { "event" } else { "events" };
+        outln!("put {} {noun}: {}", ids.len(), ids.join(" "));
+        for (i, e) in answers.iter().enumerate() {
+            if e["EventId"].is_null() {
+                outln!(
+                    "entry {i} failed: {}: {}",
+                    s(&e["ErrorCode"]),
+                    s(&e["ErrorMessage"])
+                );
+            }
+        }
+    }
     Ok(if body["FailedEntryCount"].as_u64() == Some(0) {
         0
     } else {
