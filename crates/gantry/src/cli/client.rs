@@ -1,6 +1,6 @@
 //! The HTTP client every server command shares: the server's address and token (`--server`,
-//! `GANTRY_SERVER`, `GANTRY_API_TOKEN`), requests, API errors turned into messages, and
-//! reading a command's input (a file or `-`).
+//! `GANTRY_SERVER`, `GANTRY_API_TOKEN`), requests, API errors turned into messages, a run
+//! found by a unique prefix of its id, and reading a command's input (a file or `-`).
 
 use super::BadInput;
 use anyhow::{Context, bail};
@@ -60,7 +60,43 @@ impl Api {
             .json()
             .await?)
     }
+
+    /// The full id of the run `given` names: its id, or a prefix of exactly one run's id
+    /// among the latest runs. Several → [`BadInput`] listing them; none → not found.
+    pub(super) async fn resolve_run(&self, given: &str) -> anyhow::Result<String> {
+        let exact = self
+            .send(self.req(Method::GET, &format!("/api/v1/runs/{}", urlencode(given))))
+            .await?;
+        if exact.status() != reqwest::StatusCode::NOT_FOUND {
+            ok(exact).await?;
+            return Ok(given.to_string());
+        }
+        let body = self
+            .get_json(&format!("/api/v1/runs?limit={RUNS_SEARCHED}"))
+            .await?;
+        let upper = given.to_ascii_uppercase();
+        let found: Vec<&str> = body["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["id"].as_str())
+            .filter(|id| id.starts_with(given) || id.starts_with(&upper))
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(one.to_string()),
+            [] => bail!("run `{given}` not found"),
+            many => Err(BadInput(format!(
+                "`{given}` names {} runs: {}; give more of the id",
+                many.len(),
+                many.join(", ")
+            ))
+            .into()),
+        }
+    }
 }
+
+/// How many of the latest runs a prefix is looked for in (the list API's most).
+const RUNS_SEARCHED: u32 = 1000;
 
 /// Turns an API error body into an error message.
 pub(super) async fn ok(resp: Response) -> anyhow::Result<Response> {

@@ -1,4 +1,5 @@
-//! The run commands against a server: `submit`, `status`, `logs`, `cancel`, `rerun`.
+//! The run commands against a server: `submit`, `status`, `logs`, `cancel`, `rerun`. A run may be named
+//! by a unique prefix of its id (looked up client-side, see [`Api::resolve_run`]).
 
 use super::client::{Api, ServerArgs, ok, read_input, urlencode};
 use crate::view::RunView;
@@ -20,7 +21,7 @@ pub struct SubmitArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// A run id; without it, the latest runs.
+    /// A run id, or a unique prefix of one; without it, the latest runs.
     pub run: Option<String>,
     /// Only runs with this status.
     #[arg(long)]
@@ -31,6 +32,7 @@ pub struct StatusArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
+    /// A run id, or a unique prefix of one.
     pub run: String,
     /// A job; without it, every job's log in turn.
     pub job: Option<String>,
@@ -43,6 +45,7 @@ pub struct LogsArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct CancelArgs {
+    /// A run id, or a unique prefix of one.
     pub run: String,
     #[command(flatten)]
     pub server: ServerArgs,
@@ -113,7 +116,8 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<i32> {
 pub async fn status(args: StatusArgs) -> anyhow::Result<i32> {
     let api = Api::new(&args.server)?;
     if let Some(given) = &args.run {
-        let run = get_run(&api, given).await?;
+        let id = api.resolve_run(given).await?;
+        let run = get_run(&api, &id).await?;
         print_run(&run, args.server.json)?;
         return Ok(0);
     }
@@ -176,7 +180,7 @@ fn print_run(run: &RunView, json: bool) -> anyhow::Result<()> {
 
 pub async fn logs(args: LogsArgs) -> anyhow::Result<i32> {
     let api = Api::new(&args.server)?;
-    let run = args.run.clone();
+    let run = api.resolve_run(&args.run).await?;
     let jobs: Vec<String> = match &args.job {
         Some(j) => vec![j.clone()],
         None => get_run(&api, &run)
@@ -232,7 +236,7 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<i32> {
 
 pub async fn cancel(args: CancelArgs, rerun: bool) -> anyhow::Result<i32> {
     let api = Api::new(&args.server)?;
-    let run = args.run.clone();
+    let run = api.resolve_run(&args.run).await?;
     let what = if rerun { "rerun" } else { "cancel" };
     let body: serde_json::Value = ok(api
         .send(api.req(Method::POST, &format!("/api/v1/runs/{run}/{what}")))

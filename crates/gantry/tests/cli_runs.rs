@@ -1,0 +1,73 @@
+//! The run commands (the real binary) against a real `gantry serve`: a run named by a unique
+//! prefix of its id in `status`, `logs`, `cancel` and `rerun` (an ambiguous prefix listed with
+//! exit 2, an unknown one not found).
+
+#[path = "common/cli.rs"]
+mod cli;
+mod common;
+
+use cli::gantry;
+use common::{Server, job};
+use serde_json::Value;
+
+/// The length of the longest common prefix of `a` and `b`.
+fn common_len(a: &str, b: &str) -> usize {
+    a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count()
+}
+
+#[tokio::test]
+async fn a_run_is_named_by_a_unique_prefix_of_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let failing = server
+        .submit_yaml("name: one\njobs:\n  a:\n    run: ['echo hello-from-a', 'exit 3']\n")
+        .await;
+    let other = server
+        .submit_yaml("name: two\njobs:\n  b:\n    run: ['true']\n")
+        .await;
+    server.wait_finished(&failing, 30).await;
+    server.wait_finished(&other, 30).await;
+    let shared = common_len(&failing, &other);
+    let unique = &failing[..shared + 1];
+
+    let out = gantry(&server, &["status", unique]).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout
+            .starts_with(&format!("run one ({failing}) failed")),
+        "{}",
+        out.all()
+    );
+    let out = gantry(&server, &["status", &unique.to_lowercase(), "--json"]).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let run: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(run["id"], failing.as_str());
+    let out = gantry(&server, &["logs", unique, "a"]).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("hello-from-a"), "{}", out.all());
+    let out = gantry(&server, &["rerun", unique]).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(out.stdout, format!("{failing} queued\n"));
+    server.wait_finished(&failing, 30).await;
+    let run = server.get(&format!("/api/v1/runs/{failing}")).await.1;
+    assert_eq!(job(&run, "a")["attempt"], 2, "{run}");
+
+    // A prefix of both (ids made moments apart share their time's first characters): each
+    // named, exit 2, nothing done.
+    assert!(shared > 0, "{failing} {other}");
+    let out = gantry(&server, &["cancel", &failing[..shared]]).await;
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.stderr.contains("names 2 runs")
+            && out.stderr.contains(&failing)
+            && out.stderr.contains(&other),
+        "{}",
+        out.all()
+    );
+    // Run ids start with a digit (a ULID's time): `Z` names none.
+    let out = gantry(&server, &["status", "ZZZ"]).await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("run `ZZZ` not found"), "{}", out.all());
+    let out = gantry(&server, &["logs", "ZZZ"]).await;
+    assert_eq!(out.code, 1, "{}", out.all());
+}
