@@ -1,12 +1,13 @@
 //! The run commands (the real binary) against a real `gantry serve`: a run named by a unique
 //! prefix of its id in `status`, `logs`, `cancel` and `rerun` (an ambiguous prefix listed with
-//! exit 2, an unknown one not found).
+//! exit 2, an unknown one not found); `submit -` from stdin with `--event`, `--branch` and
+//! `--tag`.
 
 #[path = "common/cli.rs"]
 mod cli;
 mod common;
 
-use cli::gantry;
+use cli::{gantry, gantry_in, gantry_stdin};
 use common::{Server, job};
 use serde_json::Value;
 
@@ -70,4 +71,86 @@ async fn a_run_is_named_by_a_unique_prefix_of_its_id() {
     assert!(out.stderr.contains("run `ZZZ` not found"), "{}", out.all());
     let out = gantry(&server, &["logs", "ZZZ"]).await;
     assert_eq!(out.code, 1, "{}", out.all());
+}
+
+#[tokio::test]
+async fn submit_reads_stdin_with_the_event_branch_and_tag_it_stands_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let spec = "name: ctx\njobs:\n  \
+                main:\n    when: {event: push, branch: main}\n    run: ['true']\n  \
+                tagged:\n    when: {tag: 'v*'}\n    run: ['true']\n  \
+                dev:\n    when: {branch: dev}\n    run: ['true']\n";
+    let out = gantry_stdin(
+        &server,
+        &[
+            "submit", "-", "--event", "push", "--branch", "main", "--tag", "v1.2", "--wait",
+            "--json",
+        ],
+        spec.as_bytes(),
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let run: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(job(&run, "main")["status"], "succeeded", "{run}");
+    assert_eq!(job(&run, "tagged")["status"], "succeeded", "{run}");
+    assert_eq!(job(&run, "dev")["status"], "skipped", "{run}");
+
+    // `gantry run` takes the same flags.
+    let data = dir.path().join("local");
+    let out = gantry_in(
+        None,
+        &[
+            "run",
+            "-",
+            "--event",
+            "push",
+            "--branch",
+            "main",
+            "--tag",
+            "v1.2",
+            "--json",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        spec.as_bytes(),
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let local: Value = serde_json::from_str(&out.stdout).unwrap();
+    for (name, status) in [
+        ("main", "succeeded"),
+        ("tagged", "succeeded"),
+        ("dev", "skipped"),
+    ] {
+        assert_eq!(job(&local, name)["status"], status, "{local}");
+    }
+
+    // JSON on stdin; without the flags the event is `api`, so `main` is skipped.
+    let json = serde_json::json!({"name": "j", "jobs": {"main": {
+        "when": {"event": "push"}, "run": ["true"]}, "any": {"run": ["true"]}}});
+    let out = gantry_stdin(
+        &server,
+        &["submit", "-", "--wait", "--json"],
+        json.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let run: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(job(&run, "main")["status"], "skipped", "{run}");
+    assert_eq!(job(&run, "any")["status"], "succeeded", "{run}");
+
+    // An invalid spec from stdin is named as such, exit 2.
+    let out = gantry_stdin(&server, &["submit", "-"], b"jobs:\n  a: {run: []}\n").await;
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.starts_with("<stdin>: "), "{}", out.all());
+    assert!(out.stderr.contains("`run` is empty"), "{}", out.all());
+    // A file that is not there: exit 2.
+    let out = gantry(&server, &["submit", "/nonexistent/spec.yml"]).await;
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.stderr.contains("cannot read /nonexistent/spec.yml"),
+        "{}",
+        out.all()
+    );
 }

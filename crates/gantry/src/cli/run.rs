@@ -32,6 +32,9 @@ pub struct RunArgs {
     /// The branch this run stands for, for `when: {branch: …}`.
     #[arg(long)]
     pub branch: Option<String>,
+    /// The tag this run stands for, for `when: {tag: …}`.
+    #[arg(long)]
+    pub tag: Option<String>,
     /// How much of each job's output its log keeps, e.g. `64m`; the rest is dropped [default: 64m].
     #[arg(long, env = "GANTRY_LOG_LIMIT")]
     pub log_limit: Option<String>,
@@ -102,6 +105,7 @@ pub async fn main(args: RunArgs) -> anyhow::Result<i32> {
     let context = RunContext {
         event: Some(args.event.clone()),
         branch: args.branch.clone(),
+        tag: args.tag.clone(),
         ..RunContext::default()
     };
     let jobs = spec.jobs.len();

@@ -1,4 +1,5 @@
-//! The run commands against a server: `submit`, `status`, `logs`, `cancel`, `rerun`. A run may be named
+//! The run commands against a server: `submit` (a file or `-` for stdin, with the event,
+//! branch and tag the run stands for), `status`, `logs`, `cancel`, `rerun`. A run may be named
 //! by a unique prefix of its id (looked up client-side, see [`Api::resolve_run`]).
 
 use super::client::{Api, ServerArgs, ok, read_input, urlencode};
@@ -10,11 +11,20 @@ use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct SubmitArgs {
-    /// Run spec (YAML or JSON).
+    /// Run spec (YAML or JSON); `-` reads standard input.
     pub file: PathBuf,
     /// Wait for the run to finish; exit 0 if it succeeded, 1 otherwise.
     #[arg(long)]
     pub wait: bool,
+    /// The event this run stands for, for `when: {event: …}` (default: `api`).
+    #[arg(long)]
+    pub event: Option<String>,
+    /// The branch this run stands for, for `when: {branch: …}`.
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// The tag this run stands for, for `when: {tag: …}`.
+    #[arg(long)]
+    pub tag: Option<String>,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -71,9 +81,22 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<i32> {
     } else {
         "application/yaml"
     };
+    let query: Vec<String> = [
+        ("event", &args.event),
+        ("branch", &args.branch),
+        ("tag", &args.tag),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", urlencode(v))))
+    .collect();
+    let path = if query.is_empty() {
+        "/api/v1/runs".to_string()
+    } else {
+        format!("/api/v1/runs?{}", query.join("&"))
+    };
     let resp = api
         .send(
-            api.req(Method::POST, "/api/v1/runs")
+            api.req(Method::POST, &path)
                 .header("content-type", ct)
                 .body(body),
         )
