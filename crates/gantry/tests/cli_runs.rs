@@ -1,7 +1,8 @@
 //! The run commands (the real binary) against a real `gantry serve`: a run named by a unique
 //! prefix of its id in `status`, `logs`, `cancel` and `rerun` (an ambiguous prefix listed with
 //! exit 2, an unknown one not found); `submit -` from stdin with `--event`, `--branch` and
-//! `--tag`.
+//! `--tag`; `--server` without a scheme; a server that is not there; the environment variables
+//! in every client command's help.
 
 #[path = "common/cli.rs"]
 mod cli;
@@ -153,4 +154,85 @@ async fn submit_reads_stdin_with_the_event_branch_and_tag_it_stands_for() {
         "{}",
         out.all()
     );
+}
+
+#[tokio::test]
+async fn the_server_may_be_given_without_a_scheme_and_a_missing_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    for address in [format!("localhost:{port}"), format!("127.0.0.1:{port}/")] {
+        let out = gantry_in(None, &["status", "--server", &address], b"").await;
+        assert_eq!(out.code, 0, "{address}: {}", out.all());
+        assert!(out.stdout.starts_with("RUN"), "{}", out.all());
+    }
+
+    // Nothing listens on a port just freed.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = free.local_addr().unwrap().port();
+    drop(free);
+    for args in [
+        &["status"][..],
+        &["events", "list"][..],
+        &["rules", "list"][..],
+        &["services", "list"][..],
+    ] {
+        let mut all = args.to_vec();
+        let address = format!("127.0.0.1:{gone}");
+        all.extend(["--server", &address]);
+        let out = gantry_in(None, &all, b"").await;
+        assert_eq!(out.code, 1, "{args:?}: {}", out.all());
+        assert!(
+            out.stderr.contains(&format!(
+                "cannot reach the server at http://127.0.0.1:{gone}: is `gantry serve` running there?"
+            )),
+            "{args:?}: {}",
+            out.all()
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_client_command_names_its_environment_in_its_help() {
+    let commands: &[&[&str]] = &[
+        &["submit"],
+        &["status"],
+        &["logs"],
+        &["cancel"],
+        &["rerun"],
+        &["events", "put"],
+        &["events", "list"],
+        &["events", "show"],
+        &["rules", "list"],
+        &["rules", "show"],
+        &["rules", "create"],
+        &["rules", "delete"],
+        &["services", "list"],
+        &["services", "start"],
+        &["services", "stop"],
+        &["secrets", "set"],
+        &["secrets", "list"],
+        &["secrets", "rm"],
+        &["runners"],
+        &["runners", "show"],
+        &["deploy"],
+        &["deploy", "status"],
+        &["deploy", "list"],
+        &["deploy", "test"],
+    ];
+    for cmd in commands {
+        for help in ["-h", "--help"] {
+            let mut args = cmd.to_vec();
+            args.push(help);
+            let out = gantry_in(None, &args, b"").await;
+            assert_eq!(out.code, 0, "{args:?}: {}", out.all());
+            for var in ["GANTRY_SERVER", "GANTRY_API_TOKEN"] {
+                assert!(
+                    out.stdout.contains(var),
+                    "{args:?} lacks {var}: {}",
+                    out.stdout
+                );
+            }
+        }
+    }
 }

@@ -11,12 +11,36 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
-    /// Base URL of the Gantry server.
-    #[arg(long, env = "GANTRY_SERVER", default_value = "http://127.0.0.1:8080")]
+    /// Base URL of the Gantry server (`host:port` means http://host:port). The API token, when the server wants one, is read from GANTRY_API_TOKEN.
+    #[arg(
+        long,
+        env = "GANTRY_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        value_parser = server_url
+    )]
     pub server: String,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--server`: a URL, `http://` added when it names no scheme, without a trailing `/`.
+pub fn server_url(given: &str) -> Result<String, String> {
+    let url = given.trim().trim_end_matches('/');
+    if url.is_empty() {
+        return Err("the server's address is empty".into());
+    }
+    let url = if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    };
+    match url.split_once("://") {
+        Some(("http" | "https", rest)) if !rest.is_empty() => Ok(url),
+        _ => Err(format!(
+            "`{given}` is not an http:// or https:// address (e.g. localhost:8080)"
+        )),
+    }
 }
 
 pub(super) struct Api {
@@ -48,9 +72,16 @@ impl Api {
     }
 
     pub(super) async fn send(&self, r: RequestBuilder) -> anyhow::Result<Response> {
-        r.send()
-            .await
-            .with_context(|| format!("cannot reach the Gantry server at {}", self.base))
+        r.send().await.map_err(|e| {
+            if e.is_connect() {
+                anyhow::anyhow!(
+                    "cannot reach the server at {}: is `gantry serve` running there?",
+                    self.base
+                )
+            } else {
+                anyhow::Error::new(e).context(format!("cannot reach the server at {}", self.base))
+            }
+        })
     }
 
     /// `GET path`, a success's JSON body, or the API's error as the error.
@@ -141,4 +172,23 @@ pub(super) fn urlencode(s: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_url;
+
+    #[test]
+    fn a_server_without_a_scheme_gets_http() {
+        assert_eq!(
+            server_url("localhost:8080").unwrap(),
+            "http://localhost:8080"
+        );
+        assert_eq!(
+            server_url("https://ci.example/").unwrap(),
+            "https://ci.example"
+        );
+        assert!(server_url("ftp://x").is_err());
+        assert!(server_url("  ").is_err());
+    }
 }
