@@ -43,6 +43,8 @@ fn main() -> ExitCode {
             Cmd::Deploy(a) => cli::deploy::main(a).await,
             Cmd::Rules(c) => cli::rules::main(c).await,
             Cmd::Services(c) => cli::services::main(c).await,
+            Cmd::Init(a) => cli::init::main(a),
+            Cmd::Completions { shell } => cli::completions(shell),
         }
     });
     let code = code.unwrap_or_else(|e| {

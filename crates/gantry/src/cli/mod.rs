@@ -20,6 +20,7 @@ pub mod client;
 pub mod config;
 pub mod deploy;
 pub mod events;
+pub mod init;
 pub mod pattern;
 pub mod progress;
 pub mod rules;
@@ -35,6 +36,15 @@ use clap::{Parser, Subcommand};
 
 const ABOUT: &str = "Event-driven CI/CD and operations automation engine";
 
+/// `gantry --version`: the version and the commit it was built from (`unknown` when built
+/// outside a git checkout; see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GANTRY_GIT_COMMIT"),
+    ")"
+);
+
 /// Input a command cannot use (a file that cannot be read, JSON that is not, an ambiguous run
 /// id): the command exits 2, where anything else that stops it exits 1.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +52,7 @@ const ABOUT: &str = "Event-driven CI/CD and operations automation engine";
 pub struct BadInput(pub String);
 
 #[derive(Debug, Parser)]
-#[command(name = "gantry", version, about = ABOUT)]
+#[command(name = "gantry", version = VERSION, about = ABOUT)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Cmd,
@@ -86,6 +96,22 @@ pub enum Cmd {
     Schedule(schedule::ScheduleCmd),
     /// Deploy a repository's branch to AWS; show, list and test the deployer's sessions.
     Deploy(deploy::DeployArgs),
+    /// Write a starter `.gantry.yml` and `gantry.toml` into the current directory.
+    Init(init::InitArgs),
+    /// Print a shell completion script (e.g. `gantry completions bash > /etc/bash_completion.d/gantry`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `gantry completions SHELL`: the completion script on stdout.
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<i32> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "gantry", &mut script);
+    out!("{}", String::from_utf8_lossy(&script));
+    Ok(0)
 }
 
 /// Writes a command's output to stdout; a closed reader ends the process (see [`outln!`]).
