@@ -30,23 +30,31 @@ fn main() -> ExitCode {
         match cli.command {
             Cmd::Serve(a) => cli::serve::main(a).await,
             Cmd::Run(a) => cli::run::main(a).await,
-            Cmd::Submit(a) => cli::client::submit(a).await,
-            Cmd::Status(a) => cli::client::status(a).await,
-            Cmd::Logs(a) => cli::client::logs(a).await,
-            Cmd::Cancel(a) => cli::client::cancel(a, false).await,
-            Cmd::Rerun(a) => cli::client::cancel(a, true).await,
+            Cmd::Submit(a) => cli::runs::submit(a).await,
+            Cmd::Status(a) => cli::runs::status(a).await,
+            Cmd::Logs(a) => cli::runs::logs(a).await,
+            Cmd::Cancel(a) => cli::runs::cancel(a, false).await,
+            Cmd::Rerun(a) => cli::runs::cancel(a, true).await,
             Cmd::Secrets(c) => cli::secrets::main(c).await,
             Cmd::Pattern(c) => cli::pattern::main(c),
             Cmd::Schedule(c) => cli::schedule::main(c),
             Cmd::Events(c) => cli::events::main(c).await,
             Cmd::Runners(a) => cli::runners::main(a).await,
             Cmd::Deploy(a) => cli::deploy::main(a).await,
+            Cmd::Rules(c) => cli::rules::main(c).await,
+            Cmd::Services(c) => cli::services::main(c).await,
+            Cmd::Init(a) => cli::init::main(a),
+            Cmd::Completions { shell } => cli::completions(shell),
         }
     });
     let code = code.unwrap_or_else(|e| {
         eprintln!("gantry: {e:#}");
-        // Invalid input exits 2 where a command says so; anything else that stops it exits 1.
-        1
+        // Invalid input exits 2; anything else that stops a command exits 1.
+        if e.downcast_ref::<cli::BadInput>().is_some() {
+            2
+        } else {
+            1
+        }
     });
     // Jobs and connections still open are the engine's to leave to recovery: don't wait long.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));

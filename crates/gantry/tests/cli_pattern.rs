@@ -1,4 +1,5 @@
-//! `gantry pattern match` (exit 0 on a match, 1 on none, 2 on an invalid pattern, saying why)
+//! `gantry pattern match` (exit 0 on a match, 1 on none, 2 on an invalid pattern, saying why;
+//! `matched` / `not matched` printed unless `-q`)
 //! and `gantry pattern test` (one answer line per line of cases, in order).
 
 mod common;
@@ -42,7 +43,7 @@ fn match_exits_0_1_or_2_with_the_reason() {
         "{}",
     ]);
     assert_eq!(code, 2);
-    assert!(err.contains("bad numeric range"), "{err}");
+    assert!(err.contains("bad numeric expression"), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("p.json");
     std::fs::write(&file, pattern).unwrap();
@@ -54,6 +55,31 @@ fn match_exits_0_1_or_2_with_the_reason() {
         r#"{"source": "custom.app", "detail": {"n": 9}}"#,
     ]);
     assert_eq!(code, 0);
+}
+
+#[test]
+fn match_says_matched_or_not_matched_unless_quiet() {
+    let pattern = r#"{"source": ["custom.app"]}"#;
+    let yes = r#"{"source": "custom.app"}"#;
+    let no = r#"{"source": "other"}"#;
+    assert_eq!(
+        gantry(&["pattern", "match", pattern, yes]),
+        (0, "matched\n".to_string(), String::new())
+    );
+    assert_eq!(
+        gantry(&["pattern", "match", pattern, no]),
+        (1, "not matched\n".to_string(), String::new())
+    );
+    for quiet in ["-q", "--quiet"] {
+        assert_eq!(
+            gantry(&["pattern", "match", quiet, pattern, yes]),
+            (0, String::new(), String::new())
+        );
+        assert_eq!(
+            gantry(&["pattern", "match", pattern, no, quiet]),
+            (1, String::new(), String::new())
+        );
+    }
 }
 
 #[test]

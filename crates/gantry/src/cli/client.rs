@@ -1,61 +1,46 @@
-//! The API client commands: `submit`, `status`, `logs`, `cancel`, `rerun`.
+//! The HTTP client every server command shares: the server's address and token (`--server`,
+//! `GANTRY_SERVER`, `GANTRY_API_TOKEN`), requests, API errors turned into messages, a run
+//! found by a unique prefix of its id, and reading a command's input (a file or `-`).
 
-use crate::view::RunView;
+use super::BadInput;
 use anyhow::{Context, bail};
-use futures_util::StreamExt;
-use reqwest::{Client, RequestBuilder, Response, StatusCode};
-use std::path::PathBuf;
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::Value;
+use std::path::Path;
 use std::time::Duration;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
-    /// Base URL of the Gantry server.
-    #[arg(long, env = "GANTRY_SERVER", default_value = "http://127.0.0.1:8080")]
+    /// Base URL of the Gantry server (`host:port` means http://host:port). The API token, when the server wants one, is read from GANTRY_API_TOKEN.
+    #[arg(
+        long,
+        env = "GANTRY_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        value_parser = server_url
+    )]
     pub server: String,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct SubmitArgs {
-    /// Run spec (YAML or JSON).
-    pub file: PathBuf,
-    /// Wait for the run to finish; exit 0 if it succeeded, 1 otherwise.
-    #[arg(long)]
-    pub wait: bool,
-    #[command(flatten)]
-    pub server: ServerArgs,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct StatusArgs {
-    /// A run id; without it, the latest runs.
-    pub run: Option<String>,
-    /// Only runs with this status.
-    #[arg(long)]
-    pub status: Option<String>,
-    #[command(flatten)]
-    pub server: ServerArgs,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct LogsArgs {
-    pub run: String,
-    /// A job; without it, every job's log in turn.
-    pub job: Option<String>,
-    /// Follow the log live until the job ends.
-    #[arg(short = 'f', long)]
-    pub follow: bool,
-    #[command(flatten)]
-    pub server: ServerArgs,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct CancelArgs {
-    pub run: String,
-    #[command(flatten)]
-    pub server: ServerArgs,
+/// `--server`: a URL, `http://` added when it names no scheme, without a trailing `/`.
+pub fn server_url(given: &str) -> Result<String, String> {
+    let url = given.trim().trim_end_matches('/');
+    if url.is_empty() {
+        return Err("the server's address is empty".into());
+    }
+    let url = if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    };
+    match url.split_once("://") {
+        Some(("http" | "https", rest)) if !rest.is_empty() => Ok(url),
+        _ => Err(format!(
+            "`{given}` is not an http:// or https:// address (e.g. localhost:8080)"
+        )),
+    }
 }
 
 pub(super) struct Api {
@@ -78,7 +63,7 @@ impl Api {
         })
     }
 
-    pub(super) fn req(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+    pub(super) fn req(&self, method: Method, path: &str) -> RequestBuilder {
         let r = self.http.request(method, format!("{}{path}", self.base));
         match &self.token {
             Some(t) => r.bearer_auth(t),
@@ -87,18 +72,62 @@ impl Api {
     }
 
     pub(super) async fn send(&self, r: RequestBuilder) -> anyhow::Result<Response> {
-        r.send()
-            .await
-            .with_context(|| format!("cannot reach the Gantry server at {}", self.base))
+        r.send().await.map_err(|e| {
+            if e.is_connect() {
+                anyhow::anyhow!(
+                    "cannot reach the server at {}: is `gantry serve` running there?",
+                    self.base
+                )
+            } else {
+                anyhow::Error::new(e).context(format!("cannot reach the server at {}", self.base))
+            }
+        })
     }
 
-    async fn run(&self, id: &str) -> anyhow::Result<RunView> {
-        let resp = self
-            .send(self.req(reqwest::Method::GET, &format!("/api/v1/runs/{id}")))
+    /// `GET path`, a success's JSON body, or the API's error as the error.
+    pub(super) async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(ok(self.send(self.req(Method::GET, path)).await?)
+            .await?
+            .json()
+            .await?)
+    }
+
+    /// The full id of the run `given` names: its id, or a prefix of exactly one run's id
+    /// among the latest runs. Several → [`BadInput`] listing them; none → not found.
+    pub(super) async fn resolve_run(&self, given: &str) -> anyhow::Result<String> {
+        let exact = self
+            .send(self.req(Method::GET, &format!("/api/v1/runs/{}", urlencode(given))))
             .await?;
-        Ok(ok(resp).await?.json().await?)
+        if exact.status() != reqwest::StatusCode::NOT_FOUND {
+            ok(exact).await?;
+            return Ok(given.to_string());
+        }
+        let body = self
+            .get_json(&format!("/api/v1/runs?limit={RUNS_SEARCHED}"))
+            .await?;
+        let upper = given.to_ascii_uppercase();
+        let found: Vec<&str> = body["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["id"].as_str())
+            .filter(|id| id.starts_with(given) || id.starts_with(&upper))
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(one.to_string()),
+            [] => bail!("run `{given}` not found"),
+            many => Err(BadInput(format!(
+                "`{given}` names {} runs: {}; give more of the id",
+                many.len(),
+                many.join(", ")
+            ))
+            .into()),
+        }
     }
 }
+
+/// How many of the latest runs a prefix is looked for in (the list API's most).
+const RUNS_SEARCHED: u32 = 1000;
 
 /// Turns an API error body into an error message.
 pub(super) async fn ok(resp: Response) -> anyhow::Result<Response> {
@@ -106,7 +135,7 @@ pub(super) async fn ok(resp: Response) -> anyhow::Result<Response> {
         return Ok(resp);
     }
     let status = resp.status();
-    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    let body: Value = resp.json().await.unwrap_or_default();
     let msg = body["error"]["message"]
         .as_str()
         .unwrap_or("no details")
@@ -114,191 +143,52 @@ pub(super) async fn ok(resp: Response) -> anyhow::Result<Response> {
     bail!("{} ({})", msg, status)
 }
 
-pub async fn submit(args: SubmitArgs) -> anyhow::Result<i32> {
-    let api = Api::new(&args.server)?;
-    let body = std::fs::read(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let ct = match args.file.extension().and_then(|e| e.to_str()) {
-        Some("json") => "application/json",
-        _ => "application/yaml",
-    };
-    let resp = api
-        .send(
-            api.req(reqwest::Method::POST, "/api/v1/runs")
-                .header("content-type", ct)
-                .body(body),
-        )
-        .await?;
-    if resp.status() == StatusCode::UNPROCESSABLE_ENTITY || resp.status() == StatusCode::BAD_REQUEST
-    {
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
-        eprintln!(
-            "{}: {}",
-            args.file.display(),
-            body["error"]["message"].as_str().unwrap_or("invalid spec")
+/// A command's input: the file's bytes, or standard input for `-`. A file that cannot be read
+/// is [`BadInput`].
+pub(super) fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .context("cannot read standard input")?;
+        return Ok(buf);
+    }
+    std::fs::read(path).map_err(|e| BadInput(format!("cannot read {}: {e}", path.display())).into())
+}
+
+/// A JSON value as plain text (strings without quotes, null as nothing).
+pub(super) fn s(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(t) => t.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A path segment or query value, percent-encoded.
+pub(super) fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_url;
+
+    #[test]
+    fn a_server_without_a_scheme_gets_http() {
+        assert_eq!(
+            server_url("localhost:8080").unwrap(),
+            "http://localhost:8080"
         );
-        return Ok(2);
-    }
-    let created: serde_json::Value = ok(resp).await?.json().await?;
-    let id = created["run_id"].as_str().unwrap_or_default().to_string();
-    if !args.wait {
-        if args.server.json {
-            outln!("{created}");
-        } else {
-            outln!("{id}");
-        }
-        return Ok(0);
-    }
-    let run = loop {
-        let run = api.run(&id).await?;
-        if matches!(run.status.as_str(), "succeeded" | "failed" | "cancelled") {
-            break run;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    print_run(&run, args.server.json)?;
-    Ok(if run.status == "succeeded" { 0 } else { 1 })
-}
-
-pub async fn status(args: StatusArgs) -> anyhow::Result<i32> {
-    let api = Api::new(&args.server)?;
-    if let Some(id) = &args.run {
-        let run = api.run(id).await?;
-        print_run(&run, args.server.json)?;
-        return Ok(0);
-    }
-    let mut path = "/api/v1/runs".to_string();
-    if let Some(s) = &args.status {
-        path.push_str(&format!("?status={s}"));
-    }
-    let body: serde_json::Value = ok(api.send(api.req(reqwest::Method::GET, &path)).await?)
-        .await?
-        .json()
-        .await?;
-    if args.server.json {
-        outln!("{}", serde_json::to_string_pretty(&body["runs"])?);
-        return Ok(0);
-    }
-    let runs: Vec<RunView> = serde_json::from_value(body["runs"].clone())?;
-    outln!(
-        "{:<28} {:<10} {:<24} {:>5}  NAME",
-        "RUN",
-        "STATUS",
-        "CREATED",
-        "JOBS"
-    );
-    for r in runs {
-        outln!(
-            "{:<28} {:<10} {:<24} {:>5}  {}",
-            r.id,
-            r.status,
-            r.created_at,
-            r.jobs.len(),
-            r.name
+        assert_eq!(
+            server_url("https://ci.example/").unwrap(),
+            "https://ci.example"
         );
+        assert!(server_url("ftp://x").is_err());
+        assert!(server_url("  ").is_err());
     }
-    Ok(0)
-}
-
-fn print_run(run: &RunView, json: bool) -> anyhow::Result<()> {
-    if json {
-        outln!("{}", serde_json::to_string_pretty(run)?);
-        return Ok(());
-    }
-    outln!("run {} ({}) {}", run.name, run.id, run.status);
-    outln!(
-        "  trace {}  created {}  finished {}",
-        run.trace_id,
-        run.created_at,
-        run.finished_at.as_deref().unwrap_or("-")
-    );
-    for j in &run.jobs {
-        let exit = j
-            .exit_code
-            .map(|c| format!(" exit {c}"))
-            .unwrap_or_default();
-        let attempt = if j.attempt > 1 {
-            format!(" attempt {}", j.attempt)
-        } else {
-            String::new()
-        };
-        outln!("  {:<24} {}{exit}{attempt}", j.name, j.status);
-    }
-    Ok(())
-}
-
-pub async fn logs(args: LogsArgs) -> anyhow::Result<i32> {
-    let api = Api::new(&args.server)?;
-    let jobs: Vec<String> = match &args.job {
-        Some(j) => vec![j.clone()],
-        None => api
-            .run(&args.run)
-            .await?
-            .jobs
-            .into_iter()
-            .map(|j| j.name)
-            .collect(),
-    };
-    for job in jobs {
-        if args.job.is_none() {
-            outln!("==> {job} <==");
-        }
-        let path = format!("/api/v1/runs/{}/jobs/{job}/log", args.run);
-        if !args.follow {
-            let text = ok(api.send(api.req(reqwest::Method::GET, &path)).await?)
-                .await?
-                .text()
-                .await?;
-            out!("{text}");
-            continue;
-        }
-        let resp = ok(api
-            .send(
-                api.req(reqwest::Method::GET, &path)
-                    .header("accept", "text/event-stream"),
-            )
-            .await?)
-        .await?;
-        let mut stream = resp.bytes_stream();
-        let mut buf = String::new();
-        let mut event = String::new();
-        'outer: while let Some(chunk) = stream.next().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk?));
-            while let Some(nl) = buf.find('\n') {
-                let line: String = buf.drain(..=nl).collect();
-                let line = line.trim_end_matches(['\n', '\r']);
-                if let Some(e) = line.strip_prefix("event:") {
-                    event = e.trim().to_string();
-                } else if let Some(d) = line.strip_prefix("data:") {
-                    let d = d.strip_prefix(' ').unwrap_or(d);
-                    if event == "end" {
-                        eprintln!("-- {job} ended: {d}");
-                        break 'outer;
-                    }
-                    outln!("{d}");
-                }
-            }
-        }
-    }
-    Ok(0)
-}
-
-pub async fn cancel(args: CancelArgs, rerun: bool) -> anyhow::Result<i32> {
-    let api = Api::new(&args.server)?;
-    let what = if rerun { "rerun" } else { "cancel" };
-    let body: serde_json::Value = ok(api
-        .send(api.req(
-            reqwest::Method::POST,
-            &format!("/api/v1/runs/{}/{what}", args.run),
-        ))
-        .await?)
-    .await?
-    .json()
-    .await?;
-    if args.server.json {
-        outln!("{body}");
-    } else {
-        outln!("{} {}", args.run, body["status"].as_str().unwrap_or(""));
-    }
-    Ok(0)
 }

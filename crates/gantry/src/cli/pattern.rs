@@ -1,4 +1,5 @@
-//! `gantry pattern match PATTERN EVENT` (exit 0 match, 1 no match, 2 invalid pattern) and
+//! `gantry pattern match PATTERN EVENT` (prints `matched` or `not matched` unless `-q`; exit 0
+//! match, 1 no match, 2 invalid pattern) and
 //! `gantry pattern test FILE.jsonl` (one `{"pattern", "event"}` per line → one
 //! `{"matches": bool}` or `{"error": "…"}` per line, in order). Arguments are JSON text, or
 //! `@FILE` to read it from a file.
@@ -11,12 +12,16 @@ use std::path::PathBuf;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PatternCmd {
-    /// Does EVENT match PATTERN? Exit 0 yes, 1 no, 2 invalid pattern or event.
+    /// Does EVENT match PATTERN? Prints `matched` or `not matched`; exit 0 yes, 1 no, 2
+    /// invalid pattern or event.
     Match {
         /// An EventBridge event pattern (JSON, or @FILE).
         pattern: String,
         /// An event (JSON, or @FILE).
         event: String,
+        /// Print nothing: the exit code says.
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Checks many pattern/event pairs: one JSON object per line.
     Test {
@@ -47,7 +52,11 @@ pub fn main(cmd: PatternCmd) -> anyhow::Result<i32> {
             events,
             seconds,
         } => bench(&patterns, &events, seconds),
-        PatternCmd::Match { pattern, event } => {
+        PatternCmd::Match {
+            pattern,
+            event,
+            quiet,
+        } => {
             let pattern = match Pattern::parse(&text(&pattern)?) {
                 Ok(p) => p,
                 Err(e) => {
@@ -62,7 +71,11 @@ pub fn main(cmd: PatternCmd) -> anyhow::Result<i32> {
                     return Ok(2);
                 }
             };
-            Ok(if pattern.matches_json(&event) { 0 } else { 1 })
+            let matched = pattern.matches_json(&event);
+            if !quiet {
+                outln!("{}", if matched { "matched" } else { "not matched" });
+            }
+            Ok(if matched { 0 } else { 1 })
         }
         PatternCmd::Test { file } => {
             let input: Box<dyn BufRead> = if file.as_os_str() == "-" {

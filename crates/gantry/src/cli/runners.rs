@@ -2,7 +2,7 @@
 //! places in use and waiting jobs, then each runner with its job, phase and age; `gantry
 //! runners show NAME` adds a runner's audit trail; `--json` prints the API's answer.
 
-use super::client::{Api, ServerArgs, ok};
+use super::client::{Api, ServerArgs, ok, s, urlencode};
 use serde_json::Value;
 
 #[derive(Debug, clap::Args)]
@@ -141,22 +141,4 @@ fn show(r: &Value) {
             s(&a["note"])
         );
     }
-}
-
-/// A JSON value as plain text (strings without quotes, null as nothing).
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(t) => t.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }

@@ -17,6 +17,7 @@ use serde_json::json;
 pub struct SubmitQuery {
     event: Option<String>,
     branch: Option<String>,
+    tag: Option<String>,
 }
 
 pub async fn submit(
@@ -41,6 +42,7 @@ pub async fn submit(
     let context = RunContext {
         event: Some(q.event.unwrap_or_else(|| "api".into())),
         branch: q.branch,
+        tag: q.tag,
         ..RunContext::default()
     };
     let trace = headers
