@@ -48,7 +48,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "manual")]
     pub event: String,
     /// The branch this run stands for, for `when: {branch: …}`.
-    #[arg(long, conflicts_with = "tag")]
+    #[arg(long)]
     pub branch: Option<String>,
     /// The tag this run stands for, for `when: {tag: …}`.
     #[arg(long)]
