@@ -160,6 +160,26 @@ impl Logs {
         read_attempt(&self.path(run_id), job, attempt, offset, max)
     }
 
+    /// The attempts a run's log file holds output of, in the order they first wrote (none
+    /// when there is no file).
+    pub fn attempts(&self, run_id: &str) -> std::io::Result<Vec<(String, u32)>> {
+        let file = match File::open(self.path(run_id)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let seen = std::cell::RefCell::new(Vec::<(String, u32)>::new());
+        walk(file, 0, &mut Vec::new(), 0, usize::MAX, |name, at| {
+            let name = String::from_utf8_lossy(name);
+            let mut seen = seen.borrow_mut();
+            if !seen.iter().any(|(n, a)| *n == name && *a == at) {
+                seen.push((name.into_owned(), at));
+            }
+            false
+        })?;
+        Ok(seen.into_inner())
+    }
+
     /// The last `lines` lines of an attempt's log (from at most its last 256 KiB).
     pub fn tail(&self, run_id: &str, job: &str, attempt: u32, lines: usize) -> Option<String> {
         const WINDOW: usize = 256 * 1024;

@@ -330,3 +330,59 @@ fn tag_and_event_decide_which_jobs_run() {
     let out = gantry_run(dir.path(), &["t.yml", "--event", "schedule", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }
+
+#[test]
+fn logs_of_a_local_run_are_read_from_its_data_dir_without_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("l.yml"),
+        "jobs:\n  one: {run: [\"echo first-job-output\"]}\n  two: {needs: [one], run: [\"echo second-job-output\"]}\n",
+    )
+    .unwrap();
+    let out = gantry_run(dir.path(), &["l.yml", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = run["id"].as_str().unwrap();
+    let logs = |args: &[&str]| {
+        Command::new(gantry_bin())
+            .arg("logs")
+            .args(args)
+            .args([
+                "--data-dir",
+                ".gantry/local",
+                "--server",
+                "http://127.0.0.1:9",
+            ])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = logs(&[id, "two"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("second-job-output") && !stdout.contains("first-job-output"),
+        "{stdout}"
+    );
+    // Every job, by a prefix of the id.
+    let out = logs(&[&id[..10]]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("==> one <==") && stdout.contains("first-job-output"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.find("==> one <==") < stdout.find("==> two <=="),
+        "{stdout}"
+    );
+    let out = logs(&["NOSUCHRUN"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not found"), "{}", text(&out));
+    let out = logs(&[id, "nojob"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("no log of a job `nojob`"),
+        "{}",
+        text(&out)
+    );
+}

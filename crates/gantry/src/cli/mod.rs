@@ -21,6 +21,7 @@ pub mod config;
 pub mod deploy;
 pub mod events;
 pub mod init;
+pub mod local_logs;
 pub mod pattern;
 pub mod progress;
 pub mod rules;

@@ -47,8 +47,12 @@ pub struct LogsArgs {
     /// A job; without it, every job's log in turn.
     pub job: Option<String>,
     /// Follow the log live until the job ends.
-    #[arg(short = 'f', long)]
+    #[arg(short = 'f', long, conflicts_with = "data_dir")]
     pub follow: bool,
+    /// Read the logs from this data dir instead of a server (a local run's is
+    /// `.gantry/local`).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -202,6 +206,9 @@ fn print_run(run: &RunView, json: bool) -> anyhow::Result<()> {
 }
 
 pub async fn logs(args: LogsArgs) -> anyhow::Result<i32> {
+    if let Some(dir) = &args.data_dir {
+        return super::local_logs::logs(dir, &args.run, args.job.as_deref());
+    }
     let api = Api::new(&args.server)?;
     let run = api.resolve_run(&args.run).await?;
     let jobs: Vec<String> = match &args.job {
