@@ -71,6 +71,9 @@ pub enum Cmd {
     Schedule(schedule::ScheduleCmd),
     /// Deploy a repository's branch to AWS; show, list and test the deployer's sessions.
     Deploy(deploy::DeployArgs),
+    /// Check a `gantry.toml` as `gantry serve` would at start.
+    #[command(subcommand)]
+    Config(config::check::ConfigCmd),
 }
 
 /// Writes a command's output to stdout; a closed reader ends the process (see [`outln!`]).
