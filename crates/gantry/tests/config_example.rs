@@ -1,0 +1,84 @@
+//! `examples/gantry.toml` as it is: `gantry config check` accepts it, and a real server starts
+//! with it (GitHub credentials pointing nowhere for the runner pools, the registry's password
+//! variable set, Docker for the services and the docker runner pool) and serves what it
+//! describes: its rules, its runner pool, its health.
+
+mod common;
+
+use common::Server;
+use std::path::PathBuf;
+
+fn example() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/gantry.toml")
+}
+
+/// What the example needs from the environment to start.
+const ENV: [(&str, &str); 3] = [
+    ("GANTRY_GITHUB_TOKEN", "ghp_fake-token-for-the-example"),
+    // Nothing listens there: the runner reconciler's calls fail and are retried.
+    ("GANTRY_GITHUB_API_URL", "http://127.0.0.1:9"),
+    ("REGISTRY_PASSWORD", "fake-password"),
+];
+
+#[test]
+fn config_check_accepts_the_example_and_names_what_is_missing_without_its_env() {
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(common::gantry_bin());
+        cmd.arg("config").arg("check").arg(example());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("GANTRY_") || k == "REGISTRY_PASSWORD" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(env.iter().copied()).output().unwrap()
+    };
+    let out = run(&ENV);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "));
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the environment variable REGISTRY_PASSWORD is not set"),
+        "{err}"
+    );
+    assert!(err.contains("[runners] need GitHub credentials"), "{err}");
+}
+
+#[tokio::test]
+async fn a_server_starts_with_the_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = example();
+    let mut env = vec![("GANTRY_CONFIG", config.to_str().unwrap())];
+    env.extend(ENV);
+    let server = Server::start_with(&dir.path().join("data"), &env).await;
+    let (status, health) = server.get("/healthz").await;
+    assert_eq!(status, 200, "{health}");
+    let (status, rules) = server.get("/api/v1/rules").await;
+    assert_eq!(status, 200, "{rules}");
+    let mut names: Vec<&str> = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["origin"], "config", "{r}");
+            r["name"].as_str().unwrap()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "hello-on-request",
+            "nightly-hello",
+            "notify-failures",
+            "start-web"
+        ]
+    );
+    let (status, runners) = server.get("/api/v1/runners").await;
+    assert_eq!(status, 200, "{runners}");
+    assert!(runners["pools"].to_string().contains("linux"), "{runners}");
+    let (status, services) = server.get("/api/v1/services").await;
+    assert_eq!(status, 200, "{services}");
+}
