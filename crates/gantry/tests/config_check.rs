@@ -93,7 +93,7 @@ fn every_problem_is_listed_with_its_line() {
     std::fs::write(
         dir.path().join("gantry.toml"),
         format!(
-            "listen = \"0.0.0.0:8080\"\nheader_read_timeout = \"soon\"\n\n{RULE}\n[services.web]\nimage = \"\"\nport = 80\ntarget_group = \"nowhere\"\n"
+            "listen = \"0.0.0.0:8080\"\nheader_read_timeout = \"soon\"\n\n{RULE}\n[services.web]\nimage = \"\"\nport = 80\ntarget_group = \"nowhere\"\n\n[registries.\"r.example\"]\nusername = \"ci\"\npassword_env = \"GANTRY_TEST_UNSET_PASSWORD\"\n"
         ),
     )
     .unwrap();
@@ -106,6 +106,7 @@ fn every_problem_is_listed_with_its_line() {
         "gantry.toml:4: rule `deploy`: target: cannot read specs/deploy.yml",
         "gantry.toml:9: services.web.image is empty",
         "gantry.toml:9: services.web.target_group `nowhere` is not defined",
+        "gantry.toml:14: registries.\"r.example\".password_env: the environment variable GANTRY_TEST_UNSET_PASSWORD is not set",
     ] {
         assert!(err.contains(want), "{want}\n in: {err}");
     }

@@ -82,3 +82,66 @@ async fn a_server_starts_with_the_example() {
     let (status, services) = server.get("/api/v1/services").await;
     assert_eq!(status, 200, "{services}");
 }
+
+/// Every key `gantry.toml` takes, as the parser lists them when refusing an unknown one, is in
+/// the example (set or commented out) and in docs/config.md: neither can fall behind the code.
+#[test]
+fn the_example_and_the_reference_name_every_key() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let example = std::fs::read_to_string(root.join("examples/gantry.toml")).unwrap();
+    let reference = std::fs::read_to_string(root.join("docs/config.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for (table, snippet) in [
+        ("top level", "__x = 1\n"),
+        ("retention", "[retention]\n__x = 1\n"),
+        ("repos", "[repos.\"a/b\"]\n__x = 1\n"),
+        ("registries", "[registries.\"r.example\"]\n__x = 1\n"),
+        ("services", "[services.a]\n__x = 1\n"),
+        ("health_check", "[services.a]\nhealth_check = { __x = 1 }\n"),
+        ("target_groups", "[target_groups.a]\n__x = 1\n"),
+        ("runners", "[runners.a]\n__x = 1\n"),
+        ("rules", "[[rules]]\n__x = 1\n"),
+        ("retry_policy", "[[rules]]\nretry_policy = { __x = 1 }\n"),
+    ] {
+        let file = dir.path().join("gantry.toml");
+        std::fs::write(&file, snippet).unwrap();
+        let out = std::process::Command::new(common::gantry_bin())
+            .args(["config", "check"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let (_, keys) = err
+            .split_once("expected ")
+            .unwrap_or_else(|| panic!("{table}: {err}"));
+        let keys = keys.strip_prefix("one of ").unwrap_or(keys);
+        // serde lists them as `a`, as `a` or `b`, or as one of `a`, `b`, `c`.
+        for key in keys
+            .trim()
+            .split(", ")
+            .flat_map(|k| k.split(" or "))
+            .map(|k| k.trim_matches('`'))
+        {
+            // `password` is a key refused with a word on where passwords go.
+            if key == "password" {
+                continue;
+            }
+            checked += 1;
+            let written = example.lines().any(|l| {
+                let l = l.trim_start_matches(['#', ' ']);
+                l.starts_with(&format!("{key} ="))
+                    || l.contains(&format!("{{ {key} ="))
+                    || l.contains(&format!(", {key} ="))
+            }) || example.contains(&format!("[{key}"));
+            assert!(written, "{table}: `{key}` is not in examples/gantry.toml");
+            assert!(
+                [format!("`{key}`"), format!("`[{key}"), format!("`[[{key}")]
+                    .iter()
+                    .any(|k| reference.contains(k.as_str())),
+                "{table}: `{key}` is not in docs/config.md"
+            );
+        }
+    }
+    assert!(checked > 60, "{checked}");
+}

@@ -119,9 +119,21 @@ pub fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     let mut p = Problems::default();
     let rules = p.keep(file.rule_defs()).unwrap_or_default();
     let services = std::mem::take(&mut file.services);
-    let registries = p.keep(super::registries::registry_auth(&file.registries, |v| {
-        std::env::var(v).ok()
-    }));
+    let registries =
+        match super::registries::registry_auth(&file.registries, |v| std::env::var(v).ok()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                // Each line names its entry: `registries."HOST"…`.
+                for line in e.to_string().lines() {
+                    let host = line
+                        .strip_prefix("registries.\"")
+                        .and_then(|rest| rest.split('"').next());
+                    let at = file.at(host.and_then(|h| file.table_line("registries", h)));
+                    p.0.push(at(line));
+                }
+                None
+            }
+        };
     let target_groups = std::mem::take(&mut file.target_groups);
     for (name, s) in &services {
         let at = file.at(file.table_line("services", name));
