@@ -189,3 +189,41 @@ fn logs_to_a_pipe_have_no_colour_codes() {
     assert!(log.contains("serving") && log.contains("stopped"), "{log}");
     assert!(!log.contains("\x1b["), "{log:?}");
 }
+
+#[test]
+fn the_environment_is_checked_as_serve_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gantry.toml"), "max_parallel = 2\n").unwrap();
+    let out = Command::new(gantry_bin())
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .env("GANTRY_API_TOKEN", "short")
+        .env("GANTRY_GITHUB_APP_ID", "1")
+        .env(
+            "GANTRY_GITHUB_APP_PRIVATE_KEY",
+            "-----BEGIN RSA PRIVATE KEY-----\nnot a key\n-----END RSA PRIVATE KEY-----\n",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    for want in [
+        "GANTRY_API_TOKEN is too short",
+        "GitHub client: the GitHub App private key is not an RSA PEM key",
+    ] {
+        assert!(err.contains(want), "{want}\n in: {err}");
+    }
+    // A variable that stands for a flag is refused as the flag would be.
+    let out = Command::new(gantry_bin())
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .env("GANTRY_LISTEN", "127.0.0.1:nope")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("127.0.0.1:nope") && err.contains("--listen"),
+        "{err}"
+    );
+}

@@ -1,7 +1,7 @@
 //! `gantry serve`: first-start setup of the data directory, then the HTTP API, the orchestrator
 //! (with recovery), the watchdog and the janitor, in one process, until SIGTERM or Ctrl-C.
 
-use super::config::settings::{GitHubAuth, Settings, settings};
+use super::config::settings::{Settings, settings};
 use crate::server::{self, AppState, Guard, Metrics, signature::Secret};
 use crate::wiring;
 use anyhow::Context;
@@ -153,19 +153,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let client: Option<Arc<gantry_github::GitHub>> = match &github {
-        None => None,
-        Some(gh) => Some(Arc::new(
-            match &gh.auth {
-                GitHubAuth::Token(t) => gantry_github::GitHub::new(&gh.api_url, t),
-                GitHubAuth::App {
-                    id,
-                    private_key_pem,
-                } => gantry_github::GitHub::with_app(&gh.api_url, id, private_key_pem),
-            }
-            .map_err(|e| anyhow::anyhow!("GitHub client: {e}"))?,
-        )),
-    };
+    let client: Option<Arc<gantry_github::GitHub>> = github.as_ref().map(|gh| gh.client.clone());
     let forge = client.clone().map(|c| c as Arc<dyn Forge>);
     let git = wiring::git_sources(data_dir, git_allowed.clone(), forge.clone());
     let inputs = wiring::JobInputs {

@@ -21,12 +21,21 @@ pub fn main(cmd: ConfigCmd) -> anyhow::Result<i32> {
     let ConfigCmd::Check { file } = cmd;
     let file = file.unwrap_or_else(|| PathBuf::from("gantry.toml"));
     // `serve`'s own arguments, from `--config FILE` and the environment (`GANTRY_LISTEN`, …).
-    let matches = ServeArgs::augment_args(Command::new("serve")).try_get_matches_from([
-        std::ffi::OsStr::new("serve"),
-        "--config".as_ref(),
-        file.as_os_str(),
-    ])?;
-    let args = ServeArgs::from_arg_matches(&matches)?;
+    // A variable serve would refuse as its flag's value (`GANTRY_LISTEN=x`) is a problem too.
+    let args = ServeArgs::augment_args(Command::new("serve"))
+        .try_get_matches_from([
+            std::ffi::OsStr::new("serve"),
+            "--config".as_ref(),
+            file.as_os_str(),
+        ])
+        .and_then(|m| ServeArgs::from_arg_matches(&m));
+    let args = match args {
+        Ok(a) => a,
+        Err(e) => {
+            eprint!("{}", e.render());
+            return Ok(2);
+        }
+    };
     match settings(args) {
         Ok(_) => {
             outln!("ok: {}", file.display());

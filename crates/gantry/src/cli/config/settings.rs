@@ -11,6 +11,7 @@ use gantry_engine::ports::Retention;
 use gantry_store::SecretKey;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The shortest API token `serve` accepts: a guessable token is no token.
@@ -50,13 +51,14 @@ pub struct Settings {
 
 /// Reporting to GitHub: on when a token, or an App id and key, are set.
 pub struct GitHubSettings {
-    pub auth: GitHubAuth,
+    /// The client, made here so that a key that is not one is a problem like the others.
+    pub client: Arc<gantry_github::GitHub>,
     pub api_url: String,
     pub public_url: Option<String>,
     pub interval_ms: i64,
 }
 
-pub enum GitHubAuth {
+enum GitHubAuth {
     Token(String),
     App { id: String, private_key_pem: String },
 }
@@ -391,12 +393,21 @@ fn github(
         }
         (None, None, None) => return None,
     };
+    let api_url = std::env::var("GANTRY_GITHUB_API_URL")
+        .ok()
+        .or(file.github_api_url.take())
+        .unwrap_or_else(|| "https://api.github.com".into());
+    let client = match &auth {
+        GitHubAuth::Token(t) => gantry_github::GitHub::new(&api_url, t),
+        GitHubAuth::App {
+            id,
+            private_key_pem,
+        } => gantry_github::GitHub::with_app(&api_url, id, private_key_pem),
+    };
+    let client = p.keep(client.map_err(|e| anyhow::anyhow!("GitHub client: {e}")))?;
     Some(GitHubSettings {
-        auth,
-        api_url: std::env::var("GANTRY_GITHUB_API_URL")
-            .ok()
-            .or(file.github_api_url.take())
-            .unwrap_or_else(|| "https://api.github.com".into()),
+        client: Arc::new(client),
+        api_url,
         public_url,
         interval_ms: p.keep(duration(
             "report-interval",
