@@ -25,7 +25,7 @@ const JANITOR_EVERY: Duration = Duration::from_secs(3600);
 
 /// The environment variables `serve` reads besides its flags' (those show `[env: …]` above).
 pub const ENV_HELP: &str = "\
-Environment (besides the flags' [env: ...]; each also a key of gantry.toml, docs/config.md):
+Environment (besides the flags' [env: ...]; most are also keys of gantry.toml: docs/config.md):
   GANTRY_API_TOKEN                 bearer token the API requires (at least 32 characters)
   GANTRY_GITHUB_WEBHOOK_SECRET     secret GitHub signs /webhooks/github deliveries with
   GANTRY_WEBHOOK_SECRET            secret /webhook payloads are signed with; signs HTTP targets
