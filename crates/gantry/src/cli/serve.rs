@@ -330,6 +330,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         deployer: deployer(git),
     };
     let addr = listener.local_addr()?;
+    let shutdown = shutdown_signal();
     outln!("gantry listening on http://{addr}");
     let _ = std::io::stdout().flush();
     info!(%addr, data_dir = %data_dir.display(), max_parallel, "serving");
@@ -338,7 +339,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         listener,
         server::router(state, guard),
         header_read_timeout,
-        shutdown_signal(),
+        shutdown,
     )
     .await;
     engine.shutdown().await;
@@ -361,11 +362,26 @@ fn deployer(_: Arc<gantry_exec::GitSources>) -> Option<server::Deployer> {
     None
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
+/// the future is first polled: called before the address is printed, a signal sent as soon
+/// as the server says it listens stops it cleanly instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async fn recv(s: Option<Signal>) {
+        match s {
+            Some(mut s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    async move {
+        tokio::select! {
+            _ = recv(term) => {}
+            _ = recv(int) => {}
+        }
     }
 }
 
