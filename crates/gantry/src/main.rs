@@ -15,6 +15,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new(if serve { "info" } else { "warn" })),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal: a journal or a log file gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
             Cmd::Services(c) => cli::services::main(c).await,
             Cmd::Init(a) => cli::init::main(a),
             Cmd::Completions { shell } => cli::completions(shell),
+            Cmd::Config(c) => cli::config::check::main(c),
         }
     });
     let code = code.unwrap_or_else(|e| {

@@ -79,13 +79,15 @@ impl Bus {
     ) -> Result<Bus, BusError> {
         let now = engine.clock_now();
         let stored = engine.store().list_rules().await?;
+        let problems: Vec<String> = check_config_rules(&config_rules, &ports)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        if !problems.is_empty() {
+            return Err(BusError::Invalid(problems.join("\n")));
+        }
         let mut writes = Vec::new();
-        let mut problems = Vec::new();
         for def in &config_rules {
-            if let Err(e) = check(def, &ports, false) {
-                problems.push(format!("rule `{}`: {e}", def.name));
-                continue;
-            }
             let body = serde_json::to_string(def).unwrap_or_default();
             let existing = stored.iter().find(|r| r.name == def.name);
             if existing.is_some_and(|r| r.body == body && r.origin == "config") {
@@ -98,9 +100,6 @@ impl Bus {
                 created_at_ms: existing.map_or(now, |r| r.created_at_ms),
                 updated_at_ms: now,
             }));
-        }
-        if !problems.is_empty() {
-            return Err(BusError::Invalid(problems.join("\n")));
         }
         for r in stored.iter().filter(|r| r.origin == "config") {
             if !config_rules.iter().any(|d| d.name == r.name) {
@@ -325,6 +324,24 @@ impl Bus {
             .await?;
         self.reload().await
     }
+}
+
+/// Every problem of `gantry.toml`'s rules, as `Bus::start` refuses them: each with the
+/// rule's index and `rule `NAME`: …`. A `run` target's spec file must exist and parse unless
+/// its path has a `{placeholder}` (then it is known only when an event comes).
+pub fn check_config_rules(defs: &[RuleDef], ports: &BusPorts) -> Vec<(usize, String)> {
+    defs.iter()
+        .enumerate()
+        .filter_map(|(i, def)| {
+            let files = match def.target.get("run") {
+                Some(Value::String(path)) => !path.contains('{'),
+                _ => false,
+            };
+            check(def, ports, files)
+                .err()
+                .map(|e| (i, format!("rule `{}`: {e}", def.name)))
+        })
+        .collect()
 }
 
 /// Every problem with a rule: its own (`Rule::compile`'s), then its target's against this

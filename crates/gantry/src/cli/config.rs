@@ -6,7 +6,9 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+pub mod check;
 pub mod registries;
+pub mod settings;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,6 +67,9 @@ pub struct FileConfig {
     pub runners: std::collections::BTreeMap<String, gantry_core::runners::PoolDef>,
     /// How often the runner reconciler lists GitHub's queued jobs and runners (`1m`).
     pub runners_reconcile: Option<String>,
+    /// The file as read (its name as shown, and its text), to point problems at lines.
+    #[serde(skip)]
+    source: Option<(String, String)>,
 }
 
 /// A size as `"64m"` or as a number of bytes.
@@ -102,16 +107,47 @@ pub struct Retention {
 }
 
 impl FileConfig {
-    /// The `[[rules]]` as rule definitions (their own fields are checked when compiled).
+    /// The `[[rules]]` as rule definitions (their own fields are checked when compiled);
+    /// every rule that is not one is named, at its line.
     pub fn rule_defs(&self) -> anyhow::Result<Vec<gantry_core::bus::rule::RuleDef>> {
-        self.rules
-            .iter()
+        let mut problems = Vec::new();
+        let mut defs = Vec::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            let parsed = serde_json::to_value(r)
+                .and_then(serde_json::from_value::<gantry_core::bus::rule::RuleDef>);
+            match parsed {
+                Ok(d) => defs.push(d),
+                Err(e) => problems.push(self.at(self.rule_line(i))(&format!("rules[{i}]: {e}"))),
+            }
+        }
+        if !problems.is_empty() {
+            bail!("{}", problems.join("\n"));
+        }
+        Ok(defs)
+    }
+
+    /// Prefixes a problem with `FILE:LINE: ` (or `FILE: `) when the settings came from a file.
+    pub fn at(&self, line: Option<usize>) -> impl Fn(&str) -> String + '_ {
+        move |problem| match (&self.source, line) {
+            (Some((shown, _)), Some(l)) => format!("{shown}:{l}: {problem}"),
+            (Some((shown, _)), None) => format!("{shown}: {problem}"),
+            (None, _) => problem.to_string(),
+        }
+    }
+
+    /// The line of the header `[table.name]`, if the file has one.
+    pub fn table_line(&self, table: &str, name: &str) -> Option<usize> {
+        table_line(&self.source.as_ref()?.1, table, name)
+    }
+
+    /// The line of the `i`th `[[rules]]` header (from 0), if the rules are written so.
+    pub fn rule_line(&self, i: usize) -> Option<usize> {
+        let text = &self.source.as_ref()?.1;
+        text.lines()
             .enumerate()
-            .map(|(i, r)| {
-                let json = serde_json::to_value(r)?;
-                serde_json::from_value(json).map_err(|e| anyhow::anyhow!("rules[{i}]: {e}"))
-            })
-            .collect()
+            .filter(|(_, l)| l.trim().replace(' ', "").starts_with("[[rules]]"))
+            .nth(i)
+            .map(|(n, _)| n + 1)
     }
 
     /// Reads `explicit` (which must exist), or `./gantry.toml` if present, or nothing.
@@ -123,33 +159,32 @@ impl FileConfig {
         };
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        match toml::from_str::<FileConfig>(&text) {
-            Ok(c) => {
-                if let Some(n) = c.max_parallel
-                    && n == 0
-                {
-                    bail!("{}: max_parallel must be at least 1", path.display());
+        let shown = path.display().to_string();
+        let mut c = match toml::from_str::<FileConfig>(&text) {
+            Ok(c) => c,
+            Err(e) => match e.span() {
+                Some(span) => {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |n| n + 1) + 1;
+                    bail!("{shown}:{line}:{column}: {}", e.message().trim_end())
                 }
-                let shown = path.display().to_string();
-                let problems: Vec<String> = c
-                    .runners
-                    .iter()
-                    .flat_map(|(name, pool)| {
-                        let line = table_line(&text, "runners", name);
-                        let shown = &shown;
-                        pool.check(name).into_iter().map(move |p| match line {
-                            Some(l) => format!("{shown}:{l}: {p}"),
-                            None => format!("{shown}: {p}"),
-                        })
-                    })
-                    .collect();
-                if !problems.is_empty() {
-                    bail!("{}", problems.join("\n"));
-                }
-                Ok(c)
-            }
-            Err(e) => bail!("{}: {}", path.display(), e.to_string().trim_end()),
+                None => bail!("{shown}: {}", e.message().trim_end()),
+            },
+        };
+        c.source = Some((shown, text));
+        let mut problems = Vec::new();
+        if c.max_parallel == Some(0) {
+            problems.push(c.at(None)("max_parallel must be at least 1"));
         }
+        for (name, pool) in &c.runners {
+            let at = c.at(c.table_line("runners", name));
+            problems.extend(pool.check(name).iter().map(|p| at(p)));
+        }
+        if !problems.is_empty() {
+            bail!("{}", problems.join("\n"));
+        }
+        Ok(c)
     }
 }
 
@@ -221,6 +256,9 @@ mod tests {
         assert_eq!(c.runners["linux"].max_runners, 10);
         std::fs::write(&path, format!("{good}colour = \"red\"\n")).unwrap();
         let err = FileConfig::load(Some(&path)).unwrap_err().to_string();
-        assert!(err.contains("colour") && err.contains("line 6"), "{err}");
+        assert!(
+            err.contains("colour") && err.contains("gantry.toml:6:1:"),
+            "{err}"
+        );
     }
 }

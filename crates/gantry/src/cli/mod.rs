@@ -106,6 +106,9 @@ pub enum Cmd {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Check a `gantry.toml` as `gantry serve` would at start.
+    #[command(subcommand)]
+    Config(config::check::ConfigCmd),
 }
 
 /// `gantry completions SHELL`: the completion script on stdout.

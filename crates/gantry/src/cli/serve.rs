@@ -1,22 +1,21 @@
 //! `gantry serve`: first-start setup of the data directory, then the HTTP API, the orchestrator
 //! (with recovery), the watchdog and the janitor, in one process, until SIGTERM or Ctrl-C.
 
-use super::config::{self, FileConfig};
-use crate::server::origin::Origin;
+use super::config::settings::{Settings, settings};
 use crate::server::{self, AppState, Guard, Metrics, signature::Secret};
 use crate::wiring;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use gantry_core::spec::Limits;
 use gantry_engine::Preparation;
 use gantry_engine::bus::{Bus, BusPorts};
 use gantry_engine::janitor;
 use gantry_engine::pipelines::Pipelines;
-use gantry_engine::ports::{Forge, Retention, SecretStore};
+use gantry_engine::ports::{Forge, SecretStore};
 use gantry_engine::services::ServiceManager;
 use gantry_store::SecretKey;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -24,10 +23,33 @@ use tracing::{info, warn};
 /// How often the janitor sweeps (it also sweeps at start and on SIGUSR1).
 const JANITOR_EVERY: Duration = Duration::from_secs(3600);
 
-/// The shortest API token `serve` accepts: a guessable token is no token.
-const MIN_TOKEN_CHARS: usize = 32;
+/// The environment variables `serve` reads besides its flags' (those show `[env: …]` above).
+pub const ENV_HELP: &str = "\
+Environment (besides the flags' [env: ...]; most are also keys of gantry.toml: docs/config.md):
+  GANTRY_API_TOKEN                 bearer token the API requires (at least 32 characters)
+  GANTRY_GITHUB_WEBHOOK_SECRET     secret GitHub signs /webhooks/github deliveries with
+  GANTRY_WEBHOOK_SECRET            secret /webhook payloads are signed with; signs HTTP targets
+  GANTRY_GITHUB_TOKEN              GitHub token: reporting, pipelines, runners
+  GANTRY_GITHUB_APP_ID             GitHub App id (with GANTRY_GITHUB_APP_PRIVATE_KEY)
+  GANTRY_GITHUB_APP_PRIVATE_KEY    the App's private key, PEM text or a file's path
+  GANTRY_GITHUB_API_URL            GitHub API URL [default: https://api.github.com]
+  GANTRY_PUBLIC_URL                the URL clients reach the server at (links, Host check)
+  GANTRY_CORS_ORIGINS              comma-separated origins of web apps that may call the API
+  GANTRY_HEADER_READ_TIMEOUT       time a client has to send a request head [default: 10s]
+  GANTRY_REPORT_INTERVAL           at most one PR comment edit per run this often [default: 2s]
+  GANTRY_GIT_ALLOWED_URL_PREFIXES  comma-separated prefixes clone URLs must start with
+  GANTRY_SECRET_KEY                the secret store's age key (AGE-SECRET-KEY-1...)
+  GANTRY_SECRET_KEY_FILE           a file holding that key [default: DATA_DIR/secret.key]
+  GANTRY_PASS_ENV                  comma-separated names of variables local jobs get
+  GANTRY_FORK_JOBS                 what forks' PR jobs may do: containers, off, local
+  GANTRY_ALLOW_INTERNAL_HOSTS      comma-separated internal hosts rules' http targets may reach
+  GANTRY_RUNNERS_RECONCILE         how often runner pools are reconciled with GitHub [default: 1m]
+  GANTRY_LOG                       log filter, e.g. debug or gantry=debug [default: info]
+  DOCKER_CONFIG                    folder of the Docker config.json for registry credentials
+  ([registries] password_env names further variables; the deployer reads AWS_* variables)";
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = ENV_HELP)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "GANTRY_LISTEN")]
@@ -62,345 +84,6 @@ pub struct ServeArgs {
     pub log_limit: Option<String>,
 }
 
-/// The server's settings after flags, environment, `gantry.toml` and defaults are merged.
-struct Settings {
-    listen: SocketAddr,
-    data_dir: PathBuf,
-    max_parallel: usize,
-    token: Option<String>,
-    retention: Retention,
-    log_limit: u64,
-    github_secret: Option<String>,
-    webhook_secret: Option<String>,
-    github: Option<GitHubSettings>,
-    /// `None`: the key file in the data dir (made on first start).
-    secret_key: Option<SecretKey>,
-    git_allowed: Vec<String>,
-    fork_secrets: std::collections::HashSet<String>,
-    fork_jobs: gantry_engine::ForkJobs,
-    isolation: gantry_exec::Isolation,
-    work_dir: Option<PathBuf>,
-    allow_internal_hosts: Vec<String>,
-    rules: Vec<gantry_core::bus::rule::RuleDef>,
-    base_dir: PathBuf,
-    services: std::collections::BTreeMap<String, gantry_core::services::ServiceDef>,
-    target_groups: std::collections::BTreeMap<String, gantry_core::services::TargetGroupDef>,
-    /// `GANTRY_PUBLIC_URL`'s origin: a name and an origin of the server besides its address.
-    public: Option<Origin>,
-    cors: Vec<Origin>,
-    header_read_timeout: Duration,
-    /// Credentials for image pulls: `[registries]`, then the Docker config file's.
-    registries: gantry_exec::RegistryAuth,
-    runners: gantry_engine::runners::RunnersConfig,
-}
-
-/// Reporting to GitHub: on when a token, or an App id and key, are set.
-struct GitHubSettings {
-    auth: GitHubAuth,
-    api_url: String,
-    public_url: Option<String>,
-    interval_ms: i64,
-}
-
-enum GitHubAuth {
-    Token(String),
-    App { id: String, private_key_pem: String },
-}
-
-fn duration(
-    name: &str,
-    given: Option<String>,
-    from_file: Option<String>,
-    default: &str,
-) -> anyhow::Result<i64> {
-    let text = given.or(from_file).unwrap_or_else(|| default.to_string());
-    let ms = gantry_core::duration::parse_duration_ms(&text)
-        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-    Ok(ms as i64)
-}
-
-/// A list setting: the variable's comma-separated items (blank ones left out) when it is set,
-/// else the file's list.
-fn list(var: &str, from_file: Option<Vec<String>>) -> Vec<String> {
-    match std::env::var(var) {
-        Ok(text) => text
-            .split(',')
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty())
-            .collect(),
-        Err(_) => from_file.unwrap_or_default(),
-    }
-}
-
-fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
-    let mut file = FileConfig::load(args.config.as_deref())?;
-    let rules = file.rule_defs()?;
-    let services = std::mem::take(&mut file.services);
-    let registries =
-        config::registries::registry_auth(&file.registries, |v| std::env::var(v).ok())?;
-    let target_groups = std::mem::take(&mut file.target_groups);
-    let problems: Vec<String> = services
-        .iter()
-        .flat_map(|(name, s)| s.check(name, &target_groups))
-        .collect();
-    if !problems.is_empty() {
-        bail!("{}", problems.join("\n"));
-    }
-    // `run = "specs/x.yml"` in a rule is relative to the config file's folder.
-    let base_dir = args
-        .config
-        .as_deref()
-        .and_then(Path::parent)
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let listen = match (args.listen, file.listen) {
-        (Some(l), _) => l,
-        (None, Some(text)) => text.parse().with_context(|| {
-            format!("config listen: `{text}` is not an address like 127.0.0.1:8080")
-        })?,
-        (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
-    };
-    let max_parallel = args
-        .max_parallel
-        .or(file.max_parallel)
-        .unwrap_or_else(wiring::default_parallelism);
-    if max_parallel == 0 {
-        bail!("max-parallel must be at least 1");
-    }
-    let token_var = std::env::var("GANTRY_API_TOKEN").ok();
-    let token_from = if token_var.is_some() {
-        "GANTRY_API_TOKEN".to_string()
-    } else {
-        let file_name = args.config.as_deref().unwrap_or(Path::new("gantry.toml"));
-        format!("api_token in {}", file_name.display())
-    };
-    let token = token_var.or(file.api_token).filter(|t| !t.is_empty());
-    if token
-        .as_ref()
-        .is_some_and(|t| t.chars().count() < MIN_TOKEN_CHARS)
-    {
-        bail!(
-            "{token_from} is too short: the API token must be at least {MIN_TOKEN_CHARS} characters (make one with `openssl rand -hex 32`)"
-        );
-    }
-    let public_url = std::env::var("GANTRY_PUBLIC_URL")
-        .ok()
-        .or(file.public_url)
-        .filter(|u| !u.is_empty());
-    let public = match &public_url {
-        None => None,
-        Some(url) => Some(Origin::of_url(url).ok_or_else(|| {
-            anyhow::anyhow!(
-                "GANTRY_PUBLIC_URL (public_url): `{url}` is not a URL like https://ci.example.com"
-            )
-        })?),
-    };
-    let cors = list("GANTRY_CORS_ORIGINS", file.cors_origins)
-        .iter()
-        .filter(|o| !o.is_empty())
-        .map(|o| cors_origin(o))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let header_read_timeout = duration(
-        "header-read-timeout",
-        std::env::var("GANTRY_HEADER_READ_TIMEOUT").ok(),
-        file.header_read_timeout,
-        "10s",
-    )?;
-    if header_read_timeout == 0 {
-        bail!("header-read-timeout must be more than 0");
-    }
-    let secret = |var: &str, from_file: Option<String>| {
-        std::env::var(var)
-            .ok()
-            .or(from_file)
-            .filter(|s| !s.is_empty())
-    };
-    let auth = match (
-        secret("GANTRY_GITHUB_TOKEN", file.github_token),
-        secret("GANTRY_GITHUB_APP_ID", file.github_app_id),
-        secret("GANTRY_GITHUB_APP_PRIVATE_KEY", file.github_app_private_key),
-    ) {
-        (Some(token), _, _) => Some(GitHubAuth::Token(token)),
-        (None, Some(id), Some(key)) => {
-            // The key itself, or the path of a PEM file holding it.
-            let private_key_pem = if key.trim_start().starts_with("-----BEGIN") {
-                key
-            } else {
-                std::fs::read_to_string(&key)
-                    .with_context(|| format!("cannot read the GitHub App private key {key}"))?
-            };
-            Some(GitHubAuth::App {
-                id,
-                private_key_pem,
-            })
-        }
-        (None, Some(_), None) => {
-            bail!("GANTRY_GITHUB_APP_ID is set but GANTRY_GITHUB_APP_PRIVATE_KEY is not")
-        }
-        (None, None, Some(_)) => {
-            bail!("GANTRY_GITHUB_APP_PRIVATE_KEY is set but GANTRY_GITHUB_APP_ID is not")
-        }
-        (None, None, None) => None,
-    };
-    let github = match auth {
-        None => None,
-        Some(auth) => Some(GitHubSettings {
-            auth,
-            api_url: std::env::var("GANTRY_GITHUB_API_URL")
-                .ok()
-                .or(file.github_api_url)
-                .unwrap_or_else(|| "https://api.github.com".into()),
-            public_url: public_url.clone(),
-            interval_ms: duration(
-                "report-interval",
-                std::env::var("GANTRY_REPORT_INTERVAL").ok(),
-                file.report_interval,
-                "2s",
-            )?,
-        }),
-    };
-    let mut runners = gantry_engine::runners::RunnersConfig::new(std::mem::take(&mut file.runners));
-    runners.reconcile_every = Duration::from_millis(
-        duration(
-            "runners-reconcile",
-            std::env::var("GANTRY_RUNNERS_RECONCILE").ok(),
-            file.runners_reconcile,
-            "1m",
-        )?
-        .max(1) as u64,
-    );
-    if !runners.pools.is_empty() && github.is_none() {
-        bail!(
-            "[runners] need GitHub credentials to register runners: set GANTRY_GITHUB_TOKEN, or GANTRY_GITHUB_APP_ID and GANTRY_GITHUB_APP_PRIVATE_KEY"
-        );
-    }
-    let data_dir = args
-        .data_dir
-        .or(file.data_dir)
-        .unwrap_or_else(|| PathBuf::from(".gantry"));
-    // The secret store's key: given as text, or a file, or created in the data dir.
-    let secret_key = match (
-        std::env::var("GANTRY_SECRET_KEY")
-            .ok()
-            .filter(|s| !s.is_empty()),
-        std::env::var_os("GANTRY_SECRET_KEY_FILE")
-            .map(PathBuf::from)
-            .or(file.secret_key_file),
-    ) {
-        (Some(text), _) => {
-            Some(SecretKey::parse(&text).map_err(|e| anyhow::anyhow!("GANTRY_SECRET_KEY: {e}"))?)
-        }
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read the secret key file {}", path.display()))?;
-            Some(SecretKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
-        }
-        (None, None) => None,
-    };
-    let git_allowed = list(
-        "GANTRY_GIT_ALLOWED_URL_PREFIXES",
-        Some(
-            file.git_allowed_url_prefixes
-                .unwrap_or_else(|| vec!["https://github.com/".into()]),
-        ),
-    );
-    let run_as = match args.run_as.or(file.run_as) {
-        None => None,
-        Some(name) => {
-            if !gantry_exec::running_as_root() {
-                bail!(
-                    "run_as `{name}`: jobs can run as another user only when the server runs as root"
-                );
-            }
-            Some(gantry_exec::RunAs::lookup(&name).map_err(|e| anyhow::anyhow!(e))?)
-        }
-    };
-    let work_dir = args.work_dir.or(file.work_dir);
-    if run_as.is_some() {
-        match &work_dir {
-            None => bail!(
-                "run_as needs a work dir outside the data dir (`--work-dir`, GANTRY_WORK_DIR or work_dir): the data dir is private to the server, so the jobs' user cannot enter it"
-            ),
-            Some(w) if std::path::absolute(w)?.starts_with(std::path::absolute(&data_dir)?) => {
-                bail!(
-                    "the work dir {} is inside the data dir {}: with run_as the jobs' user cannot enter it; put it beside",
-                    w.display(),
-                    data_dir.display()
-                )
-            }
-            Some(_) => {}
-        }
-    }
-    let isolation = gantry_exec::Isolation::Clean(gantry_exec::Clean {
-        pass: list("GANTRY_PASS_ENV", file.pass_env),
-        run_as,
-    });
-    let fork_jobs = match std::env::var("GANTRY_FORK_JOBS").ok().or(file.fork_jobs) {
-        None => gantry_engine::ForkJobs::Containers,
-        Some(text) => text
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("fork_jobs: {e}"))?,
-    };
-    let allow_internal_hosts = list("GANTRY_ALLOW_INTERNAL_HOSTS", file.allow_internal_hosts);
-    let log_limit = match args.log_limit.or(file.log_limit.map(config::Size::text)) {
-        Some(text) => wiring::log_limit("log-limit", &text)?,
-        None => gantry_engine::logs::DEFAULT_LOG_LIMIT,
-    };
-    let fork_secrets = file
-        .repos
-        .iter()
-        .filter(|(_, r)| r.secrets_for_forks)
-        .map(|(name, _)| name.clone())
-        .collect();
-    Ok(Settings {
-        runners,
-        public,
-        cors,
-        header_read_timeout: Duration::from_millis(header_read_timeout as u64),
-        registries,
-        rules,
-        base_dir,
-        services,
-        target_groups,
-        github,
-        secret_key,
-        git_allowed,
-        fork_secrets,
-        fork_jobs,
-        isolation,
-        work_dir,
-        allow_internal_hosts,
-        github_secret: secret("GANTRY_GITHUB_WEBHOOK_SECRET", file.github_webhook_secret),
-        webhook_secret: secret("GANTRY_WEBHOOK_SECRET", file.webhook_secret),
-        listen,
-        data_dir,
-        max_parallel,
-        token,
-        log_limit,
-        retention: Retention {
-            working_ms: duration("retain-runs", args.retain_runs, file.retention.runs, "1d")?,
-            audit_ms: duration(
-                "retain-audit",
-                args.retain_audit,
-                file.retention.audit,
-                "90d",
-            )?,
-            logs_ms: duration("retain-logs", args.retain_logs, file.retention.logs, "7d")?,
-        },
-    })
-}
-
-/// One of `cors_origins`: an origin exactly as a browser sends it.
-fn cors_origin(text: &str) -> anyhow::Result<Origin> {
-    if text == "*" {
-        bail!("cors_origins: `*` is not allowed: list each origin, like https://app.example.com");
-    }
-    Origin::parse(text).ok_or_else(|| {
-        anyhow::anyhow!(
-            "cors_origins: `{text}` is not an origin like https://app.example.com (scheme, host and port only)"
-        )
-    })
-}
-
 pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     let Settings {
         listen,
@@ -429,11 +112,6 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         registries,
         runners,
     } = settings(args)?;
-    if token.is_none() && !listen.ip().is_loopback() {
-        bail!(
-            "refusing to listen on {listen} without GANTRY_API_TOKEN: anyone who can reach it could run commands here"
-        );
-    }
     // What the server makes is private to it, and its memory unreadable to its jobs.
     gantry_exec::keep_jobs_out().map_err(|e| anyhow::anyhow!(e))?;
     if isolation.run_as().is_none() && gantry_exec::running_as_root() {
@@ -475,19 +153,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let client: Option<Arc<gantry_github::GitHub>> = match &github {
-        None => None,
-        Some(gh) => Some(Arc::new(
-            match &gh.auth {
-                GitHubAuth::Token(t) => gantry_github::GitHub::new(&gh.api_url, t),
-                GitHubAuth::App {
-                    id,
-                    private_key_pem,
-                } => gantry_github::GitHub::with_app(&gh.api_url, id, private_key_pem),
-            }
-            .map_err(|e| anyhow::anyhow!("GitHub client: {e}"))?,
-        )),
-    };
+    let client: Option<Arc<gantry_github::GitHub>> = github.as_ref().map(|gh| gh.client.clone());
     let forge = client.clone().map(|c| c as Arc<dyn Forge>);
     let git = wiring::git_sources(data_dir, git_allowed.clone(), forge.clone());
     let inputs = wiring::JobInputs {
@@ -665,6 +331,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         deployer: deployer(git),
     };
     let addr = listener.local_addr()?;
+    let shutdown = shutdown_signal();
     outln!("gantry listening on http://{addr}");
     let _ = std::io::stdout().flush();
     info!(%addr, data_dir = %data_dir.display(), max_parallel, "serving");
@@ -673,7 +340,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         listener,
         server::router(state, guard),
         header_read_timeout,
-        shutdown_signal(),
+        shutdown,
     )
     .await;
     engine.shutdown().await;
@@ -696,10 +363,56 @@ fn deployer(_: Arc<gantry_exec::GitSources>) -> Option<server::Deployer> {
     None
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
+/// the future is first polled: called before the address is printed, a signal sent as soon
+/// as the server says it listens stops it cleanly instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async fn recv(s: Option<Signal>) {
+        match s {
+            Some(mut s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    async move {
+        tokio::select! {
+            _ = recv(term) => {}
+            _ = recv(int) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `GANTRY_…` variable the server's code reads is in `serve --help`.
+    #[test]
+    fn help_names_every_variable_the_server_reads() {
+        use clap::Args;
+        let help = super::ServeArgs::augment_args(clap::Command::new("serve"))
+            .render_long_help()
+            .to_string();
+        let sources = [
+            include_str!("serve.rs"),
+            include_str!("config/settings.rs"),
+            include_str!("../main.rs"),
+        ];
+        let mut seen = 0;
+        for text in sources {
+            for part in text.split("\"GANTRY_").skip(1) {
+                let name: String = part
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                    .collect();
+                if !name.is_empty() && part[name.len()..].starts_with('"') {
+                    seen += 1;
+                    assert!(help.contains(&format!("GANTRY_{name}")), "GANTRY_{name}");
+                }
+            }
+        }
+        assert!(seen > 20, "{seen}");
     }
 }
