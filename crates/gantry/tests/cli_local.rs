@@ -375,6 +375,15 @@ fn logs_of_a_local_run_are_read_from_its_data_dir_without_a_server() {
         stdout.find("==> one <==") < stdout.find("==> two <=="),
         "{stdout}"
     );
+    // A local run's logs are found here without naming the data dir (no server is asked).
+    let out = Command::new(gantry_bin())
+        .args(["logs", id, "one", "--server", "http://127.0.0.1:9"])
+        .current_dir(dir.path())
+        .env_remove("GANTRY_RUN_DATA_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("first-job-output"));
     let out = logs(&["NOSUCHRUN"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("not found"), "{}", text(&out));

@@ -1,10 +1,12 @@
 //! `gantry logs RUN [JOB] --data-dir DIR`: a run's logs read straight from a data dir (a local
 //! run's `.gantry/local`, or a stopped server's), with no server. The run may be named by a
-//! unique prefix of its id; each job's latest attempt is shown.
+//! unique prefix of its id; each job's latest attempt is shown. Without `--data-dir`, a run
+//! of `gantry run` here (in `GANTRY_RUN_DATA_DIR`, by default `.gantry/local`) is found
+//! there before any server is asked: run ids are unique, so it cannot be a server's.
 
 use super::BadInput;
 use gantry_engine::logs::Logs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The run id in `logs` that `given` names: itself, or the one id it begins.
 fn resolve(logs_dir: &Path, given: &str) -> anyhow::Result<String> {
@@ -43,6 +45,14 @@ fn resolve(logs_dir: &Path, given: &str) -> anyhow::Result<String> {
         ))
         .into()),
     }
+}
+
+/// The local runs' data dir here, if it holds the run `given` names.
+pub fn local_run_here(given: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("GANTRY_RUN_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".gantry/local"));
+    resolve(&dir.join("logs"), given).ok().map(|_| dir)
 }
 
 pub fn logs(data_dir: &Path, run: &str, job: Option<&str>) -> anyhow::Result<i32> {

@@ -50,7 +50,7 @@ pub struct LogsArgs {
     #[arg(short = 'f', long, conflicts_with = "data_dir")]
     pub follow: bool,
     /// Read the logs from this data dir instead of a server (a local run's is
-    /// `.gantry/local`).
+    /// `.gantry/local`, where a run of `gantry run` here is found without this).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
@@ -206,7 +206,12 @@ fn print_run(run: &RunView, json: bool) -> anyhow::Result<()> {
 }
 
 pub async fn logs(args: LogsArgs) -> anyhow::Result<i32> {
-    if let Some(dir) = &args.data_dir {
+    let local = args.data_dir.clone().or_else(|| {
+        (!args.follow)
+            .then(|| super::local_logs::local_run_here(&args.run))
+            .flatten()
+    });
+    if let Some(dir) = &local {
         return super::local_logs::logs(dir, &args.run, args.job.as_deref());
     }
     let api = Api::new(&args.server)?;
