@@ -4,43 +4,19 @@
 //! followed with `--wait` to its failure; a branch that is not there, and a repository host
 //! that does not answer, refused before anything starts; a test request missing its target.
 
+#[path = "common/cli.rs"]
+mod cli;
 mod common;
 #[path = "common/deployer.rs"]
 mod deployer;
 
+use cli::gantry;
 use common::{Server, gantry_bin};
 use gantry_github::fake::FakeGitHub;
 use serde_json::Value;
 
 /// Where the allowed repositories are: nothing listens there, so a checkout fails at once.
 const ALLOWED: &str = "http://127.0.0.1:9/git/";
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn gantry(server: &Server, args: &[&str]) -> Out {
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(120),
-        tokio::process::Command::new(gantry_bin())
-            .args(args)
-            .args(["--server", &server.url])
-            .env_remove("GANTRY_API_TOKEN")
-            .env_remove("GANTRY_SERVER")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("gantry {args:?} did not finish"))
-    .unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 async fn server(dir: &std::path::Path) -> Server {
     Server::start_with(
