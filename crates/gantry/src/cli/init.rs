@@ -25,6 +25,8 @@ jobs:
   build:
     run: ["echo building"]          # commands, in order, in one `sh -e` session
     timeout: 10m                    # default 1h
+    # artifacts: [dist/]            # kept, and laid into the jobs that need this one
+    # cache: {key: deps, files: [package-lock.json], paths: [node_modules/]}
   test:
     needs: [build]
     run: ["echo testing"]
