@@ -181,6 +181,7 @@ async fn lists_newest_first_with_status_filter_and_unfinished() {
         .list_runs(RunFilter {
             status: Some(RunStatus::Failed),
             limit: 10,
+            ..RunFilter::default()
         })
         .await
         .unwrap();
@@ -194,6 +195,7 @@ async fn lists_newest_first_with_status_filter_and_unfinished() {
         .list_runs(RunFilter {
             status: None,
             limit: 2,
+            ..RunFilter::default()
         })
         .await
         .unwrap();

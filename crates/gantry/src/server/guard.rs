@@ -201,7 +201,8 @@ fn refused_body(method: &Method, path: &str, headers: &HeaderMap) -> Option<Resp
     ) {
         return None;
     }
-    let form_ok = path == "/webhooks/github";
+    // The dashboard's forms check a CSRF token (and its cookie is SameSite=Strict).
+    let form_ok = path == "/webhooks/github" || crate::dashboard::takes_form(path);
     let mime = headers
         .get(header::CONTENT_TYPE)
         .map(|v| mime_of(v.to_str().unwrap_or("(not text)")));
