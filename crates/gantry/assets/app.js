@@ -74,8 +74,9 @@
     const log = document.getElementById("log");
     const button = document.getElementById("follow");
     if (!button) return;
-    const url = "/api/v1/runs/" + encodeURIComponent(main.dataset.runId) + "/jobs/" +
-      encodeURIComponent(main.dataset.job) + "/log?attempt=" + main.dataset.attempt;
+    const runUrl = "/api/v1/runs/" + encodeURIComponent(main.dataset.runId);
+    const logUrl = () => runUrl + "/jobs/" + encodeURIComponent(main.dataset.job) +
+      "/log?attempt=" + main.dataset.attempt;
     let source = null;
 
     // One line of log text with its SGR colours as spans (text only ever set as textContent).
@@ -136,7 +137,7 @@
       // The stream replays the attempt's output from its start, then follows it.
       log.textContent = "";
       style = [];
-      source = new EventSource(url);
+      source = new EventSource(logUrl());
       source.addEventListener("log", (e) => appendLine(e.data));
       source.addEventListener("end", (e) => {
         try {
@@ -150,8 +151,20 @@
       button.textContent = "Stop following";
       button.setAttribute("aria-pressed", "true");
     }
-    button.hidden = false;
     button.addEventListener("click", () => (source ? stop() : follow()));
-    follow();
+    if (main.dataset.attempt !== "0") {
+      button.hidden = false;
+      follow();
+    } else {
+      // Not started yet: wait for its first attempt, then follow it.
+      poll(runUrl, (run) => {
+        const job = run.jobs.find((j) => j.name === main.dataset.job);
+        if (!job || job.attempt === 0) return TERMINAL.includes(run.status);
+        main.dataset.attempt = String(job.attempt);
+        button.hidden = false;
+        follow();
+        return true;
+      });
+    }
   }
 })();

@@ -325,7 +325,7 @@ async fn with_a_token_pages_need_a_login_and_forms_a_csrf_token() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start_with(dir.path(), &[("GANTRY_API_TOKEN", common::TOKEN)]).await;
     let id = s
-        .submit_yaml("name: long\njobs:\n  a: {run: [\"sleep 30\"]}\n")
+        .submit_yaml("name: long\njobs:\n  a: {run: [\"echo started; sleep 30\"]}\n")
         .await;
     s.wait_run(&id, 20, |r| r["status"] == "running").await;
 
@@ -394,9 +394,9 @@ async fn with_a_token_pages_need_a_login_and_forms_a_csrf_token() {
     assert_eq!(row_ids(&home.body), [id.as_str()]);
     // The dashboard's script reads the API with the cookie, GET only.
     let cookie = format!("gantry_session={value}");
+    let http = b.http.clone();
     let api = |m: reqwest::Method, path: &str| {
-        b.http
-            .request(m, format!("{}{path}", s.url))
+        http.request(m, format!("{}{path}", s.url))
             .header(COOKIE, cookie.clone())
     };
     assert_eq!(
@@ -416,6 +416,28 @@ async fn with_a_token_pages_need_a_login_and_forms_a_csrf_token() {
         401,
         "a session cookie changes nothing through the API"
     );
+
+    // A running job's page offers to follow its log, and the event stream it follows takes
+    // the cookie.
+    let log = b.get(&format!("/runs/{id}/jobs/a")).await;
+    assert_eq!(log.status, 200);
+    assert!(log.body.contains("id=\"follow\"") && log.body.contains("data-live"));
+    let stream = api(
+        reqwest::Method::GET,
+        &format!("/api/v1/runs/{id}/jobs/a/log"),
+    )
+    .header("accept", "text/event-stream")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(
+        stream.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    drop(stream);
 
     let run = b.get(&format!("/runs/{id}")).await;
     assert_eq!(run.status, 200);
@@ -447,4 +469,68 @@ async fn with_a_token_pages_need_a_login_and_forms_a_csrf_token() {
         .await
         .unwrap();
     assert_eq!(old.status(), 303);
+}
+
+#[tokio::test]
+async fn rerun_goes_through_its_form_and_other_sites_cannot_post() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let id = s
+        .submit_yaml("name: flaky\njobs:\n  a: {run: [\"exit 1\"]}\n")
+        .await;
+    s.wait_finished(&id, 20).await;
+
+    let mut b = Browser::new(&s);
+    let run = b.get(&format!("/runs/{id}")).await;
+    assert!(
+        b.cookies.iter().any(|(k, _)| k == "gantry_session"),
+        "without a token a visitor gets a session, for CSRF tokens"
+    );
+    let csrf = run.csrf();
+    let rerun = format!("/runs/{id}/rerun");
+
+    // A page on another site: the guard refuses its origin before any form is read.
+    let cross = b
+        .http
+        .post(format!("{}{rerun}", s.url))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("origin", "https://evil.example")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    // Form bodies still go nowhere in the API.
+    let form_to_api = b
+        .http
+        .post(format!("{}/api/v1/runs/{id}/rerun", s.url))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form_to_api.status(), 415);
+    assert_eq!(
+        s.get(&format!("/api/v1/runs/{id}")).await.1["jobs"][0]["attempt"],
+        1
+    );
+
+    let ok = b.post_form(&rerun, &[("csrf", &csrf)]).await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let run = s
+        .wait_run(&id, 20, |r| {
+            r["jobs"][0]["attempt"] == 2 && r["status"] == "failed"
+        })
+        .await;
+    assert_eq!(run["jobs"][0]["exit_code"], 1);
+    let page = b.get(&format!("/runs/{id}/jobs/a")).await;
+    assert!(
+        page.body.contains("href=\"?attempt=1\""),
+        "earlier attempts are linked"
+    );
+    let again = b
+        .post_form(&format!("/runs/{id}/cancel"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(again.status, 409, "a finished run cannot be cancelled");
+    assert!(again.html());
 }

@@ -339,4 +339,20 @@ mod tests {
         assert_ne!(s.login_token("n1"), s.login_token("n2"));
         assert_ne!(Sessions::new().login_token("n1"), s.login_token("n1"));
     }
+
+    #[test]
+    fn cookies_are_secure_over_https_only() {
+        let mut h = HeaderMap::new();
+        let plain = set_cookie(&h, COOKIE, "abc", "/", None);
+        assert_eq!(
+            plain,
+            "gantry_session=abc; Path=/; HttpOnly; SameSite=Strict"
+        );
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        let secure = set_cookie(&h, COOKIE, "", "/", Some(0));
+        assert_eq!(
+            secure,
+            "gantry_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
+        );
+    }
 }
