@@ -212,6 +212,11 @@ async fn runs_list_shows_runs_filters_them_and_pages_through_them() {
         !second.body.contains("rel=\"next\""),
         "the last page links no further"
     );
+    assert!(
+        second.body.contains("href=\"/?limit=2\">Newest"),
+        "{}",
+        second.body
+    );
 
     // The assets the pages use, served by the binary itself.
     let css = b.get("/assets/app.css").await;
@@ -226,7 +231,7 @@ async fn runs_list_shows_runs_filters_them_and_pages_through_them() {
 async fn run_page_shows_jobs_graph_and_escaped_logs() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let spec = "name: '<script>alert(1)</script>'\njobs:\n  build: {run: [\"sleep 0.3; printf '<script>x</script> \\\\033[31mred\\\\033[0m\\\\n'\"]}\n  test: {needs: [build], run: [\"exit 4\"]}\n  lint: {run: [\"true\"]}\n";
+    let spec = "name: '<script>alert(1)</script>'\npr: {repo: o/r, number: 7}\njobs:\n  build: {run: [\"sleep 0.3; printf '<script>x</script> \\\\033[31mred\\\\033[0m\\\\n'\"]}\n  test: {needs: [build], run: [\"exit 4\"]}\n  lint: {run: [\"true\"]}\n";
     let id = s.submit_yaml(spec).await;
     s.wait_finished(&id, 20).await;
 
@@ -247,6 +252,10 @@ async fn run_page_shows_jobs_graph_and_escaped_logs() {
         );
     }
     assert!(p.body.contains("<td data-exit>4</td>"));
+    assert!(
+        p.body.contains("href=\"https://github.com/o/r/pull/7\""),
+        "the pull request is linked"
+    );
     let svg = &p.body[p.body.find("<svg").unwrap()..p.body.find("</svg>").unwrap()];
     assert_eq!(svg.matches("<rect").count(), 3);
     assert_eq!(svg.matches("<line").count(), 1, "build → test");

@@ -36,8 +36,8 @@ pub struct Filters {
 }
 
 impl Filters {
-    /// The query string for the next page: these filters and `before`.
-    fn older(&self, last: &str) -> String {
+    /// The query string for the next page: these filters and `before` (none: the first page).
+    fn older(&self, last: Option<&str>) -> String {
         let pairs = [
             ("status", self.status.as_str()),
             ("repo", self.repo.as_str()),
@@ -46,7 +46,9 @@ impl Filters {
             ("limit", self.limit.as_str()),
         ];
         let mut q: Vec<(&str, &str)> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
-        q.push(("before", last));
+        if let Some(last) = last {
+            q.push(("before", last));
+        }
         serde_urlencoded::to_string(q).unwrap_or_default()
     }
 }
@@ -112,6 +114,8 @@ struct RunsPage {
     statuses: &'static [&'static str],
     /// The query string of the next page, if there is one.
     older: Option<String>,
+    /// The query string of the first page with these filters.
+    newest: String,
     filtered: bool,
 }
 
@@ -155,7 +159,10 @@ pub async fn list(
     runs.truncate(size as usize);
     let now = chrono::Utc::now().timestamp_millis();
     let rows: Vec<Row> = runs.iter().map(|r| Row::of(r, now)).collect();
-    let older = more.then(|| rows.last().map(|r| f.older(&r.id))).flatten();
+    let newest = f.older(None);
+    let older = more
+        .then(|| rows.last().map(|r| f.older(Some(&r.id))))
+        .flatten();
     let filtered = !(f.status.is_empty()
         && f.repo.is_empty()
         && f.branch.is_empty()
@@ -169,6 +176,7 @@ pub async fn list(
             f,
             statuses: &["queued", "running", "succeeded", "failed", "cancelled"],
             older,
+            newest,
             filtered,
         },
     )
