@@ -103,6 +103,19 @@ impl Browser {
 }
 
 fn csp_ok(p: &Page) {
+    // Nothing inline, as the policy demands: no style attributes or elements, no handlers,
+    // and scripts only from files.
+    for inline in [" style=", "<style", " onclick=", " onload=", "javascript:"] {
+        assert!(!p.body.contains(inline), "{inline} in {}", p.body);
+    }
+    assert!(
+        p.body
+            .split("<script")
+            .skip(1)
+            .all(|tag| tag.starts_with(" src=\"/assets/")),
+        "{}",
+        p.body
+    );
     assert_eq!(
         p.headers
             .get(CONTENT_SECURITY_POLICY)
