@@ -1,6 +1,8 @@
 //! The HTTP API (`/api/v1`, the webhooks, `/metrics`): routes, authentication, body limits. The
 //! only module that knows HTTP; handlers call the engine and the store and nothing else. Every
-//! request passes the [`guard`] (Host, Origin, content type) first.
+//! request passes the [`guard`] (Host, Origin, content type) first. The web dashboard's pages
+//! ([`crate::dashboard`]) are merged into the same router, behind the same guard, and are not
+//! part of [`ROUTES`]; a path no route serves gets JSON under the API's prefixes, HTML elsewhere.
 
 mod bus;
 mod deployments;
