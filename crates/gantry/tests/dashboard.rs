@@ -87,7 +87,10 @@ impl Browser {
     }
 
     async fn get(&mut self, path: &str) -> Page {
-        let req = self.http.get(format!("{}{path}", self.url));
+        let req = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8");
         self.send(req).await
     }
 
@@ -335,6 +338,12 @@ async fn unknown_runs_and_pages_get_an_html_404() {
     let escaped = b.get("/runs/%3Cscript%3E").await;
     assert_eq!(escaped.status, 404);
     assert!(!escaped.body.contains("<script>"), "{}", escaped.body);
+    // Clients that do not ask for HTML get the API's JSON 404 outside the dashboard's paths.
+    let (st, body) = s.get("/no/such/page").await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     let (st, body) = s.get("/api/v1/nope").await;
     assert_eq!(
         (st, body["error"]["message"].as_str()),

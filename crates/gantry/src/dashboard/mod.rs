@@ -107,12 +107,21 @@ fn is_api(path: &str) -> bool {
     .any(|p| path.starts_with(p))
 }
 
-/// What answers a path no route serves: JSON for the API's paths, an HTML page otherwise.
+/// What answers a path no route serves: an HTML page under the dashboard's own prefixes and
+/// for browsers (`Accept: text/html`) outside the API's paths; the API's JSON 404 otherwise,
+/// so that API clients keep getting JSON for any path.
 pub async fn fallback(req: Request) -> Response {
-    if is_api(req.uri().path()) {
-        return ApiError::not_found("no such route").into_response();
+    let path = req.uri().path();
+    let ours = ["/runs/", "/assets/"].iter().any(|p| path.starts_with(p));
+    let browser = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if ours || (browser && !is_api(path)) {
+        return page::not_found("There is no such page.");
     }
-    page::not_found("There is no such page.")
+    ApiError::not_found("no such route").into_response()
 }
 
 #[cfg(test)]

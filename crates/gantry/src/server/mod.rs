@@ -2,7 +2,8 @@
 //! only module that knows HTTP; handlers call the engine and the store and nothing else. Every
 //! request passes the [`guard`] (Host, Origin, content type) first. The web dashboard's pages
 //! ([`crate::dashboard`]) are merged into the same router, behind the same guard, and are not
-//! part of [`ROUTES`]; a path no route serves gets JSON under the API's prefixes, HTML elsewhere.
+//! part of [`ROUTES`]; a path no route serves gets an HTML page if a browser asks for it
+//! (outside the API's prefixes), the API's JSON 404 otherwise ([`crate::dashboard::fallback`]).
 
 mod bus;
 mod deployments;
