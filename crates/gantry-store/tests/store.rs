@@ -181,6 +181,7 @@ async fn lists_newest_first_with_status_filter_and_unfinished() {
         .list_runs(RunFilter {
             status: Some(RunStatus::Failed),
             limit: 10,
+            ..RunFilter::default()
         })
         .await
         .unwrap();
@@ -194,10 +195,82 @@ async fn lists_newest_first_with_status_filter_and_unfinished() {
         .list_runs(RunFilter {
             status: None,
             limit: 2,
+            ..RunFilter::default()
         })
         .await
         .unwrap();
     assert_eq!(two.len(), 2);
+}
+
+#[tokio::test]
+async fn lists_a_page_before_an_id_and_by_the_runs_context() {
+    let (_d, s) = open().await;
+    let mut pushed = run("01B", 2);
+    pushed.context = RunContext {
+        event: Some("push".into()),
+        branch: Some("main".into()),
+        repo: Some("o/r".into()),
+        ..RunContext::default()
+    };
+    let api = |id: &str, created| {
+        let mut r = run(id, created);
+        r.context = RunContext::of_event("api");
+        Write::InsertRun(Box::new(r))
+    };
+    s.commit(&[
+        api("01A", 1),
+        Write::InsertRun(Box::new(pushed)),
+        api("01C", 3),
+    ])
+    .await
+    .unwrap();
+    let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let list = |f: RunFilter| {
+        let s = s.clone();
+        async move { ids(s.list_runs(f).await.unwrap()) }
+    };
+    let before = |id: &str| RunFilter {
+        before: Some(id.into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(list(before("01C")).await, ["01B", "01A"]);
+    assert_eq!(list(before("01A")).await, Vec::<String>::new());
+    assert_eq!(
+        list(RunFilter {
+            limit: 1,
+            ..before("01C")
+        })
+        .await,
+        ["01B"]
+    );
+    for f in [
+        RunFilter {
+            repo: Some("o/r".into()),
+            ..RunFilter::default()
+        },
+        RunFilter {
+            branch: Some("main".into()),
+            ..RunFilter::default()
+        },
+        RunFilter {
+            event: Some("push".into()),
+            status: Some(RunStatus::Queued),
+            ..RunFilter::default()
+        },
+    ] {
+        assert_eq!(list(f.clone()).await, ["01B"], "{f:?}");
+    }
+    let other = RunFilter {
+        branch: Some("dev".into()),
+        ..RunFilter::default()
+    };
+    assert!(list(other).await.is_empty());
+    let failed_push = RunFilter {
+        event: Some("push".into()),
+        status: Some(RunStatus::Failed),
+        ..RunFilter::default()
+    };
+    assert!(list(failed_push).await.is_empty());
 }
 
 #[tokio::test]

@@ -243,10 +243,18 @@ pub struct DeliveryRecord {
     pub created_at_ms: i64,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub status: Option<RunStatus>,
     pub limit: u32,
+    /// Only runs whose id sorts before this one (keyset pagination: the last id of a page).
+    pub before: Option<String>,
+    /// Only runs of this repository (`owner/name`, the run context's `repo`).
+    pub repo: Option<String>,
+    /// Only runs whose context names this branch.
+    pub branch: Option<String>,
+    /// Only runs started by this event (`push`, `api`, …).
+    pub event: Option<String>,
 }
 
 /// How long each kind of data is kept before the janitor removes it.

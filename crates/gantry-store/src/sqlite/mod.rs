@@ -168,6 +168,32 @@ impl Store for SqliteStore {
 
     async fn list_runs(&self, filter: RunFilter) -> StoreResult<Vec<RunRecord>> {
         let limit = page_size(filter.limit);
+        let plain = filter.before.is_none()
+            && filter.repo.is_none()
+            && filter.branch.is_none()
+            && filter.event.is_none();
+        if !plain {
+            // The dashboard's filters and pages: one statement, each test off when its
+            // parameter is NULL. The id order still walks the primary key.
+            let rows = sqlx::query(concat!(
+                run_select!(),
+                " WHERE (?1 IS NULL OR r.status = ?1) AND (?2 IS NULL OR r.id < ?2)",
+                " AND (?3 IS NULL OR json_extract(s.context, '$.repo') = ?3)",
+                " AND (?4 IS NULL OR json_extract(s.context, '$.branch') = ?4)",
+                " AND (?5 IS NULL OR json_extract(s.context, '$.event') = ?5)",
+                " ORDER BY r.id DESC LIMIT ?6"
+            ))
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(filter.before)
+            .bind(filter.repo)
+            .bind(filter.branch)
+            .bind(filter.event)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+            return self.with_jobs(&rows).await;
+        }
         let rows = match filter.status {
             Some(s) => sqlx::query(concat!(
                 run_select!(),

@@ -329,6 +329,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         bus: Some(bus),
         services,
         deployer: deployer(git),
+        sessions: Arc::new(crate::dashboard::Sessions::new()),
     };
     let addr = listener.local_addr()?;
     let shutdown = shutdown_signal();

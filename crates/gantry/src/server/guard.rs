@@ -2,8 +2,9 @@
 //! `Host` names this server (else 421: DNS rebinding), its `Origin`, if any, is the server's own
 //! or a listed CORS origin (else 403: cross-site requests), and a request that changes
 //! something carries JSON or YAML (else 415: what a page on another site can send without a
-//! preflight). Listed origins get their CORS preflight answered here and
-//! `Access-Control-Allow-Origin` on every response.
+//! preflight; the dashboard's own form routes take form bodies and check a CSRF token).
+//! Listed origins get their CORS preflight answered here and `Access-Control-Allow-Origin` on
+//! every response.
 
 use super::ApiError;
 use super::origin::{Origin, authority_parts};
@@ -201,7 +202,8 @@ fn refused_body(method: &Method, path: &str, headers: &HeaderMap) -> Option<Resp
     ) {
         return None;
     }
-    let form_ok = path == "/webhooks/github";
+    // The dashboard's forms check a CSRF token (and its cookie is SameSite=Strict).
+    let form_ok = path == "/webhooks/github" || crate::dashboard::takes_form(path);
     let mime = headers
         .get(header::CONTENT_TYPE)
         .map(|v| mime_of(v.to_str().unwrap_or("(not text)")));

@@ -1,6 +1,9 @@
 //! The HTTP API (`/api/v1`, the webhooks, `/metrics`): routes, authentication, body limits. The
 //! only module that knows HTTP; handlers call the engine and the store and nothing else. Every
-//! request passes the [`guard`] (Host, Origin, content type) first.
+//! request passes the [`guard`] (Host, Origin, content type) first. The web dashboard's pages
+//! ([`crate::dashboard`]) are merged into the same router, behind the same guard, and are not
+//! part of [`ROUTES`]; a path no route serves gets an HTML page if a browser asks for it
+//! (outside the API's prefixes), the API's JSON 404 otherwise ([`crate::dashboard::fallback`]).
 
 mod bus;
 mod deployments;
@@ -22,9 +25,10 @@ pub use error::ApiError;
 pub use guard::Guard;
 pub use listen::serve;
 pub use metrics::Metrics;
+pub use runs::find_run;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -102,6 +106,8 @@ pub struct AppState {
     pub runners: Option<gantry_engine::runners::RunnerPools>,
     /// The deployer (`POST /deploy`, `POST /test`): none in a build without the AWS executor.
     pub deployer: Option<Deployer>,
+    /// The dashboard's logged-in sessions (kept in memory).
+    pub sessions: Arc<crate::dashboard::Sessions>,
 }
 
 /// What the deployer's requests are checked against before a session starts: the branch in
@@ -180,7 +186,8 @@ pub fn router(state: AppState, guard: Arc<Guard>) -> Router {
         )
         .route("/webhook", post(intake::orders))
         .merge(api)
-        .fallback(|| async { ApiError::not_found("no such route") })
+        .merge(crate::dashboard::router(state.clone()))
+        .fallback(crate::dashboard::fallback)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(guard, guard::check))
         .layer(middleware::from_fn_with_state(
@@ -221,10 +228,17 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
     resp
 }
 
-/// With a token configured, every API call must carry `Authorization: Bearer <token>`.
+/// With a token configured, every API call must carry `Authorization: Bearer <token>`, or,
+/// for a GET, the cookie of a dashboard session: the dashboard's script reads the API (runs,
+/// a log's event stream) with the cookie its pages already use, and never holds the token.
+/// Reads only: nothing a GET does changes state, the cookie is `SameSite=Strict` (other sites'
+/// pages never send it) and cross-origin reads are CORS's to refuse. Anything that changes
+/// state still needs the bearer token, or goes through a dashboard form with its CSRF token.
 async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(token) = &state.token
         && !bearer_matches(req.headers(), token)
+        && !(matches!(*req.method(), Method::GET | Method::HEAD)
+            && state.sessions.find(req.headers()).is_some())
     {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,

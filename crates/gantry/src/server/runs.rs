@@ -79,6 +79,7 @@ pub async fn list(
         .list_runs(RunFilter {
             status,
             limit: super::query::limit(q.limit.as_deref())?,
+            ..RunFilter::default()
         })
         .await?;
     let runs: Vec<RunView> = runs.iter().map(RunView::from).collect();

@@ -1,0 +1,170 @@
+// Gantry dashboard: live updates on top of pages that work without this script.
+// Reads the JSON API with the session cookie (GET only); never writes through it.
+"use strict";
+
+(function () {
+  const main = document.querySelector("main");
+  if (!main) return;
+  const page = main.dataset.page;
+  const TERMINAL = ["succeeded", "failed", "cancelled", "timed_out", "skipped"];
+
+  function setStatus(el, status) {
+    if (!el || el.textContent === status) return;
+    el.textContent = status;
+    el.className = el.className.replace(/\bst-[a-z_]+/, "st-" + status);
+  }
+
+  async function getJson(url) {
+    const resp = await fetch(url, { credentials: "same-origin", headers: { accept: "application/json" } });
+    if (!resp.ok) throw new Error(url + ": " + resp.status);
+    return resp.json();
+  }
+
+  // Polls `url` every 2 s with `apply` until it returns true.
+  function poll(url, apply) {
+    let stopped = false;
+    async function tick() {
+      if (stopped) return;
+      try {
+        if (apply(await getJson(url))) return;
+      } catch (e) { /* the server may be restarting: try again */ }
+      setTimeout(tick, 2000);
+    }
+    setTimeout(tick, 2000);
+    return () => { stopped = true; };
+  }
+
+  if (page === "runs") {
+    poll("/api/v1/runs?limit=200", (data) => {
+      for (const run of data.runs || []) {
+        const row = document.querySelector('tr[data-run-id="' + CSS.escape(run.id) + '"]');
+        if (row) setStatus(row.querySelector("[data-status]"), run.status);
+      }
+      return false;
+    });
+  }
+
+  if (page === "run") {
+    const id = main.dataset.runId;
+    const runStatus = document.querySelector("[data-run-status]");
+    const startedDone = TERMINAL.includes(runStatus.textContent);
+    poll("/api/v1/runs/" + encodeURIComponent(id), (run) => {
+      setStatus(runStatus, run.status);
+      for (const job of run.jobs) {
+        const sel = '[data-job="' + CSS.escape(job.name) + '"]';
+        const row = document.querySelector("tr" + sel);
+        if (row) {
+          setStatus(row.querySelector("[data-status]"), job.status);
+          row.querySelector("[data-attempt]").textContent = job.attempt;
+          row.querySelector("[data-exit]").textContent = job.exit_code === null ? "" : job.exit_code;
+        }
+        const node = document.querySelector("g.node" + sel);
+        if (node) {
+          node.setAttribute("class", node.getAttribute("class").replace(/\bst-[a-z_]+/, "st-" + job.status));
+        }
+      }
+      const done = TERMINAL.includes(run.status);
+      // Durations, the critical path and the buttons are drawn by the server: reload once at the end.
+      if (done && !startedDone) location.reload();
+      return done;
+    });
+  }
+
+  if (page === "log") {
+    const log = document.getElementById("log");
+    const button = document.getElementById("follow");
+    if (!button) return;
+    const runUrl = "/api/v1/runs/" + encodeURIComponent(main.dataset.runId);
+    const logUrl = () => runUrl + "/jobs/" + encodeURIComponent(main.dataset.job) +
+      "/log?attempt=" + main.dataset.attempt;
+    let source = null;
+
+    // One line of log text with its SGR colours as spans (text only ever set as textContent).
+    let style = [];
+    function appendLine(text) {
+      const line = document.createDocumentFragment();
+      const parts = text.split(/\x1b\[([0-9;:]*)m/);
+      parts.forEach((part, i) => {
+        if (i % 2 === 1) {
+          style = sgr(style, part);
+          return;
+        }
+        const clean = part.replace(/\x1b\[[0-?]*[ -\/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)?|\x1b.?|[\x00-\x08\x0b-\x1f\x7f]/g, "");
+        if (!clean) return;
+        if (style.length) {
+          const span = document.createElement("span");
+          span.className = style.join(" ");
+          span.textContent = clean;
+          line.appendChild(span);
+        } else {
+          line.appendChild(document.createTextNode(clean));
+        }
+      });
+      line.appendChild(document.createTextNode("\n"));
+      const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 20;
+      log.appendChild(line);
+      if (atEnd) window.scrollTo(0, document.body.scrollHeight);
+    }
+    function sgr(current, params) {
+      let s = current.slice();
+      const nums = params === "" ? [0] : params.split(/[;:]/).map(Number);
+      const set = (prefix, cls) => { s = s.filter((c) => !c.startsWith(prefix)); if (cls) s.push(cls); };
+      for (let i = 0; i < nums.length; i++) {
+        const n = nums[i];
+        if (n === 0) s = [];
+        else if (n === 1) set("b", "b");
+        else if (n === 3) set("i", "i");
+        else if (n === 4) set("u", "u");
+        else if (n === 22) set("b", null);
+        else if (n >= 30 && n <= 37) set("fg", "fg" + (n - 30));
+        else if (n >= 90 && n <= 97) set("fg", "fg" + (n - 82));
+        else if (n === 39) set("fg", null);
+        else if (n >= 40 && n <= 47) set("bg", "bg" + (n - 40));
+        else if (n >= 100 && n <= 107) set("bg", "bg" + (n - 92));
+        else if (n === 49) set("bg", null);
+        else if (n === 38 || n === 48) i += nums[i + 1] === 5 ? 2 : 4;
+      }
+      return s;
+    }
+
+    function stop() {
+      if (source) source.close();
+      source = null;
+      button.textContent = "Follow";
+      button.setAttribute("aria-pressed", "false");
+    }
+    function follow() {
+      // The stream replays the attempt's output from its start, then follows it.
+      log.textContent = "";
+      style = [];
+      source = new EventSource(logUrl());
+      source.addEventListener("log", (e) => appendLine(e.data));
+      source.addEventListener("end", (e) => {
+        try {
+          const end = JSON.parse(e.data);
+          setStatus(document.querySelector("[data-job-status]"), end.status);
+        } catch (err) { /* keep the shown status */ }
+        stop();
+        button.hidden = true;
+      });
+      source.onerror = () => { if (source && source.readyState === EventSource.CLOSED) stop(); };
+      button.textContent = "Stop following";
+      button.setAttribute("aria-pressed", "true");
+    }
+    button.addEventListener("click", () => (source ? stop() : follow()));
+    if (main.dataset.attempt !== "0") {
+      button.hidden = false;
+      follow();
+    } else {
+      // Not started yet: wait for its first attempt, then follow it.
+      poll(runUrl, (run) => {
+        const job = run.jobs.find((j) => j.name === main.dataset.job);
+        if (!job || job.attempt === 0) return TERMINAL.includes(run.status);
+        main.dataset.attempt = String(job.attempt);
+        button.hidden = false;
+        follow();
+        return true;
+      });
+    }
+  }
+})();

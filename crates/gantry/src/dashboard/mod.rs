@@ -1,0 +1,146 @@
+//! The web dashboard `gantry serve` shows: pages rendered on the server (askama templates in
+//! `templates/`, checked at compile time, escaping by default), readable without JavaScript;
+//! `app.js` only adds live updates. Its stylesheet and script are embedded in the binary and
+//! served from `/assets/` (the CSP allows nothing inline and nothing from elsewhere).
+//!
+//! Every page needs a session ([`session`]); forms that change something carry the session's
+//! CSRF token. These routes are not part of the JSON API (`server::ROUTES`, `openapi.json`).
+
+mod ansi;
+pub mod dag;
+mod log;
+mod page;
+mod run;
+mod runs;
+pub mod session;
+mod soon;
+
+pub use session::Sessions;
+
+use crate::server::{ApiError, AppState};
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+const APP_CSS: &str = include_str!("../../assets/app.css");
+const APP_JS: &str = include_str!("../../assets/app.js");
+
+/// The dashboard's POST routes: the only ones that take an HTML form's body
+/// (`application/x-www-form-urlencoded`), which the guard lets through for them because each
+/// checks a CSRF token instead.
+pub fn takes_form(path: &str) -> bool {
+    if path == "/login" || path == "/logout" {
+        return true;
+    }
+    let Some(rest) = path.strip_prefix("/runs/") else {
+        return false;
+    };
+    match rest.split_once('/') {
+        Some((id, action)) => !id.is_empty() && (action == "cancel" || action == "rerun"),
+        None => false,
+    }
+}
+
+/// The dashboard's routes (merged into the server's router, behind the same guard).
+pub fn router(state: AppState) -> Router<AppState> {
+    let pages = Router::new()
+        .route("/", get(runs::list))
+        .route("/runs/{id}", get(run::show))
+        .route("/runs/{id}/cancel", post(run::cancel))
+        .route("/runs/{id}/rerun", post(run::rerun))
+        .route("/runs/{id}/jobs/{job}", get(log::show))
+        .route("/events", get(soon::show))
+        .route("/rules", get(soon::show))
+        .route("/services", get(soon::show))
+        .route("/secrets", get(soon::show))
+        .route("/runners", get(soon::show))
+        .route("/deploys", get(soon::show))
+        .route("/settings", get(soon::show))
+        .route_layer(middleware::from_fn_with_state(state, session::require));
+    Router::new()
+        .route("/login", get(session::login_form).post(session::login))
+        .route("/logout", post(session::logout))
+        .route(
+            "/assets/app.css",
+            get(|| asset("text/css; charset=utf-8", APP_CSS)),
+        )
+        .route(
+            "/assets/app.js",
+            get(|| asset("text/javascript; charset=utf-8", APP_JS)),
+        )
+        .merge(pages)
+        .layer(middleware::from_fn(headers))
+}
+
+async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut resp = (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        body,
+    )
+        .into_response();
+    page::secure_headers(&mut resp);
+    resp
+}
+
+/// The security headers on every dashboard response (redirects and refusals too).
+async fn headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    page::secure_headers(&mut resp);
+    resp
+}
+
+/// Paths of the JSON API and the webhooks: an unknown one gets the API's JSON 404.
+fn is_api(path: &str) -> bool {
+    [
+        "/api/", "/webhook", "/deploy", "/status/", "/test", "/metrics", "/healthz", "/openapi",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
+}
+
+/// What answers a path no route serves: an HTML page under the dashboard's own prefixes and
+/// for browsers (`Accept: text/html`) outside the API's paths; the API's JSON 404 otherwise,
+/// so that API clients keep getting JSON for any path.
+pub async fn fallback(req: Request) -> Response {
+    let path = req.uri().path();
+    let ours = ["/runs/", "/assets/"].iter().any(|p| path.starts_with(p));
+    let browser = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if ours || (browser && !is_api(path)) {
+        return page::not_found("There is no such page.");
+    }
+    ApiError::not_found("no such route").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_dashboards_forms_take_form_bodies() {
+        for p in ["/login", "/logout", "/runs/01X/cancel", "/runs/01X/rerun"] {
+            assert!(super::takes_form(p), "{p}");
+        }
+        for p in [
+            "/api/v1/runs/01X/cancel",
+            "/runs//cancel",
+            "/runs/01X/cancel/x",
+            "/runs/01X",
+            "/webhook",
+            "/deploy",
+        ] {
+            assert!(!super::takes_form(p), "{p}");
+        }
+        assert!(super::is_api("/api/v1/nope") && !super::is_api("/nope"));
+    }
+}

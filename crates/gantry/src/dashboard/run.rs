@@ -1,0 +1,279 @@
+//! `/runs/{id}`: one run — its trigger, its jobs (status, attempt, duration, exit code, a link
+//! to each log), its job graph as an inline SVG with the critical path, and the cancel and
+//! re-run forms (`POST /runs/{id}/cancel`, `/rerun`, each with the session's CSRF token).
+
+use super::dag::{self, BOX_H, BOX_W};
+use super::page::{self, Page};
+use super::runs::{run_duration, short_time};
+use super::session::{CsrfForm, Session, csrf_refusal};
+use crate::server::AppState;
+use crate::view::rfc3339;
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use gantry_engine::ports::RunRecord;
+
+#[derive(Debug)]
+pub struct JobRow {
+    pub name: String,
+    /// The job's name percent-encoded for its log page's path.
+    pub path: String,
+    pub status: String,
+    pub attempt: u32,
+    pub duration: String,
+    pub exit_code: String,
+}
+
+/// A box of the graph, ready to draw.
+#[derive(Debug)]
+pub struct SvgBox {
+    pub name: String,
+    pub label: String,
+    pub path: String,
+    pub status: String,
+    pub x: i64,
+    pub y: i64,
+    pub tx: i64,
+    pub ty: i64,
+    pub critical: bool,
+}
+
+#[derive(Debug)]
+pub struct Svg {
+    pub width: i64,
+    pub height: i64,
+    pub w: i64,
+    pub h: i64,
+    pub boxes: Vec<SvgBox>,
+    pub edges: Vec<dag::Edge>,
+    /// The critical path's job names, in order.
+    pub critical: Vec<String>,
+}
+
+/// What started the run, as (label, value).
+#[derive(Debug)]
+pub struct Trigger {
+    pub facts: Vec<(&'static str, String)>,
+    pub pr_link: Option<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunPage {
+    page: Page,
+    id: String,
+    name: String,
+    status: String,
+    created: String,
+    created_short: String,
+    duration: String,
+    trace_id: String,
+    finished: bool,
+    can_rerun: bool,
+    jobs: Vec<JobRow>,
+    svg: Svg,
+    trigger: Trigger,
+}
+
+/// A path segment percent-encoded (job names may hold anything a spec allows).
+pub fn segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn job_ms(j: &gantry_engine::ports::JobRecord, now: i64) -> Option<i64> {
+    let s = j.started_at_ms?;
+    Some(j.finished_at_ms.unwrap_or(now) - s)
+}
+
+fn svg_of(run: &RunRecord, now: i64) -> Svg {
+    let spec = &run.spec.jobs;
+    let index = |name: &str| spec.iter().position(|j| j.name == name);
+    let nodes: Vec<dag::Node> = spec
+        .iter()
+        .map(|j| dag::Node {
+            name: j.name.clone(),
+            needs: j.needs.iter().filter_map(|n| index(n)).collect(),
+            duration_ms: run
+                .jobs
+                .iter()
+                .find(|r| r.name == j.name)
+                .and_then(|r| job_ms(r, now))
+                .unwrap_or(0),
+        })
+        .collect();
+    let layout = dag::layout(&nodes);
+    let boxes = layout
+        .boxes
+        .iter()
+        .map(|b| {
+            let name = &nodes[b.index].name;
+            let label = if name.chars().count() > 20 {
+                format!("{}…", name.chars().take(19).collect::<String>())
+            } else {
+                name.clone()
+            };
+            SvgBox {
+                name: name.clone(),
+                label,
+                path: segment(name),
+                status: run
+                    .jobs
+                    .iter()
+                    .find(|r| &r.name == name)
+                    .map(|r| r.status.to_string())
+                    .unwrap_or_else(|| "pending".into()),
+                x: b.x,
+                y: b.y,
+                tx: b.x + 10,
+                ty: b.y + BOX_H / 2 + 5,
+                critical: b.critical,
+            }
+        })
+        .collect();
+    Svg {
+        width: layout.width,
+        height: layout.height,
+        w: BOX_W,
+        h: BOX_H,
+        boxes,
+        critical: layout
+            .critical
+            .iter()
+            .map(|&i| nodes[i].name.clone())
+            .collect(),
+        edges: layout.edges,
+    }
+}
+
+fn trigger_of(run: &RunRecord) -> Trigger {
+    let c = &run.context;
+    let mut facts = Vec::new();
+    let mut add = |label, v: &Option<String>| {
+        if let Some(v) = v {
+            facts.push((label, v.clone()));
+        }
+    };
+    add("Event", &c.event);
+    add("Repository", &c.repo);
+    add("Branch", &c.branch);
+    add("Tag", &c.tag);
+    add("Commit", &c.sha);
+    if c.fork {
+        facts.push(("Fork", "yes: no secrets".into()));
+    }
+    let pr = match (&c.repo, c.pr) {
+        (Some(repo), Some(n)) => Some((repo.clone(), n)),
+        _ => run.spec.pr.as_ref().map(|p| (p.repo.clone(), p.number)),
+    };
+    // Only `owner/name` repositories make a link, so a strange value cannot make a strange URL.
+    let pr_link = pr.filter(|(repo, _)| {
+        repo.split('/').count() == 2
+            && repo
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.' | '/'))
+    });
+    Trigger {
+        facts,
+        pr_link: pr_link.map(|(repo, n)| {
+            (
+                format!("https://github.com/{repo}/pull/{n}"),
+                format!("{repo}#{n}"),
+            )
+        }),
+    }
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Response {
+    let run = match crate::server::find_run(&state, &id).await {
+        Ok(r) => r,
+        Err(e) => return page::from_api(e),
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let jobs = run
+        .jobs
+        .iter()
+        .map(|j| JobRow {
+            name: j.name.clone(),
+            path: segment(&j.name),
+            status: j.status.to_string(),
+            attempt: j.attempt,
+            duration: job_ms(j, now).map(page::duration).unwrap_or_default(),
+            exit_code: j.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+        })
+        .collect();
+    let finished = run.status.is_terminal();
+    let can_rerun = finished
+        && run.jobs.iter().any(|j| {
+            matches!(
+                j.status,
+                gantry_core::JobStatus::Failed
+                    | gantry_core::JobStatus::TimedOut
+                    | gantry_core::JobStatus::Cancelled
+                    | gantry_core::JobStatus::Skipped
+            )
+        });
+    page::render(
+        StatusCode::OK,
+        &RunPage {
+            page: Page::new(format!("Run {}", run.name), "/", &session.csrf),
+            id: run.id.clone(),
+            name: run.name.clone(),
+            status: run.status.to_string(),
+            created: rfc3339(run.created_at_ms),
+            created_short: short_time(run.created_at_ms),
+            duration: run_duration(&run, now),
+            trace_id: run.trace_id.clone(),
+            finished,
+            can_rerun,
+            jobs,
+            svg: svg_of(&run, now),
+            trigger: trigger_of(&run),
+        },
+    )
+}
+
+/// `POST /runs/{id}/cancel`.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Some(refused) = csrf_refusal(&session, form.csrf.as_deref()) {
+        return refused;
+    }
+    match state.engine.cancel(&id).await {
+        Ok(()) => Redirect::to(&format!("/runs/{}", segment(&id))).into_response(),
+        Err(e) => page::from_api(e.into()),
+    }
+}
+
+/// `POST /runs/{id}/rerun`.
+pub async fn rerun(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Some(refused) = csrf_refusal(&session, form.csrf.as_deref()) {
+        return refused;
+    }
+    match state.engine.rerun(&id).await {
+        Ok(()) => Redirect::to(&format!("/runs/{}", segment(&id))).into_response(),
+        Err(e) => page::from_api(e.into()),
+    }
+}
