@@ -1,6 +1,7 @@
 //! The janitor: a reconciler that deletes what has outlived its retention:
 //! finished runs (working data, default 1 day), audit events (90 days), logs, and workspaces
-//! with the artifacts jobs kept (7 days). It takes no input, is safe to run twice, and runs on a timer and on demand.
+//! with the artifacts jobs kept (7 days), and jobs' caches not used for as long as logs are
+//! kept. It takes no input, is safe to run twice, and runs on a timer and on demand.
 
 use crate::layout::Layout;
 use crate::ports::{Expired, Retention, Store, StoreResult};
@@ -27,12 +28,36 @@ pub async fn sweep(
     let run_logs = remove_older(&layout.logs_dir(), retention.logs_ms).await;
     // A run's artifacts go with its workspaces.
     let workspaces = remove_older(&layout.work_dir(), retention.working_ms).await
-        + remove_older(&layout.artifacts_dir(), retention.working_ms).await;
+        + remove_older(&layout.artifacts_dir(), retention.working_ms).await
+        + remove_unused_caches(&layout.root().join("cache"), retention.logs_ms).await;
     Ok(JanitorReport {
         store: expired,
         run_logs,
         workspaces,
     })
+}
+
+/// Removes the caches (`…/keys/KEY` under `dir`, any depth) not used for `age_ms`: a restore
+/// touches its key's folder. Bounded: scopes are repositories and their fork pull requests.
+async fn remove_unused_caches(dir: &Path, age_ms: i64) -> u64 {
+    let mut removed = 0;
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(mut entries) = tokio::fs::read_dir(&folder).await else {
+            continue;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            if !entry.file_type().await.is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if entry.file_name() == "keys" {
+                removed += remove_older(&entry.path(), age_ms).await;
+            } else {
+                folders.push(entry.path());
+            }
+        }
+    }
+    removed
 }
 
 /// Removes the entries of `dir` last modified more than `age_ms` ago.

@@ -1,8 +1,8 @@
 //! Artifacts on the executor's side. Before a job's commands, what the jobs it needs kept is
 //! laid into its workspace; after they succeed, the files its `artifacts` name are copied out
 //! of the workspace into its store (a new folder renamed into place, so a store is never
-//! half-written, and a crash leaves the earlier one). Links are kept as links, never followed,
-//! and no path may lead out of the workspace through one.
+//! half-written). Links are kept as links and never followed, on either side (`safe_copy`);
+//! a path that leads out of the workspace through one is refused, naming it.
 
 use crate::tree::{copy_listed, walk};
 use gantry_core::spec::artifacts::{glob_keeps, is_glob};
@@ -111,7 +111,9 @@ pub(crate) fn keep(artifacts: &Artifacts, workspace: &Path) -> Result<Vec<String
     let _ = std::fs::remove_dir_all(&temp);
     std::fs::create_dir(&temp).map_err(fail)?;
     let copied = copy_listed(workspace, &files, &temp).map_err(fail)?;
-    // The earlier attempt's store goes; the new one takes its name in one rename.
+    // The earlier attempt's store goes, then the new one takes its name. A crash between the
+    // two leaves none: the attempt's success was not recorded yet, so it runs again and keeps
+    // them again, and no job that needs it has started.
     if store.exists() {
         let old = parent.join(format!(".old-{name}-{}-{n}", std::process::id()));
         std::fs::rename(store, &old).map_err(fail)?;

@@ -4,17 +4,23 @@
 //! to a new folder and renamed into place, so a cache is whole or absent, and the first of
 //! two jobs saving the same key wins.
 
+use crate::safe_copy::read_regular;
 use crate::tree::{copy_listed, walk};
 use gantry_engine::ports::JobCache;
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static TEMP_NAMES: AtomicU64 = AtomicU64::new(0);
 
+/// The largest file hashed into a key.
+const MAX_KEY_FILE: u64 = 64 << 20;
+
 /// The key's folder: `scope/keys/KEY[-HASH]`, the hash (FNV-1a, 64 bits) of the `files` in
-/// order, their paths and contents (a missing file counts as missing).
-fn key_dir(cache: &JobCache, workspace: &Path) -> PathBuf {
+/// order, their paths and contents (a missing file, or one that is not a regular file, counts
+/// as missing). Read without following links, at most 64 MiB each.
+fn key_dir(cache: &JobCache, workspace: &Path) -> Result<PathBuf, String> {
     let mut key = cache.spec.key.clone();
     if !cache.spec.files.is_empty() {
         let mut h: u64 = 0xcbf29ce484222325;
@@ -26,19 +32,27 @@ fn key_dir(cache: &JobCache, workspace: &Path) -> PathBuf {
         for f in &cache.spec.files {
             feed(f.as_bytes());
             feed(&[0]);
-            match std::fs::read(workspace.join(f)) {
-                Ok(bytes) => feed(&bytes),
-                Err(_) => feed(b"\0missing\0"),
+            match read_regular(workspace, Path::new(f), MAX_KEY_FILE) {
+                Ok(Some(bytes)) => feed(&bytes),
+                Ok(None) => feed(b"\0missing\0"),
+                Err(e) => return Err(format!("the cache key's file {f}: {e}")),
             }
         }
         key = format!("{key}-{h:016x}");
     }
-    cache.scope.join("keys").join(key)
+    Ok(cache.scope.join("keys").join(key))
 }
 
-/// Restores the key's cache into `workspace`, if there is one; the log line saying which.
+/// Restores the key's cache into `workspace`, if there is one; the log line saying which. The
+/// key is worked out here, once: the save after the commands uses it (a job that changes its
+/// lock file saves under the key it was restored with). A key that cannot be worked out
+/// leaves the job without a cache, said in the log.
 pub(crate) fn restore(cache: &JobCache, workspace: &Path) -> Result<String, String> {
-    let dir = key_dir(cache, workspace);
+    let dir = match key_dir(cache, workspace) {
+        Ok(dir) => dir,
+        Err(why) => return Ok(format!("gantry: no cache: {why}")),
+    };
+    let _ = cache.resolved.set(dir.clone());
     let key = dir
         .file_name()
         .unwrap_or_default()
@@ -49,6 +63,8 @@ pub(crate) fn restore(cache: &JobCache, workspace: &Path) -> Result<String, Stri
             "gantry: cache {key}: none yet (saved if the job succeeds)"
         ));
     }
+    // Used: the janitor keeps caches by when they were last used.
+    let _ = File::open(&dir).and_then(|d| d.set_modified(std::time::SystemTime::now()));
     let mut files = Vec::new();
     walk(&dir, Path::new(""), &mut files)
         .and_then(|()| copy_listed(&dir, &files, workspace))
@@ -59,10 +75,12 @@ pub(crate) fn restore(cache: &JobCache, workspace: &Path) -> Result<String, Stri
     ))
 }
 
-/// After a success: saves the `paths` under the key when it has no cache yet; the log line,
-/// if anything was saved.
+/// After a success: saves the `paths` under the key restore worked out when it had no cache;
+/// the log line, if anything was saved. Paths are read without following links.
 pub(crate) fn save(cache: &JobCache, workspace: &Path) -> Result<Option<String>, String> {
-    let dir = key_dir(cache, workspace);
+    let Some(dir) = cache.resolved.get().cloned() else {
+        return Ok(None);
+    };
     if dir.exists() {
         return Ok(None);
     }
@@ -88,6 +106,7 @@ pub(crate) fn save(cache: &JobCache, workspace: &Path) -> Result<Option<String>,
     let temp = parent.join(format!(".new-{key}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&temp);
     std::fs::create_dir(&temp).map_err(fail)?;
+    // (A listing raced through a swapped link lists names the copy then cannot reach.)
     let copied = copy_listed(workspace, &files, &temp).map_err(fail)?;
     if std::fs::rename(&temp, &dir).is_err() {
         // Another job saved this key meanwhile: its cache stands.
@@ -112,6 +131,7 @@ mod tests {
                 paths: vec!["vendor/".into(), "tool.bin".into()],
             },
             scope: dir.path().join("cache/local"),
+            resolved: Default::default(),
         };
         let first = dir.path().join("w1");
         std::fs::create_dir_all(first.join("vendor/a")).unwrap();
@@ -119,10 +139,17 @@ mod tests {
         std::fs::write(first.join("vendor/a/lib"), "lib").unwrap();
         std::fs::write(first.join("tool.bin"), "t").unwrap();
         assert!(restore(&cache, &first).unwrap().contains("none yet"));
+        // The job changes its lock file: the save keeps the key it was restored with.
+        std::fs::write(first.join("deps.lock"), "changed by the job").unwrap();
         let saved = save(&cache, &first).unwrap().unwrap();
         assert!(saved.contains("saved 2 file(s)"), "{saved}");
         assert_eq!(save(&cache, &first).unwrap(), None, "a hit saves nothing");
 
+        let fresh = |c: &JobCache| JobCache {
+            resolved: Default::default(),
+            ..c.clone()
+        };
+        let cache = fresh(&cache);
         let second = dir.path().join("w2");
         std::fs::create_dir_all(&second).unwrap();
         std::fs::write(second.join("deps.lock"), "v1").unwrap();
@@ -136,6 +163,7 @@ mod tests {
             "lib"
         );
 
+        let cache = fresh(&cache);
         let third = dir.path().join("w3");
         std::fs::create_dir_all(&third).unwrap();
         std::fs::write(third.join("deps.lock"), "v2").unwrap();

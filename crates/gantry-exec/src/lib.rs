@@ -14,6 +14,7 @@ mod masked_log;
 mod pull;
 mod registry_auth;
 mod runner_hosts;
+mod safe_copy;
 mod tree;
 mod workspace;
 

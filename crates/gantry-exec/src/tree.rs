@@ -69,32 +69,7 @@ impl WorkingTree {
     }
 }
 
-/// Copies `files` (relative to `root`) into `dest`, keeping modes and symbolic links (never
-/// followed); a file gone meanwhile is passed over. The number copied.
-pub(crate) fn copy_listed(root: &Path, files: &[PathBuf], dest: &Path) -> io::Result<usize> {
-    let mut copied = 0;
-    for rel in files {
-        let from = root.join(rel);
-        let to = dest.join(rel);
-        let meta = match std::fs::symlink_metadata(&from) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        if meta.file_type().is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
-        } else if meta.is_file() {
-            std::fs::copy(&from, &to)?;
-        } else {
-            continue;
-        }
-        copied += 1;
-    }
-    Ok(copied)
-}
+pub(crate) use crate::safe_copy::copy_listed;
 
 /// What `git ls-files` lists under `root` (tracked, and untracked but not ignored); `None`
 /// when `root` is not in a git repository or git cannot be run.

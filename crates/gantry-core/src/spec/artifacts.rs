@@ -22,6 +22,14 @@ pub fn check_path(path: &str) -> Result<(), String> {
             "artifact path `{shown}` goes outside the workspace (`..`)"
         ));
     }
+    // `./dist` is `dist`; a `.` anywhere else (`dist/.`, `.`) names a folder in a way that
+    // hides what it is.
+    let rest = path.strip_prefix("./").unwrap_or(path);
+    if rest.split('/').any(|part| part == ".") {
+        return Err(format!(
+            "artifact path `{shown}` has a `.` part: name the file or folder itself"
+        ));
+    }
     Ok(())
 }
 
@@ -48,6 +56,7 @@ mod tests {
             "logs/*.txt",
             "**/*.xml",
             "./out",
+            ".venv/",
         ] {
             assert!(check_path(ok).is_ok(), "{ok}");
         }
@@ -57,6 +66,9 @@ mod tests {
             ("../up", "outside"),
             ("a/../../b", "outside"),
             ("a\nb", "control"),
+            ("dist/.", "`.` part"),
+            (".", "`.` part"),
+            ("a/./b", "`.` part"),
         ] {
             let err = check_path(bad).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");

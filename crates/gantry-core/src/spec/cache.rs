@@ -7,9 +7,10 @@ use super::model::CacheSpec;
 use super::node::Node;
 use super::read::{Reader, join, lookup};
 
-/// A cache key's name: letters, digits, `.`, `_` and `-`, at most 128.
+/// A cache key's name: letters, digits, `.`, `_` and `-`, at most 128, not starting with `.`.
 pub fn check_key(key: &str) -> Result<(), String> {
     let ok = !key.is_empty()
+        && !key.starts_with('.')
         && key.len() <= 128
         && key
             .chars()
@@ -18,7 +19,7 @@ pub fn check_key(key: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "cache key `{}` must be letters, digits, `.`, `_` and `-` (at most 128)",
+            "cache key `{}` must be letters, digits, `.`, `_` and `-` (at most 128), not starting with `.`",
             key.escape_debug()
         ))
     }
@@ -101,7 +102,7 @@ mod tests {
     #[test]
     fn keys() {
         assert!(check_key("cargo-v1.2_x").is_ok());
-        for bad in ["", "a b", "a/b", &"k".repeat(129)] {
+        for bad in ["", "a b", "a/b", ".", "..", ".hidden", &"k".repeat(129)] {
             assert!(check_key(bad).is_err(), "{bad}");
         }
     }

@@ -148,6 +148,7 @@ pub(super) fn launch_for(layout: &Layout, logs: &Logs, run: &ActiveRun, job: usi
                 run.ctx.repo.as_deref(),
                 run.ctx.fork.then_some(run.ctx.pr.unwrap_or(0)),
             ),
+            resolved: Default::default(),
         }),
     }
 }

@@ -44,6 +44,9 @@ pub struct Launch {
 pub struct JobCache {
     pub spec: gantry_core::spec::CacheSpec,
     pub scope: PathBuf,
+    /// The key's folder, once the executor worked it out before the commands (shared by the
+    /// launch's clones, so the save after the commands uses the same key).
+    pub resolved: std::sync::Arc<std::sync::OnceLock<PathBuf>>,
 }
 
 /// Files passed between a run's jobs: a job keeps some of its workspace when it succeeds (in

@@ -1,8 +1,8 @@
 //! `gantry logs RUN [JOB] --data-dir DIR`: a run's logs read straight from a data dir (a local
 //! run's `.gantry/local`, or a stopped server's), with no server. The run may be named by a
 //! unique prefix of its id; each job's latest attempt is shown. Without `--data-dir`, a run
-//! of `gantry run` here (in `GANTRY_RUN_DATA_DIR`, by default `.gantry/local`) is found
-//! there before any server is asked: run ids are unique, so it cannot be a server's.
+//! of `gantry run` here given by its whole id (in `GANTRY_RUN_DATA_DIR`, by default
+//! `.gantry/local`) is found there before any server is asked: run ids are unique.
 
 use super::BadInput;
 use gantry_engine::logs::Logs;
@@ -47,12 +47,14 @@ fn resolve(logs_dir: &Path, given: &str) -> anyhow::Result<String> {
     }
 }
 
-/// The local runs' data dir here, if it holds the run `given` names.
+/// The local runs' data dir here, if it holds the run with the whole id `given` (a prefix
+/// could name a server's run too: with a prefix, `--data-dir` says where to look).
 pub fn local_run_here(given: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("GANTRY_RUN_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(".gantry/local"));
-    resolve(&dir.join("logs"), given).ok().map(|_| dir)
+    let an_id = !given.is_empty() && given.chars().all(|c| c.is_ascii_alphanumeric());
+    (an_id && dir.join("logs").join(format!("{given}.log")).is_file()).then_some(dir)
 }
 
 pub fn logs(data_dir: &Path, run: &str, job: Option<&str>) -> anyhow::Result<i32> {
