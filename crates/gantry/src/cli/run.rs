@@ -225,7 +225,22 @@ pub async fn main(mut args: RunArgs) -> anyhow::Result<i32> {
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    break engine.wait_finished(&run_id).await.context("waiting for the run")?;
+                    // Some batches were missed: the run as stored now, and the batches from
+                    // here on applied to it (a job's record is set whole, so one seen twice
+                    // changes nothing).
+                    let now = engine
+                        .store()
+                        .get_run(&run_id)
+                        .await
+                        .context("reading the run back")?
+                        .context("the run is gone")?;
+                    if let Some(f) = &mut follower {
+                        f.seed(&now);
+                    }
+                    if now.status.is_terminal() {
+                        break now;
+                    }
+                    folded = Some(now);
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {
                     anyhow::bail!("the engine stopped before run {run_id} finished");

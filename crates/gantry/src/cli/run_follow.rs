@@ -39,6 +39,16 @@ impl Follower {
         }
     }
 
+    /// Follows the attempts a run read back from the store has started (after missed
+    /// batches).
+    pub fn seed(&mut self, run: &gantry_engine::ports::RunRecord) {
+        for job in run.jobs.iter().filter(|j| j.started_at_ms.is_some()) {
+            self.attempts
+                .entry((job.name.clone(), job.attempt))
+                .or_default();
+        }
+    }
+
     /// Prints what the followed logs gained since the last pass: whole lines, or with `all`
     /// (the run ended) the rest too.
     pub fn pass(&mut self, logs: &Logs, all: bool) {
