@@ -232,3 +232,70 @@ async fn rules_are_refused_created_edited_tested_and_deleted_through_forms() {
     assert_eq!(missing.status, 404);
     assert!(missing.html());
 }
+
+#[tokio::test]
+async fn events_show_failing_deliveries_and_come_a_page_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(dir.path(), &[("GANTRY_ALLOW_INTERNAL_HOSTS", "127.0.0.1")]).await;
+    // Nothing listens on port 1: every attempt fails and is retried.
+    let rule = json!({"name": "hook", "pattern": {"detail-type": ["Ping"]},
+        "target": {"http": "http://127.0.0.1:1/hook"}});
+    let (st, body) = s
+        .post("/api/v1/rules", "application/json", rule.to_string())
+        .await;
+    assert_eq!(st, 201, "{body}");
+    let mut ids = Vec::new();
+    for batch in 0..6 {
+        let entries: Vec<_> = (0..10)
+            .map(|i| {
+                let kind = if batch == 5 && i == 9 { "Ping" } else { "Tick" };
+                json!({"Source": "custom.app", "DetailType": kind, "Detail": "{}"})
+            })
+            .collect();
+        let (st, answer) = s
+            .post(
+                "/api/v1/events",
+                "application/json",
+                json!({ "Entries": entries }).to_string(),
+            )
+            .await;
+        assert_eq!(st, 200, "{answer}");
+        for e in answer["Entries"].as_array().unwrap() {
+            ids.push(e["EventId"].as_str().unwrap().to_string());
+        }
+    }
+    let ping = ids.last().unwrap().clone();
+    let error = failed_attempt(&s, &ping).await;
+
+    let mut b = Browser::new(&s);
+    let one = b.get(&format!("/events/{ping}")).await;
+    assert_eq!(one.status, 200);
+    csp_ok(&one);
+    assert!(one.body.contains("href=\"/rules/hook\""), "{}", one.body);
+    let shown_error = error.replace('"', "&#34;").replace('\'', "&#39;");
+    assert!(
+        one.body.contains(&shown_error) || one.body.contains(&error),
+        "{error} in {}",
+        one.body
+    );
+
+    let first = b.get("/events").await;
+    assert_eq!(first.body.matches("<tr data-event-id=").count(), 50);
+    assert!(first.body.contains(&format!("data-event-id=\"{ping}\"")));
+    assert!(first.body.contains("href=\"/events?page=2\""));
+    let second = b.get("/events?page=2").await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.body.matches("<tr data-event-id=").count(), 10);
+    assert!(second.body.contains("href=\"/events?page=1\""));
+    assert!(!second.body.contains("page=3"));
+}
+
+/// The error of the event's first failed attempt, once there is one.
+async fn failed_attempt(s: &Server, id: &str) -> String {
+    crate::common::eventually(20, "a delivery attempt failed", async || {
+        let e = s.get(&format!("/api/v1/events/{id}")).await.1;
+        let d = &e["deliveries"][0];
+        (d["attempts"].as_u64()? >= 1).then(|| d["result"].as_str().map(str::to_string))?
+    })
+    .await
+}
