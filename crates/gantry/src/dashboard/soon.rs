@@ -1,6 +1,6 @@
-//! The sections not drawn yet (Services, Secrets, Runners, Deployments,
-//! Settings): each has its place in the navigation and a page that says it is coming, with
-//! the API endpoint that already answers.
+//! The sections not drawn yet (Services, Secrets, Runners, Deployments, Settings): each has
+//! its place in the navigation and a page that says it is coming, with the API endpoint that
+//! already answers.
 
 use super::page::{self, NAV, Page};
 use super::session::Session;
