@@ -8,8 +8,10 @@
 
 mod ansi;
 pub mod dag;
+mod events;
 mod log;
 mod page;
+mod rules;
 mod run;
 mod runs;
 pub mod session;
@@ -35,6 +37,10 @@ pub fn takes_form(path: &str) -> bool {
     if path == "/login" || path == "/logout" {
         return true;
     }
+    if let Some(rest) = path.strip_prefix("/rules/") {
+        let (name, action) = rest.split_once('/').unwrap_or((rest, ""));
+        return !name.is_empty() && matches!(action, "" | "delete" | "test");
+    }
     let Some(rest) = path.strip_prefix("/runs/") else {
         return false;
     };
@@ -52,8 +58,13 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/runs/{id}/cancel", post(run::cancel))
         .route("/runs/{id}/rerun", post(run::rerun))
         .route("/runs/{id}/jobs/{job}", get(log::show))
-        .route("/events", get(soon::show))
-        .route("/rules", get(soon::show))
+        .route("/events", get(events::list))
+        .route("/events/{id}", get(events::show))
+        .route("/rules", get(rules::list))
+        .route("/rules/new", get(rules::new_form).post(rules::create))
+        .route("/rules/{name}", get(rules::show).post(rules::update))
+        .route("/rules/{name}/delete", post(rules::delete))
+        .route("/rules/{name}/test", post(rules::test))
         .route("/services", get(soon::show))
         .route("/secrets", get(soon::show))
         .route("/runners", get(soon::show))
@@ -112,7 +123,9 @@ fn is_api(path: &str) -> bool {
 /// so that API clients keep getting JSON for any path.
 pub async fn fallback(req: Request) -> Response {
     let path = req.uri().path();
-    let ours = ["/runs/", "/assets/"].iter().any(|p| path.starts_with(p));
+    let ours = ["/runs/", "/events/", "/rules/", "/assets/"]
+        .iter()
+        .any(|p| path.starts_with(p));
     let browser = req
         .headers()
         .get(header::ACCEPT)
@@ -128,7 +141,16 @@ pub async fn fallback(req: Request) -> Response {
 mod tests {
     #[test]
     fn only_the_dashboards_forms_take_form_bodies() {
-        for p in ["/login", "/logout", "/runs/01X/cancel", "/runs/01X/rerun"] {
+        for p in [
+            "/login",
+            "/logout",
+            "/runs/01X/cancel",
+            "/runs/01X/rerun",
+            "/rules/new",
+            "/rules/r1",
+            "/rules/r1/delete",
+            "/rules/r1/test",
+        ] {
             assert!(super::takes_form(p), "{p}");
         }
         for p in [
@@ -136,6 +158,9 @@ mod tests {
             "/runs//cancel",
             "/runs/01X/cancel/x",
             "/runs/01X",
+            "/rules//delete",
+            "/rules/r1/x",
+            "/api/v1/rules/r1",
             "/webhook",
             "/deploy",
         ] {

@@ -1,6 +1,6 @@
-//! The sections not drawn yet (Events, Rules, Services, Secrets, Runners, Deployments,
-//! Settings): each has its place in the navigation and a page that says it is coming, with
-//! the API endpoint that already answers.
+//! The sections not drawn yet (Services, Secrets, Runners, Deployments, Settings): each has
+//! its place in the navigation and a page that says it is coming, with the API endpoint that
+//! already answers.
 
 use super::page::{self, NAV, Page};
 use super::session::Session;
@@ -21,8 +21,6 @@ struct SoonPage {
 /// The API endpoint that lists what a section will show.
 fn api_of(path: &str) -> &'static str {
     match path {
-        "/events" => "/api/v1/events",
-        "/rules" => "/api/v1/rules",
         "/services" => "/api/v1/services",
         "/secrets" => "/api/v1/secrets",
         "/runners" => "/api/v1/runners",
