@@ -4,14 +4,12 @@
 //! half-written). Links are kept as links and never followed, on either side (`safe_copy`);
 //! a path that leads out of the workspace through one is refused, naming it.
 
-use crate::tree::{copy_listed, walk};
+use crate::safe_copy::stage_beside;
+use crate::tree::{copy_listed, files_at, walk};
 use gantry_core::spec::artifacts::{glob_keeps, is_glob};
 use gantry_engine::ports::Artifacts;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-static TEMP_NAMES: AtomicU64 = AtomicU64::new(0);
 
 /// Copies each needed job's store into `workspace`; the log lines saying what came from where.
 pub(crate) fn lay_in(artifacts: &Artifacts, workspace: &Path) -> Result<Vec<String>, String> {
@@ -72,16 +70,8 @@ fn kept_files(keep: &[String], workspace: &Path) -> Result<(Vec<PathBuf>, Vec<St
                     "artifact path `{path}` leads out of the workspace through a link"
                 ));
             }
-            match std::fs::symlink_metadata(&at) {
-                Ok(m) if m.is_dir() => {
-                    let mut inside = Vec::new();
-                    walk(&at, &rel, &mut inside).map_err(|e| format!("cannot read {path}: {e}"))?;
-                    files.extend(inside);
-                }
-                Ok(_) => files.push(rel),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("cannot read {path}: {e}")),
-            }
+            files
+                .extend(files_at(workspace, &rel).map_err(|e| format!("cannot read {path}: {e}"))?);
         }
         if files.len() == before {
             notes.push(format!("gantry: artifact path `{path}` matched no file"));
@@ -105,17 +95,13 @@ pub(crate) fn keep(artifacts: &Artifacts, workspace: &Path) -> Result<Vec<String
         .ok_or_else(|| format!("{} is not a store folder", store.display()))?;
     let name = store.file_name().unwrap_or_default().to_string_lossy();
     let fail = |e: io::Error| format!("cannot keep the artifacts in {}: {e}", store.display());
-    std::fs::create_dir_all(parent).map_err(fail)?;
-    let n = TEMP_NAMES.fetch_add(1, Ordering::Relaxed);
-    let temp = parent.join(format!(".new-{name}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&temp);
-    std::fs::create_dir(&temp).map_err(fail)?;
-    let copied = copy_listed(workspace, &files, &temp).map_err(fail)?;
+    let (temp, copied) = stage_beside(store, workspace, &files).map_err(fail)?;
     // The earlier attempt's store goes, then the new one takes its name. A crash between the
     // two leaves none: the attempt's success was not recorded yet, so it runs again and keeps
     // them again, and no job that needs it has started.
     if store.exists() {
-        let old = parent.join(format!(".old-{name}-{}-{n}", std::process::id()));
+        let old = parent.join(format!(".old-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&old);
         std::fs::rename(store, &old).map_err(fail)?;
         let _ = std::fs::remove_dir_all(&old);
     }

@@ -5,14 +5,12 @@
 //! two jobs saving the same key wins.
 
 use crate::safe_copy::read_regular;
-use crate::tree::{copy_listed, walk};
+use crate::safe_copy::stage_beside;
+use crate::tree::{copy_listed, files_at, walk};
 use gantry_engine::ports::JobCache;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-static TEMP_NAMES: AtomicU64 = AtomicU64::new(0);
 
 /// The largest file hashed into a key.
 const MAX_KEY_FILE: u64 = 64 << 20;
@@ -93,21 +91,10 @@ pub(crate) fn save(cache: &JobCache, workspace: &Path) -> Result<Option<String>,
     let mut files = Vec::new();
     for p in &cache.spec.paths {
         let rel = PathBuf::from(p.trim_start_matches("./").trim_end_matches('/'));
-        match std::fs::symlink_metadata(workspace.join(&rel)) {
-            Ok(m) if m.is_dir() => walk(&workspace.join(&rel), &rel, &mut files).map_err(fail)?,
-            Ok(_) => files.push(rel),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(fail(e)),
-        }
+        files.extend(files_at(workspace, &rel).map_err(fail)?);
     }
-    let parent = dir.parent().unwrap_or(&cache.scope);
-    std::fs::create_dir_all(parent).map_err(fail)?;
-    let n = TEMP_NAMES.fetch_add(1, Ordering::Relaxed);
-    let temp = parent.join(format!(".new-{key}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&temp);
-    std::fs::create_dir(&temp).map_err(fail)?;
     // (A listing raced through a swapped link lists names the copy then cannot reach.)
-    let copied = copy_listed(workspace, &files, &temp).map_err(fail)?;
+    let (temp, copied) = stage_beside(&dir, workspace, &files).map_err(fail)?;
     if std::fs::rename(&temp, &dir).is_err() {
         // Another job saved this key meanwhile: its cache stands.
         let _ = std::fs::remove_dir_all(&temp);

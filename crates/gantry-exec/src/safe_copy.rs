@@ -160,6 +160,34 @@ pub(crate) fn copy_listed(root: &Path, files: &[PathBuf], dest: &Path) -> io::Re
     Ok(copied)
 }
 
+static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Copies `files` of `root` into a new folder beside `dest` (`.new-NAME-PID-N`, its parents
+/// made), for the caller to rename into `dest`'s place so `dest` is never half-written. The
+/// new folder and the number copied; on an error nothing is left behind.
+pub(crate) fn stage_beside(
+    dest: &Path,
+    root: &Path,
+    files: &[PathBuf],
+) -> io::Result<(PathBuf, usize)> {
+    let parent = dest
+        .parent()
+        .ok_or_else(|| io::Error::other(format!("{} has no folder", dest.display())))?;
+    std::fs::create_dir_all(parent)?;
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = parent.join(format!(".new-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&temp);
+    std::fs::create_dir(&temp)?;
+    match copy_listed(root, files, &temp) {
+        Ok(copied) => Ok((temp, copied)),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&temp);
+            Err(e)
+        }
+    }
+}
+
 /// The contents of the regular file `rel` inside `root`, read without following a link and
 /// at most `max` bytes; `None` when it is missing, a link, or not a regular file.
 pub(crate) fn read_regular(root: &Path, rel: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {

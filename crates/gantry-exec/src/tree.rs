@@ -103,6 +103,23 @@ fn git_files(root: &Path) -> Option<Vec<PathBuf>> {
     Some(files)
 }
 
+/// What a path of `root` names, as files relative to `root`: the file (or link) itself, every
+/// file under it when it is a folder, nothing when it is missing. `rel` itself is not
+/// followed if it is a link.
+pub(crate) fn files_at(root: &Path, rel: &Path) -> io::Result<Vec<PathBuf>> {
+    let at = root.join(rel);
+    match std::fs::symlink_metadata(&at) {
+        Ok(m) if m.is_dir() => {
+            let mut files = Vec::new();
+            walk(&at, rel, &mut files)?;
+            Ok(files)
+        }
+        Ok(_) => Ok(vec![rel.to_path_buf()]),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Every file and link under `dir` (relative to the tree's root, `rel`), `.git` left out;
 /// links are not followed.
 pub(crate) fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {

@@ -253,13 +253,11 @@ pub async fn cancel(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Some(refused) = csrf_refusal(&session, form.csrf.as_deref()) {
-        return refused;
-    }
-    match state.engine.cancel(&id).await {
-        Ok(()) => Redirect::to(&format!("/runs/{}", segment(&id))).into_response(),
-        Err(e) => page::from_api(e.into()),
-    }
+    let done = match csrf_refusal(&session, form.csrf.as_deref()) {
+        Some(refused) => return refused,
+        None => state.engine.cancel(&id).await,
+    };
+    back_to_run(&id, done)
 }
 
 /// `POST /runs/{id}/rerun`.
@@ -269,11 +267,17 @@ pub async fn rerun(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Some(refused) = csrf_refusal(&session, form.csrf.as_deref()) {
-        return refused;
-    }
-    match state.engine.rerun(&id).await {
-        Ok(()) => Redirect::to(&format!("/runs/{}", segment(&id))).into_response(),
+    let done = match csrf_refusal(&session, form.csrf.as_deref()) {
+        Some(refused) => return refused,
+        None => state.engine.rerun(&id).await,
+    };
+    back_to_run(&id, done)
+}
+
+/// After a run's form: back to its page, or the engine's refusal as a page.
+fn back_to_run(id: &str, done: Result<(), gantry_engine::EngineError>) -> Response {
+    match done {
+        Ok(()) => Redirect::to(&format!("/runs/{}", segment(id))).into_response(),
         Err(e) => page::from_api(e.into()),
     }
 }
