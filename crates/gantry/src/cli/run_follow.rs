@@ -5,13 +5,21 @@
 
 use gantry_engine::logs::Logs;
 use gantry_engine::ports::Write;
-use std::collections::BTreeMap;
 
-/// Where each attempt's log was read up to, and the part of a line not printed yet.
+/// The attempts followed.
 #[derive(Default)]
 pub struct Follower {
     run_id: String,
-    attempts: BTreeMap<(String, u32), (u64, Vec<u8>)>,
+    /// In the order they started: output read in one pass is printed in that order.
+    attempts: Vec<Followed>,
+}
+
+/// One attempt's log: where it was read up to, and the part of a line not printed yet.
+struct Followed {
+    job: String,
+    attempt: u32,
+    offset: u64,
+    partial: Vec<u8>,
 }
 
 /// At most this much of one attempt's log is read per pass.
@@ -21,7 +29,22 @@ impl Follower {
     pub fn new(run_id: &str) -> Follower {
         Follower {
             run_id: run_id.to_string(),
-            attempts: BTreeMap::new(),
+            attempts: Vec::new(),
+        }
+    }
+
+    fn follow(&mut self, job: &str, attempt: u32) {
+        if !self
+            .attempts
+            .iter()
+            .any(|f| f.job == job && f.attempt == attempt)
+        {
+            self.attempts.push(Followed {
+                job: job.to_string(),
+                attempt,
+                offset: 0,
+                partial: Vec::new(),
+            });
         }
     }
 
@@ -32,9 +55,7 @@ impl Follower {
                 && run_id == &self.run_id
                 && job.started_at_ms.is_some()
             {
-                self.attempts
-                    .entry((job.name.clone(), job.attempt))
-                    .or_default();
+                self.follow(&job.name, job.attempt);
             }
         }
     }
@@ -43,9 +64,7 @@ impl Follower {
     /// batches).
     pub fn seed(&mut self, run: &gantry_engine::ports::RunRecord) {
         for job in run.jobs.iter().filter(|j| j.started_at_ms.is_some()) {
-            self.attempts
-                .entry((job.name.clone(), job.attempt))
-                .or_default();
+            self.follow(&job.name, job.attempt);
         }
     }
 
@@ -53,7 +72,13 @@ impl Follower {
     /// (the run ended) the rest too.
     pub fn pass(&mut self, logs: &Logs, all: bool) {
         let mut out = String::new();
-        for ((job, attempt), (offset, partial)) in &mut self.attempts {
+        for Followed {
+            job,
+            attempt,
+            offset,
+            partial,
+        } in &mut self.attempts
+        {
             let prefix = if *attempt > 1 {
                 format!("{job}#{attempt} | ")
             } else {
