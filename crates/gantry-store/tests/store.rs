@@ -104,6 +104,26 @@ async fn events_dedupe_by_delivery_and_list_newest_first() {
         .await
         .unwrap();
     assert!(none.is_empty());
+    // Keyset pages: older than the newest, then older than an id the store does not hold.
+    let older = s
+        .list_events(EventFilter {
+            before: Some("ev-b".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        older.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["ev-a"]
+    );
+    let unknown = s
+        .list_events(EventFilter {
+            before: Some("ev-zz".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(unknown.is_empty());
 }
 
 async fn open() -> (tempfile::TempDir, Arc<dyn Store>) {

@@ -4,6 +4,8 @@
 #[path = "dashboard/bus_pages.rs"]
 mod bus_pages;
 mod common;
+#[path = "dashboard/snapshots.rs"]
+mod snapshots;
 
 use common::Server;
 use reqwest::StatusCode;

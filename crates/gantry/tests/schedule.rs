@@ -45,6 +45,7 @@ async fn fires(store: &Arc<dyn Store>) -> Vec<String> {
     let filter = EventFilter {
         source: Some("gantry.scheduler".into()),
         event_type: None,
+        before: None,
         limit: 100,
     };
     let mut times: Vec<String> = Vec::new();

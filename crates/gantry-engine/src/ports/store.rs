@@ -164,6 +164,9 @@ pub struct Committed {
 pub struct EventFilter {
     pub source: Option<String>,
     pub event_type: Option<String>,
+    /// Only events older than this one (keyset pagination: the last id of the previous page);
+    /// an id the store does not hold selects nothing.
+    pub before: Option<String>,
     pub limit: u32,
 }
 

@@ -288,11 +288,13 @@ impl Store for SqliteStore {
             "SELECT id, source, type, delivery_id, '' AS detail, trace_id, received_at, action,
                     repository, installation_id, rules_matched, outcome
              FROM events WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR type = ?2)
+               AND (?4 IS NULL OR (received_at, id) < (SELECT received_at, id FROM events WHERE id = ?4))
              ORDER BY received_at DESC, id DESC LIMIT ?3",
         )
         .bind(filter.source)
         .bind(filter.event_type)
         .bind(limit)
+        .bind(filter.before)
         .fetch_all(&self.read)
         .await
         .map_err(db)?;

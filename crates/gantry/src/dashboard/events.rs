@@ -1,5 +1,6 @@
 //! `/events`: the events that came in (webhooks, GitHub deliveries, PutEvents, run and job
-//! changes), newest first, a page at a time; `/events/{id}`: one event with its payload
+//! changes), newest first, filtered by source and type, a page at a time (the "older" link
+//! carries the last id shown: keyset pagination); `/events/{id}`: one event with its payload
 //! (pretty JSON, escaped like everything else) and its rule deliveries with their attempts
 //! and last result or error. The same data as `GET /api/v1/events` and `/api/v1/events/{id}`.
 
@@ -19,13 +20,36 @@ use serde::Deserialize;
 
 /// Events on one page.
 pub const PAGE_SIZE: u32 = 50;
-/// The store hands out at most this many events at once, so pages end there.
-const MOST: u32 = 1000;
 
+/// The page's filters (a GET form) and where it starts.
 #[derive(Debug, Default, Deserialize)]
-pub struct Paging {
+pub struct Filters {
     #[serde(default)]
-    pub page: String,
+    pub source: String,
+    #[serde(default, rename = "type")]
+    pub event_type: String,
+    /// The last id of the previous page: this page holds older events (keyset pagination).
+    #[serde(default)]
+    pub before: String,
+}
+
+impl Filters {
+    fn filtered(&self) -> bool {
+        !self.source.is_empty() || !self.event_type.is_empty()
+    }
+
+    /// The query string of a page with these filters, older than `before` (none: the newest).
+    fn query(&self, before: Option<&str>) -> String {
+        let mut q: Vec<(&str, &str)> = [("source", &self.source), ("type", &self.event_type)]
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k, v.as_str()))
+            .collect();
+        if let Some(b) = before {
+            q.push(("before", b));
+        }
+        serde_urlencoded::to_string(q).unwrap_or_default()
+    }
 }
 
 /// One row of the table.
@@ -71,55 +95,49 @@ impl Row {
 #[template(path = "events.html")]
 struct EventsPage {
     page: Page,
+    f: Filters,
+    filtered: bool,
     rows: Vec<Row>,
-    number: u32,
-    older: Option<u32>,
-    newer: Option<u32>,
+    /// The query of the next (older) page, when there is one.
+    older: Option<String>,
+    /// The query of the newest page, when this is not it.
+    newest: Option<String>,
 }
 
-/// `GET /events?page=N`.
+/// `GET /events?source=&type=&before=`.
 pub async fn list(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
-    Query(p): Query<Paging>,
+    Query(f): Query<Filters>,
 ) -> Response {
-    let number = match p.page.as_str() {
-        "" => 1,
-        n => match n.parse::<u32>() {
-            Ok(n) if n >= 1 && (n - 1) * PAGE_SIZE < MOST => n,
-            _ => {
-                return page::bad_request(format!(
-                    "The page must be a whole number from 1 to {}.",
-                    MOST / PAGE_SIZE
-                ));
-            }
-        },
-    };
-    let skip = (number - 1) * PAGE_SIZE;
+    let some = |v: &str| (!v.is_empty()).then(|| v.to_string());
     let filter = EventFilter {
-        source: None,
-        event_type: None,
-        limit: (skip + PAGE_SIZE + 1).min(MOST),
+        source: some(&f.source),
+        event_type: some(&f.event_type),
+        before: some(&f.before),
+        limit: PAGE_SIZE + 1,
     };
-    let events = match state.engine.store().list_events(filter).await {
+    let mut events = match state.engine.store().list_events(filter).await {
         Ok(e) => e,
         Err(e) => return page::from_api(e.into()),
     };
-    let shown: Vec<Row> = events
-        .iter()
-        .skip(skip as usize)
-        .take(PAGE_SIZE as usize)
-        .map(Row::of)
-        .collect();
-    let more = events.len() > (skip + PAGE_SIZE) as usize;
+    let more = events.len() > PAGE_SIZE as usize;
+    events.truncate(PAGE_SIZE as usize);
+    let rows: Vec<Row> = events.iter().map(Row::of).collect();
+    let older = match rows.last() {
+        Some(last) if more => Some(f.query(Some(&last.id))),
+        _ => None,
+    };
+    let newest = (!f.before.is_empty()).then(|| f.query(None));
     page::render(
         StatusCode::OK,
         &EventsPage {
             page: Page::new("Events", "/events", &session.csrf),
-            rows: shown,
-            number,
-            older: more.then_some(number + 1),
-            newer: (number > 1).then(|| number - 1),
+            filtered: f.filtered(),
+            f,
+            rows,
+            older,
+            newest,
         },
     )
 }

@@ -7,6 +7,7 @@
 //! CSRF token. These routes are not part of the JSON API (`server::ROUTES`, `openapi.json`).
 
 mod ansi;
+mod audit;
 pub mod dag;
 mod events;
 mod log;
@@ -16,6 +17,7 @@ mod run;
 mod runs;
 pub mod session;
 mod soon;
+mod timeline;
 
 pub use session::Sessions;
 
@@ -57,11 +59,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/runs/{id}", get(run::show))
         .route("/runs/{id}/cancel", post(run::cancel))
         .route("/runs/{id}/rerun", post(run::rerun))
+        .route("/runs/{id}/timeline", get(timeline::show))
+        .route("/runs/{id}/audit", get(audit::show))
         .route("/runs/{id}/jobs/{job}", get(log::show))
         .route("/events", get(events::list))
         .route("/events/{id}", get(events::show))
         .route("/rules", get(rules::list))
         .route("/rules/new", get(rules::new_form).post(rules::create))
+        .route("/rules/new/check", get(rules::check))
         .route("/rules/{name}", get(rules::show).post(rules::update))
         .route("/rules/{name}/delete", post(rules::delete))
         .route("/rules/{name}/test", post(rules::test))

@@ -2,7 +2,8 @@
 //! and `/rules/{name}`, whose forms create and change a rule through the same checks as the
 //! API (`Bus::put`: a refused rule comes back on the page with the server's reasons, status
 //! 422, and what was typed); a delete form; and a form that tests the rule's pattern against
-//! an event with the bus's own matcher (`gantry_core::bus::pattern::Pattern`).
+//! an event with the bus's own matcher (`gantry_core::bus::pattern::Pattern`); `/rules/new/check`
+//! checks a pattern for the form's hints as you type.
 
 use super::page::{self, Page};
 use super::run::segment;
@@ -10,7 +11,7 @@ use super::runs::short_time;
 use super::session::{CsrfForm, Session, csrf_refusal};
 use crate::server::AppState;
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
@@ -337,6 +338,32 @@ pub struct TestForm {
     pub csrf: Option<String>,
     #[serde(default)]
     pub event: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CheckQuery {
+    #[serde(default)]
+    pattern: String,
+}
+
+/// `GET /rules/new/check?pattern=…`: the pattern checked as saving checks it, for the form's
+/// hints as you type: `{"ok": true}` or `{"ok": false, "reason": …}` (empty is fine: a
+/// schedule rule has none). Changes nothing, so it needs no CSRF token.
+pub async fn check(Query(q): Query<CheckQuery>) -> Response {
+    let reason = match q.pattern.trim() {
+        "" => None,
+        text => match serde_json::from_str::<Value>(text) {
+            Err(e) => Some(format!("pattern: not JSON: {e}")),
+            Ok(p) => Pattern::from_json(&p)
+                .err()
+                .map(|e| format!("pattern: {}", e.0)),
+        },
+    };
+    let body = match reason {
+        None => json!({ "ok": true }),
+        Some(r) => json!({ "ok": false, "reason": r }),
+    };
+    axum::Json(body).into_response()
 }
 
 /// `POST /rules/{name}/test`: does the rule's pattern match this event?

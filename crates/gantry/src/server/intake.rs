@@ -221,6 +221,7 @@ pub struct EventsQuery {
     source: Option<String>,
     #[serde(rename = "type")]
     event_type: Option<String>,
+    before: Option<String>,
     limit: Option<String>,
 }
 
@@ -231,6 +232,7 @@ pub async fn list(
     let filter = EventFilter {
         source: q.source,
         event_type: q.event_type,
+        before: q.before,
         limit: super::query::limit(q.limit.as_deref())?,
     };
     let events = state.engine.store().list_events(filter).await?;
