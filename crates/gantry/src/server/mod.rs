@@ -6,7 +6,7 @@
 //! (outside the API's prefixes), the API's JSON 404 otherwise ([`crate::dashboard::fallback`]).
 
 mod bus;
-mod deployments;
+pub(crate) mod deployments;
 mod error;
 pub mod guard;
 mod intake;
@@ -15,10 +15,10 @@ mod logs;
 mod metrics;
 pub mod origin;
 mod query;
-mod runners;
+pub(crate) mod runners;
 mod runs;
-mod secrets;
-mod services;
+pub(crate) mod secrets;
+pub(crate) mod services;
 pub mod signature;
 
 pub use error::ApiError;
