@@ -187,7 +187,10 @@ pub async fn list(
     Ok(Json(json!({"deployments": items, "next": next})).into_response())
 }
 
-/// Sessions of `kind` (`deploy` or `test`), newest first, with `status` (pending, running, succeeded or failed)
+/// The statuses a session list is filtered by, as `GET /deployments?status=` names them.
+pub(crate) const STATUSES: [&str; 4] = ["pending", "running", "succeeded", "failed"];
+
+/// Sessions of `kind` (`deploy` or `test`), newest first, with `status` (one of [`STATUSES`])
 /// and after session `after`: as `GET /deployments` lists them, with the next page's cursor.
 pub(crate) async fn sessions(
     state: &AppState,

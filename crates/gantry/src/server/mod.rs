@@ -108,6 +108,8 @@ pub struct AppState {
     pub deployer: Option<Deployer>,
     /// The dashboard's logged-in sessions (kept in memory).
     pub sessions: Arc<crate::dashboard::Sessions>,
+    /// What the server was started with, secrets only as set or not (the Settings page).
+    pub configured: Arc<crate::dashboard::Configured>,
 }
 
 /// What the deployer's requests are checked against before a session starts: the branch in
