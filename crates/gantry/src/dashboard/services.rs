@@ -21,6 +21,8 @@ use serde_json::Value;
 
 /// Steps shown per service on the list.
 const LAST_STEPS: usize = 1;
+/// Steps shown on a service's page (the newest).
+const MOST_STEPS: usize = 200;
 
 /// One task of a service: a container registered in the service's target group.
 #[derive(Debug)]
@@ -119,14 +121,22 @@ impl Row {
 /// A page that ends a request early (boxed: a response is large).
 type Early = Box<Response>;
 
-/// Every service, with its newest `steps` steps.
-async fn rows(state: &AppState, steps: usize) -> Result<Option<Vec<Row>>, Early> {
+/// Every service (or only `only`), with its newest `steps` steps; `None` when no services
+/// are configured.
+async fn rows(
+    state: &AppState,
+    only: Option<&str>,
+    steps: usize,
+) -> Result<Option<Vec<Row>>, Early> {
     let Ok(m) = api::manager(state) else {
         return Ok(None);
     };
     let listed = m.list().await;
     let mut out = Vec::new();
     for s in listed["services"].as_array().into_iter().flatten() {
+        if only.is_some_and(|name| s["name"] != name) {
+            continue;
+        }
         let mut row = Row::of(s);
         let trail = api::trail(state, &row.name)
             .await
@@ -150,7 +160,7 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
 ) -> Response {
-    let rows = match rows(&state, LAST_STEPS).await {
+    let rows = match rows(&state, None, LAST_STEPS).await {
         Ok(r) => r,
         Err(page) => return *page,
     };
@@ -180,7 +190,7 @@ async fn service_page(
     status: StatusCode,
     error: String,
 ) -> Response {
-    let all = match rows(state, usize::MAX).await {
+    let all = match rows(state, Some(name), MOST_STEPS).await {
         Ok(r) => r.unwrap_or_default(),
         Err(page) => return *page,
     };
