@@ -85,6 +85,8 @@ pub struct ServeArgs {
 }
 
 pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
+    let resolved = settings(args)?;
+    let mut configured = resolved.configured();
     let Settings {
         listen,
         data_dir,
@@ -111,7 +113,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         header_read_timeout,
         registries,
         runners,
-    } = settings(args)?;
+    } = resolved;
     // What the server makes is private to it, and its memory unreadable to its jobs.
     gantry_exec::keep_jobs_out().map_err(|e| anyhow::anyhow!(e))?;
     if isolation.run_as().is_none() && gantry_exec::running_as_root() {
@@ -315,6 +317,10 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         ),
         _ => None,
     };
+    // The address listened on (port 0 in the settings is a port picked now).
+    if let Ok(bound) = listener.local_addr() {
+        configured.listen = bound.to_string();
+    }
     let state = AppState {
         runners,
         engine: engine.clone(),
@@ -330,6 +336,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         services,
         deployer: deployer(git),
         sessions: Arc::new(crate::dashboard::Sessions::new()),
+        configured: Arc::new(configured),
     };
     let addr = listener.local_addr()?;
     let shutdown = shutdown_signal();

@@ -9,17 +9,22 @@
 mod ansi;
 mod audit;
 pub mod dag;
+mod deploys;
 mod events;
 mod log;
 mod page;
 mod rules;
 mod run;
+mod runners;
 mod runs;
+mod secrets;
+mod services;
 pub mod session;
-mod soon;
+mod settings;
 mod timeline;
 
 pub use session::Sessions;
+pub use settings::{Configured, GitHubShown};
 
 use crate::server::{ApiError, AppState};
 use axum::Router;
@@ -36,8 +41,13 @@ const APP_JS: &str = include_str!("../../assets/app.js");
 /// (`application/x-www-form-urlencoded`), which the guard lets through for them because each
 /// checks a CSRF token instead.
 pub fn takes_form(path: &str) -> bool {
-    if path == "/login" || path == "/logout" {
+    if matches!(path, "/login" | "/logout" | "/secrets" | "/secrets/delete") {
         return true;
+    }
+    if let Some(rest) = path.strip_prefix("/services/") {
+        return rest
+            .split_once('/')
+            .is_some_and(|(name, action)| !name.is_empty() && matches!(action, "start" | "stop"));
     }
     if let Some(rest) = path.strip_prefix("/rules/") {
         let (name, action) = rest.split_once('/').unwrap_or((rest, ""));
@@ -70,11 +80,16 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/rules/{name}", get(rules::show).post(rules::update))
         .route("/rules/{name}/delete", post(rules::delete))
         .route("/rules/{name}/test", post(rules::test))
-        .route("/services", get(soon::show))
-        .route("/secrets", get(soon::show))
-        .route("/runners", get(soon::show))
-        .route("/deploys", get(soon::show))
-        .route("/settings", get(soon::show))
+        .route("/services", get(services::list))
+        .route("/services/{name}", get(services::show))
+        .route("/services/{name}/start", post(services::start))
+        .route("/services/{name}/stop", post(services::stop))
+        .route("/secrets", get(secrets::list).post(secrets::set))
+        .route("/secrets/delete", post(secrets::delete))
+        .route("/runners", get(runners::list))
+        .route("/deploys", get(deploys::list))
+        .route("/deploys/{id}", get(deploys::show))
+        .route("/settings", get(settings::show))
         .route_layer(middleware::from_fn_with_state(state, session::require));
     Router::new()
         .route("/login", get(session::login_form).post(session::login))
@@ -128,9 +143,19 @@ fn is_api(path: &str) -> bool {
 /// so that API clients keep getting JSON for any path.
 pub async fn fallback(req: Request) -> Response {
     let path = req.uri().path();
-    let ours = ["/runs/", "/events/", "/rules/", "/assets/"]
-        .iter()
-        .any(|p| path.starts_with(p));
+    let ours = [
+        "/runs/",
+        "/events/",
+        "/rules/",
+        "/services/",
+        "/secrets/",
+        "/runners/",
+        "/deploys/",
+        "/settings/",
+        "/assets/",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p));
     let browser = req
         .headers()
         .get(header::ACCEPT)
@@ -155,6 +180,10 @@ mod tests {
             "/rules/r1",
             "/rules/r1/delete",
             "/rules/r1/test",
+            "/services/auth/start",
+            "/services/auth/stop",
+            "/secrets",
+            "/secrets/delete",
         ] {
             assert!(super::takes_form(p), "{p}");
         }
@@ -168,6 +197,16 @@ mod tests {
             "/api/v1/rules/r1",
             "/webhook",
             "/deploy",
+            "/services/auth",
+            "/services//start",
+            "/services/auth/start/x",
+            "/services/auth/restart",
+            "/secrets/x",
+            "/api/v1/secrets",
+            "/api/v1/services/auth/start",
+            "/runners",
+            "/deploys",
+            "/settings",
         ] {
             assert!(!super::takes_form(p), "{p}");
         }

@@ -52,7 +52,7 @@ fn not_had(e: LookupError) -> ApiError {
     }
 }
 
-fn deployer(state: &AppState) -> Result<&Deployer, ApiError> {
+pub(crate) fn deployer(state: &AppState) -> Result<&Deployer, ApiError> {
     state.deployer.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -124,10 +124,22 @@ pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    match session(&state, &id).await? {
+        Some((_, out)) => Ok(Json(out).into_response()),
+        None => Err(ApiError::not_found(format!("no session `{id}`"))),
+    }
+}
+
+/// One session's kind (`deploy` or `test`) and the session as `GET /status/{id}` shows it
+/// (status, record, timestamped logs), or `None` when there is no such session. The
+/// dashboard's session page shows the same.
+pub(crate) async fn session(
+    state: &AppState,
+    id: &str,
+) -> Result<Option<(String, Value)>, ApiError> {
     let store = state.engine.store();
-    let (Some(rec), Some(run)) = (store.get_deployment(&id).await?, store.get_run(&id).await?)
-    else {
-        return Err(ApiError::not_found(format!("no session `{id}`")));
+    let (Some(rec), Some(run)) = (store.get_deployment(id).await?, store.get_run(id).await?) else {
+        return Ok(None);
     };
     let job = run.jobs.first();
     let logs = job
@@ -135,7 +147,7 @@ pub async fn status(
             state
                 .engine
                 .logs()
-                .read(&id, &j.name, j.attempt)
+                .read(id, &j.name, j.attempt)
                 .unwrap_or_default()
         })
         .unwrap_or_default();
@@ -147,7 +159,7 @@ pub async fn status(
     if out["error"].is_null() && matches!(run.status, RunStatus::Failed | RunStatus::Cancelled) {
         out["error"] = json!(format!("the session {}", run.status));
     }
-    Ok(Json(out).into_response())
+    Ok(Some((rec.kind, out)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,7 +175,31 @@ pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let statuses = match q.status.as_deref() {
+    let limit = super::query::limit(q.limit.as_deref())?;
+    let (items, next) = sessions(
+        &state,
+        "deploy",
+        q.status.as_deref(),
+        q.after.as_deref(),
+        limit,
+    )
+    .await?;
+    Ok(Json(json!({"deployments": items, "next": next})).into_response())
+}
+
+/// The statuses a session list is filtered by, as `GET /deployments?status=` names them.
+pub(crate) const STATUSES: [&str; 4] = ["pending", "running", "succeeded", "failed"];
+
+/// Sessions of `kind` (`deploy` or `test`), newest first, with `status` (one of [`STATUSES`])
+/// and after session `after`: as `GET /deployments` lists them, with the next page's cursor.
+pub(crate) async fn sessions(
+    state: &AppState,
+    kind: &str,
+    status: Option<&str>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<Value>, Option<String>), ApiError> {
+    let statuses = match status {
         None => Vec::new(),
         Some("pending") => vec!["queued".to_string()],
         Some("running") => vec!["running".into()],
@@ -177,9 +213,8 @@ pub async fn list(
             ));
         }
     };
-    let limit = super::query::limit(q.limit.as_deref())?;
     let store = state.engine.store();
-    let before = match &q.after {
+    let before = match after {
         None => None,
         Some(id) => match store.get_deployment(id).await? {
             Some(r) => Some((r.created_at_ms, r.session_id)),
@@ -188,7 +223,7 @@ pub async fn list(
     };
     let page = store
         .list_deployments(DeploymentFilter {
-            kind: "deploy".into(),
+            kind: kind.into(),
             statuses,
             before,
             limit,
@@ -197,8 +232,8 @@ pub async fn list(
     let next = (page.len() == limit as usize)
         .then(|| page.last().map(|(r, _)| r.session_id.clone()))
         .flatten();
-    let items: Vec<Value> = page.iter().map(|(r, s)| session_json(r, *s)).collect();
-    Ok(Json(json!({"deployments": items, "next": next})).into_response())
+    let items = page.iter().map(|(r, s)| session_json(r, *s)).collect();
+    Ok((items, next))
 }
 
 fn status_name(s: RunStatus) -> &'static str {

@@ -6,7 +6,7 @@
 //! (outside the API's prefixes), the API's JSON 404 otherwise ([`crate::dashboard::fallback`]).
 
 mod bus;
-mod deployments;
+pub(crate) mod deployments;
 mod error;
 pub mod guard;
 mod intake;
@@ -15,10 +15,10 @@ mod logs;
 mod metrics;
 pub mod origin;
 mod query;
-mod runners;
+pub(crate) mod runners;
 mod runs;
-mod secrets;
-mod services;
+pub(crate) mod secrets;
+pub(crate) mod services;
 pub mod signature;
 
 pub use error::ApiError;
@@ -108,6 +108,8 @@ pub struct AppState {
     pub deployer: Option<Deployer>,
     /// The dashboard's logged-in sessions (kept in memory).
     pub sessions: Arc<crate::dashboard::Sessions>,
+    /// What the server was started with, secrets only as set or not (the Settings page).
+    pub configured: Arc<crate::dashboard::Configured>,
 }
 
 /// What the deployer's requests are checked against before a session starts: the branch in

@@ -8,6 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gantry_engine::ports::{RunnerFilter, RunnerRecord};
+use gantry_engine::runners::PoolStatus;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -35,19 +36,32 @@ pub async fn list(
             ));
         }
     };
-    let filter = RunnerFilter {
-        active,
-        pool: q.pool,
-        limit: super::query::limit(q.limit.as_deref())?,
-    };
+    let (pools, records) = snapshot(
+        &state,
+        RunnerFilter {
+            active,
+            pool: q.pool,
+            limit: super::query::limit(q.limit.as_deref())?,
+        },
+    )
+    .await?;
+    let runners: Vec<Value> = records.iter().map(runner_json).collect();
+    Ok(Json(json!({"pools": pools, "runners": runners})).into_response())
+}
+
+/// The configured pools (none without `[runners]`) and the runners `filter` picks, newest
+/// first: what `GET /api/v1/runners` and the dashboard's Runners page show.
+pub(crate) async fn snapshot(
+    state: &AppState,
+    filter: RunnerFilter,
+) -> Result<(Vec<PoolStatus>, Vec<RunnerRecord>), ApiError> {
     let records = state.engine.store().list_runners(filter).await?;
     let pools = state
         .runners
         .as_ref()
         .map(|r| r.pools())
         .unwrap_or_default();
-    let runners: Vec<Value> = records.iter().map(runner_json).collect();
-    Ok(Json(json!({"pools": pools, "runners": runners})).into_response())
+    Ok((pools, records))
 }
 
 /// `GET /api/v1/runners/{name}`: the runner and its audit trail.

@@ -12,7 +12,7 @@ use gantry_engine::ports::{SecretError, SecretStore};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-fn store(state: &AppState) -> Result<&Arc<dyn SecretStore>, ApiError> {
+pub(crate) fn store(state: &AppState) -> Result<&Arc<dyn SecretStore>, ApiError> {
     state.secrets.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -38,7 +38,7 @@ impl From<SecretError> for ApiError {
 /// `POST /api/v1/secrets` `{"name", "scope", "value"}` (scope defaults to `global`). The body
 /// is read by hand so that no parser error can quote the value back.
 pub async fn set(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let store = store(&state)?;
+    store(&state)?;
     let v: Value = serde_json::from_slice(&body).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -63,17 +63,50 @@ pub async fn set(State(state): State<AppState>, body: Bytes) -> Result<Response,
         .ok_or_else(|| invalid("`name` is required and must be a string"))?;
     let scope = match obj.get("scope") {
         None | Some(Value::Null) => Scope::Global,
-        Some(Value::String(s)) => Scope::parse(s).map_err(invalid)?,
+        Some(Value::String(s)) => scope_of(Some(s))?,
         Some(_) => return Err(invalid("`scope` must be a string")),
     };
     let value = obj
         .get("value")
         .and_then(Value::as_str)
         .ok_or_else(|| invalid("`value` is required and must be a string"))?;
-    store.set(&scope, name, value).await?;
-    tracing::info!(name, scope = %scope.as_string(), "secret set");
+    set_one(&state, &scope, name, value).await?;
     let body = json!({"name": name, "scope": scope.as_string()});
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// A scope as the API takes it (`global` when none is given), or the reason it is not one.
+pub(crate) fn scope_of(text: Option<&str>) -> Result<Scope, ApiError> {
+    match text {
+        None => Ok(Scope::Global),
+        Some(s) => Scope::parse(s).map_err(invalid),
+    }
+}
+
+/// Sets (creates or replaces) a secret: `POST /api/v1/secrets` and the dashboard's form.
+pub(crate) async fn set_one(
+    state: &AppState,
+    scope: &Scope,
+    name: &str,
+    value: &str,
+) -> Result<(), ApiError> {
+    store(state)?.set(scope, name, value).await?;
+    tracing::info!(name, scope = %scope.as_string(), "secret set");
+    Ok(())
+}
+
+/// Deletes a secret: `DELETE /api/v1/secrets/{scope}/{name}` and the dashboard's button.
+pub(crate) async fn delete_one(state: &AppState, scope: &str, name: &str) -> Result<(), ApiError> {
+    let scope = scope_of(Some(scope))?;
+    if store(state)?.delete(&scope, name).await? {
+        tracing::info!(name, scope = %scope.as_string(), "secret deleted");
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "no secret `{name}` in scope {}",
+            scope.as_string()
+        )))
+    }
 }
 
 pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -94,14 +127,6 @@ pub async fn delete(
     State(state): State<AppState>,
     Path((scope, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let scope = Scope::parse(&scope).map_err(invalid)?;
-    if store(&state)?.delete(&scope, &name).await? {
-        tracing::info!(name, scope = %scope.as_string(), "secret deleted");
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Err(ApiError::not_found(format!(
-            "no secret `{name}` in scope {}",
-            scope.as_string()
-        )))
-    }
+    delete_one(&state, &scope, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -11,7 +11,7 @@ use gantry_engine::services::ServiceManager;
 use serde_json::Value;
 use std::sync::Arc;
 
-fn manager(state: &AppState) -> Result<&Arc<ServiceManager>, ApiError> {
+pub(crate) fn manager(state: &AppState) -> Result<&Arc<ServiceManager>, ApiError> {
     state.services.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -25,7 +25,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(Json(manager(&state)?.list().await).into_response())
 }
 
-fn known(m: &ServiceManager, name: &str) -> Result<(), ApiError> {
+pub(crate) fn known(m: &ServiceManager, name: &str) -> Result<(), ApiError> {
     if m.known(name) {
         Ok(())
     } else {
@@ -52,14 +52,42 @@ pub async fn start(
             )
         })?
     };
-    match m.start(&name, &detail).await {
-        Ok(result) => Ok((
-            StatusCode::CREATED,
-            Json(serde_json::from_str::<Value>(&result).unwrap_or_default()),
-        )
-            .into_response()),
+    let result = start_one(m, &name, &detail).await?;
+    Ok((StatusCode::CREATED, Json(result)).into_response())
+}
+
+/// Starts service `name` (known) with `detail`'s overrides: what started, or which step failed
+/// (502). `POST /api/v1/services/{name}/start` and the dashboard's start button.
+pub(crate) async fn start_one(
+    m: &ServiceManager,
+    name: &str,
+    detail: &Value,
+) -> Result<Value, ApiError> {
+    match m.start(name, detail).await {
+        Ok(result) => Ok(serde_json::from_str::<Value>(&result).unwrap_or_default()),
         Err(e) => Err(ApiError::new(StatusCode::BAD_GATEWAY, "start_failed", e)),
     }
+}
+
+/// Stops service `name` (known): what stopped, or why not (409).
+pub(crate) async fn stop_one(m: &ServiceManager, name: &str) -> Result<Value, ApiError> {
+    match m.stop(name).await {
+        Ok(result) => Ok(serde_json::from_str::<Value>(&result).unwrap_or_default()),
+        Err(e) => Err(ApiError::new(StatusCode::CONFLICT, "stop_failed", e)),
+    }
+}
+
+/// Service `name`'s audit trail (every start and stop step), oldest first.
+pub(crate) async fn trail(
+    state: &AppState,
+    name: &str,
+) -> Result<Vec<crate::view::AuditView>, ApiError> {
+    let trail = state
+        .engine
+        .store()
+        .audit_trail(&format!("service:{name}"))
+        .await?;
+    Ok(trail.iter().map(Into::into).collect())
 }
 
 /// `GET /api/v1/services/{name}/events`: the service's audit trail (every start and stop step).
@@ -68,12 +96,7 @@ pub async fn events(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     known(manager(&state)?, &name)?;
-    let trail = state
-        .engine
-        .store()
-        .audit_trail(&format!("service:{name}"))
-        .await?;
-    let events: Vec<crate::view::AuditView> = trail.iter().map(Into::into).collect();
+    let events = trail(&state, &name).await?;
     Ok(Json(serde_json::json!({ "events": events })).into_response())
 }
 
@@ -83,10 +106,5 @@ pub async fn stop(
 ) -> Result<Response, ApiError> {
     let m = manager(&state)?;
     known(m, &name)?;
-    match m.stop(&name).await {
-        Ok(result) => {
-            Ok(Json(serde_json::from_str::<Value>(&result).unwrap_or_default()).into_response())
-        }
-        Err(e) => Err(ApiError::new(StatusCode::CONFLICT, "stop_failed", e)),
-    }
+    Ok(Json(stop_one(m, &name).await?).into_response())
 }

@@ -49,10 +49,69 @@ pub struct Settings {
     pub runners: gantry_engine::runners::RunnersConfig,
 }
 
+impl Settings {
+    /// The settings as the dashboard's Settings page shows them: secrets only as set or not.
+    pub fn configured(&self) -> crate::dashboard::Configured {
+        let path = |p: &Path| p.display().to_string();
+        let clean = match &self.isolation {
+            gantry_exec::Isolation::Clean(c) => Some(c),
+            gantry_exec::Isolation::Inherit => None,
+        };
+        let mut fork_secrets: Vec<String> = self.fork_secrets.iter().cloned().collect();
+        fork_secrets.sort();
+        crate::dashboard::Configured {
+            listen: self.listen.to_string(),
+            public_url: self.public.as_ref().map(ToString::to_string),
+            cors_origins: self.cors.iter().map(ToString::to_string).collect(),
+            header_read_timeout_ms: self.header_read_timeout.as_millis() as u64,
+            data_dir: path(&self.data_dir),
+            database: path(&self.data_dir.join("gantry.db")),
+            work_dir: path(
+                &self
+                    .work_dir
+                    .clone()
+                    .unwrap_or_else(|| self.data_dir.join("work")),
+            ),
+            secret_key: if self.secret_key.is_some() {
+                "given (GANTRY_SECRET_KEY or a key file)"
+            } else {
+                "the data dir's secret.key"
+            },
+            api_token: self.token.is_some(),
+            github: self.github.as_ref().map(|g| crate::dashboard::GitHubShown {
+                auth: g.auth.clone(),
+                api_url: g.api_url.clone(),
+                report_interval_ms: g.interval_ms,
+            }),
+            github_webhook_secret: self.github_secret.is_some(),
+            webhook_secret: self.webhook_secret.is_some(),
+            retain_runs_ms: self.retention.working_ms,
+            retain_audit_ms: self.retention.audit_ms,
+            retain_logs_ms: self.retention.logs_ms,
+            log_limit: self.log_limit,
+            max_parallel: self.max_parallel,
+            git_allowed: self.git_allowed.clone(),
+            allow_internal_hosts: self.allow_internal_hosts.clone(),
+            fork_jobs: format!("{:?}", self.fork_jobs).to_lowercase(),
+            fork_secrets,
+            run_as: self.isolation.run_as().map(|r| r.name.clone()),
+            pass_env: clean.map(|c| c.pass.clone()).unwrap_or_default(),
+            services: self.services.len(),
+            target_groups: self.target_groups.len(),
+            runner_pools: self.runners.pools.len(),
+            runners_reconcile_ms: self.runners.reconcile_every.as_millis() as u64,
+            config_rules: self.rules.len(),
+        }
+    }
+}
+
 /// Reporting to GitHub: on when a token, or an App id and key, are set.
 pub struct GitHubSettings {
     /// The client, made here so that a key that is not one is a problem like the others.
     pub client: Arc<gantry_github::GitHub>,
+    /// How it authenticates, for the dashboard's Settings page: `a token`, or the App's id
+    /// (never the token or the key).
+    pub auth: String,
     pub api_url: String,
     pub public_url: Option<String>,
     pub interval_ms: i64,
@@ -405,8 +464,13 @@ fn github(
         } => gantry_github::GitHub::with_app(&api_url, id, private_key_pem),
     };
     let client = p.keep(client.map_err(|e| anyhow::anyhow!("GitHub client: {e}")))?;
+    let shown = match &auth {
+        GitHubAuth::Token(_) => "a token".to_string(),
+        GitHubAuth::App { id, .. } => format!("App {id} (private key set)"),
+    };
     Some(GitHubSettings {
         client: Arc::new(client),
+        auth: shown,
         api_url,
         public_url,
         interval_ms: p.keep(duration(
