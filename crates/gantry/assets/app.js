@@ -34,14 +34,35 @@
     return () => { stopped = true; };
   }
 
+  // Fetches this page again and gives its <main>; null when it is no longer this page (a
+  // logged-out session gets the login page).
+  async function freshMain() {
+    const resp = await fetch(location.href, { credentials: "same-origin", headers: { accept: "text/html" } });
+    if (!resp.ok) throw new Error(location.href + ": " + resp.status);
+    const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
+    const fresh = doc.querySelector("main");
+    return fresh && fresh.dataset.page === page ? fresh : null;
+  }
+
   if (page === "runs") {
-    poll("/api/v1/runs?limit=200", (data) => {
-      for (const run of data.runs || []) {
-        const row = document.querySelector('tr[data-run-id="' + CSS.escape(run.id) + '"]');
-        if (row) setStatus(row.querySelector("[data-status]"), run.status);
-      }
-      return false;
-    });
+    // The list as the server draws it for these filters (new runs, statuses, durations),
+    // swapped in when it changed; the filter form is left alone.
+    const region = document.getElementById("runs-list");
+    let last = region ? region.innerHTML : "";
+    let busy = false;
+    setInterval(async () => {
+      if (busy || !region || document.hidden) return;
+      busy = true;
+      try {
+        const fresh = await freshMain();
+        const list = fresh && fresh.querySelector("#runs-list");
+        if (list && list.innerHTML !== last) {
+          last = list.innerHTML;
+          region.replaceChildren(...list.childNodes);
+        }
+      } catch (e) { /* the server may be restarting: try again */ }
+      busy = false;
+    }, 2000);
   }
 
   if (page === "run") {
@@ -64,8 +85,13 @@
         }
       }
       const done = TERMINAL.includes(run.status);
-      // Durations, the critical path and the buttons are drawn by the server: reload once at the end.
-      if (done && !startedDone) location.reload();
+      // Durations, the critical path and the buttons are drawn by the server: once the run is
+      // over, its page as the server draws it now replaces this one's content (no reload).
+      if (done && !startedDone) {
+        freshMain().then((fresh) => {
+          if (fresh) main.replaceChildren(...fresh.childNodes);
+        }).catch(() => location.reload());
+      }
       return done;
     });
   }
@@ -101,7 +127,8 @@
         }
       });
       line.appendChild(document.createTextNode("\n"));
-      const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 20;
+      // The log grows the page (it scrolls only sideways): follow the end if the reader is there.
+      const atEnd = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 40;
       log.appendChild(line);
       if (atEnd) window.scrollTo(0, document.body.scrollHeight);
     }
@@ -143,6 +170,13 @@
         try {
           const end = JSON.parse(e.data);
           setStatus(document.querySelector("[data-job-status]"), end.status);
+          getJson(runUrl).then((run) => {
+            const job = run.jobs.find((j) => j.name === main.dataset.job);
+            const exit = document.querySelector("[data-exit]");
+            if (job && exit && String(job.attempt) === main.dataset.attempt && job.exit_code !== null) {
+              exit.textContent = job.exit_code;
+            }
+          }).catch(() => {});
         } catch (err) { /* keep the shown status */ }
         stop();
         button.hidden = true;
