@@ -44,56 +44,108 @@
     return fresh && fresh.dataset.page === page ? fresh : null;
   }
 
+  // Calls `refresh` whenever `/live` says runs changed (at most once a second, never two at
+  // once, not while the tab is hidden), and whenever the stream (re)connects (changes may
+  // have been missed). Without the stream (an old browser, a proxy that buffers), it polls
+  // every 5 s. `refresh` returns true when nothing more will change; then it all stops.
+  function whenChanged(query, refresh) {
+    let busy = false, again = false, done = false, lastAt = 0, timer = null, source = null;
+    async function run() {
+      timer = null;
+      if (done) return;
+      if (busy || document.hidden) { again = true; return; }
+      const wait = lastAt + 1000 - Date.now();
+      if (wait > 0) { timer = setTimeout(run, wait); return; }
+      busy = true;
+      again = false;
+      lastAt = Date.now();
+      try { done = await refresh(); } catch (e) { /* the server may be restarting */ }
+      busy = false;
+      if (done) { if (source) source.close(); return; }
+      if (again && !timer) timer = setTimeout(run, 0);
+    }
+    const kick = () => { if (!timer) timer = setTimeout(run, 0); };
+    document.addEventListener("visibilitychange", () => { if (!document.hidden && again) kick(); });
+    if (typeof EventSource === "function") {
+      source = new EventSource("/live" + query);
+      source.addEventListener("change", kick);
+      // Also each time the stream (re)connects: what changed before it listened is fetched.
+      source.addEventListener("open", kick);
+    } else {
+      (function tick() { if (!done) { kick(); setTimeout(tick, 5000); } })();
+    }
+  }
+
   if (page === "runs") {
     // The list as the server draws it for these filters (new runs, statuses, durations),
     // swapped in when it changed; the filter form is left alone.
     const region = document.getElementById("runs-list");
     let last = region ? region.innerHTML : "";
-    let busy = false;
-    setInterval(async () => {
-      if (busy || !region || document.hidden) return;
-      busy = true;
-      try {
+    if (region) {
+      whenChanged("", async () => {
         const fresh = await freshMain();
         const list = fresh && fresh.querySelector("#runs-list");
         if (list && list.innerHTML !== last) {
           last = list.innerHTML;
           region.replaceChildren(...list.childNodes);
         }
-      } catch (e) { /* the server may be restarting: try again */ }
-      busy = false;
-    }, 2000);
+        return false;
+      });
+    }
   }
 
   if (page === "run") {
     const id = main.dataset.runId;
     const runStatus = document.querySelector("[data-run-status]");
-    const startedDone = TERMINAL.includes(runStatus.textContent);
-    poll("/api/v1/runs/" + encodeURIComponent(id), (run) => {
-      setStatus(runStatus, run.status);
-      for (const job of run.jobs) {
-        const sel = '[data-job="' + CSS.escape(job.name) + '"]';
-        const row = document.querySelector("tr" + sel);
-        if (row) {
-          setStatus(row.querySelector("[data-status]"), job.status);
-          row.querySelector("[data-attempt]").textContent = job.attempt;
-          row.querySelector("[data-exit]").textContent = job.exit_code === null ? "" : job.exit_code;
+    if (!TERMINAL.includes(runStatus.textContent)) {
+      whenChanged("?run=" + encodeURIComponent(id), async () => {
+        const run = await getJson("/api/v1/runs/" + encodeURIComponent(id));
+        setStatus(runStatus, run.status);
+        for (const job of run.jobs) {
+          const sel = '[data-job="' + CSS.escape(job.name) + '"]';
+          const row = document.querySelector("tr" + sel);
+          if (row) {
+            setStatus(row.querySelector("[data-status]"), job.status);
+            row.querySelector("[data-attempt]").textContent = job.attempt;
+            row.querySelector("[data-exit]").textContent = job.exit_code === null ? "" : job.exit_code;
+          }
+          const node = document.querySelector("g.node" + sel);
+          if (node) {
+            node.setAttribute("class", node.getAttribute("class").replace(/\bst-[a-z_]+/, "st-" + job.status));
+          }
         }
-        const node = document.querySelector("g.node" + sel);
-        if (node) {
-          node.setAttribute("class", node.getAttribute("class").replace(/\bst-[a-z_]+/, "st-" + job.status));
-        }
-      }
-      const done = TERMINAL.includes(run.status);
-      // Durations, the critical path and the buttons are drawn by the server: once the run is
-      // over, its page as the server draws it now replaces this one's content (no reload).
-      if (done && !startedDone) {
-        freshMain().then((fresh) => {
+        const done = TERMINAL.includes(run.status);
+        // Durations, the critical path and the buttons are drawn by the server: once the run
+        // is over, its page as the server draws it now replaces this one's content (no reload).
+        if (done) {
+          const fresh = await freshMain();
           if (fresh) main.replaceChildren(...fresh.childNodes);
-        }).catch(() => location.reload());
-      }
-      return done;
-    });
+        }
+        return done;
+      });
+    }
+  }
+
+  if (page === "rule") {
+    // Hints as you type: the pattern checked by the server as saving would check it.
+    const field = document.querySelector('textarea[name="pattern"]');
+    const hint = document.getElementById("pattern-hint");
+    let timer = null, asked = 0;
+    if (field && hint) {
+      field.addEventListener("input", () => {
+        clearTimeout(timer);
+        timer = setTimeout(async () => {
+          const mine = ++asked;
+          try {
+            const r = await getJson("/rules/new/check?pattern=" + encodeURIComponent(field.value));
+            if (mine !== asked) return;
+            hint.textContent = r.ok ? (field.value.trim() ? "The pattern is valid." : "") : r.reason;
+            hint.className = r.ok ? "hint" : "hint error";
+            field.setAttribute("aria-invalid", r.ok ? "false" : "true");
+          } catch (e) { /* no hint then; saving still checks */ }
+        }, 300);
+      });
+    }
   }
 
   if (page === "log") {

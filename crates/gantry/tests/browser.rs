@@ -344,6 +344,24 @@ async fn a_rule_with_an_invalid_pattern_shows_the_reason_and_events_show() {
         b.click(&b.find("form.rule-form button[type=submit]").await)
             .await;
     };
+    // As you type: the server's reason under the field, then that it is valid.
+    let pattern = b.find("textarea[name=pattern]").await;
+    b.send_keys(&pattern, r#"{"source": "custom.app"}"#).await;
+    let hint = b
+        .wait_for("the pattern's hint as you type", LIVE, async || {
+            b.text_of("#pattern-hint.error")
+                .await
+                .filter(|t| !t.is_empty())
+        })
+        .await;
+    assert!(hint.starts_with("pattern: "), "{hint}");
+    b.clear(&pattern).await;
+    b.send_keys(&pattern, r#"{"source": ["custom.app"]}"#).await;
+    b.wait_for("the hint that the pattern is valid", LIVE, async || {
+        (b.text_of("#pattern-hint").await.as_deref() == Some("The pattern is valid.")).then_some(())
+    })
+    .await;
+
     // Not an array of values: the bus refuses it, and the page says why.
     fill("notify", r#"{"source": "custom.app"}"#).await;
     let reason = b

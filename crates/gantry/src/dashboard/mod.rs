@@ -11,6 +11,7 @@ mod audit;
 pub mod dag;
 mod deploys;
 mod events;
+mod live;
 mod log;
 mod page;
 mod rules;
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/runs/{id}", get(run::show))
         .route("/runs/{id}/cancel", post(run::cancel))
         .route("/runs/{id}/rerun", post(run::rerun))
+        .route("/live", get(live::stream))
         .route("/runs/{id}/timeline", get(timeline::show))
         .route("/runs/{id}/audit", get(audit::show))
         .route("/runs/{id}/jobs/{job}", get(log::show))
