@@ -2,7 +2,7 @@
 //! (`common/browser.rs`), against a real `gantry serve`. Logging in and out with the token,
 //! a run's jobs and status changing live (no reload), the graph linking to the logs, a log's
 //! lines arriving live with their colours, cancelling a run, a rule refused with the server's
-//! reason, and markup in names and logs shown as text.
+//! reason, and markup in names and logs shown as text; every other section drawn.
 //!
 //! Jobs wait on gate files the test creates, so that the page is seen in each state; nothing
 //! sleeps to synchronise, everything is polled with a deadline. A screenshot of every page
@@ -17,7 +17,7 @@ use common::Server;
 use serde_json::json;
 use std::path::Path;
 
-/// How long a page may take to show a change (the pages poll every 2 s; a busy machine).
+/// How long a page may take to show a change (pages hear of changes over SSE; a busy machine).
 const LIVE: u64 = 20;
 
 /// A shell command that waits until `gate` exists.
@@ -424,5 +424,60 @@ async fn a_rule_with_an_invalid_pattern_shows_the_reason_and_events_show() {
     b.full_screenshot("event", 1280, 900).await;
     b.set_window_size(390, 844).await;
     b.screenshot("event-phone").await;
+    b.quit().await;
+}
+
+#[tokio::test]
+async fn every_other_section_is_drawn() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    // A job that fails once and then succeeds: two bars on the timeline.
+    let marker = dir.path().join("tried");
+    let spec = format!(
+        "name: flaky\njobs:\n  build: {{run: [\"true\"]}}\n  flaky-test:\n    needs: [build]\n    retries: 1\n    run: [\"if [ -e {m} ]; then echo ok; else touch {m}; exit 1; fi\"]\n",
+        m = marker.display()
+    );
+    let id = s.submit_yaml(&spec).await;
+    assert_eq!(s.wait_finished(&id, 30).await["status"], "succeeded");
+    let secret = json!({"name": "DEPLOY_KEY", "value": "s3cr3t-value-xyz"});
+    let (st, body) = s
+        .post("/api/v1/secrets", "application/json", secret.to_string())
+        .await;
+    assert!(st == 201 || st == 200, "{st} {body}");
+
+    let b = Browser::start().await;
+    for (path, title, shot) in [
+        (format!("/runs/{id}/timeline"), "Timeline", "timeline"),
+        (format!("/runs/{id}/audit"), "Audit trail", "audit"),
+        ("/services".to_string(), "Services", "services"),
+        ("/secrets".to_string(), "Secrets", "secrets"),
+        ("/runners".to_string(), "Runners", "runners"),
+        ("/deploys".to_string(), "Deployments", "deploys"),
+        ("/settings".to_string(), "Settings", "settings"),
+    ] {
+        b.goto(&format!("{}{path}", s.url)).await;
+        let h1 = b.text_of("h1").await.unwrap_or_default();
+        assert!(h1.starts_with(title), "{path}: {h1}");
+        b.full_screenshot(shot, 1280, 900).await;
+        no_dialog(&b).await;
+    }
+    let bars = b.find_all("svg g.node rect").await;
+    assert!(bars.is_empty(), "the settings page draws no graph");
+    b.goto(&format!("{}/runs/{id}/timeline", s.url)).await;
+    assert_eq!(
+        b.find_all("svg g.node rect").await.len(),
+        3,
+        "build, and flaky-test twice"
+    );
+    b.goto(&format!("{}/secrets", s.url)).await;
+    let page = b.text_of("main").await.unwrap_or_default();
+    assert!(
+        page.contains("DEPLOY_KEY") && !page.contains("s3cr3t"),
+        "{page}"
+    );
+    b.set_window_size(390, 844).await;
+    b.screenshot("secrets-phone").await;
+    b.goto(&format!("{}/settings", s.url)).await;
+    b.screenshot("settings-phone").await;
     b.quit().await;
 }

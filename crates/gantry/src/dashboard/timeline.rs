@@ -11,6 +11,7 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use gantry_core::dag::LOST;
 use gantry_engine::ports::AuditRecord;
 
 /// The drawing's width for the bars, in SVG units (the labels sit left of it).
@@ -32,7 +33,9 @@ pub struct Span {
 }
 
 /// The attempts in the trail, in the order they started: an attempt starts at its entry
-/// `to: running` and ends at the next state change of the same job and attempt.
+/// `to: running` and ends at the job's next state change (a job runs one attempt at a time).
+/// A retry's entry (`running → queued`, already numbered with the next attempt) ends the
+/// attempt before it as `failed`, or `lost` when the server stopped while it ran.
 pub fn spans(trail: &[AuditRecord]) -> Vec<Span> {
     let mut out: Vec<Span> = Vec::new();
     for a in trail {
@@ -45,11 +48,17 @@ pub fn spans(trail: &[AuditRecord]) -> Vec<Span> {
         let open = out
             .iter_mut()
             .rev()
-            .find(|s| &s.job == job && s.attempt == attempt && s.end_ms.is_none());
+            .find(|s| &s.job == job && s.end_ms.is_none());
         match open {
             Some(s) => {
                 s.end_ms = Some(a.at_ms);
-                s.status = a.to.clone();
+                s.status = match a.to.as_str() {
+                    "queued" | "pending" if a.note.as_deref().is_some_and(|n| n.contains(LOST)) => {
+                        "lost".into()
+                    }
+                    "queued" | "pending" => "failed".into(),
+                    to => to.into(),
+                };
             }
             None if a.to == "running" => out.push(Span {
                 job: job.clone(),
@@ -183,12 +192,13 @@ mod tests {
 
     #[test]
     fn each_attempt_is_a_span_from_running_to_its_next_state() {
+        // As the engine writes a retry: `running → queued` already carries attempt 2.
         let trail = vec![
             rec(0, "a", 1, "pending", "queued"),
             rec(10, "a", 1, "queued", "running"),
             rec(15, "b", 1, "queued", "running"),
             rec(20, "a", 1, "", "note"),
-            rec(30, "a", 1, "running", "failed"),
+            rec(30, "a", 2, "running", "queued"),
             rec(40, "a", 2, "queued", "running"),
             rec(90, "a", 2, "running", "succeeded"),
         ];
@@ -218,6 +228,14 @@ mod tests {
         assert_eq!((bars[0].x, bars[0].w), (LABEL_W + 72, 144));
         assert_eq!(bars[1].w, 612, "a running attempt reaches now");
         assert_eq!(bars[2].offset, "+40ms");
+    }
+
+    #[test]
+    fn an_attempt_lost_to_a_crash_is_drawn_as_lost() {
+        let mut again = rec(50, "a", 2, "running", "queued");
+        again.note = Some(format!("attempt 1 {LOST}; running it again"));
+        let trail = vec![rec(10, "a", 1, "queued", "running"), again];
+        assert_eq!(spans(&trail)[0].status, "lost");
     }
 
     #[test]
