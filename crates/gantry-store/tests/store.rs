@@ -126,6 +126,31 @@ async fn events_dedupe_by_delivery_and_list_newest_first() {
     assert!(unknown.is_empty());
 }
 
+#[tokio::test]
+async fn events_received_in_the_same_millisecond_page_one_by_one() {
+    let (_d, s) = open().await;
+    s.commit(&[event("x", 5), event("y", 5), event("z", 5), event("w", 4)])
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = s
+            .list_events(EventFilter {
+                before: before.clone(),
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let Some(e) = page.first() else { break };
+        seen.push(e.id.clone());
+        before = Some(e.id.clone());
+    }
+    // Newest first, ties by id descending; none skipped, none twice.
+    assert_eq!(seen, ["ev-z", "ev-y", "ev-x", "ev-w"]);
+}
+
 async fn open() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();

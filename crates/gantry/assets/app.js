@@ -45,11 +45,14 @@
   }
 
   // Calls `refresh` whenever `/live` says runs changed (at most once a second, never two at
-  // once, not while the tab is hidden), and whenever the stream (re)connects (changes may
-  // have been missed). Without the stream (an old browser, a proxy that buffers), it polls
-  // every 5 s. `refresh` returns true when nothing more will change; then it all stops.
+  // once), and whenever the stream (re)connects: what changed before it listened is fetched.
+  // A hidden tab closes its stream (browsers allow few connections per server) and opens it
+  // again when shown. If the stream cannot be had (a proxy that refuses it, the session
+  // over), it polls every 5 s instead. `refresh` returns true when nothing more will change;
+  // then it all stops.
   function whenChanged(query, refresh) {
-    let busy = false, again = false, done = false, lastAt = 0, timer = null, source = null;
+    let busy = false, again = false, done = false, lastAt = 0, timer = null;
+    let source = null, polling = false;
     async function run() {
       timer = null;
       if (done) return;
@@ -61,19 +64,31 @@
       lastAt = Date.now();
       try { done = await refresh(); } catch (e) { /* the server may be restarting */ }
       busy = false;
-      if (done) { if (source) source.close(); return; }
+      if (done) { close(); return; }
       if (again && !timer) timer = setTimeout(run, 0);
     }
     const kick = () => { if (!timer) timer = setTimeout(run, 0); };
-    document.addEventListener("visibilitychange", () => { if (!document.hidden && again) kick(); });
-    if (typeof EventSource === "function") {
+    function close() { if (source) source.close(); source = null; }
+    function poll() {
+      if (polling) return;
+      polling = true;
+      (function tick() { if (!done) { if (!document.hidden) kick(); setTimeout(tick, 5000); } })();
+    }
+    function open() {
+      if (done || source || polling) return;
+      if (typeof EventSource !== "function") { poll(); return; }
       source = new EventSource("/live" + query);
       source.addEventListener("change", kick);
-      // Also each time the stream (re)connects: what changed before it listened is fetched.
       source.addEventListener("open", kick);
-    } else {
-      (function tick() { if (!done) { kick(); setTimeout(tick, 5000); } })();
+      source.onerror = () => {
+        // The browser retries a dropped stream by itself; one it gave up on is closed.
+        if (source && source.readyState === EventSource.CLOSED) { close(); poll(); }
+      };
     }
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden) { close(); } else { open(); kick(); }
+    });
+    if (!document.hidden) open();
   }
 
   if (page === "runs") {

@@ -349,9 +349,10 @@ async fn a_rule_with_an_invalid_pattern_shows_the_reason_and_events_show() {
     b.send_keys(&pattern, r#"{"source": "custom.app"}"#).await;
     let hint = b
         .wait_for("the pattern's hint as you type", LIVE, async || {
+            // Not the half-typed pattern's "not JSON": the whole one's reason.
             b.text_of("#pattern-hint.error")
                 .await
-                .filter(|t| !t.is_empty())
+                .filter(|t| !t.is_empty() && !t.contains("not JSON"))
         })
         .await;
     assert!(hint.starts_with("pattern: "), "{hint}");
@@ -461,8 +462,6 @@ async fn every_other_section_is_drawn() {
         b.full_screenshot(shot, 1280, 900).await;
         no_dialog(&b).await;
     }
-    let bars = b.find_all("svg g.node rect").await;
-    assert!(bars.is_empty(), "the settings page draws no graph");
     b.goto(&format!("{}/runs/{id}/timeline", s.url)).await;
     assert_eq!(
         b.find_all("svg g.node rect").await.len(),
@@ -470,10 +469,13 @@ async fn every_other_section_is_drawn() {
         "build, and flaky-test twice"
     );
     b.goto(&format!("{}/secrets", s.url)).await;
-    let page = b.text_of("main").await.unwrap_or_default();
+    let html = b
+        .exec("return document.documentElement.outerHTML;", json!([]))
+        .await;
+    let html = html.as_str().unwrap_or_default();
     assert!(
-        page.contains("DEPLOY_KEY") && !page.contains("s3cr3t"),
-        "{page}"
+        html.contains("DEPLOY_KEY") && !html.contains("s3cr3t"),
+        "{html}"
     );
     b.set_window_size(390, 844).await;
     b.screenshot("secrets-phone").await;

@@ -8,6 +8,8 @@ mod bus_pages;
 mod common;
 #[path = "common/deployer.rs"]
 mod deployer;
+#[path = "dashboard/live.rs"]
+mod live;
 #[path = "dashboard/ops_pages.rs"]
 mod ops_pages;
 #[path = "common/runners.rs"]

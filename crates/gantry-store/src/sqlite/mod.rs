@@ -284,20 +284,29 @@ impl Store for SqliteStore {
 
     async fn list_events(&self, filter: EventFilter) -> StoreResult<Vec<EventRecord>> {
         let limit = page_size(filter.limit);
-        let rows = sqlx::query(
+        // A page after `before` is its own statement: inside an `OR` the row-value bound
+        // could not seek the (received_at, id) index.
+        let sql = if filter.before.is_some() {
             "SELECT id, source, type, delivery_id, '' AS detail, trace_id, received_at, action,
                     repository, installation_id, rules_matched, outcome
              FROM events WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR type = ?2)
-               AND (?4 IS NULL OR (received_at, id) < (SELECT received_at, id FROM events WHERE id = ?4))
-             ORDER BY received_at DESC, id DESC LIMIT ?3",
-        )
-        .bind(filter.source)
-        .bind(filter.event_type)
-        .bind(limit)
-        .bind(filter.before)
-        .fetch_all(&self.read)
-        .await
-        .map_err(db)?;
+               AND (received_at, id) < (SELECT received_at, id FROM events WHERE id = ?4)
+             ORDER BY received_at DESC, id DESC LIMIT ?3"
+        } else {
+            "SELECT id, source, type, delivery_id, '' AS detail, trace_id, received_at, action,
+                    repository, installation_id, rules_matched, outcome
+             FROM events WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR type = ?2)
+               AND ?4 IS NULL
+             ORDER BY received_at DESC, id DESC LIMIT ?3"
+        };
+        let rows = sqlx::query(sql)
+            .bind(filter.source)
+            .bind(filter.event_type)
+            .bind(limit)
+            .bind(filter.before)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
         rows.iter().map(|r| event_from_row(r, false)).collect()
     }
 

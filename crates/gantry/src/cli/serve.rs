@@ -321,6 +321,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     if let Ok(bound) = listener.local_addr() {
         configured.listen = bound.to_string();
     }
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let state = AppState {
         runners,
         engine: engine.clone(),
@@ -337,6 +338,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         deployer: deployer(git),
         sessions: Arc::new(crate::dashboard::Sessions::new()),
         configured: Arc::new(configured),
+        stopping: stopping_rx,
     };
     let addr = listener.local_addr()?;
     let shutdown = shutdown_signal();
@@ -349,6 +351,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         server::router(state, guard),
         header_read_timeout,
         shutdown,
+        stopping_tx,
     )
     .await;
     engine.shutdown().await;

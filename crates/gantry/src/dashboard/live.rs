@@ -2,15 +2,18 @@
 //! committed batch that touched a run (created, its status, a job's state) becomes one `change`
 //! event, `{"runs": [ids]}`; with `?run=ID`, only batches that touched that run. Batches that
 //! arrive together are sent as one event. A client too slow to keep up gets
-//! `{"runs": [], "all": true}`: anything may have changed.
+//! `{"runs": [], "all": true}`: anything may have changed. The stream ends when the server
+//! stops, and (with a token) once the session is over.
 //!
 //! The stream says *when*, not *what*: the pages then fetch what they show (the page itself or
 //! the JSON API), so what they draw comes from one place.
 
 use crate::server::AppState;
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use gantry_engine::ports::Write;
 use serde::Deserialize;
 use std::convert::Infallible;
@@ -65,18 +68,34 @@ async fn next_change(
     }
 }
 
-/// `GET /live[?run=ID]`.
-pub async fn stream(State(state): State<AppState>, Query(q): Query<LiveQuery>) -> Response {
+/// `GET /live[?run=ID]`. The stream ends when the server stops and, when a token guards the
+/// dashboard, at the first change after the session has ended (logged out or expired).
+pub async fn stream(
+    State(state): State<AppState>,
+    Query(q): Query<LiveQuery>,
+    headers: HeaderMap,
+) -> Response {
     let rx = state.engine.journal().subscribe();
-    let events = futures_util::stream::unfold((rx, q.run), |(mut rx, only)| async move {
-        let data = match next_change(&mut rx, only.as_deref()).await? {
-            Some(ids) => serde_json::json!({ "runs": ids }),
-            None => serde_json::json!({ "runs": [], "all": true }),
-        };
-        let event = Event::default().event("change").data(data.to_string());
-        Some((Ok::<_, Infallible>(event), (rx, only)))
+    let stopped = state.stopped();
+    let guarded = state.token.is_some();
+    let sessions = state.sessions.clone();
+    let events = futures_util::stream::unfold((rx, q.run), move |(mut rx, only)| {
+        let sessions = sessions.clone();
+        let headers = headers.clone();
+        async move {
+            let change = next_change(&mut rx, only.as_deref()).await?;
+            if guarded && sessions.find(&headers).is_none() {
+                return None;
+            }
+            let data = match change {
+                Some(ids) => serde_json::json!({ "runs": ids }),
+                None => serde_json::json!({ "runs": [], "all": true }),
+            };
+            let event = Event::default().event("change").data(data.to_string());
+            Some((Ok::<_, Infallible>(event), (rx, only)))
+        }
     });
-    Sse::new(events)
+    Sse::new(events.take_until(stopped))
         .keep_alive(KeepAlive::default())
         .into_response()
 }

@@ -352,12 +352,9 @@ pub struct CheckQuery {
 pub async fn check(Query(q): Query<CheckQuery>) -> Response {
     let reason = match q.pattern.trim() {
         "" => None,
-        text => match serde_json::from_str::<Value>(text) {
-            Err(e) => Some(format!("pattern: not JSON: {e}")),
-            Ok(p) => Pattern::from_json(&p)
-                .err()
-                .map(|e| format!("pattern: {}", e.0)),
-        },
+        text => Pattern::parse(text)
+            .err()
+            .map(|e| format!("pattern: {}", e.0)),
     };
     let body = match reason {
         None => json!({ "ok": true }),

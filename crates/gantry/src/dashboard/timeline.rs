@@ -12,6 +12,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use gantry_core::dag::LOST;
+
+/// What the step's note of a retry after a timeout says.
+const TIMED_OUT: &str = "timeout reached";
 use gantry_engine::ports::AuditRecord;
 
 /// The drawing's width for the bars, in SVG units (the labels sit left of it).
@@ -35,7 +38,8 @@ pub struct Span {
 /// The attempts in the trail, in the order they started: an attempt starts at its entry
 /// `to: running` and ends at the job's next state change (a job runs one attempt at a time).
 /// A retry's entry (`running → queued`, already numbered with the next attempt) ends the
-/// attempt before it as `failed`, or `lost` when the server stopped while it ran.
+/// attempt before it as `failed`, `timed_out`, or `lost` when the server stopped while it ran
+/// (as the entry's note says: the step writes the reason there).
 pub fn spans(trail: &[AuditRecord]) -> Vec<Span> {
     let mut out: Vec<Span> = Vec::new();
     for a in trail {
@@ -52,10 +56,10 @@ pub fn spans(trail: &[AuditRecord]) -> Vec<Span> {
         match open {
             Some(s) => {
                 s.end_ms = Some(a.at_ms);
+                let note = a.note.as_deref().unwrap_or("");
                 s.status = match a.to.as_str() {
-                    "queued" | "pending" if a.note.as_deref().is_some_and(|n| n.contains(LOST)) => {
-                        "lost".into()
-                    }
+                    _ if note.contains(LOST) => "lost".into(),
+                    "queued" | "pending" if note.contains(TIMED_OUT) => "timed_out".into(),
                     "queued" | "pending" => "failed".into(),
                     to => to.into(),
                 };
@@ -231,11 +235,23 @@ mod tests {
     }
 
     #[test]
-    fn an_attempt_lost_to_a_crash_is_drawn_as_lost() {
+    fn lost_and_timed_out_attempts_are_drawn_as_such() {
         let mut again = rec(50, "a", 2, "running", "queued");
         again.note = Some(format!("attempt 1 {LOST}; running it again"));
-        let trail = vec![rec(10, "a", 1, "queued", "running"), again];
-        assert_eq!(spans(&trail)[0].status, "lost");
+        let mut last = rec(90, "a", 2, "running", "failed");
+        last.note = Some(LOST.into());
+        let mut timed_out = rec(140, "a", 3, "running", "queued");
+        timed_out.note = Some("attempt 3 timeout reached; retry 1 of 1 in 1s".into());
+        let trail = vec![
+            rec(10, "a", 1, "queued", "running"),
+            again,
+            rec(60, "a", 2, "queued", "running"),
+            last,
+            rec(100, "a", 3, "queued", "running"),
+            timed_out,
+        ];
+        let got: Vec<_> = spans(&trail).into_iter().map(|s| s.status).collect();
+        assert_eq!(got, ["lost", "lost", "timed_out"]);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The accept loop: each connection is served by hyper's HTTP/1.1 server with a header read
 //! timeout, so a client that never finishes a request head (or sends nothing) is dropped
-//! instead of holding a connection and a task forever. On shutdown it stops accepting, lets
-//! requests in progress finish and returns once every connection has closed.
+//! instead of holding a connection and a task forever. On shutdown it stops accepting, tells
+//! long-lived responses to end (`stopping`: the SSE streams end at once), lets requests in
+//! progress finish, closes any connection still busy after [`GRACE`], and returns once every
+//! connection has closed.
 //!
 //! HTTP/1.1 only: hyper's HTTP/2 detection waits for the preface without a deadline, and no
 //! Gantry client or GitHub speaks cleartext HTTP/2.
@@ -16,16 +18,22 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, error};
 
-/// Serves `app` on `listener` until `shutdown` completes and the open connections have closed.
+/// How long a connection may stay busy once the server stops.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `shutdown` completes and the open connections have closed;
+/// `stopping` (whose receivers the app holds) becomes true when `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     header_read_timeout: Duration,
     shutdown: impl Future<Output = ()>,
+    stopping: watch::Sender<bool>,
 ) {
     // Every connection task holds a receiver of each: `stop` tells them to finish, and
     // `open` counts them (its sender sees them all gone when every receiver is dropped).
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = stopping;
+    let stop_rx = stop_tx.subscribe();
     let (open_tx, open_rx) = watch::channel(());
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -50,6 +58,8 @@ pub async fn serve(
         tokio::spawn(async move {
             tokio::pin!(conn);
             let mut stopping = false;
+            let deadline = tokio::time::sleep(Duration::from_secs(365 * 86_400));
+            tokio::pin!(deadline);
             loop {
                 tokio::select! {
                     done = conn.as_mut() => {
@@ -61,6 +71,11 @@ pub async fn serve(
                     _ = stop.changed(), if !stopping => {
                         stopping = true;
                         conn.as_mut().graceful_shutdown();
+                        deadline.as_mut().reset(tokio::time::Instant::now() + GRACE);
+                    }
+                    () = &mut deadline, if stopping => {
+                        debug!("connection still busy after the grace period: closed");
+                        break;
                     }
                 }
             }

@@ -8,6 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use futures_util::stream::Stream;
 use gantry_engine::ports::RunRecord;
 use serde::Deserialize;
@@ -50,7 +51,8 @@ pub async fn log(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/event-stream"));
     if wants_stream {
-        let stream = follow(state, run, job, attempt);
+        let stopped = state.stopped();
+        let stream = follow(state, run, job, attempt).take_until(stopped);
         return Ok(Sse::new(stream)
             .keep_alive(KeepAlive::default())
             .into_response());

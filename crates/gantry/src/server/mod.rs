@@ -110,6 +110,18 @@ pub struct AppState {
     pub sessions: Arc<crate::dashboard::Sessions>,
     /// What the server was started with, secrets only as set or not (the Settings page).
     pub configured: Arc<crate::dashboard::Configured>,
+    /// Becomes true when the server stops: long-lived responses (SSE streams) end then.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// Completes when the server begins to stop.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stopping.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }
 }
 
 /// What the deployer's requests are checked against before a session starts: the branch in

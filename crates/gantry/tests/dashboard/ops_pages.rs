@@ -51,7 +51,7 @@ async fn secrets_are_set_and_deleted_through_forms_and_their_values_never_shown(
     assert!(page.body.contains("No secrets yet"), "{}", page.body);
     assert!(
         page.body
-            .contains("<input name=\"value\" type=\"password\" required autocomplete=\"off\">"),
+            .contains("<input name=\"value\" type=\"password\" required autocomplete=\"new-password\">"),
         "{}",
         page.body
     );
