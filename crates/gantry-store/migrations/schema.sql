@@ -40,7 +40,6 @@ CREATE TABLE events (
     trace_id    TEXT NOT NULL,
     received_at BIGINT NOT NULL
 , action TEXT, repository TEXT, installation_id BIGINT, rules_matched TEXT NOT NULL DEFAULT '[]', outcome TEXT, payload_segment BIGINT, payload_offset BIGINT, payload_len BIGINT);
-CREATE INDEX events_by_time ON events (received_at);
 CREATE INDEX events_by_source_type ON events (source, type, received_at);
 CREATE TABLE secrets (
     scope      TEXT    NOT NULL,
@@ -105,3 +104,4 @@ CREATE TABLE deployments (
     record     TEXT    NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX deployments_by_time ON deployments (kind, created_at);
+CREATE INDEX events_by_time_id ON events (received_at, id);
