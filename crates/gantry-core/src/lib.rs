@@ -5,6 +5,7 @@
 //! (including "now") as arguments, so all of it is tested without a database or a process.
 
 pub mod bus;
+pub mod callback;
 pub mod dag;
 pub mod deploy;
 pub mod duration;
