@@ -102,10 +102,17 @@ async fn asset(content_type: &'static str, body: &'static str) -> Response {
     resp
 }
 
-/// The security headers on every dashboard response (redirects and refusals too).
+/// The security headers on every dashboard response (redirects and refusals too), and
+/// `Server-Timing: app;dur=<ms>`: how long the server took to make it (session check, store
+/// reads, rendering), which a browser's developer tools show beside the network's time.
 async fn headers(req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
     let mut resp = next.run(req).await;
     page::secure_headers(&mut resp);
+    let took = format!("app;dur={:.2}", started.elapsed().as_secs_f64() * 1000.0);
+    if let Ok(v) = HeaderValue::from_str(&took) {
+        resp.headers_mut().insert("server-timing", v);
+    }
     resp
 }
 
