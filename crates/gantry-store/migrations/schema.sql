@@ -11,7 +11,7 @@ CREATE TABLE runs (
     created_at       BIGINT NOT NULL,
     started_at       BIGINT,
     finished_at      BIGINT
-);
+, repo TEXT, branch TEXT, event TEXT);
 CREATE INDEX runs_by_status ON runs (status, id);
 CREATE INDEX runs_by_finish ON runs (finished_at);
 CREATE TABLE jobs (
@@ -104,4 +104,7 @@ CREATE TABLE deployments (
     record     TEXT    NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX deployments_by_time ON deployments (kind, created_at);
+CREATE INDEX runs_by_repo ON runs (repo, id);
+CREATE INDEX runs_by_branch ON runs (branch, id);
+CREATE INDEX runs_by_event ON runs (event, id);
 CREATE INDEX events_by_time_id ON events (received_at, id);

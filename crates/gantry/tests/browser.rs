@@ -147,7 +147,7 @@ async fn a_run_changes_live_on_its_page_and_in_the_list_and_its_graph_links_to_l
         );
     }
     assert_eq!(b.find_all(".graph svg g.node").await.len(), 3);
-    assert_eq!(b.find_all(".graph svg line.edge").await.len(), 2);
+    assert_eq!(b.find_all(".graph svg g.edge line").await.len(), 2);
     b.full_screenshot("run-running", 1280, 900).await;
     mark(&b).await;
 

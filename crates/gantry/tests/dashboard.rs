@@ -580,3 +580,36 @@ async fn rerun_goes_through_its_form_and_other_sites_cannot_post() {
     assert_eq!(again.status, 409, "a finished run cannot be cancelled");
     assert!(again.html());
 }
+
+#[tokio::test]
+async fn pages_are_gzipped_for_browsers_that_ask_and_streams_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let names: String = (0..200)
+        .map(|i| format!("  job-{i:03}: {{run: [\"true\"]}}\n"))
+        .collect();
+    let id = s.submit_yaml(&format!("name: wide\njobs:\n{names}")).await;
+    s.wait_finished(&id, 60).await;
+    let get = |path: String| {
+        s.http
+            .get(format!("{}{path}", s.url))
+            .header("accept", "text/html")
+            .header("accept-encoding", "gzip")
+            .send()
+    };
+    let page = get(format!("/runs/{id}")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-encoding"], "gzip");
+    let wire = page.bytes().await.unwrap().len();
+    let plain = s
+        .http
+        .get(format!("{}/runs/{id}", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let raw = plain.bytes().await.unwrap().len();
+    assert!(wire * 5 < raw, "{wire} bytes gzipped of {raw}");
+    let live = get("/live".into()).await.unwrap();
+    assert!(live.headers().get("content-encoding").is_none());
+}

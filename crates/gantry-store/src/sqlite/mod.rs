@@ -167,45 +167,26 @@ impl Store for SqliteStore {
     }
 
     async fn list_runs(&self, filter: RunFilter) -> StoreResult<Vec<RunRecord>> {
-        let limit = page_size(filter.limit);
-        let plain = filter.before.is_none()
-            && filter.repo.is_none()
-            && filter.branch.is_none()
-            && filter.event.is_none();
-        if !plain {
-            // The dashboard's filters and pages: one statement, each test off when its
-            // parameter is NULL. The id order still walks the primary key.
-            let rows = sqlx::query(concat!(
-                run_select!(),
-                " WHERE (?1 IS NULL OR r.status = ?1) AND (?2 IS NULL OR r.id < ?2)",
-                " AND (?3 IS NULL OR json_extract(s.context, '$.repo') = ?3)",
-                " AND (?4 IS NULL OR json_extract(s.context, '$.branch') = ?4)",
-                " AND (?5 IS NULL OR json_extract(s.context, '$.event') = ?5)",
-                " ORDER BY r.id DESC LIMIT ?6"
-            ))
-            .bind(filter.status.map(|s| s.as_str()))
-            .bind(filter.before)
-            .bind(filter.repo)
-            .bind(filter.branch)
-            .bind(filter.event)
-            .bind(limit)
-            .fetch_all(&self.read)
-            .await
-            .map_err(db)?;
-            return self.with_jobs(&rows).await;
+        // Only the tests asked for go into the statement (32 texts at most, each prepared
+        // once per connection): SQLite then walks the index of one of them — each ends in the
+        // id — newest first and stops at the page's end. The context's repository, branch and
+        // event are columns of `runs` for this.
+        let tests = [
+            ("r.status = ", filter.status.map(|s| s.as_str().to_string())),
+            ("r.id < ", filter.before),
+            ("r.repo = ", filter.repo),
+            ("r.branch = ", filter.branch),
+            ("r.event = ", filter.event),
+        ];
+        let mut q = QueryBuilder::<Sqlite>::new(run_select!());
+        let asked = tests.into_iter().filter_map(|(t, v)| Some((t, v?)));
+        for (i, (test, value)) in asked.enumerate() {
+            q.push(if i == 0 { " WHERE " } else { " AND " });
+            q.push(test).push_bind(value);
         }
-        let rows = match filter.status {
-            Some(s) => sqlx::query(concat!(
-                run_select!(),
-                " WHERE r.status = ? ORDER BY r.id DESC LIMIT ?"
-            ))
-            .bind(s.as_str())
-            .bind(limit),
-            None => sqlx::query(concat!(run_select!(), " ORDER BY r.id DESC LIMIT ?")).bind(limit),
-        }
-        .fetch_all(&self.read)
-        .await
-        .map_err(db)?;
+        q.push(" ORDER BY r.id DESC LIMIT ")
+            .push_bind(page_size(filter.limit));
+        let rows = q.build().fetch_all(&self.read).await.map_err(db)?;
         self.with_jobs(&rows).await
     }
 

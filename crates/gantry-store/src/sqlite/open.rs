@@ -122,6 +122,7 @@ impl SqliteStore {
             .connect_lazy_with(options.clone().synchronous(SqliteSynchronous::Normal));
         let read = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_lazy_with(options.read_only(true));
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");

@@ -194,8 +194,8 @@ async fn insert_runs(tx: &mut SqliteConnection, inserts: &[&RunRecord]) -> Store
         let ctx =
             serde_json::to_string(&r.context).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
-                "INSERT INTO runs (id, name, status, trace_id, cancel_requested, created_at, started_at, finished_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, name, status, trace_id, cancel_requested, created_at, started_at, finished_at, repo, branch, event)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&r.id)
             .bind(&r.name)
@@ -205,6 +205,9 @@ async fn insert_runs(tx: &mut SqliteConnection, inserts: &[&RunRecord]) -> Store
             .bind(r.created_at_ms)
             .bind(r.started_at_ms)
             .bind(r.finished_at_ms)
+            .bind(&r.context.repo)
+            .bind(&r.context.branch)
+            .bind(&r.context.event)
             .execute(&mut *tx)
             .await
             .map_err(db)?;

@@ -125,7 +125,11 @@ pub fn layout(nodes: &[Node]) -> Layout {
         }
         critical.reverse();
     }
-    let on_path = |i: usize| critical.contains(&i);
+    let mut path_mark = vec![false; n];
+    for &i in &critical {
+        path_mark[i] = true;
+    }
+    let on_path = |i: usize| path_mark[i];
 
     let layers = layer.iter().max().map_or(0, |m| m + 1);
     let mut rows_in = vec![0usize; layers];

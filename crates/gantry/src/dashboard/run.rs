@@ -13,7 +13,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
-use gantry_engine::ports::RunRecord;
+use gantry_engine::ports::{JobRecord, RunRecord};
+use std::collections::HashMap;
 
 #[derive(Debug)]
 pub struct JobRow {
@@ -90,23 +91,31 @@ pub fn segment(s: &str) -> String {
     out
 }
 
-fn job_ms(j: &gantry_engine::ports::JobRecord, now: i64) -> Option<i64> {
+fn job_ms(j: &JobRecord, now: i64) -> Option<i64> {
     let s = j.started_at_ms?;
     Some(j.finished_at_ms.unwrap_or(now) - s)
 }
 
 fn svg_of(run: &RunRecord, now: i64) -> Svg {
     let spec = &run.spec.jobs;
-    let index = |name: &str| spec.iter().position(|j| j.name == name);
+    // Jobs by name, once: a run of n jobs is drawn in O(n + needs), not O(n²).
+    let index: HashMap<&str, usize> = spec
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.name.as_str(), i))
+        .collect();
+    let record: HashMap<&str, &JobRecord> = run.jobs.iter().map(|r| (r.name.as_str(), r)).collect();
     let nodes: Vec<dag::Node> = spec
         .iter()
         .map(|j| dag::Node {
             name: j.name.clone(),
-            needs: j.needs.iter().filter_map(|n| index(n)).collect(),
-            duration_ms: run
-                .jobs
+            needs: j
+                .needs
                 .iter()
-                .find(|r| r.name == j.name)
+                .filter_map(|n| index.get(n.as_str()).copied())
+                .collect(),
+            duration_ms: record
+                .get(j.name.as_str())
                 .and_then(|r| job_ms(r, now))
                 .unwrap_or(0),
         })
@@ -126,10 +135,8 @@ fn svg_of(run: &RunRecord, now: i64) -> Svg {
                 name: name.clone(),
                 label,
                 path: segment(name),
-                status: run
-                    .jobs
-                    .iter()
-                    .find(|r| &r.name == name)
+                status: record
+                    .get(name.as_str())
                     .map(|r| r.status.to_string())
                     .unwrap_or_else(|| "pending".into()),
                 x: b.x,

@@ -10,10 +10,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use futures_util::stream::Stream;
-use gantry_engine::ports::RunRecord;
+use gantry_engine::ports::{RunRecord, Write};
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
+use tokio::sync::broadcast::error::TryRecvError;
 
 /// How often a followed log is checked for new output.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
@@ -114,6 +115,18 @@ async fn read_from(
         .map_err(std::io::Error::other)?
 }
 
+/// Whether the attempt is over (ended, or a newer attempt started), from the store.
+async fn attempt_ended(state: &AppState, run_id: &str, job: &str, attempt: u32) -> bool {
+    match state.engine.store().get_run(run_id).await {
+        Ok(Some(r)) => r
+            .jobs
+            .iter()
+            .find(|j| j.name == job)
+            .is_none_or(|j| j.attempt != attempt || j.status.is_terminal()),
+        _ => true,
+    }
+}
+
 fn follow(
     state: AppState,
     run: RunRecord,
@@ -121,20 +134,33 @@ fn follow(
     attempt: u32,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     async_stream(move |tx| async move {
+        // The attempt's state comes from the journal's committed batches, as it changes: a
+        // follower reads the store once here (and again only if it missed batches), not the
+        // whole run every poll, so a hundred followers of a big run cost file reads alone.
+        let mut committed = state.engine.journal().subscribe();
+        let run_id = run.id.clone();
+        let mut ended = attempt_ended(&state, &run_id, &job, attempt).await;
         let mut offset = 0u64;
         let mut pending = Vec::new();
-        let run_id = run.id.clone();
         loop {
-            // Read the attempt's state first, then the file: output written before the attempt
+            // The attempt's state first, then the file: output written before the attempt
             // ended is then always sent before the end event.
-            let ended = match state.engine.store().get_run(&run_id).await {
-                Ok(Some(r)) => r
-                    .jobs
-                    .iter()
-                    .find(|j| j.name == job)
-                    .is_none_or(|j| j.attempt != attempt || j.status.is_terminal()),
-                _ => true,
-            };
+            while !ended {
+                match committed.try_recv() {
+                    Ok(batch) => {
+                        ended = batch.iter().any(|w| {
+                            matches!(w, Write::UpdateJob { run_id: r, job: j }
+                                if *r == run_id && j.name == job
+                                    && (j.attempt != attempt || j.status.is_terminal()))
+                        });
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Lagged(_)) => {
+                        ended = attempt_ended(&state, &run_id, &job, attempt).await;
+                    }
+                    Err(TryRecvError::Closed) => ended = true,
+                }
+            }
             let mut more = false;
             if let Ok((buf, next)) = read_from(&state, &run_id, &job, attempt, offset).await {
                 // A full piece: there may be more already, read it before waiting.

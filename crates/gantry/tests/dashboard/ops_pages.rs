@@ -50,8 +50,9 @@ async fn secrets_are_set_and_deleted_through_forms_and_their_values_never_shown(
     csp_ok(&page);
     assert!(page.body.contains("No secrets yet"), "{}", page.body);
     assert!(
-        page.body
-            .contains("<input name=\"value\" type=\"password\" required autocomplete=\"new-password\">"),
+        page.body.contains(
+            "<input name=\"value\" type=\"password\" required autocomplete=\"new-password\">"
+        ),
         "{}",
         page.body
     );
