@@ -5,7 +5,9 @@ use gantry_core::spec::{Format, Limits, RunContext, parse_spec};
 use gantry_core::{JobStatus, RunStatus};
 use gantry_engine::ports::*;
 use gantry_store::SqliteStore;
-use std::sync::Arc;
+
+mod common;
+use common::{event, open};
 
 fn run(id: &str, created: i64) -> RunRecord {
     let spec = parse_spec(
@@ -51,110 +53,6 @@ fn audit(run: &str, to: &str, at: i64) -> Write {
         to: to.into(),
         note: None,
     })
-}
-
-fn event(delivery: &str, at: i64) -> Write {
-    Write::InsertEvent(Box::new(EventRecord {
-        id: format!("ev-{delivery}"),
-        source: "github".into(),
-        event_type: "push".into(),
-        delivery_id: Some(delivery.into()),
-        action: None,
-        repository: Some("o/r".into()),
-        installation_id: None,
-        payload: "{}".into(),
-        trace_id: "t".into(),
-        received_at_ms: at,
-        rules_matched: vec![],
-        outcome: None,
-    }))
-}
-
-#[tokio::test]
-async fn events_dedupe_by_delivery_and_list_newest_first() {
-    let (_d, s) = open().await;
-    let first = s.commit(&[event("a", 1), event("b", 2)]).await.unwrap();
-    assert!(first.duplicate_events.is_empty());
-    // The same delivery again (a new event id): ignored, reported, not an error.
-    let Write::InsertEvent(mut again) = event("a", 3) else {
-        unreachable!()
-    };
-    again.id = "ev-a-again".into();
-    let second = s.commit(&[Write::InsertEvent(again)]).await.unwrap();
-    assert_eq!(
-        second.duplicate_events.iter().collect::<Vec<_>>(),
-        ["ev-a-again"]
-    );
-    let list = s.list_events(EventFilter::default()).await.unwrap();
-    assert_eq!(
-        list.iter()
-            .map(|e| e.delivery_id.as_deref().unwrap())
-            .collect::<Vec<_>>(),
-        ["b", "a"]
-    );
-    assert!(list[0].payload.is_empty(), "listing leaves payloads out");
-    let a = s.event_by_delivery("a").await.unwrap().unwrap();
-    assert_eq!((a.received_at_ms, a.payload.as_str()), (1, "{}"));
-    assert!(s.event_by_delivery("zz").await.unwrap().is_none());
-    let none = s
-        .list_events(EventFilter {
-            source: Some("custom.app".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert!(none.is_empty());
-    // Keyset pages: older than the newest, then older than an id the store does not hold.
-    let older = s
-        .list_events(EventFilter {
-            before: Some("ev-b".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        older.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
-        ["ev-a"]
-    );
-    let unknown = s
-        .list_events(EventFilter {
-            before: Some("ev-zz".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert!(unknown.is_empty());
-}
-
-#[tokio::test]
-async fn events_received_in_the_same_millisecond_page_one_by_one() {
-    let (_d, s) = open().await;
-    s.commit(&[event("x", 5), event("y", 5), event("z", 5), event("w", 4)])
-        .await
-        .unwrap();
-    let mut seen = Vec::new();
-    let mut before = None;
-    loop {
-        let page = s
-            .list_events(EventFilter {
-                before: before.clone(),
-                limit: 1,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let Some(e) = page.first() else { break };
-        seen.push(e.id.clone());
-        before = Some(e.id.clone());
-    }
-    // Newest first, ties by id descending; none skipped, none twice.
-    assert_eq!(seen, ["ev-z", "ev-y", "ev-x", "ev-w"]);
-}
-
-async fn open() -> (tempfile::TempDir, Arc<dyn Store>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
-    (dir, Arc::new(store))
 }
 
 #[tokio::test]
