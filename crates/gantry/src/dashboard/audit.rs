@@ -13,6 +13,7 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use gantry_engine::ports::{AuditRecord, RunRecord};
 
 /// One entry of the trail, ready to show.
 #[derive(Debug)]
@@ -39,19 +40,32 @@ struct AuditPage {
     entries: Vec<Entry>,
 }
 
+/// The run `id` names and its audit trail, or the error page (404 for an unknown run).
+pub async fn run_and_trail(
+    state: &AppState,
+    id: &str,
+) -> Result<(RunRecord, Vec<AuditRecord>), Box<Response>> {
+    let run = crate::server::find_run(state, id)
+        .await
+        .map_err(|e| Box::new(page::from_api(e)))?;
+    let trail = state
+        .engine
+        .store()
+        .audit_trail(&run.id)
+        .await
+        .map_err(|e| Box::new(page::from_api(e.into())))?;
+    Ok((run, trail))
+}
+
 /// `GET /runs/{id}/audit`.
 pub async fn show(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
 ) -> Response {
-    let run = match crate::server::find_run(&state, &id).await {
-        Ok(r) => r,
-        Err(e) => return page::from_api(e),
-    };
-    let trail = match state.engine.store().audit_trail(&run.id).await {
-        Ok(t) => t,
-        Err(e) => return page::from_api(e.into()),
+    let (run, trail) = match run_and_trail(&state, &id).await {
+        Ok(found) => found,
+        Err(page) => return *page,
     };
     let entries = trail
         .into_iter()

@@ -150,13 +150,9 @@ pub async fn show(
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
 ) -> Response {
-    let run = match crate::server::find_run(&state, &id).await {
-        Ok(r) => r,
-        Err(e) => return page::from_api(e),
-    };
-    let trail = match state.engine.store().audit_trail(&run.id).await {
-        Ok(t) => t,
-        Err(e) => return page::from_api(e.into()),
+    let (run, trail) = match super::audit::run_and_trail(&state, &id).await {
+        Ok(found) => found,
+        Err(page) => return *page,
     };
     let now = chrono::Utc::now().timestamp_millis();
     let spans = spans(&trail);
