@@ -275,7 +275,8 @@ def main():
     r, wire, _ = cl.request("GET", f"/runs/{sub['run_id']}", headers={"Accept": "text/html", "Accept-Encoding": "gzip"})
     assert r.status == 200 and r.getheader("Content-Encoding") == "gzip", r.getheaders()
     print(f"  on the wire (gzip): {len(wire)/1024:.1f} KiB of {big['bytes']/1024:.1f} KiB of HTML")
-    rows.append(("1000-job run page: size on the wire (gzip)", "≤ 500 KB", {"bytes": len(wire), "html": big["bytes"]}, 500_000))
+    # The stricter reading of the target: the HTML itself, not only what gzip makes of it.
+    rows.append(("1000-job run page: size of the HTML", "≤ 500 KB", {"bytes": big["bytes"], "wire": len(wire)}, 500_000))
 
     # Live logs: FOLLOWERS browsers following while /healthz is probed every 50 ms.
     print(f"\nlive logs: {FOLLOWERS} followers of a run whose 10 jobs print a line every 100 ms for {LIVE_SECONDS} s:")
@@ -329,8 +330,8 @@ def main():
     for what, limit_text, m, limit in rows:
         if "size" in what:
             value, text = m["bytes"], f"{m['bytes']/1000:.0f} KB"
-            if "html" in m:
-                text += f" ({m['html']/1000:.0f} KB of HTML)"
+            if "wire" in m:
+                text += f" ({m['wire']/1000:.0f} KB gzipped on the wire)"
         elif "healthz" in what:
             value, text = m["p99"], f"p99 {m['p99']:.2f} ms (p50 {m['p50']:.2f}, max {m['max']:.2f})"
         else:

@@ -121,8 +121,9 @@
           const row = document.querySelector("tr" + sel);
           if (row) {
             setStatus(row.querySelector("[data-status]"), job.status);
-            row.querySelector("[data-attempt]").textContent = job.attempt;
-            row.querySelector("[data-exit]").textContent = job.exit_code === null ? "" : job.exit_code;
+            // The row's cells: job, status, attempt, duration, exit code.
+            row.cells[2].textContent = job.attempt;
+            row.cells[4].textContent = job.exit_code === null ? "" : job.exit_code;
           }
           const node = document.querySelector("g.node" + sel);
           if (node) {

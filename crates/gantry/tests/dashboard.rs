@@ -278,18 +278,22 @@ async fn run_page_shows_jobs_graph_and_escaped_logs() {
             "{job}"
         );
         assert!(
-            p.body.contains(&format!("href=\"/runs/{id}/jobs/{job}\"")),
+            p.body.contains(&format!("href=\"{id}/jobs/{job}\"")),
             "{job}"
         );
     }
-    assert!(p.body.contains("<td data-exit>4</td>"));
+    assert!(p.body.contains("<td>4</td></tr>"), "the exit code");
     assert!(
         p.body.contains("href=\"https://github.com/o/r/pull/7\""),
         "the pull request is linked"
     );
     let svg = &p.body[p.body.find("<svg").unwrap()..p.body.find("</svg>").unwrap()];
-    assert_eq!(svg.matches("<rect").count(), 3);
-    assert_eq!(svg.matches("<line").count(), 1, "build → test");
+    assert_eq!(svg.matches("<use href=\"#job-box\"").count(), 3);
+    assert_eq!(svg.matches("<path").count(), 1, "only the critical path's");
+    assert!(
+        svg.contains("class=\"edge crit\" d=\"M"),
+        "build → test: {svg}"
+    );
     assert!(
         svg.contains("class=\"node st-failed crit\" data-job=\"test\""),
         "{svg}"
@@ -334,7 +338,7 @@ async fn run_page_shows_jobs_graph_and_escaped_logs() {
 }
 
 #[tokio::test]
-async fn unknown_runs_and_pages_get_an_html_404() {
+async fn unknown_pages_get_an_html_404_and_wrong_methods_a_405() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
     let mut b = Browser::new(&s);
@@ -363,6 +367,23 @@ async fn unknown_runs_and_pages_get_an_html_404() {
     assert_eq!(
         (st, body["error"]["message"].as_str()),
         (404, Some("no such route"))
+    );
+    // A form's route asked with GET: a page that says so, and the methods it takes.
+    let p = b.get("/runs/01X/cancel").await;
+    assert_eq!(p.status, 405);
+    assert!(p.html());
+    assert!(
+        p.body
+            .contains("/runs/01X/cancel does not take GET requests."),
+        "{}",
+        p.body
+    );
+    assert_eq!(p.headers["allow"], "POST");
+    csp_ok(&p);
+    let (st, body) = s.get("/api/v1/runs/01X/cancel").await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
     );
 }
 

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 const MAX_BACKOFF_MS: i64 = 300_000;
 
 pub(super) async fn run(bus: Bus) {
-    loop {
+    while !bus.inner.engine.is_stopped() {
         let now = bus.inner.engine.clock_now();
         let pending = match bus.inner.engine.store().pending_deliveries(200).await {
             Ok(p) => p,

@@ -13,7 +13,8 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 pub(super) async fn run(bus: Bus) {
-    loop {
+    // Ends with the engine: a scheduler left behind would fire beside the next one's.
+    while !bus.inner.engine.is_stopped() {
         if let Err(e) = tick(&bus).await {
             warn!(cause = %e, "scheduler tick failed");
         }

@@ -289,6 +289,12 @@ impl Engine {
         let _ = self.tx.send(Command::Watchdog);
     }
 
+    /// Whether the engine has stopped (after [`Engine::shutdown`]): what its background
+    /// loops (the scheduler, the bus's deliveries) look at to stop too.
+    pub fn is_stopped(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Stops taking work and waits until every recorded change is durable. Running attempts
     /// are left to recovery.
     pub async fn shutdown(&self) {

@@ -30,7 +30,7 @@ pub use settings::{Configured, GitHubShown};
 use crate::server::{ApiError, AppState};
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -178,6 +178,28 @@ pub async fn fallback(req: Request) -> Response {
         return page::not_found("There is no such page.");
     }
     ApiError::not_found("no such route").into_response()
+}
+
+/// What answers a known path asked with a method it does not take (e.g. a `GET` of a form's
+/// `POST` route): 405 as a page under the dashboard's paths and for browsers, as the API's JSON
+/// error otherwise. The router adds the `Allow` header.
+pub async fn wrong_method(req: Request) -> Response {
+    let path = req.uri().path();
+    let browser = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let message = format!("{path} does not take {} requests.", req.method());
+    if browser && !is_api(path) {
+        return page::error(StatusCode::METHOD_NOT_ALLOWED, "Not allowed here", message);
+    }
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        message,
+    )
+    .into_response()
 }
 
 #[cfg(test)]

@@ -48,7 +48,11 @@ pub struct Svg {
     pub w: i64,
     pub h: i64,
     pub boxes: Vec<SvgBox>,
-    pub edges: Vec<dag::Edge>,
+    /// The edges off the critical path as one SVG path's data (`M x1 y1L x2 y2` each): one
+    /// element for all of them keeps a big run's page small.
+    pub edges: String,
+    /// The critical path's edges, the same way.
+    pub critical_edges: String,
     /// The critical path's job names, in order.
     pub critical: Vec<String>,
 }
@@ -158,8 +162,19 @@ fn svg_of(run: &RunRecord, now: i64) -> Svg {
             .iter()
             .map(|&i| nodes[i].name.clone())
             .collect(),
-        edges: layout.edges,
+        edges: path_data(layout.edges.iter().filter(|e| !e.critical)),
+        critical_edges: path_data(layout.edges.iter().filter(|e| e.critical)),
     }
+}
+
+/// Straight lines as SVG path data.
+fn path_data<'a>(edges: impl Iterator<Item = &'a dag::Edge>) -> String {
+    use std::fmt::Write;
+    let mut d = String::new();
+    for e in edges {
+        let _ = write!(d, "M{} {}L{} {}", e.x1, e.y1, e.x2, e.y2);
+    }
+    d
 }
 
 fn trigger_of(run: &RunRecord) -> Trigger {

@@ -111,6 +111,17 @@ impl Sessions {
         })
     }
 
+    /// Resolves once the session the request's cookie names is over (logged out or expired),
+    /// looking once a second: what ends a stream opened with that session.
+    pub async fn ended(self: std::sync::Arc<Self>, headers: HeaderMap) {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if self.find(&headers).is_none() {
+                return;
+            }
+        }
+    }
+
     fn end(&self, headers: &HeaderMap) {
         if let Some(id) = cookie(headers, COOKIE) {
             self.live().remove(&id);

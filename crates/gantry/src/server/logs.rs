@@ -53,7 +53,25 @@ pub async fn log(
         .is_some_and(|a| a.contains("text/event-stream"));
     if wants_stream {
         let stopped = state.stopped();
-        let stream = follow(state, run, job, attempt).take_until(stopped);
+        // Read with a dashboard session's cookie rather than the token: it ends with the
+        // session (a logout stops what the browser still follows).
+        let by_session = state
+            .token
+            .as_ref()
+            .is_some_and(|t| !super::bearer_matches(&headers, t));
+        let session_over = {
+            let sessions = state.sessions.clone();
+            async move {
+                if by_session {
+                    sessions.ended(headers).await
+                } else {
+                    std::future::pending().await
+                }
+            }
+        };
+        let stream = follow(state, run, job, attempt)
+            .take_until(stopped)
+            .take_until(session_over);
         return Ok(Sse::new(stream)
             .keep_alive(KeepAlive::default())
             .into_response());

@@ -202,6 +202,7 @@ pub fn router(state: AppState, guard: Arc<Guard>) -> Router {
         .merge(api)
         .merge(crate::dashboard::router(state.clone()))
         .fallback(crate::dashboard::fallback)
+        .method_not_allowed_fallback(crate::dashboard::wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(guard, guard::check))
         .layer(middleware::from_fn_with_state(

@@ -1,6 +1,7 @@
 //! `/live`, the stream that tells pages when runs change, over plain HTTP: a change names the
 //! run; without a session (a token set) there is no stream; a stream ends at the first change
-//! after logout, and when the server stops (it does not hold the server up).
+//! after logout, and when the server stops (it does not hold the server up). A log followed
+//! with the session's cookie ends with the session too.
 
 use super::Browser;
 use crate::common::{self, Server};
@@ -13,11 +14,17 @@ type Chunks = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<
 
 /// Opens `/live` with the browser's cookies.
 async fn open(b: &Browser, query: &str) -> Chunks {
+    open_stream(b, &format!("/live{query}")).await
+}
+
+/// Opens an event stream at `path` with the browser's cookies.
+async fn open_stream(b: &Browser, path: &str) -> Chunks {
     let cookies: Vec<String> = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let resp = b
         .http
-        .get(format!("{}/live{query}", b.url))
+        .get(format!("{}{path}", b.url))
         .header(COOKIE, cookies.join("; "))
+        .header("accept", "text/event-stream")
         .send()
         .await
         .unwrap();
@@ -111,6 +118,13 @@ async fn without_a_session_there_is_no_stream_and_logging_out_ends_it() {
         .submit_yaml("name: one\njobs:\n  a: {run: [\"true\"]}\n")
         .await;
     read_until(&mut live, &first, 20).await;
+    let talking = s
+        .submit_yaml(
+            "name: talks\njobs:\n  t: {run: [\"while true; do echo tick; sleep 0.2; done\"]}\n",
+        )
+        .await;
+    let mut log = open_stream(&b, &format!("/api/v1/runs/{talking}/jobs/t/log")).await;
+    read_until(&mut log, "tick", 20).await;
 
     // Logged out through a copy of the session's cookie (the stream keeps the old one).
     let mut other = Browser::new(&s);
@@ -124,5 +138,9 @@ async fn without_a_session_there_is_no_stream_and_logging_out_ends_it() {
     assert!(
         ends(&mut live, 20).await,
         "the stream ended at the first change after logout"
+    );
+    assert!(
+        ends(&mut log, 5).await,
+        "the log followed with the session's cookie ended with the session"
     );
 }
