@@ -33,6 +33,25 @@ pub async fn open_sqlite(data_dir: &Path) -> anyhow::Result<SqliteStore> {
         .with_context(|| format!("cannot open the database {}", path.display()))
 }
 
+/// The object store at `url` as the engine's log archive, started: it archives each run's
+/// log as the run finishes, after archiving what it missed (which also proves, before the
+/// server answers anyone, that the store is there and answers).
+pub async fn log_archive(
+    url: &str,
+    engine: &Engine,
+    store: &dyn Store,
+) -> anyhow::Result<gantry_engine::archive::LogArchive> {
+    let blobs = gantry_blobs::ObjectBlobs::from_url(url)?;
+    let archive = gantry_engine::archive::LogArchive::new(Arc::new(blobs), engine.logs().clone());
+    let caught_up = archive
+        .catch_up(store)
+        .await
+        .with_context(|| format!("cannot use the object store {}", archive.describe()))?;
+    archive.start(engine.journal());
+    tracing::info!(store = %archive.describe(), caught_up, "archiving run logs");
+    Ok(archive)
+}
+
 /// What jobs are prepared with besides the engine's basics: secrets, and git checkout.
 #[derive(Default)]
 pub struct JobInputs {

@@ -82,9 +82,15 @@ pub struct ServeArgs {
     /// How much of each job's output its log keeps, e.g. `64m`; the rest is dropped [default: 64m].
     #[arg(long, env = "GANTRY_LOG_LIMIT")]
     pub log_limit: Option<String>,
+    /// An object store for finished runs' logs, shared by every server that uses it:
+    /// `s3://bucket[/prefix]` (AWS_* variables as the AWS SDKs read them) or
+    /// `file:///folder`. Without one, logs stay in the data dir.
+    #[arg(long, env = "GANTRY_BLOB_URL")]
+    pub blob_url: Option<String>,
 }
 
 pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
+    let blob_url = args.blob_url.clone();
     let resolved = settings(args)?;
     let mut configured = resolved.configured();
     let Settings {
@@ -175,6 +181,11 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     let engine =
         wiring::start_engine(data_dir, store.clone(), max_parallel, &owner, true, inputs).await?;
 
+    let archive = match &blob_url {
+        Some(url) => Some(wiring::log_archive(url, &engine, store.as_ref()).await?),
+        None => None,
+    };
+
     let mut pipelines = None;
     if let (Some(gh), Some(forge)) = (github, forge) {
         let config = gantry_engine::reporter::ReporterConfig {
@@ -220,6 +231,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     {
         let store = store.clone();
         let layout = engine.layout().clone();
+        let archive = archive.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(JANITOR_EVERY);
             loop {
@@ -237,6 +249,18 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
                 {
                     Ok(report) => info!(?report, "janitor swept"),
                     Err(e) => warn!(cause = %e, "janitor sweep failed"),
+                }
+                if let Some(archive) = &archive {
+                    let now =
+                        gantry_engine::ports::Clock::now_ms(&gantry_engine::ports::SystemClock);
+                    match archive.catch_up(store.as_ref()).await {
+                        Ok(0) => {}
+                        Ok(n) => info!(logs = n, "archived run logs the archive missed"),
+                        Err(e) => warn!(cause = %e, "cannot catch up the log archive"),
+                    }
+                    if let Err(e) = archive.expire(now - retention.logs_ms).await {
+                        warn!(cause = %e, "cannot expire archived logs");
+                    }
                 }
             }
         });
@@ -339,6 +363,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         sessions: Arc::new(crate::dashboard::Sessions::new()),
         configured: Arc::new(configured),
         stopping: stopping_rx,
+        archive,
     };
     let addr = listener.local_addr()?;
     let shutdown = shutdown_signal();

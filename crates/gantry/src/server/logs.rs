@@ -47,6 +47,7 @@ pub async fn log(
             record.attempt
         )));
     }
+    state.log_here(&id).await;
     let wants_stream = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

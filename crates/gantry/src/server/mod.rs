@@ -112,9 +112,22 @@ pub struct AppState {
     pub configured: Arc<crate::dashboard::Configured>,
     /// Becomes true when the server stops: long-lived responses (SSE streams) end then.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The object store finished runs' logs are archived in, if one is configured.
+    pub archive: Option<gantry_engine::archive::LogArchive>,
 }
 
 impl AppState {
+    /// Makes sure a run's log file is here before it is read: with an object store, a run that
+    /// another server ran (or whose file was removed) has its log fetched from the archive. A
+    /// failure is logged and the log reads as it is here (empty, if it is not).
+    pub async fn log_here(&self, run_id: &str) {
+        if let Some(archive) = &self.archive
+            && let Err(e) = archive.restore(run_id).await
+        {
+            tracing::warn!(run_id, cause = %e, "cannot fetch the run's log from the archive");
+        }
+    }
+
     /// Completes when the server begins to stop.
     pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut rx = self.stopping.clone();
