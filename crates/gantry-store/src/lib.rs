@@ -16,6 +16,6 @@ mod shared;
 mod sqlite;
 
 pub use opening::OpenError;
-pub use postgres::{PgSecrets, PgStore};
+pub use postgres::{PgSecrets, PgStore, postgres_target};
 pub use secrets::SecretKey;
 pub use sqlite::{SqliteSecrets, SqliteStore};

@@ -109,7 +109,10 @@ async fn a_postgres_schema_has_the_sqlite_tables_and_columns() {
     drop(sqlite.store().await);
     let postgres = Place::new(Backend::Postgres);
     drop(postgres.store().await);
-    assert!(sqlite_shape(&sqlite).await.len() > 80, "every table, column and index");
+    assert!(
+        sqlite_shape(&sqlite).await.len() > 80,
+        "every table, column and index"
+    );
     assert_eq!(
         postgres_shape(&postgres),
         sqlite_shape(&sqlite).await,

@@ -18,6 +18,8 @@ use async_trait::async_trait;
 use gantry_engine::ports::*;
 use sqlx::PgPool;
 
+pub use open::postgres_target;
+
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,

@@ -18,8 +18,17 @@ const POOL_SIZE: u32 = 8;
 /// How long the first connection may take before the start is given up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Where the database at `url` is, for messages and logs: host, port and name, never the user
+/// or the password.
+pub fn postgres_target(url: &str) -> String {
+    match url.parse::<PgConnectOptions>() {
+        Ok(options) => target(&options),
+        Err(_) => "(a URL that does not parse)".into(),
+    }
+}
+
 /// Where a database is, for messages: host (or socket), port and name, never user or password.
-pub fn target(options: &PgConnectOptions) -> String {
+fn target(options: &PgConnectOptions) -> String {
     let host = match options.get_socket() {
         Some(dir) => dir.display().to_string(),
         None => options.get_host().to_string(),
