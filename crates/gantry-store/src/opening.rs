@@ -9,7 +9,7 @@ use sqlx::migrate::Migrator;
 /// port and name (or its file).
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("cannot connect to the database at {target}: {cause}")]
+    #[error("cannot connect to PostgreSQL at {target}: {cause}")]
     Connect { target: String, cause: String },
     #[error(
         "this database was migrated by a newer Gantry (its schema version {found}; this Gantry \

@@ -58,7 +58,7 @@ pub async fn open_server_stores(
     let target = gantry_store::postgres_target(url);
     let pg = PgStore::connect(url)
         .await
-        .with_context(|| format!("cannot open the PostgreSQL database {target}"))?;
+        .with_context(|| format!("cannot open the store ({DATABASE_URL_VAR})"))?;
     tracing::info!(database = %target, "store: PostgreSQL");
     let secrets = Arc::new(pg.secrets(secret_key));
     Ok((Arc::new(pg), secrets))
