@@ -1,4 +1,6 @@
-//! The shared statements on PostgreSQL: `Db` and the statements that differ.
+//! The shared statements on PostgreSQL: `Db` and the statements that differ. The modules
+//! below are the files `sqlite.rs` mounts, mounted again on purpose (so `duplicate_mod` is
+//! allowed on each).
 
 pub(crate) type Db = sqlx::Postgres;
 pub(crate) type Pool = sqlx::PgPool;
@@ -22,15 +24,21 @@ fn list(items: &[impl AsRef<str>]) -> Vec<String> {
     items.iter().map(|s| s.as_ref().to_string()).collect()
 }
 
+#[allow(clippy::duplicate_mod)]
 #[path = "bus.rs"]
 pub(crate) mod bus;
+#[allow(clippy::duplicate_mod)]
 #[path = "deployments.rs"]
 pub(crate) mod deployments;
+#[allow(clippy::duplicate_mod)]
 #[path = "reads.rs"]
 pub(crate) mod reads;
+#[allow(clippy::duplicate_mod)]
 #[path = "runners.rs"]
 pub(crate) mod runners;
+#[allow(clippy::duplicate_mod)]
 #[path = "secrets.rs"]
 pub(crate) mod secrets;
+#[allow(clippy::duplicate_mod)]
 #[path = "writes.rs"]
 pub(crate) mod writes;
