@@ -13,7 +13,9 @@ mod write;
 
 use crate::SecretKey;
 use crate::rows::{db, event_from_row, page_size};
-use crate::shared::postgres::{bus, deployments, reads, runners, secrets::Secrets};
+use crate::shared::postgres::{
+    bus, deployments, reads, reads::EventKey, runners, secrets::Secrets,
+};
 use async_trait::async_trait;
 use gantry_engine::ports::*;
 use sqlx::PgPool;
@@ -93,7 +95,7 @@ impl Store for PgStore {
     }
 
     async fn get_event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
-        let row = reads::event_row(&self.pool, Some(id), None).await?;
+        let row = reads::event_row(&self.pool, EventKey::Id(id)).await?;
         row.as_ref().map(|r| event_from_row(r, true)).transpose()
     }
 
@@ -114,7 +116,7 @@ impl Store for PgStore {
     }
 
     async fn event_by_delivery(&self, delivery_id: &str) -> StoreResult<Option<EventRecord>> {
-        let row = reads::event_row(&self.pool, None, Some(delivery_id)).await?;
+        let row = reads::event_row(&self.pool, EventKey::Delivery(delivery_id)).await?;
         row.as_ref().map(|r| event_from_row(r, true)).transpose()
     }
 

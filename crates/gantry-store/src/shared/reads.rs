@@ -153,19 +153,20 @@ pub(crate) async fn undecided_event_rows(
         .map_err(db)
 }
 
-/// An event's row by id or by delivery (its payload is the backend's to fill in).
-pub(crate) async fn event_row(
-    read: &Pool,
-    id: Option<&str>,
-    delivery: Option<&str>,
-) -> StoreResult<Option<Row>> {
-    let sql = if id.is_some() {
-        "SELECT * FROM events WHERE id = $1"
-    } else {
-        "SELECT * FROM events WHERE delivery_id = $1"
+/// Which event to read: by its id, or by the delivery it came in.
+pub(crate) enum EventKey<'a> {
+    Id(&'a str),
+    Delivery(&'a str),
+}
+
+/// An event's row (its payload is the backend's to fill in).
+pub(crate) async fn event_row(read: &Pool, key: EventKey<'_>) -> StoreResult<Option<Row>> {
+    let (sql, value) = match key {
+        EventKey::Id(id) => ("SELECT * FROM events WHERE id = $1", id),
+        EventKey::Delivery(d) => ("SELECT * FROM events WHERE delivery_id = $1", d),
     };
     sqlx::query(sql)
-        .bind(id.or(delivery))
+        .bind(value)
         .fetch_optional(read)
         .await
         .map_err(db)

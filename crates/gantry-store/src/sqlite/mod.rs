@@ -14,7 +14,7 @@ mod write;
 use crate::SecretKey;
 use crate::rows::db;
 use crate::segments::Segments;
-use crate::shared::sqlite::{bus, deployments, reads, runners, secrets::Secrets};
+use crate::shared::sqlite::{bus, deployments, reads, reads::EventKey, runners, secrets::Secrets};
 use async_trait::async_trait;
 use gantry_engine::ports::*;
 use payloads::Payloads;
@@ -128,7 +128,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
-        let row = reads::event_row(&self.read, Some(id), None).await?;
+        let row = reads::event_row(&self.read, EventKey::Id(id)).await?;
         match &row {
             Some(r) => payloads::event_with_payload(&self.segments, r)
                 .await
@@ -154,7 +154,7 @@ impl Store for SqliteStore {
     }
 
     async fn event_by_delivery(&self, delivery_id: &str) -> StoreResult<Option<EventRecord>> {
-        let row = reads::event_row(&self.read, None, Some(delivery_id)).await?;
+        let row = reads::event_row(&self.read, EventKey::Delivery(delivery_id)).await?;
         match &row {
             Some(r) => payloads::event_with_payload(&self.segments, r)
                 .await
