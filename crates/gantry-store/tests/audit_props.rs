@@ -3,7 +3,7 @@
 //! trail is its records in the order they were appended, every record has a seq of its own, and
 //! a record committed later has a larger seq.
 
-use common::Backend;
+use common::{Backend, Place};
 use gantry_engine::ports::*;
 use proptest::prelude::*;
 
@@ -35,7 +35,24 @@ fn check(backend: Backend, appends: &[(usize, bool, bool)]) -> Result<(), TestCa
         .build()
         .unwrap();
     rt.block_on(async {
-        let (_place, store) = common::open(backend).await;
+        // SQLite: a fresh file per case. PostgreSQL: one database for every case (making one
+        // costs a checkpoint), emptied before each; its audit sequence carries on. (A static is
+        // never dropped: the database goes with the test cluster.)
+        static PG: std::sync::OnceLock<Place> = std::sync::OnceLock::new();
+        let sqlite;
+        let store = match backend {
+            Backend::Sqlite => {
+                sqlite = Place::new(backend);
+                sqlite.store().await
+            }
+            Backend::Postgres => {
+                let place = PG.get_or_init(|| Place::new(backend));
+                let url = &place.pg.as_ref().unwrap().url;
+                let store = gantry_store::PgStore::connect(url).await.unwrap();
+                common::pg::psql(url, "TRUNCATE runs, audit_chunks, locks CASCADE").unwrap();
+                std::sync::Arc::new(store) as std::sync::Arc<dyn Store>
+            }
+        };
         let mut sent: Vec<Vec<AuditRecord>> = vec![Vec::new(); RUNS];
         let mut commit_of: std::collections::HashMap<i64, usize> = Default::default();
         let mut batch = Vec::new();
