@@ -287,4 +287,22 @@ mod tests {
         );
         assert!(super::log_limit("x", "lots").is_err());
     }
+
+    #[tokio::test]
+    async fn a_database_url_that_is_not_postgres_is_refused_saying_what_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = gantry_store::SecretKey::load_or_create(&dir.path().join("k")).unwrap();
+        let url = Some("mysql://gantry:pw@db/gantry");
+        let err = super::open_server_stores(dir.path(), url, key)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("GANTRY_DATABASE_URL must be a postgres:// URL"),
+            "{err}"
+        );
+        assert!(!err.contains("pw"), "{err}");
+        assert!(!dir.path().join("gantry.db").exists(), "nothing made");
+    }
 }
