@@ -1,16 +1,21 @@
 //! The [`Store`](gantry_engine::ports::Store) port on SQL databases via sqlx: SQLite, the
-//! embedded default (WAL, `synchronous=FULL`, migrations from `migrations/sqlite`). This crate
-//! is the only place that knows SQL. Secrets live in the same
-//! database, each value encrypted with age (`secrets.rs`). Large event payloads are written
-//! once, to segment files beside the database (`segments.rs`).
+//! embedded default (WAL, `synchronous=FULL`, migrations from `migrations/sqlite`), and
+//! PostgreSQL, for a database several servers can share (migrations from
+//! `migrations/postgres`). This crate is the only place that knows SQL; the statements both
+//! dialects read alike are written once (`shared/`). Secrets live in the same database, each
+//! value encrypted with age (`secrets.rs`). On SQLite, large event payloads are written once,
+//! to segment files beside the database (`segments.rs`); on PostgreSQL they stay in the row.
 
-mod bus;
-mod deployments;
+mod batch;
+mod opening;
+mod postgres;
 mod rows;
-mod runners;
 mod secrets;
 mod segments;
+mod shared;
 mod sqlite;
 
-pub use secrets::{SecretKey, SqliteSecrets};
-pub use sqlite::SqliteStore;
+pub use opening::OpenError;
+pub use postgres::{PgSecrets, PgStore, postgres_target};
+pub use secrets::SecretKey;
+pub use sqlite::{SqliteSecrets, SqliteStore};

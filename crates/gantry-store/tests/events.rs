@@ -3,12 +3,12 @@
 
 use gantry_engine::ports::*;
 
+#[macro_use]
 mod common;
 use common::{event, open};
 
-#[tokio::test]
-async fn events_dedupe_by_delivery_and_list_newest_first() {
-    let (_d, s) = open().await;
+both!(async fn events_dedupe_by_delivery_and_list_newest_first(backend) {
+    let (_d, s) = open(backend).await;
     let first = s.commit(&[event("a", 1), event("b", 2)]).await.unwrap();
     assert!(first.duplicate_events.is_empty());
     // The same delivery again (a new event id): ignored, reported, not an error.
@@ -40,11 +40,10 @@ async fn events_dedupe_by_delivery_and_list_newest_first() {
         .await
         .unwrap();
     assert!(none.is_empty());
-}
+});
 
-#[tokio::test]
-async fn events_page_by_keyset_even_within_one_millisecond() {
-    let (_d, s) = open().await;
+both!(async fn events_page_by_keyset_even_within_one_millisecond(backend) {
+    let (_d, s) = open(backend).await;
     let batch = [event("x", 5), event("y", 5), event("z", 5), event("w", 4)];
     s.commit(&batch).await.unwrap();
     let page = async |before: Option<String>| {
@@ -67,4 +66,4 @@ async fn events_page_by_keyset_even_within_one_millisecond() {
     // Newest first, ties by id descending; none skipped, none twice; an unknown id: nothing.
     assert_eq!(seen, ["ev-z", "ev-y", "ev-x", "ev-w"]);
     assert_eq!(page(Some("ev-nothing".into())).await, None);
-}
+});

@@ -1,7 +1,9 @@
-//! The Store contract for ephemeral runners' records, on a real SQLite database.
+//! The Store contract for ephemeral runners' records, on real SQLite and PostgreSQL databases.
 
 use gantry_engine::ports::*;
-use gantry_store::SqliteStore;
+
+#[macro_use]
+mod common;
 
 fn runner(name: &str, pool: &str, queued_at_ms: i64) -> RunnerRecord {
     RunnerRecord {
@@ -25,11 +27,9 @@ fn runner(name: &str, pool: &str, queued_at_ms: i64) -> RunnerRecord {
     }
 }
 
-#[tokio::test]
-async fn runner_records_are_written_whole_listed_newest_first_and_expire_once_done() {
+both!(async fn runner_records_are_written_whole_listed_newest_first_and_expire_once_done(backend) {
     use gantry_core::runners::lifecycle::Phase;
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
+    let (_place, store) = common::open(backend).await;
     let a = runner("gantry-a-1-1", "a", 1_000);
     let mut b = runner("gantry-b-2-1", "b", 2_000);
     store
@@ -90,4 +90,4 @@ async fn runner_records_are_written_whole_listed_newest_first_and_expire_once_do
     store.expire(&retention, 10_000).await.unwrap();
     assert_eq!(store.get_runner("gantry-a-1-1").await.unwrap(), None);
     assert_eq!(store.list_runners(active).await.unwrap(), [b]);
-}
+});

@@ -1,12 +1,14 @@
-//! The age-encrypted secret store on a real SQLite file.
+//! The age-encrypted secret store, on a real SQLite file and a real PostgreSQL database.
 
+use common::Place;
 use gantry_core::secret::Scope;
-use gantry_engine::ports::SecretStore;
-use gantry_store::{SecretKey, SqliteStore};
+use gantry_store::SecretKey;
 use std::os::unix::fs::PermissionsExt;
 
-#[tokio::test]
-async fn values_are_encrypted_scoped_and_resolved_repo_first() {
+#[macro_use]
+mod common;
+
+both!(async fn values_are_encrypted_scoped_and_resolved_repo_first(backend) {
     let dir = tempfile::tempdir().unwrap();
     let key_path = dir.path().join("secret.key");
     let key = SecretKey::load_or_create(&key_path).unwrap();
@@ -19,9 +21,8 @@ async fn values_are_encrypted_scoped_and_resolved_repo_first() {
         "the key is reused"
     );
 
-    let db = dir.path().join("gantry.db");
-    let store = SqliteStore::open(&db).await.unwrap();
-    let secrets = store.secrets(key.clone());
+    let place = Place::new(backend);
+    let secrets = place.secrets(key.clone()).await;
     let repo = Scope::parse("repo:acme/web").unwrap();
     secrets
         .set(&Scope::Global, "TOKEN", "global-value-1")
@@ -85,23 +86,27 @@ async fn values_are_encrypted_scoped_and_resolved_repo_first() {
     assert!(secrets.delete(&repo, "TOKEN").await.unwrap());
     assert!(!secrets.delete(&repo, "TOKEN").await.unwrap());
     drop(secrets);
-    drop(store);
 
-    // On disk: no value in clear, anywhere in the database files.
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
+    // On disk: no value in clear, anywhere in the database files (SQLite's; PostgreSQL's
+    // rows are read back as stored).
+    if let Some(db) = &place.pg {
+        let stored = common::pg::psql(&db.url, "SELECT encode(ciphertext, 'escape') FROM secrets").unwrap();
+        assert!(!stored.contains("global-value-1") && !stored.contains("g-only"));
+    }
+    for entry in std::fs::read_dir(place.dir.path()).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains("global-value-1") && !text.contains("g-only"));
     }
 
     // Another key cannot read them.
-    let store = SqliteStore::open(&db).await.unwrap();
     let other = SecretKey::load_or_create(&dir.path().join("other.key")).unwrap();
-    let err = store
+    let err = place
         .secrets(other)
+        .await
         .resolve(&names[..1], None)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("cannot be decrypted"), "{err}");
     assert!(SecretKey::parse("not a key").is_err());
-}
+});

@@ -6,6 +6,7 @@ use gantry_core::{JobStatus, RunStatus};
 use gantry_engine::ports::*;
 use gantry_store::SqliteStore;
 
+#[macro_use]
 mod common;
 use common::{event, open};
 
@@ -55,9 +56,8 @@ fn audit(run: &str, to: &str, at: i64) -> Write {
     })
 }
 
-#[tokio::test]
-async fn batch_round_trip_keeps_the_last_state_of_each_row() {
-    let (_d, s) = open().await;
+both!(async fn batch_round_trip_keeps_the_last_state_of_each_row(backend) {
+    let (_d, s) = open(backend).await;
     let r = run("01A", 1000);
     let mut job = r.jobs[0].clone();
     let mut writes = vec![Write::InsertRun(Box::new(r.clone()))];
@@ -93,11 +93,10 @@ async fn batch_round_trip_keeps_the_last_state_of_each_row() {
     );
     assert!(trail.windows(2).all(|w| w[0].seq < w[1].seq));
     assert!(s.get_run("nope").await.unwrap().is_none());
-}
+});
 
-#[tokio::test]
-async fn lists_newest_first_with_status_filter_and_unfinished() {
-    let (_d, s) = open().await;
+both!(async fn lists_newest_first_with_status_filter_and_unfinished(backend) {
+    let (_d, s) = open(backend).await;
     s.commit(&[
         Write::InsertRun(Box::new(run("01A", 1))),
         Write::InsertRun(Box::new(run("01B", 2))),
@@ -143,11 +142,10 @@ async fn lists_newest_first_with_status_filter_and_unfinished() {
         .await
         .unwrap();
     assert_eq!(two.len(), 2);
-}
+});
 
-#[tokio::test]
-async fn lists_a_page_before_an_id_and_by_the_runs_context() {
-    let (_d, s) = open().await;
+both!(async fn lists_a_page_before_an_id_and_by_the_runs_context(backend) {
+    let (_d, s) = open(backend).await;
     let mut pushed = run("01B", 2);
     pushed.context = RunContext {
         event: Some("push".into()),
@@ -214,11 +212,10 @@ async fn lists_a_page_before_an_id_and_by_the_runs_context() {
         ..RunFilter::default()
     };
     assert!(list(failed_push).await.is_empty());
-}
+});
 
-#[tokio::test]
-async fn a_failed_batch_leaves_nothing_behind() {
-    let (_d, s) = open().await;
+both!(async fn a_failed_batch_leaves_nothing_behind(backend) {
+    let (_d, s) = open(backend).await;
     s.commit(&[Write::InsertRun(Box::new(run("01A", 1)))])
         .await
         .unwrap();
@@ -231,11 +228,10 @@ async fn a_failed_batch_leaves_nothing_behind() {
         .await;
     assert!(err.is_err());
     assert!(s.audit_trail("01A").await.unwrap().is_empty());
-}
+});
 
-#[tokio::test]
-async fn a_failed_batch_of_job_moves_leaves_nothing_and_the_next_commits() {
-    let (_d, s) = open().await;
+both!(async fn a_failed_batch_of_job_moves_leaves_nothing_and_the_next_commits(backend) {
+    let (_d, s) = open(backend).await;
     s.commit(&[Write::InsertRun(Box::new(run("01A", 1)))])
         .await
         .unwrap();
@@ -267,11 +263,10 @@ async fn a_failed_batch_of_job_moves_leaves_nothing_and_the_next_commits() {
     );
     let got = s.get_run("01A").await.unwrap().unwrap();
     assert_eq!(got.jobs[0].status, JobStatus::Running);
-}
+});
 
-#[tokio::test]
-async fn job_moves_of_several_runs_keep_each_runs_audit_trail() {
-    let (_d, s) = open().await;
+both!(async fn job_moves_of_several_runs_keep_each_runs_audit_trail(backend) {
+    let (_d, s) = open(backend).await;
     for id in ["01A", "01B"] {
         s.commit(&[Write::InsertRun(Box::new(run(id, 1)))])
             .await
@@ -321,11 +316,10 @@ async fn job_moves_of_several_runs_keep_each_runs_audit_trail() {
         let got = s.get_run(id).await.unwrap().unwrap();
         assert_eq!(got.jobs[1].status, JobStatus::Queued);
     }
-}
+});
 
-#[tokio::test]
-async fn leases_are_exclusive_until_they_expire() {
-    let (_d, s) = open().await;
+both!(async fn leases_are_exclusive_until_they_expire(backend) {
+    let (_d, s) = open(backend).await;
     assert!(s.try_lease("run:1", "a", 100, 0).await.unwrap());
     assert!(
         !s.try_lease("run:1", "b", 150, 50).await.unwrap(),
@@ -356,11 +350,10 @@ async fn leases_are_exclusive_until_they_expire() {
     .await
     .unwrap();
     assert!(s.try_lease("run:1", "c", 500, 300).await.unwrap());
-}
+});
 
-#[tokio::test]
-async fn expiry_deletes_only_what_is_old_enough() {
-    let (_d, s) = open().await;
+both!(async fn expiry_deletes_only_what_is_old_enough(backend) {
+    let (_d, s) = open(backend).await;
     let day = 86_400_000;
     s.commit(&[
         Write::InsertRun(Box::new(run("01OLD", 0))),
@@ -412,21 +405,25 @@ async fn expiry_deletes_only_what_is_old_enough() {
         Expired::default(),
         "a second sweep finds nothing"
     );
-}
+});
 
-#[tokio::test]
-async fn reopening_keeps_committed_state() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("g.db");
-    {
-        let s = SqliteStore::open(&path).await.unwrap();
-        s.commit(&[Write::InsertRun(Box::new(run("01A", 1)))])
-            .await
-            .unwrap();
-    }
-    let s = SqliteStore::open(&path).await.unwrap();
+both!(async fn reopening_keeps_committed_state(backend) {
+    let (place, s) = open(backend).await;
+    let big = format!("{{\"blob\": \"{}\"}}", "needle-".repeat(2000));
+    let Write::InsertEvent(mut e) = event("big", 10) else {
+        unreachable!()
+    };
+    e.payload = big.clone();
+    s.commit(&[Write::InsertRun(Box::new(run("01A", 1))), Write::InsertEvent(e.clone())])
+        .await
+        .unwrap();
+    drop(s);
+    let s = place.store().await;
     assert!(s.get_run("01A").await.unwrap().is_some());
-}
+    assert_eq!(s.get_event("ev-big").await.unwrap().unwrap().payload, big);
+    let again = s.commit(&[Write::InsertEvent(e)]).await.unwrap();
+    assert_eq!(again.duplicate_events.len(), 1, "a stored delivery is not stored again");
+});
 
 #[tokio::test]
 async fn large_payloads_are_written_once_beside_the_database() {
@@ -494,12 +491,11 @@ async fn large_payloads_are_written_once_beside_the_database() {
     assert_eq!(s.get_event("ev-new").await.unwrap().unwrap().payload, big);
 }
 
-/// Job and audit rows travel to SQLite as JSON: every field, NULLs, negative and large numbers,
-/// quotes, backslashes and non-ASCII text come back as written, in order, in batches larger
-/// than any one statement used to take.
-#[tokio::test]
-async fn every_job_and_audit_field_round_trips_in_large_batches() {
-    let (_d, s) = open().await;
+// Job and audit rows travel to the database as JSON: every field, NULLs, negative and large
+// numbers, quotes, backslashes and non-ASCII text come back as written, in order, in batches
+// larger than any one statement used to take.
+both!(async fn every_job_and_audit_field_round_trips_in_large_batches(backend) {
+    let (_d, s) = open(backend).await;
     let mut r = run("01J", 1);
     let name = |i: usize| format!("j{i} \"q\" \\ é ✓ 'x'");
     r.jobs = (0..1500).map(|i| JobRecord::pending(i, &name(i))).collect();
@@ -564,11 +560,10 @@ async fn every_job_and_audit_field_round_trips_in_large_batches() {
         );
     }
     assert!(trail.windows(2).all(|w| w[0].seq < w[1].seq));
-}
+});
 
-#[tokio::test]
-async fn audit_seqs_follow_commit_order_and_are_never_handed_out_twice() {
-    let (_d, s) = open().await;
+both!(async fn audit_seqs_follow_commit_order_and_are_never_handed_out_twice(backend) {
+    let (_d, s) = open(backend).await;
     let day = 86_400_000;
     for id in ["01A", "01B"] {
         s.commit(&[Write::InsertRun(Box::new(run(id, 1)))])
@@ -630,4 +625,4 @@ async fn audit_seqs_follow_commit_order_and_are_never_handed_out_twice() {
     let again = seqs("01A").await;
     assert_eq!(again.len(), 1);
     assert!(again[0].0 > *all.last().unwrap(), "{again:?} after {all:?}");
-}
+});

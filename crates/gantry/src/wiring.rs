@@ -1,12 +1,13 @@
-//! Assembles an engine from its adapters for a data directory: the SQLite store, the local
+//! Assembles an engine from its adapters for a data directory: the store (the data dir's SQLite
+//! database, or PostgreSQL when `GANTRY_DATABASE_URL` names one, for `gantry serve`), the local
 //! executor (with git checkout), the system clock. The only place that picks concrete adapters.
 
 use anyhow::Context;
 use gantry_core::spec::ExecutorKind;
-use gantry_engine::ports::{Forge, Store, SystemClock};
+use gantry_engine::ports::{Forge, SecretStore, Store, SystemClock};
 use gantry_engine::{Engine, EngineConfig, Executors, Preparation};
 use gantry_exec::{GitSources, LocalExecutor};
-use gantry_store::SqliteStore;
+use gantry_store::{PgStore, SecretKey, SqliteStore};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,43 @@ pub async fn log_archive(
     archive.start(engine.journal());
     tracing::info!(store = %archive.describe(), caught_up, "archiving run logs");
     Ok(archive)
+}
+
+/// The variable that selects PostgreSQL for `gantry serve` (unset: the data dir's SQLite).
+pub const DATABASE_URL_VAR: &str = "GANTRY_DATABASE_URL";
+
+/// The server's store and secret store, on one database: PostgreSQL if `database_url` is given
+/// (`postgres://user:password@host:port/name`), else the data dir's SQLite database.
+pub async fn open_server_stores(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    secret_key: SecretKey,
+) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn SecretStore>)> {
+    let Some(url) = database_url else {
+        let sqlite = open_sqlite(data_dir).await?;
+        let secrets = Arc::new(sqlite.secrets(secret_key));
+        return Ok((Arc::new(sqlite), secrets));
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        anyhow::bail!(
+            "{DATABASE_URL_VAR} must be a postgres:// URL (unset, the store is the data dir's \
+             SQLite database, gantry.db)"
+        );
+    }
+    let target = gantry_store::postgres_target(url);
+    let pg = PgStore::connect(url)
+        .await
+        .with_context(|| format!("cannot open the store ({DATABASE_URL_VAR})"))?;
+    tracing::info!(database = %target, "store: PostgreSQL");
+    let secrets = Arc::new(pg.secrets(secret_key));
+    Ok((Arc::new(pg), secrets))
+}
+
+/// `GANTRY_DATABASE_URL`, if set and not empty.
+pub fn database_url() -> Option<String> {
+    std::env::var(DATABASE_URL_VAR)
+        .ok()
+        .filter(|u| !u.trim().is_empty())
 }
 
 /// What jobs are prepared with besides the engine's basics: secrets, and git checkout.
@@ -267,5 +305,23 @@ mod tests {
             "{err}"
         );
         assert!(super::log_limit("x", "lots").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_database_url_that_is_not_postgres_is_refused_saying_what_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = gantry_store::SecretKey::load_or_create(&dir.path().join("k")).unwrap();
+        let url = Some("mysql://gantry:pw@db/gantry");
+        let err = super::open_server_stores(dir.path(), url, key)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("GANTRY_DATABASE_URL must be a postgres:// URL"),
+            "{err}"
+        );
+        assert!(!err.contains("pw"), "{err}");
+        assert!(!dir.path().join("gantry.db").exists(), "nothing made");
     }
 }

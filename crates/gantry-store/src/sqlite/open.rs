@@ -2,6 +2,7 @@
 //! and the migrations.
 
 use super::SqliteStore;
+use crate::opening::{OpenError, refuse_newer};
 use crate::rows::db;
 use crate::segments::{self, Segments};
 use gantry_engine::ports::*;
@@ -54,8 +55,9 @@ async fn make_schema(write: &SqlitePool, migrator: &sqlx::migrate::Migrator) -> 
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and applies migrations.
-    pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
+    /// Opens (creating if needed) the database at `path` and applies migrations; refuses a
+    /// database a newer Gantry migrated.
+    pub async fn open(path: &Path) -> Result<SqliteStore, OpenError> {
         let new = !path.exists();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -100,18 +102,20 @@ impl SqliteStore {
                 .await
                 .map_err(db)?;
             if !mode.eq_ignore_ascii_case("wal") {
-                return Err(StoreError::Database(format!(
+                return Err(OpenError::Store(StoreError::Database(format!(
                     "{} cannot be used in WAL mode (SQLite kept it in {mode} mode); \
                      is it on a network file system?",
                     path.display()
-                )));
+                ))));
             }
             make_schema(&write, &migrator).await?;
+        } else {
+            refuse_newer(&applied_versions(&write).await?, &migrator)?;
         }
         migrator
             .run(&write)
             .await
-            .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+            .map_err(|e| OpenError::Migration(e.to_string()))?;
         if new {
             pragma("PRAGMA synchronous = FULL").await.map_err(db)?;
         }
@@ -134,4 +138,21 @@ impl SqliteStore {
             segments: Arc::new(Segments::new(segments::dir_for(path))),
         })
     }
+}
+
+/// The migrations a database says were applied (none if it has no migrations table).
+async fn applied_versions(write: &SqlitePool) -> StoreResult<Vec<i64>> {
+    let table: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(write)
+    .await
+    .map_err(db)?;
+    if table.is_none() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+        .fetch_all(write)
+        .await
+        .map_err(db)
 }

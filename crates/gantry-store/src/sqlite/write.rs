@@ -1,6 +1,5 @@
-//! The SQLite write path: a batch of [`Write`]s applied in one transaction, in an order that
-//! respects foreign keys and gives the same final state as the batch's own order (inserts
-//! first, then the last update of each run and job). Job rows go in as one JSON array per
+//! The SQLite write path: a batch of [`Write`]s applied in one transaction, sorted as
+//! `crate::batch` says (the statements both backends share are in `crate::shared`). Job rows go in as one JSON array per
 //! statement, read by `jsonb_each` (parsed once into SQLite's binary JSON, so each column is
 //! picked without parsing the row again); the statement's text is the same whatever the number
 //! of rows, so SQLite prepares it once per connection instead of once per batch. A run's audit
@@ -8,12 +7,13 @@
 //! only moves jobs (most of a busy run's commits) goes to SQLite's thread as one statement
 //! text, its transaction included: one round trip instead of four.
 
-use super::audit::{Chunk, audit_chunks};
 use super::payloads::Payloads;
-use crate::rows::{db, json_rows};
+use crate::batch::{Chunk, Sorted};
+use crate::rows::db;
+use crate::shared::sqlite::writes;
 use gantry_engine::ports::*;
+use sqlx::sqlite::SqliteArguments;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
-use std::collections::HashMap;
 
 /// Job rows from a JSON array of `job_row`s (`upsert_jobs` adds its conflict clause).
 macro_rules! insert_jobs {
@@ -73,187 +73,56 @@ pub(super) async fn commit(
     batch: &[Write],
     payloads: Payloads,
 ) -> StoreResult<Committed> {
-    let mut inserts = Vec::new();
-    let mut run_updates: HashMap<&str, &Write> = HashMap::new();
-    let mut job_updates: HashMap<(&str, u32), (&str, &JobRecord)> = HashMap::new();
-    let mut job_order = Vec::new();
-    let mut audits = Vec::new();
-    let mut leases = Vec::new();
-    let mut events = Vec::new();
-    let mut outcomes = Vec::new();
-    let mut bus = Vec::new();
-    for w in batch {
-        match w {
-            Write::InsertRun(r) => inserts.push(r.as_ref()),
-            Write::UpdateRun { id, .. } => {
-                run_updates.insert(id.as_str(), w);
-            }
-            Write::UpdateJob { run_id, job } => {
-                let key = (run_id.as_str(), job.index);
-                if job_updates.insert(key, (run_id.as_str(), job)).is_none() {
-                    job_order.push(key);
-                }
-            }
-            Write::Audit(a) => audits.push(a),
-            Write::InsertEvent(e) => events.push(e.as_ref()),
-            Write::SetEventOutcome { id, outcome } => outcomes.push((id, outcome)),
-            Write::PutRule(_)
-            | Write::DeleteRule { .. }
-            | Write::PutDelivery(_)
-            | Write::SetScheduleFire { .. }
-            | Write::PutRunner(_)
-            | Write::PutDeployment(_) => bus.push(w),
-            Write::RenewLeases { .. } | Write::ReleaseLease { .. } => leases.push(w),
-        }
-    }
-    let jobs = job_rows(&job_order, &job_updates)?;
-    let chunks = audit_chunks(&audits)?;
-    let moves_only = inserts.is_empty()
-        && run_updates.is_empty()
-        && events.is_empty()
-        && outcomes.is_empty()
-        && bus.is_empty()
-        && leases.is_empty()
-        && chunks.len() <= 1;
+    let sorted = Sorted::new(batch)?;
     let mut conn = pool.acquire().await.map_err(db)?;
-    if moves_only {
-        return commit_moves(&mut conn, jobs, chunks.first()).await;
+    if sorted.moves_only() {
+        return commit_moves(&mut conn, sorted.jobs, sorted.chunks.first()).await;
     }
-    commit_all(
-        &mut conn,
-        &inserts,
-        run_updates,
-        jobs,
-        &events,
-        payloads,
-        bus,
-        outcomes,
-        &chunks,
-        &leases,
-    )
-    .await
+    commit_all(&mut conn, &sorted, payloads).await
 }
 
 /// Applies a batch of any kind in one transaction, in an order that respects foreign keys.
-#[expect(clippy::too_many_arguments)]
 async fn commit_all(
     conn: &mut SqliteConnection,
-    inserts: &[&RunRecord],
-    run_updates: HashMap<&str, &Write>,
-    jobs: Option<String>,
-    events: &[&EventRecord],
+    s: &Sorted<'_>,
     payloads: Payloads,
-    bus: Vec<&Write>,
-    outcomes: Vec<(&String, &String)>,
-    chunks: &[Chunk<'_>],
-    leases: &[&Write],
 ) -> StoreResult<Committed> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
-    insert_runs(&mut tx, inserts).await?;
-    update_runs(&mut tx, run_updates.values().copied()).await?;
-    if let Some(rows) = jobs {
+    writes::insert_runs(&mut tx, &s.inserts, insert_jobs!()).await?;
+    writes::update_runs(&mut tx, s).await?;
+    if let Some(rows) = &s.jobs {
         sqlx::query(upsert_jobs!())
-            .bind(rows)
+            .bind(rows.as_str())
             .execute(&mut *tx)
             .await
             .map_err(db)?;
     }
-    let committed = insert_events(&mut tx, events, &payloads.places).await?;
-    for w in bus {
-        match w {
-            Write::PutRunner(r) => crate::runners::put(&mut tx, r).await?,
-            Write::PutDeployment(d) => crate::deployments::put(&mut tx, d).await?,
-            w => crate::bus::apply(&mut tx, w).await?,
-        }
-    }
-    for (id, outcome) in outcomes {
-        sqlx::query("UPDATE events SET outcome = ? WHERE id = ?")
-            .bind(outcome)
-            .bind(id)
+    let committed = insert_events(&mut tx, &s.events, &payloads.places).await?;
+    writes::after_events(&mut tx, s).await?;
+    for chunk in &s.chunks {
+        bind_chunk(sqlx::query(insert_audit_chunk!()), chunk)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
     }
-    for chunk in chunks {
-        chunk
-            .bind(sqlx::query(insert_audit_chunk!()))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-    }
-    apply_leases(&mut tx, leases).await?;
+    writes::leases(&mut tx, &s.leases).await?;
     payloads.durable().await?;
     tx.commit().await.map_err(db)?;
     Ok(committed)
 }
 
-async fn insert_runs(tx: &mut SqliteConnection, inserts: &[&RunRecord]) -> StoreResult<()> {
-    for r in inserts {
-        let spec =
-            serde_json::to_string(&r.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let ctx =
-            serde_json::to_string(&r.context).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
-                "INSERT INTO runs (id, name, status, trace_id, cancel_requested, created_at, started_at, finished_at, repo, branch, event)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&r.id)
-            .bind(&r.name)
-            .bind(r.status.as_str())
-            .bind(&r.trace_id)
-            .bind(i64::from(r.cancel_requested))
-            .bind(r.created_at_ms)
-            .bind(r.started_at_ms)
-            .bind(r.finished_at_ms)
-            .bind(&r.context.repo)
-            .bind(&r.context.branch)
-            .bind(&r.context.event)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        sqlx::query("INSERT INTO run_specs (run_id, spec, context) VALUES (?, ?, ?)")
-            .bind(&r.id)
-            .bind(spec)
-            .bind(ctx)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        if !r.jobs.is_empty() {
-            sqlx::query(insert_jobs!())
-                .bind(json_rows(r.jobs.iter().map(|j| job_row(&r.id, j)))?)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-    }
-    Ok(())
-}
-
-async fn update_runs(
-    tx: &mut SqliteConnection,
-    updates: impl Iterator<Item = &Write>,
-) -> StoreResult<()> {
-    for w in updates {
-        if let Write::UpdateRun {
-            id,
-            status,
-            cancel_requested,
-            started_at_ms,
-            finished_at_ms,
-        } = w
-        {
-            sqlx::query("UPDATE runs SET status = ?, cancel_requested = ?, started_at = ?, finished_at = ? WHERE id = ?")
-                    .bind(status.as_str())
-                    .bind(i64::from(*cancel_requested))
-                    .bind(started_at_ms)
-                    .bind(finished_at_ms)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-        }
-    }
-    Ok(())
+/// Binds a chunk's parameters, in the order `insert_audit_chunk!` takes them.
+fn bind_chunk<'q>(
+    query: sqlx::query::Query<'q, Sqlite, SqliteArguments>,
+    chunk: &'q Chunk<'_>,
+) -> sqlx::query::Query<'q, Sqlite, SqliteArguments> {
+    query
+        .bind(chunk.n)
+        .bind(chunk.n)
+        .bind(chunk.run_id)
+        .bind(chunk.trace_id)
+        .bind(chunk.last_at_ms)
+        .bind(chunk.records.as_str())
 }
 
 /// A batch that only moves jobs (the bulk of a busy run's commits), in one statement: its
@@ -281,7 +150,7 @@ async fn commit_moves(
         query = query.bind(rows);
     }
     if let Some(chunk) = chunk {
-        query = chunk.bind(query);
+        query = bind_chunk(query, chunk);
     }
     match query.execute(&mut *conn).await {
         Ok(_) => Ok(Committed::default()),
@@ -292,50 +161,6 @@ async fn commit_moves(
             Err(db(e))
         }
     }
-}
-
-/// The job rows a batch leaves (each job's last update), as one JSON array; `None` if none.
-fn job_rows(
-    job_order: &[(&str, u32)],
-    job_updates: &HashMap<(&str, u32), (&str, &JobRecord)>,
-) -> StoreResult<Option<String>> {
-    if job_order.is_empty() {
-        return Ok(None);
-    }
-    let mut by_run: Vec<(&str, &JobRecord)> = job_order.iter().map(|k| job_updates[k]).collect();
-    by_run.sort_by_key(|(r, j)| (*r, j.index));
-    json_rows(by_run.iter().map(|(run_id, j)| job_row(run_id, j))).map(Some)
-}
-
-/// A job's row, serialized as the JSON array `insert_jobs!` reads (a tuple is an array).
-type JobRow<'a> = (
-    &'a str,
-    u32,
-    &'a str,
-    &'a str,
-    u32,
-    Option<i32>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    u32,
-    u32,
-);
-
-fn job_row<'a>(run_id: &'a str, j: &'a JobRecord) -> JobRow<'a> {
-    (
-        run_id,
-        j.index,
-        &j.name,
-        j.status.as_str(),
-        j.attempt,
-        j.exit_code,
-        j.started_at_ms,
-        j.finished_at_ms,
-        j.not_before_ms,
-        j.retries_used,
-        j.lost_reruns,
-    )
 }
 
 /// Inserts the batch's events (each at its payload place); says which were duplicates.
@@ -415,40 +240,4 @@ async fn insert_events(
         q.build().execute(&mut *tx).await.map_err(db)?;
     }
     Ok(committed)
-}
-
-async fn apply_leases(tx: &mut SqliteConnection, leases: &[&Write]) -> StoreResult<()> {
-    for w in leases.iter().copied() {
-        match w {
-            Write::RenewLeases {
-                names,
-                holder,
-                expires_at_ms,
-            } => {
-                for name in names {
-                    sqlx::query(
-                        "INSERT INTO locks (name, holder, expires_at) VALUES (?, ?, ?)
-                             ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at
-                             WHERE locks.holder = excluded.holder",
-                    )
-                    .bind(name)
-                    .bind(holder)
-                    .bind(expires_at_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                }
-            }
-            Write::ReleaseLease { name, holder } => {
-                sqlx::query("DELETE FROM locks WHERE name = ? AND holder = ?")
-                    .bind(name)
-                    .bind(holder)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }

@@ -10,7 +10,7 @@ use gantry_engine::Preparation;
 use gantry_engine::bus::{Bus, BusPorts};
 use gantry_engine::janitor;
 use gantry_engine::pipelines::Pipelines;
-use gantry_engine::ports::{Forge, SecretStore};
+use gantry_engine::ports::Forge;
 use gantry_engine::services::ServiceManager;
 use gantry_store::SecretKey;
 use std::io::Write as _;
@@ -38,6 +38,8 @@ Environment (besides the flags' [env: ...]; most are also keys of gantry.toml: d
   GANTRY_HEADER_READ_TIMEOUT       time a client has to send a request head [default: 10s]
   GANTRY_REPORT_INTERVAL           at most one PR comment edit per run this often [default: 2s]
   GANTRY_GIT_ALLOWED_URL_PREFIXES  comma-separated prefixes clone URLs must start with
+  GANTRY_DATABASE_URL              postgres://USER:PASSWORD@HOST:PORT/NAME: store runs and secrets
+                                   in PostgreSQL [default: DATA_DIR/gantry.db, SQLite]
   GANTRY_SECRET_KEY                the secret store's age key (AGE-SECRET-KEY-1...)
   GANTRY_SECRET_KEY_FILE           a file holding that key [default: DATA_DIR/secret.key]
   GANTRY_PASS_ENV                  comma-separated names of variables local jobs get
@@ -155,9 +157,8 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         None => SecretKey::load_or_create(&data_dir.join("secret.key"))
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     };
-    let sqlite = wiring::open_sqlite(data_dir).await?;
-    let secrets: Arc<dyn SecretStore> = Arc::new(sqlite.secrets(secret_key));
-    let store: Arc<dyn gantry_engine::ports::Store> = Arc::new(sqlite);
+    let (store, secrets) =
+        wiring::open_server_stores(data_dir, wiring::database_url().as_deref(), secret_key).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -58,6 +58,8 @@ impl Server {
         ])
         .arg(data_dir);
         cmd.env_remove("GANTRY_API_TOKEN");
+        // The data dir's SQLite unless a test asks for PostgreSQL.
+        cmd.env_remove("GANTRY_DATABASE_URL");
         for (k, v) in env {
             cmd.env(k, v);
         }

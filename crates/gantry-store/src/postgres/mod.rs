@@ -1,0 +1,162 @@
+//! PostgreSQL adapter, for a database several servers can share: one pool (8 connections) for
+//! reads and writes. Durability per commit: a [`Durability::Os`] batch commits with
+//! `synchronous_commit = off` (the server has it in its WAL buffers and writes it out within
+//! moments; it survives our crash, not the database server's), a [`Durability::Disk`] batch
+//! commits normally (its WAL flushed before the commit returns), and [`Store::sync`] flushes
+//! the WAL past every earlier commit. Leases are rows taken with one atomic upsert, correct with
+//! several servers. Large event payloads stay in their row (`events.detail`).
+//! `open.rs` connects and migrates, `write.rs` is the write path; the reads are the
+//! statements both backends share (`crate::shared`).
+
+mod open;
+mod write;
+
+use crate::SecretKey;
+use crate::rows::{db, event_from_row, page_size};
+use crate::shared::postgres::{
+    bus, deployments, reads, reads::EventKey, runners, secrets::Secrets,
+};
+use async_trait::async_trait;
+use gantry_engine::ports::*;
+use sqlx::PgPool;
+
+pub use open::postgres_target;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Secrets in PostgreSQL, encrypted with age.
+pub type PgSecrets = Secrets;
+
+impl PgStore {
+    /// The secret store on the same database, with values encrypted to `key`.
+    pub fn secrets(&self, key: SecretKey) -> PgSecrets {
+        Secrets {
+            write: self.pool.clone(),
+            read: self.pool.clone(),
+            key,
+        }
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn commit_prepared(
+        &self,
+        batch: &[Write],
+        _prepared: Prepared,
+        durability: Durability,
+    ) -> StoreResult<Committed> {
+        write::commit(&self.pool, batch, durability).await
+    }
+
+    /// A tiny synchronous commit: a transaction that takes a transaction id (so that its
+    /// commit writes a WAL record) commits only once the WAL is flushed up to that record, and
+    /// so past every asynchronous commit before it (PostgreSQL flushes the WAL in order).
+    async fn sync(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("SET LOCAL synchronous_commit = on")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("SELECT txid_current()")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn unfinished_runs(&self) -> StoreResult<Vec<RunRecord>> {
+        reads::unfinished_runs(&self.pool).await
+    }
+
+    async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>> {
+        reads::get_run(&self.pool, id).await
+    }
+
+    async fn list_runs(&self, filter: RunFilter) -> StoreResult<Vec<RunRecord>> {
+        reads::list_runs(&self.pool, filter).await
+    }
+
+    async fn audit_trail(&self, run_id: &str) -> StoreResult<Vec<AuditRecord>> {
+        reads::audit_trail(&self.pool, run_id).await
+    }
+
+    async fn undecided_events(
+        &self,
+        source: &str,
+        types: &[&str],
+        limit: u32,
+    ) -> StoreResult<Vec<EventRecord>> {
+        let rows = reads::undecided_event_rows(&self.pool, source, types, limit).await?;
+        rows.iter().map(|r| event_from_row(r, true)).collect()
+    }
+
+    async fn get_event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
+        let row = reads::event_row(&self.pool, EventKey::Id(id)).await?;
+        row.as_ref().map(|r| event_from_row(r, true)).transpose()
+    }
+
+    async fn list_rules(&self) -> StoreResult<Vec<RuleRecord>> {
+        bus::list_rules(&self.pool).await
+    }
+
+    async fn pending_deliveries(&self, limit: u32) -> StoreResult<Vec<DeliveryRecord>> {
+        bus::pending_deliveries(&self.pool, page_size(limit)).await
+    }
+
+    async fn deliveries_of(&self, event_id: &str) -> StoreResult<Vec<DeliveryRecord>> {
+        bus::deliveries_of(&self.pool, event_id).await
+    }
+
+    async fn schedule_fires(&self) -> StoreResult<Vec<(String, i64)>> {
+        bus::schedule_fires(&self.pool).await
+    }
+
+    async fn event_by_delivery(&self, delivery_id: &str) -> StoreResult<Option<EventRecord>> {
+        let row = reads::event_row(&self.pool, EventKey::Delivery(delivery_id)).await?;
+        row.as_ref().map(|r| event_from_row(r, true)).transpose()
+    }
+
+    async fn list_events(&self, filter: EventFilter) -> StoreResult<Vec<EventRecord>> {
+        reads::list_events(&self.pool, filter).await
+    }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        reads::try_lease(&self.pool, name, holder, expires_at_ms, now_ms).await
+    }
+
+    async fn list_runners(&self, filter: RunnerFilter) -> StoreResult<Vec<RunnerRecord>> {
+        runners::list(&self.pool, filter).await
+    }
+
+    async fn get_runner(&self, name: &str) -> StoreResult<Option<RunnerRecord>> {
+        runners::get(&self.pool, name).await
+    }
+
+    async fn get_deployment(&self, session_id: &str) -> StoreResult<Option<DeploymentRecord>> {
+        deployments::get(&self.pool, session_id).await
+    }
+
+    async fn list_deployments(
+        &self,
+        filter: DeploymentFilter,
+    ) -> StoreResult<Vec<(DeploymentRecord, gantry_core::RunStatus)>> {
+        deployments::list(&self.pool, filter).await
+    }
+
+    async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let expired = reads::expire_rows(&mut tx, retention, now_ms).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(expired)
+    }
+}

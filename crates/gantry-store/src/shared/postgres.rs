@@ -1,0 +1,44 @@
+//! The shared statements on PostgreSQL: `Db` and the statements that differ. The modules
+//! below are the files `sqlite.rs` mounts, mounted again on purpose (so `duplicate_mod` is
+//! allowed on each).
+
+pub(crate) type Db = sqlx::Postgres;
+pub(crate) type Pool = sqlx::PgPool;
+pub(crate) type Conn = sqlx::PgConnection;
+
+/// As SQLite's, with `$2` a text array.
+const DEPLOYMENTS: &str =
+    "SELECT d.record, r.status FROM deployments d JOIN runs r ON r.id = d.session_id
+     WHERE d.kind = $1
+       AND (cardinality($2) = 0 OR r.status = ANY($2))
+       AND (d.created_at < $3 OR (d.created_at = $3 AND d.session_id < $4))
+     ORDER BY d.created_at DESC, d.session_id DESC LIMIT $5";
+
+/// As SQLite's, with `$2` a text array.
+const UNDECIDED_EVENTS: &str = "SELECT * FROM events WHERE outcome IS NULL AND source = $1
+       AND type = ANY($2)
+     ORDER BY received_at, id LIMIT $3";
+
+/// A list bound as one parameter: a text array.
+fn list(items: &[impl AsRef<str>]) -> Vec<String> {
+    items.iter().map(|s| s.as_ref().to_string()).collect()
+}
+
+#[allow(clippy::duplicate_mod)]
+#[path = "bus.rs"]
+pub(crate) mod bus;
+#[allow(clippy::duplicate_mod)]
+#[path = "deployments.rs"]
+pub(crate) mod deployments;
+#[allow(clippy::duplicate_mod)]
+#[path = "reads.rs"]
+pub(crate) mod reads;
+#[allow(clippy::duplicate_mod)]
+#[path = "runners.rs"]
+pub(crate) mod runners;
+#[allow(clippy::duplicate_mod)]
+#[path = "secrets.rs"]
+pub(crate) mod secrets;
+#[allow(clippy::duplicate_mod)]
+#[path = "writes.rs"]
+pub(crate) mod writes;

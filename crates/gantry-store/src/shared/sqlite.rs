@@ -1,0 +1,38 @@
+//! The shared statements on SQLite: `Db` and the statements that differ.
+
+pub(crate) type Db = sqlx::Sqlite;
+pub(crate) type Pool = sqlx::SqlitePool;
+pub(crate) type Conn = sqlx::SqliteConnection;
+
+/// Deployments of a kind whose run has one of the statuses in `$2` (a JSON array; none:
+/// any), before (`$3`, `$4`), newest first, at most `$5`.
+const DEPLOYMENTS: &str =
+    "SELECT d.record, r.status FROM deployments d JOIN runs r ON r.id = d.session_id
+     WHERE d.kind = $1
+       AND (json_array_length($2) = 0 OR r.status IN (SELECT value FROM json_each($2)))
+       AND (d.created_at < $3 OR (d.created_at = $3 AND d.session_id < $4))
+     ORDER BY d.created_at DESC, d.session_id DESC LIMIT $5";
+
+/// Events of `$1` not yet decided whose type is in `$2`, oldest first, at most `$3`.
+const UNDECIDED_EVENTS: &str = "SELECT * FROM events WHERE outcome IS NULL AND source = $1
+       AND type IN (SELECT value FROM json_each($2))
+     ORDER BY received_at, id LIMIT $3";
+
+/// A list bound as one parameter: a JSON array.
+fn list(items: &[impl AsRef<str>]) -> String {
+    let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+    serde_json::to_string(&items).unwrap_or_else(|_| "[]".into())
+}
+
+#[path = "bus.rs"]
+pub(crate) mod bus;
+#[path = "deployments.rs"]
+pub(crate) mod deployments;
+#[path = "reads.rs"]
+pub(crate) mod reads;
+#[path = "runners.rs"]
+pub(crate) mod runners;
+#[path = "secrets.rs"]
+pub(crate) mod secrets;
+#[path = "writes.rs"]
+pub(crate) mod writes;
