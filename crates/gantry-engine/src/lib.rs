@@ -9,6 +9,7 @@ pub mod ids;
 pub mod janitor;
 pub mod journal;
 pub mod layout;
+pub mod lease;
 pub mod logs;
 pub mod orchestrator;
 pub mod pipelines;

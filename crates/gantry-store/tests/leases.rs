@@ -48,3 +48,44 @@ both!(async fn of_servers_racing_for_a_lease_exactly_one_gets_it(backend) {
         assert!(!stores[0].try_lease(&name, &holder, 40_000, 20_002).await.unwrap(), "released by its old holder only");
     }
 });
+
+both!(async fn runs_whose_lease_lapsed_are_orphans_and_their_old_holder_learns_it_lost_them(backend) {
+    let place = Place::new(backend);
+    let (a, b) = (place.store().await, place.store().await);
+    let mut batch = Vec::new();
+    for id in ["r1", "r2", "r3"] {
+        batch.push(Write::InsertRun(Box::new(common::run(id, 1))));
+    }
+    // r1 and r2 are server A's; r3 was never leased (its server died before it could).
+    batch.push(Write::RenewLeases {
+        names: vec!["run:r1".into(), "run:r2".into()],
+        holder: "a".into(),
+        expires_at_ms: 10_000,
+    });
+    a.commit(&batch).await.unwrap();
+    let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(b.orphaned_runs(5_000, 10).await.unwrap()), ["r3"]);
+    assert_eq!(ids(b.orphaned_runs(10_001, 10).await.unwrap()), ["r1", "r2", "r3"]);
+    assert_eq!(ids(b.orphaned_runs(10_001, 1).await.unwrap()), ["r1"], "at most the limit");
+
+    // B adopts r2 after A's lease lapsed; A, renewing late, keeps r1 and learns r2 is gone.
+    assert!(b.try_lease("run:r2", "b", 50_000, 10_001).await.unwrap());
+    let names = vec!["run:r1".to_string(), "run:r2".to_string()];
+    assert_eq!(a.renew_leases(&names, "a", 30_000).await.unwrap(), ["run:r1"]);
+    assert!(!b.try_lease("run:r1", "b", 40_000, 25_000).await.unwrap(), "renewed to 30 000");
+    assert_eq!(ids(b.orphaned_runs(25_000, 10).await.unwrap()), ["r3"]);
+    // A finished run is nobody's orphan.
+    let mut done = common::run("r3", 1);
+    done.status = gantry_core::RunStatus::Succeeded;
+    a.commit(&[Write::UpdateRun {
+        id: "r3".into(),
+        status: done.status,
+        cancel_requested: false,
+        started_at_ms: Some(2),
+        finished_at_ms: Some(3),
+    }])
+    .await
+    .unwrap();
+    assert!(b.orphaned_runs(25_000, 10).await.unwrap().is_empty());
+    assert!(a.renew_leases(&[], "a", 1).await.unwrap().is_empty());
+});

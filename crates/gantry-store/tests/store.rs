@@ -1,46 +1,14 @@
 //! The Store contract, checked on a real SQLite database. Written against `dyn Store` so the
 //! PostgreSQL adapter can run the same checks.
 
-use gantry_core::spec::{Format, Limits, RunContext, parse_spec};
+use gantry_core::spec::RunContext;
 use gantry_core::{JobStatus, RunStatus};
 use gantry_engine::ports::*;
 use gantry_store::SqliteStore;
 
 #[macro_use]
 mod common;
-use common::{event, open};
-
-fn run(id: &str, created: i64) -> RunRecord {
-    let spec = parse_spec(
-        b"jobs: {a: {run: [\"true\"]}, b: {run: [\"true\"], needs: [a]}}",
-        Format::Yaml,
-        "t",
-        &Limits::default(),
-    )
-    .unwrap();
-    RunRecord {
-        id: id.into(),
-        name: "t".into(),
-        status: RunStatus::Queued,
-        trace_id: format!("trace-{id}"),
-        jobs: spec
-            .jobs
-            .iter()
-            .enumerate()
-            .map(|(i, j)| JobRecord::pending(i, &j.name))
-            .collect(),
-        spec: spec.into(),
-        context: RunContext {
-            event: Some("push".into()),
-            branch: Some("main".into()),
-            ..RunContext::default()
-        },
-        cancel_requested: false,
-        created_at_ms: created,
-        started_at_ms: None,
-        finished_at_ms: None,
-    }
-}
+use common::{event, open, run};
 
 fn audit(run: &str, to: &str, at: i64) -> Write {
     Write::Audit(AuditRecord {

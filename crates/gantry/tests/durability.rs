@@ -82,6 +82,12 @@ impl Store for Gated {
     async fn audit_trail(&self, run_id: &str) -> StoreResult<Vec<AuditRecord>> {
         self.inner.audit_trail(run_id).await
     }
+    async fn orphaned_runs(&self, now: i64, limit: u32) -> StoreResult<Vec<RunRecord>> {
+        self.inner.orphaned_runs(now, limit).await
+    }
+    async fn renew_leases(&self, n: &[String], h: &str, exp: i64) -> StoreResult<Vec<String>> {
+        self.inner.renew_leases(n, h, exp).await
+    }
     async fn try_lease(&self, n: &str, h: &str, exp: i64, now: i64) -> StoreResult<bool> {
         self.inner.try_lease(n, h, exp, now).await
     }

@@ -18,7 +18,14 @@ use tracing::{info, warn};
 const MAX_BACKOFF_MS: i64 = 300_000;
 
 pub(super) async fn run(bus: Bus) {
+    // Of several servers on one database, only the lease's holder delivers (each delivery is
+    // still at least once: a holder that dies mid-delivery leaves it pending).
+    let mut lease = crate::lease::Singleton::new("bus:deliveries");
     while !bus.inner.engine.is_stopped() {
+        if !lease.held(&bus.inner.engine).await {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
         let now = bus.inner.engine.clock_now();
         let pending = match bus.inner.engine.store().pending_deliveries(200).await {
             Ok(p) => p,

@@ -13,8 +13,14 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 pub(super) async fn run(bus: Bus) {
-    // Ends with the engine: a scheduler left behind would fire beside the next one's.
+    // Ends with the engine: a scheduler left behind would fire beside the next one's. Of
+    // several servers on one database, only the lease's holder fires.
+    let mut lease = crate::lease::Singleton::new("bus:scheduler");
     while !bus.inner.engine.is_stopped() {
+        if !lease.held(&bus.inner.engine).await {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
         if let Err(e) = tick(&bus).await {
             warn!(cause = %e, "scheduler tick failed");
         }

@@ -4,14 +4,16 @@
 //!
 //! Ownership of a run is a lease in the store (`run:<id>`), taken when the run is adopted
 //! (submitted, recovered or re-run), renewed by the watchdog tick, released when the run ends;
-//! every step happens while it is held. The step is triggered by each result, by the watchdog
-//! and at start-up (recovery), and is idempotent.
+//! every step happens while it is held. A run whose server stops renewing is adopted by another
+//! (`takeover.rs`). The step is triggered by each result, by the watchdog and at start-up
+//! (recovery), and is idempotent.
 
 mod active;
 mod prepare;
 mod recovery;
 mod start;
 mod submit;
+mod takeover;
 
 pub use prepare::{ForkJobs, Preparation};
 
@@ -75,7 +77,9 @@ impl EngineConfig {
             max_parallel: max_parallel.max(1),
             owner,
             recover: true,
-            lease_ttl_ms: 30_000,
+            // Renewed every watchdog tick; a server that stops renewing has its runs adopted
+            // by another within about this long.
+            lease_ttl_ms: 8_000,
             watchdog_interval: Duration::from_secs(1),
             watchdog_grace_ms: 10_000,
             work_dir: None,
@@ -116,6 +120,14 @@ enum Command {
         outcome: Outcome,
     },
     Watchdog,
+    /// Runs whose leases another server holds now (see `takeover.rs`).
+    LeasesLost {
+        run_ids: Vec<String>,
+    },
+    /// Runs whose leases this server just took from one that stopped.
+    Orphans {
+        records: Vec<RunRecord>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -130,6 +142,9 @@ pub struct Engine {
     layout: Layout,
     logs: Logs,
     clock: Arc<dyn Clock>,
+    /// The lease holder name and lease time (for the singletons of `crate::lease`).
+    owner: Arc<str>,
+    lease_ttl_ms: i64,
 }
 
 impl Engine {
@@ -196,6 +211,8 @@ impl Engine {
             layout,
             logs,
             clock,
+            owner: config.owner.as_str().into(),
+            lease_ttl_ms: config.lease_ttl_ms,
         })
     }
 
@@ -287,6 +304,11 @@ impl Engine {
     /// Asks the watchdog to look now (besides its timer).
     pub fn poke_watchdog(&self) {
         let _ = self.tx.send(Command::Watchdog);
+    }
+
+    /// This server's lease holder name, and how long its leases last.
+    pub fn lease_holder(&self) -> (&str, i64) {
+        (&self.owner, self.lease_ttl_ms)
     }
 
     /// Whether the engine has stopped (after [`Engine::shutdown`]): what its background
@@ -469,6 +491,8 @@ impl Actor {
                 outcome,
             } => self.on_ended(&run_id, job, attempt, outcome, now),
             Command::Watchdog => self.watchdog(now),
+            Command::LeasesLost { run_ids } => self.leases_lost(run_ids),
+            Command::Orphans { records } => self.adopt_orphans(records, now),
             Command::Shutdown { reply } => {
                 self.append(Vec::new());
                 let _ = reply.send(());
@@ -552,13 +576,8 @@ impl Actor {
             }
             self.on_ended(&run_id, job, attempt, Outcome::TimedOut, now);
         }
-        let names: Vec<String> = self.runs.keys().map(|id| format!("run:{id}")).collect();
-        if !names.is_empty() {
-            self.append(vec![Write::RenewLeases {
-                names,
-                holder: self.config.owner.clone(),
-                expires_at_ms: now + self.config.lease_ttl_ms,
-            }]);
+        if self.config.recover {
+            self.keep_leases(now);
         }
         // Step everything: a run can only be stuck if something above has a bug, and a step of a
         // healthy run changes nothing.

@@ -1,7 +1,8 @@
 //! Recovery at start-up: stop attempts orphaned by a crash, take the lease of each unfinished
 //! run, record its running attempts as lost (each job's first lost attempt runs again without
 //! counting against its retries, unless it says `rerun_lost: false`), and queue every such run
-//! for a step.
+//! for a step. [`Actor::take_over`] is the same for one run, also used when a run is adopted
+//! from another server (`takeover.rs`).
 
 use super::active::ActiveRun;
 use super::{Actor, EngineError};
@@ -39,27 +40,7 @@ impl Actor {
             {
                 continue; // another server is driving it
             }
-            let mut run = ActiveRun::from_record(&record);
-            for i in 0..run.state.jobs.len() {
-                let j = &run.state.jobs[i];
-                if j.status != JobStatus::Running {
-                    continue;
-                }
-                let attempt = j.attempt;
-                let policy = RetryPolicy::of(&run.spec.jobs[i]);
-                writes.push(run.note(
-                    Some(i),
-                    "lost",
-                    format!("attempt {attempt} was running when the server stopped"),
-                    now,
-                ));
-                if let Some(t) = run.state.on_result(i, attempt, Outcome::Lost, policy, now) {
-                    run.writes_for(&t, now, &mut writes);
-                }
-            }
-            writes.push(run.note(None, "recovered", "run adopted after a restart".into(), now));
-            self.dirty.push(run.id.clone());
-            self.runs.insert(run.id.clone(), run);
+            self.take_over(&record, "run adopted after a restart", now, &mut writes);
             adopted += 1;
         }
         if adopted > 0 {
@@ -67,5 +48,38 @@ impl Actor {
         }
         self.journal.append_durable(writes).await?;
         Ok(())
+    }
+
+    /// Makes a run whose lease this server now holds one of its active runs: its attempts
+    /// recorded as running (on a server that stopped) are lost, and each job's first lost
+    /// attempt runs again; the run is noted as adopted, with `why`, and stepped.
+    pub(super) fn take_over(
+        &mut self,
+        record: &crate::ports::RunRecord,
+        why: &str,
+        now: i64,
+        writes: &mut Vec<crate::ports::Write>,
+    ) {
+        let mut run = ActiveRun::from_record(record);
+        for i in 0..run.state.jobs.len() {
+            let j = &run.state.jobs[i];
+            if j.status != JobStatus::Running {
+                continue;
+            }
+            let attempt = j.attempt;
+            let policy = RetryPolicy::of(&run.spec.jobs[i]);
+            writes.push(run.note(
+                Some(i),
+                "lost",
+                format!("attempt {attempt} was running when its server stopped"),
+                now,
+            ));
+            if let Some(t) = run.state.on_result(i, attempt, Outcome::Lost, policy, now) {
+                run.writes_for(&t, now, writes);
+            }
+        }
+        writes.push(run.note(None, "recovered", why.into(), now));
+        self.dirty.push(run.id.clone());
+        self.runs.insert(run.id.clone(), run);
     }
 }

@@ -336,6 +336,18 @@ pub trait Store: Send + Sync + 'static {
     /// Newest first.
     async fn list_runs(&self, filter: RunFilter) -> StoreResult<Vec<RunRecord>>;
     async fn audit_trail(&self, run_id: &str) -> StoreResult<Vec<AuditRecord>>;
+    /// Unfinished runs no server holds (no `run:<id>` lease, or an expired one), oldest
+    /// first, at most `limit`: what a server adopts from one that stopped renewing.
+    async fn orphaned_runs(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<RunRecord>>;
+    /// Extends those of `names` that `holder` still holds to `expires_at_ms`, and says which
+    /// they were; the others were lost (taken by another server after they expired, or
+    /// removed once expired).
+    async fn renew_leases(
+        &self,
+        names: &[String],
+        holder: &str,
+        expires_at_ms: i64,
+    ) -> StoreResult<Vec<String>>;
     /// Takes the lease `name` for `holder` if it is free, expired, or already `holder`'s.
     async fn try_lease(
         &self,

@@ -124,6 +124,19 @@ impl Store for PgStore {
         reads::list_events(&self.pool, filter).await
     }
 
+    async fn orphaned_runs(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<RunRecord>> {
+        reads::orphaned_runs(&self.pool, now_ms, limit).await
+    }
+
+    async fn renew_leases(
+        &self,
+        names: &[String],
+        holder: &str,
+        expires_at_ms: i64,
+    ) -> StoreResult<Vec<String>> {
+        reads::renew_leases(&self.pool, names, holder, expires_at_ms).await
+    }
+
     async fn try_lease(
         &self,
         name: &str,

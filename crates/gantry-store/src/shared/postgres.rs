@@ -19,6 +19,10 @@ const UNDECIDED_EVENTS: &str = "SELECT * FROM events WHERE outcome IS NULL AND s
        AND type = ANY($2)
      ORDER BY received_at, id LIMIT $3";
 
+/// As SQLite's, with `$3` a text array.
+const RENEW_LEASES: &str = "UPDATE locks SET expires_at = $1
+     WHERE holder = $2 AND name = ANY($3) RETURNING name";
+
 /// A list bound as one parameter: a text array.
 fn list(items: &[impl AsRef<str>]) -> Vec<String> {
     items.iter().map(|s| s.as_ref().to_string()).collect()

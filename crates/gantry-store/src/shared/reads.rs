@@ -63,6 +63,43 @@ pub(crate) async fn unfinished_runs(read: &Pool) -> StoreResult<Vec<RunRecord>> 
     with_jobs(read, &rows).await
 }
 
+pub(crate) async fn orphaned_runs(
+    read: &Pool,
+    now_ms: i64,
+    limit: u32,
+) -> StoreResult<Vec<RunRecord>> {
+    let rows = sqlx::query(concat!(
+        run_select!(),
+        " LEFT JOIN locks l ON l.name = 'run:' || r.id
+         WHERE r.status IN ('queued', 'running') AND (l.name IS NULL OR l.expires_at < $1)
+         ORDER BY r.id LIMIT $2"
+    ))
+    .bind(now_ms)
+    .bind(i64::from(limit.max(1)))
+    .fetch_all(read)
+    .await
+    .map_err(db)?;
+    with_jobs(read, &rows).await
+}
+
+pub(crate) async fn renew_leases(
+    write: &Pool,
+    names: &[String],
+    holder: &str,
+    expires_at_ms: i64,
+) -> StoreResult<Vec<String>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar(super::RENEW_LEASES)
+        .bind(expires_at_ms)
+        .bind(holder)
+        .bind(super::list(names))
+        .fetch_all(write)
+        .await
+        .map_err(db)
+}
+
 pub(crate) async fn get_run(read: &Pool, id: &str) -> StoreResult<Option<RunRecord>> {
     let Some(row) = sqlx::query(concat!(run_select!(), " WHERE r.id = $1"))
         .bind(id)

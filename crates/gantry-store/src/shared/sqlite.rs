@@ -18,6 +18,10 @@ const UNDECIDED_EVENTS: &str = "SELECT * FROM events WHERE outcome IS NULL AND s
        AND type IN (SELECT value FROM json_each($2))
      ORDER BY received_at, id LIMIT $3";
 
+/// Extends the leases in `$3` (a JSON array) that `$2` holds to `$1`; names them.
+const RENEW_LEASES: &str = "UPDATE locks SET expires_at = $1
+     WHERE holder = $2 AND name IN (SELECT value FROM json_each($3)) RETURNING name";
+
 /// A list bound as one parameter: a JSON array.
 fn list(items: &[impl AsRef<str>]) -> String {
     let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();

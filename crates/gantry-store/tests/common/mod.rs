@@ -104,3 +104,36 @@ pub fn event(delivery: &str, at: i64) -> Write {
         outcome: None,
     }))
 }
+
+/// A queued run of two jobs (`b` needs `a`), made at `created`.
+pub fn run(id: &str, created: i64) -> RunRecord {
+    let spec = gantry_core::spec::parse_spec(
+        b"jobs: {a: {run: [\"true\"]}, b: {run: [\"true\"], needs: [a]}}",
+        gantry_core::spec::Format::Yaml,
+        "t",
+        &gantry_core::spec::Limits::default(),
+    )
+    .unwrap();
+    RunRecord {
+        id: id.into(),
+        name: "t".into(),
+        status: gantry_core::RunStatus::Queued,
+        trace_id: format!("trace-{id}"),
+        jobs: spec
+            .jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| JobRecord::pending(i, &j.name))
+            .collect(),
+        spec: spec.into(),
+        context: gantry_core::spec::RunContext {
+            event: Some("push".into()),
+            branch: Some("main".into()),
+            ..gantry_core::spec::RunContext::default()
+        },
+        cancel_requested: false,
+        created_at_ms: created,
+        started_at_ms: None,
+        finished_at_ms: None,
+    }
+}
