@@ -4,6 +4,7 @@
 //! database, each value encrypted with age (`secrets.rs`). Large event payloads are written
 //! once, to segment files beside the database (`segments.rs`).
 
+mod agents;
 mod bus;
 mod deployments;
 mod rows;
@@ -12,5 +13,6 @@ mod secrets;
 mod segments;
 mod sqlite;
 
+pub use agents::SqliteAgents;
 pub use secrets::{SecretKey, SqliteSecrets};
 pub use sqlite::SqliteStore;

@@ -50,6 +50,8 @@ pub struct JobInputs {
     pub registries: gantry_exec::RegistryAuth,
     /// A local run's working tree: jobs without a `source` start with a copy of it.
     pub tree: Option<Arc<gantry_exec::WorkingTree>>,
+    /// Agents on other hosts run `runs_on` jobs (a server's).
+    pub agents: Option<Arc<gantry_engine::agents::Agents>>,
 }
 
 /// The smallest log limit accepted: a bare number is bytes, so `64` for `64m` is refused.
@@ -118,6 +120,11 @@ pub async fn start_engine(
         executors.insert(ExecutorKind::Aws, Arc::new(aws));
         sessions
     };
+    if let Some(agents) = &inputs.agents {
+        let agent = gantry_engine::agents::AgentExecutor::new(agents.clone(), store.clone());
+        executors.insert(ExecutorKind::Agent, Arc::new(agent));
+    }
+    let agents = inputs.agents.clone();
     let engine = Engine::start_with(
         config,
         store,
@@ -129,6 +136,9 @@ pub async fn start_engine(
     .context("cannot start the engine")?;
     #[cfg(feature = "aws")]
     sessions.attach(engine.journal().clone());
+    if let Some(agents) = agents {
+        agents.attach(engine.journal().clone(), engine.logs().clone());
+    }
     Ok(engine)
 }
 

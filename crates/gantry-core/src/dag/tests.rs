@@ -78,6 +78,7 @@ fn spec_of(c: &Case) -> RunSpec {
             secrets: vec![],
             image: None,
             executor: ExecutorKind::Local,
+            runs_on: Vec::new(),
             source: None,
             container: None,
             aws: None,

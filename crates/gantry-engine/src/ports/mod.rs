@@ -1,6 +1,7 @@
 //! Ports: what the engine needs from the world, as traits. Adapters (crates `gantry-store`,
 //! `gantry-exec`, …) implement them; the engine never names a database, a process or a socket.
 
+pub mod agents;
 pub mod clock;
 pub mod deployments;
 pub mod executor;
@@ -11,6 +12,7 @@ pub mod store;
 pub mod target_groups;
 pub mod targets;
 
+pub use agents::{AgentQueue, AgentRecord, AgentToken, QueueState, QueuedJob};
 pub use clock::{Clock, SystemClock};
 pub use deployments::{DeployTargets, DeploymentFilter, DeploymentRecord, LookupError};
 pub use executor::{Artifacts, CancelSignal, Checkout, Executor, JobCache, Launch};

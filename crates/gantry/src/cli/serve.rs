@@ -44,6 +44,7 @@ Environment (besides the flags' [env: ...]; most are also keys of gantry.toml: d
   GANTRY_FORK_JOBS                 what forks' PR jobs may do: containers, off, local
   GANTRY_ALLOW_INTERNAL_HOSTS      comma-separated internal hosts rules' http targets may reach
   GANTRY_RUNNERS_RECONCILE         how often runner pools are reconciled with GitHub [default: 1m]
+  GANTRY_AGENT_LEASE               how long an agent holds a job without renewing [default: 60s]
   GANTRY_LOG                       log filter, e.g. debug or gantry=debug [default: info]
   DOCKER_CONFIG                    folder of the Docker config.json for registry credentials
   ([registries] password_env names further variables; the deployer reads AWS_* variables)";
@@ -82,6 +83,9 @@ pub struct ServeArgs {
     /// How much of each job's output its log keeps, e.g. `64m`; the rest is dropped [default: 64m].
     #[arg(long, env = "GANTRY_LOG_LIMIT")]
     pub log_limit: Option<String>,
+    /// How long an agent holds a job without renewing its lease, e.g. `60s` [default: 60s].
+    #[arg(long, env = "GANTRY_AGENT_LEASE")]
+    pub agent_lease: Option<String>,
 }
 
 pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
@@ -113,6 +117,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         header_read_timeout,
         registries,
         runners,
+        agent_lease_ms,
     } = resolved;
     // What the server makes is private to it, and its memory unreadable to its jobs.
     gantry_exec::keep_jobs_out().map_err(|e| anyhow::anyhow!(e))?;
@@ -151,6 +156,10 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     };
     let sqlite = wiring::open_sqlite(data_dir).await?;
     let secrets: Arc<dyn SecretStore> = Arc::new(sqlite.secrets(secret_key));
+    let callback_key = gantry_engine::agents::load_or_create_key(&data_dir.join("callback.key"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let agents =
+        gantry_engine::agents::Agents::new(Arc::new(sqlite.agents()), callback_key, agent_lease_ms);
     let store: Arc<dyn gantry_engine::ports::Store> = Arc::new(sqlite);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -171,6 +180,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         log_limit: Some(log_limit),
         registries: registries.clone(),
         tree: None,
+        agents: Some(agents.clone()),
     };
     let engine =
         wiring::start_engine(data_dir, store.clone(), max_parallel, &owner, true, inputs).await?;
@@ -338,6 +348,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         deployer: deployer(git),
         sessions: Arc::new(crate::dashboard::Sessions::new()),
         configured: Arc::new(configured),
+        agents: Some(agents),
         stopping: stopping_rx,
     };
     let addr = listener.local_addr()?;
@@ -377,7 +388,7 @@ fn deployer(_: Arc<gantry_exec::GitSources>) -> Option<server::Deployer> {
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
 /// the future is first polled: called before the address is printed, a signal sent as soon
 /// as the server says it listens stops it cleanly instead of killing it.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{Signal, SignalKind, signal};
     let term = signal(SignalKind::terminate()).ok();
     let int = signal(SignalKind::interrupt()).ok();
