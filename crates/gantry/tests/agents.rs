@@ -366,3 +366,41 @@ async fn bad_callbacks_and_revoked_tokens_are_refused() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn a_cancelled_or_timed_out_job_is_stopped_on_its_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(&dir.path().join("data"), LEASE).await;
+    let t = token(&s, "fleet").await;
+    let _a = Agent::start(&s, &t, "worker", "linux", &dir.path().join("agents"), &[]).await;
+    let run = s
+        .submit_yaml("jobs:\n  c:\n    runs_on: [linux]\n    run: ['sleep 31.25']\n")
+        .await;
+    common::wait_until(20, "the job runs on the agent", || {
+        common::alive("sleep 31.25")
+    })
+    .await;
+    let (st, b) = s
+        .post(
+            &format!("/api/v1/runs/{run}/cancel"),
+            "application/json",
+            "{}",
+        )
+        .await;
+    assert_eq!(st, 202, "{b}");
+    let done = s.wait_finished(&run, 20).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    common::wait_until(10, "the agent killed the job", || {
+        !common::alive("sleep 31.25")
+    })
+    .await;
+
+    let run = s
+        .submit_yaml(
+            "jobs:\n  t:\n    runs_on: [linux]\n    timeout: 1s\n    run: ['sleep 32.25']\n",
+        )
+        .await;
+    let done = s.wait_finished(&run, 30).await;
+    assert_eq!(job(&done, "t")["status"], "timed_out", "{done}");
+    assert!(!common::alive("sleep 32.25"));
+}

@@ -26,7 +26,8 @@ impl AgentExecutor {
         AgentExecutor { agents, store }
     }
 
-    async fn labels_of(&self, launch: &Launch) -> Result<Vec<String>, String> {
+    /// The attempt's `runs_on` and its run's repository.
+    async fn labels_of(&self, launch: &Launch) -> Result<(Vec<String>, Option<String>), String> {
         let run = self
             .store
             .get_run(&launch.run_id)
@@ -37,7 +38,7 @@ impl AgentExecutor {
             .jobs
             .iter()
             .find(|j| j.name == launch.job)
-            .map(|j| j.runs_on.clone())
+            .map(|j| (j.runs_on.clone(), run.context.repo.clone()))
             .ok_or_else(|| "its job is not in its run's spec".to_string())
     }
 }
@@ -48,7 +49,6 @@ struct Forget<'a>(&'a Agents, String);
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
         lock(&self.0.waiting).remove(&self.1);
-        lock(&self.0.secrets).remove(&self.1);
         lock(&self.0.logs).remove(&self.1);
     }
 }
@@ -57,7 +57,7 @@ impl Drop for Forget<'_> {
 impl Executor for AgentExecutor {
     async fn execute(&self, launch: Launch, mut cancel: CancelSignal) -> Outcome {
         let a = &*self.agents;
-        let labels = match self.labels_of(&launch).await {
+        let (labels, repo) = match self.labels_of(&launch).await {
             Ok(l) => l,
             Err(e) => {
                 launch
@@ -72,7 +72,10 @@ impl Executor for AgentExecutor {
             timeout_ms: launch.timeout_ms,
             image: launch.image.clone(),
             container: launch.container.clone(),
+            // The secrets the preparation found for it (none when withheld from a fork);
+            // their values are looked up again when an agent takes the job.
             secret_names: launch.secrets.iter().map(|(k, _)| k.clone()).collect(),
+            secrets_repo: repo,
         };
         let id = crate::ids::new_run_id().to_ascii_lowercase();
         let entry = QueuedJob {
@@ -92,7 +95,6 @@ impl Executor for AgentExecutor {
         };
         let notify = Arc::new(Notify::new());
         lock(&a.waiting).insert(id.clone(), notify.clone());
-        lock(&a.secrets).insert(id.clone(), launch.secrets.clone());
         lock(&a.logs).insert(id.clone(), launch.log.clone());
         let _forget = Forget(a, id.clone());
         for n in &launch.notes {

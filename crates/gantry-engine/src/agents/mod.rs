@@ -15,7 +15,7 @@ pub use tokens::{TOKEN_PREFIX, load_or_create_key};
 
 use crate::journal::Journal;
 use crate::logs::{AttemptLog, Logs};
-use crate::ports::{AgentQueue, AgentRecord, QueueState, QueuedJob, SecretValue, StoreError};
+use crate::ports::{AgentQueue, AgentRecord, QueueState, QueuedJob, SecretStore, StoreError};
 use gantry_core::callback::{Claim, sign};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -53,9 +53,13 @@ pub struct Task {
     pub image: Option<String>,
     #[serde(default)]
     pub container: Option<gantry_core::spec::ContainerOpts>,
-    /// Names of the secrets the job gets (their values come only in the lease).
+    /// Names of the secrets the job gets (their values are resolved when an agent takes the
+    /// job, and sent only in its lease).
     #[serde(default)]
     pub secret_names: Vec<String>,
+    /// The repository whose scope the secrets are looked up in (then global).
+    #[serde(default)]
+    pub secrets_repo: Option<String>,
 }
 
 /// A job handed to an agent: what to run, its secrets, its lease, and where its result goes.
@@ -106,8 +110,8 @@ pub struct Agents {
     work: Notify,
     /// Per queue entry: its executor, waiting for a change.
     waiting: Mutex<HashMap<String, Arc<Notify>>>,
-    /// Per queue entry not yet taken: the secret values its job named (memory only).
-    secrets: Mutex<HashMap<String, Vec<(String, SecretValue)>>>,
+    /// Where secret values come from when an agent takes a job.
+    secrets: Option<Arc<dyn SecretStore>>,
     /// Per queue entry: the attempt's log.
     logs: Mutex<HashMap<String, AttemptLog>>,
     journal: OnceLock<Journal>,
@@ -123,8 +127,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Agents {
-    /// `key` signs callback tokens; `lease_ms` is how long a job is held without renewal.
-    pub fn new(queue: Arc<dyn AgentQueue>, key: Vec<u8>, lease_ms: u64) -> Arc<Agents> {
+    /// `key` signs callback tokens; `lease_ms` is how long a job is held without renewal;
+    /// `secrets` resolves the secrets a job names when an agent takes it.
+    pub fn new(
+        queue: Arc<dyn AgentQueue>,
+        key: Vec<u8>,
+        lease_ms: u64,
+        secrets: Option<Arc<dyn SecretStore>>,
+    ) -> Arc<Agents> {
         Arc::new(Agents {
             queue,
             key,
@@ -132,7 +142,7 @@ impl Agents {
             poll_ms: DEFAULT_POLL_MS,
             work: Notify::new(),
             waiting: Mutex::default(),
-            secrets: Mutex::default(),
+            secrets,
             logs: Mutex::default(),
             journal: OnceLock::new(),
             all_logs: OnceLock::new(),
@@ -244,7 +254,23 @@ impl Agents {
             }
             let task: Task = serde_json::from_str(&q.task)
                 .map_err(|e| StoreError::Corrupt(format!("agent task {}: {e}", q.id)))?;
-            let secrets = lock(&self.secrets).remove(&q.id).unwrap_or_default();
+            let secrets = match self.resolve(&task).await {
+                Ok(s) => s,
+                Err(why) => {
+                    // The job cannot run as it is: it fails, saying why (no value is named).
+                    let report = serde_json::json!({"outcome": "failed", "error": why});
+                    self.queue
+                        .finish(
+                            &q.id,
+                            QueueState::Taken,
+                            QueueState::Done,
+                            Some(&report.to_string()),
+                        )
+                        .await?;
+                    self.wake(&q.id);
+                    continue;
+                }
+            };
             let claim = Claim {
                 run_id: q.run_id.clone(),
                 job: q.job.clone(),
@@ -262,16 +288,39 @@ impl Agents {
                 attempt: q.attempt,
                 trace_id: q.trace_id,
                 task,
-                secrets: secrets
-                    .into_iter()
-                    .map(|(k, v)| (k, v.expose().to_string()))
-                    .collect(),
+                secrets,
                 lease_ms: self.lease_ms,
                 heartbeat_ms: (self.lease_ms / 4).clamp(200, 5_000),
                 callback,
             }));
         }
         Ok(None)
+    }
+
+    /// The values of the secrets a task names, looked up now (never stored in the queue).
+    async fn resolve(&self, task: &Task) -> Result<Vec<(String, String)>, String> {
+        if task.secret_names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let store = self
+            .secrets
+            .as_ref()
+            .ok_or("the job names secrets and this server has no secret store")?;
+        let resolved = store
+            .resolve(&task.secret_names, task.secrets_repo.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resolved.missing.is_empty() {
+            return Err(format!(
+                "secrets not set when an agent took the job: {}",
+                resolved.missing.join(", ")
+            ));
+        }
+        Ok(resolved
+            .values
+            .into_iter()
+            .map(|(k, v)| (k, v.expose().to_string()))
+            .collect())
     }
 
     /// Renews the lease agent `name` holds on entry `id`: whether it must stop the job.

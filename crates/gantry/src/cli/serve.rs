@@ -158,8 +158,12 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     let secrets: Arc<dyn SecretStore> = Arc::new(sqlite.secrets(secret_key));
     let callback_key = gantry_engine::agents::load_or_create_key(&data_dir.join("callback.key"))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let agents =
-        gantry_engine::agents::Agents::new(Arc::new(sqlite.agents()), callback_key, agent_lease_ms);
+    let agents = gantry_engine::agents::Agents::new(
+        Arc::new(sqlite.agents()),
+        callback_key,
+        agent_lease_ms,
+        Some(secrets.clone()),
+    );
     let store: Arc<dyn gantry_engine::ports::Store> = Arc::new(sqlite);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
