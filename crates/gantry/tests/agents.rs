@@ -404,3 +404,33 @@ async fn a_cancelled_or_timed_out_job_is_stopped_on_its_agent() {
     assert_eq!(job(&done, "t")["status"], "timed_out", "{done}");
     assert!(!common::alive("sleep 32.25"));
 }
+
+/// `image:` with `runs_on`: the agent runs the job in Docker on its host, with the job's
+/// secrets masked as for local jobs.
+#[tokio::test]
+async fn an_agent_runs_an_image_job_in_docker() {
+    let script = format!("{}/../../scripts/test-images", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(script)
+        .output()
+        .expect("run scripts/test-images");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(&dir.path().join("data"), LEASE).await;
+    let t = token(&s, "fleet").await;
+    let _a = Agent::start(&s, &t, "boxer", "docker", &dir.path().join("agents"), &[]).await;
+    set_secret(&s, "BOX_SECRET", "boxed-value-123").await;
+    let run = s
+        .submit_yaml(
+            "jobs:\n  c:\n    runs_on: [docker]\n    image: gantry-test/busybox:latest\n    secrets: [BOX_SECRET]\n    run: ['test -f /.dockerenv', 'echo in a container with $BOX_SECRET']\n",
+        )
+        .await;
+    let done = s.wait_finished(&run, 60).await;
+    let log = s.job_log(&run, "c").await;
+    assert_eq!(done["status"], "succeeded", "{done}\n{log}");
+    assert!(log.contains("in a container with ***"), "{log}");
+    assert!(!log.contains("boxed-value-123"), "{log}");
+}

@@ -51,6 +51,7 @@ impl AgentApi {
             .timeout(Duration::from_secs(60))
             .send()
             .await
+            .map_err(reqwest::Error::without_url)
     }
 
     /// Registers; the server's lease time.
@@ -145,7 +146,9 @@ impl AgentApi {
             .json(body)
             .timeout(Duration::from_secs(60))
             .send()
-            .await?;
+            .await
+            // The URL holds the callback token: never in an error.
+            .map_err(reqwest::Error::without_url)?;
         let status = resp.status().as_u16();
         Ok((status, message(resp).await))
     }
