@@ -302,4 +302,15 @@ impl AgentQueue for SqliteAgents {
                 .map_err(db)?;
         Ok(done.rows_affected())
     }
+
+    async fn sweep(&self, before_ms: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM agent_jobs WHERE state IN ('done', 'lost', 'cancelled') AND created_at < ?",
+        )
+        .bind(before_ms)
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected())
+    }
 }

@@ -134,4 +134,10 @@ async fn tokens_agents_and_an_earlier_life_s_entries() {
     assert_eq!(q.abandon_open().await.unwrap(), 2);
     assert!(q.open(10).await.unwrap().is_empty());
     assert!(!q.take("e1", "a1", 100).await.unwrap());
+    // Finished entries go once old enough; open ones never.
+    q.enqueue(&entry("e3", 3, 3)).await.unwrap();
+    assert_eq!(q.sweep(2).await.unwrap(), 1);
+    assert_eq!(q.sweep(10).await.unwrap(), 1);
+    assert_eq!(q.open(10).await.unwrap().len(), 1);
+    assert!(q.get("e1").await.unwrap().is_none());
 }

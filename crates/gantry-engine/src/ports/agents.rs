@@ -126,4 +126,7 @@ pub trait AgentQueue: Send + Sync + 'static {
     /// At start: every `Queued` or `Taken` entry of an earlier life becomes `Lost` (their
     /// attempts are recovered as lost). Returns how many.
     async fn abandon_open(&self) -> StoreResult<u64>;
+    /// Deletes entries that are over (done, lost, cancelled) and were queued before
+    /// `before_ms`. Returns how many.
+    async fn sweep(&self, before_ms: i64) -> StoreResult<u64>;
 }

@@ -234,6 +234,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     {
         let store = store.clone();
         let layout = engine.layout().clone();
+        let agents = agents.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(JANITOR_EVERY);
             loop {
@@ -241,16 +242,15 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
                     _ = tick.tick() => {}
                     _ = sweep_rx.recv() => {}
                 }
-                match janitor::sweep(
-                    store.as_ref(),
-                    &layout,
-                    &retention,
-                    gantry_engine::ports::Clock::now_ms(&gantry_engine::ports::SystemClock),
-                )
-                .await
-                {
+                let now = gantry_engine::ports::Clock::now_ms(&gantry_engine::ports::SystemClock);
+                match janitor::sweep(store.as_ref(), &layout, &retention, now).await {
                     Ok(report) => info!(?report, "janitor swept"),
                     Err(e) => warn!(cause = %e, "janitor sweep failed"),
+                }
+                // The agents' queue keeps finished entries as long as finished runs' data.
+                match agents.queue().sweep(now - retention.working_ms).await {
+                    Ok(n) => info!(agent_jobs = n, "agents' queue swept"),
+                    Err(e) => warn!(cause = %e, "agents' queue sweep failed"),
                 }
             }
         });
