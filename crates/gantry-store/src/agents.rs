@@ -157,6 +157,16 @@ impl AgentQueue for SqliteAgents {
             .collect()
     }
 
+    async fn touch_agent(&self, name: &str, now_ms: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE agents SET last_seen = ?2 WHERE name = ?1")
+            .bind(name)
+            .bind(now_ms)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
     async fn enqueue(&self, j: &QueuedJob) -> StoreResult<()> {
         sqlx::query(concat!(
             "INSERT INTO agent_jobs (",

@@ -117,10 +117,11 @@ async fn tokens_agents_and_an_earlier_life_s_entries() {
     })
     .await
     .unwrap();
+    q.touch_agent("a1", 9).await.unwrap();
     assert_eq!(
         q.list_agents().await.unwrap(),
         [AgentRecord {
-            last_seen_ms: 8,
+            last_seen_ms: 9,
             ..agent
         }]
     );

@@ -434,3 +434,40 @@ async fn an_agent_runs_an_image_job_in_docker() {
     assert!(log.contains("in a container with ***"), "{log}");
     assert!(!log.contains("boxed-value-123"), "{log}");
 }
+
+/// A token revoked while its agent runs a job: the agent hears it at its next renewal, kills
+/// the job and exits; the attempt is lost and runs again on another agent.
+#[tokio::test]
+async fn a_revoked_agent_stops_its_job_and_the_job_runs_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(&dir.path().join("data"), LEASE).await;
+    let (ta, tb) = (token(&s, "old").await, token(&s, "new").await);
+    let work = dir.path().join("agents");
+    let mut a = Agent::start(&s, &ta, "revoked", "linux", &work, &[]).await;
+    let run = s
+        .submit_yaml(
+            "jobs:\n  r:\n    runs_on: [linux]\n    run: ['if [ \"$GANTRY_ATTEMPT\" = 1 ]; then sleep 33.25; fi']\n",
+        )
+        .await;
+    common::wait_until(20, "the job runs", || common::alive("sleep 33.25")).await;
+    let resp = s
+        .req(reqwest::Method::DELETE, "/api/v1/agent-tokens/old")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    common::wait_until(10, "the agent killed the job", || {
+        !common::alive("sleep 33.25")
+    })
+    .await;
+    let status = tokio::time::timeout(Duration::from_secs(10), a.child.wait())
+        .await
+        .expect("the agent exits")
+        .unwrap();
+    assert!(!status.success(), "{status}");
+    let _b = Agent::start(&s, &tb, "fresh", "linux", &work, &[]).await;
+    let done = s.wait_finished(&run, 30).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(job(&done, "r")["attempt"], 2, "{done}");
+    assert_eq!(ran_on(&s, &run, "r").await, "fresh");
+}

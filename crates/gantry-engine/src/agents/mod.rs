@@ -331,7 +331,10 @@ impl Agents {
             .renew(id, name, now_ms() + self.lease_ms as i64)
             .await?
         {
-            Some(cancel) => Ok(cancel),
+            Some(cancel) => {
+                self.queue.touch_agent(name, now_ms()).await?;
+                Ok(cancel)
+            }
             None => Err(AgentError::Conflict(format!(
                 "lease {id} is not held by agent `{name}` any more"
             ))),

@@ -101,6 +101,8 @@ pub trait AgentQueue: Send + Sync + 'static {
     /// Creates or replaces an agent's record.
     async fn put_agent(&self, agent: &AgentRecord) -> StoreResult<()>;
     async fn list_agents(&self) -> StoreResult<Vec<AgentRecord>>;
+    /// An agent was heard from (a lease renewed) at `now_ms`.
+    async fn touch_agent(&self, name: &str, now_ms: i64) -> StoreResult<()>;
     async fn enqueue(&self, job: &QueuedJob) -> StoreResult<()>;
     async fn get(&self, id: &str) -> StoreResult<Option<QueuedJob>>;
     /// The queue's entry for one attempt.
