@@ -471,3 +471,30 @@ async fn a_revoked_agent_stops_its_job_and_the_job_runs_elsewhere() {
     assert_eq!(job(&done, "r")["attempt"], 2, "{done}");
     assert_eq!(ran_on(&s, &run, "r").await, "fresh");
 }
+
+/// Output larger than a chunk arrives whole and in order, as `gantry logs` reads it.
+#[tokio::test]
+async fn a_long_output_arrives_in_chunks_whole_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(&dir.path().join("data"), LEASE).await;
+    let t = token(&s, "fleet").await;
+    let _a = Agent::start(&s, &t, "chatty", "linux", &dir.path().join("agents"), &[]).await;
+    let run = s
+        .submit_yaml("jobs:\n  l:\n    runs_on: [linux]\n    run: ['seq 1 80000']\n")
+        .await;
+    let done = s.wait_finished(&run, 60).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let out = tokio::process::Command::new(common::gantry_bin())
+        .args(["logs", &run, "l", "--server", &s.url])
+        .output()
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    let numbers: Vec<u32> = log.lines().filter_map(|l| l.parse().ok()).collect();
+    assert_eq!(
+        numbers,
+        (1..=80_000).collect::<Vec<u32>>(),
+        "{}",
+        &log[..200.min(log.len())]
+    );
+}
