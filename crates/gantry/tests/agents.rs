@@ -498,3 +498,40 @@ async fn a_long_output_arrives_in_chunks_whole_and_in_order() {
         &log[..200.min(log.len())]
     );
 }
+
+/// A job's `source` is checked out on the agent (through its own mirror, no credentials).
+#[tokio::test]
+async fn an_agent_checks_out_a_job_s_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let bare = root.join("git/acme/tool.git");
+    std::fs::create_dir_all(&bare).unwrap();
+    common::git(
+        &bare,
+        &["init", "--quiet", "--bare", "--initial-branch=main"],
+    );
+    let src = root.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    common::git(&src, &["init", "--quiet", "--initial-branch=main"]);
+    std::fs::write(src.join("hello.txt"), "hello from the repository\n").unwrap();
+    common::git(&src, &["add", "hello.txt"]);
+    common::git(&src, &["commit", "--quiet", "-m", "one"]);
+    common::git(&src, &["push", "--quiet", bare.to_str().unwrap(), "main"]);
+    let github = gantry_github::fake::FakeGitHub::start("gh-pat").await;
+    github.serve_git(&root.join("git"));
+    let allowed = format!("{}/git/", github.url);
+    let allow = [("GANTRY_GIT_ALLOWED_URL_PREFIXES", allowed.as_str())];
+    let s = Server::start_with(&root.join("data"), &[LEASE[0], allow[0]]).await;
+    let t = token(&s, "fleet").await;
+    let _a = Agent::start(&s, &t, "builder", "linux", &root.join("agents"), &allow).await;
+    let url = github.clone_url("acme/tool");
+    let run = s
+        .submit_yaml(&format!(
+            "jobs:\n  c:\n    runs_on: [linux]\n    source: {{git: {{url: '{url}', ref: main}}}}\n    run: ['cat hello.txt']\n"
+        ))
+        .await;
+    let done = s.wait_finished(&run, 60).await;
+    let log = s.job_log(&run, "c").await;
+    assert_eq!(done["status"], "succeeded", "{done}\n{log}");
+    assert!(log.contains("hello from the repository"), "{log}");
+}

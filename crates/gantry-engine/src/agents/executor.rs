@@ -76,6 +76,10 @@ impl Executor for AgentExecutor {
             // their values are looked up again when an agent takes the job.
             secret_names: launch.secrets.iter().map(|(k, _)| k.clone()).collect(),
             secrets_repo: repo,
+            checkout: launch
+                .checkout
+                .as_ref()
+                .map(|c| (c.url.clone(), c.git_ref.clone())),
         };
         let id = crate::ids::new_run_id().to_ascii_lowercase();
         let entry = QueuedJob {

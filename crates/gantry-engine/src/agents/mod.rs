@@ -60,6 +60,9 @@ pub struct Task {
     /// The repository whose scope the secrets are looked up in (then global).
     #[serde(default)]
     pub secrets_repo: Option<String>,
+    /// The job's `source`: a clone URL and the commit, branch or tag to check out.
+    #[serde(default)]
+    pub checkout: Option<(String, String)>,
 }
 
 /// A job handed to an agent: what to run, its secrets, its lease, and where its result goes.

@@ -10,7 +10,7 @@ use gantry_core::agents::Report;
 use gantry_core::dag::Outcome;
 use gantry_engine::agents::Lease;
 use gantry_engine::logs::Logs;
-use gantry_engine::ports::{Artifacts, CancelSignal, Executor, Launch, SecretValue};
+use gantry_engine::ports::{Artifacts, CancelSignal, Checkout, Executor, Launch, SecretValue};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,16 +29,25 @@ pub struct Runner {
     api: Arc<AgentApi>,
     local: Arc<gantry_exec::LocalExecutor>,
     docker: OnceCell<Result<Arc<gantry_exec::DockerExecutor>, String>>,
+    /// Checkouts through mirrors under the work dir, without credentials.
+    git: Arc<gantry_exec::GitSources>,
 }
 
 impl Runner {
-    pub fn new(name: &str, work: &Path, api: Arc<AgentApi>) -> Runner {
+    /// `allowed`: the prefixes jobs' clone URLs must start with.
+    pub fn new(name: &str, work: &Path, allowed: Vec<String>, api: Arc<AgentApi>) -> Runner {
         let owner = format!("agent-{name}");
+        let git = Arc::new(gantry_exec::GitSources::new(
+            work.join("git"),
+            allowed,
+            None,
+        ));
         Runner {
-            local: Arc::new(gantry_exec::LocalExecutor::new(
-                owner.clone(),
-                crate::wiring::KILL_GRACE,
-            )),
+            local: Arc::new(
+                gantry_exec::LocalExecutor::new(owner.clone(), crate::wiring::KILL_GRACE)
+                    .with_git(git.clone()),
+            ),
+            git,
             owner,
             work: work.to_path_buf(),
             logs: Logs::new(work.join("logs")),
@@ -52,7 +61,7 @@ impl Runner {
             .get_or_init(|| async {
                 gantry_exec::DockerExecutor::connect(self.owner.clone())
                     .await
-                    .map(Arc::new)
+                    .map(|d| Arc::new(d.with_git(self.git.clone())))
             })
             .await
             .clone()
@@ -84,7 +93,11 @@ impl Runner {
                 .iter()
                 .map(|(k, v)| (k.clone(), SecretValue::new(v.clone())))
                 .collect(),
-            checkout: None,
+            checkout: lease.task.checkout.clone().map(|(url, git_ref)| Checkout {
+                url,
+                git_ref,
+                repo: None,
+            }),
             notes: Vec::new(),
             container: lease.task.container.clone(),
             aws: None,

@@ -33,6 +33,14 @@ pub struct AgentArgs {
     /// Folder for workspaces and local logs [default: a folder under the temp dir].
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Comma-separated prefixes the clone URLs of jobs' `source` must start with (public
+    /// repositories: the agent holds no forge token).
+    #[arg(
+        long,
+        env = "GANTRY_GIT_ALLOWED_URL_PREFIXES",
+        default_value = "https://github.com/"
+    )]
+    pub git_allowed_url_prefixes: String,
 }
 
 fn default_name() -> String {
@@ -67,7 +75,14 @@ pub async fn main(a: AgentArgs) -> anyhow::Result<i32> {
             labels.join(",")
         }
     ));
-    let runner = Arc::new(job::Runner::new(&name, &work, api.clone()));
+    let allowed = a
+        .git_allowed_url_prefixes
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect();
+    let runner = Arc::new(job::Runner::new(&name, &work, allowed, api.clone()));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..slots {
         let (api, runner) = (api.clone(), runner.clone());
