@@ -14,6 +14,8 @@ pub struct AgentApi {
     base: String,
     token: String,
     pub name: String,
+    labels: Vec<String>,
+    slots: u32,
 }
 
 /// What the server said about a lease when it was renewed.
@@ -26,12 +28,23 @@ pub enum Renewed {
     Lost,
 }
 
+/// The server refused the agent's token: the agent stops.
+#[derive(Debug, thiserror::Error)]
+#[error("the server refused this agent's token (unknown or revoked)")]
+pub struct TokenRefused;
+
 fn refused() -> anyhow::Error {
-    anyhow::anyhow!("the server refused this agent's token (unknown or revoked)")
+    TokenRefused.into()
 }
 
 impl AgentApi {
-    pub fn new(base: &str, token: &str, name: &str) -> anyhow::Result<AgentApi> {
+    pub fn new(
+        base: &str,
+        token: &str,
+        name: &str,
+        labels: Vec<String>,
+        slots: u32,
+    ) -> anyhow::Result<AgentApi> {
         let http = Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()?;
@@ -40,6 +53,8 @@ impl AgentApi {
             base: base.trim_end_matches('/').to_string(),
             token: token.to_string(),
             name: name.to_string(),
+            labels,
+            slots,
         })
     }
 
@@ -55,8 +70,8 @@ impl AgentApi {
     }
 
     /// Registers; the server's lease time.
-    pub async fn register(&self, labels: &[String], slots: u32) -> anyhow::Result<u64> {
-        let body = json!({"name": self.name, "labels": labels, "slots": slots});
+    pub async fn register(&self) -> anyhow::Result<u64> {
+        let body = json!({"name": self.name, "labels": self.labels, "slots": self.slots});
         let resp = self
             .post("/api/v1/agent/register", &body)
             .await
@@ -91,6 +106,17 @@ impl AgentApi {
             StatusCode::OK => Ok(Some(resp.json().await.context("a lease")?)),
             StatusCode::NO_CONTENT => Ok(None),
             StatusCode::UNAUTHORIZED => Err(refused()),
+            // The server does not know this agent (a new database): register again.
+            StatusCode::NOT_FOUND => {
+                tracing::warn!("the server does not know this agent; registering again");
+                match self.register().await {
+                    Err(e) if e.is::<TokenRefused>() => return Err(e),
+                    Err(e) => tracing::warn!(cause = %e, "cannot register again; retrying"),
+                    Ok(_) => {}
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok(None)
+            }
             s => {
                 let why = message(resp).await;
                 tracing::warn!(status = %s, message = %why, "poll refused; retrying");

@@ -64,8 +64,14 @@ pub async fn main(a: AgentArgs) -> anyhow::Result<i32> {
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("gantry-agent-{name}")));
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
-    let api = Arc::new(client::AgentApi::new(&a.server, &a.token, &name)?);
-    let lease_ms = api.register(&labels, slots).await?;
+    let api = Arc::new(client::AgentApi::new(
+        &a.server,
+        &a.token,
+        &name,
+        labels.clone(),
+        slots,
+    )?);
+    let lease_ms = api.register().await?;
     crate::cli::write_out(format_args!(
         "gantry agent {name} registered with {} (labels: {}, slots: {slots}, lease: {lease_ms} ms)\n",
         a.server,
