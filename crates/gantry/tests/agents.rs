@@ -535,3 +535,52 @@ async fn an_agent_checks_out_a_job_s_source() {
     assert_eq!(done["status"], "succeeded", "{done}\n{log}");
     assert!(log.contains("hello from the repository"), "{log}");
 }
+
+/// `gantry agent-tokens create|list|revoke`: the token printed once, then only its name.
+#[tokio::test]
+async fn agent_tokens_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(&dir.path().join("data"), LEASE).await;
+    let cli = async |args: &[&str]| {
+        let out = tokio::process::Command::new(common::gantry_bin())
+            .args(args)
+            .args(["--server", &s.url])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let token = cli(&["agent-tokens", "create", "ci-box"]).await;
+    let token = token.trim();
+    assert!(token.starts_with("gat_") && token.len() == 68, "{token}");
+    let listed = cli(&["agent-tokens", "list"]).await;
+    assert!(
+        listed.starts_with("ci-box  created: ") && listed.contains("last used: never"),
+        "{listed}"
+    );
+    assert!(!listed.contains(token));
+    let hand = Hand {
+        s: &s,
+        token: token.to_string(),
+        name: "box".into(),
+    };
+    assert_eq!(hand.register(&["linux"]).await.0, 200);
+    assert!(
+        cli(&["agent-tokens", "list"])
+            .await
+            .contains("last used: 20"),
+        "used now"
+    );
+    assert!(
+        cli(&["agent-tokens", "revoke", "ci-box"])
+            .await
+            .contains("revoked")
+    );
+    assert_eq!(cli(&["agent-tokens", "list"]).await, "");
+    assert_eq!(hand.register(&["linux"]).await.0, 401);
+}
