@@ -4,6 +4,7 @@
 //! Nothing here does I/O, reads a clock or is async: every function takes what it needs
 //! (including "now") as arguments, so all of it is tested without a database or a process.
 
+pub mod agents;
 pub mod bus;
 pub mod callback;
 pub mod dag;

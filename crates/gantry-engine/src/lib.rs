@@ -2,6 +2,7 @@
 //! that drive the pure core through them: the orchestrator, the journal (group commit), the
 //! reconcilers (watchdog, janitor) and recovery.
 
+pub mod agents;
 pub mod archive;
 pub mod bus;
 pub mod deployments;

@@ -108,3 +108,33 @@ CREATE INDEX runs_by_repo ON runs (repo, id);
 CREATE INDEX runs_by_branch ON runs (branch, id);
 CREATE INDEX runs_by_event ON runs (event, id);
 CREATE INDEX events_by_time_id ON events (received_at, id);
+CREATE TABLE agent_tokens (
+    name         TEXT    PRIMARY KEY,
+    hash         BLOB    NOT NULL,
+    created_at   BIGINT  NOT NULL,
+    last_used_at BIGINT
+) WITHOUT ROWID;
+CREATE TABLE agents (
+    name      TEXT    PRIMARY KEY,
+    token     TEXT    NOT NULL,
+    labels    TEXT    NOT NULL,
+    slots     INTEGER NOT NULL,
+    last_seen BIGINT  NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE agent_jobs (
+    id               TEXT    PRIMARY KEY,
+    run_id           TEXT    NOT NULL,
+    job              TEXT    NOT NULL,
+    attempt          INTEGER NOT NULL,
+    trace_id         TEXT    NOT NULL,
+    labels           TEXT    NOT NULL,
+    task             TEXT    NOT NULL,
+    state            TEXT    NOT NULL,
+    agent            TEXT,
+    lease_expires    BIGINT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    result           TEXT,
+    created_at       BIGINT  NOT NULL,
+    UNIQUE (run_id, job, attempt)
+) WITHOUT ROWID;
+CREATE INDEX agent_jobs_open ON agent_jobs (state, created_at);

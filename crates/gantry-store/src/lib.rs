@@ -15,6 +15,10 @@ mod segments;
 mod shared;
 mod sqlite;
 
+/// The agents' tables on SQLite ([`SqliteStore::agents`]).
+pub type SqliteAgents = shared::sqlite::agents::StoreAgents;
+/// The agents' tables on PostgreSQL ([`PgStore::agents`]).
+pub type PgAgents = shared::postgres::agents::StoreAgents;
 pub use opening::OpenError;
 pub use postgres::{PgSecrets, PgStore, postgres_target};
 pub use secrets::SecretKey;

@@ -48,6 +48,9 @@ fn main() -> ExitCode {
             Cmd::Init(a) => cli::init::main(a),
             Cmd::Completions { shell } => cli::completions(shell),
             Cmd::Config(c) => cli::config::check::main(c),
+            Cmd::Agent(a) => gantry::agent::main(a).await,
+            Cmd::Agents(a) => cli::agents::list(a).await,
+            Cmd::AgentTokens(c) => cli::agents::tokens(c).await,
         }
     });
     let code = code.unwrap_or_else(|e| {

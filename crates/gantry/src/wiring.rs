@@ -56,17 +56,19 @@ pub async fn log_archive(
 /// The variable that selects PostgreSQL for `gantry serve` (unset: the data dir's SQLite).
 pub const DATABASE_URL_VAR: &str = "GANTRY_DATABASE_URL";
 
-/// The server's store and secret store, on one database: PostgreSQL if `database_url` is given
-/// (`postgres://user:password@host:port/name`), else the data dir's SQLite database.
+/// The server's store, secret store and agents' queue, on one database: PostgreSQL if
+/// `database_url` is given (`postgres://user:password@host:port/name`), else the data dir's
+/// SQLite database.
 pub async fn open_server_stores(
     data_dir: &Path,
     database_url: Option<&str>,
     secret_key: SecretKey,
-) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn SecretStore>)> {
+) -> anyhow::Result<ServerStores> {
     let Some(url) = database_url else {
         let sqlite = open_sqlite(data_dir).await?;
         let secrets = Arc::new(sqlite.secrets(secret_key));
-        return Ok((Arc::new(sqlite), secrets));
+        let agents = Arc::new(sqlite.agents());
+        return Ok((Arc::new(sqlite), secrets, agents));
     };
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         anyhow::bail!(
@@ -80,8 +82,16 @@ pub async fn open_server_stores(
         .with_context(|| format!("cannot open the store ({DATABASE_URL_VAR})"))?;
     tracing::info!(database = %target, "store: PostgreSQL");
     let secrets = Arc::new(pg.secrets(secret_key));
-    Ok((Arc::new(pg), secrets))
+    let agents = Arc::new(pg.agents());
+    Ok((Arc::new(pg), secrets, agents))
 }
+
+/// The store, the secret store and the agents' queue of [`open_server_stores`].
+pub type ServerStores = (
+    Arc<dyn Store>,
+    Arc<dyn SecretStore>,
+    Arc<dyn gantry_engine::ports::AgentQueue>,
+);
 
 /// `GANTRY_DATABASE_URL`, if set and not empty.
 pub fn database_url() -> Option<String> {
@@ -107,6 +117,8 @@ pub struct JobInputs {
     pub registries: gantry_exec::RegistryAuth,
     /// A local run's working tree: jobs without a `source` start with a copy of it.
     pub tree: Option<Arc<gantry_exec::WorkingTree>>,
+    /// Agents on other hosts run `runs_on` jobs (a server's).
+    pub agents: Option<Arc<gantry_engine::agents::Agents>>,
 }
 
 /// The smallest log limit accepted: a bare number is bytes, so `64` for `64m` is refused.
@@ -175,6 +187,11 @@ pub async fn start_engine(
         executors.insert(ExecutorKind::Aws, Arc::new(aws));
         sessions
     };
+    if let Some(agents) = &inputs.agents {
+        let agent = gantry_engine::agents::AgentExecutor::new(agents.clone(), store.clone());
+        executors.insert(ExecutorKind::Agent, Arc::new(agent));
+    }
+    let agents = inputs.agents.clone();
     let engine = Engine::start_with(
         config,
         store,
@@ -186,6 +203,9 @@ pub async fn start_engine(
     .context("cannot start the engine")?;
     #[cfg(feature = "aws")]
     sessions.attach(engine.journal().clone());
+    if let Some(agents) = agents {
+        agents.attach(engine.journal().clone(), engine.logs().clone());
+    }
     Ok(engine)
 }
 

@@ -95,6 +95,7 @@ fn the_example_and_the_reference_name_every_key() {
     for (table, snippet) in [
         ("top level", "__x = 1\n"),
         ("retention", "[retention]\n__x = 1\n"),
+        ("agents", "[agents]\n__x = 1\n"),
         ("repos", "[repos.\"a/b\"]\n__x = 1\n"),
         ("registries", "[registries.\"r.example\"]\n__x = 1\n"),
         ("services", "[services.a]\n__x = 1\n"),

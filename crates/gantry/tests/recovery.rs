@@ -81,7 +81,8 @@ async fn a_killed_server_runs_each_lost_attempt_once_more_and_finishes_every_run
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["to"] == "failed" && e["note"] == "lost: the server stopped while it ran"),
+            .any(|e| e["to"] == "failed"
+                && e["note"] == "lost: its server or agent stopped while it ran"),
         "{trail}"
     );
     assert!(!common::alive("sleep 3994"), "not run again");

@@ -192,7 +192,7 @@ impl RetryPolicy {
 }
 
 /// Why a lost attempt is not run again.
-pub const LOST: &str = "lost: the server stopped while it ran";
+pub const LOST: &str = "lost: its server or agent stopped while it ran";
 
 /// Decides what happens next in a run. Pure and idempotent.
 pub fn step(

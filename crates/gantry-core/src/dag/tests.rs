@@ -78,6 +78,7 @@ fn spec_of(c: &Case) -> RunSpec {
             secrets: vec![],
             image: None,
             executor: ExecutorKind::Local,
+            runs_on: Vec::new(),
             source: None,
             container: None,
             aws: None,
@@ -510,7 +511,7 @@ fn a_job_that_says_rerun_lost_false_fails_when_lost_even_with_retries() {
     };
     assert_eq!(
         note.as_deref(),
-        Some("lost: the server stopped while it ran")
+        Some("lost: its server or agent stopped while it ran")
     );
 }
 

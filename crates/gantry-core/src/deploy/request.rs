@@ -187,6 +187,7 @@ fn aws_job(name: &str, task: AwsTask, source: Option<Source>) -> JobSpec {
         secrets: Vec::new(),
         image: None,
         executor: ExecutorKind::Aws,
+        runs_on: Vec::new(),
         source: source.map(Box::new),
         container: None,
         aws: Some(Box::new(task)),

@@ -15,6 +15,7 @@ mod orders;
 mod pipeline;
 mod problem;
 mod read;
+mod runs_on;
 mod source;
 
 pub use graph::{GraphCell, JobGraph, Needs};

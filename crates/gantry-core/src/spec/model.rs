@@ -71,6 +71,10 @@ pub struct JobSpec {
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "ExecutorKind::is_local")]
     pub executor: ExecutorKind,
+    /// Labels an agent must have to run the job (`runs_on`): such a job runs on an agent
+    /// (in Docker there when it has an `image`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs_on: Vec<String>,
     /// Boxed, as `container`: most jobs have neither, and a job is then much smaller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Box<Source>>,

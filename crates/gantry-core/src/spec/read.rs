@@ -46,6 +46,7 @@ const SPEC: Spelling = Spelling {
         "secrets",
         "image",
         "executor",
+        "runs_on",
         "source",
         "container",
         "artifacts",
@@ -526,7 +527,9 @@ impl Reader {
         {
             self.err(&join(path, "image"), job, n.pos, "image is empty");
         }
+        let runs_on = lookup(map, "runs_on").map(|n| self.runs_on(n, &join(path, "runs_on"), job));
         let executor = match lookup(map, "executor") {
+            None if runs_on.is_some() => ExecutorKind::Agent,
             None if image.is_some() => ExecutorKind::Docker,
             None => ExecutorKind::Local,
             Some(n) => match n.as_str() {
@@ -549,6 +552,12 @@ impl Reader {
                 }
             },
         };
+        if let (Some(_), Some(n)) = (&runs_on, lookup(map, "executor"))
+            && executor != ExecutorKind::Agent
+        {
+            let why = "`runs_on` runs the job on an agent; leave `executor` out or make it agent";
+            self.err(&join(path, "executor"), job, n.pos, why);
+        }
         if executor == ExecutorKind::Docker && image.is_none() {
             self.err(
                 &join(path, "image"),
@@ -560,7 +569,9 @@ impl Reader {
         let source =
             lookup(map, sp.source).and_then(|n| self.source(n, &join(path, sp.source), job));
         let container = lookup(map, "container").map(|n| {
-            if executor != ExecutorKind::Docker {
+            if executor != ExecutorKind::Docker
+                && !(executor == ExecutorKind::Agent && image.is_some())
+            {
                 self.err(
                     &join(path, "container"),
                     job,
@@ -591,6 +602,7 @@ impl Reader {
                 secrets,
                 image,
                 executor,
+                runs_on: runs_on.unwrap_or_default(),
                 source: source.map(Box::new),
                 container: container.map(Box::new),
                 aws: None,

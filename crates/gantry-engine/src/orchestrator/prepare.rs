@@ -65,7 +65,11 @@ impl Preparation {
         if ctx.fork {
             match self.fork_jobs {
                 ForkJobs::Local => {}
-                ForkJobs::Containers if job.executor != ExecutorKind::Local => {
+                // An agent's job without `image:` is a process on the agent's host.
+                ForkJobs::Containers
+                    if job.executor != ExecutorKind::Local
+                        && (job.executor != ExecutorKind::Agent || job.image.is_some()) =>
+                {
                     // In its own network namespace: not the host's (where the API listens on
                     // loopback), nor another container's.
                     let network = job.container.as_ref().and_then(|c| c.network.as_deref());
@@ -277,6 +281,17 @@ mod tests {
             .await
             .unwrap_err();
         assert!(why.contains("`host`"), "{why}");
+        // On an agent, only in a container too.
+        let yaml = b"jobs: {bare: {runs_on: [l], run: [make]}, boxed: {runs_on: [l], image: alpine, run: [make]}}";
+        let agent = parse_spec(yaml, Format::Yaml, "p", &Limits::default()).unwrap();
+        let why = prep
+            .prepare(&mut launch(), &agent.jobs[0], &fork)
+            .await
+            .unwrap_err();
+        assert!(why.contains("only in containers"), "{why}");
+        prep.prepare(&mut launch(), &agent.jobs[1], &fork)
+            .await
+            .unwrap();
         let local = Preparation {
             fork_jobs: ForkJobs::Local,
             ..Preparation::default()

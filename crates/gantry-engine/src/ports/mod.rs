@@ -1,6 +1,7 @@
 //! Ports: what the engine needs from the world, as traits. Adapters (crates `gantry-store`,
 //! `gantry-exec`, …) implement them; the engine never names a database, a process or a socket.
 
+pub mod agents;
 pub mod blobs;
 pub mod clock;
 pub mod deployments;
@@ -12,6 +13,7 @@ pub mod store;
 pub mod target_groups;
 pub mod targets;
 
+pub use agents::{AgentQueue, AgentRecord, AgentToken, QueueState, QueuedJob};
 pub use blobs::{BlobError, BlobMeta, Blobs};
 pub use clock::{Clock, SystemClock};
 pub use deployments::{DeployTargets, DeploymentFilter, DeploymentRecord, LookupError};

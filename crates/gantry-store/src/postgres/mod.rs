@@ -39,6 +39,14 @@ impl PgStore {
             key,
         }
     }
+
+    /// The agents' tables on the same database.
+    pub fn agents(&self) -> crate::PgAgents {
+        crate::PgAgents {
+            write: self.pool.clone(),
+            read: self.pool.clone(),
+        }
+    }
 }
 
 #[async_trait]

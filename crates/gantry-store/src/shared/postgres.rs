@@ -29,6 +29,9 @@ fn list(items: &[impl AsRef<str>]) -> Vec<String> {
 }
 
 #[allow(clippy::duplicate_mod)]
+#[path = "agents.rs"]
+pub(crate) mod agents;
+#[allow(clippy::duplicate_mod)]
 #[path = "bus.rs"]
 pub(crate) mod bus;
 #[allow(clippy::duplicate_mod)]

@@ -28,6 +28,8 @@ fn list(items: &[impl AsRef<str>]) -> String {
     serde_json::to_string(&items).unwrap_or_else(|_| "[]".into())
 }
 
+#[path = "agents.rs"]
+pub(crate) mod agents;
 #[path = "bus.rs"]
 pub(crate) mod bus;
 #[path = "deployments.rs"]

@@ -45,6 +45,14 @@ impl SqliteStore {
             key,
         }
     }
+
+    /// The agents' tables on the same database.
+    pub fn agents(&self) -> crate::SqliteAgents {
+        crate::SqliteAgents {
+            write: self.write.clone(),
+            read: self.read.clone(),
+        }
+    }
 }
 
 #[async_trait]

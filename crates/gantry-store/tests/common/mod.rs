@@ -67,6 +67,19 @@ impl Place {
         }
     }
 
+    /// Opens the place's agents' queue.
+    pub async fn agents(&self) -> Arc<dyn AgentQueue> {
+        match &self.pg {
+            Some(db) => Arc::new(PgStore::connect(&db.url).await.unwrap().agents()),
+            None => Arc::new(
+                SqliteStore::open(&self.dir.path().join("g.db"))
+                    .await
+                    .unwrap()
+                    .agents(),
+            ),
+        }
+    }
+
     /// Opens the place's secret store, encrypting to `key`.
     pub async fn secrets(&self, key: SecretKey) -> Arc<dyn SecretStore> {
         match &self.pg {

@@ -50,6 +50,9 @@ pub struct FileConfig {
     pub header_read_timeout: Option<String>,
     #[serde(default)]
     pub retention: Retention,
+    /// `[agents]`: agents on other hosts.
+    #[serde(default)]
+    pub agents: AgentsConfig,
     /// Event bus rules (`[[rules]]`): each a `name`, a `pattern` or a `schedule`, and a `target`,
     /// with the same fields as a rule created through the API.
     #[serde(default)]
@@ -96,6 +99,14 @@ pub struct RepoConfig {
     /// code could print them).
     #[serde(default)]
     pub secrets_for_forks: bool,
+}
+
+/// `[agents]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// How long an agent holds a job without renewing its lease (`60s`).
+    pub lease: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

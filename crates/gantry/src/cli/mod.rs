@@ -16,6 +16,7 @@ macro_rules! out {
     };
 }
 
+pub mod agents;
 pub mod client;
 pub mod config;
 pub mod deploy;
@@ -106,6 +107,13 @@ pub enum Cmd {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Run jobs for a server on this host (`runs_on` jobs whose labels this agent has).
+    Agent(crate::agent::AgentArgs),
+    /// Show the agents a server knows: labels, slots, current jobs, last seen.
+    Agents(agents::AgentsArgs),
+    /// Create, list and revoke the tokens agents authenticate with.
+    #[command(subcommand)]
+    AgentTokens(agents::AgentTokensCmd),
     /// Check a `gantry.toml` as `gantry serve` would at start.
     #[command(subcommand)]
     Config(config::check::ConfigCmd),

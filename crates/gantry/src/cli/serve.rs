@@ -46,6 +46,7 @@ Environment (besides the flags' [env: ...]; most are also keys of gantry.toml: d
   GANTRY_FORK_JOBS                 what forks' PR jobs may do: containers, off, local
   GANTRY_ALLOW_INTERNAL_HOSTS      comma-separated internal hosts rules' http targets may reach
   GANTRY_RUNNERS_RECONCILE         how often runner pools are reconciled with GitHub [default: 1m]
+  GANTRY_AGENT_LEASE               how long an agent holds a job without renewing [default: 60s]
   GANTRY_LOG                       log filter, e.g. debug or gantry=debug [default: info]
   DOCKER_CONFIG                    folder of the Docker config.json for registry credentials
   ([registries] password_env names further variables; the deployer reads AWS_* variables)";
@@ -89,6 +90,9 @@ pub struct ServeArgs {
     /// `file:///folder`. Without one, logs stay in the data dir.
     #[arg(long, env = "GANTRY_BLOB_URL")]
     pub blob_url: Option<String>,
+    /// How long an agent holds a job without renewing its lease, e.g. `60s` [default: 60s].
+    #[arg(long, env = "GANTRY_AGENT_LEASE")]
+    pub agent_lease: Option<String>,
 }
 
 pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
@@ -121,6 +125,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         header_read_timeout,
         registries,
         runners,
+        agent_lease_ms,
     } = resolved;
     // What the server makes is private to it, and its memory unreadable to its jobs.
     gantry_exec::keep_jobs_out().map_err(|e| anyhow::anyhow!(e))?;
@@ -157,8 +162,16 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         None => SecretKey::load_or_create(&data_dir.join("secret.key"))
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     };
-    let (store, secrets) =
+    let (store, secrets, agent_queue) =
         wiring::open_server_stores(data_dir, wiring::database_url().as_deref(), secret_key).await?;
+    let callback_key = gantry_engine::agents::load_or_create_key(&data_dir.join("callback.key"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let agents = gantry_engine::agents::Agents::new(
+        agent_queue,
+        callback_key,
+        agent_lease_ms,
+        Some(secrets.clone()),
+    );
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -178,6 +191,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         log_limit: Some(log_limit),
         registries: registries.clone(),
         tree: None,
+        agents: Some(agents.clone()),
     };
     let engine =
         wiring::start_engine(data_dir, store.clone(), max_parallel, &owner, true, inputs).await?;
@@ -233,6 +247,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         let store = store.clone();
         let layout = engine.layout().clone();
         let archive = archive.clone();
+        let agents = agents.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(JANITOR_EVERY);
             loop {
@@ -240,20 +255,12 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
                     _ = tick.tick() => {}
                     _ = sweep_rx.recv() => {}
                 }
-                match janitor::sweep(
-                    store.as_ref(),
-                    &layout,
-                    &retention,
-                    gantry_engine::ports::Clock::now_ms(&gantry_engine::ports::SystemClock),
-                )
-                .await
-                {
+                let now = gantry_engine::ports::Clock::now_ms(&gantry_engine::ports::SystemClock);
+                match janitor::sweep(store.as_ref(), &layout, &retention, now).await {
                     Ok(report) => info!(?report, "janitor swept"),
                     Err(e) => warn!(cause = %e, "janitor sweep failed"),
                 }
                 if let Some(archive) = &archive {
-                    let now =
-                        gantry_engine::ports::Clock::now_ms(&gantry_engine::ports::SystemClock);
                     match archive.catch_up(store.as_ref()).await {
                         Ok(0) => {}
                         Ok(n) => info!(logs = n, "archived run logs the archive missed"),
@@ -262,6 +269,11 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
                     if let Err(e) = archive.expire(now - retention.logs_ms).await {
                         warn!(cause = %e, "cannot expire archived logs");
                     }
+                }
+                // The agents' queue keeps finished entries as long as finished runs' data.
+                match agents.queue().sweep(now - retention.working_ms).await {
+                    Ok(n) => info!(agent_jobs = n, "agents' queue swept"),
+                    Err(e) => warn!(cause = %e, "agents' queue sweep failed"),
                 }
             }
         });
@@ -363,6 +375,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         deployer: deployer(git),
         sessions: Arc::new(crate::dashboard::Sessions::new()),
         configured: Arc::new(configured),
+        agents: Some(agents),
         stopping: stopping_rx,
         archive,
     };
@@ -403,7 +416,7 @@ fn deployer(_: Arc<gantry_exec::GitSources>) -> Option<server::Deployer> {
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
 /// the future is first polled: called before the address is printed, a signal sent as soon
 /// as the server says it listens stops it cleanly instead of killing it.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{Signal, SignalKind, signal};
     let term = signal(SignalKind::terminate()).ok();
     let int = signal(SignalKind::interrupt()).ok();

@@ -38,7 +38,7 @@ pub struct Span {
 /// The attempts in the trail, in the order they started: an attempt starts at its entry
 /// `to: running` and ends at the job's next state change (a job runs one attempt at a time).
 /// A retry's entry (`running → queued`, already numbered with the next attempt) ends the
-/// attempt before it as `failed`, `timed_out`, or `lost` when the server stopped while it ran
+/// attempt before it as `failed`, `timed_out`, or `lost` when its server or agent stopped while it ran
 /// (as the entry's note says: the step writes the reason there).
 pub fn spans(trail: &[AuditRecord]) -> Vec<Span> {
     let mut out: Vec<Span> = Vec::new();

@@ -5,6 +5,7 @@
 //! part of [`ROUTES`]; a path no route serves gets an HTML page if a browser asks for it
 //! (outside the API's prefixes), the API's JSON 404 otherwise ([`crate::dashboard::fallback`]).
 
+pub(crate) mod agents;
 mod bus;
 pub(crate) mod deployments;
 mod error;
@@ -85,6 +86,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/secrets"),
     ("get", "/api/v1/secrets"),
     ("delete", "/api/v1/secrets/{scope}/{name}"),
+    ("post", "/api/v1/agent-tokens"),
+    ("get", "/api/v1/agent-tokens"),
+    ("delete", "/api/v1/agent-tokens/{name}"),
+    ("get", "/api/v1/agents"),
+    ("post", "/api/v1/agent/register"),
+    ("post", "/api/v1/agent/poll"),
+    ("post", "/api/v1/agent/jobs/{id}/heartbeat"),
+    ("post", "/api/v1/agent/jobs/{id}/log"),
+    ("post", "/api/v1/callbacks/{token}"),
 ];
 
 #[derive(Clone)]
@@ -110,6 +120,8 @@ pub struct AppState {
     pub sessions: Arc<crate::dashboard::Sessions>,
     /// What the server was started with, secrets only as set or not (the Settings page).
     pub configured: Arc<crate::dashboard::Configured>,
+    /// Agents on other hosts (`runs_on` jobs) and the callback route.
+    pub agents: Option<Arc<gantry_engine::agents::Agents>>,
     /// Becomes true when the server stops: long-lived responses (SSE streams) end then.
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// The object store finished runs' logs are archived in, if one is configured.
@@ -196,6 +208,12 @@ pub fn router(state: AppState, guard: Arc<Guard>) -> Router {
         .route("/api/v1/deployments/tests/{id}", get(deployments::status))
         .route("/api/v1/secrets", post(secrets::set).get(secrets::list))
         .route("/api/v1/secrets/{scope}/{name}", delete(secrets::delete))
+        .route(
+            "/api/v1/agent-tokens",
+            post(agents::create_token).get(agents::list_tokens),
+        )
+        .route("/api/v1/agent-tokens/{name}", delete(agents::revoke_token))
+        .route("/api/v1/agents", get(agents::list))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route(
@@ -212,6 +230,12 @@ pub fn router(state: AppState, guard: Arc<Guard>) -> Router {
             post(intake::github).layer(DefaultBodyLimit::max(intake::GITHUB_BODY_LIMIT)),
         )
         .route("/webhook", post(intake::orders))
+        // Authenticated by agent tokens and callback tokens, not the API token.
+        .route("/api/v1/agent/register", post(agents::register))
+        .route("/api/v1/agent/poll", post(agents::poll))
+        .route("/api/v1/agent/jobs/{id}/heartbeat", post(agents::heartbeat))
+        .route("/api/v1/agent/jobs/{id}/log", post(agents::log))
+        .route("/api/v1/callbacks/{token}", post(agents::callback))
         .merge(api)
         .merge(crate::dashboard::router(state.clone()))
         .fallback(crate::dashboard::fallback)

@@ -47,6 +47,8 @@ pub struct Settings {
     /// Credentials for image pulls: `[registries]`, then the Docker config file's.
     pub registries: gantry_exec::RegistryAuth,
     pub runners: gantry_engine::runners::RunnersConfig,
+    /// How long an agent holds a job without renewing its lease.
+    pub agent_lease_ms: u64,
 }
 
 impl Settings {
@@ -378,12 +380,21 @@ pub fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
             ))
             .unwrap_or(0),
     };
+    let agent_lease_ms = p
+        .keep(duration(
+            "agent-lease",
+            args.agent_lease,
+            file.agents.lease.take(),
+            "60s",
+        ))
+        .unwrap_or(0) as u64;
     let (Some(listen), Some(registries), Some(log_limit), true) =
         (listen, registries, log_limit, p.0.is_empty())
     else {
         bail!("{}", p.0.join("\n"));
     };
     Ok(Settings {
+        agent_lease_ms,
         runners,
         public,
         cors,
