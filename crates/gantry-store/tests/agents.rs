@@ -133,13 +133,23 @@ both!(async fn tokens_agents_and_an_earlier_life_s_entries(backend) {
     q.enqueue(&entry("e1", 1, 1)).await.unwrap();
     q.enqueue(&entry("e2", 2, 2)).await.unwrap();
     q.take("e2", "a1", 100).await.unwrap();
-    assert_eq!(q.abandon_open().await.unwrap(), 2);
+    // An entry of a run another server holds (a replica on the same database) is its own.
+    let mut theirs = entry("e9", 1, 2);
+    theirs.run_id = "run9".into();
+    q.enqueue(&theirs).await.unwrap();
+    let store = _d.store().await;
+    assert!(store.try_lease("run:run9", "other", 1_000, 0).await.unwrap());
+    assert!(store.try_lease("run:run1", "me", 1_000, 0).await.unwrap());
+    assert_eq!(q.abandon_open("me", 500).await.unwrap(), 2);
+    let open: Vec<String> = q.open(10).await.unwrap().into_iter().map(|e| e.id).collect();
+    assert_eq!(open, ["e9"], "another server's run keeps its entry");
+    assert_eq!(q.abandon_open("me", 2_000).await.unwrap(), 1, "its lease lapsed");
     assert!(q.open(10).await.unwrap().is_empty());
     assert!(!q.take("e1", "a1", 100).await.unwrap());
     // Finished entries go once old enough; open ones never.
     q.enqueue(&entry("e3", 3, 3)).await.unwrap();
     assert_eq!(q.sweep(2).await.unwrap(), 1);
-    assert_eq!(q.sweep(10).await.unwrap(), 1);
+    assert_eq!(q.sweep(10).await.unwrap(), 2, "e2 and e9");
     assert_eq!(q.open(10).await.unwrap().len(), 1);
     assert!(q.get("e1").await.unwrap().is_none());
 });

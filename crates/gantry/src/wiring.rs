@@ -188,7 +188,7 @@ pub async fn start_engine(
         sessions
     };
     if let Some(agents) = &inputs.agents {
-        let agent = gantry_engine::agents::AgentExecutor::new(agents.clone(), store.clone());
+        let agent = gantry_engine::agents::AgentExecutor::new(agents.clone(), store.clone(), owner);
         executors.insert(ExecutorKind::Agent, Arc::new(agent));
     }
     let agents = inputs.agents.clone();

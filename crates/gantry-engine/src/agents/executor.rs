@@ -18,12 +18,19 @@ use tokio::sync::Notify;
 pub struct AgentExecutor {
     agents: Arc<Agents>,
     store: Arc<dyn Store>,
+    /// This server's lease holder name.
+    owner: String,
 }
 
 impl AgentExecutor {
-    /// `store` gives an attempt's `runs_on` (from its run's spec).
-    pub fn new(agents: Arc<Agents>, store: Arc<dyn Store>) -> AgentExecutor {
-        AgentExecutor { agents, store }
+    /// `store` gives an attempt's `runs_on` (from its run's spec); `owner` is this server's
+    /// lease holder name.
+    pub fn new(agents: Arc<Agents>, store: Arc<dyn Store>, owner: &str) -> AgentExecutor {
+        AgentExecutor {
+            agents,
+            store,
+            owner: owner.to_string(),
+        }
     }
 
     /// The attempt's `runs_on` and its run's repository.
@@ -202,9 +209,9 @@ impl Executor for AgentExecutor {
     }
 
     /// At start: what an earlier life left queued or held is over (recovery finds those
-    /// attempts lost and runs them again).
+    /// attempts lost and runs them again); another server's runs keep theirs.
     async fn reap_orphans(&self) -> usize {
-        match self.agents.queue.abandon_open().await {
+        match self.agents.queue.abandon_open(&self.owner, now_ms()).await {
             Ok(n) => n as usize,
             Err(e) => {
                 tracing::warn!(cause = %e, "cannot close the agents' queue of an earlier life");

@@ -125,9 +125,10 @@ pub trait AgentQueue: Send + Sync + 'static {
     /// `Taken` → `Lost` when its lease expired before `now_ms`; false otherwise.
     async fn expire(&self, id: &str, now_ms: i64) -> StoreResult<bool>;
     async fn request_cancel(&self, id: &str) -> StoreResult<()>;
-    /// At start: every `Queued` or `Taken` entry of an earlier life becomes `Lost` (their
-    /// attempts are recovered as lost). Returns how many.
-    async fn abandon_open(&self) -> StoreResult<u64>;
+    /// At start: every `Queued` or `Taken` entry of an earlier life of server `holder`
+    /// becomes `Lost` (their attempts are recovered as lost): those of runs no other server
+    /// holds a live lease on at `now_ms` (another server's runs keep theirs). Returns how many.
+    async fn abandon_open(&self, holder: &str, now_ms: i64) -> StoreResult<u64>;
     /// Deletes entries that are over (done, lost, cancelled) and were queued before
     /// `before_ms`. Returns how many.
     async fn sweep(&self, before_ms: i64) -> StoreResult<u64>;

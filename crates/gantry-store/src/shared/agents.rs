@@ -297,12 +297,17 @@ impl AgentQueue for StoreAgents {
         Ok(())
     }
 
-    async fn abandon_open(&self) -> StoreResult<u64> {
-        let done =
-            sqlx::query("UPDATE agent_jobs SET state = 'lost' WHERE state IN ('queued', 'taken')")
-                .execute(&self.write)
-                .await
-                .map_err(db)?;
+    async fn abandon_open(&self, holder: &str, now_ms: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE agent_jobs SET state = 'lost' WHERE state IN ('queued', 'taken')
+               AND NOT EXISTS (SELECT 1 FROM locks l WHERE l.name = 'run:' || agent_jobs.run_id
+                                 AND l.holder <> $1 AND l.expires_at >= $2)",
+        )
+        .bind(holder)
+        .bind(now_ms)
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
         Ok(done.rows_affected())
     }
 

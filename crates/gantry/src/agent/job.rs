@@ -118,8 +118,10 @@ impl Runner {
             Ok(ex) => {
                 let mut run =
                     tokio::spawn(async move { ex.execute(launch, CancelSignal(stop_rx)).await });
+                // The lease was just granted: the first renewal is one period away.
+                let period = Duration::from_millis(lease.heartbeat_ms.max(100));
                 let mut beat =
-                    tokio::time::interval(Duration::from_millis(lease.heartbeat_ms.max(100)));
+                    tokio::time::interval_at(tokio::time::Instant::now() + period, period);
                 let mut ship = tokio::time::interval(LOG_PERIOD);
                 let mut offset = 0u64;
                 let mut refused = None;
