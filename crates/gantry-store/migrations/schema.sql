@@ -138,3 +138,7 @@ CREATE TABLE agent_jobs (
     UNIQUE (run_id, job, attempt)
 ) WITHOUT ROWID;
 CREATE INDEX agent_jobs_open ON agent_jobs (state, created_at);
+CREATE TABLE cancel_requests (
+    run_id TEXT   PRIMARY KEY,
+    at     BIGINT NOT NULL
+) WITHOUT ROWID;

@@ -89,3 +89,26 @@ both!(async fn runs_whose_lease_lapsed_are_orphans_and_their_old_holder_learns_i
     assert!(b.orphaned_runs(25_000, 10).await.unwrap().is_empty());
     assert!(a.renew_leases(&[], "a", 1).await.unwrap().is_empty());
 });
+
+both!(async fn a_cancel_request_for_another_servers_run_is_taken_once(backend) {
+    let place = Place::new(backend);
+    let (a, b) = (place.store().await, place.store().await);
+    a.commit(&[Write::InsertRun(Box::new(common::run("r1", 1)))]).await.unwrap();
+    assert!(b.request_cancel("r1", 5).await.unwrap(), "unfinished: recorded");
+    assert!(b.request_cancel("r1", 6).await.unwrap(), "asked twice: still one request");
+    assert!(!b.request_cancel("none", 5).await.unwrap(), "no such run");
+    let ids = vec!["r1".to_string(), "r2".to_string()];
+    assert_eq!(a.take_cancel_requests(&ids).await.unwrap(), ["r1"]);
+    assert!(a.take_cancel_requests(&ids).await.unwrap().is_empty(), "taken once");
+    assert!(a.take_cancel_requests(&[]).await.unwrap().is_empty());
+    a.commit(&[Write::UpdateRun {
+        id: "r1".into(),
+        status: gantry_core::RunStatus::Succeeded,
+        cancel_requested: false,
+        started_at_ms: Some(2),
+        finished_at_ms: Some(3),
+    }])
+    .await
+    .unwrap();
+    assert!(!b.request_cancel("r1", 7).await.unwrap(), "finished: nothing to cancel");
+});

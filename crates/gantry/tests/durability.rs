@@ -88,6 +88,12 @@ impl Store for Gated {
     async fn renew_leases(&self, n: &[String], h: &str, exp: i64) -> StoreResult<Vec<String>> {
         self.inner.renew_leases(n, h, exp).await
     }
+    async fn request_cancel(&self, id: &str, at: i64) -> StoreResult<bool> {
+        self.inner.request_cancel(id, at).await
+    }
+    async fn take_cancel_requests(&self, ids: &[String]) -> StoreResult<Vec<String>> {
+        self.inner.take_cancel_requests(ids).await
+    }
     async fn try_lease(&self, n: &str, h: &str, exp: i64, now: i64) -> StoreResult<bool> {
         self.inner.try_lease(n, h, exp, now).await
     }

@@ -1,5 +1,6 @@
 //! Several `gantry serve` replicas on one PostgreSQL database: either takes API calls and
-//! shows the other's runs; when one is killed (`kill -9`) mid-run, the other adopts its run
+//! shows the other's runs, a run is cancelled through the replica that does not step it; when
+//! one is killed (`kill -9`) mid-run, the other adopts its run
 //! once the run's lease lapses (about 10 s) and finishes it, the lost attempt run once more,
 //! and the audit trail says who adopted it and why.
 
@@ -22,6 +23,23 @@ async fn a_replica_adopts_the_runs_of_one_killed_mid_run() {
     // Either replica takes a run and shows the other's.
     let on_b = b.submit_yaml("jobs:\n  a: {run: [\"true\"]}\n").await;
     a.wait_run(&on_b, 20, |r| r["status"] == "succeeded").await;
+
+    // A run stepped by A, cancelled through B: A cancels it on its next tick.
+    let long = a
+        .submit_yaml("jobs:\n  wait: {run: [\"sleep 3983\"]}\n")
+        .await;
+    common::wait_until(20, "the long job runs", || common::alive("sleep 3983")).await;
+    let (status, body) = b
+        .post(
+            &format!("/api/v1/runs/{long}/cancel"),
+            "application/json",
+            "{}",
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let cancelled = a.wait_run(&long, 20, |r| r["status"] == "cancelled").await;
+    assert_eq!(cancelled["jobs"][0]["status"], "cancelled", "{cancelled}");
+    common::wait_until(10, "the job is stopped", || !common::alive("sleep 3983")).await;
 
     // A run on A whose first attempt sleeps until A is killed; run again, it succeeds.
     let marker = dir_a.path().join("first-attempt");

@@ -248,9 +248,13 @@ impl Engine {
             })
             .map_err(|_| EngineError::Stopped)?;
         match rx.await.map_err(|_| EngineError::Stopped)? {
+            // Not stepped here: another server on the same database steps it, and cancels it
+            // on its next tick once the request is stored.
             Err(EngineError::RunNotFound(id)) => match self.store.get_run(&id).await? {
                 Some(r) if r.status.is_terminal() => Err(EngineError::RunFinished(id)),
-                _ => Err(EngineError::RunNotFound(id)),
+                Some(_) if self.store.request_cancel(&id, self.clock.now_ms()).await? => Ok(()),
+                Some(_) => Err(EngineError::RunFinished(id)),
+                None => Err(EngineError::RunNotFound(id)),
             },
             other => other,
         }

@@ -4,7 +4,8 @@
 //! this one was paused past the lease — and drops those runs, stopping their attempts (the new
 //! holder runs them again). And it looks for orphans, unfinished runs whose lease lapsed
 //! because their server stopped renewing (it died), takes their leases and adopts them, as
-//! recovery does at start: attempts recorded as running are lost and run again once.
+//! recovery does at start: attempts recorded as running are lost and run again once. And it
+//! takes the cancel requests other servers stored for its runs.
 
 use super::{Actor, Command};
 use crate::ports::RunRecord;
@@ -18,7 +19,8 @@ impl Actor {
     /// Renews this server's run leases and looks for orphans, off the actor's loop: what it
     /// finds comes back as [`Command::LeasesLost`] and [`Command::Orphans`].
     pub(super) fn keep_leases(&mut self, now: i64) {
-        let names: Vec<String> = self.runs.keys().map(|id| format!("run:{id}")).collect();
+        let ids: Vec<String> = self.runs.keys().cloned().collect();
+        let names: Vec<String> = ids.iter().map(|id| format!("run:{id}")).collect();
         let (store, tx) = (self.store.clone(), self.tx.clone());
         let owner = self.config.owner.clone();
         let expires = now + self.config.lease_ttl_ms;
@@ -36,6 +38,16 @@ impl Actor {
                     }
                 }
                 Err(e) => warn!(cause = %e, "cannot renew the run leases"),
+            }
+            // Cancels asked of another server for runs stepped here.
+            match store.take_cancel_requests(&ids).await {
+                Ok(asked) => {
+                    for id in asked {
+                        let (reply, _) = tokio::sync::oneshot::channel();
+                        let _ = tx.send(Command::Cancel { id, reply });
+                    }
+                }
+                Err(e) => warn!(cause = %e, "cannot read the cancel requests"),
             }
             let orphans = match store.orphaned_runs(now, ADOPT_AT_ONCE).await {
                 Ok(o) => o,

@@ -348,6 +348,11 @@ pub trait Store: Send + Sync + 'static {
         holder: &str,
         expires_at_ms: i64,
     ) -> StoreResult<Vec<String>>;
+    /// Records a request to cancel run `run_id` for the server stepping it (another one), if
+    /// the run is unfinished; says whether it is.
+    async fn request_cancel(&self, run_id: &str, at_ms: i64) -> StoreResult<bool>;
+    /// Takes (removes) the cancel requests for any of `run_ids`; the runs they name.
+    async fn take_cancel_requests(&self, run_ids: &[String]) -> StoreResult<Vec<String>>;
     /// Takes the lease `name` for `holder` if it is free, expired, or already `holder`'s.
     async fn try_lease(
         &self,

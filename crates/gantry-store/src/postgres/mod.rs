@@ -145,6 +145,14 @@ impl Store for PgStore {
         reads::renew_leases(&self.pool, names, holder, expires_at_ms).await
     }
 
+    async fn request_cancel(&self, run_id: &str, at_ms: i64) -> StoreResult<bool> {
+        reads::request_cancel(&self.pool, run_id, at_ms).await
+    }
+
+    async fn take_cancel_requests(&self, run_ids: &[String]) -> StoreResult<Vec<String>> {
+        reads::take_cancel_requests(&self.pool, run_ids).await
+    }
+
     async fn try_lease(
         &self,
         name: &str,

@@ -23,6 +23,9 @@ const UNDECIDED_EVENTS: &str = "SELECT * FROM events WHERE outcome IS NULL AND s
 const RENEW_LEASES: &str = "UPDATE locks SET expires_at = $1
      WHERE holder = $2 AND name = ANY($3) RETURNING name";
 
+/// As SQLite's, with `$1` a text array.
+const TAKE_CANCELS: &str = "DELETE FROM cancel_requests WHERE run_id = ANY($1) RETURNING run_id";
+
 /// A list bound as one parameter: a text array.
 fn list(items: &[impl AsRef<str>]) -> Vec<String> {
     items.iter().map(|s| s.as_ref().to_string()).collect()

@@ -100,6 +100,42 @@ pub(crate) async fn renew_leases(
         .map_err(db)
 }
 
+pub(crate) async fn request_cancel(write: &Pool, run_id: &str, at_ms: i64) -> StoreResult<bool> {
+    let mut tx = write.begin().await.map_err(db)?;
+    let unfinished: Option<String> =
+        sqlx::query_scalar("SELECT id FROM runs WHERE id = $1 AND status IN ('queued', 'running')")
+            .bind(run_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+    if unfinished.is_some() {
+        sqlx::query(
+            "INSERT INTO cancel_requests (run_id, at) VALUES ($1, $2) ON CONFLICT (run_id) DO NOTHING",
+        )
+        .bind(run_id)
+        .bind(at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(unfinished.is_some())
+}
+
+pub(crate) async fn take_cancel_requests(
+    write: &Pool,
+    run_ids: &[String],
+) -> StoreResult<Vec<String>> {
+    if run_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar(super::TAKE_CANCELS)
+        .bind(super::list(run_ids))
+        .fetch_all(write)
+        .await
+        .map_err(db)
+}
+
 pub(crate) async fn get_run(read: &Pool, id: &str) -> StoreResult<Option<RunRecord>> {
     let Some(row) = sqlx::query(concat!(run_select!(), " WHERE r.id = $1"))
         .bind(id)
@@ -293,6 +329,12 @@ pub(crate) async fn expire_rows(
             .rows_affected();
     }
     let [runs, events, locks, _runners] = deleted;
+    // A request for a run that ended before its server took it.
+    sqlx::query("DELETE FROM cancel_requests WHERE at < $1")
+        .bind(now_ms - retention.working_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
     // A chunk goes once its newest record is past the retention (a chunk's records are
     // one commit's, at most the journal's linger apart); what is counted is records.
     let audit_events: Vec<i64> =

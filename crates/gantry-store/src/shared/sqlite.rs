@@ -22,6 +22,10 @@ const UNDECIDED_EVENTS: &str = "SELECT * FROM events WHERE outcome IS NULL AND s
 const RENEW_LEASES: &str = "UPDATE locks SET expires_at = $1
      WHERE holder = $2 AND name IN (SELECT value FROM json_each($3)) RETURNING name";
 
+/// Removes the cancel requests for the runs in `$1` (a JSON array); names them.
+const TAKE_CANCELS: &str = "DELETE FROM cancel_requests
+     WHERE run_id IN (SELECT value FROM json_each($1)) RETURNING run_id";
+
 /// A list bound as one parameter: a JSON array.
 fn list(items: &[impl AsRef<str>]) -> String {
     let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();

@@ -188,6 +188,14 @@ impl Store for SqliteStore {
         reads::renew_leases(&self.write, names, holder, expires_at_ms).await
     }
 
+    async fn request_cancel(&self, run_id: &str, at_ms: i64) -> StoreResult<bool> {
+        reads::request_cancel(&self.write, run_id, at_ms).await
+    }
+
+    async fn take_cancel_requests(&self, run_ids: &[String]) -> StoreResult<Vec<String>> {
+        reads::take_cancel_requests(&self.write, run_ids).await
+    }
+
     async fn try_lease(
         &self,
         name: &str,
