@@ -25,8 +25,17 @@ impl Clock for ManualClock {
 const T0: i64 = 1_795_000_000_000; // 2026-11-17T...Z, any fixed instant
 
 async fn start(dir: &std::path::Path, clock: Arc<ManualClock>) -> (Engine, Arc<dyn Store>, Bus) {
+    start_as(dir, clock, "node").await
+}
+
+/// A server named `owner` (its leases' holder) on the database in `dir`.
+async fn start_as(
+    dir: &std::path::Path,
+    clock: Arc<ManualClock>,
+    owner: &str,
+) -> (Engine, Arc<dyn Store>, Bus) {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("g.db")).await.unwrap());
-    let config = EngineConfig::new(dir.to_path_buf(), 2, "node".into());
+    let config = EngineConfig::new(dir.to_path_buf(), 2, owner.into());
     let engine = Engine::start(config, store.clone(), Executors::new(), clock)
         .await
         .unwrap();
@@ -146,4 +155,32 @@ async fn missed_windows_can_be_skipped_or_all_fired() {
             "then the next tick, missed = {missed}"
         );
     }
+}
+
+/// Two servers on one database, both with the schedule rule: only the holder of the
+/// scheduler's lease fires, so each due time fires once; when it stops, the other takes the
+/// lease once it lapses and fires what is due.
+#[tokio::test]
+async fn of_two_servers_on_one_database_one_fires_each_due_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicI64::new(T0)));
+    let (first, store, _bus_a) = start_as(dir.path(), clock.clone(), "server-a").await;
+    quiet().await;
+    let (second, _, _bus_b) = start_as(dir.path(), clock.clone(), "server-b").await;
+    quiet().await;
+    for minute in 1..=3 {
+        clock
+            .0
+            .store(T0 + minute * 60_000 + 1_000, Ordering::SeqCst);
+        let times = fired(&store, minute as usize).await;
+        quiet().await;
+        assert_eq!(fires(&store).await.len(), minute as usize, "{times:?}");
+    }
+    // The holder stops; its lease (8 s) lapses; the other fires the next due time, once.
+    first.shutdown().await;
+    clock.0.store(T0 + 4 * 60_000 + 1_000, Ordering::SeqCst);
+    assert_eq!(fired(&store, 4).await.len(), 4);
+    quiet().await;
+    assert_eq!(fires(&store).await.len(), 4);
+    second.shutdown().await;
 }
