@@ -59,9 +59,14 @@ impl PgStore {
             .await
             .map_err(|e| OpenError::Migration(e.to_string()))?;
         let _ = conn.close().await;
+        // No idle or lifetime reaping: without it sqlx runs no maintenance task, whose sweep
+        // can spin a core forever (sqlx 0.9.0, launchbadge/sqlx#3645); a connection the
+        // server dropped is found by the ping before each use (`test_before_acquire`).
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(CONNECT_TIMEOUT)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_lazy_with(options);
         Ok(PgStore { pool })
     }

@@ -82,11 +82,16 @@ impl SqliteStore {
         } else {
             options.journal_mode(SqliteJournalMode::Wal)
         };
+        // No idle or lifetime reaping (`idle_timeout`, `max_lifetime` unset): a SQLite
+        // connection never goes stale, and without them sqlx runs no maintenance task, whose
+        // sweep can spin a core forever (sqlx 0.9.0, launchbadge/sqlx#3645).
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             // A SQLite connection cannot be cut as a network one can: pinging it before each
             // transaction (the default) was one more round trip to SQLite's thread per commit.
             .test_before_acquire(false)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options.clone())
             .await
             .map_err(db)?;
@@ -123,10 +128,14 @@ impl SqliteStore {
         let write_unsynced = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_lazy_with(options.clone().synchronous(SqliteSynchronous::Normal));
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_lazy_with(options.read_only(true));
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
