@@ -2,7 +2,7 @@
 //! (`file:///path`) or an S3 bucket (`s3://bucket/prefix`; AWS or any S3-compatible storage,
 //! configured as the AWS SDKs are: `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, …).
 //! Files go up in parts (multipart uploads for large ones) and come down into a file made
-//! whole beside its place and then renamed, so a reader never sees half an object.
+//! whole beside its place and then linked into it, so a reader never sees half an object.
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -135,8 +135,12 @@ impl Blobs for ObjectBlobs {
             Err(object_store::Error::NotFound { .. }) => return Ok(false),
             Err(e) => return Err(self.failed("get", key, e)),
         };
+        // A part file of this fetch's own (readers may fetch at once), linked into place only
+        // if nothing is there by then: a file written meanwhile is never replaced.
+        static FETCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = FETCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut part = path.as_os_str().to_owned();
-        part.push(".part");
+        part.push(format!(".part-{}-{n}", std::process::id()));
         let part = std::path::PathBuf::from(part);
         let mut out = tokio::fs::File::create(&part)
             .await
@@ -151,10 +155,14 @@ impl Blobs for ObjectBlobs {
         out.sync_all()
             .await
             .map_err(|e| file_error("cannot sync", &part, e))?;
-        tokio::fs::rename(&part, path)
-            .await
-            .map_err(|e| file_error("cannot rename into", path, e))?;
-        Ok(true)
+        let linked = tokio::fs::hard_link(&part, path).await;
+        let _ = tokio::fs::remove_file(&part).await;
+        match linked {
+            Ok(()) => Ok(true),
+            // Someone put the file there first: theirs stands.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(true),
+            Err(e) => Err(file_error("cannot link into place", path, e)),
+        }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError> {

@@ -14,7 +14,6 @@ use crate::logs::Logs;
 use crate::ports::{BlobError, Blobs, Store, Write};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 use tracing::{info, warn};
 
 /// A run log's key in the object store.
@@ -68,15 +67,16 @@ impl LogArchive {
         self.blobs.get_file(&key(run_id), &path).await
     }
 
-    /// Archives the log of every finished run here whose archived copy is missing or older
-    /// than the file; returns how many it archived.
+    /// Archives the log of every finished run here whose archived copy is missing or of
+    /// another size than the file (a log only grows: a re-run appends, a timed-out attempt's
+    /// last output may land after the upload); returns how many it archived.
     pub async fn catch_up(&self, store: &dyn Store) -> Result<usize, BlobError> {
-        let archived: HashMap<String, i64> = self
+        let archived: HashMap<String, u64> = self
             .blobs
             .list("logs/")
             .await?
             .into_iter()
-            .map(|m| (m.key, m.modified_ms))
+            .map(|m| (m.key, m.size))
             .collect();
         let dir = self.logs.path("x");
         let Some(dir) = dir.parent() else {
@@ -91,16 +91,8 @@ impl LogArchive {
             let Some(run_id) = name.strip_suffix(".log") else {
                 continue;
             };
-            let modified_ms = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_millis() as i64);
-            if archived
-                .get(&key(run_id))
-                .is_some_and(|&at| at >= modified_ms)
-            {
+            let size = entry.metadata().map_or(0, |m| m.len());
+            if archived.get(&key(run_id)) == Some(&size) {
                 continue;
             }
             let finished = matches!(

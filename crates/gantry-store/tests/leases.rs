@@ -69,9 +69,10 @@ both!(async fn runs_whose_lease_lapsed_are_orphans_and_their_old_holder_learns_i
     assert_eq!(ids(b.orphaned_runs(10_001, 1).await.unwrap()), ["r1"], "at most the limit");
 
     // B adopts r2 after A's lease lapsed; A, renewing late, keeps r1 and learns r2 is gone.
+    // r4 is A's too, but its batch is not committed yet: not lost.
     assert!(b.try_lease("run:r2", "b", 50_000, 10_001).await.unwrap());
-    let names = vec!["run:r1".to_string(), "run:r2".to_string()];
-    assert_eq!(a.renew_leases(&names, "a", 30_000).await.unwrap(), ["run:r1"]);
+    let mine = vec!["r1".to_string(), "r2".to_string(), "r4".to_string()];
+    assert_eq!(a.renew_run_leases(&mine, "a", 30_000).await.unwrap(), ["r2"]);
     assert!(!b.try_lease("run:r1", "b", 40_000, 25_000).await.unwrap(), "renewed to 30 000");
     assert_eq!(ids(b.orphaned_runs(25_000, 10).await.unwrap()), ["r3"]);
     // A finished run is nobody's orphan.
@@ -87,7 +88,9 @@ both!(async fn runs_whose_lease_lapsed_are_orphans_and_their_old_holder_learns_i
     .await
     .unwrap();
     assert!(b.orphaned_runs(25_000, 10).await.unwrap().is_empty());
-    assert!(a.renew_leases(&[], "a", 1).await.unwrap().is_empty());
+    // Another server finished a run A still thinks it steps (r3 had no lease): lost.
+    assert_eq!(a.renew_run_leases(&["r3".into()], "a", 31_000).await.unwrap(), ["r3"]);
+    assert!(a.renew_run_leases(&[], "a", 1).await.unwrap().is_empty());
 });
 
 both!(async fn a_cancel_request_for_another_servers_run_is_taken_once(backend) {

@@ -85,8 +85,8 @@ impl Store for Gated {
     async fn orphaned_runs(&self, now: i64, limit: u32) -> StoreResult<Vec<RunRecord>> {
         self.inner.orphaned_runs(now, limit).await
     }
-    async fn renew_leases(&self, n: &[String], h: &str, exp: i64) -> StoreResult<Vec<String>> {
-        self.inner.renew_leases(n, h, exp).await
+    async fn renew_run_leases(&self, n: &[String], h: &str, e: i64) -> StoreResult<Vec<String>> {
+        self.inner.renew_run_leases(n, h, e).await
     }
     async fn request_cancel(&self, id: &str, at: i64) -> StoreResult<bool> {
         self.inner.request_cancel(id, at).await

@@ -44,8 +44,10 @@ pub(super) async fn run(bus: Bus) {
             // Deliveries of different events go in parallel; each is written once done.
             tokio::spawn(async move { deliver(&bus, d).await });
         }
-        let wait = next_due.map_or(Duration::from_secs(5), |t| {
-            Duration::from_millis((t - now).clamp(10, 5000) as u64)
+        // At most a quarter of the lease: it is renewed well before it could lapse.
+        let most = (bus.inner.engine.lease_holder().1 / 4).clamp(10, 5000);
+        let wait = next_due.map_or(Duration::from_millis(most as u64), |t| {
+            Duration::from_millis((t - now).clamp(10, most) as u64)
         });
         tokio::select! {
             _ = bus.inner.wake.notified() => {}

@@ -187,6 +187,7 @@ impl Engine {
             running: 0,
             dirty: Vec::new(),
             results: Vec::new(),
+            keeping: Arc::default(),
         };
         if config.recover {
             actor.recover().await?;
@@ -267,6 +268,9 @@ impl Engine {
             .get_run(id)
             .await?
             .ok_or_else(|| EngineError::RunNotFound(id.to_string()))?;
+        if record.status.is_terminal() {
+            takeover::claim_for_rerun(self, id).await?;
+        }
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Adopt {
@@ -349,6 +353,7 @@ struct Actor {
     /// Writes of results taken since the last step, appended just before the step's own (so
     /// a burst of results costs one journal entry).
     results: Vec<Write>,
+    keeping: Arc<takeover::LeaseKeeping>,
 }
 
 impl Actor {

@@ -38,8 +38,9 @@ pub trait Blobs: Send + Sync + 'static {
     fn describe(&self) -> String;
     /// Writes the file at `path` as object `key` (streamed: the file's size does not matter).
     async fn put_file(&self, key: &str, path: &Path) -> Result<(), BlobError>;
-    /// Writes object `key` into the file at `path` (made whole beside it, then renamed into
-    /// place). `Ok(false)` when there is no such object.
+    /// Writes object `key` into the file at `path`, made whole beside it and then put in place
+    /// only if no file is there by then (one written meanwhile stands). `Ok(false)` when there
+    /// is no such object.
     async fn get_file(&self, key: &str, path: &Path) -> Result<bool, BlobError>;
     /// Objects whose keys start with `prefix`.
     async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError>;

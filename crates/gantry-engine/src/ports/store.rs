@@ -339,12 +339,14 @@ pub trait Store: Send + Sync + 'static {
     /// Unfinished runs no server holds (no `run:<id>` lease, or an expired one), oldest
     /// first, at most `limit`: what a server adopts from one that stopped renewing.
     async fn orphaned_runs(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<RunRecord>>;
-    /// Extends those of `names` that `holder` still holds to `expires_at_ms`, and says which
-    /// they were; the others were lost (taken by another server after they expired, or
-    /// removed once expired).
-    async fn renew_leases(
+    /// Extends the leases of runs `run_ids` that `holder` still holds to `expires_at_ms`, and
+    /// says which of those runs it lost: their lease is another server's now (taken after it
+    /// lapsed), or the run has ended (another server finished it). A run whose lease row is
+    /// not there (its creating batch not yet committed, or removed after it lapsed) is not
+    /// lost.
+    async fn renew_run_leases(
         &self,
-        names: &[String],
+        run_ids: &[String],
         holder: &str,
         expires_at_ms: i64,
     ) -> StoreResult<Vec<String>>;

@@ -136,13 +136,13 @@ impl Store for PgStore {
         reads::orphaned_runs(&self.pool, now_ms, limit).await
     }
 
-    async fn renew_leases(
+    async fn renew_run_leases(
         &self,
-        names: &[String],
+        run_ids: &[String],
         holder: &str,
         expires_at_ms: i64,
     ) -> StoreResult<Vec<String>> {
-        reads::renew_leases(&self.pool, names, holder, expires_at_ms).await
+        reads::renew_run_leases(&self.pool, run_ids, holder, expires_at_ms).await
     }
 
     async fn request_cancel(&self, run_id: &str, at_ms: i64) -> StoreResult<bool> {

@@ -24,6 +24,11 @@ const RENEW_LEASES: &str = "UPDATE locks SET expires_at = $1
      WHERE holder = $2 AND name = ANY($3) RETURNING name";
 
 /// As SQLite's, with `$1` a text array.
+const LOST_RUNS: &str = "SELECT r.id FROM runs r LEFT JOIN locks l ON l.name = 'run:' || r.id
+     WHERE r.id = ANY($1)
+       AND ((l.holder IS NOT NULL AND l.holder <> $2) OR r.status NOT IN ('queued', 'running'))";
+
+/// As SQLite's, with `$1` a text array.
 const TAKE_CANCELS: &str = "DELETE FROM cancel_requests WHERE run_id = ANY($1) RETURNING run_id";
 
 /// A list bound as one parameter: a text array.

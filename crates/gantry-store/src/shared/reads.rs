@@ -82,19 +82,26 @@ pub(crate) async fn orphaned_runs(
     with_jobs(read, &rows).await
 }
 
-pub(crate) async fn renew_leases(
+pub(crate) async fn renew_run_leases(
     write: &Pool,
-    names: &[String],
+    run_ids: &[String],
     holder: &str,
     expires_at_ms: i64,
 ) -> StoreResult<Vec<String>> {
-    if names.is_empty() {
+    if run_ids.is_empty() {
         return Ok(Vec::new());
     }
-    sqlx::query_scalar(super::RENEW_LEASES)
+    let names: Vec<String> = run_ids.iter().map(|id| format!("run:{id}")).collect();
+    let _renewed: Vec<String> = sqlx::query_scalar(super::RENEW_LEASES)
         .bind(expires_at_ms)
         .bind(holder)
-        .bind(super::list(names))
+        .bind(super::list(&names))
+        .fetch_all(write)
+        .await
+        .map_err(db)?;
+    sqlx::query_scalar(super::LOST_RUNS)
+        .bind(super::list(run_ids))
+        .bind(holder)
         .fetch_all(write)
         .await
         .map_err(db)

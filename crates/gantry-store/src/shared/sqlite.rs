@@ -22,6 +22,12 @@ const UNDECIDED_EVENTS: &str = "SELECT * FROM events WHERE outcome IS NULL AND s
 const RENEW_LEASES: &str = "UPDATE locks SET expires_at = $1
      WHERE holder = $2 AND name IN (SELECT value FROM json_each($3)) RETURNING name";
 
+/// Of the runs in `$1` (a JSON array), those whose lease another holder than `$2` has, or
+/// that have ended.
+const LOST_RUNS: &str = "SELECT r.id FROM runs r LEFT JOIN locks l ON l.name = 'run:' || r.id
+     WHERE r.id IN (SELECT value FROM json_each($1))
+       AND ((l.holder IS NOT NULL AND l.holder <> $2) OR r.status NOT IN ('queued', 'running'))";
+
 /// Removes the cancel requests for the runs in `$1` (a JSON array); names them.
 const TAKE_CANCELS: &str = "DELETE FROM cancel_requests
      WHERE run_id IN (SELECT value FROM json_each($1)) RETURNING run_id";

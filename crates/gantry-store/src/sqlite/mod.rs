@@ -179,13 +179,13 @@ impl Store for SqliteStore {
         reads::orphaned_runs(&self.read, now_ms, limit).await
     }
 
-    async fn renew_leases(
+    async fn renew_run_leases(
         &self,
-        names: &[String],
+        run_ids: &[String],
         holder: &str,
         expires_at_ms: i64,
     ) -> StoreResult<Vec<String>> {
-        reads::renew_leases(&self.write, names, holder, expires_at_ms).await
+        reads::renew_run_leases(&self.write, run_ids, holder, expires_at_ms).await
     }
 
     async fn request_cancel(&self, run_id: &str, at_ms: i64) -> StoreResult<bool> {

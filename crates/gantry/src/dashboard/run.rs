@@ -291,7 +291,10 @@ pub async fn rerun(
 ) -> Response {
     let done = match csrf_refusal(&session, form.csrf.as_deref()) {
         Some(refused) => return refused,
-        None => state.engine.rerun(&id).await,
+        None => {
+            state.log_here(&id).await;
+            state.engine.rerun(&id).await
+        }
     };
     back_to_run(&id, done)
 }

@@ -129,13 +129,19 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Makes sure a run's log file is here before it is read: with an object store, a run that
-    /// another server ran (or whose file was removed) has its log fetched from the archive. A
-    /// failure is logged and the log reads as it is here (empty, if it is not).
+    /// Makes sure a finished run's log file is here before it is read or the run re-run:
+    /// with an object store, a run that another server ran (or whose file was removed) has its
+    /// log fetched from the archive. (An unfinished run's log is the stepping server's, and
+    /// archived once it ends.) A failure is logged and the log reads as it is here.
     pub async fn log_here(&self, run_id: &str) {
-        if let Some(archive) = &self.archive
-            && let Err(e) = archive.restore(run_id).await
-        {
+        let Some(archive) = &self.archive else {
+            return;
+        };
+        let finished = matches!(
+            self.engine.store().get_run(run_id).await,
+            Ok(Some(run)) if run.status.is_terminal()
+        );
+        if finished && let Err(e) = archive.restore(run_id).await {
             tracing::warn!(run_id, cause = %e, "cannot fetch the run's log from the archive");
         }
     }
