@@ -3,16 +3,30 @@
 # connections), Gantry beside the peers a user would pick instead (bench/harness/webhook).
 # Every Gantry 2xx means the event is in SQLite with synchronous=FULL (group commit).
 # env: PEERS (default "ours"; add fastapi-full fastapi-normal after
-#      bench/setup.sh), DURATION (default 20s).
+#      bench/setup.sh), DURATION (default 20s), STORE (sqlite, or postgres).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-/tmp/gantry-bench/webhook}
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install -y wrk)"; exit 1; }
 cargo build --release -p gantry --manifest-path "$ROOT/Cargo.toml"
 rm -rf "$OUT"; mkdir -p "$OUT"
-OURS_WEBHOOK_CMD="env GANTRY_GITHUB_WEBHOOK_SECRET=\$WEBHOOK_SECRET $ROOT/target/release/gantry serve --listen 127.0.0.1:9110 --data-dir ./state" \
+# STORE=postgres: Gantry's store is PostgreSQL (a throwaway cluster from scripts/pg-cluster,
+# fsync on; every 2xx means the event is committed there), beside the same peers.
+DB_ENV=""
+COUNT="sqlite3 $OUT/webhook-ours/state/gantry.db 'select count(*) from events'"
+if [ "${STORE:-sqlite}" = postgres ]; then
+  "$ROOT/scripts/test-deps" >/dev/null
+  pgdir=$(mktemp -d)
+  chmod 755 "$pgdir" # the cluster belongs to another user when run as root
+  trap '"$ROOT/scripts/pg-cluster" stop "$pgdir/pg" >/dev/null 2>&1 || true; rm -rf "$pgdir"' EXIT
+  pg_url=$("$ROOT/scripts/pg-cluster" start "$pgdir/pg" | tail -1)
+  psql=$(ls /usr/lib/postgresql/*/bin/psql | tail -1)
+  DB_ENV="GANTRY_DATABASE_URL=$pg_url"
+  COUNT="$psql $pg_url -tAc 'select count(*) from events'"
+fi
+OURS_WEBHOOK_CMD="env GANTRY_GITHUB_WEBHOOK_SECRET=\$WEBHOOK_SECRET $DB_ENV $ROOT/target/release/gantry serve --listen 127.0.0.1:9110 --data-dir ./state" \
 OURS_WEBHOOK_URL=http://127.0.0.1:9110/webhooks/github \
-OURS_COUNT_CMD="sqlite3 $OUT/webhook-ours/state/gantry.db 'select count(*) from events'" \
+OURS_COUNT_CMD="$COUNT" \
 DURATION=${DURATION:-20s} OUT=$OUT bash "$ROOT/bench/harness/webhook/run_webhook_bench.sh" ${PEERS:-ours} | grep '^{' > "$OUT/results.jsonl"
 python3 - "$OUT/results.jsonl" <<'PY'
 import json, sys
