@@ -66,7 +66,7 @@ pub async fn show(
     let (text, truncated) = if record.attempt == 0 {
         (String::new(), false)
     } else {
-        state.log_here(&id).await;
+        state.log_here(&run).await;
         let logs = state.engine.logs().clone();
         let (rid, jname) = (id.clone(), job.clone());
         let read = tokio::task::spawn_blocking(move || -> std::io::Result<(Vec<u8>, bool)> {

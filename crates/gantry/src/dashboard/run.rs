@@ -292,7 +292,7 @@ pub async fn rerun(
     let done = match csrf_refusal(&session, form.csrf.as_deref()) {
         Some(refused) => return refused,
         None => {
-            state.log_here(&id).await;
+            state.log_of_run_here(&id).await;
             state.engine.rerun(&id).await
         }
     };

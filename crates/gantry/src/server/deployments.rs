@@ -141,7 +141,7 @@ pub(crate) async fn session(
     let (Some(rec), Some(run)) = (store.get_deployment(id).await?, store.get_run(id).await?) else {
         return Ok(None);
     };
-    state.log_here(id).await;
+    state.log_here(&run).await;
     let job = run.jobs.first();
     let logs = job
         .map(|j| {

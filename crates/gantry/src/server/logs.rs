@@ -47,7 +47,7 @@ pub async fn log(
             record.attempt
         )));
     }
-    state.log_here(&id).await;
+    state.log_here(&run).await;
     let wants_stream = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

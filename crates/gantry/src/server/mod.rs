@@ -133,16 +133,21 @@ impl AppState {
     /// with an object store, a run that another server ran (or whose file was removed) has its
     /// log fetched from the archive. (An unfinished run's log is the stepping server's, and
     /// archived once it ends.) A failure is logged and the log reads as it is here.
-    pub async fn log_here(&self, run_id: &str) {
-        let Some(archive) = &self.archive else {
-            return;
-        };
-        let finished = matches!(
-            self.engine.store().get_run(run_id).await,
-            Ok(Some(run)) if run.status.is_terminal()
-        );
-        if finished && let Err(e) = archive.restore(run_id).await {
-            tracing::warn!(run_id, cause = %e, "cannot fetch the run's log from the archive");
+    pub async fn log_here(&self, run: &gantry_engine::ports::RunRecord) {
+        if let Some(archive) = &self.archive
+            && run.status.is_terminal()
+            && let Err(e) = archive.restore(&run.id).await
+        {
+            tracing::warn!(run_id = %run.id, cause = %e, "cannot fetch the run's log from the archive");
+        }
+    }
+
+    /// [`AppState::log_here`] for a run known by its id (read only with an object store).
+    pub async fn log_of_run_here(&self, run_id: &str) {
+        if self.archive.is_some()
+            && let Ok(Some(run)) = self.engine.store().get_run(run_id).await
+        {
+            self.log_here(&run).await;
         }
     }
 

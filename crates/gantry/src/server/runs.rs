@@ -123,7 +123,7 @@ pub async fn rerun(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     // A re-run appends to the run's log: the earlier attempts' log first, if it is elsewhere.
-    state.log_here(&id).await;
+    state.log_of_run_here(&id).await;
     state.engine.rerun(&id).await?;
     Ok((
         StatusCode::ACCEPTED,
