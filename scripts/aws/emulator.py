@@ -48,8 +48,20 @@ Test-only endpoint of the proxy (JSON bodies), for what moto's own API can't do:
   `X-Amz-Function-Error: Unhandled` with `{"errorMessage": ..., "errorType": ...,
   "stackTrace": [...]}`. With `repeat`, every invoke of it does, until a reset. Answers 201.
 * `DELETE /_emulator/lambda-results`: forgets every queued result.
-* moto's own `POST /moto-api/reset` also forgets them; moto keeps its config (Lambda without
-  Docker) and the emulator its fixes across a reset.
+* `POST /_emulator/faults` `{"service": "ecs", "action": "RunTask", "status": 400, "code":
+  "ThrottlingException", "message": "Rate exceeded", "times": 1}`: the next `times` requests
+  of that action (-1: all, until cleared) get AWS's error in the service's protocol instead of
+  moto's answer. `GET` answers `{"served": {"ecs:RunTask": N}}`; `DELETE` clears both.
+* `POST /_emulator/ecs-tasks` `{"statuses": ["PROVISIONING", "PENDING", "STOPPED"],
+  "stopped_reason": STR, "exit_code": N}`: the next task RunTask starts follows that script,
+  one status per DescribeTasks (see `service_patches.TaskScripts`). Without one, a task stays
+  RUNNING until stopped, as a service's task does on AWS (moto would move it on by itself).
+* `POST /_emulator/target-health` `{"target_group_arn": ARN, "target": ID, "states": [{"state":
+  "initial", "reason": "Elb.RegistrationInProgress"}, {"state": "healthy"}]}`: what
+  DescribeTargetHealth says of that registered target, one state per call (the last stays);
+  moto says `healthy` as soon as a target is registered.
+* moto's own `POST /moto-api/reset` also forgets all of these; moto keeps its config (Lambda
+  without Docker) and the emulator its fixes across a reset.
 
 The requests a client sends are SigV4-signed by it; moto picks the service from the
 credential scope of the `Authorization` header (an unsigned request goes to its S3) and
@@ -87,6 +99,14 @@ from moto_patches import (  # noqa: E402
     parse_template,
     patch_moto_cloudformation,
     patch_moto_rest_api,
+)
+from service_patches import (  # noqa: E402
+    Faults,
+    TargetHealth,
+    TaskScripts,
+    error_response,
+    patch_moto_ecs,
+    patch_moto_elbv2,
 )
 
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
@@ -240,11 +260,14 @@ def request_parameters(fields):
 
 
 class Emulator:
-    def __init__(self, moto_host, moto_port, lambda_results):
+    def __init__(self, moto_host, moto_port, lambda_results, task_scripts, target_health):
         self.moto_host = moto_host
         self.moto_port = moto_port
         self.moto_url = f"http://{moto_host}:{moto_port}"
         self.lambda_results = lambda_results
+        self.task_scripts = task_scripts
+        self.target_health = target_health
+        self.faults = Faults()
         # samtranslator reads the region from a process-wide setting: one transform at a time.
         self.transform_lock = threading.Lock()
         # `--timings`: where each proxied request's times go.
@@ -357,6 +380,22 @@ def validation_error(message):
     ).encode("utf-8")
 
 
+def action_of(command, path, headers, body):
+    """The API action a request calls: the query protocol's `Action`, the JSON protocol's
+    `X-Amz-Target` operation, or Lambda's REST `Invoke`."""
+    target = headers.get("X-Amz-Target")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    if b"Action=" in body:
+        try:
+            return dict(parse_qsl(body.decode("utf-8"))).get("Action")
+        except UnicodeDecodeError:
+            return None
+    if command == "POST" and path.split("?", 1)[0].endswith("/invocations"):
+        return "Invoke"
+    return None
+
+
 def make_handler(emulator):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -409,6 +448,34 @@ def make_handler(emulator):
                         bool(req.get("repeat", False)),
                     )
                     return self.reply(201, b"{}", [("Content-Type", "application/json")])
+            json_type = [("Content-Type", "application/json")]
+            if self.path.startswith("/_emulator/faults"):
+                if self.command == "DELETE":
+                    emulator.faults.clear()
+                    return self.reply(200, b"{}", json_type)
+                if self.command == "GET":
+                    served = json.dumps({"served": emulator.faults.served}).encode("utf-8")
+                    return self.reply(200, served, json_type)
+                if self.command == "POST":
+                    emulator.faults.push(json.loads(body or b"{}"))
+                    return self.reply(201, b"{}", json_type)
+            if self.path.startswith("/_emulator/ecs-tasks"):
+                if self.command == "DELETE":
+                    emulator.task_scripts.clear()
+                    return self.reply(200, b"{}", json_type)
+                if self.command == "POST":
+                    emulator.task_scripts.push(json.loads(body or b"{}"))
+                    return self.reply(201, b"{}", json_type)
+            if self.path.startswith("/_emulator/target-health"):
+                if self.command == "DELETE":
+                    emulator.target_health.clear()
+                    return self.reply(200, b"{}", json_type)
+                if self.command == "POST":
+                    req = json.loads(body or b"{}")
+                    emulator.target_health.set(
+                        req["target_group_arn"], req["target"], req["states"]
+                    )
+                    return self.reply(201, b"{}", json_type)
             return self.reply(404, b'{"message": "no such emulator endpoint"}')
 
         def proxy(self):
@@ -441,6 +508,15 @@ def make_handler(emulator):
                 return self.handle_emulator_api(body)
             if path.startswith("/moto-api/reset"):
                 emulator.lambda_results.clear()
+                emulator.faults.clear()
+                emulator.task_scripts.clear()
+                emulator.target_health.clear()
+            service = service_of(self.headers)
+            fault = emulator.faults.take(
+                service, action_of(self.command, path, self.headers, body)
+            )
+            if fault is not None:
+                return self.reply(*error_response(service, fault))
 
             content_type = self.headers.get("Content-Type", "")
             if (
@@ -512,9 +588,19 @@ def main():
     # moto's server logs every request through werkzeug; stdout is for the one line only.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     lambda_results = LambdaResults()
+    task_scripts, target_health = TaskScripts(), TargetHealth()
     patch_moto_rest_api()
     patch_moto_cloudformation()
     patch_moto_lambda(lambda_results)
+    patch_moto_ecs(task_scripts)
+    patch_moto_elbv2(target_health)
+    # moto moves an ECS task on (towards STOPPED) each time it is described; on AWS a
+    # service's task runs until stopped: no progression unless a test scripts one.
+    from moto.moto_api import state_manager
+
+    state_manager.set_transition(
+        model_name="ecs::task", transition={"progression": "manual", "times": 10**12}
+    )
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     moto_host, moto_port = moto.get_host_and_port()
@@ -537,7 +623,7 @@ def main():
     if resp.status >= 300:
         sys.exit(f"emulator: moto refused its config: {resp.status}")
 
-    emulator = Emulator(moto_host, moto_port, lambda_results)
+    emulator = Emulator(moto_host, moto_port, lambda_results, task_scripts, target_health)
     if args.timings:
         emulator.timings = open(args.timings, "a", encoding="utf-8")
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(emulator))

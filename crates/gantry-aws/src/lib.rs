@@ -1,9 +1,10 @@
 //! Gantry's AWS adapters, on the AWS SDK for Rust (the usual credential chain, region and
 //! `AWS_ENDPOINT_URL`). `artifacts.rs`: code zipped reproducibly and uploaded to the artifacts
 //! bucket. `stack.rs`: a CloudFormation stack deployed through a change set, as
-//! the SAM CLI does it.
+//! the SAM CLI does it. `calls.rs`: retries of throttled calls, and every call counted.
 
 pub mod artifacts;
+pub mod calls;
 pub mod deploy;
 pub mod executor;
 pub mod function;
@@ -51,6 +52,16 @@ pub struct Aws {
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Services' tasks and the ECS job executor (adaptive retries, counted in `calls`).
+    pub ecs: aws_sdk_ecs::Client,
+    /// Services' target groups and listener rules (adaptive retries, counted in `calls`).
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    /// The CodeBuild job executor (adaptive retries, counted in `calls`).
+    pub codebuild: aws_sdk_codebuild::Client,
+    /// Remote jobs' logs (adaptive retries, counted in `calls`).
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// The calls of the clients above, and their retries.
+    pub calls: calls::CallCounter,
 }
 
 impl Aws {
@@ -92,8 +103,30 @@ impl Aws {
         let s3_config = aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(path_style)
             .build();
+        let calls = calls::CallCounter::default();
+        let ecs = aws_sdk_ecs::config::Builder::from(&config)
+            .retry_config(calls::retry_config())
+            .interceptor(calls.clone())
+            .build();
+        let elbv2 = aws_sdk_elasticloadbalancingv2::config::Builder::from(&config)
+            .retry_config(calls::retry_config())
+            .interceptor(calls.clone())
+            .build();
+        let codebuild = aws_sdk_codebuild::config::Builder::from(&config)
+            .retry_config(calls::retry_config())
+            .interceptor(calls.clone())
+            .build();
+        let logs = aws_sdk_cloudwatchlogs::config::Builder::from(&config)
+            .retry_config(calls::retry_config())
+            .interceptor(calls.clone())
+            .build();
         Aws {
             region: config.region().map(|r| r.to_string()).unwrap_or_default(),
+            ecs: aws_sdk_ecs::Client::from_conf(ecs),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(elbv2),
+            codebuild: aws_sdk_codebuild::Client::from_conf(codebuild),
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs),
+            calls,
             cloudformation: aws_sdk_cloudformation::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             lambda: aws_sdk_lambda::Client::new(&config),
