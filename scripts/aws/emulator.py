@@ -58,8 +58,8 @@ Test-only endpoint of the proxy (JSON bodies), for what moto's own API can't do:
   RUNNING until stopped, as a service's task does on AWS (moto would move it on by itself).
 * `POST /_emulator/target-health` `{"target_group_arn": ARN, "target": ID, "states": [{"state":
   "initial", "reason": "Elb.RegistrationInProgress"}, {"state": "healthy"}]}`: what
-  DescribeTargetHealth says of that registered target, one state per call (the last stays);
-  moto says `healthy` as soon as a target is registered.
+  DescribeTargetHealth says of that registered target (`"*"`: any target of the group), one
+  state per call (the last stays); moto says `healthy` as soon as a target is registered.
 * moto's own `POST /moto-api/reset` also forgets all of these; moto keeps its config (Lambda
   without Docker) and the emulator its fixes across a reset.
 

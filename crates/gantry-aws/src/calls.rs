@@ -1,8 +1,8 @@
 //! Every AWS call Gantry makes, counted, and how throttled calls are retried: the SDK's
-//! adaptive retry mode (exponential backoff with jitter, and a client-side rate limit that
-//! slows down once AWS throttles, so many starts at once stay within AWS's rate instead of
-//! hammering it). [`CallCounter`] is an SDK interceptor that counts calls and their retries,
-//! for the services' status and the benchmarks.
+//! standard retry mode (exponential backoff with full jitter, up to [`MAX_ATTEMPTS`], within
+//! the client's retry quota). Not its adaptive mode: once throttled, that one's client-side
+//! rate limit held a start back for a minute after five throttles. [`CallCounter`] is an SDK
+//! interceptor that counts calls and their retries, for the benchmarks and the logs.
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -23,7 +23,7 @@ pub const MAX_ATTEMPTS: u32 = 8;
 
 /// The retry policy of the clients that start and stop services and remote jobs.
 pub fn retry_config() -> RetryConfig {
-    RetryConfig::adaptive()
+    RetryConfig::standard()
         .with_max_attempts(MAX_ATTEMPTS)
         .with_initial_backoff(Duration::from_millis(100))
         .with_max_backoff(Duration::from_secs(20))

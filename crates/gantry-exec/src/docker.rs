@@ -442,6 +442,7 @@ impl gantry_engine::ports::ServiceRuntime for DockerServices {
             running: state.running.unwrap_or(false),
             exit_code: state.exit_code,
             ip,
+            reason: state.error.filter(|e| !e.is_empty()),
         })
     }
 

@@ -175,6 +175,7 @@ async fn a_missing_image_is_pulled_once_with_its_progress_in_the_job_log() {
             env: vec![],
             network: None,
             labels: vec![(OWNER_LABEL.to_string(), owner.clone())],
+            ecs: None,
         })
         .await
         .unwrap();
@@ -187,6 +188,7 @@ async fn a_missing_image_is_pulled_once_with_its_progress_in_the_job_log() {
             env: vec![],
             network: None,
             labels: vec![(OWNER_LABEL.to_string(), owner.clone())],
+            ecs: None,
         })
         .await
         .unwrap_err();

@@ -3,7 +3,7 @@
 //! (`add server`, HAProxy ≥ 2.4) whose health checks follow the backend's `option httpchk`.
 
 use async_trait::async_trait;
-use gantry_engine::ports::{Target, TargetGroupError, TargetGroups, TargetHealth};
+use gantry_engine::ports::{Target, TargetGroupError, TargetGroups, TargetHealth, TargetStatus};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -112,16 +112,16 @@ impl TargetGroups for HaproxyTargetGroups {
         self.expect(g, format!("enable server {srv}"), &[]).await
     }
 
-    async fn drain(&self, group: &str, target_id: &str) -> Result<(), TargetGroupError> {
+    async fn drain(&self, group: &str, target: &Target) -> Result<(), TargetGroupError> {
         let g = self.group(group)?;
-        let srv = format!("{}/{}", g.backend, server_name(target_id));
+        let srv = format!("{}/{}", g.backend, server_name(&target.id));
         self.expect(g, format!("set server {srv} state drain"), &[])
             .await
     }
 
-    async fn deregister(&self, group: &str, target_id: &str) -> Result<(), TargetGroupError> {
+    async fn deregister(&self, group: &str, target: &Target) -> Result<(), TargetGroupError> {
         let g = self.group(group)?;
-        let srv = format!("{}/{}", g.backend, server_name(target_id));
+        let srv = format!("{}/{}", g.backend, server_name(&target.id));
         // A server is deleted from maintenance; "No such server" means it is gone already.
         self.expect(g, format!("disable server {srv}"), &["No such server"])
             .await?;
@@ -133,9 +133,9 @@ impl TargetGroups for HaproxyTargetGroups {
         .await
     }
 
-    async fn health(&self, group: &str, target_id: &str) -> Result<TargetHealth, TargetGroupError> {
+    async fn health(&self, group: &str, target: &Target) -> Result<TargetStatus, TargetGroupError> {
         let g = self.group(group)?;
-        let name = server_name(target_id);
+        let name = server_name(&target.id);
         let stat = self.command(g, "show stat").await?;
         let mut lines = stat.lines();
         let header: Vec<&str> = lines
@@ -146,6 +146,7 @@ impl TargetGroups for HaproxyTargetGroups {
             .collect();
         let col = |n: &str| header.iter().position(|h| *h == n);
         let check = col("check_status");
+        let last_check = col("last_chk");
         let (Some(px), Some(sv), Some(st)) = (col("pxname"), col("svname"), col("status")) else {
             return Err(TargetGroupError::Refused {
                 command: "show stat".into(),
@@ -161,15 +162,27 @@ impl TargetGroups for HaproxyTargetGroups {
                     .and_then(|c| f.get(c))
                     .is_some_and(|c| !c.is_empty() && !c.starts_with("INI"));
                 if !checked && status == "UP" {
-                    return Ok(TargetHealth::Initial);
+                    return Ok(TargetStatus::is(TargetHealth::Initial));
                 }
-                return Ok(match status {
+                let health = match status {
                     "UP" => TargetHealth::Healthy,
                     "DRAIN" | "NOLB" => TargetHealth::Draining,
                     "DOWN" => TargetHealth::Unhealthy,
                     s if s.starts_with("DOWN ") || s.starts_with("UP ") => TargetHealth::Initial,
                     _ => TargetHealth::Unused, // MAINT, no check
-                });
+                };
+                // A failing check says why: `L7STS` and `HTTP status check returned code <502>`.
+                let reason = (health == TargetHealth::Unhealthy)
+                    .then(|| {
+                        let field = |c: Option<usize>| c.and_then(|c| f.get(c)).copied();
+                        match (field(check), field(last_check)) {
+                            (Some(c), Some(l)) if !l.is_empty() => Some(format!("{c}: {l}")),
+                            (Some(c), _) if !c.is_empty() => Some(c.to_string()),
+                            _ => None,
+                        }
+                    })
+                    .flatten();
+                return Ok(TargetStatus { health, reason });
             }
         }
         Err(TargetGroupError::Refused {

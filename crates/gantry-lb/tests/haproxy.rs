@@ -1,7 +1,7 @@
 //! The HAProxy target groups against a real HAProxy (Debian's, installed by `scripts/test-deps`)
 //! started here with an admin socket, and a real HTTP target behind it.
 
-use gantry_engine::ports::{Target, TargetGroupError, TargetGroups, TargetHealth};
+use gantry_engine::ports::{Target, TargetGroupError, TargetGroups, TargetHealth, TargetStatus};
 use gantry_lb::{HaproxyGroup, HaproxyTargetGroups};
 use std::collections::HashMap;
 use std::path::Path;
@@ -70,14 +70,18 @@ async fn get(port: u16) -> (u16, String) {
     (code, out)
 }
 
-async fn wait_health(tg: &HaproxyTargetGroups, id: &str, want: TargetHealth) {
+async fn wait_health(tg: &HaproxyTargetGroups, t: &Target, want: TargetHealth) -> TargetStatus {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let h = tg.health("auth", id).await.unwrap();
-        if h == want {
-            return;
+        let h = tg.health("auth", t).await.unwrap();
+        if h.health == want {
+            return h;
         }
-        assert!(Instant::now() < deadline, "{id}: {h:?}, wanted {want:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{}: {h:?}, wanted {want:?}",
+            t.id
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -111,7 +115,7 @@ async fn targets_are_registered_checked_drained_and_removed_at_run_time() {
         port,
     };
     tg.register("auth", &t).await.unwrap();
-    wait_health(&tg, "task-1", TargetHealth::Healthy).await;
+    wait_health(&tg, &t, TargetHealth::Healthy).await;
     let (code, body) = get(front).await;
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("hello from the target"));
@@ -123,15 +127,18 @@ async fn targets_are_registered_checked_drained_and_removed_at_run_time() {
         port: free_port(),
     };
     tg.register("auth", &dead).await.unwrap();
-    wait_health(&tg, "task-dead", TargetHealth::Unhealthy).await;
-    tg.deregister("auth", "task-dead").await.unwrap();
+    let down = wait_health(&tg, &dead, TargetHealth::Unhealthy).await;
+    // HAProxy's check says why: a refused connection.
+    let why = down.reason.unwrap_or_default();
+    assert!(why.starts_with("L4CON"), "{why}");
+    tg.deregister("auth", &dead).await.unwrap();
 
-    tg.drain("auth", "task-1").await.unwrap();
-    wait_health(&tg, "task-1", TargetHealth::Draining).await;
-    tg.deregister("auth", "task-1").await.unwrap();
-    tg.deregister("auth", "task-1").await.unwrap(); // gone already: fine
+    tg.drain("auth", &t).await.unwrap();
+    wait_health(&tg, &t, TargetHealth::Draining).await;
+    tg.deregister("auth", &t).await.unwrap();
+    tg.deregister("auth", &t).await.unwrap(); // gone already: fine
     assert_eq!(get(front).await.0, 503);
-    assert!(tg.health("auth", "task-1").await.is_err());
+    assert!(tg.health("auth", &t).await.is_err());
 
     // Errors name the problem.
     let dup = tg.register("auth", &t).await;

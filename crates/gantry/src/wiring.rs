@@ -209,19 +209,24 @@ pub async fn start_engine(
     Ok(engine)
 }
 
-/// The target groups of `gantry.toml` on their load balancers (HAProxy for now); each
-/// group's health checks follow the first service that uses it.
+/// The HAProxy target groups of `gantry.toml`; each group's health checks follow the first
+/// service that uses it. (ELBv2 groups are made by [`aws_services`].) Without the AWS
+/// adapters, an `elbv2` group or an `ecs` service is an error naming the missing feature.
 pub fn target_groups(
     services: &std::collections::BTreeMap<String, gantry_core::services::ServiceDef>,
     groups: &std::collections::BTreeMap<String, gantry_core::services::TargetGroupDef>,
 ) -> anyhow::Result<gantry_lb::HaproxyTargetGroups> {
     let mut out = std::collections::HashMap::new();
+    let mut problems = Vec::new();
     for (name, g) in groups {
+        problems.extend(g.check(name));
+        if g.provider == "elbv2" && !cfg!(feature = "aws") {
+            problems.push(format!(
+                "target_groups.{name}: provider elbv2 needs the AWS adapters (this build was made without the `aws` feature)"
+            ));
+        }
         if g.provider != "haproxy" {
-            anyhow::bail!(
-                "target_groups.{name}.provider `{}` is not available here; use haproxy (elbv2 comes with the AWS adapters)",
-                g.provider
-            );
+            continue;
         }
         let check = services
             .values()
@@ -238,7 +243,95 @@ pub fn target_groups(
             },
         );
     }
+    for (name, s) in services {
+        if s.runtime == gantry_core::services::Runtime::Ecs && !cfg!(feature = "aws") {
+            problems.push(format!(
+                "services.{name}: runtime ecs needs the AWS adapters (this build was made without the `aws` feature)"
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join("\n"));
+    }
     Ok(gantry_lb::HaproxyTargetGroups::new(out))
+}
+
+/// The services' runtimes and target groups: Docker and HAProxy on this host, ECS and ELBv2
+/// (clients from the environment: credentials, region, `AWS_ENDPOINT_URL`) where the config
+/// asks for them. Docker is connected only when a service runs on it.
+pub async fn service_ports(
+    services: &std::collections::BTreeMap<String, gantry_core::services::ServiceDef>,
+    groups: &std::collections::BTreeMap<String, gantry_core::services::TargetGroupDef>,
+    registries: gantry_exec::RegistryAuth,
+) -> anyhow::Result<(
+    gantry_engine::ports::RoutedRuntimes,
+    gantry_engine::ports::RoutedTargetGroups,
+)> {
+    use gantry_core::services::Runtime;
+    let mut runtimes = gantry_engine::ports::RoutedRuntimes::default();
+    if services.values().any(|s| s.runtime == Runtime::Docker) {
+        let docker = gantry_exec::DockerServices::connect()
+            .await
+            .map_err(|e| anyhow::anyhow!("[services] on Docker need Docker: {e}"))?
+            .with_registries(registries);
+        runtimes.docker = Some(Arc::new(docker));
+    }
+    let haproxy = Arc::new(target_groups(services, groups)?);
+    let mut routed = gantry_engine::ports::RoutedTargetGroups::new();
+    for (name, g) in groups {
+        if g.provider == "haproxy" {
+            routed.add(name, haproxy.clone());
+        }
+    }
+    #[cfg(feature = "aws")]
+    aws_services(services, groups, &mut runtimes, &mut routed).await;
+    Ok((runtimes, routed))
+}
+
+/// ECS services and ELBv2 groups, each group on the clients of its region.
+#[cfg(feature = "aws")]
+async fn aws_services(
+    services: &std::collections::BTreeMap<String, gantry_core::services::ServiceDef>,
+    groups: &std::collections::BTreeMap<String, gantry_core::services::TargetGroupDef>,
+    runtimes: &mut gantry_engine::ports::RoutedRuntimes,
+    routed: &mut gantry_engine::ports::RoutedTargetGroups,
+) {
+    let clients = gantry_aws::Clients::default();
+    let mut clusters: Vec<String> = services
+        .values()
+        .filter_map(|s| s.ecs_placement().map(|p| p.cluster))
+        .collect();
+    clusters.sort();
+    clusters.dedup();
+    if !clusters.is_empty() {
+        let aws = clients.get(None).await;
+        runtimes.ecs = Some(Arc::new(gantry_aws::ecs_services::EcsServices::new(
+            aws.ecs.clone(),
+            clusters,
+        )));
+    }
+    let mut by_region: std::collections::BTreeMap<Option<String>, std::collections::HashMap<_, _>> =
+        Default::default();
+    for (name, g) in groups.iter().filter(|(_, g)| g.provider == "elbv2") {
+        let Some(arn) = g.arn.clone() else { continue };
+        by_region.entry(g.region.clone()).or_default().insert(
+            name.clone(),
+            gantry_aws::elbv2::Elbv2Group {
+                arn,
+                rule: g.listener_rule(),
+            },
+        );
+    }
+    for (region, in_region) in by_region {
+        let aws = clients.get(region.as_deref()).await;
+        let names: Vec<String> = in_region.keys().cloned().collect();
+        let adapter: Arc<dyn gantry_engine::ports::TargetGroups> = Arc::new(
+            gantry_aws::elbv2::Elbv2TargetGroups::new(aws.elbv2.clone(), in_region),
+        );
+        for name in names {
+            routed.add(&name, adapter.clone());
+        }
+    }
 }
 
 /// What ephemeral runners are started with besides their pools.

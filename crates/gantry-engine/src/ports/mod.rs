@@ -25,8 +25,10 @@ pub use runners::{
 };
 pub use secrets::{Resolved, SecretError, SecretMeta, SecretStore, SecretValue};
 pub use store::*;
-pub use target_groups::{Target, TargetGroupError, TargetGroups, TargetHealth};
+pub use target_groups::{
+    RoutedTargetGroups, Target, TargetGroupError, TargetGroups, TargetHealth, TargetStatus,
+};
 pub use targets::{
     ContainerState, HttpTarget, LabelSelector, ListedContainer, OWNER_LABEL, PostError,
-    ServiceContainer, ServiceRuntime, Services,
+    RoutedRuntimes, ServiceContainer, ServiceRuntime, Services,
 };

@@ -39,6 +39,8 @@ pub struct ServiceContainer {
     pub env: Vec<(String, String)>,
     pub network: Option<String>,
     pub labels: Vec<(String, String)>,
+    /// Where an ECS task starts (`None`: a Docker container on this host).
+    pub ecs: Option<gantry_core::services::EcsPlacement>,
 }
 
 /// What is known of a started container.
@@ -48,6 +50,8 @@ pub struct ContainerState {
     pub exit_code: Option<i64>,
     /// Its private address on its network.
     pub ip: Option<String>,
+    /// Why it stopped, when the runtime says (ECS's stop reason).
+    pub reason: Option<String>,
 }
 
 /// A container found by [`ServiceRuntime::list`].
@@ -91,7 +95,7 @@ impl<'a> LabelSelector<'a> {
     }
 }
 
-/// Where services' containers run (Docker now; ECS later).
+/// Where services' containers run (Docker on this host; ECS tasks).
 #[async_trait]
 pub trait ServiceRuntime: Send + Sync + 'static {
     /// Creates and starts the container; its id.
@@ -102,6 +106,46 @@ pub trait ServiceRuntime: Send + Sync + 'static {
     /// Every container, running or not, that meets all of `selectors`, with its labels and
     /// state. How a restarted server finds its tasks (selecting its own instance's).
     async fn list(&self, selectors: &[LabelSelector<'_>]) -> Result<Vec<ListedContainer>, String>;
+}
+
+/// Docker and ECS side by side: a container with an ECS placement starts on ECS, one without
+/// on Docker; an id that is an ARN is an ECS task's.
+#[derive(Default)]
+pub struct RoutedRuntimes {
+    pub docker: Option<std::sync::Arc<dyn ServiceRuntime>>,
+    pub ecs: Option<std::sync::Arc<dyn ServiceRuntime>>,
+}
+
+impl RoutedRuntimes {
+    fn of(&self, ecs: bool) -> Result<&std::sync::Arc<dyn ServiceRuntime>, String> {
+        let (r, name) = if ecs {
+            (&self.ecs, "ECS")
+        } else {
+            (&self.docker, "Docker")
+        };
+        r.as_ref()
+            .ok_or_else(|| format!("no {name} runtime is configured on this server"))
+    }
+}
+
+#[async_trait]
+impl ServiceRuntime for RoutedRuntimes {
+    async fn start(&self, c: &ServiceContainer) -> Result<String, String> {
+        self.of(c.ecs.is_some())?.start(c).await
+    }
+    async fn state(&self, id: &str) -> Result<ContainerState, String> {
+        self.of(id.starts_with("arn:"))?.state(id).await
+    }
+    async fn stop(&self, id: &str) -> Result<(), String> {
+        self.of(id.starts_with("arn:"))?.stop(id).await
+    }
+    async fn list(&self, selectors: &[LabelSelector<'_>]) -> Result<Vec<ListedContainer>, String> {
+        let mut out = Vec::new();
+        for r in [&self.docker, &self.ecs].into_iter().flatten() {
+            out.extend(r.list(selectors).await?);
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -297,15 +297,12 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     let services = if services.is_empty() {
         None
     } else {
-        let runtime = gantry_exec::DockerServices::connect()
-            .await
-            .map_err(|e| anyhow::anyhow!("[services] need Docker: {e}"))?
-            .with_registries(registries.clone());
-        let groups = wiring::target_groups(&services, &target_groups)?;
+        let (runtimes, groups) =
+            wiring::service_ports(&services, &target_groups, registries.clone()).await?;
         let manager = ServiceManager::new(
             owner.clone(),
             services,
-            Arc::new(runtime),
+            Arc::new(runtimes),
             Arc::new(groups),
             engine.journal().clone(),
             Arc::new(gantry_engine::ports::SystemClock),

@@ -141,6 +141,84 @@ impl Emulator {
         text
     }
 
+    /// Runs `code` in the emulator's Python with boto3 clients `ec2`, `ecs`, `elb` (ELBv2),
+    /// `codebuild`, `logs` and `iam` on the emulator; `code` sets `out`, returned as JSON.
+    pub fn boto(&self, code: &str) -> Value {
+        let prelude = "import boto3, json, sys\n\
+            kw = dict(endpoint_url=sys.argv[1], region_name='us-east-1', \
+                      aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+            ec2, ecs, elb, codebuild, logs, iam = (boto3.client(s, **kw) for s in \
+                ('ec2', 'ecs', 'elbv2', 'codebuild', 'logs', 'iam'))\n\
+            out = None\n";
+        let script = format!("{prelude}{code}\nprint(json.dumps(out, default=str))\n");
+        let out = Command::new(&self.python)
+            .args(["-c", &script, &self.url])
+            .output()
+            .expect("run the emulator's python");
+        assert!(
+            out.status.success(),
+            "boto3 script failed: {}\n{code}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Runs `scripts/aws/service_fixture.py` (a VPC, subnets, a security group, a cluster, a
+    /// task definition `name`, an ALB with a listener, an `ip` target group): their ids.
+    pub fn service_fixture(&self, name: &str) -> Value {
+        let out = Command::new(&self.python)
+            .arg(repo_root().join("scripts/aws/service_fixture.py"))
+            .args([&self.url, name])
+            .output()
+            .expect("run scripts/aws/service_fixture.py");
+        assert!(
+            out.status.success(),
+            "service_fixture: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The next `times` calls (-1: all, until cleared) of `service`'s `action` answer AWS's
+    /// error `code` with HTTP `status` (`/_emulator/faults`).
+    pub async fn fault(&self, service: &str, action: &str, code: &str, status: u16, times: i32) {
+        let body = json!({"service": service, "action": action, "code": code,
+                          "status": status, "message": format!("injected {code}"),
+                          "times": times});
+        assert_eq!(self.post_json("/_emulator/faults", &body).await, 201);
+    }
+
+    /// How many injected errors each `service:action` got, and forgets the faults.
+    pub async fn faults_served(&self) -> Value {
+        let served: Value = self
+            .http
+            .get(format!("{}/_emulator/faults", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        self.http
+            .delete(format!("{}/_emulator/faults", self.url))
+            .send()
+            .await
+            .unwrap();
+        served["served"].clone()
+    }
+
+    /// The next ECS task RunTask starts follows `script` (`/_emulator/ecs-tasks`).
+    pub async fn script_next_task(&self, script: &Value) {
+        assert_eq!(self.post_json("/_emulator/ecs-tasks", script).await, 201);
+    }
+
+    /// DescribeTargetHealth's states for `target` (`*`: any) of group `arn`.
+    pub async fn target_health(&self, arn: &str, target: &str, states: &Value) {
+        let body = json!({"target_group_arn": arn, "target": target, "states": states});
+        assert_eq!(self.post_json("/_emulator/target-health", &body).await, 201);
+    }
+
     /// Runs `scripts/aws/selftest.py URL CASE` (boto3 against the emulator) and returns the
     /// JSON it prints.
     pub fn selftest(&self, case: &str) -> Value {

@@ -1,0 +1,277 @@
+//! Services' tasks on ECS: the `ServiceRuntime` port over `RunTask` (awsvpc networking, the
+//! service's container given its command and environment), `DescribeTasks` (running, its
+//! private IP from the task's network attachment, or why it stopped), `StopTask`, and
+//! `ListTasks` + tags for a restarted server to find its own tasks. A service's labels are
+//! the task's tags.
+
+use crate::AwsError;
+use async_trait::async_trait;
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, ContainerOverride, DesiredStatus, KeyValuePair,
+    LaunchType, NetworkConfiguration, Tag, TaskField, TaskOverride,
+};
+use gantry_engine::ports::{
+    ContainerState, LabelSelector, ListedContainer, ServiceContainer, ServiceRuntime,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+/// What `startedBy` says on every task Gantry starts.
+pub const STARTED_BY: &str = "gantry";
+
+/// ECS as a service runtime.
+pub struct EcsServices {
+    ecs: aws_sdk_ecs::Client,
+    /// The clusters of the configured ECS services: where a restarted server looks.
+    clusters: Vec<String>,
+    /// Each known task's cluster and its service's container (a task ARN in ECS's old short
+    /// format doesn't name its cluster).
+    known: Mutex<HashMap<String, (String, Option<String>)>>,
+}
+
+impl EcsServices {
+    pub fn new(ecs: aws_sdk_ecs::Client, clusters: Vec<String>) -> Self {
+        EcsServices {
+            ecs,
+            clusters,
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cluster of task `arn`: remembered, or from a long-format ARN
+    /// (`…:task/CLUSTER/ID`).
+    fn cluster_of(&self, arn: &str) -> Result<(String, Option<String>), String> {
+        if let Some(k) = self
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(arn)
+        {
+            return Ok(k.clone());
+        }
+        let resource = arn.rsplit(':').next().unwrap_or("");
+        match resource.split('/').collect::<Vec<_>>()[..] {
+            ["task", cluster, _id] => Ok((cluster.to_string(), None)),
+            _ => Err(format!("task {arn}: its cluster is not known here")),
+        }
+    }
+
+    fn remember(&self, arn: &str, cluster: &str, container: Option<String>) {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(arn.to_string(), (cluster.to_string(), container));
+    }
+}
+
+/// A described task as the port sees it.
+fn state_of(t: &aws_sdk_ecs::types::Task, container: Option<&str>) -> ContainerState {
+    let status = t.last_status().unwrap_or("");
+    let ip = t
+        .attachments()
+        .iter()
+        .flat_map(|a| a.details())
+        .find(|d| d.name() == Some("privateIPv4Address"))
+        .and_then(|d| d.value())
+        .or_else(|| {
+            t.containers()
+                .iter()
+                .flat_map(|c| c.network_interfaces())
+                .find_map(|n| n.private_ipv4_address())
+        })
+        .map(str::to_string);
+    if status == "STOPPED" {
+        let c = t
+            .containers()
+            .iter()
+            .find(|c| container.is_some() && c.name() == container)
+            .or_else(|| t.containers().iter().find(|c| c.exit_code().is_some()));
+        let mut reason = t.stopped_reason().unwrap_or("stopped").to_string();
+        if let Some(r) = c.and_then(|c| c.reason()).filter(|r| !r.is_empty()) {
+            reason.push_str(&format!("; container: {r}"));
+        }
+        return ContainerState {
+            running: false,
+            exit_code: c.and_then(|c| c.exit_code()).map(i64::from),
+            ip,
+            reason: Some(reason),
+        };
+    }
+    ContainerState {
+        running: status == "RUNNING",
+        exit_code: None,
+        ip,
+        reason: None,
+    }
+}
+
+#[async_trait]
+impl ServiceRuntime for EcsServices {
+    async fn start(&self, c: &ServiceContainer) -> Result<String, String> {
+        let p = c
+            .ecs
+            .as_ref()
+            .ok_or("an ECS task needs its cluster and task definition")?;
+        let mut ov = ContainerOverride::builder().name(&p.container);
+        if !c.command.is_empty() {
+            ov = ov.set_command(Some(c.command.clone()));
+        }
+        for (k, v) in &c.env {
+            ov = ov.environment(KeyValuePair::builder().name(k).value(v).build());
+        }
+        let vpc = AwsVpcConfiguration::builder()
+            .set_subnets(Some(p.subnets.clone()))
+            .set_security_groups(Some(p.security_groups.clone()))
+            .assign_public_ip(if p.assign_public_ip {
+                AssignPublicIp::Enabled
+            } else {
+                AssignPublicIp::Disabled
+            })
+            .build()
+            .map_err(|e| e.to_string())?;
+        let tags = c
+            .labels
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        let out = self
+            .ecs
+            .run_task()
+            .cluster(&p.cluster)
+            .task_definition(&p.task_definition)
+            .count(1)
+            .launch_type(LaunchType::from(p.launch_type.as_str()))
+            .network_configuration(
+                NetworkConfiguration::builder()
+                    .awsvpc_configuration(vpc)
+                    .build(),
+            )
+            .overrides(
+                TaskOverride::builder()
+                    .container_overrides(ov.build())
+                    .build(),
+            )
+            .set_tags(Some(tags))
+            .started_by(STARTED_BY)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "{} (task definition `{}` on cluster `{}`)",
+                    AwsError::call("RunTask", e),
+                    p.task_definition,
+                    p.cluster
+                )
+            })?;
+        if let Some(f) = out.failures().first() {
+            return Err(format!(
+                "RunTask: {}{}{}",
+                f.reason().unwrap_or("failed"),
+                f.detail().map(|d| format!(": {d}")).unwrap_or_default(),
+                f.arn().map(|a| format!(" ({a})")).unwrap_or_default(),
+            ));
+        }
+        let arn = out
+            .tasks()
+            .first()
+            .and_then(|t| t.task_arn())
+            .ok_or("RunTask answered no task")?
+            .to_string();
+        self.remember(&arn, &p.cluster, Some(p.container.clone()));
+        Ok(arn)
+    }
+
+    async fn state(&self, id: &str) -> Result<ContainerState, String> {
+        let (cluster, container) = self.cluster_of(id)?;
+        let out = self
+            .ecs
+            .describe_tasks()
+            .cluster(&cluster)
+            .tasks(id)
+            .send()
+            .await
+            .map_err(|e| AwsError::call("DescribeTasks", e).to_string())?;
+        if let Some(t) = out.tasks().iter().find(|t| t.task_arn() == Some(id)) {
+            return Ok(state_of(t, container.as_deref()));
+        }
+        let why = out
+            .failures()
+            .first()
+            .and_then(|f| f.reason())
+            .unwrap_or("MISSING");
+        Err(format!(
+            "DescribeTasks: task {id} on cluster {cluster}: {why}"
+        ))
+    }
+
+    async fn stop(&self, id: &str) -> Result<(), String> {
+        let (cluster, _) = self.cluster_of(id)?;
+        match self
+            .ecs
+            .stop_task()
+            .cluster(&cluster)
+            .task(id)
+            .reason("stopped by Gantry")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = AwsError::call("StopTask", e).to_string();
+                // Stopped and gone already: what stopping wanted.
+                if e.contains("not found") || e.contains("NotFound") {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn list(&self, selectors: &[LabelSelector<'_>]) -> Result<Vec<ListedContainer>, String> {
+        let mut out = Vec::new();
+        for cluster in &self.clusters {
+            let mut arns = Vec::new();
+            let mut pages = self
+                .ecs
+                .list_tasks()
+                .cluster(cluster)
+                .desired_status(DesiredStatus::Running)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| AwsError::call("ListTasks", e).to_string())?;
+                arns.extend(page.task_arns().iter().cloned());
+            }
+            for chunk in arns.chunks(100) {
+                let d = self
+                    .ecs
+                    .describe_tasks()
+                    .cluster(cluster)
+                    .set_tasks(Some(chunk.to_vec()))
+                    .include(TaskField::Tags)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::call("DescribeTasks", e).to_string())?;
+                for t in d.tasks() {
+                    let Some(arn) = t.task_arn() else { continue };
+                    let labels: BTreeMap<String, String> = t
+                        .tags()
+                        .iter()
+                        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                        .collect();
+                    if !selectors.iter().all(|s| s.matches(&labels)) {
+                        continue;
+                    }
+                    self.remember(arn, cluster, None);
+                    out.push(ListedContainer {
+                        id: arn.to_string(),
+                        labels,
+                        state: state_of(t, None),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
