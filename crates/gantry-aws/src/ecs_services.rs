@@ -2,9 +2,11 @@
 //! service's container given its command and environment), `DescribeTasks` (running, its
 //! private IP from the task's network attachment, or why it stopped), `StopTask`, and
 //! `ListTasks` + tags for a restarted server to find its own tasks. A service's labels are
-//! the task's tags.
+//! the task's tags. Tasks' states are read through a [`Coalescer`]: one `DescribeTasks` per
+//! cluster for all the tasks being waited on.
 
 use crate::AwsError;
+use crate::coalesce::{Coalescer, Fetch};
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, ContainerOverride, DesiredStatus, KeyValuePair,
@@ -14,7 +16,8 @@ use gantry_engine::ports::{
     ContainerState, LabelSelector, ListedContainer, ServiceContainer, ServiceRuntime,
 };
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// What `startedBy` says on every task Gantry starts.
 pub const STARTED_BY: &str = "gantry";
@@ -27,14 +30,38 @@ pub struct EcsServices {
     /// Each known task's cluster and its service's container (a task ARN in ECS's old short
     /// format doesn't name its cluster).
     known: Mutex<HashMap<String, (String, Option<String>)>>,
+    /// `DescribeTasks` of a cluster, for everyone waiting on its tasks.
+    describe: Arc<Coalescer<String, aws_sdk_ecs::types::Task>>,
 }
+
+/// Calls of `DescribeTasks` on one cluster are this far apart at least (when many wait).
+const DESCRIBE_SPACING: Duration = Duration::from_millis(200);
 
 impl EcsServices {
     pub fn new(ecs: aws_sdk_ecs::Client, clusters: Vec<String>) -> Self {
+        let client = ecs.clone();
+        let fetch: Fetch<String, aws_sdk_ecs::types::Task> = Arc::new(move |cluster, arns| {
+            let client = client.clone();
+            Box::pin(async move {
+                let out = client
+                    .describe_tasks()
+                    .cluster(&cluster)
+                    .set_tasks(Some(arns))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::call("DescribeTasks", e).to_string())?;
+                Ok(out
+                    .tasks()
+                    .iter()
+                    .filter_map(|t| Some((t.task_arn()?.to_string(), t.clone())))
+                    .collect())
+            })
+        });
         EcsServices {
             ecs,
             clusters,
             known: Mutex::new(HashMap::new()),
+            describe: Coalescer::new(fetch, DESCRIBE_SPACING, 100),
         }
     }
 
@@ -183,25 +210,12 @@ impl ServiceRuntime for EcsServices {
 
     async fn state(&self, id: &str) -> Result<ContainerState, String> {
         let (cluster, container) = self.cluster_of(id)?;
-        let out = self
-            .ecs
-            .describe_tasks()
-            .cluster(&cluster)
-            .tasks(id)
-            .send()
-            .await
-            .map_err(|e| AwsError::call("DescribeTasks", e).to_string())?;
-        if let Some(t) = out.tasks().iter().find(|t| t.task_arn() == Some(id)) {
-            return Ok(state_of(t, container.as_deref()));
+        match self.describe.get(&cluster, id.to_string()).await? {
+            Some(t) => Ok(state_of(&t, container.as_deref())),
+            None => Err(format!(
+                "DescribeTasks: task {id} on cluster {cluster}: MISSING"
+            )),
         }
-        let why = out
-            .failures()
-            .first()
-            .and_then(|f| f.reason())
-            .unwrap_or("MISSING");
-        Err(format!(
-            "DescribeTasks: task {id} on cluster {cluster}: {why}"
-        ))
     }
 
     async fn stop(&self, id: &str) -> Result<(), String> {
@@ -239,9 +253,24 @@ impl ServiceRuntime for EcsServices {
                 .desired_status(DesiredStatus::Running)
                 .into_paginator()
                 .send();
+            let mut missing = false;
             while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| AwsError::call("ListTasks", e).to_string())?;
+                let page = match page {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let e = AwsError::call("ListTasks", e).to_string();
+                        // A cluster that isn't there runs no task of ours; the others may.
+                        if e.contains("ClusterNotFound") {
+                            missing = true;
+                            break;
+                        }
+                        return Err(format!("{e} (cluster `{cluster}`)"));
+                    }
+                };
                 arns.extend(page.task_arns().iter().cloned());
+            }
+            if missing {
+                continue;
             }
             for chunk in arns.chunks(100) {
                 let d = self

@@ -3,9 +3,12 @@
 //! its reason code and description. Draining is ELBv2's own: `DeregisterTargets` starts it,
 //! and deregistering waits until the target has left the group. One load balancer serves many
 //! services: each group may want a listener rule (path patterns at a priority) forwarding to
-//! it, created when the listener has none and left alone when it has.
+//! it, created when the listener has none and left alone when it has. Targets' health is read
+//! through a [`Coalescer`]: one `DescribeTargetHealth` per group for all the targets being
+//! waited on.
 
 use crate::AwsError;
+use crate::coalesce::{Coalescer, Fetch};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, PathPatternConditionConfig, Rule, RuleCondition, TargetDescription,
@@ -14,6 +17,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use gantry_core::services::ListenerRule;
 use gantry_engine::ports::{Target, TargetGroupError, TargetGroups, TargetHealth, TargetStatus};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One of `gantry.toml`'s target groups on ELBv2.
@@ -33,6 +37,16 @@ pub struct Elbv2TargetGroups {
     drain_timeout: Duration,
     /// How often draining is checked.
     drain_poll: Duration,
+    /// `DescribeTargetHealth` of a group (by ARN), for everyone waiting on its targets
+    /// (`IP:port`).
+    health: Arc<Coalescer<String, aws_sdk_elasticloadbalancingv2::types::TargetHealth>>,
+}
+
+/// Calls of `DescribeTargetHealth` on one group are this far apart at least (when many wait).
+const HEALTH_SPACING: Duration = Duration::from_millis(200);
+
+fn key(t: &Target) -> String {
+    format!("{}:{}", t.address, t.port)
 }
 
 impl Elbv2TargetGroups {
@@ -40,7 +54,43 @@ impl Elbv2TargetGroups {
         elbv2: aws_sdk_elasticloadbalancingv2::Client,
         groups: HashMap<String, Elbv2Group>,
     ) -> Self {
+        let client = elbv2.clone();
+        let fetch: Fetch<String, aws_sdk_elasticloadbalancingv2::types::TargetHealth> =
+            Arc::new(move |arn, targets| {
+                let client = client.clone();
+                Box::pin(async move {
+                    let descriptions = targets
+                        .iter()
+                        .filter_map(|k| {
+                            let (ip, port) = k.rsplit_once(':')?;
+                            Some(
+                                TargetDescription::builder()
+                                    .id(ip)
+                                    .port(port.parse().ok()?)
+                                    .build(),
+                            )
+                        })
+                        .collect();
+                    let out = client
+                        .describe_target_health()
+                        .target_group_arn(&arn)
+                        .set_targets(Some(descriptions))
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("DescribeTargetHealth", e).to_string())?;
+                    Ok(out
+                        .target_health_descriptions()
+                        .iter()
+                        .filter_map(|d| {
+                            let t = d.target()?;
+                            let k = format!("{}:{}", t.id()?, t.port()?);
+                            Some((k, d.target_health()?.clone()))
+                        })
+                        .collect())
+                })
+            });
         Elbv2TargetGroups {
+            health: Coalescer::new(fetch, HEALTH_SPACING, 100),
             elbv2,
             groups,
             routed: tokio::sync::Mutex::new(HashSet::new()),
@@ -120,19 +170,15 @@ impl Elbv2TargetGroups {
         g: &Elbv2Group,
         t: &Target,
     ) -> Result<TargetStatus, TargetGroupError> {
-        let out = self
-            .elbv2
-            .describe_target_health()
-            .target_group_arn(&g.arn)
-            .targets(description(t))
-            .send()
-            .await
-            .map_err(|e| refused("DescribeTargetHealth", e))?;
-        let Some(h) = out
-            .target_health_descriptions()
-            .iter()
-            .find_map(|d| d.target_health())
-        else {
+        let got =
+            self.health
+                .get(&g.arn, key(t))
+                .await
+                .map_err(|answer| TargetGroupError::Refused {
+                    command: "DescribeTargetHealth".into(),
+                    answer,
+                })?;
+        let Some(h) = got else {
             return Ok(TargetStatus::is(TargetHealth::Unused));
         };
         let not_registered = h

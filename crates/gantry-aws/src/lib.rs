@@ -2,10 +2,12 @@
 //! `AWS_ENDPOINT_URL`). `artifacts.rs`: code zipped reproducibly and uploaded to the artifacts
 //! bucket. `stack.rs`: a CloudFormation stack deployed through a change set, as
 //! the SAM CLI does it. `calls.rs`: retries of throttled calls, and every call counted.
-//! `ecs_services.rs` and `elbv2.rs`: services as ECS tasks behind ELBv2 target groups.
+//! `ecs_services.rs` and `elbv2.rs`: services as ECS tasks behind ELBv2 target groups, their
+//! reads batched by `coalesce.rs`.
 
 pub mod artifacts;
 pub mod calls;
+pub mod coalesce;
 pub mod deploy;
 pub mod ecs_services;
 pub mod elbv2;

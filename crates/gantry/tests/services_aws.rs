@@ -258,11 +258,12 @@ async fn an_ecs_service_starts_behind_its_alb_rule_and_stops_drained() {
     assert_eq!(auth["tasks"][0]["task_arn"], arn);
     assert_eq!(auth["tasks"][0]["health"], "healthy");
 
-    // A second server on the same listener finds the rule and leaves it alone.
+    // A second server (another instance) on the same listener finds the rule and leaves it
+    // alone, and has a task of its own.
     let dir2 = tempfile::tempdir().unwrap();
     let server2 = serve(dir2.path(), &e, &cfg).await;
-    let (status, _) = call(&server2, "auth", "start").await;
-    assert_eq!(status, 201);
+    let (status, other) = call(&server2, "auth", "start").await;
+    assert_eq!(status, 201, "{other}");
     let steps2 = trail(&server2, "auth").await;
     assert!(
         steps2
@@ -270,8 +271,37 @@ async fn an_ecs_service_starts_behind_its_alb_rule_and_stops_drained() {
             .any(|s| s.starts_with("routed:") && s.contains("forwards here already; left alone")),
         "{steps2:#?}"
     );
+
+    // The first server dies and comes back: it takes back its own task (found by its tags,
+    // still registered), not the other instance's; a configured cluster that does not exist
+    // (`nocluster`'s) hides nothing.
+    let mut server = server;
+    server.kill9().await;
+    let server = serve(dir.path(), &e, &cfg).await;
+    common::eventually(10, "the task adopted", async || {
+        let steps = trail(&server, "auth").await;
+        steps.last().unwrap().starts_with("adopted:").then_some(())
+    })
+    .await;
+    let (_, list) = server.get("/api/v1/services").await;
+    let mine = list["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "auth")
+        .unwrap()["tasks"]
+        .clone();
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!(mine[0]["task_arn"], arn);
+    assert_eq!(mine[0]["health"], "healthy");
     let (status, _) = call(&server2, "auth", "stop").await;
     assert_eq!(status, 200);
+    let (tasks, _) = leftovers(&e, &f);
+    assert_eq!(
+        tasks,
+        json!([arn]),
+        "the other instance stopped only its own"
+    );
 
     // Stop: deregistered (drained), then StopTask.
     let (status, stopped) = call(&server, "auth", "stop").await;

@@ -126,6 +126,14 @@ impl ServiceManager {
         })]);
     }
 
+    /// Waits until the audit records appended so far are durable: a start or stop is answered
+    /// only once its trail is on the disk.
+    async fn durable(&self) {
+        if let Err(e) = self.journal.flush().await {
+            warn!(cause = %e, "the services' audit trail could not be written");
+        }
+    }
+
     /// Every service with its tasks (those this instance started or adopted), each with its
     /// live health.
     pub async fn list(&self) -> Value {
@@ -241,6 +249,7 @@ impl ServiceManager {
                 }
             }
         }
+        self.durable().await;
         Ok(adopted)
     }
 
@@ -275,6 +284,7 @@ impl Services for ServiceManager {
                     .or_default()
                     .push(task);
                 info!(service = name, %result, "service started");
+                self.durable().await;
                 Ok(result.to_string())
             }
             Err(StepError(step, why)) => {
@@ -300,6 +310,7 @@ impl Services for ServiceManager {
                     }
                 }
                 self.audit(name, task.as_deref(), "failed", msg.clone());
+                self.durable().await;
                 Err(msg)
             }
         }
@@ -330,11 +341,13 @@ impl Services for ServiceManager {
                     .extend(tasks);
                 let msg = format!("stop_service `{name}` failed at step `{step}`: {e}");
                 self.audit(name, Some(&t.task_id), "failed", msg.clone());
+                self.durable().await;
                 return Err(msg);
             }
             tasks.remove(0);
             stopped.push(t.task_id);
         }
+        self.durable().await;
         Ok(json!({"stopped": stopped}).to_string())
     }
 }
