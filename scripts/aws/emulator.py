@@ -102,11 +102,13 @@ from moto_patches import (  # noqa: E402
 )
 from service_patches import (  # noqa: E402
     Faults,
+    RateLimits,
     TargetHealth,
     TaskScripts,
     error_response,
     patch_moto_ecs,
     patch_moto_elbv2,
+    throttling_fault,
 )
 
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
@@ -268,6 +270,7 @@ class Emulator:
         self.task_scripts = task_scripts
         self.target_health = target_health
         self.faults = Faults()
+        self.rate_limits = RateLimits()
         # samtranslator reads the region from a process-wide setting: one transform at a time.
         self.transform_lock = threading.Lock()
         # `--timings`: where each proxied request's times go.
@@ -459,6 +462,16 @@ def make_handler(emulator):
                 if self.command == "POST":
                     emulator.faults.push(json.loads(body or b"{}"))
                     return self.reply(201, b"{}", json_type)
+            if self.path.startswith("/_emulator/rate-limits"):
+                if self.command == "GET":
+                    counts = {
+                        "allowed": emulator.rate_limits.allowed,
+                        "throttled": emulator.rate_limits.throttled,
+                    }
+                    return self.reply(200, json.dumps(counts).encode("utf-8"), json_type)
+                if self.command == "POST":
+                    emulator.rate_limits.set(json.loads(body or b"{}"))
+                    return self.reply(201, b"{}", json_type)
             if self.path.startswith("/_emulator/ecs-tasks"):
                 if self.command == "DELETE":
                     emulator.task_scripts.clear()
@@ -511,10 +524,12 @@ def make_handler(emulator):
                 emulator.faults.clear()
                 emulator.task_scripts.clear()
                 emulator.target_health.clear()
+                emulator.rate_limits.clear()
             service = service_of(self.headers)
-            fault = emulator.faults.take(
-                service, action_of(self.command, path, self.headers, body)
-            )
+            action = action_of(self.command, path, self.headers, body)
+            fault = emulator.faults.take(service, action)
+            if fault is None and not emulator.rate_limits.take(service, action):
+                fault = throttling_fault(service)
             if fault is not None:
                 return self.reply(*error_response(service, fault))
 

@@ -11,6 +11,7 @@ those states here (`TaskScripts`, `TargetHealth`); `Faults` answers a request wi
 
 import json
 import threading
+import time
 
 
 class TaskScripts:
@@ -94,6 +95,54 @@ class Faults:
         with self._lock:
             self._faults.clear()
             self.served.clear()
+
+
+class RateLimits:
+    """AWS-style throttling: a token bucket per `service:action` (`burst` tokens, refilled at
+    `rate` a second); a request that finds its bucket empty is answered with the service's
+    throttling error. Counts what it let through and what it throttled."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._buckets = {}
+        self.allowed = {}
+        self.throttled = {}
+
+    def set(self, limits):
+        with self._lock:
+            now = time.monotonic()
+            self._buckets = {
+                k: [float(v["burst"]), float(v["burst"]), float(v["rate"]), now]
+                for k, v in limits.items()
+            }
+            self.allowed.clear()
+            self.throttled.clear()
+
+    def take(self, service, action):
+        """True when the request may go on."""
+        key = f"{service}:{action}"
+        with self._lock:
+            b = self._buckets.get(key)
+            if b is None:
+                return True
+            tokens, burst, rate, last = b
+            now = time.monotonic()
+            tokens = min(burst, tokens + (now - last) * rate)
+            ok = tokens >= 1.0
+            b[0], b[3] = (tokens - 1.0 if ok else tokens), now
+            counts = self.allowed if ok else self.throttled
+            counts[key] = counts.get(key, 0) + 1
+            return ok
+
+    def clear(self):
+        self.set({})
+
+
+def throttling_fault(service):
+    """The service's own throttling error."""
+    if service in JSON_SERVICES or service in REST_JSON_SERVICES:
+        return {"code": "ThrottlingException", "status": 400, "message": "Rate exceeded"}
+    return {"code": "Throttling", "status": 400, "message": "Rate exceeded"}
 
 
 def error_response(service, fault):

@@ -6,6 +6,7 @@
 //! cluster for all the tasks being waited on.
 
 use crate::AwsError;
+use crate::calls::Pacer;
 use crate::coalesce::{Coalescer, Fetch};
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
@@ -32,22 +33,24 @@ pub struct EcsServices {
     known: Mutex<HashMap<String, (String, Option<String>)>>,
     /// `DescribeTasks` of a cluster, for everyone waiting on its tasks.
     describe: Arc<Coalescer<String, aws_sdk_ecs::types::Task>>,
+    pacer: Arc<Pacer>,
 }
 
-/// Calls of `DescribeTasks` on one cluster are this far apart at least (when many wait).
-const DESCRIBE_SPACING: Duration = Duration::from_millis(200);
-
 impl EcsServices {
-    pub fn new(ecs: aws_sdk_ecs::Client, clusters: Vec<String>) -> Self {
-        let client = ecs.clone();
+    /// Tasks on `clusters`, every call paced by `pacer` (shared with the other AWS adapters).
+    pub fn new(ecs: aws_sdk_ecs::Client, clusters: Vec<String>, pacer: Arc<Pacer>) -> Self {
+        let (client, pace) = (ecs.clone(), pacer.clone());
         let fetch: Fetch<String, aws_sdk_ecs::types::Task> = Arc::new(move |cluster, arns| {
-            let client = client.clone();
+            let (client, pace) = (client.clone(), pace.clone());
             Box::pin(async move {
-                let out = client
-                    .describe_tasks()
-                    .cluster(&cluster)
-                    .set_tasks(Some(arns))
-                    .send()
+                let out = pace
+                    .call("DescribeTasks", || {
+                        client
+                            .describe_tasks()
+                            .cluster(&cluster)
+                            .set_tasks(Some(arns.clone()))
+                            .send()
+                    })
                     .await
                     .map_err(|e| AwsError::call("DescribeTasks", e).to_string())?;
                 Ok(out
@@ -61,7 +64,8 @@ impl EcsServices {
             ecs,
             clusters,
             known: Mutex::new(HashMap::new()),
-            describe: Coalescer::new(fetch, DESCRIBE_SPACING, 100),
+            describe: Coalescer::new(fetch, Duration::ZERO, 100),
+            pacer,
         }
     }
 
@@ -156,31 +160,32 @@ impl ServiceRuntime for EcsServices {
             })
             .build()
             .map_err(|e| e.to_string())?;
-        let tags = c
+        let tags: Vec<Tag> = c
             .labels
             .iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect();
+        let network = NetworkConfiguration::builder()
+            .awsvpc_configuration(vpc)
+            .build();
+        let overrides = TaskOverride::builder()
+            .container_overrides(ov.build())
+            .build();
         let out = self
-            .ecs
-            .run_task()
-            .cluster(&p.cluster)
-            .task_definition(&p.task_definition)
-            .count(1)
-            .launch_type(LaunchType::from(p.launch_type.as_str()))
-            .network_configuration(
-                NetworkConfiguration::builder()
-                    .awsvpc_configuration(vpc)
-                    .build(),
-            )
-            .overrides(
-                TaskOverride::builder()
-                    .container_overrides(ov.build())
-                    .build(),
-            )
-            .set_tags(Some(tags))
-            .started_by(STARTED_BY)
-            .send()
+            .pacer
+            .call("RunTask", || {
+                self.ecs
+                    .run_task()
+                    .cluster(&p.cluster)
+                    .task_definition(&p.task_definition)
+                    .count(1)
+                    .launch_type(LaunchType::from(p.launch_type.as_str()))
+                    .network_configuration(network.clone())
+                    .overrides(overrides.clone())
+                    .set_tags(Some(tags.clone()))
+                    .started_by(STARTED_BY)
+                    .send()
+            })
             .await
             .map_err(|e| {
                 format!(
@@ -220,15 +225,18 @@ impl ServiceRuntime for EcsServices {
 
     async fn stop(&self, id: &str) -> Result<(), String> {
         let (cluster, _) = self.cluster_of(id)?;
-        match self
-            .ecs
-            .stop_task()
-            .cluster(&cluster)
-            .task(id)
-            .reason("stopped by Gantry")
-            .send()
-            .await
-        {
+        let stopped = self
+            .pacer
+            .call("StopTask", || {
+                self.ecs
+                    .stop_task()
+                    .cluster(&cluster)
+                    .task(id)
+                    .reason("stopped by Gantry")
+                    .send()
+            })
+            .await;
+        match stopped {
             Ok(_) => Ok(()),
             Err(e) => {
                 let e = AwsError::call("StopTask", e).to_string();
@@ -274,12 +282,15 @@ impl ServiceRuntime for EcsServices {
             }
             for chunk in arns.chunks(100) {
                 let d = self
-                    .ecs
-                    .describe_tasks()
-                    .cluster(cluster)
-                    .set_tasks(Some(chunk.to_vec()))
-                    .include(TaskField::Tags)
-                    .send()
+                    .pacer
+                    .call("DescribeTasks", || {
+                        self.ecs
+                            .describe_tasks()
+                            .cluster(cluster)
+                            .set_tasks(Some(chunk.to_vec()))
+                            .include(TaskField::Tags)
+                            .send()
+                    })
                     .await
                     .map_err(|e| AwsError::call("DescribeTasks", e).to_string())?;
                 for t in d.tasks() {

@@ -8,6 +8,7 @@
 //! waited on.
 
 use crate::AwsError;
+use crate::calls::Pacer;
 use crate::coalesce::{Coalescer, Fetch};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
@@ -40,24 +41,24 @@ pub struct Elbv2TargetGroups {
     /// `DescribeTargetHealth` of a group (by ARN), for everyone waiting on its targets
     /// (`IP:port`).
     health: Arc<Coalescer<String, aws_sdk_elasticloadbalancingv2::types::TargetHealth>>,
+    pacer: Arc<Pacer>,
 }
-
-/// Calls of `DescribeTargetHealth` on one group are this far apart at least (when many wait).
-const HEALTH_SPACING: Duration = Duration::from_millis(200);
 
 fn key(t: &Target) -> String {
     format!("{}:{}", t.address, t.port)
 }
 
 impl Elbv2TargetGroups {
+    /// `groups` on ELBv2, every call paced by `pacer` (shared with the other AWS adapters).
     pub fn new(
         elbv2: aws_sdk_elasticloadbalancingv2::Client,
         groups: HashMap<String, Elbv2Group>,
+        pacer: Arc<Pacer>,
     ) -> Self {
-        let client = elbv2.clone();
+        let (client, pace) = (elbv2.clone(), pacer.clone());
         let fetch: Fetch<String, aws_sdk_elasticloadbalancingv2::types::TargetHealth> =
             Arc::new(move |arn, targets| {
-                let client = client.clone();
+                let (client, pace) = (client.clone(), pace.clone());
                 Box::pin(async move {
                     let descriptions = targets
                         .iter()
@@ -70,12 +71,15 @@ impl Elbv2TargetGroups {
                                     .build(),
                             )
                         })
-                        .collect();
-                    let out = client
-                        .describe_target_health()
-                        .target_group_arn(&arn)
-                        .set_targets(Some(descriptions))
-                        .send()
+                        .collect::<Vec<_>>();
+                    let out = pace
+                        .call("DescribeTargetHealth", || {
+                            client
+                                .describe_target_health()
+                                .target_group_arn(&arn)
+                                .set_targets(Some(descriptions.clone()))
+                                .send()
+                        })
                         .await
                         .map_err(|e| AwsError::call("DescribeTargetHealth", e).to_string())?;
                     Ok(out
@@ -90,7 +94,8 @@ impl Elbv2TargetGroups {
                 })
             });
         Elbv2TargetGroups {
-            health: Coalescer::new(fetch, HEALTH_SPACING, 100),
+            health: Coalescer::new(fetch, Duration::ZERO, 100),
+            pacer,
             elbv2,
             groups,
             routed: tokio::sync::Mutex::new(HashSet::new()),
@@ -118,11 +123,14 @@ impl Elbv2TargetGroups {
         let mut marker = None;
         loop {
             let out = self
-                .elbv2
-                .describe_rules()
-                .listener_arn(listener)
-                .set_marker(marker)
-                .send()
+                .pacer
+                .call("DescribeRules", || {
+                    self.elbv2
+                        .describe_rules()
+                        .listener_arn(listener)
+                        .set_marker(marker.clone())
+                        .send()
+                })
                 .await
                 .map_err(|e| refused("DescribeRules", e))?;
             rules.extend(out.rules().iter().cloned());
@@ -283,13 +291,16 @@ impl TargetGroups for Elbv2TargetGroups {
             .target_group_arn(&g.arn)
             .build();
         let created = self
-            .elbv2
-            .create_rule()
-            .listener_arn(&want.listener_arn)
-            .priority(want.priority as i32)
-            .conditions(condition)
-            .actions(action)
-            .send()
+            .pacer
+            .call("CreateRule", || {
+                self.elbv2
+                    .create_rule()
+                    .listener_arn(&want.listener_arn)
+                    .priority(want.priority as i32)
+                    .conditions(condition.clone())
+                    .actions(action.clone())
+                    .send()
+            })
             .await;
         match created {
             Ok(out) => {
@@ -320,11 +331,14 @@ impl TargetGroups for Elbv2TargetGroups {
 
     async fn register(&self, group: &str, t: &Target) -> Result<(), TargetGroupError> {
         let g = self.group(group)?;
-        self.elbv2
-            .register_targets()
-            .target_group_arn(&g.arn)
-            .targets(description(t))
-            .send()
+        self.pacer
+            .call("RegisterTargets", || {
+                self.elbv2
+                    .register_targets()
+                    .target_group_arn(&g.arn)
+                    .targets(description(t))
+                    .send()
+            })
             .await
             .map_err(|e| refused("RegisterTargets", e))?;
         Ok(())
@@ -333,14 +347,17 @@ impl TargetGroups for Elbv2TargetGroups {
     /// ELBv2 drains a target as it deregisters it.
     async fn drain(&self, group: &str, t: &Target) -> Result<(), TargetGroupError> {
         let g = self.group(group)?;
-        match self
-            .elbv2
-            .deregister_targets()
-            .target_group_arn(&g.arn)
-            .targets(description(t))
-            .send()
-            .await
-        {
+        let done = self
+            .pacer
+            .call("DeregisterTargets", || {
+                self.elbv2
+                    .deregister_targets()
+                    .target_group_arn(&g.arn)
+                    .targets(description(t))
+                    .send()
+            })
+            .await;
+        match done {
             Ok(_) => Ok(()),
             Err(e) => match refused("DeregisterTargets", e) {
                 // Not registered (any more): nothing to drain.

@@ -67,6 +67,9 @@ pub struct Aws {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// The calls of the clients above, and their retries.
     pub calls: calls::CallCounter,
+    /// The pace of the calls that start and stop services and remote jobs (learnt from
+    /// AWS's throttling), shared by everything using these clients.
+    pub pacer: std::sync::Arc<calls::Pacer>,
 }
 
 impl Aws {
@@ -132,6 +135,7 @@ impl Aws {
             codebuild: aws_sdk_codebuild::Client::from_conf(codebuild),
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs),
             calls,
+            pacer: Default::default(),
             cloudformation: aws_sdk_cloudformation::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             lambda: aws_sdk_lambda::Client::new(&config),

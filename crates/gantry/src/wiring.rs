@@ -308,6 +308,7 @@ async fn aws_services(
         runtimes.ecs = Some(Arc::new(gantry_aws::ecs_services::EcsServices::new(
             aws.ecs.clone(),
             clusters,
+            aws.pacer.clone(),
         )));
     }
     let mut by_region: std::collections::BTreeMap<Option<String>, std::collections::HashMap<_, _>> =
@@ -325,9 +326,12 @@ async fn aws_services(
     for (region, in_region) in by_region {
         let aws = clients.get(region.as_deref()).await;
         let names: Vec<String> = in_region.keys().cloned().collect();
-        let adapter: Arc<dyn gantry_engine::ports::TargetGroups> = Arc::new(
-            gantry_aws::elbv2::Elbv2TargetGroups::new(aws.elbv2.clone(), in_region),
-        );
+        let adapter: Arc<dyn gantry_engine::ports::TargetGroups> =
+            Arc::new(gantry_aws::elbv2::Elbv2TargetGroups::new(
+                aws.elbv2.clone(),
+                in_region,
+                aws.pacer.clone(),
+            ));
         for name in names {
             routed.add(&name, adapter.clone());
         }
