@@ -56,6 +56,8 @@ Test-only endpoint of the proxy (JSON bodies), for what moto's own API can't do:
   "stopped_reason": STR, "exit_code": N}`: the next task RunTask starts follows that script,
   one status per DescribeTasks (see `service_patches.TaskScripts`). Without one, a task stays
   RUNNING until stopped, as a service's task does on AWS (moto would move it on by itself).
+  Its container has no exit code until the DescribeTasks that says STOPPED, as on AWS
+  (`job_patches.py`).
 * `POST /_emulator/target-health` `{"target_group_arn": ARN, "target": ID, "states": [{"state":
   "initial", "reason": "Elb.RegistrationInProgress"}, {"state": "healthy"}]}`: what
   DescribeTargetHealth says of that registered target, one state per call (the last stays);
@@ -100,6 +102,7 @@ from moto_patches import (  # noqa: E402
     patch_moto_cloudformation,
     patch_moto_rest_api,
 )
+from job_patches import patch_moto_ecs_exit_codes  # noqa: E402
 from service_patches import (  # noqa: E402
     Faults,
     TargetHealth,
@@ -593,6 +596,7 @@ def main():
     patch_moto_cloudformation()
     patch_moto_lambda(lambda_results)
     patch_moto_ecs(task_scripts)
+    patch_moto_ecs_exit_codes()
     patch_moto_elbv2(target_health)
     # moto moves an ECS task on (towards STOPPED) each time it is described; on AWS a
     # service's task runs until stopped: no progression unless a test scripts one.

@@ -2,12 +2,14 @@
 //! `AWS_ENDPOINT_URL`). `artifacts.rs`: code zipped reproducibly and uploaded to the artifacts
 //! bucket. `stack.rs`: a CloudFormation stack deployed through a change set, as
 //! the SAM CLI does it. `calls.rs`: retries of throttled calls, and every call counted.
+//! `jobs/`: the ECS, CodeBuild and Lambda job executors.
 
 pub mod artifacts;
 pub mod calls;
 pub mod deploy;
 pub mod executor;
 pub mod function;
+pub mod jobs;
 pub mod sanity;
 pub mod stack;
 pub mod targets;

@@ -70,6 +70,10 @@ pub struct FileConfig {
     pub runners: std::collections::BTreeMap<String, gantry_core::runners::PoolDef>,
     /// How often the runner reconciler lists GitHub's queued jobs and runners (`1m`).
     pub runners_reconcile: Option<String>,
+    /// `[executors.ecs]`, `[executors.codebuild]`, `[executors.lambda]`: where jobs of those
+    /// executors run (docs/executors-aws.md).
+    #[serde(default)]
+    pub executors: gantry_core::remote::ExecutorsDef,
     /// The file as read (its name as shown, and its text), to point problems at lines.
     #[serde(skip)]
     source: Option<(String, String)>,
@@ -191,6 +195,11 @@ impl FileConfig {
         for (name, pool) in &c.runners {
             let at = c.at(c.table_line("runners", name));
             problems.extend(pool.check(name).iter().map(|p| at(p)));
+        }
+        for p in c.executors.check() {
+            // `executors.ecs.cluster: …` is under `[executors.ecs]`.
+            let kind = p.split('.').nth(1).unwrap_or("");
+            problems.push(c.at(c.table_line("executors", kind))(&p));
         }
         if !problems.is_empty() {
             bail!("{}", problems.join("\n"));
