@@ -109,6 +109,13 @@ async fn an_ecs_job_ends_by_its_callback_and_the_token_is_used_once() {
         "the task's output from CloudWatch Logs: {log}"
     );
     assert!(log.contains("reported through its callback"), "{log}");
+    // moto's task would run on; the attempt is over, so it is stopped.
+    let now = tasks(&aws).await.remove(0);
+    assert_eq!(now.last_status(), Some("STOPPED"));
+    assert_eq!(
+        now.stopped_reason(),
+        Some("gantry: the worker reported its result")
+    );
     // Replayed: refused (409), the token is used once.
     match agents.callback(&token, br#"{"exit_code": 0}"#).await {
         Err(CallbackError::Conflict(why)) => assert!(why.contains("reported already"), "{why}"),

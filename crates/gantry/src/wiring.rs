@@ -162,6 +162,14 @@ pub async fn start_engine(
     }
     let mut executors: Executors = Executors::new();
     executors.insert(ExecutorKind::Local, Arc::new(local));
+    #[cfg(feature = "aws")]
+    remote_executors(&mut executors, &inputs, owner).await;
+    #[cfg(not(feature = "aws"))]
+    if inputs.executors != Default::default() {
+        tracing::warn!(
+            "[executors] are set, but this build has no AWS adapters (feature `aws`): their jobs fail"
+        );
+    }
     // Jobs with `image:` run in containers when Docker is reachable; otherwise they fail
     // saying there is no executor for them here.
     if inputs.docker {
@@ -191,14 +199,6 @@ pub async fn start_engine(
         executors.insert(ExecutorKind::Aws, Arc::new(aws));
         sessions
     };
-    #[cfg(feature = "aws")]
-    remote_executors(&mut executors, &inputs, owner).await;
-    #[cfg(not(feature = "aws"))]
-    if inputs.executors != Default::default() {
-        tracing::warn!(
-            "[executors] are set, but this build has no AWS adapters (feature `aws`): their jobs fail"
-        );
-    }
     if let Some(agents) = &inputs.agents {
         let agent = gantry_engine::agents::AgentExecutor::new(agents.clone(), store.clone(), owner);
         executors.insert(ExecutorKind::Agent, Arc::new(agent));

@@ -222,6 +222,14 @@ impl Executor for EcsExecutor {
                 if let Some(t) = tail.as_mut() {
                     t.pump(&self.remote.aws, &launch.log).await;
                 }
+                // The attempt is over: a task still running after its worker reported is
+                // stopped (TERM, then KILL after the task's stop timeout), never left behind.
+                if let Ok(Some(seen)) = self.describe(&arn).await
+                    && seen.status != "STOPPED"
+                {
+                    self.stop(&arn, "gantry: the worker reported its result", &launch)
+                        .await;
+                }
                 return o;
             }
             match self.describe(&arn).await {

@@ -281,4 +281,37 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn bad_executors_are_refused_with_their_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gantry.toml");
+        std::fs::write(&path, "[executors.ecs]\ncluster = \"\"\ntask_definition = \"runner\"\ncontainer = \"main\"\nlaunch_type = \"SPOT\"\n\n[executors.lambda]\nfunction = \"\"\n").unwrap();
+        let err = FileConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("gantry.toml:1: executors.ecs.cluster: is empty"),
+            "{err}"
+        );
+        assert!(
+            err.contains("gantry.toml:1: executors.ecs.launch_type: `SPOT`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("gantry.toml:7: executors.lambda.function: is empty"),
+            "{err}"
+        );
+        std::fs::write(
+            &path,
+            "[executors.codebuild]\nproject = \"ci\"\nimage = \"x\"\n",
+        )
+        .unwrap();
+        let err = FileConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("image") && err.contains("gantry.toml:3:1:"),
+            "{err}"
+        );
+        std::fs::write(&path, "[executors.codebuild]\nproject = \"ci\"\n").unwrap();
+        let c = FileConfig::load(Some(&path)).unwrap();
+        assert_eq!(c.executors.codebuild.unwrap().project, "ci");
+    }
 }
