@@ -345,41 +345,10 @@ async fn after_a_crash_the_orphaned_task_is_found_by_its_tags_and_stopped() {
 }
 
 #[tokio::test]
-async fn a_codebuild_job_logs_the_builds_phases() {
+async fn a_codebuild_job_logs_the_builds_phases_and_ends_by_its_status() {
     let e = Emulator::start();
     let aws = aws(&e).await;
-    use aws_sdk_codebuild::types::*;
-    aws.codebuild
-        .create_project()
-        .name("ci")
-        .source(
-            ProjectSource::builder()
-                .r#type(SourceType::NoSource)
-                .location("none")
-                .build()
-                .unwrap(),
-        )
-        .artifacts(
-            ProjectArtifacts::builder()
-                .r#type(ArtifactsType::NoArtifacts)
-                .build()
-                .unwrap(),
-        )
-        .environment(
-            ProjectEnvironment::builder()
-                .r#type(EnvironmentType::LinuxContainer)
-                .image("aws/codebuild/standard:7.0")
-                .compute_type(ComputeType::BuildGeneral1Small)
-                .build()
-                .unwrap(),
-        )
-        .service_role(format!(
-            "arn:aws:iam::{}:role/codebuild",
-            jobs_support::moto::ACCOUNT
-        ))
-        .send()
-        .await
-        .unwrap();
+    codebuild_setup(&aws).await;
     let agents = agents();
     let def = CodebuildDef {
         project: "ci".into(),
@@ -388,19 +357,28 @@ async fn a_codebuild_job_logs_the_builds_phases() {
     };
     let ex = CodebuildExecutor::new(remote(&aws, &agents, "node-a"), def.clone());
     let dir = tempfile::tempdir().unwrap();
-    let l = launch(dir.path(), "run-cb", &["make"], 60_000);
+    // moto's builds run nothing: the emulator plays a build whose build phase fails.
+    let phases = [
+        ("PROVISIONING", "SUCCEEDED"),
+        ("DOWNLOAD_SOURCE", "SUCCEEDED"),
+        ("INSTALL", "SUCCEEDED"),
+        ("BUILD", "FAILED"),
+        ("FINALIZING", "SUCCEEDED"),
+    ];
+    script_build(&e, &phases, "FAILED", false).await;
+    let l = launch(dir.path(), "run-fail", &["make"], 60_000);
     let (_tx, cancel) = cancel_signal();
-    // moto's build runs nothing and reports every phase SUCCEEDED the first time it is read.
-    assert_eq!(ex.execute(l.clone(), cancel).await, Outcome::Succeeded);
+    let o = ex.execute(l.clone(), cancel).await;
     let log = log_text(&l);
+    assert_eq!(o, Outcome::Failed { exit_code: None }, "{log}");
     for want in [
         "started build ci:",
         "phase SUBMITTED: SUCCEEDED",
         "phase QUEUED: SUCCEEDED",
-        "phase PROVISIONING: SUCCEEDED",
-        "phase BUILD: SUCCEEDED",
-        "phase COMPLETED: SUCCEEDED",
-        "ended SUCCEEDED",
+        "phase PROVISIONING: SUCCEEDED (1 s)",
+        "phase BUILD: FAILED (1 s)",
+        "phase FINALIZING: SUCCEEDED",
+        "ended FAILED",
     ] {
         assert!(log.contains(want), "{want} in {log}");
     }
@@ -408,6 +386,17 @@ async fn a_codebuild_job_logs_the_builds_phases() {
         log.matches("phase BUILD:").count(),
         1,
         "each phase once: {log}"
+    );
+    let (_, vars) = first_build(&aws).await;
+    assert_eq!(vars["GANTRY_TAG_RUN"], "run-fail");
+    // moto's own behaviour (no script): complete, every phase SUCCEEDED, at the first read.
+    let l = launch(dir.path(), "run-ok", &["make"], 60_000);
+    let (_tx, cancel) = cancel_signal();
+    assert_eq!(ex.execute(l.clone(), cancel).await, Outcome::Succeeded);
+    assert!(
+        log_text(&l).contains("phase COMPLETED: SUCCEEDED"),
+        "{}",
+        log_text(&l)
     );
     // A missing project, and access denied: clear errors, no build.
     let missing = CodebuildExecutor::new(
@@ -440,18 +429,122 @@ async fn a_codebuild_job_logs_the_builds_phases() {
         "{}",
         log_text(&l)
     );
-    let builds = aws
+    assert_eq!(builds(&aws).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_codebuild_job_reports_through_its_callback_is_cancelled_and_recovered() {
+    let e = Emulator::start();
+    let aws = aws(&e).await;
+    codebuild_setup(&aws).await;
+    let agents = agents();
+    let def = CodebuildDef {
+        project: "ci".into(),
+        log_group: None,
+        region: None,
+    };
+    let ex = Arc::new(CodebuildExecutor::new(
+        remote(&aws, &agents, "node-a"),
+        def.clone(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    // A build that runs until something stops it; its worker reports through the callback,
+    // after writing to the build's log stream (CodeBuild's: the project's group, the id).
+    script_build(&e, &[("PROVISIONING", "SUCCEEDED")], "SUCCEEDED", true).await;
+    let l = launch(dir.path(), "run-cb", &["make"], 60_000);
+    let (_tx, cancel) = cancel_signal();
+    let job = tokio::spawn({
+        let (ex, l) = (ex.clone(), l.clone());
+        async move { ex.execute(l, cancel).await }
+    });
+    let (id, vars) = first_build(&aws).await;
+    let stream = id.rsplit(':').next().unwrap();
+    put_log(&aws, "/aws/codebuild/ci", stream, "built 3 packages").await;
+    let token = token_of(&vars["GANTRY_CALLBACK_URL"]);
+    agents
+        .callback(&token, br#"{"exit_code": 0}"#)
+        .await
+        .unwrap();
+    assert_eq!(job.await.unwrap(), Outcome::Succeeded);
+    let log = log_text(&l);
+    assert!(
+        log.contains("built 3 packages"),
+        "the build's output: {log}"
+    );
+    assert!(log.contains("phase PROVISIONING: SUCCEEDED"), "{log}");
+    assert!(matches!(
+        agents.callback(&token, br#"{"exit_code": 0}"#).await,
+        Err(CallbackError::Conflict(_))
+    ));
+    aws.codebuild.stop_build().id(&id).send().await.unwrap();
+
+    // Cancel stops the build.
+    script_build(&e, &[], "SUCCEEDED", true).await;
+    let l = launch(dir.path(), "run-cancel", &["make"], 60_000);
+    let (tx, cancel) = cancel_signal();
+    let job = tokio::spawn({
+        let (ex, l) = (ex.clone(), l.clone());
+        async move { ex.execute(l, cancel).await }
+    });
+    let id = eventually_build(&aws, "run-cancel").await;
+    tx.send(true).unwrap();
+    assert_eq!(job.await.unwrap(), Outcome::Cancelled, "{}", log_text(&l));
+    assert_eq!(status_of(&aws, &id).await, "STOPPED");
+
+    // After a crash: the build still in progress is found by its variables and stopped by
+    // the same instance's next life, and only by it.
+    script_build(&e, &[], "SUCCEEDED", true).await;
+    let l = launch(dir.path(), "run-crash", &["make"], 60_000);
+    let (_tx, cancel) = cancel_signal();
+    let job = tokio::spawn({
+        let ex = ex.clone();
+        async move { ex.execute(l, cancel).await }
+    });
+    let id = eventually_build(&aws, "run-crash").await;
+    job.abort();
+    let _ = job.await;
+    assert_eq!(status_of(&aws, &id).await, "IN_PROGRESS");
+    let other = CodebuildExecutor::new(remote(&aws, &agents, "node-b"), def.clone());
+    assert_eq!(other.reap_orphans().await, 0);
+    let next = CodebuildExecutor::new(remote(&aws, &agents, "node-a"), def);
+    let found = next.orphans().await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].0.as_str(), found[0].1.run_id.as_str()),
+        (id.as_str(), "run-crash")
+    );
+    assert_eq!(next.reap_orphans().await, 1);
+    assert_eq!(status_of(&aws, &id).await, "STOPPED");
+    assert_eq!(next.reap_orphans().await, 0, "once");
+}
+
+/// The id of the build of run `run`, once it started.
+async fn eventually_build(aws: &gantry_aws::Aws, run: &str) -> String {
+    for _ in 0..500 {
+        for b in builds(aws).await {
+            let of_run = b.environment().is_some_and(|e| {
+                e.environment_variables()
+                    .iter()
+                    .any(|v| v.name() == "GANTRY_TAG_RUN" && v.value() == run)
+            });
+            if of_run {
+                return b.id().unwrap().to_string();
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no build of {run}");
+}
+
+async fn status_of(aws: &gantry_aws::Aws, id: &str) -> String {
+    let out = aws
         .codebuild
-        .list_builds_for_project()
-        .project_name("ci")
+        .batch_get_builds()
+        .ids(id)
         .send()
         .await
         .unwrap();
-    assert_eq!(builds.ids().len(), 1);
-    // Recovery looks for IN_PROGRESS builds carrying this instance's GANTRY_TAG_OWNER; moto
-    // keeps no build variables and completes every build when it is read, so the emulator
-    // cannot show one being found: here it finds none.
-    assert_eq!(ex.reap_orphans().await, 0);
+    out.builds()[0].build_status().unwrap().as_str().to_string()
 }
 
 #[tokio::test]

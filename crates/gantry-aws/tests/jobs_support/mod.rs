@@ -285,3 +285,117 @@ pub fn task_env(t: &aws_sdk_ecs::types::Task) -> HashMap<String, String> {
 pub fn token_of(url: &str) -> String {
     url.rsplit('/').next().unwrap().to_string()
 }
+
+/// The next build StartBuild starts shows `phases` one per BatchGetBuilds, then ends with
+/// `status` (or, with `hold`, runs until stopped).
+pub async fn script_build(e: &Emulator, phases: &[(&str, &str)], status: &str, hold: bool) {
+    let body = json!({"phases": phases, "status": status, "hold": hold});
+    emulator_post(e, "/_emulator/codebuild-builds", body).await;
+}
+
+/// A CodeBuild project `ci` (moto checks the role's form only).
+pub async fn codebuild_setup(aws: &Aws) {
+    use aws_sdk_codebuild::types::*;
+    aws.codebuild
+        .create_project()
+        .name("ci")
+        .source(
+            ProjectSource::builder()
+                .r#type(SourceType::NoSource)
+                .location("none")
+                .build()
+                .unwrap(),
+        )
+        .artifacts(
+            ProjectArtifacts::builder()
+                .r#type(ArtifactsType::NoArtifacts)
+                .build()
+                .unwrap(),
+        )
+        .environment(
+            ProjectEnvironment::builder()
+                .r#type(EnvironmentType::LinuxContainer)
+                .image("aws/codebuild/standard:7.0")
+                .compute_type(ComputeType::BuildGeneral1Small)
+                .build()
+                .unwrap(),
+        )
+        .service_role(format!("arn:aws:iam::{}:role/codebuild", moto::ACCOUNT))
+        .send()
+        .await
+        .unwrap();
+    aws.logs
+        .create_log_group()
+        .log_group_name("/aws/codebuild/ci")
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The project's builds, newest first.
+pub async fn builds(aws: &Aws) -> Vec<aws_sdk_codebuild::types::Build> {
+    let ids = aws
+        .codebuild
+        .list_builds_for_project()
+        .project_name("ci")
+        .send()
+        .await
+        .unwrap()
+        .ids()
+        .to_vec();
+    if ids.is_empty() {
+        return vec![];
+    }
+    aws.codebuild
+        .batch_get_builds()
+        .set_ids(Some(ids))
+        .send()
+        .await
+        .unwrap()
+        .builds()
+        .to_vec()
+}
+
+/// Waits (5 s at most) for the project's first build: its id and variables.
+pub async fn first_build(aws: &Aws) -> (String, HashMap<String, String>) {
+    for _ in 0..500 {
+        if let Some(b) = builds(aws).await.into_iter().next() {
+            let vars = b
+                .environment()
+                .map(|e| {
+                    e.environment_variables()
+                        .iter()
+                        .map(|v| (v.name().to_string(), v.value().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            return (b.id().unwrap().to_string(), vars);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no build started");
+}
+
+/// Writes `line` into a CloudWatch Logs stream (made if missing), as a worker's log driver.
+pub async fn put_log(aws: &Aws, group: &str, stream: &str, line: &str) {
+    let _ = aws
+        .logs
+        .create_log_stream()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .send()
+        .await;
+    let event = aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+        .timestamp(chrono::Utc::now().timestamp_millis())
+        .message(line)
+        .build()
+        .unwrap();
+    aws.logs
+        .put_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .log_events(event)
+        .send()
+        .await
+        .unwrap();
+}
