@@ -30,16 +30,19 @@ async fn ecs(e: &moto::Emulator, action: &str, body: Value) -> Value {
     resp.json().await.unwrap()
 }
 
-#[tokio::test]
-async fn an_ecs_job_runs_as_a_task_and_reports_through_its_callback() {
-    let e = moto::Emulator::start();
-    ecs(&e, "CreateCluster", json!({"clusterName": "jobs"})).await;
+/// A cluster `jobs` with task definition `runner`, and a server whose gantry.toml runs ecs
+/// jobs there.
+async fn setup(e: &moto::Emulator, dir: &std::path::Path) -> Server {
+    ecs(e, "CreateCluster", json!({"clusterName": "jobs"})).await;
     // moto needs `memory` on each container definition.
     let def = json!({"family": "runner", "containerDefinitions": [
         {"name": "main", "image": "alpine:3", "memory": 128, "essential": true}]});
-    ecs(&e, "RegisterTaskDefinition", def).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("gantry.toml");
+    ecs(e, "RegisterTaskDefinition", def).await;
+    start(e, dir).await
+}
+
+async fn start(e: &moto::Emulator, dir: &std::path::Path) -> Server {
+    let config = dir.join("gantry.toml");
     std::fs::write(
         &config,
         "public_url = \"http://gantry.example\"\n\n[executors]\npoll = \"100ms\"\n\n[executors.ecs]\ncluster = \"jobs\"\ntask_definition = \"runner\"\ncontainer = \"main\"\nsubnets = [\"subnet-0a1b2c\"]\n",
@@ -48,7 +51,44 @@ async fn an_ecs_job_runs_as_a_task_and_reports_through_its_callback() {
     let mut env = e.env();
     env.push(("GANTRY_CONFIG".into(), config.display().to_string()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let server = Server::start_with(&dir.path().join("data"), &env).await;
+    Server::start_with(&dir.join("data"), &env).await
+}
+
+/// The cluster's tasks, oldest first, with their tags.
+async fn tasks(e: &moto::Emulator) -> Vec<Value> {
+    let arns = ecs(e, "ListTasks", json!({"cluster": "jobs"})).await;
+    let arns = arns["taskArns"].as_array().cloned().unwrap_or_default();
+    if arns.is_empty() {
+        return vec![];
+    }
+    let body = json!({"cluster": "jobs", "tasks": arns, "include": ["TAGS"]});
+    let mut tasks = ecs(e, "DescribeTasks", body).await["tasks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    tasks.sort_by_key(|t| t["createdAt"].as_f64().map(|c| (c * 1000.0) as i64));
+    tasks
+}
+
+fn tag<'a>(task: &'a Value, key: &str) -> Option<&'a str> {
+    task["tags"].as_array()?.iter().find(|t| t["key"] == key)?["value"].as_str()
+}
+
+fn callback_path(task: &Value) -> Option<String> {
+    task["overrides"]["containerOverrides"][0]["environment"]
+        .as_array()?
+        .iter()
+        .find(|kv| kv["name"] == "GANTRY_CALLBACK_URL")?["value"]
+        .as_str()?
+        .strip_prefix("http://gantry.example")
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn an_ecs_job_runs_as_a_task_and_reports_through_its_callback() {
+    let e = moto::Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = setup(&e, dir.path()).await;
 
     let (status, body) = server
         .post(
@@ -67,26 +107,10 @@ async fn an_ecs_job_runs_as_a_task_and_reports_through_its_callback() {
         .submit_yaml("jobs:\n  test:\n    executor: ecs\n    run: [make test]\n")
         .await;
     // The task as its worker would see it: the callback URL in its environment.
-    let url = eventually(20, "the job's task started", async || {
-        let arns = ecs(&e, "ListTasks", json!({"cluster": "jobs"})).await;
-        let arn = arns["taskArns"].as_array()?.first()?.clone();
-        let tasks = ecs(
-            &e,
-            "DescribeTasks",
-            json!({"cluster": "jobs", "tasks": [arn]}),
-        )
-        .await;
-        tasks["tasks"][0]["overrides"]["containerOverrides"][0]["environment"]
-            .as_array()?
-            .iter()
-            .find(|kv| kv["name"] == "GANTRY_CALLBACK_URL")
-            .and_then(|kv| kv["value"].as_str().map(str::to_string))
+    let path = eventually(20, "the job's task started", async || {
+        callback_path(tasks(&e).await.first()?)
     })
     .await;
-    let path = url
-        .strip_prefix("http://gantry.example")
-        .expect(&url)
-        .to_string();
     let (status, body) = server
         .post(&path, "application/json", r#"{"exit_code": 0}"#)
         .await;
@@ -101,4 +125,48 @@ async fn an_ecs_job_runs_as_a_task_and_reports_through_its_callback() {
         .post(&path, "application/json", r#"{"exit_code": 0}"#)
         .await;
     assert_eq!(status, 409, "{body}");
+}
+
+#[tokio::test]
+async fn after_a_crash_the_running_task_is_stopped_before_the_job_runs_again() {
+    let e = moto::Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = setup(&e, dir.path()).await;
+    let run = server
+        .submit_yaml("jobs:\n  test:\n    executor: ecs\n    run: [make test]\n")
+        .await;
+    eventually(20, "the job's task started", async || {
+        tasks(&e).await.first().cloned()
+    })
+    .await;
+    // The server dies while the task runs (moto's tasks run until stopped, as on AWS).
+    server.kill9().await;
+    assert_eq!(tasks(&e).await[0]["lastStatus"], "RUNNING");
+    let server = start(&e, dir.path()).await;
+    // Its next life stops the task it left, and only then runs the attempt again: one task
+    // at a time, the second tagged as attempt 2.
+    let second = eventually(20, "the job's second task started", async || {
+        let t = tasks(&e).await;
+        (t.len() == 2).then_some(t)
+    })
+    .await;
+    assert_eq!(second[0]["lastStatus"], "STOPPED", "{second:#?}");
+    assert!(
+        second[0]["stoppedReason"]
+            .as_str()
+            .unwrap()
+            .contains("earlier life"),
+        "{second:#?}"
+    );
+    assert_eq!(tag(&second[0], "gantry:attempt"), Some("1"));
+    assert_eq!(tag(&second[1], "gantry:attempt"), Some("2"));
+    assert_eq!(tag(&second[1], "gantry:run"), Some(run.as_str()));
+    let path = callback_path(&second[1]).unwrap();
+    let (status, body) = server
+        .post(&path, "application/json", r#"{"exit_code": 0}"#)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let done = server.wait_finished(&run, 20).await;
+    assert_eq!(job(&done, "test")["status"], "succeeded", "{done}");
+    assert_eq!(tasks(&e).await.len(), 2, "never a third");
 }
