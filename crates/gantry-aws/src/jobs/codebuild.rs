@@ -157,6 +157,7 @@ impl Executor for CodebuildExecutor {
         let deadline =
             tokio::time::Instant::now() + std::time::Duration::from_millis(launch.timeout_ms);
         let attempt = &opened.attempt;
+        let mut last_error: Option<String> = None;
         loop {
             if let Some(o) = reported(attempt, &launch.log).await {
                 tail.pump(&self.remote.aws, &launch.log).await;
@@ -181,9 +182,14 @@ impl Executor for CodebuildExecutor {
                 Ok(None) => launch
                     .log
                     .note(&format!("gantry: CodeBuild does not know build {id} (yet)")),
-                Err(e) => launch
-                    .log
-                    .note(&format!("gantry: cannot read the build's status: {e}")),
+                Err(e) => {
+                    // Said once while it lasts (tried again each poll until the timeout).
+                    let why = format!("gantry: cannot read the build's status: {e}");
+                    if last_error.as_ref() != Some(&why) {
+                        launch.log.note(&why);
+                        last_error = Some(why);
+                    }
+                }
             }
             tail.pump(&self.remote.aws, &launch.log).await;
             tokio::select! {

@@ -217,6 +217,7 @@ impl Executor for EcsExecutor {
         let deadline =
             tokio::time::Instant::now() + std::time::Duration::from_millis(launch.timeout_ms);
         let attempt = &opened.attempt;
+        let mut last_error: Option<String> = None;
         loop {
             if let Some(o) = reported(attempt, &launch.log).await {
                 if let Some(t) = tail.as_mut() {
@@ -250,9 +251,14 @@ impl Executor for EcsExecutor {
                 Ok(None) => launch
                     .log
                     .note(&format!("gantry: ECS does not know task {arn} (yet)")),
-                Err(e) => launch
-                    .log
-                    .note(&format!("gantry: cannot read the task's status: {e}")),
+                Err(e) => {
+                    // Said once while it lasts (tried again each poll until the timeout).
+                    let why = format!("gantry: cannot read the task's status: {e}");
+                    if last_error.as_ref() != Some(&why) {
+                        launch.log.note(&why);
+                        last_error = Some(why);
+                    }
+                }
             }
             if let Some(t) = tail.as_mut() {
                 t.pump(&self.remote.aws, &launch.log).await;
