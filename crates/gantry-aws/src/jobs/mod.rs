@@ -70,7 +70,12 @@ impl Remote {
         }
         let attempt = match &self.agents {
             None => None,
-            Some(agents) => match agents.remote_attempt(launch, worker).await {
+            // `aws:…` is no agent's name (an agent's is a label: no `:`), so no agent can
+            // renew or write to the entry.
+            Some(agents) => match agents
+                .remote_attempt(launch, &format!("aws:{worker}"))
+                .await
+            {
                 Ok(a) => Some(a),
                 Err(e) => {
                     launch

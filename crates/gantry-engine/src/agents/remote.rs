@@ -1,8 +1,8 @@
 //! Attempts run by remote workers that are not agents — an ECS task, a CodeBuild build, a
 //! Lambda function — reporting through the same signed, single-use callback URL as agents
 //! (`POST /api/v1/callbacks/{token}`). The attempt gets an entry in the agents' queue that is
-//! `Taken` from the start by its worker (`ecs:…`, `codebuild:…`, `lambda:…`: names no agent
-//! can have, so no agent takes, renews or logs to it); the callback route then takes its
+//! `Taken` from the start by its worker (`aws:ecs`, `aws:codebuild`, `aws:lambda`: names no
+//! agent can have, so no agent takes, renews or logs to it); the callback route then takes its
 //! result exactly as an agent's, once. The executor that watches the service itself closes
 //! the entry with what the service says: whichever of the two comes first is the result, and
 //! the other is refused (the callback with 409, audited) or ignored.
