@@ -3,7 +3,7 @@
 //! `scripts/aws/emulator.py`); the test stands in for the task's worker (moto's tasks never
 //! run) and reports through the callback URL the task was given, over HTTP to the server's
 //! route; the replay is refused. A lambda job longer than Lambda's 15 minutes is refused at
-//! submit, naming the limit.
+//! submit, naming the limit; a job of an executor the server was not given fails saying so.
 
 mod common;
 #[path = "common/moto.rs"]
@@ -125,6 +125,17 @@ async fn an_ecs_job_runs_as_a_task_and_reports_through_its_callback() {
         .post(&path, "application/json", r#"{"exit_code": 0}"#)
         .await;
     assert_eq!(status, 409, "{body}");
+    // An executor the server was not given: the job fails saying what is missing.
+    let run = server
+        .submit_yaml("jobs:\n  build:\n    executor: codebuild\n    run: [make]\n")
+        .await;
+    let done = server.wait_finished(&run, 20).await;
+    assert_eq!(job(&done, "build")["status"], "failed", "{done}");
+    let log = server.job_log(&run, "build").await;
+    assert!(
+        log.contains("no `codebuild` executor here: the server needs [executors.codebuild]"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
