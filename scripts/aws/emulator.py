@@ -56,6 +56,13 @@ Test-only endpoint of the proxy (JSON bodies), for what moto's own API can't do:
   "stopped_reason": STR, "exit_code": N}`: the next task RunTask starts follows that script,
   one status per DescribeTasks (see `service_patches.TaskScripts`). Without one, a task stays
   RUNNING until stopped, as a service's task does on AWS (moto would move it on by itself).
+  Its container has no exit code until the DescribeTasks that says STOPPED, as on AWS
+  (`job_patches.py`).
+* `POST /_emulator/codebuild-builds` `{"phases": [["PROVISIONING", "SUCCEEDED"], ["BUILD",
+  "FAILED"]], "status": "FAILED", "hold": false}`: the next build StartBuild starts shows one
+  more phase per BatchGetBuilds, then ends with `status`; with `hold` it stays IN_PROGRESS
+  until StopBuild (moto completes a build, all SUCCEEDED, when it is first read). Builds keep
+  the variables they were started with (`job_patches.patch_moto_codebuild`).
 * `POST /_emulator/target-health` `{"target_group_arn": ARN, "target": ID, "states": [{"state":
   "initial", "reason": "Elb.RegistrationInProgress"}, {"state": "healthy"}]}`: what
   DescribeTargetHealth says of that registered target (`"*"`: any target of the group), one
@@ -99,6 +106,11 @@ from moto_patches import (  # noqa: E402
     parse_template,
     patch_moto_cloudformation,
     patch_moto_rest_api,
+)
+from job_patches import (  # noqa: E402
+    BUILD_SCRIPTS,
+    patch_moto_codebuild,
+    patch_moto_ecs_exit_codes,
 )
 from service_patches import (  # noqa: E402
     Faults,
@@ -479,6 +491,9 @@ def make_handler(emulator):
                 if self.command == "POST":
                     emulator.task_scripts.push(json.loads(body or b"{}"))
                     return self.reply(201, b"{}", json_type)
+            if self.path.startswith("/_emulator/codebuild-builds") and self.command == "POST":
+                BUILD_SCRIPTS.push(json.loads(body or b"{}"))
+                return self.reply(201, b"{}", json_type)
             if self.path.startswith("/_emulator/target-health"):
                 if self.command == "DELETE":
                     emulator.target_health.clear()
@@ -525,6 +540,7 @@ def make_handler(emulator):
                 emulator.task_scripts.clear()
                 emulator.target_health.clear()
                 emulator.rate_limits.clear()
+                BUILD_SCRIPTS.clear()
             service = service_of(self.headers)
             action = action_of(self.command, path, self.headers, body)
             fault = emulator.faults.take(service, action)
@@ -608,6 +624,8 @@ def main():
     patch_moto_cloudformation()
     patch_moto_lambda(lambda_results)
     patch_moto_ecs(task_scripts)
+    patch_moto_ecs_exit_codes()
+    patch_moto_codebuild()
     patch_moto_elbv2(target_health)
     # moto moves an ECS task on (towards STOPPED) each time it is described; on AWS a
     # service's task runs until stopped: no progression unless a test scripts one.

@@ -3,7 +3,7 @@
 //! bucket. `stack.rs`: a CloudFormation stack deployed through a change set, as
 //! the SAM CLI does it. `calls.rs`: retries of throttled calls, and every call counted.
 //! `ecs_services.rs` and `elbv2.rs`: services as ECS tasks behind ELBv2 target groups, their
-//! reads batched by `coalesce.rs`.
+//! reads batched by `coalesce.rs`. `jobs/`: the ECS, CodeBuild and Lambda job executors.
 
 pub mod artifacts;
 pub mod calls;
@@ -13,6 +13,7 @@ pub mod ecs_services;
 pub mod elbv2;
 pub mod executor;
 pub mod function;
+pub mod jobs;
 pub mod sanity;
 pub mod stack;
 pub mod targets;

@@ -1,5 +1,5 @@
-//! Signed callback tokens for remote workers (agents on other hosts, and later ECS tasks,
-//! CodeBuild builds and Lambda functions): each attempt gets a token naming its run, job,
+//! Signed callback tokens for remote workers (agents on other hosts, ECS tasks, CodeBuild
+//! builds and Lambda functions): each attempt gets a token naming its run, job,
 //! attempt and expiry, signed with HMAC-SHA256 under the server's key, that the worker hands
 //! back with its result. This module is the pure part: making a token and checking one (its
 //! form, its signature, then its expiry). That a token is used once and names the attempt that

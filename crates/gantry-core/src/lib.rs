@@ -11,6 +11,7 @@ pub mod dag;
 pub mod deploy;
 pub mod duration;
 pub mod forge;
+pub mod remote;
 pub mod report;
 pub mod runners;
 pub mod secret;

@@ -119,6 +119,10 @@ pub struct JobInputs {
     pub tree: Option<Arc<gantry_exec::WorkingTree>>,
     /// Agents on other hosts run `runs_on` jobs (a server's).
     pub agents: Option<Arc<gantry_engine::agents::Agents>>,
+    /// `[executors]`: ECS, CodeBuild and Lambda jobs (a server's).
+    pub executors: gantry_core::remote::ExecutorsDef,
+    /// The server's URL as remote workers reach it (their callback URLs).
+    pub public_url: Option<String>,
 }
 
 /// The smallest log limit accepted: a bare number is bytes, so `64` for `64m` is refused.
@@ -158,6 +162,14 @@ pub async fn start_engine(
     }
     let mut executors: Executors = Executors::new();
     executors.insert(ExecutorKind::Local, Arc::new(local));
+    #[cfg(feature = "aws")]
+    remote_executors(&mut executors, &inputs, owner).await;
+    #[cfg(not(feature = "aws"))]
+    if inputs.executors != Default::default() {
+        tracing::warn!(
+            "[executors] are set, but this build has no AWS adapters (feature `aws`): their jobs fail"
+        );
+    }
     // Jobs with `image:` run in containers when Docker is reachable; otherwise they fail
     // saying there is no executor for them here.
     if inputs.docker {
@@ -207,6 +219,36 @@ pub async fn start_engine(
         agents.attach(engine.journal().clone(), engine.logs().clone());
     }
     Ok(engine)
+}
+
+/// The executors of `[executors]`: ECS tasks, CodeBuild builds and Lambda invocations, each
+/// with the clients of its region, reporting through the agents' callback route.
+#[cfg(feature = "aws")]
+async fn remote_executors(executors: &mut Executors, inputs: &JobInputs, owner: &str) {
+    use gantry_aws::jobs::{Remote, codebuild, ecs, lambda};
+    let defs = &inputs.executors;
+    let remote = |aws: gantry_aws::Aws| Remote {
+        aws,
+        agents: inputs.agents.clone(),
+        public_url: inputs.public_url.clone(),
+        owner: owner.to_string(),
+        poll: Duration::from_millis(defs.poll_ms()),
+    };
+    if let Some(d) = &defs.ecs {
+        let aws = gantry_aws::Aws::connect(d.region.as_deref()).await;
+        let e = ecs::EcsExecutor::new(remote(aws), d.clone());
+        executors.insert(ExecutorKind::Ecs, Arc::new(e));
+    }
+    if let Some(d) = &defs.codebuild {
+        let aws = gantry_aws::Aws::connect(d.region.as_deref()).await;
+        let e = codebuild::CodebuildExecutor::new(remote(aws), d.clone());
+        executors.insert(ExecutorKind::Codebuild, Arc::new(e));
+    }
+    if let Some(d) = &defs.lambda {
+        let aws = gantry_aws::Aws::connect(d.region.as_deref()).await;
+        let e = lambda::LambdaExecutor::new(remote(aws), d.clone());
+        executors.insert(ExecutorKind::Lambda, Arc::new(e));
+    }
 }
 
 /// The HAProxy target groups of `gantry.toml`; each group's health checks follow the first

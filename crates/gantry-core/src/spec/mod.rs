@@ -7,6 +7,7 @@
 
 pub mod artifacts;
 pub mod cache;
+mod executor;
 mod fields;
 mod graph;
 mod model;

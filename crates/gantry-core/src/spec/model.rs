@@ -176,6 +176,12 @@ pub enum ExecutorKind {
     Agent,
     /// The deployer's jobs: work done against AWS in the server's process.
     Aws,
+    /// An ECS task of `[executors.ecs]`'s task definition runs the commands.
+    Ecs,
+    /// A build of `[executors.codebuild]`'s project runs the commands (its buildspec).
+    Codebuild,
+    /// One synchronous invocation of `[executors.lambda]`'s function (at most 15 minutes).
+    Lambda,
 }
 
 impl ExecutorKind {
@@ -189,7 +195,18 @@ impl ExecutorKind {
             ExecutorKind::Docker => "docker",
             ExecutorKind::Agent => "agent",
             ExecutorKind::Aws => "aws",
+            ExecutorKind::Ecs => "ecs",
+            ExecutorKind::Codebuild => "codebuild",
+            ExecutorKind::Lambda => "lambda",
         }
+    }
+
+    /// Whether the job runs on an AWS service rather than on this host or an agent.
+    pub fn is_remote(self) -> bool {
+        matches!(
+            self,
+            ExecutorKind::Ecs | ExecutorKind::Codebuild | ExecutorKind::Lambda
+        )
     }
 }
 

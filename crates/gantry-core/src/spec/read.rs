@@ -528,30 +528,8 @@ impl Reader {
             self.err(&join(path, "image"), job, n.pos, "image is empty");
         }
         let runs_on = lookup(map, "runs_on").map(|n| self.runs_on(n, &join(path, "runs_on"), job));
-        let executor = match lookup(map, "executor") {
-            None if runs_on.is_some() => ExecutorKind::Agent,
-            None if image.is_some() => ExecutorKind::Docker,
-            None => ExecutorKind::Local,
-            Some(n) => match n.as_str() {
-                Some("local") => ExecutorKind::Local,
-                Some("docker") => ExecutorKind::Docker,
-                Some("agent") => ExecutorKind::Agent,
-                _ => {
-                    self.err(
-                        &join(path, "executor"),
-                        job,
-                        n.pos,
-                        format!(
-                            "unknown executor {}; expected one of: local, docker, agent",
-                            n.scalar_text()
-                                .map(|s| format!("`{s}`"))
-                                .unwrap_or_else(|| n.kind().to_string())
-                        ),
-                    );
-                    ExecutorKind::Local
-                }
-            },
-        };
+        let executor = self.executor(map, runs_on.is_some(), image.is_some(), path, job);
+        self.remote_job(map, executor, timeout_ms, node.pos, path, job);
         if let (Some(_), Some(n)) = (&runs_on, lookup(map, "executor"))
             && executor != ExecutorKind::Agent
         {

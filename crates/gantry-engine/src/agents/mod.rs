@@ -7,10 +7,12 @@
 
 mod callback;
 mod executor;
+mod remote;
 mod tokens;
 
 pub use callback::CallbackError;
 pub use executor::AgentExecutor;
+pub use remote::{CALLBACK_GRACE_MS, RemoteAttempt};
 pub use tokens::{TOKEN_PREFIX, load_or_create_key};
 
 use crate::journal::Journal;

@@ -65,6 +65,13 @@ impl Preparation {
         if ctx.fork {
             match self.fork_jobs {
                 ForkJobs::Local => {}
+                // A remote job runs with the AWS role of its task, project or function.
+                ForkJobs::Containers if job.executor.is_remote() => {
+                    return Err(format!(
+                        "jobs of a pull request from a fork do not run on AWS (executor {}): they would act with its role (fork_jobs = containers; `local` allows them)",
+                        job.executor.as_str()
+                    ));
+                }
                 // An agent's job without `image:` is a process on the agent's host.
                 ForkJobs::Containers
                     if job.executor != ExecutorKind::Local
@@ -292,6 +299,14 @@ mod tests {
         prep.prepare(&mut launch(), &agent.jobs[1], &fork)
             .await
             .unwrap();
+        // Never on AWS, where a job acts with the task's, project's or function's role.
+        let yaml = b"jobs: {task: {executor: ecs, run: [make]}}";
+        let remote = parse_spec(yaml, Format::Yaml, "p", &Limits::default()).unwrap();
+        let why = prep
+            .prepare(&mut launch(), &remote.jobs[0], &fork)
+            .await
+            .unwrap_err();
+        assert!(why.contains("do not run on AWS (executor ecs)"), "{why}");
         let local = Preparation {
             fork_jobs: ForkJobs::Local,
             ..Preparation::default()

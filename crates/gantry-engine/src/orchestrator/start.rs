@@ -58,6 +58,13 @@ impl Start {
             let outcome = match (prepared, executor) {
                 (Err(why), _) => refuse(&launch, &why),
                 (Ok(()), Some(ex)) => ex.execute(launch, cancel).await,
+                (Ok(()), None) if spec.jobs[job].executor.is_remote() => {
+                    let kind = spec.jobs[job].executor.as_str();
+                    let why = format!(
+                        "no `{kind}` executor here: the server needs [executors.{kind}] in its gantry.toml (docs/executors-aws.md)"
+                    );
+                    refuse(&launch, &why)
+                }
                 (Ok(()), None) => refuse(
                     &launch,
                     &format!(

@@ -70,6 +70,10 @@ pub struct FileConfig {
     pub runners: std::collections::BTreeMap<String, gantry_core::runners::PoolDef>,
     /// How often the runner reconciler lists GitHub's queued jobs and runners (`1m`).
     pub runners_reconcile: Option<String>,
+    /// `[executors.ecs]`, `[executors.codebuild]`, `[executors.lambda]`: where jobs of those
+    /// executors run (docs/executors-aws.md).
+    #[serde(default)]
+    pub executors: gantry_core::remote::ExecutorsDef,
     /// The file as read (its name as shown, and its text), to point problems at lines.
     #[serde(skip)]
     source: Option<(String, String)>,
@@ -192,6 +196,11 @@ impl FileConfig {
             let at = c.at(c.table_line("runners", name));
             problems.extend(pool.check(name).iter().map(|p| at(p)));
         }
+        for p in c.executors.check() {
+            // `executors.ecs.cluster: …` is under `[executors.ecs]`.
+            let kind = p.split('.').nth(1).unwrap_or("");
+            problems.push(c.at(c.table_line("executors", kind))(&p));
+        }
         if !problems.is_empty() {
             bail!("{}", problems.join("\n"));
         }
@@ -271,5 +280,38 @@ mod tests {
             err.contains("colour") && err.contains("gantry.toml:6:1:"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn bad_executors_are_refused_with_their_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gantry.toml");
+        std::fs::write(&path, "[executors.ecs]\ncluster = \"\"\ntask_definition = \"runner\"\ncontainer = \"main\"\nlaunch_type = \"SPOT\"\n\n[executors.lambda]\nfunction = \"\"\n").unwrap();
+        let err = FileConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("gantry.toml:1: executors.ecs.cluster: is empty"),
+            "{err}"
+        );
+        assert!(
+            err.contains("gantry.toml:1: executors.ecs.launch_type: `SPOT`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("gantry.toml:7: executors.lambda.function: is empty"),
+            "{err}"
+        );
+        std::fs::write(
+            &path,
+            "[executors.codebuild]\nproject = \"ci\"\nimage = \"x\"\n",
+        )
+        .unwrap();
+        let err = FileConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("image") && err.contains("gantry.toml:3:1:"),
+            "{err}"
+        );
+        std::fs::write(&path, "[executors.codebuild]\nproject = \"ci\"\n").unwrap();
+        let c = FileConfig::load(Some(&path)).unwrap();
+        assert_eq!(c.executors.codebuild.unwrap().project, "ci");
     }
 }

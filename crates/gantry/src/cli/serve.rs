@@ -126,6 +126,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         registries,
         runners,
         agent_lease_ms,
+        executors,
     } = resolved;
     // What the server makes is private to it, and its memory unreadable to its jobs.
     gantry_exec::keep_jobs_out().map_err(|e| anyhow::anyhow!(e))?;
@@ -192,6 +193,8 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         registries: registries.clone(),
         tree: None,
         agents: Some(agents.clone()),
+        executors,
+        public_url: public.as_ref().map(ToString::to_string),
     };
     let engine =
         wiring::start_engine(data_dir, store.clone(), max_parallel, &owner, true, inputs).await?;

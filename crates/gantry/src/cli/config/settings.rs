@@ -49,6 +49,8 @@ pub struct Settings {
     pub runners: gantry_engine::runners::RunnersConfig,
     /// How long an agent holds a job without renewing its lease.
     pub agent_lease_ms: u64,
+    /// Where `ecs`, `codebuild` and `lambda` jobs run.
+    pub executors: gantry_core::remote::ExecutorsDef,
 }
 
 impl Settings {
@@ -394,6 +396,7 @@ pub fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         bail!("{}", p.0.join("\n"));
     };
     Ok(Settings {
+        executors: std::mem::take(&mut file.executors),
         agent_lease_ms,
         runners,
         public,
