@@ -11,6 +11,8 @@
 //! targets are healthy once registered unless a test scripts their health
 //! (`/_emulator/target-health`), as ELBv2's checks would report it.
 
+#[path = "common/cli.rs"]
+mod cli;
 mod common;
 #[path = "common/moto.rs"]
 mod moto;
@@ -257,6 +259,25 @@ async fn an_ecs_service_starts_behind_its_alb_rule_and_stops_drained() {
     assert_eq!(auth["cluster"], f["cluster"]);
     assert_eq!(auth["tasks"][0]["task_arn"], arn);
     assert_eq!(auth["tasks"][0]["health"], "healthy");
+    let out = cli::gantry(&server, &["services", "list"]).await;
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("auth "))
+        .unwrap_or("");
+    assert!(
+        line.contains("ecs:auth") && line.ends_with(" 1"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "task {}  private_ip {ip}  port 8080  health healthy",
+            result["task_id"].as_str().unwrap()
+        )),
+        "{}",
+        out.all()
+    );
 
     // A second server (another instance) on the same listener finds the rule and leaves it
     // alone, and has a task of its own.

@@ -56,10 +56,16 @@ async fn list(server: &ServerArgs) -> anyhow::Result<i32> {
     );
     for svc in &services {
         let tasks = svc["tasks"].as_array().cloned().unwrap_or_default();
+        // An ECS service's image is its task definition's.
+        let image = if svc["runtime"] == "ecs" {
+            format!("ecs:{}", s(&svc["task_definition"]))
+        } else {
+            s(&svc["image"])
+        };
         outln!(
             "{:<24} {:<40} {:>6} {:<16} {}",
             s(&svc["name"]),
-            s(&svc["image"]),
+            image,
             s(&svc["port"]),
             s(&svc["target_group"]),
             tasks.len()
@@ -71,10 +77,10 @@ async fn list(server: &ServerArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// A task as one line: its id, then whichever of address and health it has.
+/// A task as one line: its id, then whichever of address and health (and why) it has.
 fn task_line(t: &Value) -> String {
     let mut line = s(&t["task_id"]);
-    for key in ["private_ip", "port", "health"] {
+    for key in ["private_ip", "port", "health", "health_reason"] {
         if !t[key].is_null() {
             line.push_str(&format!("  {key} {}", s(&t[key])));
         }
