@@ -58,13 +58,13 @@ pub struct Aws {
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
-    /// Services' tasks and the ECS job executor (adaptive retries, counted in `calls`).
+    /// Services' tasks and the ECS job executor (standard retries, counted in `calls`).
     pub ecs: aws_sdk_ecs::Client,
-    /// Services' target groups and listener rules (adaptive retries, counted in `calls`).
+    /// Services' target groups and listener rules (standard retries, counted in `calls`).
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
-    /// The CodeBuild job executor (adaptive retries, counted in `calls`).
+    /// The CodeBuild job executor (standard retries, counted in `calls`).
     pub codebuild: aws_sdk_codebuild::Client,
-    /// Remote jobs' logs (adaptive retries, counted in `calls`).
+    /// Remote jobs' logs (standard retries, counted in `calls`).
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// The calls of the clients above, and their retries.
     pub calls: calls::CallCounter,

@@ -287,7 +287,7 @@ async fn bad_input_ends_with_a_clear_error_and_nothing_running_and_throttling_is
         "{log}"
     );
     assert!(tasks(&aws).await.is_empty(), "nothing was started");
-    // Throttled twice, then started: the SDK's adaptive retries back off and try again.
+    // Throttled twice, then started: the SDK's standard retries back off and try again.
     fault(&e, "ecs", "RunTask", "ThrottlingException", 2).await;
     script_task(
         &e,

@@ -52,7 +52,7 @@ impl CodebuildExecutor {
             .collect::<Result<Vec<_>, _>>()?;
         // CodeBuild's timeout, in whole minutes (5 to 2160), a little past the job's own.
         let minutes = (launch.timeout_ms.div_ceil(60_000) + 1).clamp(5, 2160) as i32;
-        let out = self
+        let req = self
             .remote
             .aws
             .codebuild
@@ -61,8 +61,13 @@ impl CodebuildExecutor {
             .buildspec_override(buildspec(&launch.commands))
             .set_environment_variables_override(Some(vars))
             .idempotency_token(tags.idempotency_token())
-            .timeout_in_minutes_override(minutes)
-            .send()
+            .timeout_in_minutes_override(minutes);
+        // Throttled, it waits its turn and goes again (the same idempotency token).
+        let out = self
+            .remote
+            .aws
+            .pacer
+            .call("StartBuild", || req.clone().send())
             .await
             .map_err(|e| AwsError::call("StartBuild", e))?;
         out.build_value()

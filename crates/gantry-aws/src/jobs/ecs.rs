@@ -95,7 +95,14 @@ impl EcsExecutor {
                     .build(),
             );
         }
-        let out = req.send().await.map_err(|e| AwsError::call("RunTask", e))?;
+        // Paced with the services' RunTask calls: throttled, it waits its turn and goes again.
+        let out = self
+            .remote
+            .aws
+            .pacer
+            .call("RunTask", || req.clone().send())
+            .await
+            .map_err(|e| AwsError::call("RunTask", e))?;
         if let Some(t) = out.tasks().first()
             && let Some(arn) = t.task_arn()
         {

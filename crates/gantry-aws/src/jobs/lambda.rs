@@ -20,7 +20,7 @@ use serde_json::json;
 pub struct LambdaExecutor {
     remote: Remote,
     def: LambdaDef,
-    /// Lambda's client with the counted, adaptive retries of the other job clients.
+    /// Lambda's client with the counted, standard retries of the other job clients.
     client: aws_sdk_lambda::Client,
 }
 
