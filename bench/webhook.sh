@@ -24,7 +24,7 @@ if [ "${STORE:-sqlite}" = postgres ]; then
   DB_ENV="GANTRY_DATABASE_URL=$pg_url"
   COUNT="$psql $pg_url -tAc 'select count(*) from events'"
 fi
-OURS_WEBHOOK_CMD="env GANTRY_GITHUB_WEBHOOK_SECRET=\$WEBHOOK_SECRET $DB_ENV $ROOT/target/release/gantry serve --listen 127.0.0.1:9110 --data-dir ./state" \
+OURS_WEBHOOK_CMD="env GANTRY_GITHUB_WEBHOOK_SECRET=\$WEBHOOK_SECRET $DB_ENV ${CARGO_TARGET_DIR:-$ROOT/target}/release/gantry serve --listen 127.0.0.1:9110 --data-dir ./state" \
 OURS_WEBHOOK_URL=http://127.0.0.1:9110/webhooks/github \
 OURS_COUNT_CMD="$COUNT" \
 DURATION=${DURATION:-20s} OUT=$OUT bash "$ROOT/bench/harness/webhook/run_webhook_bench.sh" ${PEERS:-ours} | grep '^{' > "$OUT/results.jsonl"

@@ -58,6 +58,16 @@ impl<'a> Sorted<'a> {
         Ok(s)
     }
 
+    /// Whether the batch holds only events and their outcomes (webhook intake).
+    pub fn events_and_outcomes_only(&self) -> bool {
+        self.inserts.is_empty()
+            && self.run_updates.is_empty()
+            && self.jobs.is_none()
+            && self.bus.is_empty()
+            && self.chunks.is_empty()
+            && self.leases.is_empty()
+    }
+
     /// Whether the batch only moves jobs (with at most one run's audit records).
     pub fn moves_only(&self) -> bool {
         self.inserts.is_empty()

@@ -67,3 +67,91 @@ both!(async fn events_page_by_keyset_even_within_one_millisecond(backend) {
     assert_eq!(seen, ["ev-z", "ev-y", "ev-x", "ev-w"]);
     assert_eq!(page(Some("ev-nothing".into())).await, None);
 });
+
+both!(async fn a_batch_sets_several_outcomes_the_last_of_each_event_staying(backend) {
+    // A synced batch of events and outcomes only (webhook intake; one statement on
+    // PostgreSQL) and an unsynced one (a transaction), alike.
+    for durability in [Durability::Disk, Durability::Os] {
+        let (_d, s) = open(backend).await;
+        s.commit(&[event("a", 1), event("b", 2)]).await.unwrap();
+        let outcome = |id: &str, o: &str| Write::SetEventOutcome {
+            id: id.into(),
+            outcome: o.into(),
+        };
+        // Outcomes of stored events and of one inserted in the same batch (before and after
+        // it), one event's twice; a delivery stored already: not inserted, reported.
+        let mut c = event("c", 3);
+        if let Write::InsertEvent(e) = &mut c {
+            e.installation_id = Some(42);
+            e.action = Some("queued".into());
+            e.payload = "x".repeat(20_000);
+        }
+        let Write::InsertEvent(mut again) = event("b", 4) else {
+            unreachable!()
+        };
+        again.id = "ev-b-again".into();
+        let batch = [
+            outcome("ev-c", "too early"),
+            outcome("ev-a", "first"),
+            c,
+            Write::InsertEvent(again),
+            outcome("ev-b", "ignored"),
+            outcome("ev-b-again", "not stored"),
+            outcome("ev-c", "started run r1"),
+            outcome("ev-a", "second"),
+            outcome("ev-missing", "nothing to set"),
+        ];
+        let committed = s
+            .commit_prepared(&batch, s.prepare(&batch), durability)
+            .await
+            .unwrap();
+        assert_eq!(
+            committed.duplicate_events.iter().collect::<Vec<_>>(),
+            ["ev-b-again"],
+            "{durability:?}"
+        );
+        let get = async |id: &str| s.get_event(id).await.unwrap().unwrap();
+        assert_eq!(get("ev-a").await.outcome.as_deref(), Some("second"));
+        let b = get("ev-b").await;
+        assert_eq!((b.outcome.as_deref(), b.delivery_id.as_deref()), (Some("ignored"), Some("b")));
+        let c = get("ev-c").await;
+        assert_eq!(c.outcome.as_deref(), Some("started run r1"), "{durability:?}");
+        assert_eq!(
+            (c.installation_id, c.action.as_deref(), c.payload.len()),
+            (Some(42), Some("queued"), 20_000)
+        );
+        assert!(s.get_event("ev-missing").await.unwrap().is_none());
+        assert!(s.get_event("ev-b-again").await.unwrap().is_none());
+    }
+});
+
+both!(async fn a_batch_of_many_events_reports_each_duplicate(backend) {
+    let (_d, s) = open(backend).await;
+    let first: Vec<Write> = (0..70).map(|i| event(&format!("d{i}"), i)).collect();
+    assert!(s.commit(&first).await.unwrap().duplicate_events.is_empty());
+    // 100 more: every even one a delivery already stored (a new event id), one repeated
+    // within the batch; the statement's chunks split them.
+    let mut again = Vec::new();
+    for i in 0..100 {
+        let Write::InsertEvent(mut e) = event(&format!("d{}", if i % 2 == 0 { i / 2 } else { 100 + i }), 100 + i)
+        else {
+            unreachable!()
+        };
+        e.id = format!("new-{i}");
+        again.push(Write::InsertEvent(e));
+    }
+    let Write::InsertEvent(mut twice) = event("d101", 300) else {
+        unreachable!()
+    };
+    twice.id = "new-twice".into();
+    again.push(Write::InsertEvent(twice));
+    let c = s.commit(&again).await.unwrap();
+    let mut dup: Vec<&String> = c.duplicate_events.iter().collect();
+    dup.sort();
+    let mut want: Vec<String> = (0..100).step_by(2).map(|i| format!("new-{i}")).collect();
+    want.push("new-twice".into());
+    want.sort();
+    assert_eq!(dup, want.iter().collect::<Vec<_>>());
+    assert_eq!(s.get_event("new-1").await.unwrap().unwrap().delivery_id.as_deref(), Some("d101"));
+    assert!(s.get_event("new-0").await.unwrap().is_none());
+});

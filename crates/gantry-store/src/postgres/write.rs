@@ -2,15 +2,19 @@
 //! `crate::batch` says (the statements both backends share are in `crate::shared`). Job rows
 //! go in as one JSON array per statement (`jsonb_array_elements`). Events are inserted with
 //! `ON CONFLICT DO NOTHING`, so a delivery another server stored meanwhile is a duplicate, not
-//! an error. A run's audit records go in as one `audit_chunks` row per batch, whose seqs are
-//! taken from a sequence under a transaction-scoped advisory lock (a chunk's seqs must be
-//! consecutive, and several servers may write).
+//! an error, one array per column (`UNNEST`: one statement text, prepared once). A synced
+//! batch of events and outcomes only (webhook intake) is one statement, committed on its own:
+//! no `BEGIN`, no `COMMIT`, one round trip. A run's audit records go in as one `audit_chunks`
+//! row per batch, whose seqs are taken from a sequence under a transaction-scoped advisory
+//! lock (a chunk's seqs must be consecutive, and several servers may write).
 
 use crate::batch::{Chunk, Sorted};
 use crate::rows::db;
-use crate::shared::postgres::writes;
+use crate::shared::postgres::{last_outcomes, writes};
 use gantry_engine::ports::*;
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments, PgConnection, PgPool, Postgres};
+use std::collections::{HashMap, HashSet};
 
 /// Job rows from a JSON array of `JobRow`s in `$1` (`UPSERT_JOBS` adds its conflict clause).
 macro_rules! insert_jobs {
@@ -38,6 +42,38 @@ const AUDIT_SEQ_LOCK: i64 = 0x6761_6e74_7279_6175;
 /// Events carry whole payloads (GitHub allows 25 MB): fewer per statement.
 const EVENTS_PER_STATEMENT: usize = 64;
 
+/// Events as rows from one array per column (`$1` … `$12`): one statement text whatever
+/// their number, so it is parsed and planned once per connection. A delivery id (or an event
+/// id) already stored, by any server, is skipped; the ids inserted are returned.
+macro_rules! insert_events {
+    () => {
+        "INSERT INTO events (id, source, type, delivery_id, detail, trace_id, received_at,
+                             action, repository, installation_id, rules_matched, outcome)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                              $6::text[], $7::int8[], $8::text[], $9::text[], $10::int8[],
+                              $11::text[], $12::text[])
+         ON CONFLICT DO NOTHING RETURNING id"
+    };
+}
+
+const INSERT_EVENTS: &str = insert_events!();
+
+/// A batch of events and outcomes in one statement: the outcomes (`$13` ids, `$14` outcomes)
+/// of events stored before, then the events (an outcome of an event in the batch is in its
+/// row: the update, seeing the rows as they were before the statement, misses new ones).
+/// Planned afresh each time (an unnamed statement), for the batch's arrays and the table as it
+/// is: a plan kept from when the table was small joins by scanning the whole table, a cost
+/// that grows with it until the next `ANALYZE` replans.
+const INTAKE: &str = concat!(
+    "WITH set_outcomes AS (
+         UPDATE events SET outcome = u.outcome
+         FROM UNNEST($13::text[], $14::text[]) AS u(id, outcome)
+         WHERE events.id = u.id),
+     inserted AS (",
+    insert_events!(),
+    ") SELECT id FROM inserted"
+);
+
 /// Applies `batch` in one transaction; a [`Durability::Os`] batch commits without waiting for
 /// the WAL's flush.
 pub(super) async fn commit(
@@ -46,6 +82,13 @@ pub(super) async fn commit(
     durability: Durability,
 ) -> StoreResult<Committed> {
     let s = Sorted::new(batch)?;
+    if durability == Durability::Disk && s.events_and_outcomes_only() {
+        let (fresh, mut committed) = fresh_events(&s.events);
+        if fresh.len() <= EVENTS_PER_STATEMENT {
+            intake(pool, &fresh, &s.outcomes, &mut committed).await?;
+            return Ok(committed);
+        }
+    }
     let mut tx = pool.begin().await.map_err(db)?;
     if durability == Durability::Os {
         sqlx::query("SET LOCAL synchronous_commit = off")
@@ -62,7 +105,7 @@ pub(super) async fn commit(
             .await
             .map_err(db)?;
     }
-    let committed = insert_events(&mut tx, &s.events).await?;
+    let committed = insert_events(&mut tx, &s.events, &s.outcomes).await?;
     writes::after_events(&mut tx, &s).await?;
     insert_chunks(&mut tx, &s.chunks).await?;
     writes::leases(&mut tx, &s.leases).await?;
@@ -98,11 +141,11 @@ async fn insert_chunks(tx: &mut PgConnection, chunks: &[Chunk<'_>]) -> StoreResu
     Ok(())
 }
 
-/// Inserts the batch's events; a delivery already stored (by any server) or earlier in this
-/// batch is a duplicate: not inserted, reported.
-async fn insert_events(tx: &mut PgConnection, events: &[&EventRecord]) -> StoreResult<Committed> {
+/// The batch's events but those whose delivery came earlier in the batch (reported as
+/// duplicates).
+fn fresh_events<'a>(events: &[&'a EventRecord]) -> (Vec<&'a EventRecord>, Committed) {
     let mut committed = Committed::default();
-    let mut in_batch: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut in_batch: HashSet<&str> = HashSet::new();
     let mut fresh = Vec::with_capacity(events.len());
     for e in events.iter().copied() {
         match e.delivery_id.as_deref() {
@@ -112,37 +155,119 @@ async fn insert_events(tx: &mut PgConnection, events: &[&EventRecord]) -> StoreR
             _ => fresh.push(e),
         }
     }
+    (fresh, committed)
+}
+
+/// Events and outcomes in one statement, which commits (synchronously) on its own.
+async fn intake(
+    pool: &PgPool,
+    fresh: &[&EventRecord],
+    outcomes: &[(&String, &String)],
+    committed: &mut Committed,
+) -> StoreResult<()> {
+    let (ids, values) = last_outcomes(outcomes);
+    let mut args = event_columns(fresh, &ids, &values)?;
+    add(&mut args, ids)?;
+    add(&mut args, values)?;
+    let inserted: Vec<String> = sqlx::query_scalar_with(INTAKE, args)
+        .persistent(false)
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
+    note_duplicates(fresh, inserted, committed);
+    Ok(())
+}
+
+/// Inserts the batch's events; a delivery already stored (by any server) or earlier in this
+/// batch is a duplicate: not inserted, reported. An event's row carries the batch's outcome
+/// for it, if any (as the outcomes' update after it would set).
+async fn insert_events(
+    tx: &mut PgConnection,
+    events: &[&EventRecord],
+    outcomes: &[(&String, &String)],
+) -> StoreResult<Committed> {
+    let (fresh, mut committed) = fresh_events(events);
+    if fresh.is_empty() {
+        return Ok(committed);
+    }
+    let (ids, values) = last_outcomes(outcomes);
     for chunk in fresh.chunks(EVENTS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "INSERT INTO events (id, source, type, delivery_id, detail, trace_id, received_at,
-                                 action, repository, installation_id, rules_matched) ",
-        );
-        q.push_values(chunk, |mut b, e| {
-            b.push_bind(e.id.clone())
-                .push_bind(e.source.clone())
-                .push_bind(e.event_type.clone())
-                .push_bind(e.delivery_id.clone())
-                .push_bind(e.payload.clone())
-                .push_bind(e.trace_id.clone())
-                .push_bind(e.received_at_ms)
-                .push_bind(e.action.clone())
-                .push_bind(e.repository.clone())
-                .push_bind(e.installation_id)
-                .push_bind(serde_json::to_string(&e.rules_matched).unwrap_or_else(|_| "[]".into()));
-        });
-        q.push(" ON CONFLICT DO NOTHING RETURNING id");
-        let inserted: std::collections::HashSet<String> = q
-            .build_query_scalar::<String>()
+        let args = event_columns(chunk, &ids, &values)?;
+        let inserted: Vec<String> = sqlx::query_scalar_with(INSERT_EVENTS, args)
             .fetch_all(&mut *tx)
             .await
-            .map_err(db)?
-            .into_iter()
-            .collect();
-        for e in chunk {
-            if !inserted.contains(&e.id) {
-                committed.duplicate_events.insert(e.id.clone());
-            }
-        }
+            .map_err(db)?;
+        note_duplicates(chunk, inserted, &mut committed);
     }
     Ok(committed)
+}
+
+/// The events not among those `inserted` are duplicates.
+fn note_duplicates(events: &[&EventRecord], inserted: Vec<String>, committed: &mut Committed) {
+    let inserted: HashSet<String> = inserted.into_iter().collect();
+    for e in events {
+        if !inserted.contains(&e.id) {
+            committed.duplicate_events.insert(e.id.clone());
+        }
+    }
+}
+
+/// The arguments of [`INSERT_EVENTS`]: one array per column, each event's outcome the last
+/// of `outcome_ids`' (with `outcomes` beside them) that names it.
+fn event_columns(
+    events: &[&EventRecord],
+    outcome_ids: &[&str],
+    outcomes: &[&str],
+) -> StoreResult<PgArguments> {
+    let by_id: HashMap<&str, &str> = outcome_ids
+        .iter()
+        .copied()
+        .zip(outcomes.iter().copied())
+        .collect();
+    let text = |f: fn(&EventRecord) -> &str| -> Vec<&str> { events.iter().map(|e| f(e)).collect() };
+    let opt = |f: fn(&EventRecord) -> Option<&str>| -> Vec<Option<&str>> {
+        events.iter().map(|e| f(e)).collect()
+    };
+    let rules: Vec<String> = events
+        .iter()
+        .map(|e| serde_json::to_string(&e.rules_matched).unwrap_or_else(|_| "[]".into()))
+        .collect();
+    let outcome: Vec<Option<&str>> = events
+        .iter()
+        .map(|e| by_id.get(e.id.as_str()).copied())
+        .collect();
+    let mut args = PgArguments::default();
+    add(&mut args, text(|e| e.id.as_str()))?;
+    add(&mut args, text(|e| e.source.as_str()))?;
+    add(&mut args, text(|e| e.event_type.as_str()))?;
+    add(&mut args, opt(|e| e.delivery_id.as_deref()))?;
+    add(&mut args, text(|e| e.payload.as_str()))?;
+    add(&mut args, text(|e| e.trace_id.as_str()))?;
+    add(
+        &mut args,
+        events
+            .iter()
+            .map(|e| e.received_at_ms)
+            .collect::<Vec<i64>>(),
+    )?;
+    add(&mut args, opt(|e| e.action.as_deref()))?;
+    add(&mut args, opt(|e| e.repository.as_deref()))?;
+    add(
+        &mut args,
+        events
+            .iter()
+            .map(|e| e.installation_id)
+            .collect::<Vec<Option<i64>>>(),
+    )?;
+    add(&mut args, rules)?;
+    add(&mut args, outcome)?;
+    Ok(args)
+}
+
+fn add<'q, T>(args: &mut PgArguments, value: T) -> StoreResult<()>
+where
+    T: sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + 'q,
+{
+    args.add(value)
+        .map_err(|e| StoreError::Database(format!("cannot bind an argument: {e}")))
 }

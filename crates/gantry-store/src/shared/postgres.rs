@@ -36,6 +36,47 @@ fn list(items: &[impl AsRef<str>]) -> Vec<String> {
     items.iter().map(|s| s.as_ref().to_string()).collect()
 }
 
+/// The outcomes to set, one per event (its last in `outcomes`, which are in batch order), as
+/// two arrays: ids and outcomes (`UPDATE … FROM` given two rows for one event applies either).
+pub(crate) fn last_outcomes<'a>(
+    outcomes: &[(&'a String, &'a String)],
+) -> (Vec<&'a str>, Vec<&'a str>) {
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, (id, _)) in outcomes.iter().enumerate() {
+        last.insert(id.as_str(), i);
+    }
+    outcomes
+        .iter()
+        .enumerate()
+        .filter(|(i, (id, _))| last[id.as_str()] == *i)
+        .map(|(_, (id, outcome))| (id.as_str(), outcome.as_str()))
+        .unzip()
+}
+
+/// Sets events' outcomes (`(id, outcome)`, in batch order: the last one of an event stays)
+/// in one statement, planned afresh each time (a kept plan made while the table was small
+/// scans all of it).
+async fn set_outcomes(
+    tx: &mut Conn,
+    outcomes: &[(&String, &String)],
+) -> gantry_engine::ports::StoreResult<()> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let (ids, values) = last_outcomes(outcomes);
+    sqlx::query(
+        "UPDATE events SET outcome = u.outcome FROM UNNEST($1::text[], $2::text[]) AS u(id, outcome)
+         WHERE events.id = u.id",
+    )
+    .persistent(false)
+    .bind(ids)
+    .bind(values)
+    .execute(&mut *tx)
+    .await
+    .map_err(crate::rows::db)?;
+    Ok(())
+}
+
 #[allow(clippy::duplicate_mod)]
 #[path = "agents.rs"]
 pub(crate) mod agents;

@@ -38,6 +38,23 @@ fn list(items: &[impl AsRef<str>]) -> String {
     serde_json::to_string(&items).unwrap_or_else(|_| "[]".into())
 }
 
+/// Sets events' outcomes (`(id, outcome)`, in batch order: the last one of an event stays),
+/// one statement each (SQLite runs in-process: a statement costs no round trip).
+async fn set_outcomes(
+    tx: &mut Conn,
+    outcomes: &[(&String, &String)],
+) -> gantry_engine::ports::StoreResult<()> {
+    for (id, outcome) in outcomes.iter().copied() {
+        sqlx::query("UPDATE events SET outcome = $1 WHERE id = $2")
+            .bind(outcome)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(crate::rows::db)?;
+    }
+    Ok(())
+}
+
 #[path = "agents.rs"]
 pub(crate) mod agents;
 #[path = "bus.rs"]

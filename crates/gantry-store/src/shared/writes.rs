@@ -92,15 +92,7 @@ pub(crate) async fn after_events(tx: &mut Conn, s: &Sorted<'_>) -> StoreResult<(
             w => super::bus::apply(tx, w).await?,
         }
     }
-    for (id, outcome) in s.outcomes.iter().copied() {
-        sqlx::query("UPDATE events SET outcome = $1 WHERE id = $2")
-            .bind(outcome)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-    }
-    Ok(())
+    super::set_outcomes(tx, &s.outcomes).await
 }
 
 /// Leases renewed (only the holder's) and released.
