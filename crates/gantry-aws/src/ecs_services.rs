@@ -111,13 +111,20 @@ fn state_of(t: &aws_sdk_ecs::types::Task, container: Option<&str>) -> ContainerS
                 .find_map(|n| n.private_ipv4_address())
         })
         .map(str::to_string);
-    if status == "STOPPED" {
+    // ECS decides to stop a task (desired STOPPED, with its stop code and reason) well before
+    // the task has wound down through DEACTIVATING … STOPPED: it is stopping from then on.
+    let stopping = status == "STOPPED"
+        || (t.desired_status() == Some("STOPPED") && t.stopped_reason().is_some());
+    if stopping {
         let c = t
             .containers()
             .iter()
             .find(|c| container.is_some() && c.name() == container)
             .or_else(|| t.containers().iter().find(|c| c.exit_code().is_some()));
         let mut reason = t.stopped_reason().unwrap_or("stopped").to_string();
+        if let Some(code) = t.stop_code() {
+            reason = format!("{}: {reason}", code.as_str());
+        }
         if let Some(r) = c.and_then(|c| c.reason()).filter(|r| !r.is_empty()) {
             reason.push_str(&format!("; container: {r}"));
         }
@@ -134,6 +141,23 @@ fn state_of(t: &aws_sdk_ecs::types::Task, container: Option<&str>) -> ContainerS
         ip,
         reason: None,
     }
+}
+
+/// A RunTask client token (at most 64 characters) unique to one start.
+fn client_token(c: &ServiceContainer) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STARTS: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!(
+        "{:?}|{nanos}|{}|{}",
+        c.labels,
+        std::process::id(),
+        STARTS.fetch_add(1, Ordering::Relaxed)
+    );
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(seed.as_bytes());
+    hex::encode(&digest[..24])
 }
 
 #[async_trait]
@@ -171,11 +195,15 @@ impl ServiceRuntime for EcsServices {
         let overrides = TaskOverride::builder()
             .container_overrides(ov.build())
             .build();
+        // One token for every try of this start: a retried RunTask whose first try did start
+        // a task gets that task back instead of a second one.
+        let token = client_token(c);
         let out = self
             .pacer
             .call("RunTask", || {
                 self.ecs
                     .run_task()
+                    .client_token(&token)
                     .cluster(&p.cluster)
                     .task_definition(&p.task_definition)
                     .count(1)

@@ -192,6 +192,10 @@ impl Elbv2TargetGroups {
         let not_registered = h
             .reason()
             .is_some_and(|r| r.as_str() == "Target.NotRegistered");
+        // `Unused` here means not in the group: ELBv2's `unused` with Target.NotRegistered.
+        // Its other `unused` reasons (Target.NotInUse: the group is behind no load balancer,
+        // or the task's zone is not the ALB's; Target.IpUnusable; Target.InvalidState) are a
+        // registered target that gets no traffic: unhealthy, with the reason.
         let health = match h.state() {
             _ if not_registered => TargetHealth::Unused,
             Some(TargetHealthStateEnum::Healthy) => TargetHealth::Healthy,
@@ -199,8 +203,7 @@ impl Elbv2TargetGroups {
             Some(TargetHealthStateEnum::Draining | TargetHealthStateEnum::UnhealthyDraining) => {
                 TargetHealth::Draining
             }
-            Some(TargetHealthStateEnum::Unused) | None => TargetHealth::Unused,
-            Some(_) => TargetHealth::Unhealthy, // unhealthy, unavailable
+            Some(_) | None => TargetHealth::Unhealthy, // unhealthy, unavailable, unused
         };
         let reason = match (h.reason(), h.description()) {
             (Some(r), Some(d)) => Some(format!("{}: {d}", r.as_str())),
@@ -369,22 +372,15 @@ impl TargetGroups for Elbv2TargetGroups {
         }
     }
 
-    /// Deregisters the target if it still is, and waits until it has drained.
+    /// Deregisters the target (again: a target already leaving, or gone, is fine), and waits
+    /// until ELBv2 says it is no longer registered.
     async fn deregister(&self, group: &str, t: &Target) -> Result<(), TargetGroupError> {
         let g = self.group(group)?;
         let began = Instant::now();
-        let mut asked = false;
+        self.drain(group, t).await?;
         loop {
-            let s = self.target_status(g, t).await?;
-            match s.health {
-                TargetHealth::Unused => return Ok(()),
-                TargetHealth::Draining => {}
-                _ if !asked => {
-                    self.drain(group, t).await?;
-                    asked = true;
-                    continue;
-                }
-                _ => {}
+            if self.target_status(g, t).await?.health == TargetHealth::Unused {
+                return Ok(());
             }
             if began.elapsed() > self.drain_timeout {
                 return Err(TargetGroupError::StillDraining {

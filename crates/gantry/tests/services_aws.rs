@@ -129,7 +129,7 @@ async fn trail(server: &Server, service: &str) -> Vec<String> {
 fn leftovers(e: &Emulator, f: &Value) -> (Value, Value) {
     let got = e.boto(&format!(
         "tasks = ecs.list_tasks(cluster='{}', desiredStatus='RUNNING')['taskArns']\n\
-         targets = [d['Target']['Id'] for d in elb.describe_target_health(TargetGroupArn='{}')['TargetHealthDescriptions'] if d['TargetHealth']['State'] != 'unused']\n\
+         targets = [d['Target']['Id'] for d in elb.describe_target_health(TargetGroupArn='{}')['TargetHealthDescriptions'] if d['TargetHealth'].get('Reason') != 'Target.NotRegistered']\n\
          out = [tasks, targets]",
         f["cluster"].as_str().unwrap(),
         f["target_group"].as_str().unwrap()

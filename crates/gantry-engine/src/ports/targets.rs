@@ -139,10 +139,24 @@ impl ServiceRuntime for RoutedRuntimes {
     async fn stop(&self, id: &str) -> Result<(), String> {
         self.of(id.starts_with("arn:"))?.stop(id).await
     }
+    /// What each runtime lists; one that cannot list (AWS unreachable) hides nothing of the
+    /// other's, and is an error only when no runtime could list.
     async fn list(&self, selectors: &[LabelSelector<'_>]) -> Result<Vec<ListedContainer>, String> {
-        let mut out = Vec::new();
+        let (mut out, mut errors, mut listed) = (Vec::new(), Vec::new(), false);
         for r in [&self.docker, &self.ecs].into_iter().flatten() {
-            out.extend(r.list(selectors).await?);
+            match r.list(selectors).await {
+                Ok(found) => {
+                    out.extend(found);
+                    listed = true;
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if !listed && !errors.is_empty() {
+            return Err(errors.join("; "));
+        }
+        for e in errors {
+            tracing::warn!(cause = %e, "a service runtime could not list its tasks");
         }
         Ok(out)
     }

@@ -202,10 +202,12 @@ impl ServiceManager {
                     if known.is_err()
                         || known.is_ok_and(|h| h.health == crate::ports::TargetHealth::Unused)
                     {
-                        self.groups
-                            .register(&def.target_group, &target)
-                            .await
-                            .map_err(|e| format!("cannot register task {task_id} again: {e}"))?;
+                        // One task that cannot be registered again does not keep the
+                        // others from being taken back.
+                        if let Err(e) = self.groups.register(&def.target_group, &target).await {
+                            warn!(service = %service, task = %task_id, cause = %e,
+                                  "cannot register a task again after a restart");
+                        }
                     }
                     self.audit(
                         &service,
@@ -239,7 +241,11 @@ impl ServiceManager {
                         port: def.port,
                     };
                     let _ = self.groups.deregister(&def.target_group, &target).await;
-                    self.runtime.stop(&id).await?;
+                    if let Err(e) = self.runtime.stop(&id).await {
+                        warn!(service = %service, task = %task_id, cause = %e,
+                              "cannot remove an exited task after a restart");
+                        continue;
+                    }
                     self.audit(
                         &service,
                         Some(&task_id),

@@ -36,7 +36,6 @@ impl ServiceManager {
         def: &ServiceDef,
         done: &mut Started,
     ) -> Result<Task, StepError> {
-        let deadline = Instant::now() + Duration::from_millis(ms(&def.start_timeout));
         let ecs = def.ecs_placement();
         let container = ServiceContainer {
             image: def.image.clone(),
@@ -59,6 +58,9 @@ impl ServiceManager {
             .await
             .map_err(|e| StepError("start", e))?;
         done.container = Some(id.clone());
+        // From the task's start: time a throttled RunTask spent waiting its turn is not
+        // taken from the task's time to come up.
+        let deadline = Instant::now() + Duration::from_millis(ms(&def.start_timeout));
         let task_id = task_id_of(&id);
         let what = match &ecs {
             Some(p) => format!(

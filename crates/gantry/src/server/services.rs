@@ -57,23 +57,38 @@ pub async fn start(
 }
 
 /// Starts service `name` (known) with `detail`'s overrides: what started, or which step failed
-/// (502). `POST /api/v1/services/{name}/start` and the dashboard's start button.
+/// (502). `POST /api/v1/services/{name}/start` and the dashboard's start button. The start
+/// runs in a task of its own: a client that hangs up does not cut it off half-way (a task
+/// started, never recorded nor undone).
 pub(crate) async fn start_one(
-    m: &ServiceManager,
+    m: &Arc<ServiceManager>,
     name: &str,
     detail: &Value,
 ) -> Result<Value, ApiError> {
-    match m.start(name, detail).await {
-        Ok(result) => Ok(serde_json::from_str::<Value>(&result).unwrap_or_default()),
-        Err(e) => Err(ApiError::new(StatusCode::BAD_GATEWAY, "start_failed", e)),
+    let (m, name, detail) = (m.clone(), name.to_string(), detail.clone());
+    match tokio::spawn(async move { m.start(&name, &detail).await }).await {
+        Ok(Ok(result)) => Ok(serde_json::from_str::<Value>(&result).unwrap_or_default()),
+        Ok(Err(e)) => Err(ApiError::new(StatusCode::BAD_GATEWAY, "start_failed", e)),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "start_failed",
+            format!("the start ended abnormally: {e}"),
+        )),
     }
 }
 
-/// Stops service `name` (known): what stopped, or why not (409).
-pub(crate) async fn stop_one(m: &ServiceManager, name: &str) -> Result<Value, ApiError> {
-    match m.stop(name).await {
-        Ok(result) => Ok(serde_json::from_str::<Value>(&result).unwrap_or_default()),
-        Err(e) => Err(ApiError::new(StatusCode::CONFLICT, "stop_failed", e)),
+/// Stops service `name` (known): what stopped, or why not (409). In a task of its own, as a
+/// start is: a stop cut off half-way would lose the tasks it had not stopped yet.
+pub(crate) async fn stop_one(m: &Arc<ServiceManager>, name: &str) -> Result<Value, ApiError> {
+    let (m, name) = (m.clone(), name.to_string());
+    match tokio::spawn(async move { m.stop(&name).await }).await {
+        Ok(Ok(result)) => Ok(serde_json::from_str::<Value>(&result).unwrap_or_default()),
+        Ok(Err(e)) => Err(ApiError::new(StatusCode::CONFLICT, "stop_failed", e)),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "stop_failed",
+            format!("the stop ended abnormally: {e}"),
+        )),
     }
 }
 
