@@ -120,22 +120,7 @@ impl ExecutorsDef {
                     at("subnets")
                 ));
             }
-            for s in &e.subnets {
-                if !s.starts_with("subnet-") {
-                    p.push(format!(
-                        "{}: `{s}` is not a subnet id (subnet-…)",
-                        at("subnets")
-                    ));
-                }
-            }
-            for s in &e.security_groups {
-                if !s.starts_with("sg-") {
-                    p.push(format!(
-                        "{}: `{s}` is not a security group id (sg-…)",
-                        at("security_groups")
-                    ));
-                }
-            }
+            p.extend(check_network_ids(&e.subnets, &e.security_groups, at));
             if e.log_stream_prefix.is_some() && e.log_group.is_none() {
                 p.push(format!(
                     "{}: needs the `log_group` it is in",
@@ -346,3 +331,26 @@ pub fn phase_lines(
 
 #[cfg(test)]
 mod tests;
+
+/// Problems with awsvpc subnet and security group ids (`subnet-…`, `sg-…`), each named at
+/// `at(field)`: an ECS job executor's and an ECS service's alike.
+pub fn check_network_ids(
+    subnets: &[String],
+    security_groups: &[String],
+    at: impl Fn(&str) -> String,
+) -> Vec<String> {
+    let mut p = Vec::new();
+    for s in subnets.iter().filter(|s| !s.starts_with("subnet-")) {
+        p.push(format!(
+            "{}: `{s}` is not a subnet id (subnet-…)",
+            at("subnets")
+        ));
+    }
+    for g in security_groups.iter().filter(|g| !g.starts_with("sg-")) {
+        p.push(format!(
+            "{}: `{g}` is not a security group id (sg-…)",
+            at("security_groups")
+        ));
+    }
+    p
+}

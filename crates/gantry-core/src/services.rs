@@ -335,22 +335,11 @@ impl ServiceDef {
                 at("subnets")
             ));
         }
-        for s in &self.subnets {
-            if !s.starts_with("subnet-") {
-                p.push(format!(
-                    "{} `{s}` is not a subnet id (subnet-…)",
-                    at("subnets")
-                ));
-            }
-        }
-        for g in &self.security_groups {
-            if !g.starts_with("sg-") {
-                p.push(format!(
-                    "{} `{g}` is not a security group id (sg-…)",
-                    at("security_groups")
-                ));
-            }
-        }
+        p.extend(crate::remote::check_network_ids(
+            &self.subnets,
+            &self.security_groups,
+            at,
+        ));
         if let Some(l) = &self.launch_type
             && l != "FARGATE"
             && l != "EC2"
