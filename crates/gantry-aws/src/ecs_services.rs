@@ -20,6 +20,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How long a task just started may be missing from DescribeTasks (ECS's eventual
+/// consistency) before that is an error.
+const MISSING_GRACE: Duration = Duration::from_secs(15);
+
 /// What `startedBy` says on every task Gantry starts.
 pub const STARTED_BY: &str = "gantry";
 
@@ -31,6 +35,9 @@ pub struct EcsServices {
     /// Each known task's cluster and its service's container (a task ARN in ECS's old short
     /// format doesn't name its cluster).
     known: Mutex<HashMap<String, (String, Option<String>)>>,
+    /// When each task this server started was started: ECS is eventually consistent, and a
+    /// task may be missing from DescribeTasks for a moment after RunTask.
+    started: Mutex<HashMap<String, std::time::Instant>>,
     /// `DescribeTasks` of a cluster, for everyone waiting on its tasks.
     describe: Arc<Coalescer<String, aws_sdk_ecs::types::Task>>,
     pacer: Arc<Pacer>,
@@ -64,6 +71,7 @@ impl EcsServices {
             ecs,
             clusters,
             known: Mutex::new(HashMap::new()),
+            started: Mutex::new(HashMap::new()),
             describe: Coalescer::new(fetch, Duration::ZERO, 100),
             pacer,
         }
@@ -238,6 +246,10 @@ impl ServiceRuntime for EcsServices {
             .ok_or("RunTask answered no task")?
             .to_string();
         self.remember(&arn, &p.cluster, Some(p.container.clone()));
+        self.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(arn.clone(), std::time::Instant::now());
         Ok(arn)
     }
 
@@ -245,6 +257,21 @@ impl ServiceRuntime for EcsServices {
         let (cluster, container) = self.cluster_of(id)?;
         match self.describe.get(&cluster, id.to_string()).await? {
             Some(t) => Ok(state_of(&t, container.as_deref())),
+            // Just started: not visible yet, as ECS may answer right after RunTask.
+            None if self
+                .started
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+                .is_some_and(|at| at.elapsed() < MISSING_GRACE) =>
+            {
+                Ok(ContainerState {
+                    running: false,
+                    exit_code: None,
+                    ip: None,
+                    reason: None,
+                })
+            }
             None => Err(format!(
                 "DescribeTasks: task {id} on cluster {cluster}: MISSING"
             )),

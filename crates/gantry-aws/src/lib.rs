@@ -113,20 +113,29 @@ impl Aws {
             .force_path_style(path_style)
             .build();
         let calls = calls::CallCounter::default();
+        // No call of these may hang a start or a stop: each try is bounded.
+        let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(std::time::Duration::from_secs(30))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build();
         let ecs = aws_sdk_ecs::config::Builder::from(&config)
             .retry_config(calls::retry_config())
+            .timeout_config(timeouts.clone())
             .interceptor(calls.clone())
             .build();
         let elbv2 = aws_sdk_elasticloadbalancingv2::config::Builder::from(&config)
             .retry_config(calls::retry_config())
+            .timeout_config(timeouts.clone())
             .interceptor(calls.clone())
             .build();
         let codebuild = aws_sdk_codebuild::config::Builder::from(&config)
             .retry_config(calls::retry_config())
+            .timeout_config(timeouts.clone())
             .interceptor(calls.clone())
             .build();
         let logs = aws_sdk_cloudwatchlogs::config::Builder::from(&config)
             .retry_config(calls::retry_config())
+            .timeout_config(timeouts.clone())
             .interceptor(calls.clone())
             .build();
         Aws {

@@ -213,7 +213,13 @@ impl TargetGroupDef {
                     (Some(l), false, Some(prio)) => {
                         if !is_arn(l, "elasticloadbalancing", "listener/") {
                             p.push(format!("{} `{l}` is not a listener ARN", at("listener_arn")));
+                        } else if !is_arn(l, "elasticloadbalancing", "listener/app/") {
+                            p.push(format!(
+                                "{} `{l}`: path rules are an Application Load Balancer's (listener/app/…)",
+                                at("listener_arn")
+                            ));
                         }
+
                         if !(1..=50_000).contains(&prio) {
                             p.push(format!("{} must be 1-50000 (ELBv2's rule priorities)", at("priority")));
                         }
@@ -247,6 +253,23 @@ impl TargetGroupDef {
             priority: self.priority?,
         })
     }
+}
+
+/// Problems across target groups: two that want the same priority on one listener.
+pub fn check_groups(groups: &BTreeMap<String, TargetGroupDef>) -> Vec<String> {
+    let mut seen: BTreeMap<(String, u32), &str> = BTreeMap::new();
+    let mut p = Vec::new();
+    for (name, g) in groups {
+        if let Some(rule) = g.listener_rule()
+            && let Some(other) = seen.insert((rule.listener_arn.clone(), rule.priority), name)
+        {
+            p.push(format!(
+                "target_groups.{other} and target_groups.{name} both want priority {} on listener {}",
+                rule.priority, rule.listener_arn
+            ));
+        }
+    }
+    p
 }
 
 /// Whether `text` looks like an ARN of `service` whose resource starts with `resource`.
@@ -287,6 +310,16 @@ impl ServiceDef {
                 }
             }
             Runtime::Ecs => p.extend(self.check_ecs(name)),
+        }
+        if self.runtime == Runtime::Docker
+            && groups
+                .get(&self.target_group)
+                .is_some_and(|g| g.provider == "elbv2")
+        {
+            p.push(format!(
+                "services.{name}.target_group `{}` is on ELBv2, which takes addresses in its VPC; a Docker container's is on this host: use runtime = \"ecs\" or an haproxy group",
+                self.target_group
+            ));
         }
         if self.port == 0 {
             p.push(format!("services.{name}.port must be 1-65535"));
@@ -340,6 +373,12 @@ impl ServiceDef {
             &self.security_groups,
             at,
         ));
+        if self.assign_public_ip && self.launch_type.as_deref() == Some("EC2") {
+            p.push(format!(
+                "{}: a public IP is assigned only to FARGATE tasks",
+                at("assign_public_ip")
+            ));
+        }
         if let Some(l) = &self.launch_type
             && l != "FARGATE"
             && l != "EC2"
@@ -542,6 +581,32 @@ mod tests {
             ..TargetGroupDef::default()
         };
         assert!(nlb.check("g")[0].contains("`nlb` is not one of: haproxy, elbv2"));
+        let docker_behind_alb: ServiceDef = serde_json::from_value(json!({
+            "image": "x", "port": 1, "target_group": "auth",
+        }))
+        .unwrap();
+        assert!(docker_behind_alb.check("d", &groups)[0].contains("is on ELBv2"));
+        let public_on_ec2: ServiceDef = serde_json::from_value(json!({
+            "runtime": "ecs", "cluster": "c", "task_definition": "t", "container": "app",
+            "subnets": ["subnet-1"], "assign_public_ip": true, "launch_type": "EC2",
+            "port": 1, "target_group": "auth",
+        }))
+        .unwrap();
+        assert!(public_on_ec2.check("e", &groups)[0].contains("only to FARGATE tasks"));
+        let nlb_rule = TargetGroupDef {
+            listener_arn: Some(listener.replace("listener/app/", "listener/net/")),
+            ..groups["auth"].clone()
+        };
+        assert!(nlb_rule.check("n")[0].contains("an Application Load Balancer's"));
+        let both = BTreeMap::from([
+            ("a".to_string(), groups["auth"].clone()),
+            ("b".to_string(), groups["auth"].clone()),
+        ]);
+        assert!(
+            check_groups(&both)[0]
+                .contains("target_groups.a and target_groups.b both want priority 10")
+        );
+        assert!(check_groups(&groups).is_empty());
         let haproxy = TargetGroupDef {
             provider: "haproxy".into(),
             ..TargetGroupDef::default()

@@ -259,7 +259,7 @@ pub fn target_groups(
     groups: &std::collections::BTreeMap<String, gantry_core::services::TargetGroupDef>,
 ) -> anyhow::Result<gantry_lb::HaproxyTargetGroups> {
     let mut out = std::collections::HashMap::new();
-    let mut problems = Vec::new();
+    let mut problems = gantry_core::services::check_groups(groups);
     for (name, g) in groups {
         problems.extend(g.check(name));
         if g.provider == "elbv2" && !cfg!(feature = "aws") {

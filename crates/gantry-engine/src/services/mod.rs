@@ -138,22 +138,33 @@ impl ServiceManager {
     /// live health.
     pub async fn list(&self) -> Value {
         let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Every task's health read at once (the ELBv2 adapter then asks once per group).
+        let all: Vec<(&String, &Task)> = tasks
+            .iter()
+            .flat_map(|(name, ts)| ts.iter().map(move |t| (name, t)))
+            .collect();
+        let health = futures_util::future::join_all(
+            all.iter()
+                .map(|(_, t)| async { self.groups.health(&t.target_group, &t.target()).await }),
+        )
+        .await;
+        let mut by_service: BTreeMap<&String, Vec<Value>> = BTreeMap::new();
+        for ((name, t), h) in all.iter().zip(health) {
+            let mut v = serde_json::to_value(t).unwrap_or_default();
+            match h {
+                Ok(h) => {
+                    v["health"] = json!(h.health);
+                    if let Some(r) = h.reason {
+                        v["health_reason"] = json!(r);
+                    }
+                }
+                Err(e) => v["health"] = json!(format!("unknown: {e}")),
+            }
+            by_service.entry(name).or_default().push(v);
+        }
         let mut out = Vec::new();
         for (name, def) in &self.defs {
-            let mut ts = Vec::new();
-            for t in tasks.get(name).into_iter().flatten() {
-                let mut v = serde_json::to_value(t).unwrap_or_default();
-                match self.groups.health(&t.target_group, &t.target()).await {
-                    Ok(h) => {
-                        v["health"] = json!(h.health);
-                        if let Some(r) = h.reason {
-                            v["health_reason"] = json!(r);
-                        }
-                    }
-                    Err(e) => v["health"] = json!(format!("unknown: {e}")),
-                }
-                ts.push(v);
-            }
+            let ts = by_service.remove(name).unwrap_or_default();
             let mut svc = json!({"name": name, "runtime": def.runtime.as_str(),
                 "image": def.image, "port": def.port, "target_group": def.target_group,
                 "tasks": ts});
