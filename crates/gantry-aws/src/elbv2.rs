@@ -33,9 +33,11 @@ pub struct Elbv2TargetGroups {
     groups: HashMap<String, Elbv2Group>,
     /// Groups whose listener rule is known to be there (asked once per server).
     routed: tokio::sync::Mutex<HashSet<String>>,
-    /// How long deregistering waits for a target to drain (the group's deregistration delay
-    /// is ELBv2's: 300 s by default).
+    /// How long deregistering waits for a target to drain at least (the group's own
+    /// deregistration delay, read once, is waited for plus a margin when it is longer).
     drain_timeout: Duration,
+    /// Each group's `deregistration_delay.timeout_seconds`, once read.
+    delays: tokio::sync::Mutex<HashMap<String, Duration>>,
     /// How often draining is checked.
     drain_poll: Duration,
     /// `DescribeTargetHealth` of a group (by ARN), for everyone waiting on its targets
@@ -99,7 +101,8 @@ impl Elbv2TargetGroups {
             elbv2,
             groups,
             routed: tokio::sync::Mutex::new(HashSet::new()),
-            drain_timeout: Duration::from_secs(330),
+            delays: tokio::sync::Mutex::new(HashMap::new()),
+            drain_timeout: Duration::from_secs(30),
             drain_poll: Duration::from_secs(1),
         }
     }
@@ -115,6 +118,37 @@ impl Elbv2TargetGroups {
         self.groups
             .get(name)
             .ok_or_else(|| TargetGroupError::UnknownGroup(name.to_string()))
+    }
+
+    /// How long a target of `g` may take to drain: the group's deregistration delay (ELBv2's
+    /// default, 300 s, when it cannot be read) plus 30 s, and never less than
+    /// `drain_timeout`.
+    async fn drain_wait(&self, g: &Elbv2Group) -> Duration {
+        let mut delays = self.delays.lock().await;
+        if let Some(d) = delays.get(&g.arn) {
+            return *d;
+        }
+        let read = self
+            .pacer
+            .call("DescribeTargetGroupAttributes", || {
+                self.elbv2
+                    .describe_target_group_attributes()
+                    .target_group_arn(&g.arn)
+                    .send()
+            })
+            .await;
+        let delay = read
+            .ok()
+            .and_then(|out| {
+                out.attributes()
+                    .iter()
+                    .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+                    .and_then(|a| a.value()?.parse::<u64>().ok())
+            })
+            .unwrap_or(300);
+        let wait = (Duration::from_secs(delay) + Duration::from_secs(30)).max(self.drain_timeout);
+        delays.insert(g.arn.clone(), wait);
+        wait
     }
 
     /// Every rule of `listener`.
@@ -378,11 +412,12 @@ impl TargetGroups for Elbv2TargetGroups {
         let g = self.group(group)?;
         let began = Instant::now();
         self.drain(group, t).await?;
+        let wait = self.drain_wait(g).await;
         loop {
             if self.target_status(g, t).await?.health == TargetHealth::Unused {
                 return Ok(());
             }
-            if began.elapsed() > self.drain_timeout {
+            if began.elapsed() > wait {
                 return Err(TargetGroupError::StillDraining {
                     target: format!("{}:{}", t.address, t.port),
                     waited_s: began.elapsed().as_secs(),
