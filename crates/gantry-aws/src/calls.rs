@@ -120,6 +120,8 @@ struct Pace {
     next: tokio::time::Instant,
     /// When the gap last grew: it grows once a gap (a burst of throttles is one signal).
     grew: tokio::time::Instant,
+    /// How many times the gap grew: a call booked before it grew books again.
+    epoch: u64,
 }
 
 /// The longest gap kept between two calls of one action.
@@ -133,18 +135,24 @@ impl Pacer {
         self.throttled.load(Ordering::Relaxed)
     }
 
-    /// When this action's next call may go, booked for the caller.
-    fn book(&self, action: &'static str) -> tokio::time::Instant {
+    /// When this action's next call may go, booked for the caller, and the pace's epoch.
+    fn book(&self, action: &'static str) -> (tokio::time::Instant, u64) {
         let mut actions = self.actions.lock().unwrap_or_else(|e| e.into_inner());
         let now = tokio::time::Instant::now();
         let p = actions.entry(action).or_insert(Pace {
             gap: Duration::ZERO,
             next: now,
             grew: now,
+            epoch: 0,
         });
         let at = p.next.max(now);
         p.next = at + p.gap;
-        at
+        (at, p.epoch)
+    }
+
+    fn epoch(&self, action: &'static str) -> u64 {
+        let actions = self.actions.lock().unwrap_or_else(|e| e.into_inner());
+        actions.get(action).map_or(0, |p| p.epoch)
     }
 
     fn learn(&self, action: &'static str, throttled: bool) {
@@ -152,9 +160,13 @@ impl Pacer {
         if let Some(p) = actions.get_mut(action) {
             if throttled {
                 let now = tokio::time::Instant::now();
-                if p.gap.is_zero() || now >= p.grew + p.gap {
+                if (p.gap.is_zero() || now >= p.grew + p.gap) && p.gap < MAX_GAP {
                     p.gap = (p.gap * 2).clamp(Duration::from_millis(50), MAX_GAP);
                     p.grew = now;
+                    // The calls booked at the old pace book again at this one.
+                    p.epoch += 1;
+                    p.next = now + p.gap;
+                    return;
                 }
                 // The retry (and every call booked after it) waits out the gap.
                 p.next = p.next.max(now + p.gap);
@@ -163,7 +175,7 @@ impl Pacer {
             p.gap = if p.gap < Duration::from_millis(5) {
                 Duration::ZERO
             } else {
-                p.gap - p.gap / 10
+                p.gap - p.gap / 32
             };
         }
     }
@@ -177,7 +189,11 @@ impl Pacer {
     {
         let began = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep_until(self.book(action)).await;
+            let (at, epoch) = self.book(action);
+            tokio::time::sleep_until(at).await;
+            if self.epoch(action) != epoch {
+                continue; // the pace slowed while this call waited: book again
+            }
             match call().await {
                 Err(e) if is_throttling(&e) => {
                     self.throttled.fetch_add(1, Ordering::Relaxed);
