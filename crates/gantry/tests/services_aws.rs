@@ -476,6 +476,19 @@ async fn each_failing_step_is_named_and_leaves_nothing_running_or_registered() {
         (1, 1)
     );
     e.faults_served().await;
+
+    // A stop whose StopTask is refused: deregistered already (no traffic reaches it), the
+    // task kept and listed; trying again stops it.
+    e.fault("ecs", "StopTask", "AccessDeniedException", 400, 1)
+        .await;
+    let (status, answer) = call(&server, "auth", "stop").await;
+    assert!(status >= 400, "{answer}");
+    assert!(
+        error_of(&answer).contains("failed at step `stop`"),
+        "{answer}"
+    );
+    let (tasks, targets) = leftovers(&e, &f);
+    assert_eq!((tasks.as_array().unwrap().len(), targets), (1, json!([])));
     let (status, answer) = call(&server, "auth", "stop").await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(leftovers(&e, &f), (json!([]), json!([])));
