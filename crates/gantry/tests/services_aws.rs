@@ -341,6 +341,32 @@ async fn an_ecs_service_starts_behind_its_alb_rule_and_stops_drained() {
         .map(|s| s.split(':').next().unwrap())
         .collect();
     assert_eq!(tail, ["draining", "deregistered", "stopped"], "{steps:#?}");
+
+    // A task that stops by itself (its essential container exits) is noticed: deregistered,
+    // no longer listed, and why is in the trail.
+    let (status, started) = call(&server, "auth", "start").await;
+    assert_eq!(status, 201, "{started}");
+    let arn = started["task_arn"].as_str().unwrap().to_string();
+    e.boto(&format!(
+        "ecs.stop_task(cluster='{}', task='{arn}', reason='Essential container in task exited')",
+        f["cluster"].as_str().unwrap()
+    ));
+    common::eventually(30, "the stopped task noticed", async || {
+        let steps = trail(&server, "auth").await;
+        let last = steps.last().unwrap().clone();
+        last.starts_with("exited:").then_some(last)
+    })
+    .await;
+    assert_eq!(leftovers(&e, &f), (json!([]), json!([])));
+    let (_, list) = server.get("/api/v1/services").await;
+    assert!(
+        list["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["tasks"] == json!([])),
+        "{list}"
+    );
 }
 
 #[tokio::test]

@@ -13,6 +13,9 @@
 //! stopped or listed here.
 
 mod start;
+mod watch;
+
+pub use watch::WATCH_EVERY;
 
 use crate::journal::Journal;
 use crate::ports::{

@@ -315,7 +315,9 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
             Ok(n) => info!(tasks = n, "service tasks taken back after a restart"),
             Err(e) => warn!(cause = %e, "cannot take back service tasks"),
         }
-        Some(Arc::new(manager))
+        let manager = Arc::new(manager);
+        manager.watch(gantry_engine::services::WATCH_EVERY);
+        Some(manager)
     };
     let bus = Bus::start(
         engine.clone(),
