@@ -6,7 +6,7 @@
 //! Cancel and timeout stop the build; at start, builds of this instance still in progress
 //! are found by their variables and stopped.
 
-use super::{LogTail, Remote, close_stopped, environment, reported, settle, woken};
+use super::{LogTail, Remote, Wait, close_stopped, environment, reported, settle, wait_turn};
 use crate::AwsError;
 use async_trait::async_trait;
 use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType};
@@ -197,17 +197,21 @@ impl Executor for CodebuildExecutor {
                 }
             }
             tail.pump(&self.remote.aws, &launch.log).await;
-            tokio::select! {
-                () = woken(attempt) => {}
-                () = tokio::time::sleep(self.remote.poll) => {}
-                () = cancel.cancelled() => {
-                    close_stopped(attempt).await;
+            match wait_turn(
+                attempt,
+                self.remote.poll,
+                &mut cancel,
+                deadline,
+                launch.timeout_ms,
+            )
+            .await
+            {
+                Wait::Look => {}
+                Wait::Cancelled => {
                     self.stop(&id, "the run was cancelled", &launch).await;
                     return Outcome::Cancelled;
                 }
-                () = tokio::time::sleep_until(deadline) => {
-                    close_stopped(attempt).await;
-                    let why = format!("the job timed out after {} ms", launch.timeout_ms);
+                Wait::TimedOut(why) => {
                     self.stop(&id, &why, &launch).await;
                     return Outcome::TimedOut;
                 }

@@ -7,7 +7,7 @@
 //! running are found by their tags and stopped (the attempt is recovered as lost and runs
 //! again, once).
 
-use super::{LogTail, Remote, close_stopped, environment, reported, settle, woken};
+use super::{LogTail, Remote, Wait, close_stopped, environment, reported, settle, wait_turn};
 use crate::AwsError;
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
@@ -270,18 +270,23 @@ impl Executor for EcsExecutor {
             if let Some(t) = tail.as_mut() {
                 t.pump(&self.remote.aws, &launch.log).await;
             }
-            tokio::select! {
-                () = woken(attempt) => {}
-                () = tokio::time::sleep(self.remote.poll) => {}
-                () = cancel.cancelled() => {
-                    close_stopped(attempt).await;
-                    self.stop(&arn, "gantry: the run was cancelled", &launch).await;
+            match wait_turn(
+                attempt,
+                self.remote.poll,
+                &mut cancel,
+                deadline,
+                launch.timeout_ms,
+            )
+            .await
+            {
+                Wait::Look => {}
+                Wait::Cancelled => {
+                    self.stop(&arn, "gantry: the run was cancelled", &launch)
+                        .await;
                     return Outcome::Cancelled;
                 }
-                () = tokio::time::sleep_until(deadline) => {
-                    close_stopped(attempt).await;
-                    let why = format!("gantry: the job timed out after {} ms", launch.timeout_ms);
-                    self.stop(&arn, &why, &launch).await;
+                Wait::TimedOut(why) => {
+                    self.stop(&arn, &format!("gantry: {why}"), &launch).await;
                     return Outcome::TimedOut;
                 }
             }

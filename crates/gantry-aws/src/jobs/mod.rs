@@ -180,6 +180,38 @@ pub(crate) async fn close_stopped(attempt: &Option<RemoteAttempt>) {
     }
 }
 
+/// How a wait between two looks at a remote attempt ended.
+pub(crate) enum Wait {
+    /// The callback came or the poll is due: look again.
+    Look,
+    Cancelled,
+    /// The job's timeout passed: why, to say when stopping the remote work.
+    TimedOut(String),
+}
+
+/// Waits for the attempt's callback, the next poll, cancellation or the deadline; on the last
+/// two the attempt's callback is closed first.
+pub(crate) async fn wait_turn(
+    attempt: &Option<RemoteAttempt>,
+    poll: Duration,
+    cancel: &mut gantry_engine::ports::CancelSignal,
+    deadline: tokio::time::Instant,
+    timeout_ms: u64,
+) -> Wait {
+    tokio::select! {
+        () = woken(attempt) => Wait::Look,
+        () = tokio::time::sleep(poll) => Wait::Look,
+        () = cancel.cancelled() => {
+            close_stopped(attempt).await;
+            Wait::Cancelled
+        }
+        () = tokio::time::sleep_until(deadline) => {
+            close_stopped(attempt).await;
+            Wait::TimedOut(format!("the job timed out after {timeout_ms} ms"))
+        }
+    }
+}
+
 fn outcome_of(report: &Report, said: &str, log: &AttemptLog) -> Outcome {
     let outcome = report
         .outcome()
