@@ -130,6 +130,21 @@ pub const MAX_GAP: Duration = Duration::from_secs(2);
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
 impl Pacer {
+    /// This process's pacer for `region`: the services, the job executors and every other
+    /// set of clients of one region share it, as AWS's throttling does.
+    pub fn of_region(region: &str) -> std::sync::Arc<Pacer> {
+        static BY_REGION: std::sync::OnceLock<
+            std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Pacer>>>,
+        > = std::sync::OnceLock::new();
+        BY_REGION
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(region.to_string())
+            .or_default()
+            .clone()
+    }
+
     /// How many answers were throttled (each was retried, or given up on after [`PATIENCE`]).
     pub fn throttled(&self) -> u64 {
         self.throttled.load(Ordering::Relaxed)

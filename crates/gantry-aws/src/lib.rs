@@ -69,7 +69,8 @@ pub struct Aws {
     /// The calls of the clients above, and their retries.
     pub calls: calls::CallCounter,
     /// The pace of the calls that start and stop services and remote jobs (learnt from
-    /// AWS's throttling), shared by everything using these clients.
+    /// AWS's throttling), one per region in this process: AWS throttles an account's calls
+    /// per region, whichever clients make them.
     pub pacer: std::sync::Arc<calls::Pacer>,
 }
 
@@ -113,6 +114,7 @@ impl Aws {
             .force_path_style(path_style)
             .build();
         let calls = calls::CallCounter::default();
+        let region_name = config.region().map(|r| r.to_string()).unwrap_or_default();
         // No call of these may hang a start or a stop: each try is bounded.
         let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
             .operation_attempt_timeout(std::time::Duration::from_secs(30))
@@ -145,7 +147,7 @@ impl Aws {
             codebuild: aws_sdk_codebuild::Client::from_conf(codebuild),
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs),
             calls,
-            pacer: Default::default(),
+            pacer: calls::Pacer::of_region(&region_name),
             cloudformation: aws_sdk_cloudformation::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             lambda: aws_sdk_lambda::Client::new(&config),

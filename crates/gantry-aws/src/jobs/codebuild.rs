@@ -6,7 +6,9 @@
 //! Cancel and timeout stop the build; at start, builds of this instance still in progress
 //! are found by their variables and stopped.
 
-use super::{LogTail, Remote, Wait, close_stopped, environment, reported, settle, wait_turn};
+use super::{
+    LogTail, Remote, Wait, close_stopped, environment, note_once, reported, settle, wait_turn,
+};
 use crate::AwsError;
 use async_trait::async_trait;
 use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType};
@@ -187,14 +189,12 @@ impl Executor for CodebuildExecutor {
                 Ok(None) => launch
                     .log
                     .note(&format!("gantry: CodeBuild does not know build {id} (yet)")),
-                Err(e) => {
-                    // Said once while it lasts (tried again each poll until the timeout).
-                    let why = format!("gantry: cannot read the build's status: {e}");
-                    if last_error.as_ref() != Some(&why) {
-                        launch.log.note(&why);
-                        last_error = Some(why);
-                    }
-                }
+                // Tried again each poll until the timeout.
+                Err(e) => note_once(
+                    &launch.log,
+                    &mut last_error,
+                    format!("gantry: cannot read the build's status: {e}"),
+                ),
             }
             tail.pump(&self.remote.aws, &launch.log).await;
             match wait_turn(

@@ -7,7 +7,9 @@
 //! running are found by their tags and stopped (the attempt is recovered as lost and runs
 //! again, once).
 
-use super::{LogTail, Remote, Wait, close_stopped, environment, reported, settle, wait_turn};
+use super::{
+    LogTail, Remote, Wait, close_stopped, environment, note_once, reported, settle, wait_turn,
+};
 use crate::AwsError;
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
@@ -258,14 +260,12 @@ impl Executor for EcsExecutor {
                 Ok(None) => launch
                     .log
                     .note(&format!("gantry: ECS does not know task {arn} (yet)")),
-                Err(e) => {
-                    // Said once while it lasts (tried again each poll until the timeout).
-                    let why = format!("gantry: cannot read the task's status: {e}");
-                    if last_error.as_ref() != Some(&why) {
-                        launch.log.note(&why);
-                        last_error = Some(why);
-                    }
-                }
+                // Tried again each poll until the timeout.
+                Err(e) => note_once(
+                    &launch.log,
+                    &mut last_error,
+                    format!("gantry: cannot read the task's status: {e}"),
+                ),
             }
             if let Some(t) = tail.as_mut() {
                 t.pump(&self.remote.aws, &launch.log).await;

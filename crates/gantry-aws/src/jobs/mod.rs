@@ -180,6 +180,15 @@ pub(crate) async fn close_stopped(attempt: &Option<RemoteAttempt>) {
     }
 }
 
+/// Writes `why` (a status that cannot be read) into the log unless it is what was written
+/// last: an error that lasts is said once, however many polls it lasts.
+pub(crate) fn note_once(log: &AttemptLog, last: &mut Option<String>, why: String) {
+    if last.as_ref() != Some(&why) {
+        log.note(&why);
+        *last = Some(why);
+    }
+}
+
 /// How a wait between two looks at a remote attempt ended.
 pub(crate) enum Wait {
     /// The callback came or the poll is due: look again.
