@@ -10,7 +10,8 @@
    before healthy, under token-bucket throttling per action (the limits below: tighter than
    AWS's defaults, to make throttling happen). Reports the time until all are healthy, the
    calls per action the emulator saw, and how many it throttled: each throttled call is one
-   retry by Gantry (the SDK's standard mode: backoff with jitter).
+   retry by Gantry's pacer. With TELL_LIMITS=1 Gantry is told the limits (gantry.toml's
+   `[aws.rate_limits]`); without, it starts from AWS's published defaults and learns them.
 """
 
 import json
@@ -26,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 ROOT, BIN = sys.argv[1], sys.argv[2]
 STARTS = int(os.environ.get("STARTS", "30"))
 AT_ONCE = int(os.environ.get("AT_ONCE", "100"))
+TELL_LIMITS = os.environ.get("TELL_LIMITS", "0") == "1"
 LIMITS = {
     "ecs:RunTask": {"burst": 20, "rate": 5},
     "ecs:DescribeTasks": {"burst": 20, "rate": 10},
@@ -82,6 +84,10 @@ listener_arn = "{f['listener']}"
 path_patterns = ["/auth/*"]
 priority = 10
 """)
+        if TELL_LIMITS:
+            c.write("\n[aws.rate_limits]\n")
+            for action, l in LIMITS.items():
+                c.write(f'"{action}" = {{ burst = {l["burst"]}, per_second = {l["rate"]} }}\n')
     env = dict(os.environ, AWS_ENDPOINT_URL=aws, AWS_ACCESS_KEY_ID="testing",
                AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1", GANTRY_CONFIG=config)
     env.pop("GANTRY_API_TOKEN", None)
@@ -154,6 +160,7 @@ def run(url, aws, timings, f):
     lat = sorted(d for _, _, d in results)
     allowed, throttled = counts["allowed"], counts["throttled"]
     print(json.dumps({"measure": "starts_at_once", "starts": AT_ONCE, "healthy": ok,
+                      "told_limits": TELL_LIMITS,
                       "wall_s": round(wall, 2), "p50_s": round(lat[len(lat) // 2], 2),
                       "max_s": round(lat[-1], 2),
                       "calls_let_through": allowed, "throttled_and_retried": throttled,

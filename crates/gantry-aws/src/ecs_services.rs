@@ -51,7 +51,7 @@ impl EcsServices {
             let (client, pace) = (client.clone(), pace.clone());
             Box::pin(async move {
                 let out = pace
-                    .call("DescribeTasks", || {
+                    .call("ecs:DescribeTasks", || {
                         client
                             .describe_tasks()
                             .cluster(&cluster)
@@ -208,7 +208,7 @@ impl ServiceRuntime for EcsServices {
         let token = client_token(c);
         let out = self
             .pacer
-            .call("RunTask", || {
+            .call("ecs:RunTask", || {
                 self.ecs
                     .run_task()
                     .client_token(&token)
@@ -282,7 +282,7 @@ impl ServiceRuntime for EcsServices {
         let (cluster, _) = self.cluster_of(id)?;
         let stopped = self
             .pacer
-            .call("StopTask", || {
+            .call("ecs:StopTask", || {
                 self.ecs
                     .stop_task()
                     .cluster(&cluster)
@@ -338,7 +338,7 @@ impl ServiceRuntime for EcsServices {
             for chunk in arns.chunks(100) {
                 let d = self
                     .pacer
-                    .call("DescribeTasks", || {
+                    .call("ecs:DescribeTasks", || {
                         self.ecs
                             .describe_tasks()
                             .cluster(cluster)

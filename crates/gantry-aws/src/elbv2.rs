@@ -75,7 +75,7 @@ impl Elbv2TargetGroups {
                         })
                         .collect::<Vec<_>>();
                     let out = pace
-                        .call("DescribeTargetHealth", || {
+                        .call("elasticloadbalancing:DescribeTargetHealth", || {
                             client
                                 .describe_target_health()
                                 .target_group_arn(&arn)
@@ -130,7 +130,7 @@ impl Elbv2TargetGroups {
         }
         let read = self
             .pacer
-            .call("DescribeTargetGroupAttributes", || {
+            .call("elasticloadbalancing:DescribeTargetGroupAttributes", || {
                 self.elbv2
                     .describe_target_group_attributes()
                     .target_group_arn(&g.arn)
@@ -158,7 +158,7 @@ impl Elbv2TargetGroups {
         loop {
             let out = self
                 .pacer
-                .call("DescribeRules", || {
+                .call("elasticloadbalancing:DescribeRules", || {
                     self.elbv2
                         .describe_rules()
                         .listener_arn(listener)
@@ -329,7 +329,7 @@ impl TargetGroups for Elbv2TargetGroups {
             .build();
         let created = self
             .pacer
-            .call("CreateRule", || {
+            .call("elasticloadbalancing:CreateRule", || {
                 self.elbv2
                     .create_rule()
                     .listener_arn(&want.listener_arn)
@@ -369,7 +369,7 @@ impl TargetGroups for Elbv2TargetGroups {
     async fn register(&self, group: &str, t: &Target) -> Result<(), TargetGroupError> {
         let g = self.group(group)?;
         self.pacer
-            .call("RegisterTargets", || {
+            .call("elasticloadbalancing:RegisterTargets", || {
                 self.elbv2
                     .register_targets()
                     .target_group_arn(&g.arn)
@@ -386,7 +386,7 @@ impl TargetGroups for Elbv2TargetGroups {
         let g = self.group(group)?;
         let done = self
             .pacer
-            .call("DeregisterTargets", || {
+            .call("elasticloadbalancing:DeregisterTargets", || {
                 self.elbv2
                     .deregister_targets()
                     .target_group_arn(&g.arn)

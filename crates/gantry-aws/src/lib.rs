@@ -6,6 +6,7 @@
 //! reads batched by `coalesce.rs`. `jobs/`: the ECS, CodeBuild and Lambda job executors.
 
 pub mod artifacts;
+pub mod bucket;
 pub mod calls;
 pub mod coalesce;
 pub mod deploy;

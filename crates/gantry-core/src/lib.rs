@@ -5,6 +5,7 @@
 //! (including "now") as arguments, so all of it is tested without a database or a process.
 
 pub mod agents;
+pub mod aws_limits;
 pub mod bus;
 pub mod callback;
 pub mod dag;

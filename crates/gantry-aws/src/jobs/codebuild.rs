@@ -69,7 +69,7 @@ impl CodebuildExecutor {
             .remote
             .aws
             .pacer
-            .call("StartBuild", || req.clone().send())
+            .call("codebuild:StartBuild", || req.clone().send())
             .await
             .map_err(|e| AwsError::call("StartBuild", e))?;
         out.build_value()

@@ -102,7 +102,7 @@ impl EcsExecutor {
             .remote
             .aws
             .pacer
-            .call("RunTask", || req.clone().send())
+            .call("ecs:RunTask", || req.clone().send())
             .await
             .map_err(|e| AwsError::call("RunTask", e))?;
         if let Some(t) = out.tasks().first()

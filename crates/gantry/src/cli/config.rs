@@ -74,6 +74,10 @@ pub struct FileConfig {
     /// executors run (docs/executors-aws.md).
     #[serde(default)]
     pub executors: gantry_core::remote::ExecutorsDef,
+    /// `[aws.rate_limits]`: the account's token bucket per AWS action Gantry paces
+    /// (docs/services.md), AWS's published defaults for the others.
+    #[serde(default)]
+    pub aws: gantry_core::aws_limits::AwsDef,
     /// The file as read (its name as shown, and its text), to point problems at lines.
     #[serde(skip)]
     source: Option<(String, String)>,
@@ -200,6 +204,9 @@ impl FileConfig {
             // `executors.ecs.cluster: …` is under `[executors.ecs]`.
             let kind = p.split('.').nth(1).unwrap_or("");
             problems.push(c.at(c.table_line("executors", kind))(&p));
+        }
+        for p in c.aws.check() {
+            problems.push(c.at(c.table_line("aws", "rate_limits"))(&p));
         }
         if !problems.is_empty() {
             bail!("{}", problems.join("\n"));

@@ -127,7 +127,13 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         runners,
         agent_lease_ms,
         executors,
+        aws,
     } = resolved;
+    // Every AWS client this process makes paces its calls to the account's buckets.
+    #[cfg(feature = "aws")]
+    gantry_aws::calls::set_rate_limits(&aws);
+    #[cfg(not(feature = "aws"))]
+    let _ = aws;
     // What the server makes is private to it, and its memory unreadable to its jobs.
     gantry_exec::keep_jobs_out().map_err(|e| anyhow::anyhow!(e))?;
     if isolation.run_as().is_none() && gantry_exec::running_as_root() {

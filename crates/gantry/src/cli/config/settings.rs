@@ -51,6 +51,8 @@ pub struct Settings {
     pub agent_lease_ms: u64,
     /// Where `ecs`, `codebuild` and `lambda` jobs run.
     pub executors: gantry_core::remote::ExecutorsDef,
+    /// `[aws.rate_limits]`: the account's AWS buckets.
+    pub aws: gantry_core::aws_limits::AwsDef,
 }
 
 impl Settings {
@@ -397,6 +399,7 @@ pub fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     };
     Ok(Settings {
         executors: std::mem::take(&mut file.executors),
+        aws: std::mem::take(&mut file.aws),
         agent_lease_ms,
         runners,
         public,
