@@ -15,7 +15,7 @@ pub const HEADROOM: f64 = 0.9;
 pub const MIN_RATE: f64 = 0.5;
 /// How long a halved estimate takes to grow back to the configured rate (and burst) while
 /// AWS throttles nothing.
-pub const RECOVERY: Duration = Duration::from_secs(120);
+pub const RECOVERY: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bucket {
