@@ -58,7 +58,12 @@ impl ObjectBlobs {
                 ));
             }
             std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot make {dir}: {e}")))?;
-            Arc::new(LocalFileSystem::new_with_prefix(dir).map_err(|e| bad(e.to_string()))?)
+            // Synced as it is written: a put is durable when it returns, as on S3.
+            Arc::new(
+                LocalFileSystem::new_with_prefix(dir)
+                    .map_err(|e| bad(e.to_string()))?
+                    .with_fsync(true),
+            )
         } else if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() || bucket.contains('@') {
@@ -165,6 +170,24 @@ impl Blobs for ObjectBlobs {
         }
     }
 
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
+        self.store
+            .put(&Key::from(key), bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.failed("put", key, e))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
+        let got = match self.store.get(&Key::from(key)).await {
+            Ok(g) => g,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.failed("get", key, e)),
+        };
+        let bytes = got.bytes().await.map_err(|e| self.failed("get", key, e))?;
+        Ok(Some(bytes.to_vec()))
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError> {
         let prefix_key = Key::from(prefix);
         let mut listed = self.store.list(Some(&prefix_key));
@@ -233,5 +256,26 @@ mod tests {
         blobs.delete("logs/r1.log").await.unwrap();
         blobs.delete("logs/r1.log").await.unwrap();
         assert!(blobs.list("logs").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn bytes_are_put_and_got_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let blobs = ObjectBlobs::from_url(&format!("file://{}", root.display())).unwrap();
+        let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        blobs.put("events/e1.json", body.clone()).await.unwrap();
+        assert_eq!(blobs.get("events/e1.json").await.unwrap(), Some(body));
+        assert!(
+            root.join("events").join("e1.json").exists(),
+            "a file in the folder"
+        );
+        assert_eq!(blobs.get("events/none.json").await.unwrap(), None);
+        blobs
+            .put("events/e1.json", b"again".to_vec())
+            .await
+            .unwrap();
+        let again = blobs.get("events/e1.json").await.unwrap();
+        assert_eq!(again.as_deref(), Some(&b"again"[..]), "a put replaces");
     }
 }

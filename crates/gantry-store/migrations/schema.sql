@@ -39,7 +39,7 @@ CREATE TABLE events (
     detail      TEXT NOT NULL,
     trace_id    TEXT NOT NULL,
     received_at BIGINT NOT NULL
-, action TEXT, repository TEXT, installation_id BIGINT, rules_matched TEXT NOT NULL DEFAULT '[]', outcome TEXT, payload_segment BIGINT, payload_offset BIGINT, payload_len BIGINT);
+, action TEXT, repository TEXT, installation_id BIGINT, rules_matched TEXT NOT NULL DEFAULT '[]', outcome TEXT, payload_segment BIGINT, payload_offset BIGINT, payload_len BIGINT, payload_key TEXT, payload_size BIGINT, payload_digest TEXT);
 CREATE INDEX events_by_source_type ON events (source, type, received_at);
 CREATE TABLE secrets (
     scope      TEXT    NOT NULL,
@@ -142,3 +142,4 @@ CREATE TABLE cancel_requests (
     run_id TEXT   PRIMARY KEY,
     at     BIGINT NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX events_by_payload_blob ON events (payload_key) WHERE payload_key IS NOT NULL;

@@ -7,6 +7,17 @@ use crate::rows::json_rows;
 use gantry_engine::ports::*;
 use std::collections::HashMap;
 
+/// The events a batch inserts, in batch order (the order their payload places follow).
+pub(crate) fn inserted_events(batch: &[Write]) -> Vec<&EventRecord> {
+    batch
+        .iter()
+        .filter_map(|w| match w {
+            Write::InsertEvent(e) => Some(e.as_ref()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A batch's writes, by kind.
 #[derive(Default)]
 pub(crate) struct Sorted<'a> {

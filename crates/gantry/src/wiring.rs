@@ -4,10 +4,10 @@
 
 use anyhow::Context;
 use gantry_core::spec::ExecutorKind;
-use gantry_engine::ports::{Forge, SecretStore, Store, SystemClock};
+use gantry_engine::ports::{Blobs, Forge, SecretStore, Store, SystemClock};
 use gantry_engine::{Engine, EngineConfig, Executors, Preparation};
 use gantry_exec::{GitSources, LocalExecutor};
-use gantry_store::{PgStore, SecretKey, SqliteStore};
+use gantry_store::{PayloadBlobs, PgStore, SecretKey, SqliteStore};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,16 +34,43 @@ pub async fn open_sqlite(data_dir: &Path) -> anyhow::Result<SqliteStore> {
         .with_context(|| format!("cannot open the database {}", path.display()))
 }
 
-/// The object store at `url` as the engine's log archive, started: it archives each run's
+/// The object store `url` names (`--blob-url`), checked but not yet reached.
+pub fn blob_store(url: &str) -> anyhow::Result<Arc<dyn Blobs>> {
+    Ok(Arc::new(gantry_blobs::ObjectBlobs::from_url(url)?))
+}
+
+/// Where event payloads of `min_bytes` or more go: the object store of `--blob-url` if there
+/// is one; without, a folder of the data dir (`DATA_DIR/blobs`) when the store is the data
+/// dir's SQLite database, and their rows on PostgreSQL (a database several servers may
+/// share, where one server's folder would not be).
+pub fn payload_blobs(
+    blobs: Option<&Arc<dyn Blobs>>,
+    data_dir: &Path,
+    on_postgres: bool,
+    min_bytes: u64,
+) -> anyhow::Result<Option<PayloadBlobs>> {
+    let blobs = match (blobs, on_postgres) {
+        (Some(b), _) => b.clone(),
+        (None, true) => return Ok(None),
+        (None, false) => {
+            let dir = data_dir.join("blobs");
+            let dir = std::path::absolute(&dir)
+                .with_context(|| format!("cannot find the folder {}", dir.display()))?;
+            blob_store(&format!("file://{}", dir.display()))?
+        }
+    };
+    Ok(Some(PayloadBlobs::new(blobs, min_bytes)))
+}
+
+/// The object store `blobs` as the engine's log archive, started: it archives each run's
 /// log as the run finishes, after archiving what it missed (which also proves, before the
 /// server answers anyone, that the store is there and answers).
 pub async fn log_archive(
-    url: &str,
+    blobs: Arc<dyn Blobs>,
     engine: &Engine,
     store: &dyn Store,
 ) -> anyhow::Result<gantry_engine::archive::LogArchive> {
-    let blobs = gantry_blobs::ObjectBlobs::from_url(url)?;
-    let archive = gantry_engine::archive::LogArchive::new(Arc::new(blobs), engine.logs().clone());
+    let archive = gantry_engine::archive::LogArchive::new(blobs, engine.logs().clone());
     let caught_up = archive
         .catch_up(store)
         .await
@@ -58,14 +85,18 @@ pub const DATABASE_URL_VAR: &str = "GANTRY_DATABASE_URL";
 
 /// The server's store, secret store and agents' queue, on one database: PostgreSQL if
 /// `database_url` is given (`postgres://user:password@host:port/name`), else the data dir's
-/// SQLite database.
+/// SQLite database; the store keeps large event payloads in `payloads`, if given.
 pub async fn open_server_stores(
     data_dir: &Path,
     database_url: Option<&str>,
     secret_key: SecretKey,
+    payloads: Option<PayloadBlobs>,
 ) -> anyhow::Result<ServerStores> {
     let Some(url) = database_url else {
-        let sqlite = open_sqlite(data_dir).await?;
+        let mut sqlite = open_sqlite(data_dir).await?;
+        if let Some(p) = payloads {
+            sqlite = sqlite.with_payload_blobs(p);
+        }
         let secrets = Arc::new(sqlite.secrets(secret_key));
         let agents = Arc::new(sqlite.agents());
         return Ok((Arc::new(sqlite), secrets, agents));
@@ -77,9 +108,12 @@ pub async fn open_server_stores(
         );
     }
     let target = gantry_store::postgres_target(url);
-    let pg = PgStore::connect(url)
+    let mut pg = PgStore::connect(url)
         .await
         .with_context(|| format!("cannot open the store ({DATABASE_URL_VAR})"))?;
+    if let Some(p) = payloads {
+        pg = pg.with_payload_blobs(p);
+    }
     tracing::info!(database = %target, "store: PostgreSQL");
     let secrets = Arc::new(pg.secrets(secret_key));
     let agents = Arc::new(pg.agents());
@@ -134,6 +168,18 @@ pub fn log_limit(what: &str, text: &str) -> anyhow::Result<u64> {
     if n < MIN_LOG_LIMIT {
         anyhow::bail!(
             "{what}: `{text}` is less than 1k (a number without a unit is bytes; e.g. 64m)"
+        );
+    }
+    Ok(n)
+}
+
+/// A `--payload-blob-min` as given (`256k`, `1m`, bytes), checked: at least 1k.
+pub fn payload_blob_min(text: &str) -> anyhow::Result<u64> {
+    let what = "payload-blob-min";
+    let n = gantry_core::size::parse_bytes(text).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    if n < gantry_store::MIN_PAYLOAD_BLOB_MIN {
+        anyhow::bail!(
+            "{what}: `{text}` is less than 1k (a number without a unit is bytes; e.g. 256k)"
         );
     }
     Ok(n)
@@ -464,6 +510,8 @@ mod tests {
             "{err}"
         );
         assert!(super::log_limit("x", "lots").is_err());
+        assert_eq!(super::payload_blob_min("256k").unwrap(), 256 << 10);
+        assert!(super::payload_blob_min("100").is_err());
     }
 
     #[tokio::test]
@@ -471,7 +519,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = gantry_store::SecretKey::load_or_create(&dir.path().join("k")).unwrap();
         let url = Some("mysql://gantry:pw@db/gantry");
-        let err = super::open_server_stores(dir.path(), url, key)
+        let err = super::open_server_stores(dir.path(), url, key, None)
             .await
             .err()
             .unwrap()

@@ -1,5 +1,5 @@
-//! The `Blobs` port: large data kept outside the database, by key (`logs/<run>.log`), in an
-//! object store (a bucket, or a folder). Whole objects are written and read; a write of a key
+//! The `Blobs` port: large data kept outside the database, by key (`logs/<run>.log`,
+//! `events/<id>.json`), in an object store (a bucket, or a folder). Whole objects are written and read; a write of a key
 //! replaces what was there, and a reader sees the old object or the new one, never a mix.
 
 use async_trait::async_trait;
@@ -42,6 +42,11 @@ pub trait Blobs: Send + Sync + 'static {
     /// only if no file is there by then (one written meanwhile stands). `Ok(false)` when there
     /// is no such object.
     async fn get_file(&self, key: &str, path: &Path) -> Result<bool, BlobError>;
+    /// Writes `bytes` as object `key`, durable when this returns (a folder's file and its
+    /// directory entry are synced; S3 has it once it answers).
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), BlobError>;
+    /// Object `key`'s bytes, whole; `Ok(None)` when there is no such object.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError>;
     /// Objects whose keys start with `prefix`.
     async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError>;
     /// Deletes object `key`; deleting one that is not there is not an error.

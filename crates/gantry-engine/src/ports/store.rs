@@ -287,6 +287,9 @@ pub struct Expired {
     /// Stored events (working data, like runs).
     pub events: u64,
     pub locks: u64,
+    /// Event payloads deleted from the object store: the expired events', and any that no
+    /// event points to (an upload whose commit never came).
+    pub payload_blobs: u64,
 }
 
 /// How far a commit must reach before it returns.
@@ -398,6 +401,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         filter: super::DeploymentFilter,
     ) -> StoreResult<Vec<(super::DeploymentRecord, RunStatus)>>;
-    /// Deletes finished runs, events, audit events and leases older than the retention allows.
+    /// Deletes finished runs, events (their payloads in the object store too), audit events
+    /// and leases older than the retention allows, and payloads in the object store that no
+    /// event points to.
     async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired>;
 }

@@ -4,7 +4,8 @@
 //! moments; it survives our crash, not the database server's), a [`Durability::Disk`] batch
 //! commits normally (its WAL flushed before the commit returns), and [`Store::sync`] flushes
 //! the WAL past every earlier commit. Leases are rows taken with one atomic upsert, correct with
-//! several servers. Large event payloads stay in their row (`events.detail`).
+//! several servers. Large event payloads stay in their row (`events.detail`), but for those of
+//! the object store's threshold or more when the store has one (`crate::payload_blobs`).
 //! `open.rs` connects and migrates, `write.rs` is the write path; the reads are the
 //! statements both backends share (`crate::shared`).
 
@@ -12,6 +13,7 @@ mod open;
 mod write;
 
 use crate::SecretKey;
+use crate::payload_blobs::{self, PayloadBlobs, Uploads};
 use crate::rows::{db, event_from_row, page_size};
 use crate::shared::postgres::{
     bus, deployments, reads, reads::EventKey, runners, secrets::Secrets,
@@ -19,12 +21,16 @@ use crate::shared::postgres::{
 use async_trait::async_trait;
 use gantry_engine::ports::*;
 use sqlx::PgPool;
+use sqlx::postgres::PgRow;
+use std::sync::Arc;
 
 pub use open::postgres_target;
 
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Where payloads of its threshold or more go, if anywhere (else to their row).
+    payload_blobs: Option<Arc<PayloadBlobs>>,
 }
 
 /// Secrets in PostgreSQL, encrypted with age.
@@ -47,17 +53,51 @@ impl PgStore {
             read: self.pool.clone(),
         }
     }
+
+    /// The store with event payloads of `blobs`' threshold or more kept in its object store.
+    pub fn with_payload_blobs(mut self, blobs: PayloadBlobs) -> PgStore {
+        self.payload_blobs = Some(Arc::new(blobs));
+        self
+    }
+
+    /// An event's row with its payload (from the object store if it is there).
+    async fn event(&self, row: &PgRow) -> StoreResult<EventRecord> {
+        let mut event = event_from_row(row, true)?;
+        payload_blobs::fill(self.payload_blobs.as_deref(), row, &mut event).await?;
+        Ok(event)
+    }
 }
 
 #[async_trait]
 impl Store for PgStore {
+    /// Starts uploading the batch's largest payloads, so that it overlaps the previous commit.
+    fn prepare(&self, batch: &[Write]) -> Prepared {
+        let events = write::inserted_events(batch);
+        if events.is_empty() {
+            return Prepared::default();
+        }
+        let uploads = Uploads::start(self.payload_blobs.as_ref(), &events);
+        if uploads.is_empty() {
+            return Prepared::default();
+        }
+        Prepared(Some(Box::new(uploads)))
+    }
+
     async fn commit_prepared(
         &self,
         batch: &[Write],
-        _prepared: Prepared,
+        prepared: Prepared,
         durability: Durability,
     ) -> StoreResult<Committed> {
-        write::commit(&self.pool, batch, durability).await
+        let uploads = match prepared.0.map(|p| p.downcast::<Uploads>()) {
+            Some(Ok(started)) => *started,
+            // Prepared by someone else (or not at all, or a batch without events).
+            _ => Uploads::start(self.payload_blobs.as_ref(), &write::inserted_events(batch)),
+        };
+        // In the object store before the row that points there commits (those not stored
+        // there go to the row).
+        let refs = uploads.durable().await;
+        write::commit(&self.pool, batch, durability, &refs).await
     }
 
     /// A tiny synchronous commit: a transaction that takes a transaction id (so that its
@@ -99,12 +139,18 @@ impl Store for PgStore {
         limit: u32,
     ) -> StoreResult<Vec<EventRecord>> {
         let rows = reads::undecided_event_rows(&self.pool, source, types, limit).await?;
-        rows.iter().map(|r| event_from_row(r, true)).collect()
+        let mut events = Vec::with_capacity(rows.len());
+        for r in &rows {
+            events.push(self.event(r).await?);
+        }
+        Ok(events)
     }
 
     async fn get_event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
-        let row = reads::event_row(&self.pool, EventKey::Id(id)).await?;
-        row.as_ref().map(|r| event_from_row(r, true)).transpose()
+        match reads::event_row(&self.pool, EventKey::Id(id)).await? {
+            Some(r) => self.event(&r).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn list_rules(&self) -> StoreResult<Vec<RuleRecord>> {
@@ -124,8 +170,10 @@ impl Store for PgStore {
     }
 
     async fn event_by_delivery(&self, delivery_id: &str) -> StoreResult<Option<EventRecord>> {
-        let row = reads::event_row(&self.pool, EventKey::Delivery(delivery_id)).await?;
-        row.as_ref().map(|r| event_from_row(r, true)).transpose()
+        match reads::event_row(&self.pool, EventKey::Delivery(delivery_id)).await? {
+            Some(r) => self.event(&r).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn list_events(&self, filter: EventFilter) -> StoreResult<Vec<EventRecord>> {
@@ -184,8 +232,16 @@ impl Store for PgStore {
 
     async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let expired = reads::expire_rows(&mut tx, retention, now_ms).await?;
+        let keys = match &self.payload_blobs {
+            Some(_) => reads::expiring_payload_keys(&mut tx, retention, now_ms).await?,
+            None => Vec::new(),
+        };
+        let mut expired = reads::expire_rows(&mut tx, retention, now_ms).await?;
         tx.commit().await.map_err(db)?;
+        if let Some(to) = &self.payload_blobs {
+            expired.payload_blobs =
+                payload_blobs::after_expiry(to, &keys, || reads::payload_keys(&self.pool)).await?;
+        }
         Ok(expired)
     }
 }

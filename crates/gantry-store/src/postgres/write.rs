@@ -9,12 +9,16 @@
 //! lock (a chunk's seqs must be consecutive, and several servers may write).
 
 use crate::batch::{Chunk, Sorted};
+use crate::payload_blobs::BlobRef;
 use crate::rows::db;
 use crate::shared::postgres::{last_outcomes, writes};
 use gantry_engine::ports::*;
 use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, PgConnection, PgPool, Postgres};
 use std::collections::{HashMap, HashSet};
+
+/// Where the batch's payloads in the object store are, by event id.
+type Blobbed = HashMap<String, BlobRef>;
 
 /// Job rows from a JSON array of `JobRow`s in `$1` (`UPSERT_JOBS` adds its conflict clause).
 macro_rules! insert_jobs {
@@ -42,23 +46,24 @@ const AUDIT_SEQ_LOCK: i64 = 0x6761_6e74_7279_6175;
 /// Events carry whole payloads (GitHub allows 25 MB): fewer per statement.
 const EVENTS_PER_STATEMENT: usize = 64;
 
-/// Events as rows from one array per column (`$1` … `$12`): one statement text whatever
+/// Events as rows from one array per column (`$1` … `$15`): one statement text whatever
 /// their number, so it is parsed and planned once per connection. A delivery id (or an event
 /// id) already stored, by any server, is skipped; the ids inserted are returned.
 macro_rules! insert_events {
     () => {
         "INSERT INTO events (id, source, type, delivery_id, detail, trace_id, received_at,
-                             action, repository, installation_id, rules_matched, outcome)
+                             action, repository, installation_id, rules_matched, outcome,
+                             payload_key, payload_size, payload_digest)
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                               $6::text[], $7::int8[], $8::text[], $9::text[], $10::int8[],
-                              $11::text[], $12::text[])
+                              $11::text[], $12::text[], $13::text[], $14::int8[], $15::text[])
          ON CONFLICT DO NOTHING RETURNING id"
     };
 }
 
 const INSERT_EVENTS: &str = insert_events!();
 
-/// A batch of events and outcomes in one statement: the outcomes (`$13` ids, `$14` outcomes)
+/// A batch of events and outcomes in one statement: the outcomes (`$16` ids, `$17` outcomes)
 /// of events stored before, then the events (an outcome of an event in the batch is in its
 /// row: the update, seeing the rows as they were before the statement, misses new ones).
 /// Planned afresh each time (an unnamed statement), for the batch's arrays and the table as it
@@ -67,25 +72,28 @@ const INSERT_EVENTS: &str = insert_events!();
 const INTAKE: &str = concat!(
     "WITH set_outcomes AS (
          UPDATE events SET outcome = u.outcome
-         FROM UNNEST($13::text[], $14::text[]) AS u(id, outcome)
+         FROM UNNEST($16::text[], $17::text[]) AS u(id, outcome)
          WHERE events.id = u.id),
      inserted AS (",
     insert_events!(),
     ") SELECT id FROM inserted"
 );
 
+pub(super) use crate::batch::inserted_events;
+
 /// Applies `batch` in one transaction; a [`Durability::Os`] batch commits without waiting for
-/// the WAL's flush.
+/// the WAL's flush. The events of `blobs` have their payloads in the object store.
 pub(super) async fn commit(
     pool: &PgPool,
     batch: &[Write],
     durability: Durability,
+    blobs: &Blobbed,
 ) -> StoreResult<Committed> {
     let s = Sorted::new(batch)?;
     if durability == Durability::Disk && s.events_and_outcomes_only() {
         let (fresh, mut committed) = fresh_events(&s.events);
         if fresh.len() <= EVENTS_PER_STATEMENT {
-            intake(pool, &fresh, &s.outcomes, &mut committed).await?;
+            intake(pool, &fresh, &s.outcomes, blobs, &mut committed).await?;
             return Ok(committed);
         }
     }
@@ -105,7 +113,7 @@ pub(super) async fn commit(
             .await
             .map_err(db)?;
     }
-    let committed = insert_events(&mut tx, &s.events, &s.outcomes).await?;
+    let committed = insert_events(&mut tx, &s.events, &s.outcomes, blobs).await?;
     writes::after_events(&mut tx, &s).await?;
     insert_chunks(&mut tx, &s.chunks).await?;
     writes::leases(&mut tx, &s.leases).await?;
@@ -163,10 +171,11 @@ async fn intake(
     pool: &PgPool,
     fresh: &[&EventRecord],
     outcomes: &[(&String, &String)],
+    blobs: &Blobbed,
     committed: &mut Committed,
 ) -> StoreResult<()> {
     let (ids, values) = last_outcomes(outcomes);
-    let mut args = event_columns(fresh, &ids, &values)?;
+    let mut args = event_columns(fresh, &ids, &values, blobs)?;
     add(&mut args, ids)?;
     add(&mut args, values)?;
     let inserted: Vec<String> = sqlx::query_scalar_with(INTAKE, args)
@@ -185,6 +194,7 @@ async fn insert_events(
     tx: &mut PgConnection,
     events: &[&EventRecord],
     outcomes: &[(&String, &String)],
+    blobs: &Blobbed,
 ) -> StoreResult<Committed> {
     let (fresh, mut committed) = fresh_events(events);
     if fresh.is_empty() {
@@ -192,7 +202,7 @@ async fn insert_events(
     }
     let (ids, values) = last_outcomes(outcomes);
     for chunk in fresh.chunks(EVENTS_PER_STATEMENT) {
-        let args = event_columns(chunk, &ids, &values)?;
+        let args = event_columns(chunk, &ids, &values, blobs)?;
         let inserted: Vec<String> = sqlx::query_scalar_with(INSERT_EVENTS, args)
             .fetch_all(&mut *tx)
             .await
@@ -213,11 +223,13 @@ fn note_duplicates(events: &[&EventRecord], inserted: Vec<String>, committed: &m
 }
 
 /// The arguments of [`INSERT_EVENTS`]: one array per column, each event's outcome the last
-/// of `outcome_ids`' (with `outcomes` beside them) that names it.
+/// of `outcome_ids`' (with `outcomes` beside them) that names it; an event of `blobs` has an
+/// empty `detail` and its object's key, size and digest.
 fn event_columns(
     events: &[&EventRecord],
     outcome_ids: &[&str],
     outcomes: &[&str],
+    blobs: &Blobbed,
 ) -> StoreResult<PgArguments> {
     let by_id: HashMap<&str, &str> = outcome_ids
         .iter()
@@ -241,7 +253,15 @@ fn event_columns(
     add(&mut args, text(|e| e.source.as_str()))?;
     add(&mut args, text(|e| e.event_type.as_str()))?;
     add(&mut args, opt(|e| e.delivery_id.as_deref()))?;
-    add(&mut args, text(|e| e.payload.as_str()))?;
+    let blob = |e: &EventRecord| blobs.get(&e.id);
+    let detail: Vec<&str> = events
+        .iter()
+        .map(|e| match blob(e) {
+            Some(_) => "",
+            None => e.payload.as_str(),
+        })
+        .collect();
+    add(&mut args, detail)?;
     add(&mut args, text(|e| e.trace_id.as_str()))?;
     add(
         &mut args,
@@ -261,6 +281,23 @@ fn event_columns(
     )?;
     add(&mut args, rules)?;
     add(&mut args, outcome)?;
+    let refs: Vec<Option<&BlobRef>> = events.iter().map(|e| blob(e)).collect();
+    add(
+        &mut args,
+        refs.iter()
+            .map(|r| r.map(|r| r.key.as_str()))
+            .collect::<Vec<_>>(),
+    )?;
+    add(
+        &mut args,
+        refs.iter().map(|r| r.map(|r| r.size)).collect::<Vec<_>>(),
+    )?;
+    add(
+        &mut args,
+        refs.iter()
+            .map(|r| r.map(|r| r.digest.as_str()))
+            .collect::<Vec<_>>(),
+    )?;
     Ok(args)
 }
 

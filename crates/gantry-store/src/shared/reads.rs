@@ -355,5 +355,32 @@ pub(crate) async fn expire_rows(
         audit_events: audit_events.iter().sum::<i64>() as u64,
         events,
         locks,
+        payload_blobs: 0,
     })
+}
+
+/// The object store keys of the payloads of the events [`expire_rows`] is about to delete,
+/// read in its transaction before it does.
+pub(crate) async fn expiring_payload_keys(
+    tx: &mut Conn,
+    retention: &Retention,
+    now_ms: i64,
+) -> StoreResult<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT payload_key FROM events WHERE received_at < $1 AND payload_key IS NOT NULL",
+    )
+    .bind(now_ms - retention.working_ms)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)
+}
+
+/// Every object store key an event's row points to.
+pub(crate) async fn payload_keys(read: &Pool) -> StoreResult<std::collections::HashSet<String>> {
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT payload_key FROM events WHERE payload_key IS NOT NULL")
+            .fetch_all(read)
+            .await
+            .map_err(db)?;
+    Ok(keys.into_iter().collect())
 }

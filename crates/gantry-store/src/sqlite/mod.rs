@@ -4,14 +4,16 @@
 //! reach the WAL without a sync (they survive our crash; the next FULL commit, or
 //! [`Store::sync`], syncs the WAL and them with it).
 //! `open.rs` makes and opens the database, `write.rs` is the write path (one transaction per
-//! batch), `payloads.rs` the large event payloads kept in segments beside the database; the
-//! reads are the statements both backends share (`crate::shared`).
+//! batch), `payloads.rs` the large event payloads kept in segments beside the database (the
+//! largest go to the object store, when the store has one: `crate::payload_blobs`); the reads
+//! are the statements both backends share (`crate::shared`).
 
 mod open;
 mod payloads;
 mod write;
 
 use crate::SecretKey;
+use crate::payload_blobs::{self, PayloadBlobs, Uploads};
 use crate::rows::db;
 use crate::segments::Segments;
 use crate::shared::sqlite::{bus, deployments, reads, reads::EventKey, runners, secrets::Secrets};
@@ -31,6 +33,14 @@ pub struct SqliteStore {
     /// The WAL file, synced by [`Store::sync`].
     wal: std::path::PathBuf,
     segments: Arc<Segments>,
+    /// Where payloads of its threshold or more go, if anywhere (else to segments).
+    payload_blobs: Option<Arc<PayloadBlobs>>,
+}
+
+/// What [`Store::prepare`] started for a batch: its uploads and its segment write.
+struct Started {
+    uploads: Uploads,
+    payloads: Option<Payloads>,
 }
 
 /// Secrets in SQLite, encrypted with age.
@@ -53,17 +63,36 @@ impl SqliteStore {
             read: self.read.clone(),
         }
     }
+
+    /// The store with event payloads of `blobs`' threshold or more kept in its object store.
+    pub fn with_payload_blobs(mut self, blobs: PayloadBlobs) -> SqliteStore {
+        self.payload_blobs = Some(Arc::new(blobs));
+        self
+    }
+
+    fn blobs(&self) -> Option<&PayloadBlobs> {
+        self.payload_blobs.as_deref()
+    }
+
+    /// Starts the batch's uploads and segment write (an error starting the segment write is
+    /// left for the commit to meet again).
+    fn start(&self, batch: &[Write]) -> Started {
+        let events = write::inserted_events(batch);
+        let blob_min = self.blobs().map(PayloadBlobs::min_bytes);
+        Started {
+            uploads: Uploads::start(self.payload_blobs.as_ref(), &events),
+            payloads: Payloads::start(&self.segments, &events, blob_min).ok(),
+        }
+    }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
-    /// Starts writing the batch's large payloads, so that it overlaps the previous commit.
-    /// A failure to start is left for `commit_prepared` to meet again and report.
+    /// Starts writing the batch's large payloads (to a segment, the largest to the object
+    /// store), so that it overlaps the previous commit. A failure to start the segment write
+    /// is left for `commit_prepared` to meet again and report.
     fn prepare(&self, batch: &[Write]) -> Prepared {
-        match Payloads::start(&self.segments, &write::inserted_events(batch)) {
-            Ok(p) => Prepared(Some(Box::new(p))),
-            Err(_) => Prepared::default(),
-        }
+        Prepared(Some(Box::new(self.start(batch))))
     }
 
     async fn commit_prepared(
@@ -72,16 +101,27 @@ impl Store for SqliteStore {
         prepared: Prepared,
         durability: Durability,
     ) -> StoreResult<Committed> {
-        let payloads = match prepared.0.map(|p| p.downcast::<Payloads>()) {
+        // Prepared by someone else (or not at all): start the payloads here.
+        let started = match prepared.0.map(|p| p.downcast::<Started>()) {
             Some(Ok(started)) => *started,
-            // Prepared by someone else (or not at all): start the payloads here.
-            _ => Payloads::start(&self.segments, &write::inserted_events(batch))?,
+            _ => self.start(batch),
         };
+        let payloads = match started.payloads {
+            Some(p) => p,
+            None => Payloads::start(
+                &self.segments,
+                &write::inserted_events(batch),
+                self.blobs().map(PayloadBlobs::min_bytes),
+            )?,
+        };
+        // In the object store before the row that points there commits (those not stored
+        // there go to the row).
+        let refs = started.uploads.durable().await;
         let pool = match durability {
             Durability::Os => &self.write_unsynced,
             Durability::Disk => &self.write,
         };
-        write::commit(pool, batch, payloads).await
+        write::commit(pool, batch, payloads, &refs).await
     }
 
     /// Syncs the WAL file: what `synchronous = FULL` does after a commit, for every commit
@@ -130,7 +170,7 @@ impl Store for SqliteStore {
         let rows = reads::undecided_event_rows(&self.read, source, types, limit).await?;
         let mut events = Vec::with_capacity(rows.len());
         for r in &rows {
-            events.push(payloads::event_with_payload(&self.segments, r).await?);
+            events.push(payloads::event_with_payload(&self.segments, self.blobs(), r).await?);
         }
         Ok(events)
     }
@@ -138,7 +178,7 @@ impl Store for SqliteStore {
     async fn get_event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
         let row = reads::event_row(&self.read, EventKey::Id(id)).await?;
         match &row {
-            Some(r) => payloads::event_with_payload(&self.segments, r)
+            Some(r) => payloads::event_with_payload(&self.segments, self.blobs(), r)
                 .await
                 .map(Some),
             None => Ok(None),
@@ -164,7 +204,7 @@ impl Store for SqliteStore {
     async fn event_by_delivery(&self, delivery_id: &str) -> StoreResult<Option<EventRecord>> {
         let row = reads::event_row(&self.read, EventKey::Delivery(delivery_id)).await?;
         match &row {
-            Some(r) => payloads::event_with_payload(&self.segments, r)
+            Some(r) => payloads::event_with_payload(&self.segments, self.blobs(), r)
                 .await
                 .map(Some),
             None => Ok(None),
@@ -227,7 +267,11 @@ impl Store for SqliteStore {
 
     async fn expire(&self, retention: &Retention, now_ms: i64) -> StoreResult<Expired> {
         let mut tx = self.write.begin().await.map_err(db)?;
-        let expired = reads::expire_rows(&mut tx, retention, now_ms).await?;
+        let keys = match self.blobs() {
+            Some(_) => reads::expiring_payload_keys(&mut tx, retention, now_ms).await?,
+            None => Vec::new(),
+        };
+        let mut expired = reads::expire_rows(&mut tx, retention, now_ms).await?;
         // Segments no remaining row points into go, after the commit (a rollback would
         // bring rows back); what is on disk and being written is noted inside the transaction.
         let snap = payloads::blocking("list payload segments", {
@@ -249,6 +293,10 @@ impl Store for SqliteStore {
             move || segs.remove_unreferenced(&snap, &referenced)
         })
         .await?;
+        if let Some(to) = self.blobs() {
+            expired.payload_blobs =
+                payload_blobs::after_expiry(to, &keys, || reads::payload_keys(&self.read)).await?;
+        }
         Ok(expired)
     }
 }

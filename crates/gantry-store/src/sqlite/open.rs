@@ -145,6 +145,7 @@ impl SqliteStore {
             read,
             wal: wal.into(),
             segments: Arc::new(Segments::new(segments::dir_for(path))),
+            payload_blobs: None,
         })
     }
 }

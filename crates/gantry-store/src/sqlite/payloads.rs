@@ -1,6 +1,7 @@
 //! Large event payloads on the SQLite store: written to a segment (`crate::segments`) while
 //! the batch's transaction runs, durable before it commits, read back with their row.
 
+use crate::payload_blobs::PayloadBlobs;
 use crate::rows::{db, event_from_row};
 use crate::segments::{Location, SEGMENT_MIN_BYTES, Segments};
 use gantry_engine::ports::{EventRecord, StoreError, StoreResult};
@@ -13,9 +14,16 @@ pub(crate) struct Payloads {
 }
 
 impl Payloads {
-    /// Starts writing the large payloads of `events` (in order) to a segment.
-    pub fn start(segments: &Segments, events: &[&EventRecord]) -> StoreResult<Payloads> {
-        let big = |e: &EventRecord| e.payload.len() >= SEGMENT_MIN_BYTES;
+    /// Starts writing the large payloads of `events` (in order) to a segment, but for those
+    /// of `blob_min` bytes or more (they go to the object store).
+    pub fn start(
+        segments: &Segments,
+        events: &[&EventRecord],
+        blob_min: Option<usize>,
+    ) -> StoreResult<Payloads> {
+        let big = |e: &EventRecord| {
+            e.payload.len() >= SEGMENT_MIN_BYTES && blob_min.is_none_or(|m| e.payload.len() < m)
+        };
         let lens: Vec<usize> = events
             .iter()
             .filter(|e| big(e))
@@ -59,12 +67,15 @@ impl Payloads {
     }
 }
 
-/// An event row with its payload, read from its segment when it is not in the row.
+/// An event row with its payload, read from its segment or the object store when it is not
+/// in the row.
 pub(crate) async fn event_with_payload(
     segments: &std::sync::Arc<Segments>,
+    blobs: Option<&PayloadBlobs>,
     row: &sqlx::sqlite::SqliteRow,
 ) -> StoreResult<EventRecord> {
     let mut event = event_from_row(row, true)?;
+    crate::payload_blobs::fill(blobs, row, &mut event).await?;
     let segment: Option<i64> = row.try_get("payload_segment").map_err(db)?;
     if let Some(segment) = segment {
         let at = Location {

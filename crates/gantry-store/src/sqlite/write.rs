@@ -9,11 +9,13 @@
 
 use super::payloads::Payloads;
 use crate::batch::{Chunk, Sorted};
+use crate::payload_blobs::BlobRef;
 use crate::rows::db;
 use crate::shared::sqlite::writes;
 use gantry_engine::ports::*;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use std::collections::HashMap;
 
 /// Job rows from a JSON array of `job_row`s (`upsert_jobs` adds its conflict clause).
 macro_rules! insert_jobs {
@@ -55,30 +57,23 @@ macro_rules! insert_audit_chunk {
 /// Events carry whole payloads (GitHub allows 25 MB): fewer per statement.
 const EVENTS_PER_STATEMENT: usize = 64;
 
-/// The events a batch inserts, in batch order (the order their payload places follow).
-pub(super) fn inserted_events(batch: &[Write]) -> Vec<&EventRecord> {
-    batch
-        .iter()
-        .filter_map(|w| match w {
-            Write::InsertEvent(e) => Some(e.as_ref()),
-            _ => None,
-        })
-        .collect()
-}
+pub(super) use crate::batch::inserted_events;
 
 /// Applies `batch` in one transaction on `pool` (the synced or the unsynced writer);
-/// `payloads` (started for the batch's events) are durable before it commits.
+/// `payloads` (started for the batch's events) are durable before it commits; the events of
+/// `blobs` have their payloads in the object store.
 pub(super) async fn commit(
     pool: &sqlx::SqlitePool,
     batch: &[Write],
     payloads: Payloads,
+    blobs: &HashMap<String, BlobRef>,
 ) -> StoreResult<Committed> {
     let sorted = Sorted::new(batch)?;
     let mut conn = pool.acquire().await.map_err(db)?;
     if sorted.moves_only() {
         return commit_moves(&mut conn, sorted.jobs, sorted.chunks.first()).await;
     }
-    commit_all(&mut conn, &sorted, payloads).await
+    commit_all(&mut conn, &sorted, payloads, blobs).await
 }
 
 /// Applies a batch of any kind in one transaction, in an order that respects foreign keys.
@@ -86,6 +81,7 @@ async fn commit_all(
     conn: &mut SqliteConnection,
     s: &Sorted<'_>,
     payloads: Payloads,
+    blobs: &HashMap<String, BlobRef>,
 ) -> StoreResult<Committed> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
     writes::insert_runs(&mut tx, &s.inserts, insert_jobs!()).await?;
@@ -97,7 +93,7 @@ async fn commit_all(
             .await
             .map_err(db)?;
     }
-    let committed = insert_events(&mut tx, &s.events, &payloads.places).await?;
+    let committed = insert_events(&mut tx, &s.events, &payloads.places, blobs).await?;
     writes::after_events(&mut tx, s).await?;
     for chunk in &s.chunks {
         bind_chunk(sqlx::query(insert_audit_chunk!()), chunk)
@@ -163,11 +159,13 @@ async fn commit_moves(
     }
 }
 
-/// Inserts the batch's events (each at its payload place); says which were duplicates.
+/// Inserts the batch's events (each at its payload place: the row, a segment, or the object
+/// store); says which were duplicates.
 async fn insert_events(
     tx: &mut SqliteConnection,
     events: &[&EventRecord],
     places: &[Option<crate::segments::Location>],
+    blobs: &HashMap<String, BlobRef>,
 ) -> StoreResult<Committed> {
     // A delivery already stored, or earlier in this batch, is a duplicate: not inserted,
     // reported. This transaction is the only writer, so the check cannot race. (One
@@ -215,14 +213,16 @@ async fn insert_events(
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO events (id, source, type, delivery_id, detail, trace_id, received_at,
                                      action, repository, installation_id, rules_matched,
-                                     payload_segment, payload_offset, payload_len) ",
+                                     payload_segment, payload_offset, payload_len,
+                                     payload_key, payload_size, payload_digest) ",
         );
         q.push_values(fresh, |mut b, (e, at)| {
+            let blob = blobs.get(&e.id);
             b.push_bind(e.id.clone())
                 .push_bind(e.source.clone())
                 .push_bind(e.event_type.clone())
                 .push_bind(e.delivery_id.clone())
-                .push_bind(if at.is_some() {
+                .push_bind(if at.is_some() || blob.is_some() {
                     String::new()
                 } else {
                     e.payload.clone()
@@ -235,7 +235,10 @@ async fn insert_events(
                 .push_bind(serde_json::to_string(&e.rules_matched).unwrap_or_else(|_| "[]".into()))
                 .push_bind(at.map(|l| l.segment))
                 .push_bind(at.map(|l| l.offset))
-                .push_bind(at.map(|l| l.len));
+                .push_bind(at.map(|l| l.len))
+                .push_bind(blob.map(|r| r.key.clone()))
+                .push_bind(blob.map(|r| r.size))
+                .push_bind(blob.map(|r| r.digest.clone()));
         });
         q.build().execute(&mut *tx).await.map_err(db)?;
     }

@@ -85,11 +85,16 @@ pub struct ServeArgs {
     /// How much of each job's output its log keeps, e.g. `64m`; the rest is dropped [default: 64m].
     #[arg(long, env = "GANTRY_LOG_LIMIT")]
     pub log_limit: Option<String>,
-    /// An object store for finished runs' logs, shared by every server that uses it:
-    /// `s3://bucket[/prefix]` (AWS_* variables as the AWS SDKs read them) or
-    /// `file:///folder`. Without one, logs stay in the data dir.
+    /// An object store for finished runs' logs and large event payloads, shared by every
+    /// server that uses it: `s3://bucket[/prefix]` (AWS_* variables as the AWS SDKs read
+    /// them) or `file:///folder`. Without one, logs stay in the data dir, and large payloads
+    /// go to DATA_DIR/blobs with SQLite, to the database with PostgreSQL.
     #[arg(long, env = "GANTRY_BLOB_URL")]
     pub blob_url: Option<String>,
+    /// Event payloads of this size or more go to the object store, the event's row keeping
+    /// where, e.g. `256k` [default: 256k].
+    #[arg(long, env = "GANTRY_PAYLOAD_BLOB_MIN")]
+    pub payload_blob_min: Option<String>,
     /// How long an agent holds a job without renewing its lease, e.g. `60s` [default: 60s].
     #[arg(long, env = "GANTRY_AGENT_LEASE")]
     pub agent_lease: Option<String>,
@@ -97,6 +102,10 @@ pub struct ServeArgs {
 
 pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     let blob_url = args.blob_url.clone();
+    let payload_blob_min = match &args.payload_blob_min {
+        Some(text) => wiring::payload_blob_min(text)?,
+        None => gantry_store::DEFAULT_PAYLOAD_BLOB_MIN,
+    };
     let resolved = settings(args)?;
     let mut configured = resolved.configured();
     let Settings {
@@ -169,8 +178,16 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
         None => SecretKey::load_or_create(&data_dir.join("secret.key"))
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     };
+    let blobs = blob_url.as_deref().map(wiring::blob_store).transpose()?;
+    let database_url = wiring::database_url();
+    let payloads = wiring::payload_blobs(
+        blobs.as_ref(),
+        data_dir,
+        database_url.is_some(),
+        payload_blob_min,
+    )?;
     let (store, secrets, agent_queue) =
-        wiring::open_server_stores(data_dir, wiring::database_url().as_deref(), secret_key).await?;
+        wiring::open_server_stores(data_dir, database_url.as_deref(), secret_key, payloads).await?;
     let callback_key = gantry_engine::agents::load_or_create_key(&data_dir.join("callback.key"))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let agents = gantry_engine::agents::Agents::new(
@@ -205,8 +222,8 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<i32> {
     let engine =
         wiring::start_engine(data_dir, store.clone(), max_parallel, &owner, true, inputs).await?;
 
-    let archive = match &blob_url {
-        Some(url) => Some(wiring::log_archive(url, &engine, store.as_ref()).await?),
+    let archive = match blobs {
+        Some(blobs) => Some(wiring::log_archive(blobs, &engine, store.as_ref()).await?),
         None => None,
     };
 
