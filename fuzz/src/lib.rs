@@ -181,11 +181,13 @@ fn run_to_end(spec: &RunSpec, ctx: &RunContext, seed: &[u8]) {
         now += 1 + (next() % 8) as i64 * 1000;
         // Now and then the server stops: claimed attempts (still queued) are lost too.
         if next() % 32 == 0 {
-            for job in (0..n).filter(|&j| run.jobs[j].claimed) {
+            let claimed: Vec<usize> = (0..n).filter(|&j| run.jobs[j].claimed).collect();
+            for job in claimed {
                 let attempt = run.jobs[job].attempt;
                 let policy = RetryPolicy::of(&spec.jobs[job]);
                 assert!(
-                    run.on_result(job, attempt, Outcome::Lost, policy, now).is_some(),
+                    run.on_result(job, attempt, Outcome::Lost, policy, now)
+                        .is_some(),
                     "a claimed attempt's loss was ignored"
                 );
             }
