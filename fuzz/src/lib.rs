@@ -1,7 +1,7 @@
 //! What the fuzz targets share: what Gantry does with a spec once it parses (`exercise_spec`),
 //! checked for the properties every valid spec must have.
 
-use gantry_core::dag::{Action, Outcome, RetryPolicy, RunState, Stepper, step};
+use gantry_core::dag::{Action, Outcome, RetryPolicy, RunState, Slots, Stepper, step};
 use gantry_core::spec::{RunContext, RunSpec, check_sources};
 
 /// Clone URL prefixes, as the server's default.
@@ -125,7 +125,9 @@ fn run_to_end(spec: &RunSpec, ctx: &RunContext, seed: &[u8]) {
     let n = spec.jobs.len();
     let mut bytes = seed.iter().copied().cycle().skip(1);
     let mut next = move || bytes.next().unwrap_or(0);
-    let slots = 1 + (next() % 4) as usize;
+    let free = 1 + (next() % 4) as usize;
+    // Claims allowed ahead of free slots.
+    let claims = (next() % 3) as usize;
     let mut run = RunState::new(n);
     let mut stepper = Stepper::new(graph, &run);
     let mut now: i64 = 1_700_000_000_000;
@@ -140,6 +142,11 @@ fn run_to_end(spec: &RunSpec, ctx: &RunContext, seed: &[u8]) {
             steps <= bound,
             "the run did not end in {bound} steps: {run:?}"
         );
+        let held = run.jobs.iter().filter(|j| j.claimed).count();
+        let slots = Slots {
+            free,
+            ahead: claims.saturating_sub(held),
+        };
         let plan = stepper.step(spec, graph, ctx, &run, now, slots);
         let plain = step(spec, graph, ctx, &run, now, slots);
         assert_eq!(plan, plain, "the stepper and the step disagree");
@@ -172,6 +179,19 @@ fn run_to_end(spec: &RunSpec, ctx: &RunContext, seed: &[u8]) {
             continue;
         }
         now += 1 + (next() % 8) as i64 * 1000;
+        // Now and then the server stops: claimed attempts (still queued) are lost too.
+        if next() % 32 == 0 {
+            let claimed: Vec<usize> = (0..n).filter(|&j| run.jobs[j].claimed).collect();
+            for job in claimed {
+                let attempt = run.jobs[job].attempt;
+                let policy = RetryPolicy::of(&spec.jobs[job]);
+                assert!(
+                    run.on_result(job, attempt, Outcome::Lost, policy, now)
+                        .is_some(),
+                    "a claimed attempt's loss was ignored"
+                );
+            }
+        }
         for job in running {
             let outcome = match next() % 8 {
                 0..=3 => Outcome::Succeeded,

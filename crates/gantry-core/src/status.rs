@@ -62,13 +62,14 @@ impl JobStatus {
     }
 
     /// Whether `self → to` is a legal transition. Retries go `running → queued` (the attempt
-    /// number grows); a re-run goes from a terminal failure back to `pending`.
+    /// number grows); a re-run goes from a terminal failure back to `pending`; a claimed
+    /// attempt lost to a crash may fail from `queued`.
     pub fn can_become(self, to: JobStatus) -> bool {
         use JobStatus::*;
         matches!(
             (self, to),
             (Pending, Queued | Skipped | Cancelled)
-                | (Queued, Running | Cancelled | Skipped)
+                | (Queued, Running | Cancelled | Skipped | Failed)
                 | (Running, Succeeded | Failed | TimedOut | Cancelled | Queued)
                 | (Failed | TimedOut | Cancelled | Skipped, Pending)
         )

@@ -15,9 +15,15 @@
 //! get a batch only once it is on the disk, so nothing outside is told of a change a power
 //! cut could take back: a batch committed unsynced is held until the next synced commit, or a
 //! [`Store::sync`] at most [`SYNC_WITHIN`] after it.
+//!
+//! An entry may carry a mark ([`Journal::append_marked`]): a number its appender chose, larger
+//! than its earlier marks. [`Journal::written_mark`] is the largest mark committed so far, so
+//! the one appender that marks (the engine) can tell without waiting whether an earlier entry
+//! of its own has been committed.
 
 use crate::ports::{Committed, Durability, Store, StoreResult, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{error, warn};
@@ -44,12 +50,16 @@ struct Entry {
     ack: Option<oneshot::Sender<Arc<Committed>>>,
     /// How far the commit carrying this entry must reach.
     durability: Durability,
+    /// The appender's mark (0: none).
+    mark: u64,
 }
 
 #[derive(Clone)]
 pub struct Journal {
     tx: mpsc::UnboundedSender<Entry>,
     committed: broadcast::Sender<Arc<Vec<Write>>>,
+    /// The largest mark committed (to the operating system at least).
+    written: Arc<AtomicU64>,
 }
 
 impl Journal {
@@ -58,8 +68,14 @@ impl Journal {
     pub fn start(store: Arc<dyn Store>, backlog: usize) -> (Journal, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (committed, _) = broadcast::channel(backlog);
-        let task = tokio::spawn(writer(store, rx, committed.clone()));
-        (Journal { tx, committed }, task)
+        let written = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(writer(store, rx, committed.clone(), written.clone()));
+        let journal = Journal {
+            tx,
+            committed,
+            written,
+        };
+        (journal, task)
     }
 
     /// Queues writes; they become durable with the next commit, after everything queued before.
@@ -71,6 +87,7 @@ impl Journal {
             writes,
             ack: None,
             durability: Durability::Disk,
+            mark: 0,
         };
         if self.tx.send(entry).is_err() {
             error!("journal writer has stopped; a state change was not recorded");
@@ -106,18 +123,35 @@ impl Journal {
             writes,
             ack: None,
             durability: Durability::Os,
+            mark: 0,
         };
         if self.tx.send(entry).is_err() {
             error!("journal writer has stopped; a state change was not recorded");
         }
     }
 
+    /// [`Journal::append_written`], with a mark: once committed, [`Journal::written_mark`] is
+    /// at least `mark`. Marks must grow from one call to the next.
+    pub fn append_marked(&self, writes: Vec<Write>, mark: u64) -> Durable {
+        self.send_waited(writes, Durability::Os, mark)
+    }
+
+    /// The largest mark of a committed entry (0 before any).
+    pub fn written_mark(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
     fn append_waited(&self, writes: Vec<Write>, durability: Durability) -> Durable {
+        self.send_waited(writes, durability, 0)
+    }
+
+    fn send_waited(&self, writes: Vec<Write>, durability: Durability, mark: u64) -> Durable {
         let (ack, done) = oneshot::channel();
         let _ = self.tx.send(Entry {
             writes,
             ack: Some(ack),
             durability,
+            mark,
         });
         Durable(done)
     }
@@ -151,6 +185,8 @@ struct InFlight {
     /// Gives the batch back with what its commit reported.
     task: tokio::task::JoinHandle<(Vec<Write>, Committed)>,
     durability: Durability,
+    /// The largest mark of its entries.
+    mark: u64,
 }
 
 /// Committed batches not yet given to followers because they are not on the disk yet, oldest
@@ -172,6 +208,7 @@ async fn writer(
     store: Arc<dyn Store>,
     mut rx: mpsc::UnboundedReceiver<Entry>,
     committed: broadcast::Sender<Arc<Vec<Write>>>,
+    written: Arc<AtomicU64>,
 ) {
     let mut last_commit = tokio::time::Instant::now() - COMMIT_INTERVAL;
     // Commits are one at a time and in order, but the next batch is gathered and prepared
@@ -191,7 +228,7 @@ async fn writer(
                 biased;
                 done = &mut f.task => {
                     let f = in_flight.take().expect("in flight");
-                    finish(f, done, &committed, &mut unsynced);
+                    finish(f, done, &committed, &mut unsynced, &written);
                     continue;
                 }
                 e = rx.recv() => e,
@@ -212,6 +249,7 @@ async fn writer(
                     writes: Vec::new(),
                     ack: None,
                     durability: Durability::Disk,
+                    mark: 0,
                 }),
             },
         };
@@ -219,12 +257,14 @@ async fn writer(
         let mut batch = first.writes;
         let mut acks: Vec<oneshot::Sender<Arc<Committed>>> = first.ack.into_iter().collect();
         let mut durability = first.durability;
+        let mut mark = first.mark;
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(e) => {
                     batch.extend(e.writes);
                     acks.extend(e.ack);
                     durability = durability.max(e.durability);
+                    mark = mark.max(e.mark);
                 }
                 Err(_) => break,
             }
@@ -243,7 +283,8 @@ async fn writer(
                 biased;
                 done = finished => {
                     let f = in_flight.take().expect("in flight");
-                    finish(f, done.expect("polled only while in flight"), &committed, &mut unsynced);
+                    let done = done.expect("polled only while in flight");
+                    finish(f, done, &committed, &mut unsynced, &written);
                 }
                 e = rx.recv() => match e {
                     Some(e) => {
@@ -251,6 +292,7 @@ async fn writer(
                         batch.extend(e.writes);
                         acks.extend(e.ack);
                         durability = durability.max(e.durability);
+                        mark = mark.max(e.mark);
                     }
                     None => closing = true,
                 },
@@ -260,7 +302,7 @@ async fn writer(
         let prepared = store.prepare(&batch);
         if let Some(mut f) = in_flight.take() {
             let done = (&mut f.task).await;
-            finish(f, done, &committed, &mut unsynced);
+            finish(f, done, &committed, &mut unsynced, &written);
         }
         // Unsynced batches waited long enough: this commit takes them to the disk.
         if unsynced
@@ -285,6 +327,7 @@ async fn writer(
             acks,
             task,
             durability,
+            mark,
         });
         if closing {
             break;
@@ -292,7 +335,7 @@ async fn writer(
     }
     if let Some(mut f) = in_flight.take() {
         let done = (&mut f.task).await;
-        finish(f, done, &committed, &mut unsynced);
+        finish(f, done, &committed, &mut unsynced, &written);
     }
     if unsynced.since.is_some() {
         let _ = synced(store.as_ref()).await;
@@ -356,6 +399,7 @@ fn finish(
     done: Result<(Vec<Write>, Committed), tokio::task::JoinError>,
     committed: &broadcast::Sender<Arc<Vec<Write>>>,
     unsynced: &mut Unsynced,
+    written: &AtomicU64,
 ) {
     let (batch, outcome) = match done {
         Ok(c) => c,
@@ -366,6 +410,7 @@ fn finish(
             return;
         }
     };
+    written.fetch_max(flight.mark, Ordering::Release);
     if !batch.is_empty() {
         unsynced.batches.push(Arc::new(batch));
     }

@@ -23,7 +23,7 @@ CREATE TABLE jobs (
     exit_code   INTEGER,
     started_at  BIGINT,
     finished_at BIGINT,
-    not_before  BIGINT, retries_used INTEGER NOT NULL DEFAULT 0, lost_reruns INTEGER NOT NULL DEFAULT 0,
+    not_before  BIGINT, retries_used INTEGER NOT NULL DEFAULT 0, lost_reruns INTEGER NOT NULL DEFAULT 0, claimed INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, idx)
 );
 CREATE TABLE locks (

@@ -119,6 +119,7 @@ pub(crate) type JobRow<'a> = (
     Option<i64>,
     u32,
     u32,
+    u8,
 );
 
 pub(crate) fn job_row<'a>(run_id: &'a str, j: &'a JobRecord) -> JobRow<'a> {
@@ -134,6 +135,7 @@ pub(crate) fn job_row<'a>(run_id: &'a str, j: &'a JobRecord) -> JobRow<'a> {
         j.not_before_ms,
         j.retries_used,
         j.lost_reruns,
+        u8::from(j.claimed),
     )
 }
 

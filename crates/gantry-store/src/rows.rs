@@ -92,6 +92,7 @@ pub(crate) fn job_from_row(row: &impl Cols) -> Result<(String, JobRecord), Store
             not_before_ms: row.opt_int("not_before")?,
             retries_used: row.int("retries_used")? as u32,
             lost_reruns: row.int("lost_reruns")? as u32,
+            claimed: row.int("claimed")? != 0,
         },
     ))
 }

@@ -488,6 +488,7 @@ both!(async fn every_job_and_audit_field_round_trips_in_large_batches(backend) {
             not_before_ms: (i % 7 == 0).then_some(42),
             retries_used: i as u32 % 4,
             lost_reruns: i as u32 % 2,
+            claimed: i % 3 == 1,
         };
         writes.push(Write::UpdateJob {
             run_id: "01J".into(),

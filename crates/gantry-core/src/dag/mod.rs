@@ -25,6 +25,11 @@ pub struct JobState {
     pub retries_used: u32,
     /// Lost attempts run again for free since then (at most one).
     pub lost_reruns: u32,
+    /// The queued attempt was claimed: recorded, ahead of a free slot, as one that may start
+    /// the moment a slot frees, so that its start need not wait for a commit. After a crash a
+    /// claimed attempt counts as lost (it may have started). Only jobs that allow a lost
+    /// attempt to run again (`rerun_lost`) are claimed.
+    pub claimed: bool,
 }
 
 impl JobState {
@@ -38,6 +43,7 @@ impl JobState {
             finished_at_ms: None,
             retries_used: 0,
             lost_reruns: 0,
+            claimed: false,
         }
     }
 }
@@ -69,6 +75,9 @@ pub enum Action {
     Queue { job: usize },
     /// `queued → running`: hand the job to its executor now.
     Dispatch { job: usize },
+    /// A due queued job left for lack of a free slot is claimed: it stays queued, recorded as
+    /// the attempt that goes when a slot frees (see [`JobState::claimed`]).
+    Claim { job: usize },
     /// `pending/queued → cancelled` because the run is being cancelled.
     Cancel { job: usize },
     /// Stop a running job because the run is being cancelled; its result comes back `cancelled`.
@@ -106,33 +115,62 @@ pub struct Plan {
     pub starved: bool,
 }
 
+/// The slots a step may fill: `free` ones to dispatch into now, and how many more queued
+/// attempts it may claim for the slots that free next (`ahead`: the claims allowed less those
+/// held; dispatching a claimed attempt gives its claim back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Slots {
+    pub free: usize,
+    pub ahead: usize,
+}
+
+impl Slots {
+    /// `free` slots to dispatch into, and no claims.
+    pub fn free(free: usize) -> Slots {
+        Slots { free, ahead: 0 }
+    }
+
+    /// Whether a queued job visited now can be dispatched or claimed.
+    fn any(&self) -> bool {
+        self.free > 0 || self.ahead > 0
+    }
+}
+
 impl Plan {
     /// A queued job the step comes to: it waits for its retry time (the plan wakes for the
     /// earliest), or goes if a slot is free (the run starts with its first dispatch), or is left
-    /// for lack of one. True if it was dispatched.
+    /// for lack of one, and then claimed if it may be and the step may claim more. True if it
+    /// was dispatched.
     fn visit_queued(
         &mut self,
         job: usize,
-        not_before_ms: Option<i64>,
+        state: &JobState,
+        claimable: bool,
         now_ms: i64,
-        slots: &mut usize,
+        slots: &mut Slots,
         run: RunStatus,
     ) -> bool {
-        match not_before_ms {
+        match state.not_before_ms {
             Some(t) if t > now_ms => {
                 self.wake_at_ms = Some(self.wake_at_ms.map_or(t, |w| w.min(t)));
                 false
             }
-            _ if *slots > 0 => {
+            _ if slots.free > 0 => {
                 if run == RunStatus::Queued && !self.actions.contains(&Action::StartRun) {
                     self.actions.push(Action::StartRun);
                 }
                 self.actions.push(Action::Dispatch { job });
-                *slots -= 1;
+                slots.free -= 1;
+                // Its claim, if it had one, may go to another job.
+                slots.ahead += usize::from(state.claimed);
                 true
             }
             _ => {
                 self.starved = true;
+                if slots.ahead > 0 && claimable && !state.claimed {
+                    self.actions.push(Action::Claim { job });
+                    slots.ahead -= 1;
+                }
                 false
             }
         }
@@ -152,6 +190,10 @@ pub enum Transition {
         to: JobStatus,
         attempt: u32,
         note: Option<String>,
+    },
+    /// A queued attempt was claimed (no change of status: persisted, not audited).
+    Claimed {
+        job: usize,
     },
 }
 
@@ -201,7 +243,7 @@ pub fn step(
     ctx: &RunContext,
     run: &RunState,
     now_ms: i64,
-    free_slots: usize,
+    slots: Slots,
 ) -> Plan {
     let mut plan = Plan {
         actions: Vec::new(),
@@ -232,7 +274,7 @@ pub fn step(
         // once (dispatch goes in topological order, as it would in a pass of its own).
         // `failed_upstream[j]`: something failed at or above j (a skip passes failure on).
         let mut failed_upstream = vec![false; status.len()];
-        let mut slots = free_slots;
+        let mut slots = slots;
         for &j in &graph.topo {
             let needs = &graph.needs[j];
             let ready =
@@ -261,7 +303,14 @@ pub fn step(
                 }
             }
             if status[j] == JobStatus::Queued
-                && plan.visit_queued(j, run.jobs[j].not_before_ms, now_ms, &mut slots, run.status)
+                && plan.visit_queued(
+                    j,
+                    &run.jobs[j],
+                    spec.jobs[j].rerun_lost,
+                    now_ms,
+                    &mut slots,
+                    run.status,
+                )
             {
                 status[j] = JobStatus::Running;
             }
@@ -329,6 +378,8 @@ impl RunState {
         let from = j.status;
         debug_assert!(from.can_become(to), "illegal job transition {from} -> {to}");
         j.status = to;
+        // A claim holds only while its attempt waits, queued, for a slot.
+        j.claimed &= to == JobStatus::Queued;
         Transition::Job {
             job,
             from,
@@ -369,6 +420,10 @@ impl RunState {
                 self.jobs[job].finished_at_ms = Some(now_ms);
                 Some(self.set_job(job, JobStatus::Cancelled, Some("run cancelled".into())))
             }
+            Action::Claim { job } => {
+                self.jobs[job].claimed = true;
+                Some(Transition::Claimed { job })
+            }
             Action::Kill { .. } => None,
             Action::FinishRun { status } => {
                 self.finished_at_ms = Some(now_ms);
@@ -382,7 +437,7 @@ impl RunState {
     /// A failure with retries left goes back to `queued` with a backoff. A lost attempt (its
     /// server stopped while it ran) goes back to `queued` at once, once, without counting
     /// against the retries, unless the job says `rerun_lost: false`; lost again, it is a
-    /// failure like any other.
+    /// failure like any other. A claimed attempt (still queued) can only be lost.
     pub fn on_result(
         &mut self,
         job: usize,
@@ -392,7 +447,8 @@ impl RunState {
         now_ms: i64,
     ) -> Option<Transition> {
         let j = &self.jobs[job];
-        if j.status != JobStatus::Running || j.attempt != attempt {
+        let claim_lost = outcome == Outcome::Lost && j.status == JobStatus::Queued && j.claimed;
+        if (j.status != JobStatus::Running && !claim_lost) || j.attempt != attempt {
             return None;
         }
         if outcome == Outcome::Lost
@@ -461,6 +517,7 @@ impl RunState {
         j.finished_at_ms = Some(now_ms);
         j.attempt += 1;
         j.not_before_ms = Some(not_before_ms);
+        j.claimed = false;
         let from = j.status;
         j.status = JobStatus::Queued;
         Transition::Job {
@@ -502,6 +559,7 @@ impl RunState {
                 j.finished_at_ms = None;
                 j.retries_used = 0;
                 j.lost_reruns = 0;
+                j.claimed = false;
                 out.push(self.set_job(i, JobStatus::Pending, Some("re-run".into())));
             }
         }

@@ -9,7 +9,7 @@
 //! decides the ready jobs and dispatches the queued ones in topological order, exactly as
 //! `step` would: a property test runs both side by side on random runs and compares every plan.
 
-use super::{Action, Plan, RunState, step};
+use super::{Action, Plan, RunState, Slots, step};
 use crate::spec::{JobGraph, RunContext, RunSpec};
 use crate::status::{JobStatus, RunStatus};
 use std::collections::BTreeSet;
@@ -151,12 +151,12 @@ impl Stepper {
         ctx: &RunContext,
         run: &RunState,
         now_ms: i64,
-        free_slots: usize,
+        slots: Slots,
     ) -> Plan {
         if run.status.is_terminal() || run.cancel_requested {
             // Nothing moves forward in either; the next step of a re-run starts over.
             self.stale = true;
-            return step(spec, graph, ctx, run, now_ms, free_slots);
+            return step(spec, graph, ctx, run, now_ms, slots);
         }
         if self.stale || !self.take_in_results(graph, run) {
             let starts_over = self.starts_over + 1;
@@ -168,16 +168,17 @@ impl Stepper {
             wake_at_ms: None,
             starved: false,
         };
-        let mut slots = free_slots;
+        let mut slots = slots;
         let mut cursor = 0;
-        // Where the slots ran out: queued jobs from there on are summed up, not visited.
+        // Where the slots (and claims) ran out: queued jobs from there on are summed up, not
+        // visited.
         let mut out_of_slots_at = None;
         loop {
-            if slots == 0 && out_of_slots_at.is_none() {
+            if !slots.any() && out_of_slots_at.is_none() {
                 out_of_slots_at = Some(cursor);
             }
             let next_ready = self.ready.range(cursor..).next().copied();
-            let next_queued = if slots > 0 {
+            let next_queued = if slots.any() {
                 let a = self.queued.range(cursor..).next().copied();
                 let b = self.backing_off.range(cursor..).next().copied();
                 a.into_iter().chain(b).min()
@@ -193,7 +194,14 @@ impl Stepper {
                 self.decide(spec, graph, ctx, run, j, &mut plan);
             }
             if self.status[j] == JobStatus::Queued
-                && plan.visit_queued(j, run.jobs[j].not_before_ms, now_ms, &mut slots, run.status)
+                && plan.visit_queued(
+                    j,
+                    &run.jobs[j],
+                    spec.jobs[j].rerun_lost,
+                    now_ms,
+                    &mut slots,
+                    run.status,
+                )
             {
                 self.queued.remove(&p);
                 self.backing_off.remove(&p);
@@ -208,7 +216,8 @@ impl Stepper {
             }
             for &p in self.backing_off.range(from..) {
                 let j = graph.topo[p];
-                plan.visit_queued(j, run.jobs[j].not_before_ms, now_ms, &mut 0, run.status);
+                let none = &mut Slots::default();
+                plan.visit_queued(j, &run.jobs[j], false, now_ms, none, run.status);
             }
         }
         if self.unended == 0 {

@@ -12,6 +12,10 @@ struct Case {
     /// Outcome of each attempt (true = success); retries = len - 1.
     attempts: Vec<Vec<bool>>,
     max_parallel: usize,
+    /// How many queued attempts may be claimed ahead of free slots.
+    ahead: usize,
+    /// Each job's `rerun_lost` (only such jobs are claimed).
+    rerun_lost: Vec<bool>,
     /// Picks which running job finishes next.
     picks: Vec<usize>,
 }
@@ -29,23 +33,37 @@ fn case() -> impl Strategy<Value = Case> {
             let push = prop::collection::vec(prop::bool::weighted(0.15), n);
             let attempts =
                 prop::collection::vec(prop::collection::vec(prop::bool::weighted(0.7), 1..=3), n);
+            let rerun_lost = prop::collection::vec(prop::bool::weighted(0.8), n);
             (
                 needs,
                 cond,
                 push,
                 attempts,
-                1usize..=3,
+                (1usize..=3, 0usize..=3),
+                rerun_lost,
                 prop::collection::vec(0usize..100, 64),
             )
         })
         .prop_map(
-            |(needs, status_cond, on_push_only, attempts, max_parallel, picks)| Case {
+            |(
                 needs,
                 status_cond,
                 on_push_only,
                 attempts,
-                max_parallel,
+                (max_parallel, ahead),
+                rerun_lost,
                 picks,
+            )| {
+                Case {
+                    needs,
+                    status_cond,
+                    on_push_only,
+                    attempts,
+                    max_parallel,
+                    ahead,
+                    rerun_lost,
+                    picks,
+                }
             },
         )
 }
@@ -73,7 +91,7 @@ fn spec_of(c: &Case) -> RunSpec {
             timeout_ms: 1000,
             retries: (c.attempts[j].len() - 1) as u32,
             retry_backoff_ms: 10,
-            rerun_lost: true,
+            rerun_lost: c.rerun_lost[j],
             env: Default::default(),
             secrets: vec![],
             image: None,
@@ -136,6 +154,8 @@ struct Sim {
     history: Vec<Transition>,
     /// Stepped side by side with `step`: every plan must be the same.
     stepper: Stepper,
+    /// Claims allowed ahead of free slots, in all.
+    ahead: usize,
 }
 
 impl Sim {
@@ -154,6 +174,19 @@ impl Sim {
             run,
             now: 0,
             history: vec![],
+            ahead: c.ahead,
+        }
+    }
+
+    fn claimed(&self) -> usize {
+        self.run.jobs.iter().filter(|j| j.claimed).count()
+    }
+
+    /// The slots a step may fill: the free ones, and the claims not held yet.
+    fn slots(&self, max_parallel: usize) -> Slots {
+        Slots {
+            free: max_parallel - self.running().len(),
+            ahead: self.ahead.saturating_sub(self.claimed()),
         }
     }
 
@@ -165,14 +198,14 @@ impl Sim {
 
     /// One step, applied, with invariant checks; then the step must be a no-op.
     fn step(&mut self, max_parallel: usize) -> Plan {
-        let free = max_parallel - self.running().len();
+        let slots = self.slots(max_parallel);
         let plan = step(
             &self.spec,
             &self.graph,
             &self.ctx,
             &self.run,
             self.now,
-            free,
+            slots,
         );
         let kept = self.stepper.step(
             &self.spec,
@@ -180,7 +213,7 @@ impl Sim {
             &self.ctx,
             &self.run,
             self.now,
-            free,
+            slots,
         );
         assert_eq!(kept, plan, "the stepper's plan differs from the step's");
         for &a in &plan.actions {
@@ -192,6 +225,22 @@ impl Sim {
                     );
                 }
             }
+            if let Action::Claim { job } = a {
+                let j = &self.run.jobs[job];
+                assert!(
+                    j.status == JobStatus::Queued && !j.claimed,
+                    "j{job} claimed as {}",
+                    j.status
+                );
+                assert!(
+                    j.not_before_ms.is_none_or(|t| t <= self.now),
+                    "j{job} claimed early"
+                );
+                assert!(
+                    self.spec.jobs[job].rerun_lost,
+                    "j{job} says rerun_lost: false"
+                );
+            }
             if let Some(t) = self.run.apply(a, self.now) {
                 self.history.push(t);
             }
@@ -200,6 +249,14 @@ impl Sim {
             self.running().len() <= max_parallel,
             "more than {max_parallel} running"
         );
+        assert!(self.claimed() <= self.ahead, "more claims than allowed");
+        assert!(
+            self.run
+                .jobs
+                .iter()
+                .all(|j| !j.claimed || j.status == JobStatus::Queued),
+            "a claim outlived its queued attempt"
+        );
         let due_left = self.run.jobs.iter().any(|j| {
             j.status == JobStatus::Queued && j.not_before_ms.is_none_or(|t| t <= self.now)
         });
@@ -207,10 +264,26 @@ impl Sim {
             plan.starved, due_left,
             "starved must say whether due jobs were left for lack of a slot"
         );
-        let again = step(&self.spec, &self.graph, &self.ctx, &self.run, self.now, 0);
-        let kept = self
-            .stepper
-            .step(&self.spec, &self.graph, &self.ctx, &self.run, self.now, 0);
+        let none = Slots {
+            free: 0,
+            ahead: self.ahead.saturating_sub(self.claimed()),
+        };
+        let again = step(
+            &self.spec,
+            &self.graph,
+            &self.ctx,
+            &self.run,
+            self.now,
+            none,
+        );
+        let kept = self.stepper.step(
+            &self.spec,
+            &self.graph,
+            &self.ctx,
+            &self.run,
+            self.now,
+            none,
+        );
         assert_eq!(kept, again, "the stepper's plan differs from the step's");
         assert!(
             again
@@ -327,6 +400,8 @@ fn chain(conds: &[(bool, bool)]) -> Case {
         on_push_only: vec![false; n],
         attempts: vec![vec![true]; n],
         max_parallel: 2,
+        ahead: 2,
+        rerun_lost: vec![true; n],
         picks: vec![0],
     }
 }
@@ -541,4 +616,80 @@ fn a_rerun_starts_the_retry_count_over() {
     end(&mut run, Outcome::Failed { exit_code: Some(1) }, policy, 5);
     assert_eq!(run.jobs[0].status, JobStatus::Running);
     assert_eq!(run.jobs[0].attempt, 4);
+}
+
+#[test]
+fn a_claimed_attempt_can_only_be_lost_and_then_runs_again_once() {
+    let policy = RetryPolicy {
+        retries: 0,
+        backoff_ms: 10,
+        rerun_lost: true,
+    };
+    let mut run = RunState::new(1);
+    run.apply(Action::StartRun, 0);
+    run.apply(Action::Queue { job: 0 }, 0);
+    assert_eq!(
+        run.apply(Action::Claim { job: 0 }, 0),
+        Some(Transition::Claimed { job: 0 })
+    );
+    assert!(run.jobs[0].claimed);
+    // Nothing but a loss ends a claimed attempt: it has not been seen running.
+    assert!(run.on_result(0, 1, Outcome::Succeeded, policy, 1).is_none());
+    // Lost (the server stopped; it may have started): attempt 2, queued, unclaimed.
+    let t = run.on_result(0, 1, Outcome::Lost, policy, 2).unwrap();
+    assert!(matches!(
+        t,
+        Transition::Job {
+            from: JobStatus::Queued,
+            to: JobStatus::Queued,
+            ..
+        }
+    ));
+    assert_eq!(run.jobs[0].attempt, 2);
+    assert!(!run.jobs[0].claimed);
+    // Claimed and lost again: the free re-run is used, so it fails from queued, saying why.
+    run.apply(Action::Claim { job: 0 }, 3);
+    let t = run.on_result(0, 2, Outcome::Lost, policy, 4).unwrap();
+    let Transition::Job { from, to, note, .. } = &t else {
+        panic!("{t:?}")
+    };
+    assert_eq!((*from, *to), (JobStatus::Queued, JobStatus::Failed));
+    assert_eq!(note.as_deref(), Some(LOST));
+    assert!(!run.jobs[0].claimed);
+}
+
+#[test]
+fn a_dispatch_ends_the_claim_and_claims_go_only_to_due_jobs_that_may_rerun() {
+    let c = Case {
+        needs: vec![vec![], vec![], vec![], vec![]],
+        status_cond: vec![(true, false); 4],
+        on_push_only: vec![false; 4],
+        attempts: vec![vec![true]; 4],
+        max_parallel: 1,
+        ahead: 2,
+        rerun_lost: vec![true, false, true, true],
+        picks: vec![0],
+    };
+    let mut sim = Sim::new(&c);
+    let plan = sim.step(1);
+    // j0 goes; j1 may not be claimed (a lost attempt of it must not run again), j2 and j3 are.
+    assert!(plan.actions.contains(&Action::Dispatch { job: 0 }));
+    assert!(plan.actions.contains(&Action::Claim { job: 2 }));
+    assert!(plan.actions.contains(&Action::Claim { job: 3 }));
+    assert!(!plan.actions.contains(&Action::Claim { job: 1 }));
+    sim.finish(0, true);
+    let plan = sim.step(1);
+    // In topological order j1 goes first; the claims stay, and no more are made.
+    assert!(plan.actions.contains(&Action::Dispatch { job: 1 }));
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Claim { .. }))
+    );
+    sim.finish(1, true);
+    sim.step(1);
+    assert_eq!(sim.run.jobs[2].status, JobStatus::Running);
+    assert!(!sim.run.jobs[2].claimed);
+    assert!(sim.run.jobs[3].claimed);
 }

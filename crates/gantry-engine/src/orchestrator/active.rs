@@ -19,6 +19,9 @@ pub(crate) struct ActiveRun {
     pub stepper: Stepper,
     /// Cancel switches of running attempts, by job index.
     pub cancels: HashMap<usize, watch::Sender<bool>>,
+    /// Claimed attempts, by job index: the journal mark of the batch that records the claim
+    /// (0 for claims read from the store, written already). See `Actor::step_dirty`.
+    pub claims: HashMap<usize, u64>,
     /// The last step left queued jobs waiting for a free slot.
     pub starved: bool,
     pub wake_at_ms: Option<i64>,
@@ -39,6 +42,7 @@ impl ActiveRun {
                 finished_at_ms: j.finished_at_ms,
                 retries_used: j.retries_used,
                 lost_reruns: j.lost_reruns,
+                claimed: j.claimed,
             })
             .collect();
         let state = RunState {
@@ -48,6 +52,10 @@ impl ActiveRun {
             started_at_ms: rec.started_at_ms,
             finished_at_ms: rec.finished_at_ms,
         };
+        let claims = (state.jobs.iter().enumerate())
+            .filter(|(_, j)| j.claimed)
+            .map(|(i, _)| (i, 0))
+            .collect();
         ActiveRun {
             id: rec.id.clone(),
             name: rec.name.clone(),
@@ -57,6 +65,7 @@ impl ActiveRun {
             state,
             spec: rec.spec.clone(),
             cancels: HashMap::new(),
+            claims,
             starved: false,
             wake_at_ms: None,
         }
@@ -75,6 +84,7 @@ impl ActiveRun {
             not_before_ms: j.not_before_ms,
             retries_used: j.retries_used,
             lost_reruns: j.lost_reruns,
+            claimed: j.claimed,
         }
     }
 
@@ -105,6 +115,11 @@ impl ActiveRun {
                     note: None,
                 }));
             }
+            // A claim is the engine's own bookkeeping: stored, not audited.
+            Transition::Claimed { job } => out.push(Write::UpdateJob {
+                run_id: self.id.clone(),
+                job: self.job_record(*job),
+            }),
             Transition::Job {
                 job,
                 from,

@@ -12,6 +12,7 @@ mod active;
 mod prepare;
 mod recovery;
 mod start;
+mod step;
 mod submit;
 mod takeover;
 
@@ -20,17 +21,16 @@ pub use prepare::{ForkJobs, Preparation};
 use crate::journal::Journal;
 use crate::layout::Layout;
 use crate::logs::Logs;
-use crate::ports::{CancelSignal, Clock, Executor, RunRecord, Store, StoreError, Write};
+use crate::ports::{Clock, Executor, RunRecord, Store, StoreError, Write};
 use active::ActiveRun;
-use gantry_core::dag::{Action, Outcome, RetryPolicy};
+use gantry_core::dag::{Outcome, RetryPolicy};
 use gantry_core::spec::ExecutorKind;
-use start::{Start, launch_for};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{info, info_span, warn};
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -188,6 +188,7 @@ impl Engine {
             dirty: Vec::new(),
             results: Vec::new(),
             keeping: Arc::default(),
+            last_mark: 0,
         };
         if config.recover {
             actor.recover().await?;
@@ -354,6 +355,8 @@ struct Actor {
     /// a burst of results costs one journal entry).
     results: Vec<Write>,
     keeping: Arc<takeover::LeaseKeeping>,
+    /// The last journal mark given to a batch that claims attempts (`step.rs`).
+    last_mark: u64,
 }
 
 impl Actor {
@@ -591,105 +594,5 @@ impl Actor {
         // Step everything: a run can only be stuck if something above has a bug, and a step of a
         // healthy run changes nothing.
         self.dirty.extend(self.runs.keys().cloned());
-    }
-
-    fn step_dirty(&mut self) {
-        if self.dirty.is_empty() {
-            self.append(Vec::new());
-            return;
-        }
-        let mut ids = std::mem::take(&mut self.dirty);
-        ids.sort();
-        ids.dedup();
-        let now = self.clock.now_ms();
-        let mut writes = Vec::new();
-        let mut finished = Vec::new();
-        let mut starts = Vec::new();
-        for id in ids {
-            let Some(run) = self.runs.get_mut(&id) else {
-                continue;
-            };
-            let free = self.config.max_parallel.saturating_sub(self.running);
-            let plan =
-                run.stepper
-                    .step(&run.spec, run.spec.graph(), &run.ctx, &run.state, now, free);
-            run.wake_at_ms = plan.wake_at_ms;
-            run.starved = plan.starved;
-            for action in plan.actions {
-                match action {
-                    Action::Kill { job } => {
-                        if let Some(c) = run.cancels.get(&job) {
-                            let _ = c.send(true);
-                        }
-                    }
-                    Action::Dispatch { job } => {
-                        if let Some(t) = run.state.apply(action, now) {
-                            run.writes_for(&t, now, &mut writes);
-                        }
-                        self.running += 1;
-                        let (cancel_tx, cancel_rx) = watch::channel(false);
-                        run.cancels.insert(job, cancel_tx);
-                        starts.push(Start {
-                            span: info_span!("job", trace_id = %run.trace_id, run_id = %run.id, job = %run.spec.jobs[job].name),
-                            launch: launch_for(&self.layout, &self.logs, run, job),
-                            executor: self.executors.get(&run.spec.jobs[job].executor).cloned(),
-                            spec: run.spec.clone(),
-                            ctx: run.ctx.clone(),
-                            job,
-                            cancel: CancelSignal(cancel_rx),
-                        });
-                    }
-                    Action::FinishRun { status } => {
-                        if let Some(t) = run.state.apply(action, now) {
-                            run.writes_for(&t, now, &mut writes);
-                        }
-                        writes.push(Write::ReleaseLease {
-                            name: format!("run:{id}"),
-                            holder: self.config.owner.clone(),
-                        });
-                        info!(run_id = %id, trace_id = %run.trace_id, %status, "run finished");
-                        finished.push(id.clone());
-                    }
-                    other => {
-                        if let Some(t) = run.state.apply(other, now) {
-                            run.writes_for(&t, now, &mut writes);
-                        }
-                    }
-                }
-            }
-        }
-        for id in finished {
-            self.runs.remove(&id);
-            self.logs.release(&id);
-        }
-        if starts.is_empty() {
-            self.append(writes);
-            return;
-        }
-        // Write-ahead: an attempt's process starts only once the batch that records it as
-        // running is committed, and with it everything appended before (the run itself, the
-        // results its needs ended with, its own earlier attempts). After a crash of this
-        // process the record then never says less than what ran. (Nobody outside is told, so
-        // the batch need only reach the operating system; the next synced commit syncs it.)
-        let all = self.after_results(writes);
-        let durable = self.journal.append_written(all);
-        let (preparation, tx) = (self.preparation.clone(), self.tx.clone());
-        tokio::spawn(async move {
-            if let Err(e) = durable.wait().await {
-                // The journal has stopped: the engine is going down, and recovery will find
-                // these attempts recorded as running and never started.
-                warn!(cause = %e, "attempts not started: their dispatch is not durable");
-                return;
-            }
-            // The last one runs on this task; the others on tasks of their own.
-            let mut starts = starts;
-            let last = starts.pop();
-            for start in starts {
-                tokio::spawn(start.run(preparation.clone(), tx.clone()));
-            }
-            if let Some(start) = last {
-                start.run(preparation, tx).await;
-            }
-        });
     }
 }

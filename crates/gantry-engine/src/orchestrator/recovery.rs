@@ -1,7 +1,7 @@
 //! Recovery at start-up: stop attempts orphaned by a crash, take the lease of each unfinished
-//! run, record its running attempts as lost (each job's first lost attempt runs again without
-//! counting against its retries, unless it says `rerun_lost: false`), and queue every such run
-//! for a step. [`Actor::take_over`] is the same for one run, also used when a run is adopted
+//! run, record its running attempts as lost, and its claimed ones (they may have started; see
+//! `step.rs`) — each job's first lost attempt runs again without counting against its retries,
+//! unless it says `rerun_lost: false` — and queue every such run for a step. [`Actor::take_over`] is the same for one run, also used when a run is adopted
 //! from another server (`takeover.rs`).
 
 use super::active::ActiveRun;
@@ -51,8 +51,8 @@ impl Actor {
     }
 
     /// Makes a run whose lease this server now holds one of its active runs: its attempts
-    /// recorded as running (on a server that stopped) are lost, and each job's first lost
-    /// attempt runs again; the run is noted as adopted, with `why`, and stepped.
+    /// recorded as running or claimed (on a server that stopped) are lost, and each job's first
+    /// lost attempt runs again; the run is noted as adopted, with `why`, and stepped.
     pub(super) fn take_over(
         &mut self,
         record: &crate::ports::RunRecord,
@@ -63,15 +63,17 @@ impl Actor {
         let mut run = ActiveRun::from_record(record);
         for i in 0..run.state.jobs.len() {
             let j = &run.state.jobs[i];
-            if j.status != JobStatus::Running {
-                continue;
-            }
+            let was = match j.status {
+                JobStatus::Running => "was running",
+                JobStatus::Queued if j.claimed => "was about to start (it may have)",
+                _ => continue,
+            };
             let attempt = j.attempt;
             let policy = RetryPolicy::of(&run.spec.jobs[i]);
             writes.push(run.note(
                 Some(i),
                 "lost",
-                format!("attempt {attempt} was running when its server stopped"),
+                format!("attempt {attempt} {was} when its server stopped"),
                 now,
             ));
             if let Some(t) = run.state.on_result(i, attempt, Outcome::Lost, policy, now) {

@@ -95,6 +95,9 @@ pub struct JobRecord {
     pub retries_used: u32,
     /// Lost attempts run again for free since then.
     pub lost_reruns: u32,
+    /// The queued attempt is claimed: it may start the moment a slot frees, and counts as
+    /// lost after a crash (`gantry_core::dag::JobState::claimed`).
+    pub claimed: bool,
 }
 
 impl JobRecord {
@@ -111,6 +114,7 @@ impl JobRecord {
             not_before_ms: None,
             retries_used: 0,
             lost_reruns: 0,
+            claimed: false,
         }
     }
 }

@@ -24,9 +24,9 @@ type Blobbed = HashMap<String, BlobRef>;
 macro_rules! insert_jobs {
     () => {
         "INSERT INTO jobs (run_id, idx, name, status, attempt, exit_code, started_at, finished_at, not_before,
-                           retries_used, lost_reruns)
+                           retries_used, lost_reruns, claimed)
          SELECT v->>0, (v->>1)::bigint, v->>2, v->>3, (v->>4)::bigint, (v->>5)::bigint, (v->>6)::bigint,
-                (v->>7)::bigint, (v->>8)::bigint, (v->>9)::bigint, (v->>10)::bigint
+                (v->>7)::bigint, (v->>8)::bigint, (v->>9)::bigint, (v->>10)::bigint, (v->>11)::bigint
          FROM jsonb_array_elements($1::jsonb) AS v"
     };
 }
@@ -37,7 +37,8 @@ const UPSERT_JOBS: &str = concat!(
     " ON CONFLICT (run_id, idx) DO UPDATE SET status = excluded.status, attempt = excluded.attempt,
        exit_code = excluded.exit_code, started_at = excluded.started_at,
        finished_at = excluded.finished_at, not_before = excluded.not_before,
-       retries_used = excluded.retries_used, lost_reruns = excluded.lost_reruns"
+       retries_used = excluded.retries_used, lost_reruns = excluded.lost_reruns,
+       claimed = excluded.claimed"
 );
 
 /// The advisory lock that hands out audit seqs (an arbitrary key: "gantry audit").

@@ -21,9 +21,9 @@ use std::collections::HashMap;
 macro_rules! insert_jobs {
     () => {
         "INSERT INTO jobs (run_id, idx, name, status, attempt, exit_code, started_at, finished_at, not_before,
-                           retries_used, lost_reruns)
+                           retries_used, lost_reruns, claimed)
          SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8,
-                value->>9, value->>10
+                value->>9, value->>10, value->>11
          FROM jsonb_each(?)"
     };
 }
@@ -38,7 +38,8 @@ macro_rules! upsert_jobs {
          ON CONFLICT (run_id, idx) DO UPDATE SET status = excluded.status, attempt = excluded.attempt,
            exit_code = excluded.exit_code, started_at = excluded.started_at,
            finished_at = excluded.finished_at, not_before = excluded.not_before,
-           retries_used = excluded.retries_used, lost_reruns = excluded.lost_reruns"
+           retries_used = excluded.retries_used, lost_reruns = excluded.lost_reruns,
+           claimed = excluded.claimed"
         )
     };
 }
