@@ -191,6 +191,8 @@ fn run_to_end(spec: &RunSpec, ctx: &RunContext, seed: &[u8]) {
                     "a claimed attempt's loss was ignored"
                 );
             }
+            // As the engine adopts a run after a crash: a stepper made from the state.
+            stepper = Stepper::new(graph, &run);
         }
         for job in running {
             let outcome = match next() % 8 {

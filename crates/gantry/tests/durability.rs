@@ -450,7 +450,11 @@ async fn after_kill_9_at_any_moment_the_record_never_contradicts_what_ran() {
                         (i + 1) % 4
                     )
                 };
-                y.push_str(&format!("  l{layer}_{i}: {{{needs}run: ['{cmd}']}}\n"));
+                // Retries: a job running at both crashes below is lost twice (only the first
+                // loss is run again for free).
+                y.push_str(&format!(
+                    "  l{layer}_{i}: {{{needs}retries: 2, run: ['{cmd}']}}\n"
+                ));
             }
         }
         y
@@ -483,6 +487,22 @@ async fn after_kill_9_at_any_moment_the_record_never_contradicts_what_ran() {
             if record_covers(&run, &spec, &ran) > 0 && !run.status.is_terminal() {
                 moments_with_work += 1;
             }
+        }
+        // A second crash soon after the restart: what the adoption decided (lost attempts and
+        // claims, attempts run again) is covered by the record too.
+        let mut s = Server::start(dir.path()).await;
+        tokio::time::sleep(Duration::from_millis(delay_ms / 2)).await;
+        s.kill9().await;
+        common::wait_until(10, "the killed server's jobs are gone", || {
+            !runs_a_job(&ran)
+        })
+        .await;
+        {
+            let store = SqliteStore::open(&dir.path().join("gantry.db"))
+                .await
+                .unwrap();
+            let run = store.get_run(&run_id).await.unwrap().expect("acknowledged");
+            record_covers(&run, &spec, &ran);
         }
         // After a restart the run finishes, succeeded (a lost attempt is run again), and no
         // attempt of any job ran twice.

@@ -167,7 +167,9 @@ impl Plan {
             }
             _ => {
                 self.starved = true;
-                if slots.ahead > 0 && claimable && !state.claimed {
+                // Only an attempt whose loss would run it again for free: a claimed attempt lost to
+                // a crash may never have started.
+                if slots.ahead > 0 && claimable && state.lost_reruns == 0 && !state.claimed {
                     self.actions.push(Action::Claim { job });
                     slots.ahead -= 1;
                 }

@@ -240,6 +240,7 @@ impl Sim {
                     self.spec.jobs[job].rerun_lost,
                     "j{job} says rerun_lost: false"
                 );
+                assert_eq!(j.lost_reruns, 0, "j{job} already ran a lost attempt again");
             }
             if let Some(t) = self.run.apply(a, self.now) {
                 self.history.push(t);

@@ -20,7 +20,8 @@ pub(crate) struct ActiveRun {
     /// Cancel switches of running attempts, by job index.
     pub cancels: HashMap<usize, watch::Sender<bool>>,
     /// Claimed attempts, by job index: the journal mark of the batch that records the claim
-    /// (0 for claims read from the store, written already). See `Actor::step_dirty`.
+    /// (see `step.rs`). Empty for a run read from the store: adopting a run marks its claimed
+    /// attempts lost (`recovery.rs`).
     pub claims: HashMap<usize, u64>,
     /// The last step left queued jobs waiting for a free slot.
     pub starved: bool,
@@ -52,10 +53,6 @@ impl ActiveRun {
             started_at_ms: rec.started_at_ms,
             finished_at_ms: rec.finished_at_ms,
         };
-        let claims = (state.jobs.iter().enumerate())
-            .filter(|(_, j)| j.claimed)
-            .map(|(i, _)| (i, 0))
-            .collect();
         ActiveRun {
             id: rec.id.clone(),
             name: rec.name.clone(),
@@ -65,7 +62,7 @@ impl ActiveRun {
             state,
             spec: rec.spec.clone(),
             cancels: HashMap::new(),
-            claims,
+            claims: HashMap::new(),
             starved: false,
             wake_at_ms: None,
         }

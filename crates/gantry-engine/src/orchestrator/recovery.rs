@@ -7,7 +7,7 @@
 use super::active::ActiveRun;
 use super::{Actor, EngineError};
 use gantry_core::JobStatus;
-use gantry_core::dag::{Outcome, RetryPolicy};
+use gantry_core::dag::{Outcome, RetryPolicy, Stepper};
 use tracing::{info, warn};
 
 impl Actor {
@@ -80,6 +80,10 @@ impl Actor {
                 run.writes_for(&t, now, writes);
             }
         }
+        // Its claims ended with the losses above (queued jobs the stepper did not leave running
+        // moved): the stepper starts from the state as it is now.
+        run.claims.clear();
+        run.stepper = Stepper::new(run.spec.graph(), &run.state);
         writes.push(run.note(None, "recovered", why.into(), now));
         self.dirty.push(run.id.clone());
         self.runs.insert(run.id.clone(), run);

@@ -74,10 +74,10 @@ impl Actor {
                         claimed = true;
                     }
                     Action::Dispatch { job } => {
-                        let claim = run.claims.remove(&job);
-                        if claim.is_some() {
-                            ahead += 1;
-                        }
+                        // Its claim, if it had one, goes back to the budget (as in the step).
+                        let claimed = run.state.jobs[job].claimed;
+                        ahead += usize::from(claimed);
+                        let claim = run.claims.remove(&job).filter(|_| claimed);
                         if let Some(t) = run.state.apply(action, now) {
                             run.writes_for(&t, now, &mut writes);
                         }
