@@ -168,6 +168,27 @@ fn runs_a_job(ran: &Path) -> bool {
         .any(|l| l.contains(ran.as_ref()))
 }
 
+/// Kills the server with `kill -9`, waits until its jobs are gone (a job started before the
+/// kill may still be writing), and checks the stored run against what ran: how many attempts
+/// started, and the run.
+async fn kill_and_check(
+    mut s: Server,
+    dir: &Path,
+    run_id: &str,
+    spec: &gantry_core::spec::RunSpec,
+    ran: &Path,
+) -> (usize, RunRecord) {
+    s.kill9().await;
+    common::wait_until(10, "the killed server's jobs are gone", || !runs_a_job(ran)).await;
+    let store = SqliteStore::open(&dir.join("gantry.db")).await.unwrap();
+    let run = store
+        .get_run(run_id)
+        .await
+        .unwrap()
+        .expect("acknowledged run");
+    (record_covers(&run, spec, ran), run)
+}
+
 /// The committed record never says less than what ran: every attempt that started is recorded
 /// as dispatched (this attempt or a later one, not pending, queued or skipped), and each job
 /// recorded as dispatched has every need recorded as succeeded. Returns what it checked.
@@ -465,45 +486,19 @@ async fn after_kill_9_at_any_moment_the_record_never_contradicts_what_ran() {
         let ran = dir.path().join("ran");
         let yaml = spec_for(&ran);
         let spec = parse_spec(yaml.as_bytes(), Format::Yaml, "k", &Limits::default()).unwrap();
-        let mut s = Server::start(dir.path()).await;
+        let s = Server::start(dir.path()).await;
         let run_id = s.submit_yaml(&yaml).await;
         // The moment of the kill, what this loop varies.
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-        s.kill9().await;
-        // Jobs started before the kill may still be writing: wait until none runs.
-        common::wait_until(10, "the killed server's jobs are gone", || {
-            !runs_a_job(&ran)
-        })
-        .await;
-        {
-            let store = SqliteStore::open(&dir.path().join("gantry.db"))
-                .await
-                .unwrap();
-            let run = store
-                .get_run(&run_id)
-                .await
-                .unwrap()
-                .expect("acknowledged run");
-            if record_covers(&run, &spec, &ran) > 0 && !run.status.is_terminal() {
-                moments_with_work += 1;
-            }
+        let (seen, run) = kill_and_check(s, dir.path(), &run_id, &spec, &ran).await;
+        if seen > 0 && !run.status.is_terminal() {
+            moments_with_work += 1;
         }
         // A second crash soon after the restart: what the adoption decided (lost attempts and
         // claims, attempts run again) is covered by the record too.
-        let mut s = Server::start(dir.path()).await;
+        let s = Server::start(dir.path()).await;
         tokio::time::sleep(Duration::from_millis(delay_ms / 2)).await;
-        s.kill9().await;
-        common::wait_until(10, "the killed server's jobs are gone", || {
-            !runs_a_job(&ran)
-        })
-        .await;
-        {
-            let store = SqliteStore::open(&dir.path().join("gantry.db"))
-                .await
-                .unwrap();
-            let run = store.get_run(&run_id).await.unwrap().expect("acknowledged");
-            record_covers(&run, &spec, &ran);
-        }
+        kill_and_check(s, dir.path(), &run_id, &spec, &ran).await;
         // After a restart the run finishes, succeeded (a lost attempt is run again), and no
         // attempt of any job ran twice.
         let s = Server::start(dir.path()).await;

@@ -11,34 +11,10 @@ mod moto;
 use common::Server;
 use std::process::Command;
 
-/// Makes a bucket on the emulator's S3 (a plain unsigned request: moto routes it to S3).
-async fn make_bucket(emulator: &moto::Emulator, bucket: &str) {
-    let resp = reqwest::Client::new()
-        .put(format!("{}/{bucket}", emulator.url))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{}", resp.status());
-}
-
-/// An object's bytes on the emulator's S3, if it is there.
-async fn object(emulator: &moto::Emulator, path: &str) -> Option<Vec<u8>> {
-    let resp = reqwest::Client::new()
-        .get(format!("{}/{path}", emulator.url))
-        // Private objects: moto refuses an anonymous read, as S3 does.
-        .header("authorization", moto::fake_authorization("s3"))
-        .send()
-        .await
-        .unwrap();
-    resp.status()
-        .is_success()
-        .then_some(resp.bytes().await.unwrap().to_vec())
-}
-
 #[tokio::test]
 async fn finished_logs_go_to_s3_and_come_back_from_it() {
     let emulator = moto::Emulator::start();
-    make_bucket(&emulator, "gantry-logs").await;
+    moto::make_bucket(&emulator, "gantry-logs").await;
     let dir = tempfile::tempdir().unwrap();
     let mut env = emulator.env();
     env.push(("GANTRY_BLOB_URL".into(), "s3://gantry-logs/ci".into()));
@@ -54,7 +30,7 @@ async fn finished_logs_go_to_s3_and_come_back_from_it() {
     assert_eq!(run["status"], "succeeded", "{run}");
     let key = format!("gantry-logs/ci/logs/{id}.log");
     let archived = common::eventually(20, "the log in the bucket", async || {
-        object(&emulator, &key).await
+        moto::object(&emulator, &key).await
     })
     .await;
     let text = String::from_utf8_lossy(&archived);

@@ -16,27 +16,6 @@ use std::path::Path;
 
 const SECRET: &str = "gh-secret-for-payloads";
 
-async fn make_bucket(emulator: &moto::Emulator, bucket: &str) {
-    let resp = reqwest::Client::new()
-        .put(format!("{}/{bucket}", emulator.url))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{}", resp.status());
-}
-
-async fn object(emulator: &moto::Emulator, path: &str) -> Option<Vec<u8>> {
-    let resp = reqwest::Client::new()
-        .get(format!("{}/{path}", emulator.url))
-        .header("authorization", moto::fake_authorization("s3"))
-        .send()
-        .await
-        .unwrap();
-    resp.status()
-        .is_success()
-        .then_some(resp.bytes().await.unwrap().to_vec())
-}
-
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
         "{}/../../fixtures/github/{name}",
@@ -91,7 +70,7 @@ async fn row(data_dir: &Path, id: &str) -> (String, Option<String>, Option<i64>)
 #[tokio::test]
 async fn a_large_delivery_is_kept_in_s3_served_whole_and_matched_by_rules() {
     let emulator = moto::Emulator::start();
-    make_bucket(&emulator, "gantry-blobs").await;
+    moto::make_bucket(&emulator, "gantry-blobs").await;
     let dir = tempfile::tempdir().unwrap();
     let mut env = emulator.env();
     env.push(("GANTRY_BLOB_URL".into(), "s3://gantry-blobs/ci".into()));
@@ -113,7 +92,7 @@ async fn a_large_delivery_is_kept_in_s3_served_whole_and_matched_by_rules() {
 
     // In the bucket (before the answer: durable before acknowledged), not in the row.
     let key = format!("events/{id}.json");
-    let stored = object(&emulator, &format!("gantry-blobs/ci/{key}")).await;
+    let stored = moto::object(&emulator, &format!("gantry-blobs/ci/{key}")).await;
     assert_eq!(
         stored.as_deref(),
         Some(body.as_bytes()),
@@ -165,7 +144,7 @@ async fn a_large_delivery_is_kept_in_s3_served_whole_and_matched_by_rules() {
     let (_, at, _) = row(dir.path(), small_id).await;
     assert_eq!(at, None);
     let small_key = format!("gantry-blobs/ci/events/{small_id}.json");
-    assert!(object(&emulator, &small_key).await.is_none());
+    assert!(moto::object(&emulator, &small_key).await.is_none());
     let (_, event) = s.get(&format!("/api/v1/events/{small_id}")).await;
     assert_eq!(
         event["event"],

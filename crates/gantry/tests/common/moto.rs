@@ -348,3 +348,27 @@ impl Drop for Emulator {
         let _ = self.child.wait();
     }
 }
+
+/// Makes a bucket on the emulator's S3 (a plain unsigned request: moto routes it to S3).
+pub async fn make_bucket(emulator: &Emulator, bucket: &str) {
+    let resp = reqwest::Client::new()
+        .put(format!("{}/{bucket}", emulator.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+}
+
+/// An object's bytes on the emulator's S3, if it is there.
+pub async fn object(emulator: &Emulator, path: &str) -> Option<Vec<u8>> {
+    let resp = reqwest::Client::new()
+        .get(format!("{}/{path}", emulator.url))
+        // Private objects: moto refuses an anonymous read, as S3 does.
+        .header("authorization", fake_authorization("s3"))
+        .send()
+        .await
+        .unwrap();
+    resp.status()
+        .is_success()
+        .then_some(resp.bytes().await.unwrap().to_vec())
+}
